@@ -1,0 +1,316 @@
+"""Reverse-mode automatic differentiation: the Function base class and the backward walk.
+
+Every differentiable operation is a :class:`Function` with ``forward`` and ``backward``
+side by side, both on raw arrays (NumPy or CuPy), never on Tensors::
+
+    class Exp(Function):
+        def forward(self, x):
+            y = xp(x).exp(x)
+            self.save(y)            # d exp(x)/dx = exp(x): keep the output
+            return y
+
+        def backward(self, gy):
+            (y,) = self.saved
+            return gy * y
+
+``Exp().apply(t)`` runs ``forward`` on ``t.data`` and, while gradients are recorded
+(see :class:`no_grad`) and some input requires them, links the output tensor to the
+function and the function to its inputs. :func:`backward` later visits the functions
+from the output back to the leaves, so that each one runs only after every
+gradient flowing into its outputs has been summed (reverse topological order).
+"""
+from __future__ import annotations
+
+import numbers
+from heapq import heappop, heappush
+
+import numpy
+
+from . import backend
+from .tensor import Tensor
+
+_grad_enabled = True
+
+
+def is_grad_enabled() -> bool:
+    """True unless inside :class:`no_grad`."""
+    return _grad_enabled
+
+
+class _GradMode:
+    __slots__ = ("_prev",)
+    _mode = True
+
+    def __enter__(self):
+        global _grad_enabled
+        self._prev = _grad_enabled
+        _grad_enabled = self._mode
+
+    def __exit__(self, *exc):
+        global _grad_enabled
+        _grad_enabled = self._prev
+        return False
+
+    def __call__(self, fn):
+        mode = type(self)
+
+        def wrapped(*args, **kwargs):
+            with mode():
+                return fn(*args, **kwargs)
+
+        wrapped.__name__ = getattr(fn, "__name__", "wrapped")
+        wrapped.__doc__ = getattr(fn, "__doc__", None)
+        return wrapped
+
+
+class no_grad(_GradMode):
+    """Context manager (and decorator) inside which no graph is recorded.
+
+    Example:
+        >>> with fl.no_grad():
+        ...     z = x * 2          # z.requires_grad is False
+    """
+
+    __slots__ = ()
+    _mode = False
+
+
+class enable_grad(_GradMode):
+    """Context manager (and decorator) that turns recording back on inside ``no_grad``."""
+
+    __slots__ = ()
+    _mode = True
+
+
+def _convert_plain(inputs, arrays):
+    """Turn the numbers, lists and foreign-device arrays among an op's inputs into arrays.
+
+    Python numbers take the kind of the first Tensor input (``x * 2`` stays float32, as in
+    PyTorch); arrays from the other device are moved to the Tensors' device.
+    """
+    ref = next((x.data for x in inputs if isinstance(x, Tensor)), None)
+    if ref is None:
+        ref = next((a for a in arrays if hasattr(a, "dtype") and hasattr(a, "shape")), None)
+    device = backend.device_of(ref) if ref is not None else backend.get_device()
+    for i, a in enumerate(arrays):
+        if isinstance(inputs[i], Tensor):
+            continue
+        if hasattr(a, "dtype") and hasattr(a, "shape"):  # an array or a NumPy scalar
+            if backend.get_array_module(a) is numpy:
+                a = numpy.asarray(a)
+            arrays[i] = backend.to_device(a, device)
+        elif ref is not None and isinstance(a, numbers.Number) and not isinstance(a, bool) and (
+                ref.dtype.kind == "f" or (ref.dtype.kind in "iu" and isinstance(a, numbers.Integral))):
+            arrays[i] = backend.device_module(device).asarray(a, dtype=ref.dtype)
+        else:
+            arrays[i] = Tensor(a, device=device).data
+
+
+class Function:
+    """Base class of every differentiable operation.
+
+    Subclasses implement ``forward(*arrays) -> array | tuple`` and
+    ``backward(*grads_of_outputs) -> gradient | tuple`` (one gradient or None per input,
+    in input order; the engine sums broadcast gradients back to the input's shape).
+    They may override ``check(*arrays)`` to validate arguments before any math.
+    Hyper-parameters (``axis``, ...) are passed to ``__init__`` and kept as attributes.
+
+    Attributes set by :meth:`apply`:
+        inputs: the inputs as given to ``apply``, kept while the graph is recorded.
+        needs_grad: one bool per input: does that input need a gradient? (all False, or
+            absent, when nothing is recorded)
+        saved: what ``forward`` kept for ``backward`` via :meth:`save`.
+    """
+
+    inputs = None
+    needs_grad = ()
+    saved = ()
+    rank = 0
+    n_outputs = 1
+    _gys = None
+
+    def save(self, *arrays) -> None:
+        """Keep arrays for ``backward`` (read them back from ``self.saved``)."""
+        self.saved = arrays
+
+    def check(self, *arrays) -> None:
+        """Validate the inputs before ``forward`` runs (raise ValueError/TypeError naming the op)."""
+
+    def forward(self, *arrays):  # pragma: no cover - the abstract method
+        raise NotImplementedError(f"{type(self).__name__}.forward")
+
+    def backward(self, *grad_outputs):  # pragma: no cover - the abstract method
+        raise NotImplementedError(f"{type(self).__name__} is not differentiable")
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    def apply(self, *inputs):
+        """Run the op on Tensors, arrays or numbers; returns a Tensor (or a tuple of them)."""
+        arrays = []
+        record = False
+        plain = False
+        for x in inputs:
+            if isinstance(x, Tensor):
+                arrays.append(x.data)
+                if x.requires_grad:
+                    record = True
+            else:
+                arrays.append(x)
+                plain = True
+        if plain:
+            _convert_plain(inputs, arrays)
+        if record and _grad_enabled:
+            self.needs_grad = [isinstance(x, Tensor) and x.requires_grad for x in inputs]
+        else:
+            record = False
+        self.check(*arrays)
+        try:
+            y = self.forward(*arrays)
+        except (ValueError, TypeError) as e:
+            if str(e).startswith(self.name):
+                raise
+            shapes = ", ".join(str(getattr(a, "shape", type(a).__name__)) for a in arrays)
+            raise type(e)(f"{self.name}: {e} (input shapes {shapes})") from e
+        if not record:
+            if type(y) is tuple:
+                return tuple(Tensor._wrap(a) for a in y)
+            return Tensor._wrap(y)
+        self.inputs = inputs  # entries whose needs_grad is False are never followed
+        rank = 0
+        for x, need in zip(inputs, self.needs_grad):
+            if need and x.creator is not None and x.creator.rank >= rank:
+                rank = x.creator.rank + 1
+        self.rank = rank
+        if type(y) is tuple:
+            self.n_outputs = len(y)
+            return tuple(Tensor._wrap(a, self, i) for i, a in enumerate(y))
+        return Tensor._wrap(y, self)
+
+
+def unbroadcast(g, shape):
+    """Sum ``g`` over the axes along which an input of ``shape`` was broadcast; None if impossible."""
+    if g.shape == shape:
+        return g
+    lead = g.ndim - len(shape)
+    if lead < 0:
+        return None
+    axes = list(range(lead))
+    for i, n in enumerate(shape):
+        m = g.shape[lead + i]
+        if n == 1 and m != 1:
+            axes.append(lead + i)
+        elif n != m:
+            return None
+    return g.sum(axis=tuple(axes)).reshape(shape)
+
+
+def _freed(fn):
+    raise RuntimeError(
+        f"backward: the graph through {fn.name} was already freed by an earlier backward(). "
+        "Call backward(retain_graph=True) the first time to go through it twice."
+    )
+
+
+def _fit_gradient(fn, x, g):
+    """Bring op ``fn``'s gradient ``g`` for input ``x`` to x's shape and dtype, or blame the op."""
+    data = x.data
+    i = next(k for k, inp in enumerate(fn.inputs) if inp is x)
+    if g.shape != data.shape:
+        g2 = unbroadcast(g, data.shape)
+        if g2 is None:
+            raise ValueError(
+                f"{fn.name}.backward returned a gradient of shape {g.shape} for input {i} of shape "
+                f"{data.shape}; they do not broadcast. This is a bug in the op {fn.name}."
+            )
+        g = g2
+    if g.dtype != data.dtype:
+        if g.dtype.kind != "f" or data.dtype.kind != "f":
+            raise TypeError(
+                f"{fn.name}.backward returned a gradient of dtype {g.dtype} for input {i} of dtype "
+                f"{data.dtype}. This is a bug in the op {fn.name}."
+            )
+        g = g.astype(data.dtype)  # mixed float precisions: the gradient takes the input's dtype
+    return g
+
+
+def backward(tensor: Tensor, gradient=None, retain_graph: bool = False) -> None:
+    """Accumulate d(tensor)/d(leaf) into ``leaf.grad`` for every leaf that requires a gradient.
+
+    Args:
+        tensor: where back-propagation starts.
+        gradient: the gradient flowing into ``tensor`` (its shape); ones for a one-element tensor.
+        retain_graph: keep the graph (saved arrays and links) for another backward.
+    """
+    if not tensor.requires_grad:
+        raise RuntimeError(
+            "backward: this tensor does not require a gradient and has no graph. Create the inputs "
+            "with requires_grad=True, and do not compute it inside fl.no_grad()."
+        )
+    data = tensor.data
+    xp = backend.get_array_module(data)
+    if gradient is None:
+        if data.size != 1:
+            raise RuntimeError(
+                f"backward: a gradient can be created implicitly only for one-element tensors, got "
+                f"shape {data.shape}. Pass backward(gradient) with that shape, or reduce first (.sum())."
+            )
+        gradient = xp.ones(data.shape, dtype=data.dtype)
+    else:
+        gradient = gradient.data if isinstance(gradient, Tensor) else xp.asarray(gradient,
+                                                                                 dtype=data.dtype)
+        if gradient.shape != data.shape:
+            raise ValueError(f"backward: gradient of shape {gradient.shape} given for a tensor of "
+                             f"shape {data.shape}; they must be equal.")
+    root = tensor.creator
+    if root is None:  # a leaf: d(t)/d(t) is the identity
+        tensor.grad = gradient if tensor.grad is None else tensor.grad + gradient
+        return
+    if root.inputs is None:
+        _freed(root)
+    if root.n_outputs == 1:
+        root._gys = gradient
+    else:
+        root._gys = [None] * root.n_outputs
+        root._gys[tensor.out_index] = gradient
+    # Functions wait in a heap ordered by rank: a function's rank exceeds that of every function
+    # that made one of its inputs, so when it is popped all gradients flowing into it have arrived.
+    # A single-output function keeps its incoming gradient in `_gys` itself; a multi-output one
+    # keeps a list with one entry per output (None where no gradient arrived).
+    heap = [(-root.rank, 0, root)]
+    pushed = 1
+    while heap:
+        fn = heappop(heap)[2]
+        gys = fn._gys
+        fn._gys = None
+        gxs = fn.backward(gys) if fn.n_outputs == 1 else fn.backward(*gys)
+        if type(gxs) is not tuple:
+            gxs = (gxs,)
+        for x, need, g in zip(fn.inputs, fn.needs_grad, gxs):
+            if not need or g is None:
+                continue
+            data = x.data
+            if g.shape != data.shape or g.dtype != data.dtype:
+                g = _fit_gradient(fn, x, g)
+            c = x.creator
+            if c is None:
+                x.grad = g if x.grad is None else x.grad + g
+                continue
+            if c._gys is None:  # first gradient to reach c: schedule it
+                if c.inputs is None:
+                    _freed(c)
+                heappush(heap, (-c.rank, pushed, c))
+                pushed += 1
+                if c.n_outputs != 1:
+                    c._gys = [None] * c.n_outputs
+            if c.n_outputs == 1:
+                prev = c._gys
+                c._gys = g if prev is None else prev + g
+            else:
+                slots = c._gys
+                j = x.out_index
+                slots[j] = g if slots[j] is None else slots[j] + g
+        if not retain_graph:
+            fn.inputs = None
+            fn.saved = ()

@@ -1,0 +1,145 @@
+"""Array back-ends: NumPy on the CPU, CuPy on an NVIDIA GPU.
+
+Every op is written once against an array module ``xp`` that is either ``numpy``
+or ``cupy``; :func:`get_array_module` picks the right one for a given array.
+This module also holds the two pieces of global state fundl allows: the default
+device and the default floating-point dtype.
+
+Example:
+    >>> import fundl as fl
+    >>> fl.set_device("cpu")
+    >>> fl.get_device()
+    'cpu'
+"""
+from __future__ import annotations
+
+import os
+
+import numpy
+
+_DEVICES = ("cpu", "gpu")
+_default_device = "cpu"
+_default_dtype = numpy.dtype(numpy.float32)
+_cupy = None  # the cupy module once it has been imported and found usable
+
+
+def _import_cupy():
+    """Import CuPy and check that a GPU is usable, raising a clear error if not."""
+    global _cupy
+    if _cupy is not None:
+        return _cupy
+    try:
+        import cupy
+    except ImportError as e:
+        raise RuntimeError(
+            "fundl: device 'gpu' needs CuPy, which is not installed. "
+            "Install it with `pip install fundl[gpu]` (or a cupy-cuda12x/cupy-cuda13x wheel "
+            "matching your CUDA driver)."
+        ) from e
+    # `import cupy` succeeds on machines without a GPU; ask the driver instead.
+    try:
+        available = cupy.cuda.is_available()
+    except Exception:  # noqa: BLE001 - any driver failure means "no usable GPU"
+        available = False
+    if not available:
+        raise RuntimeError(
+            "fundl: device 'gpu' was requested and CuPy is installed, but no usable NVIDIA GPU "
+            "was found (cupy.cuda.is_available() is False). Check `nvidia-smi` and the CUDA "
+            "driver, or use fl.set_device('cpu')."
+        )
+    _cupy = cupy
+    return cupy
+
+
+def gpu_available() -> bool:
+    """True when CuPy is installed and an NVIDIA GPU is usable."""
+    try:
+        _import_cupy()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _check_device(device: str) -> str:
+    if device not in _DEVICES:
+        raise ValueError(f"fundl: unknown device {device!r}; expected one of {_DEVICES}.")
+    return device
+
+
+def set_device(device: str) -> None:
+    """Set the default device for new tensors and models: ``"cpu"`` or ``"gpu"``.
+
+    Args:
+        device: ``"cpu"`` (NumPy) or ``"gpu"`` (CuPy).
+
+    Raises:
+        RuntimeError: ``"gpu"`` was asked for but CuPy or a GPU is missing (the message says which).
+
+    Example:
+        >>> fl.set_device("cpu")
+    """
+    global _default_device
+    _check_device(device)
+    if device == "gpu":
+        _import_cupy()
+    _default_device = device
+
+
+def get_device() -> str:
+    """The default device, ``"cpu"`` or ``"gpu"``."""
+    return _default_device
+
+
+def get_default_dtype() -> numpy.dtype:
+    """The default floating-point dtype (float32 unless changed)."""
+    return _default_dtype
+
+
+def set_default_dtype(dtype) -> None:
+    """Set the default floating-point dtype, e.g. ``"float64"`` for gradient checks."""
+    global _default_dtype
+    d = numpy.dtype(dtype)
+    if d.kind != "f":
+        raise TypeError(f"fundl: the default dtype must be a floating dtype, got {d}.")
+    _default_dtype = d
+
+
+def device_module(device: str):
+    """The array module (``numpy`` or ``cupy``) of a device name."""
+    if _check_device(device) == "cpu":
+        return numpy
+    return _import_cupy()
+
+
+def get_array_module(x):
+    """The array module of ``x``: ``numpy`` for NumPy arrays and scalars, else ``cupy``."""
+    if type(x) is numpy.ndarray or _cupy is None:
+        return numpy
+    return _cupy.get_array_module(x)
+
+
+def device_of(x) -> str:
+    """``"gpu"`` for CuPy arrays, ``"cpu"`` otherwise."""
+    return "cpu" if get_array_module(x) is numpy else "gpu"
+
+
+def to_device(x, device: str):
+    """Move an array to ``device`` (a no-op when it is already there)."""
+    if device_of(x) == _check_device(device):
+        return x
+    if device == "cpu":
+        return x.get()
+    return _import_cupy().asarray(x)
+
+
+def to_numpy(x):
+    """A NumPy array holding ``x`` (copied from the GPU when needed)."""
+    if type(x) is numpy.ndarray:
+        return x
+    if _cupy is not None and get_array_module(x) is not numpy:
+        return x.get()
+    return numpy.asarray(x)
+
+
+if os.environ.get("FUNDL_DEVICE"):
+    set_device(os.environ["FUNDL_DEVICE"])

@@ -1,0 +1,60 @@
+"""The public lower-case API of differentiable operations (``fundl.functional`` and ``fl.*``).
+
+Each function builds one op (a :class:`~fundl.autograd.Function`) and applies it; the ops
+live in :mod:`fundl.ops`, one family per module. Importing this module also gives
+:class:`~fundl.tensor.Tensor` its operators and methods (``x + y``, ``x.sum()``, ...).
+"""
+from __future__ import annotations
+
+from .ops.activation import elu, gaussian, leaky_relu, relu, sigmoid, softplus, step, tanh
+from .ops.device import to
+from .ops.elementwise import (
+    abs, add, clip, div, equal, exp, greater, greater_equal, less, less_equal, log, maximum,
+    minimum, mul, neg, not_equal, pow, sqrt, sub, where,
+)
+from .ops.linalg import linear, matmul
+from .ops.nn import log_softmax, sigmoid_binary_cross_entropy, softmax, softmax_cross_entropy
+from .ops.reduce import logsumexp, max, mean, min, sum, var
+from .ops.shape import (
+    broadcast_to, concatenate, expand_dims, getitem, pad, reshape, squeeze, stack, transpose,
+)
+from .tensor import Tensor
+
+__all__ = [
+    "abs", "add", "broadcast_to", "clip", "concatenate", "div", "elu", "equal", "exp",
+    "expand_dims", "gaussian", "getitem", "greater", "greater_equal", "leaky_relu", "less",
+    "less_equal", "linear", "log", "log_softmax", "logsumexp", "matmul", "max", "maximum", "mean",
+    "min", "minimum", "mul", "neg", "not_equal", "pad", "pow", "relu", "reshape", "sigmoid",
+    "sigmoid_binary_cross_entropy", "softmax", "softmax_cross_entropy", "softplus", "sqrt",
+    "squeeze", "stack", "step", "sub", "sum", "tanh", "to", "transpose", "var", "where",
+]
+
+
+def _reflected(fn):
+    def method(self, other):
+        return fn(other, self)
+
+    return method
+
+
+def _install_tensor_methods():
+    """Attach the operators and methods to Tensor (the ops are defined above the tensor floor)."""
+    operators = {
+        "__add__": add, "__radd__": _reflected(add), "__sub__": sub, "__rsub__": _reflected(sub),
+        "__mul__": mul, "__rmul__": _reflected(mul), "__truediv__": div,
+        "__rtruediv__": _reflected(div), "__pow__": pow, "__rpow__": _reflected(pow),
+        "__matmul__": matmul, "__rmatmul__": _reflected(matmul), "__neg__": neg, "__abs__": abs,
+        "__getitem__": getitem, "__lt__": less, "__le__": less_equal, "__gt__": greater,
+        "__ge__": greater_equal, "__eq__": equal, "__ne__": not_equal,
+    }
+    methods = [exp, log, sqrt, abs, sum, mean, max, min, var, logsumexp, reshape, transpose,
+               expand_dims, squeeze, broadcast_to, clip, matmul, relu, leaky_relu, elu, sigmoid,
+               tanh, softplus, softmax, log_softmax, maximum, minimum, to, pad]
+    for name, fn in operators.items():
+        setattr(Tensor, name, fn)
+    for fn in methods:
+        setattr(Tensor, fn.__name__, fn)
+    Tensor.T = property(lambda self: transpose(self), doc="The tensor with its axes reversed.")
+
+
+_install_tensor_methods()

@@ -1,0 +1,1 @@
+"""Differentiable operations, one family per module; :mod:`fundl.functional` is the public face."""

@@ -1,0 +1,293 @@
+"""The Tensor: an array that remembers how it was made.
+
+A :class:`Tensor` wraps an array of the current back-end (``data``). When it was
+produced by a differentiable operation while gradients are being recorded, it
+points to that operation (``creator``), which points to its inputs: following
+those links backwards is the computational graph, and :meth:`Tensor.backward`
+walks it to fill ``.grad`` of every leaf that ``requires_grad``.
+
+Arithmetic operators and most methods (``+``, ``@``, ``.sum()``, ``.relu()``, ...)
+are attached by :mod:`fundl.functional`, which defines them as ops; this file
+holds only what a tensor *is*.
+
+Example:
+    >>> x = fl.tensor([[1.0, 2.0]], requires_grad=True)
+    >>> y = (x * x).sum()
+    >>> y.backward()
+    >>> x.grad
+    array([[2., 4.]], dtype=float32)
+"""
+from __future__ import annotations
+
+import numpy
+
+from . import backend
+
+_rng = numpy.random.default_rng()
+
+
+def manual_seed(seed: int) -> None:
+    """Seed fundl's random generator (used by ``fl.rand``/``fl.randn`` and initializers)."""
+    global _rng
+    _rng = numpy.random.default_rng(seed)
+
+
+def get_rng() -> numpy.random.Generator:
+    """fundl's random generator; seed it with :func:`manual_seed`."""
+    return _rng
+
+
+def _to_array(data, dtype=None, device=None):
+    """Convert ``data`` to an array on ``device``; Python floats become the default dtype."""
+    if isinstance(data, Tensor):
+        data = data.data
+    if hasattr(data, "dtype") and hasattr(data, "shape"):  # an array (or NumPy scalar): keep dtype
+        if backend.device_of(data) == "cpu":
+            data = numpy.asarray(data)
+        arr = backend.to_device(data, device or backend.device_of(data))
+    else:
+        arr = numpy.asarray(data)
+        if dtype is None and arr.dtype == numpy.float64:  # Python floats: the default dtype
+            arr = arr.astype(backend.get_default_dtype())
+        arr = backend.to_device(arr, device or backend.get_device())
+    if dtype is not None and arr.dtype != dtype:
+        arr = arr.astype(dtype)
+    return arr
+
+
+class Tensor:
+    """A multi-dimensional array with automatic differentiation.
+
+    Args:
+        data: array-like (nested lists, scalars, NumPy/CuPy arrays or a Tensor).
+        requires_grad: record operations on this tensor so ``backward`` can compute ``.grad``.
+        dtype: NumPy dtype; default: that of ``data`` when it is an array, else float32 for
+            floats (see :func:`fundl.set_default_dtype`), int64 for ints.
+        device: ``"cpu"`` or ``"gpu"``; default: the array's own, else :func:`fundl.get_device`.
+
+    Attributes:
+        data: the underlying NumPy or CuPy array.
+        grad: the accumulated gradient (an array of ``data``'s shape) or None.
+        creator: the :class:`~fundl.autograd.Function` that produced this tensor, or None for leaves.
+
+    Example:
+        >>> w = fl.Tensor([[0.5], [-1.0]], requires_grad=True)
+        >>> w.shape
+        (2, 1)
+    """
+
+    __slots__ = ("data", "grad", "requires_grad", "creator", "out_index", "name", "__weakref__")
+    # NumPy must hand `ndarray <op> Tensor` to the Tensor's reflected operator.
+    __array_ufunc__ = None
+    __array_priority__ = 1000.0
+
+    def __init__(self, data, requires_grad=False, dtype=None, device=None, name=None):
+        self.data = _to_array(data, dtype, device)
+        self.grad = None
+        self.creator = None
+        self.out_index = 0
+        self.name = name
+        self.requires_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
+
+    @classmethod
+    def _wrap(cls, data, creator=None, out_index=0):
+        """Wrap an array without any conversion (the fast path used by ops)."""
+        t = object.__new__(cls)
+        t.data = data
+        t.grad = None
+        t.creator = creator
+        t.out_index = out_index
+        t.name = None
+        t.requires_grad = creator is not None
+        return t
+
+    # -- what it is ------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple:
+        return self.data.shape
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def device(self) -> str:
+        return backend.device_of(self.data)
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.creator is None
+
+    def __len__(self) -> int:
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.data.shape[0]
+
+    def __repr__(self) -> str:
+        body = repr(backend.to_numpy(self.data)).replace("array(", "tensor(", 1)
+        extra = []
+        if self.device != "cpu":
+            extra.append(f"device={self.device!r}")
+        if self.creator is not None:
+            extra.append(f"creator={type(self.creator).__name__}")
+        elif self.requires_grad:
+            extra.append("requires_grad=True")
+        if extra:
+            body = body[:-1] + ", " + ", ".join(extra) + ")"
+        return body
+
+    def __bool__(self) -> bool:
+        return bool(self.data)
+
+    def __float__(self) -> float:
+        return float(self.data)
+
+    def __int__(self) -> int:
+        return int(self.data)
+
+    def __index__(self) -> int:
+        return int(self.data)
+
+    __hash__ = object.__hash__
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+    # -- conversions -----------------------------------------------------------------------
+    def numpy(self) -> numpy.ndarray:
+        """The data as a NumPy array (copied from the GPU if needed; shares memory on the CPU)."""
+        return backend.to_numpy(self.data)
+
+    def item(self):
+        """The value of a one-element tensor as a Python number."""
+        if self.data.size != 1:
+            raise ValueError(f"item(): expected a tensor with one element, got shape {self.shape}.")
+        return self.data.item()
+
+    def tolist(self):
+        return self.numpy().tolist()
+
+    def detach(self) -> "Tensor":
+        """A new leaf tensor sharing ``data``, cut off from the graph (no gradient flows back)."""
+        return Tensor._wrap(self.data)
+
+    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+        """Switch gradient recording on or off for this (leaf) tensor, in place."""
+        if requires_grad and self.data.dtype.kind not in "fc":
+            raise TypeError(
+                f"Tensor: only floating-point tensors can require gradients, got dtype {self.dtype}. "
+                "Create it with dtype='float32' (or float64)."
+            )
+        if not requires_grad and self.creator is not None:
+            raise RuntimeError("Tensor: requires_grad can only be switched off on a leaf; use detach().")
+        self.requires_grad = bool(requires_grad)
+        return self
+
+    def zero_grad(self) -> None:
+        """Forget the accumulated gradient (``grad`` becomes None)."""
+        self.grad = None
+
+    def backward(self, gradient=None, retain_graph: bool = False) -> None:
+        """Back-propagate from this tensor, accumulating ``.grad`` in every leaf that requires it.
+
+        Args:
+            gradient: d(something)/d(self), shape of ``self``; may be omitted for one-element tensors.
+            retain_graph: keep the graph so ``backward`` can run through it again.
+        """
+        _engine.backward(self, gradient, retain_graph)
+
+
+def tensor(data, requires_grad=False, dtype=None, device=None) -> Tensor:
+    """Create a tensor from array-like ``data`` (float32 for Python floats).
+
+    Example:
+        >>> fl.tensor([[1.0, 2.0]], requires_grad=True).shape
+        (1, 2)
+    """
+    return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=device)
+
+
+def _shape_args(shape) -> tuple:
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = shape[0]
+    return tuple(int(s) for s in shape)
+
+
+def _factory(array, requires_grad, device) -> Tensor:
+    t = Tensor._wrap(backend.to_device(array, device or backend.get_device()))
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def zeros(*shape, dtype=None, requires_grad=False, device=None) -> Tensor:
+    """A tensor of zeros: ``fl.zeros(2, 3)`` or ``fl.zeros((2, 3))``."""
+    dtype = dtype or backend.get_default_dtype()
+    return _factory(numpy.zeros(_shape_args(shape), dtype=dtype), requires_grad, device)
+
+
+def ones(*shape, dtype=None, requires_grad=False, device=None) -> Tensor:
+    """A tensor of ones: ``fl.ones(2, 3)`` or ``fl.ones((2, 3))``."""
+    dtype = dtype or backend.get_default_dtype()
+    return _factory(numpy.ones(_shape_args(shape), dtype=dtype), requires_grad, device)
+
+
+def full(shape, fill_value, dtype=None, requires_grad=False, device=None) -> Tensor:
+    """A tensor of ``shape`` filled with ``fill_value``."""
+    dtype = dtype or backend.get_default_dtype()
+    return _factory(numpy.full(_shape_args((shape,)), fill_value, dtype=dtype), requires_grad, device)
+
+
+def arange(start, stop=None, step=1, dtype=None, requires_grad=False, device=None) -> Tensor:
+    """Evenly spaced values in ``[start, stop)``, like ``numpy.arange`` (floats become float32)."""
+    a = numpy.arange(start, stop, step) if stop is not None else numpy.arange(start)
+    if dtype is not None:
+        a = a.astype(dtype)
+    elif a.dtype == numpy.float64:
+        a = a.astype(backend.get_default_dtype())
+    return _factory(a, requires_grad, device)
+
+
+def rand(*shape, dtype=None, requires_grad=False, device=None) -> Tensor:
+    """Uniform samples in [0, 1): ``fl.rand(2, 3)``."""
+    dtype = dtype or backend.get_default_dtype()
+    a = _rng.random(_shape_args(shape)).astype(dtype)
+    return _factory(a, requires_grad, device)
+
+
+def randn(*shape, dtype=None, requires_grad=False, device=None) -> Tensor:
+    """Standard normal samples: ``fl.randn(2, 3, requires_grad=True)``."""
+    dtype = dtype or backend.get_default_dtype()
+    a = _rng.standard_normal(_shape_args(shape)).astype(dtype)
+    return _factory(a, requires_grad, device)
+
+
+def zeros_like(t, dtype=None, requires_grad=False) -> Tensor:
+    """Zeros with the shape, dtype and device of ``t``."""
+    data = t.data if isinstance(t, Tensor) else t
+    xp = backend.get_array_module(data)
+    return _factory(xp.zeros(data.shape, dtype=dtype or data.dtype), requires_grad,
+                    backend.device_of(data))
+
+
+def ones_like(t, dtype=None, requires_grad=False) -> Tensor:
+    """Ones with the shape, dtype and device of ``t``."""
+    data = t.data if isinstance(t, Tensor) else t
+    xp = backend.get_array_module(data)
+    return _factory(xp.ones(data.shape, dtype=dtype or data.dtype), requires_grad,
+                    backend.device_of(data))
+
+
+# The engine builds on Tensor; it is imported last so that Tensor exists when it loads.
+from . import autograd as _engine  # noqa: E402
