@@ -135,7 +135,8 @@ def gaussians(n_samples: int = 300, noise: float = 0.2, seed=None, *, centers=3,
         centers = np.stack([np.cos(t), np.sin(t)], axis=1)
     centers = np.asarray(centers, dtype=np.float64)
     if centers.ndim != 2 or centers.shape[1] != 2 or len(centers) == 0:
-        raise ValueError(f"gaussians: centers must be an int or have shape (k, 2), got shape {centers.shape}.")
+        raise ValueError("gaussians: centers must be an int or have shape (k, 2), "
+                         f"got shape {centers.shape}.")
     rng = _rng(n_samples, noise, seed)
     parts = [(np.repeat(c[None], m, axis=0), k)
              for k, (m, c) in enumerate(zip(_sizes(n_samples, len(centers)), centers))]
@@ -169,7 +170,8 @@ def ellipses(n_samples: int = 300, noise: float = 0.05, seed=None, *, axes=(1.0,
     """
     (a, b), (r0, r1) = axes, ring
     if not (a > 0 and b > 0 and 1 <= r0 < r1):
-        raise ValueError(f"ellipses: expected axes > 0 and 1 <= ring[0] < ring[1], got axes={axes}, ring={ring}.")
+        raise ValueError("ellipses: expected axes > 0 and 1 <= ring[0] < ring[1], "
+                         f"got axes={axes}, ring={ring}.")
     rng = _rng(n_samples, noise, seed)
     rot = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
     parts = []
