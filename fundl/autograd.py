@@ -21,6 +21,7 @@ gradient flowing into its outputs has been summed (reverse topological order).
 """
 from __future__ import annotations
 
+import functools
 import numbers
 from heapq import heappop, heappush
 
@@ -41,6 +42,11 @@ class _GradMode:
     __slots__ = ("_prev",)
     _mode = True
 
+    def __new__(cls, fn=None):
+        # `@fl.no_grad` (no parentheses) hands the function straight to the class.
+        self = object.__new__(cls)
+        return self if fn is None else self(fn)
+
     def __enter__(self):
         global _grad_enabled
         self._prev = _grad_enabled
@@ -54,21 +60,24 @@ class _GradMode:
     def __call__(self, fn):
         mode = type(self)
 
+        @functools.wraps(fn)
         def wrapped(*args, **kwargs):
             with mode():
                 return fn(*args, **kwargs)
 
-        wrapped.__name__ = getattr(fn, "__name__", "wrapped")
-        wrapped.__doc__ = getattr(fn, "__doc__", None)
         return wrapped
 
 
 class no_grad(_GradMode):
     """Context manager (and decorator) inside which no graph is recorded.
 
+    The previous mode comes back on exit, also when an exception leaves the block.
+
     Example:
         >>> with fl.no_grad():
         ...     z = x * 2          # z.requires_grad is False
+        >>> @fl.no_grad            # or @fl.no_grad()
+        ... def predict(x): ...
     """
 
     __slots__ = ()
@@ -112,6 +121,8 @@ class Function:
     Subclasses implement ``forward(*arrays) -> array | tuple`` and
     ``backward(*grads_of_outputs) -> gradient | tuple`` (one gradient or None per input,
     in input order; the engine sums broadcast gradients back to the input's shape).
+    A function with several outputs gets one argument per output in ``backward``, None for
+    an output that no gradient reached (treat it as zeros).
     They may override ``check(*arrays)`` to validate arguments before any math.
     Hyper-parameters (``axis``, ...) are passed to ``__init__`` and kept as attributes.
 
@@ -242,6 +253,22 @@ def backward(tensor: Tensor, gradient=None, retain_graph: bool = False) -> None:
         tensor: where back-propagation starts.
         gradient: the gradient flowing into ``tensor`` (its shape); ones for a one-element tensor.
         retain_graph: keep the graph (saved arrays and links) for another backward.
+
+    Raises:
+        RuntimeError: ``tensor`` has no graph, needs an explicit ``gradient`` (more than one
+            element), or its graph was freed by an earlier backward.
+        ValueError / TypeError: ``gradient`` has the wrong shape, or an op's backward returned a
+            gradient of the wrong shape or dtype (the message names the op).
+
+    Every leaf's ``.grad`` is its own array (never shared with another leaf or with
+    ``gradient``), so it may be updated in place. If an op raises mid-way, leaves reached so far
+    keep their partial gradients; the graph itself stays consistent.
+
+    Example:
+        >>> x = fl.tensor([1.0, 2.0], requires_grad=True)
+        >>> fl.autograd.backward((x * x).sum())      # same as (x * x).sum().backward()
+        >>> x.grad
+        array([2., 4.], dtype=float32)
     """
     if not tensor.requires_grad:
         raise RuntimeError(
@@ -258,14 +285,15 @@ def backward(tensor: Tensor, gradient=None, retain_graph: bool = False) -> None:
             )
         gradient = xp.ones(data.shape, dtype=data.dtype)
     else:
-        gradient = gradient.data if isinstance(gradient, Tensor) else xp.asarray(gradient,
-                                                                                 dtype=data.dtype)
+        if isinstance(gradient, Tensor):
+            gradient = gradient.data
+        gradient = xp.asarray(gradient, dtype=data.dtype)
         if gradient.shape != data.shape:
             raise ValueError(f"backward: gradient of shape {gradient.shape} given for a tensor of "
                              f"shape {data.shape}; they must be equal.")
     root = tensor.creator
     if root is None:  # a leaf: d(t)/d(t) is the identity
-        tensor.grad = gradient if tensor.grad is None else tensor.grad + gradient
+        tensor.grad = gradient.copy() if tensor.grad is None else tensor.grad + gradient
         return
     if root.inputs is None:
         _freed(root)
@@ -280,37 +308,59 @@ def backward(tensor: Tensor, gradient=None, retain_graph: bool = False) -> None:
     # keeps a list with one entry per output (None where no gradient arrived).
     heap = [(-root.rank, 0, root)]
     pushed = 1
-    while heap:
-        fn = heappop(heap)[2]
-        gys = fn._gys
-        fn._gys = None
-        gxs = fn.backward(gys) if fn.n_outputs == 1 else fn.backward(*gys)
-        if type(gxs) is not tuple:
-            gxs = (gxs,)
-        for x, need, g in zip(fn.inputs, fn.needs_grad, gxs):
-            if not need or g is None:
-                continue
-            data = x.data
-            if g.shape != data.shape or g.dtype != data.dtype:
-                g = _fit_gradient(fn, x, g)
-            c = x.creator
-            if c is None:
-                x.grad = g if x.grad is None else x.grad + g
-                continue
-            if c._gys is None:  # first gradient to reach c: schedule it
-                if c.inputs is None:
-                    _freed(c)
-                heappush(heap, (-c.rank, pushed, c))
-                pushed += 1
-                if c.n_outputs != 1:
-                    c._gys = [None] * c.n_outputs
-            if c.n_outputs == 1:
-                prev = c._gys
-                c._gys = g if prev is None else prev + g
-            else:
-                slots = c._gys
-                j = x.out_index
-                slots[j] = g if slots[j] is None else slots[j] + g
-        if not retain_graph:
-            fn.inputs = None
-            fn.saved = ()
+    # ids of the memory owners (an array, or a view's base) already stored in some leaf's .grad,
+    # plus the caller's gradient: a leaf whose gradient shares one of them gets a copy, so no two
+    # .grad arrays share memory and updating one in place (clipping, an optimizer) cannot change
+    # another one or the caller's array. Fresh arrays and views of unshared temporaries are kept.
+    base = gradient.base
+    handed = {id(gradient) if base is None else id(base)}
+    try:
+        while heap:
+            fn = heappop(heap)[2]
+            gys = fn._gys
+            fn._gys = None
+            gxs = fn.backward(gys) if fn.n_outputs == 1 else fn.backward(*gys)
+            if type(gxs) is not tuple:
+                gxs = (gxs,)
+            for x, need, g in zip(fn.inputs, fn.needs_grad, gxs):
+                if not need or g is None:
+                    continue
+                data = x.data
+                if g.shape != data.shape or g.dtype != data.dtype:
+                    g = _fit_gradient(fn, x, g)
+                c = x.creator
+                if c is None:
+                    if x.grad is not None:
+                        x.grad = x.grad + g
+                        continue
+                    base = g.base
+                    owner = id(g) if base is None else id(base)
+                    if owner in handed:
+                        g = g.copy()
+                    else:
+                        handed.add(owner)
+                    x.grad = g
+                    continue
+                if c._gys is None:  # first gradient to reach c: schedule it
+                    if c.inputs is None:
+                        _freed(c)
+                    heappush(heap, (-c.rank, pushed, c))
+                    pushed += 1
+                    if c.n_outputs != 1:
+                        c._gys = [None] * c.n_outputs
+                if c.n_outputs == 1:
+                    prev = c._gys
+                    c._gys = g if prev is None else prev + g
+                else:
+                    slots = c._gys
+                    j = x.out_index
+                    slots[j] = g if slots[j] is None else slots[j] + g
+            if not retain_graph:
+                fn.inputs = None
+                fn.saved = ()
+    except BaseException:
+        # Functions still waiting hold partial gradients in `_gys`; a later backward would take
+        # them for "already scheduled" and add to them. Drop them so the graph stays usable.
+        for entry in heap:
+            entry[2]._gys = None
+        raise

@@ -64,6 +64,7 @@ class Tensor:
         dtype: NumPy dtype; default: that of ``data`` when it is an array, else float32 for
             floats (see :func:`fundl.set_default_dtype`), int64 for ints.
         device: ``"cpu"`` or ``"gpu"``; default: the array's own, else :func:`fundl.get_device`.
+        name: an optional label (shown by :func:`fundl.graph_dot`).
 
     Attributes:
         data: the underlying NumPy or CuPy array.
@@ -165,6 +166,13 @@ class Tensor:
             yield self[i]
 
     # -- conversions -----------------------------------------------------------------------
+    def __array__(self, dtype=None, copy=None):
+        # numpy.asarray(t), and lists of Tensors in fl.tensor([...]), see the values, not objects.
+        a = backend.to_numpy(self.data)
+        if dtype is not None and a.dtype != dtype:
+            return a.astype(dtype)
+        return a.copy() if copy else a
+
     def numpy(self) -> numpy.ndarray:
         """The data as a NumPy array (copied from the GPU if needed; shares memory on the CPU)."""
         return backend.to_numpy(self.data)
@@ -208,14 +216,25 @@ class Tensor:
         _engine.backward(self, gradient, retain_graph)
 
 
-def tensor(data, requires_grad=False, dtype=None, device=None) -> Tensor:
+def tensor(data, requires_grad=False, dtype=None, device=None, name=None) -> Tensor:
     """Create a tensor from array-like ``data`` (float32 for Python floats).
+
+    Args:
+        data: nested lists, numbers, NumPy/CuPy arrays (their dtype is kept; memory is shared
+            when no conversion is needed) or Tensors.
+        requires_grad: record operations for ``backward`` (floating-point dtypes only).
+        dtype: force a dtype; default: the array's, float32 for Python floats, int64 for ints.
+        device: ``"cpu"`` or ``"gpu"``; default: the array's own, else :func:`fundl.get_device`.
+        name: an optional label (shown by :func:`fundl.graph_dot`).
+
+    Returns:
+        Tensor: of ``data``'s shape.
 
     Example:
         >>> fl.tensor([[1.0, 2.0]], requires_grad=True).shape
         (1, 2)
     """
-    return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=device)
+    return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=device, name=name)
 
 
 def _shape_args(shape) -> tuple:
@@ -251,7 +270,7 @@ def full(shape, fill_value, dtype=None, requires_grad=False, device=None) -> Ten
 
 def arange(start, stop=None, step=1, dtype=None, requires_grad=False, device=None) -> Tensor:
     """Evenly spaced values in ``[start, stop)``, like ``numpy.arange`` (floats become float32)."""
-    a = numpy.arange(start, stop, step) if stop is not None else numpy.arange(start)
+    a = numpy.arange(start, stop, step)  # stop=None means [0, start), with the step kept
     if dtype is not None:
         a = a.astype(dtype)
     elif a.dtype == numpy.float64:

@@ -5,23 +5,36 @@ Backward re-inserts the reduced axes (size 1) so the gradient broadcasts over th
 """
 from __future__ import annotations
 
+import builtins
+import operator
+
 from ..autograd import Function
 from ..backend import get_array_module
 from ..tensor import Tensor
 
 
 def _normalize_axis(op, axis, ndim):
-    """A tuple of non-negative axes, or a ValueError naming the op."""
+    """A sorted tuple of non-negative axes, or an error naming the op.
+
+    As in PyTorch, a 0-d input accepts axis 0 or -1 and is then left as it is.
+    """
     if axis is None:
         return tuple(range(ndim))
     if type(axis) is int and 0 <= axis < ndim:
         return (axis,)
-    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
     out = []
     for a in axes:
-        if not -ndim <= a < max(ndim, 1):
-            raise ValueError(f"{op}: axis {a} is out of range for an input of rank {ndim}.")
-        out.append(a % ndim if ndim else 0)
+        try:
+            a = operator.index(a)
+        except TypeError:
+            raise TypeError(f"{op}: axis must be None, an int or a tuple of ints, got {axis!r}.") from None
+        n = builtins.max(ndim, 1)  # builtins: this module defines its own `max` (the op)
+        if not -n <= a < n:
+            raise ValueError(f"{op}: axis {a} is out of range for an input of rank {ndim} "
+                             f"(valid: {-n} to {n - 1}).")
+        if ndim:
+            out.append(a % ndim)
     if len(set(out)) != len(out):
         raise ValueError(f"{op}: repeated axis in {axis}.")
     return tuple(sorted(out))
@@ -112,7 +125,7 @@ class Var(_Reduce):
     def forward(self, x):
         mean = x.mean(axis=self.axis, keepdims=True)
         d = x - mean
-        n = x.size // max(mean.size, 1)
+        n = x.size // builtins.max(mean.size, 1)
         self.save(d, n)
         return (d * d).sum(axis=self.axis, keepdims=self.keepdims) / (n - self.ddof)
 

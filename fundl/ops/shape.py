@@ -1,6 +1,8 @@
 """Ops that move elements around without arithmetic: reshape, transpose, indexing, joining, padding."""
 from __future__ import annotations
 
+import numbers
+
 from ..autograd import Function
 from ..backend import get_array_module
 from ..tensor import Tensor
@@ -37,7 +39,8 @@ class Transpose(Function):
         self.axes = axes
 
     def check(self, x):
-        if self.axes is not None and sorted(a % max(x.ndim, 1) for a in self.axes) != list(range(x.ndim)):
+        n = x.ndim
+        if self.axes is not None and sorted(a % n if -n <= a < n else n for a in self.axes) != list(range(n)):
             raise ValueError(f"Transpose: axes {self.axes} are not a permutation of the "
                              f"{x.ndim} axes of an input of shape {x.shape}.")
 
@@ -151,6 +154,22 @@ class Stack(Function):
         return tuple(xp.moveaxis(gy, self.axis, 0))
 
 
+def _pad_pairs(pw, ndim):
+    """``pad_width`` in numpy.pad's forms (n, (n,), (before, after), ((b, a),), one pair per axis)
+    as one (before, after) pair per axis; None when it has none of those forms."""
+    if isinstance(pw, numbers.Integral):
+        return ((int(pw), int(pw)),) * ndim
+    try:
+        pw = tuple(pw)
+        if all(isinstance(p, numbers.Integral) for p in pw):
+            pw = (pw,)
+        pairs = tuple(tuple(int(v) for v in p) for p in pw)
+    except TypeError:
+        return None
+    pairs = tuple(p * 2 if len(p) == 1 else p for p in pairs)
+    return pairs * ndim if len(pairs) == 1 else pairs
+
+
 class Pad(Function):
     """Constant padding; ``pad_width`` as in ``numpy.pad``."""
 
@@ -159,13 +178,8 @@ class Pad(Function):
         self.constant_values = constant_values
 
     def check(self, x):
-        pw = self.pad_width
-        if isinstance(pw, int):
-            pw = ((pw, pw),) * x.ndim
-        elif len(pw) == 2 and all(isinstance(p, int) for p in pw):
-            pw = (tuple(pw),) * x.ndim
-        pw = tuple(tuple(int(v) for v in p) for p in pw)
-        if len(pw) != x.ndim or any(len(p) != 2 or min(p) < 0 for p in pw):
+        pw = _pad_pairs(self.pad_width, x.ndim)
+        if pw is None or len(pw) != x.ndim or any(len(p) != 2 or min(p) < 0 for p in pw):
             raise ValueError(f"Pad: pad_width {self.pad_width} does not fit an input of shape "
                              f"{x.shape}; give one (before, after) pair of non-negative ints per axis.")
         self.pad_width = pw
@@ -180,7 +194,7 @@ class Pad(Function):
 
 class BroadcastTo(Function):
     def __init__(self, shape):
-        self.shape = tuple(shape)
+        self.shape = (shape,) if isinstance(shape, numbers.Integral) else tuple(shape)
 
     def check(self, x):
         lead = len(self.shape) - x.ndim
@@ -197,6 +211,13 @@ class BroadcastTo(Function):
 class ExpandDims(Function):
     def __init__(self, axis):
         self.axis = axis
+
+    def check(self, x):
+        axes = self.axis if isinstance(self.axis, (tuple, list)) else (self.axis,)
+        n = x.ndim + len(axes)
+        if any(not -n <= a < n for a in axes):
+            raise ValueError(f"ExpandDims: axis {self.axis} is out of range for an input of shape "
+                             f"{x.shape} (valid: {-n} to {n - 1}).")
 
     def forward(self, x):
         self.save(x.shape)

@@ -24,17 +24,36 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-4, seed=0, raise_exceptio
     Returns:
         True when every checked gradient matches.
 
+    Raises:
+        AssertionError: a gradient differs (names the input's position, shape and worst index).
+        TypeError: an input with ``requires_grad`` is not float64.
+
+    Inputs are perturbed in private copies and keep their own arrays afterwards; their
+    ``.grad`` is overwritten with the analytic gradient.
+
     Example:
         >>> x = fl.tensor(np.random.randn(3, 4), requires_grad=True)   # float64 data
         >>> fl.gradcheck(lambda t: (t * t).sum(), [x])
         True
     """
-    checked = [x for x in inputs if isinstance(x, Tensor) and x.requires_grad]
-    for x in checked:
+    checked = [(i, x) for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
+    for i, x in checked:
         if x.dtype != numpy.float64:
-            raise TypeError(f"gradcheck: inputs must be float64 to be checked reliably, got {x.dtype}.")
-        x.data = backend.get_array_module(x.data).ascontiguousarray(x.data)  # perturbed in place
+            raise TypeError(f"gradcheck: input {i} must be float64 to be checked reliably, got "
+                            f"{x.dtype}. Create it from a float64 array or with dtype='float64'.")
+    originals = [x.data for _, x in checked]
+    try:
+        # Perturb private C-ordered copies: the caller's arrays may be views, read-only, shared
+        # between inputs, or non-contiguous (then reshape(-1) would copy and perturb nothing).
+        for _, x in checked:
+            x.data = backend.get_array_module(x.data).array(x.data, order="C", copy=True)
+        return _check(fn, inputs, checked, eps, atol, rtol, seed, raise_exception)
+    finally:
+        for (_, x), data in zip(checked, originals):
+            x.data = data
 
+
+def _check(fn, inputs, checked, eps, atol, rtol, seed, raise_exception):
     def outputs():
         out = fn(*inputs)
         return out if isinstance(out, (tuple, list)) else (out,)
@@ -42,7 +61,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-4, seed=0, raise_exceptio
     rng = numpy.random.default_rng(seed)
     outs = outputs()
     directions = [rng.standard_normal(o.shape) for o in outs]
-    for x in checked:
+    for _, x in checked:
         x.grad = None
     total = None
     for o, v in zip(outs, directions):
@@ -54,14 +73,14 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-4, seed=0, raise_exceptio
         raise ValueError("gradcheck: no output depends on an input with requires_grad=True.")
     total.backward()
     analytic = [backend.to_numpy(x.grad) if x.grad is not None else numpy.zeros(x.shape)
-                for x in checked]
+                for _, x in checked]
 
     def value():
         with no_grad():
             return sum(float((backend.to_numpy(o.data) * v).sum()) for o, v in zip(outputs(), directions))
 
-    for x, ga in zip(checked, analytic):
-        flat = x.data.reshape(-1)
+    for (i, x), ga in zip(checked, analytic):
+        flat = x.data.reshape(-1)  # a view: x.data is a C-ordered copy
         numeric = numpy.empty(flat.shape[0])
         for k in range(flat.shape[0]):
             orig = flat[k].item()
@@ -77,8 +96,9 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-4, seed=0, raise_exceptio
             if not raise_exception:
                 return False
             k = numpy.unravel_index(numpy.argmax(numpy.abs(ga - numeric)), x.shape) if x.ndim else ()
+            k = tuple(int(j) for j in k)
             raise AssertionError(
-                f"gradcheck: gradient mismatch for input of shape {x.shape} at index {k}: "
+                f"gradcheck: gradient mismatch for input {i} (shape {x.shape}) at index {k}: "
                 f"backward gave {ga[k]}, finite differences {numeric[k]} "
                 f"({int(bad.sum())} of {bad.size} elements differ)."
             )

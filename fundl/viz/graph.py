@@ -5,7 +5,8 @@ from ..tensor import Tensor
 
 
 def _tensor_label(t: Tensor) -> str:
-    name = f"{t.name}\\n" if t.name else ""
+    # A user's name may hold quotes or backslashes; escaped, they cannot end the DOT string early.
+    name = str(t.name).replace("\\", "\\\\").replace('"', '\\"') + "\\n" if t.name else ""
     return f"{name}{tuple(t.shape)} {t.dtype}"
 
 
@@ -13,7 +14,8 @@ def graph_dot(output: Tensor, name: str = "fundl") -> str:
     """The graph that produced ``output`` as DOT text (render with ``dot -Tpng``).
 
     Tensors are ellipses (leaves that require a gradient are filled), operations are boxes;
-    edges follow the forward direction, input -> op -> output.
+    edges follow the forward direction, input -> op -> output. Call it before ``backward()``,
+    which frees the graph (unless ``retain_graph=True``): afterwards only the last op shows.
 
     Args:
         output: a Tensor computed while gradients were recorded.
@@ -24,8 +26,10 @@ def graph_dot(output: Tensor, name: str = "fundl") -> str:
 
     Example:
         >>> x = fl.tensor([1.0, 2.0], requires_grad=True)
-        >>> print(fl.graph_dot((x * x).sum()))      # digraph fundl { ... Mul ... Sum ... }
+        >>> print(fl.graph_dot((x * x).sum()))      # digraph "fundl" { ... Mul ... Sum ... }
     """
+    # Quoted, any name is a valid DOT ID (even one with spaces, or a keyword such as "graph").
+    name = '"' + str(name).replace("\\", "\\\\").replace('"', '\\"') + '"'
     lines = [f"digraph {name} {{", "  rankdir=LR;", '  node [fontname="Helvetica"];']
     ids = {}
 
