@@ -115,6 +115,16 @@ def _convert_plain(inputs, arrays):
             arrays[i] = Tensor(a, device=device).data
 
 
+class _NoGrad(tuple):
+    """needs_grad of an unrecorded call: False for any input index."""
+
+    def __getitem__(self, i):
+        return False
+
+
+_NO_GRAD = _NoGrad()
+
+
 class Function:
     """Base class of every differentiable operation.
 
@@ -133,12 +143,10 @@ class Function:
         saved: what ``forward`` kept for ``backward`` via :meth:`save`.
     """
 
-    inputs = None
-    needs_grad = ()
-    saved = ()
-    rank = 0
-    n_outputs = 1
-    _gys = None
+    # Slots make the per-op bookkeeping cheaper; subclasses still get a __dict__ for their
+    # hyper-parameters. apply() sets every slot the engine reads on a recorded function.
+    __slots__ = ("inputs", "needs_grad", "saved", "rank", "n_outputs", "_gys", "__dict__",
+                 "__weakref__")
 
     def save(self, *arrays) -> None:
         """Keep arrays for ``backward`` (read them back from ``self.saved``)."""
@@ -160,22 +168,32 @@ class Function:
     def apply(self, *inputs):
         """Run the op on Tensors, arrays or numbers; returns a Tensor (or a tuple of them)."""
         arrays = []
+        needs = []
         record = False
         plain = False
+        rank = 0
         for x in inputs:
             if isinstance(x, Tensor):
                 arrays.append(x.data)
                 if x.requires_grad:
                     record = True
+                    needs.append(True)
+                    c = x.creator
+                    if c is not None and c.rank >= rank:
+                        rank = c.rank + 1
+                else:
+                    needs.append(False)
             else:
                 arrays.append(x)
+                needs.append(False)
                 plain = True
         if plain:
             _convert_plain(inputs, arrays)
         if record and _grad_enabled:
-            self.needs_grad = [isinstance(x, Tensor) and x.requires_grad for x in inputs]
+            self.needs_grad = needs
         else:
             record = False
+            self.needs_grad = _NO_GRAD
         self.check(*arrays)
         try:
             y = self.forward(*arrays)
@@ -189,14 +207,12 @@ class Function:
                 return tuple(Tensor._wrap(a) for a in y)
             return Tensor._wrap(y)
         self.inputs = inputs  # entries whose needs_grad is False are never followed
-        rank = 0
-        for x, need in zip(inputs, self.needs_grad):
-            if need and x.creator is not None and x.creator.rank >= rank:
-                rank = x.creator.rank + 1
+        self._gys = None
         self.rank = rank
         if type(y) is tuple:
             self.n_outputs = len(y)
             return tuple(Tensor._wrap(a, self, i) for i, a in enumerate(y))
+        self.n_outputs = 1
         return Tensor._wrap(y, self)
 
 
@@ -276,15 +292,16 @@ def backward(tensor: Tensor, gradient=None, retain_graph: bool = False) -> None:
             "with requires_grad=True, and do not compute it inside fl.no_grad()."
         )
     data = tensor.data
-    xp = backend.get_array_module(data)
     if gradient is None:
         if data.size != 1:
             raise RuntimeError(
                 f"backward: a gradient can be created implicitly only for one-element tensors, got "
                 f"shape {data.shape}. Pass backward(gradient) with that shape, or reduce first (.sum())."
             )
-        gradient = xp.ones(data.shape, dtype=data.dtype)
+        # asarray(1) + reshape: two C calls, where ones() is a slower Python-level helper
+        gradient = backend.get_array_module(data).asarray(1, dtype=data.dtype).reshape(data.shape)
     else:
+        xp = backend.get_array_module(data)
         if isinstance(gradient, Tensor):
             gradient = gradient.data
         gradient = xp.asarray(gradient, dtype=data.dtype)
@@ -341,16 +358,18 @@ def backward(tensor: Tensor, gradient=None, retain_graph: bool = False) -> None:
                         handed.add(owner)
                     x.grad = g
                     continue
-                if c._gys is None:  # first gradient to reach c: schedule it
+                prev = c._gys
+                if prev is None:  # the first gradient to reach c: schedule it
                     if c.inputs is None:
                         _freed(c)
                     heappush(heap, (-c.rank, pushed, c))
                     pushed += 1
-                    if c.n_outputs != 1:
-                        c._gys = [None] * c.n_outputs
+                    if c.n_outputs == 1:
+                        c._gys = g
+                        continue
+                    c._gys = [None] * c.n_outputs
                 if c.n_outputs == 1:
-                    prev = c._gys
-                    c._gys = g if prev is None else prev + g
+                    c._gys = prev + g
                 else:
                     slots = c._gys
                     j = x.out_index

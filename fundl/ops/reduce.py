@@ -57,7 +57,7 @@ class _Reduce(Function):
 
     def _expand(self, g, shape):
         """Give ``g`` back the reduced axes as size-1 axes (a view)."""
-        if self.keepdims or not self.axis:
+        if self.keepdims or not self.axis or g.ndim == 0:  # a 0-d g broadcasts as it is
             return g
         return g.reshape(tuple(1 if i in self.axis else n for i, n in enumerate(shape)))
 
