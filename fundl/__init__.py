@@ -19,3 +19,7 @@ from .functional import *  # noqa: F401,F403 - the op functions are fl.exp, fl.s
 from . import functional
 from .testing.gradcheck import gradcheck
 from .viz.graph import graph_dot
+from . import (  # noqa: E402 - the subpackages build on the names above
+    activations, callbacks, datasets, initializers, layers, losses, metrics, models, optimizers,
+    regularizers, saving,
+)
