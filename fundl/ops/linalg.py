@@ -7,7 +7,7 @@ from ..tensor import Tensor
 
 
 class MatMul(Function):
-    """``x @ y`` with NumPy's rules: 1-D operands are promoted, leading axes broadcast.
+    """``x @ y`` with NumPy's rules: 1-D operands are promoted, leading (batch) axes broadcast.
 
     d/dx = gy @ y^T, d/dy = x^T @ gy (the engine sums broadcast batch axes).
     """
@@ -21,6 +21,11 @@ class MatMul(Function):
         if k1 != k2:
             raise ValueError(f"MatMul: inner dimensions differ: {x.shape} @ {y.shape} "
                              f"({k1} != {k2}). Did you mean to transpose one operand?")
+        for a, b in zip(reversed(x.shape[:-2]), reversed(y.shape[:-2])):
+            if a != b and a != 1 and b != 1:
+                raise ValueError(f"MatMul: batch axes {x.shape[:-2]} and {y.shape[:-2]} of "
+                                 f"{x.shape} @ {y.shape} do not broadcast ({a} != {b}, neither "
+                                 "is 1).")
 
     def forward(self, x, y):
         self.save(x, y)
@@ -29,23 +34,28 @@ class MatMul(Function):
     def backward(self, gy):
         x, y = self.saved
         xp = get_array_module(gy)
-        # Promote 1-D operands the way matmul did, so both formulas stay matrix products.
+        # Promote 1-D operands, and the gradient with them, the way matmul did, so that both
+        # formulas are matrix products: y (k,) -> (k, 1) adds a last axis to gy, x (k,) -> (1, k)
+        # adds one before it (in that order, so that 1-D @ 1-D gives gy of shape (1, 1)).
         x2 = x[None, :] if x.ndim == 1 else x
         y2 = y[:, None] if y.ndim == 1 else y
-        g = gy
+        g = gy[..., None] if y.ndim == 1 else gy
         if x.ndim == 1:
-            g = xp.expand_dims(g, -2)
-        if y.ndim == 1:
-            g = xp.expand_dims(g, -1)
+            g = g[..., None, :]
         gx = gyy = None
         if self.needs_grad[0]:
             gx = xp.matmul(g, xp.swapaxes(y2, -1, -2))
             if x.ndim == 1:
-                gx = gx.reshape(gx.shape[:-2] + gx.shape[-1:])
+                gx = gx[..., 0, :]
         if self.needs_grad[1]:
-            gyy = xp.matmul(xp.swapaxes(x2, -1, -2), g)
-            if y.ndim == 1:
-                gyy = gyy.reshape(gyy.shape[:-1])
+            if y.ndim == 2 and x.ndim > 2:
+                # One weight shared by the whole batch: fold the batch into the rows for a single
+                # GEMM, instead of a batched product that the engine would then sum.
+                gyy = x.reshape(-1, x.shape[-1]).T @ g.reshape(-1, g.shape[-1])
+            else:
+                gyy = xp.matmul(xp.swapaxes(x2, -1, -2), g)
+                if y.ndim == 1:
+                    gyy = gyy[..., 0]
         return gx, gyy
 
 
@@ -54,6 +64,7 @@ class Linear(Function):
 
     Leading axes are folded into one batch axis so each gradient is a single GEMM
     (the bias gradient a GEMV with a vector of ones, faster than ``sum(axis=0)``).
+    Only x and w are kept for the backward.
     """
 
     def check(self, x, w, b=None):
@@ -61,7 +72,8 @@ class Linear(Function):
             raise ValueError(f"Linear: expected x (..., {w.shape[0] if w.ndim == 2 else 'in'}) and "
                              f"kernel (in, out), got x {x.shape} and kernel {w.shape}.")
         if b is not None and b.shape != (w.shape[1],):
-            raise ValueError(f"Linear: bias must have shape ({w.shape[1]},), got {b.shape}.")
+            raise ValueError(f"Linear: bias must have shape ({w.shape[1]},) for a kernel of shape "
+                             f"{w.shape}, got {b.shape}.")
 
     def forward(self, x, w, b=None):
         x2 = x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
@@ -87,7 +99,14 @@ class Linear(Function):
 
 
 def matmul(x, y) -> Tensor:
-    """Matrix product with NumPy's ``matmul`` rules (batched, broadcast, 1-D promoted).
+    """Matrix product with NumPy's ``matmul`` rules (batched, broadcast, 1-D promoted); ``x @ y``.
+
+    Args:
+        x: (..., n, k), or (k,) treated as one row.
+        y: (..., k, m), or (k,) treated as one column; batch axes broadcast against x's.
+
+    Returns:
+        Tensor of shape (broadcast batch..., n, m), without the axes that 1-D operands added.
 
     Example:
         >>> (fl.ones(4, 2, 3) @ fl.ones(3, 5)).shape
@@ -97,7 +116,20 @@ def matmul(x, y) -> Tensor:
 
 
 def linear(x, kernel, bias=None) -> Tensor:
-    """The dense layer ``x @ kernel + bias``: x (..., in), kernel (in, out), bias (out,) -> (..., out)."""
+    """The dense layer ``x @ kernel + bias`` as one op with GEMM gradients.
+
+    Args:
+        x: (..., in) inputs.
+        kernel: (in, out) weights.
+        bias: (out,) or None.
+
+    Returns:
+        Tensor of shape (..., out).
+
+    Example:
+        >>> fl.linear(fl.ones(8, 3), fl.ones(3, 2), fl.zeros(2)).shape
+        (8, 2)
+    """
     if bias is None:
         return Linear().apply(x, kernel)
     return Linear().apply(x, kernel, bias)

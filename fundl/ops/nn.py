@@ -4,6 +4,7 @@ from __future__ import annotations
 from ..autograd import Function
 from ..backend import get_array_module
 from ..tensor import Tensor
+from .activation import _sigmoid
 
 
 def _log_softmax(x, axis):
@@ -13,14 +14,14 @@ def _log_softmax(x, axis):
 
 
 class Softmax(Function):
-    """exp(x) / sum(exp(x)) along ``axis``; backward: y * (gy - sum(gy * y))."""
+    """y = exp(x) / sum(exp(x)) along ``axis``; backward: y * (gy - sum(gy * y))."""
 
     def __init__(self, axis=-1):
         self.axis = axis
 
     def forward(self, x):
         xp = get_array_module(x)
-        e = xp.exp(x - x.max(axis=self.axis, keepdims=True))
+        e = xp.exp(x - x.max(axis=self.axis, keepdims=True))  # shifted: exp never overflows
         y = e / e.sum(axis=self.axis, keepdims=True)
         self.save(y)
         return y
@@ -33,7 +34,7 @@ class Softmax(Function):
 
 
 class LogSoftmax(Function):
-    """x - logsumexp(x) along ``axis``; backward: gy - softmax * sum(gy)."""
+    """y = x - logsumexp(x) along ``axis``; backward: gy - exp(y) * sum(gy)."""
 
     def __init__(self, axis=-1):
         self.axis = axis
@@ -52,85 +53,117 @@ class SoftmaxCrossEntropy(Function):
     """Per-sample -sum(t * log_softmax(z)) along the last axis, from logits ``z``.
 
     ``target`` is either class indices (integers, shape ``z.shape[:-1]``) or a
-    distribution over classes (one-hot or soft, shape ``z.shape``).
-    d/dz = (softmax(z) * sum(t) - t) * gy, which is softmax(z) - t for one-hot targets.
+    distribution over classes (one-hot or soft, any dtype, shape ``z.shape``).
+    With s = z - max(z), e = exp(s): loss = log(sum e) sum(t) - sum(t s), and
+    d/dz = (softmax(z) sum(t) - t) gy (softmax(z) - t for one-hot), d/dt = -log_softmax(z) gy.
     """
 
     def check(self, z, t):
         if z.ndim < 1:
             raise ValueError("SoftmaxCrossEntropy: logits need a class axis; got a 0-d input.")
-        if t.dtype.kind in "iub":
-            if t.shape != z.shape[:-1]:
-                raise ValueError(
-                    f"SoftmaxCrossEntropy: integer class targets must have shape {z.shape[:-1]} for "
-                    f"logits of shape {z.shape}, got {t.shape}.")
-            n = z.shape[-1]
-            if t.size and (t.min() < 0 or t.max() >= n):
-                raise ValueError(f"SoftmaxCrossEntropy: class indices must lie in [0, {n}), got "
-                                 f"values in [{int(t.min())}, {int(t.max())}].")
-        elif t.shape != z.shape:
+        if t.shape == z.shape:  # a distribution over the classes
+            return
+        if t.dtype.kind not in "iu":
             raise ValueError(
-                f"SoftmaxCrossEntropy: targets of shape {t.shape} do not match logits of shape "
-                f"{z.shape}. Give one-hot/probability targets of the logits' shape, or integer "
-                "class indices of shape logits.shape[:-1].")
+                f"SoftmaxCrossEntropy: targets of shape {t.shape} (dtype {t.dtype}) do not match "
+                f"logits of shape {z.shape}. Give one-hot/probability targets of the logits' "
+                f"shape, or integer class indices of shape {z.shape[:-1]}.")
+        if t.shape != z.shape[:-1]:
+            raise ValueError(
+                f"SoftmaxCrossEntropy: integer class targets must have shape {z.shape[:-1]} for "
+                f"logits of shape {z.shape}, got {t.shape}.")
+        n = z.shape[-1]
+        if t.size and (t.min() < 0 or t.max() >= n):
+            raise ValueError(f"SoftmaxCrossEntropy: class indices must lie in [0, {n}) for logits "
+                             f"of shape {z.shape}, got values in [{int(t.min())}, {int(t.max())}].")
 
     def forward(self, z, t):
-        logp = _log_softmax(z, -1)
         xp = get_array_module(z)
-        if t.dtype.kind in "iub":
+        shifted = z - z.max(axis=-1, keepdims=True)  # exp never overflows, sum(e) >= 1
+        e = xp.exp(shifted)
+        s = e.sum(axis=-1, keepdims=True)
+        self.sparse = t.shape != z.shape
+        if self.sparse:  # only the target's log-probability is needed, not the whole row
             idx = t.astype(xp.intp)[..., None]
-            loss = -xp.take_along_axis(logp, idx, axis=-1)[..., 0]
-        else:
-            loss = -(t * logp).sum(axis=-1)
-        self.save(logp, t)
-        return loss
+            self.save(e, s, idx)
+            return (xp.log(s) - xp.take_along_axis(shifted, idx, axis=-1))[..., 0]
+        if t.dtype.kind != "f":
+            t = t.astype(z.dtype)
+        t_sum = t.sum(axis=-1, keepdims=True)
+        self.save(e, s, shifted, t, t_sum)
+        return (xp.log(s) * t_sum)[..., 0] - (t * shifted).sum(axis=-1)
 
     def backward(self, gy):
-        logp, t = self.saved
-        xp = get_array_module(logp)
-        p = xp.exp(logp)
+        xp = get_array_module(gy)
         g = gy[..., None]
-        if t.dtype.kind in "iub":
-            idx = t.astype(xp.intp)[..., None]
-            xp.put_along_axis(p, idx, xp.take_along_axis(p, idx, axis=-1) - 1, axis=-1)
-            return p * g, None
-        gz = (p * t.sum(axis=-1, keepdims=True) - t) * g if self.needs_grad[0] else None
-        gt = -logp * g if self.needs_grad[1] else None
+        if self.sparse:
+            e, s, idx = self.saved
+            gz = e * (g / s)  # softmax(z) gy
+            xp.put_along_axis(gz, idx, xp.take_along_axis(gz, idx, axis=-1) - g, axis=-1)
+            return gz, None
+        e, s, shifted, t, t_sum = self.saved
+        gz = (e * (t_sum / s) - t) * g if self.needs_grad[0] else None
+        gt = (xp.log(s) - shifted) * g if self.needs_grad[1] else None
         return gz, gt
 
 
 class SigmoidBinaryCrossEntropy(Function):
     """Element-wise -(t log sigmoid(z) + (1 - t) log(1 - sigmoid(z))) from logits ``z``.
 
-    Computed as max(z, 0) - z t + log1p(exp(-|z|)), finite for any z; d/dz = sigmoid(z) - t.
+    Computed as max(z, 0) - z t + log1p(exp(-|z|)), finite for any z;
+    d/dz = sigmoid(z) - t, d/dt = -z.
     """
 
     def check(self, z, t):
         if z.shape != t.shape:
             raise ValueError(f"SigmoidBinaryCrossEntropy: targets of shape {t.shape} do not match "
-                             f"logits of shape {z.shape}.")
+                             f"logits of shape {z.shape}; give one target in [0, 1] per logit.")
 
     def forward(self, z, t):
         xp = get_array_module(z)
-        t = t.astype(z.dtype, copy=False)
+        if t.dtype.kind != "f":  # 0/1 labels as integers or booleans
+            t = t.astype(z.dtype)
         self.save(z, t)
-        return xp.maximum(z, 0) - z * t + xp.log1p(xp.exp(-abs(z)))
+        return xp.maximum(z, 0) - z * t + xp.log1p(xp.exp(-xp.abs(z)))
 
     def backward(self, gy):
         z, t = self.saved
-        xp = get_array_module(z)
-        gz = gy * (xp.tanh(z * 0.5) * 0.5 + 0.5 - t) if self.needs_grad[0] else None
+        gz = gy * (_sigmoid(z) - t) if self.needs_grad[0] else None
         gt = -gy * z if self.needs_grad[1] else None
         return gz, gt
 
 
 def softmax(x, axis=-1) -> Tensor:
-    """exp(x) / sum(exp(x)) along ``axis`` (shifted by the max, so it never overflows)."""
+    """``exp(x) / sum(exp(x))`` along ``axis``, shifted by the max so it never overflows.
+
+    Args:
+        x: Tensor of any shape (at least 1-D).
+        axis: the axis that sums to 1.
+
+    Returns:
+        Tensor of x's shape.
+
+    Example:
+        >>> fl.softmax(fl.tensor([[0.0, 0.0]]))
+        tensor([[0.5, 0.5]], dtype=float32)
+    """
     return Softmax(axis).apply(x)
 
 
 def log_softmax(x, axis=-1) -> Tensor:
-    """log(softmax(x)) along ``axis``, computed without forming softmax."""
+    """``log(softmax(x))`` along ``axis``, computed as x - logsumexp(x) (finite for any x).
+
+    Args:
+        x: Tensor of any shape (at least 1-D).
+        axis: the axis normalised over.
+
+    Returns:
+        Tensor of x's shape.
+
+    Example:
+        >>> fl.log_softmax(fl.tensor([1000.0, 0.0]))
+        tensor([    0., -1000.], dtype=float32)
+    """
     return LogSoftmax(axis).apply(x)
 
 
@@ -139,10 +172,12 @@ def softmax_cross_entropy(logits, target) -> Tensor:
 
     Args:
         logits: (..., classes) unnormalised scores.
-        target: class indices (..., ) integers, or probabilities (..., classes).
+        target: class indices, integers of shape (...,) in [0, classes); or a distribution
+            over the classes (one-hot or soft, any dtype) of shape (..., classes), which may
+            itself require a gradient.
 
     Returns:
-        Tensor of shape logits.shape[:-1].
+        Tensor of shape logits.shape[:-1] (reduce it yourself, e.g. ``.mean()``).
 
     Example:
         >>> fl.softmax_cross_entropy(fl.tensor([[1000.0, 0.0]]), np.array([1]))
@@ -154,7 +189,15 @@ def softmax_cross_entropy(logits, target) -> Tensor:
 def sigmoid_binary_cross_entropy(logits, target) -> Tensor:
     """Element-wise binary cross-entropy of sigmoid(logits) against ``target`` in [0, 1].
 
+    Args:
+        logits: Tensor of any shape.
+        target: labels or probabilities of the same shape (floats, ints or booleans).
+
     Returns:
         Tensor of the logits' shape (reduce it yourself, e.g. ``.mean()``).
+
+    Example:
+        >>> fl.sigmoid_binary_cross_entropy(fl.tensor([0.0]), fl.tensor([1.0]))
+        tensor([0.6931472], dtype=float32)
     """
     return SigmoidBinaryCrossEntropy().apply(logits, target)
