@@ -14,6 +14,7 @@ from .ops.elementwise import (
 )
 from .ops.linalg import linear, matmul
 from .ops.nn import log_softmax, sigmoid_binary_cross_entropy, softmax, softmax_cross_entropy
+from .ops.norm import batch_norm, layer_norm, local_response_norm
 from .ops.reduce import logsumexp, max, mean, min, sum, var
 from .ops.shape import (
     broadcast_to, concatenate, expand_dims, getitem, pad, reshape, squeeze, stack, transpose,
@@ -27,6 +28,7 @@ __all__ = [
     "min", "minimum", "mul", "neg", "not_equal", "pad", "pow", "relu", "reshape", "sigmoid",
     "sigmoid_binary_cross_entropy", "softmax", "softmax_cross_entropy", "softplus", "sqrt",
     "squeeze", "stack", "step", "sub", "sum", "tanh", "to", "transpose", "var", "where",
+    "batch_norm", "layer_norm", "local_response_norm",
 ]
 
 

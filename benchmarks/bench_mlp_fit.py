@@ -1,0 +1,134 @@
+"""An MLP training epoch through ``model.fit``, against a PyTorch eager loop and hand-written NumPy.
+
+    python benchmarks/bench_mlp_fit.py [--epochs-timed 3]
+
+784-256-ReLU-128-ReLU-10 softmax, categorical cross-entropy, SGD lr 0.1, batch 128, float32,
+one epoch over 60,000 samples (MNIST when $FUNDL_DATA_DIR has it, else random data of the same
+shape), reshuffled every epoch in all three. Prints seconds per epoch and the two ratios the
+project tracks: fundl / PyTorch and fundl / NumPy.
+"""
+import argparse
+import os
+import time
+
+import numpy as np
+
+from _common import THREADS, import_torch
+
+import fundl as fl
+from fundl.layers import Dense
+from fundl.models import Sequential
+
+BATCH, LR = 128, 0.1
+
+
+def load_data():
+    if os.environ.get("FUNDL_DATA_DIR"):
+        try:
+            from fundl.datasets import mnist
+
+            (x, y), _ = mnist.load_data()
+            return x.reshape(-1, 784).astype(np.float32) / 255, y.astype(np.int64), "MNIST"
+        except (OSError, ValueError):
+            pass
+    rng = np.random.default_rng(0)
+    return (rng.random((60000, 784), dtype=np.float32), rng.integers(0, 10, 60000),
+            "random data")
+
+
+def glorot(rng, fan_in, fan_out):
+    limit = np.sqrt(6 / (fan_in + fan_out))
+    return rng.uniform(-limit, limit, (fan_in, fan_out)).astype(np.float32)
+
+
+def numpy_epoch(params, x, y_onehot, rng):
+    """Hand-written forward, backward and SGD for the same network (the floor to aim at)."""
+    w1, b1, w2, b2, w3, b3 = params
+    n = len(x)
+    order = rng.permutation(n)
+    for start in range(0, n, BATCH):
+        idx = np.sort(order[start:start + BATCH])
+        xb, yb = x[idx], y_onehot[idx]
+        m = len(xb)
+        a1 = xb @ w1 + b1
+        h1 = np.maximum(a1, 0)
+        a2 = h1 @ w2 + b2
+        h2 = np.maximum(a2, 0)
+        z = h2 @ w3 + b3
+        z -= z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        p = e / e.sum(axis=1, keepdims=True)
+        g = (p - yb) / m
+        gw3, gb3 = h2.T @ g, g.sum(0)
+        g = (g @ w3.T) * (a2 > 0)
+        gw2, gb2 = h1.T @ g, g.sum(0)
+        g = (g @ w2.T) * (a1 > 0)
+        gw1, gb1 = xb.T @ g, g.sum(0)
+        for w, gw in zip(params, (gw1, gb1, gw2, gb2, gw3, gb3)):
+            w -= LR * gw
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--epochs-timed", type=int, default=3)
+    args = parser.parse_args()
+    torch = import_torch()
+    x, y, source = load_data()
+    y_onehot = np.eye(10, dtype=np.float32)[y]
+    fl.manual_seed(0)
+
+    model = Sequential([Dense(256, activation="relu", input_dim=784),
+                        Dense(128, activation="relu"), Dense(10, activation="softmax")])
+    model.compile(loss="categorical_crossentropy", optimizer=fl.optimizers.SGD(LR),
+                  metrics=["accuracy"])
+
+    rng = np.random.default_rng(0)
+    params = [glorot(rng, 784, 256), np.zeros(256, np.float32), glorot(rng, 256, 128),
+              np.zeros(128, np.float32), glorot(rng, 128, 10), np.zeros(10, np.float32)]
+
+    contenders = {
+        "fundl model.fit": lambda: model.fit(x, y_onehot, batch_size=BATCH, epochs=1, verbose=0),
+        "hand-written NumPy": lambda: numpy_epoch(params, x, y_onehot, rng),
+    }
+    if torch is not None:
+        net = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(),
+                                  torch.nn.Linear(256, 128), torch.nn.ReLU(),
+                                  torch.nn.Linear(128, 10))
+        opt = torch.optim.SGD(net.parameters(), lr=LR)
+        tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+
+        def torch_epoch():
+            order = torch.randperm(len(tx))
+            for start in range(0, len(tx), BATCH):
+                idx = order[start:start + BATCH].sort().values
+                logits = net(tx[idx])
+                loss = torch.nn.functional.cross_entropy(logits, ty[idx])
+                acc = (logits.argmax(1) == ty[idx]).float().mean()  # fit reports accuracy too
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                loss.item(), acc.item()
+
+        contenders["PyTorch eager loop"] = torch_epoch
+    for fn in contenders.values():  # warm-up epoch
+        fn()
+    times = {name: [] for name in contenders}
+    for _ in range(args.epochs_timed):
+        for name, fn in contenders.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    best = {name: min(t) for name, t in times.items()}
+    print(f"\nMLP epoch, 784-256-128-10, batch {BATCH}, {source}, {THREADS} threads "
+          f"(best of {args.epochs_timed})")
+    for name, t in best.items():
+        print(f"  {name:<22s} {t:7.3f} s/epoch")
+    f = best["fundl model.fit"]
+    if "PyTorch eager loop" in best:
+        print(f"  fundl / PyTorch = {f / best['PyTorch eager loop']:.2f}   (target <= 0.80)")
+    print(f"  fundl / NumPy   = {f / best['hand-written NumPy']:.2f}   (target <= 1.25)")
+    print(f"  fundl final training accuracy: {model.evaluate(x, y_onehot, batch_size=1024, verbose=0)[1]:.4f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,155 @@
+"""Layers that merge a list of inputs: Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate."""
+from __future__ import annotations
+
+from functools import reduce
+
+from .. import functional as F
+from .base import Layer
+
+
+def _check_list(layer, inputs):
+    if not isinstance(inputs, (list, tuple)) or len(inputs) < 2:
+        what = (f"a list of {len(inputs)}" if isinstance(inputs, (list, tuple))
+                else type(inputs).__name__)
+        raise ValueError(f"{type(layer).__name__} '{layer.name}': expected a list of at least 2 "
+                         f"inputs, e.g. {type(layer).__name__}()([x1, x2]); got {what}.")
+
+
+class _Merge(Layer):
+    """Element-wise merge of a list of same-shaped inputs (size-1 axes broadcast).
+
+    Called on a list ``[x1, x2, ...]`` of tensors of one shape ``(batch, ...)``; returns one
+    tensor of that shape.
+    """
+
+    def _check_list(self, inputs):
+        _check_list(self, inputs)
+
+    def call(self, inputs, training=False):
+        self._check_list(inputs)
+        return self._merge(list(inputs))
+
+    def compute_output_shape(self, input_shape):
+        self._check_list(input_shape)
+        out = list(input_shape[0])
+        for shape in input_shape[1:]:
+            if len(shape) != len(out):
+                raise ValueError(f"inputs must have the same rank, got shapes {input_shape}.")
+            for i, (a, b) in enumerate(zip(out, shape)):
+                if a is None or b is None:
+                    out[i] = a if b is None else b
+                elif a != b and 1 not in (a, b):
+                    raise ValueError(f"input shapes {input_shape} do not match (axis {i}: {a} vs {b}).")
+                else:
+                    out[i] = max(a, b)
+        return tuple(out)
+
+
+class Add(_Merge):
+    """Element-wise sum of a list of inputs (residual connections).
+
+    Example:
+        >>> y = Add()([x1, x2])          # x1 + x2, same shape
+    """
+
+    def _merge(self, xs):
+        return reduce(F.add, xs)
+
+
+class Subtract(_Merge):
+    """``x1 - x2`` for a list of exactly two inputs.
+
+    Example:
+        >>> d = Subtract()([x1, x2])
+    """
+
+    def _merge(self, xs):
+        if len(xs) != 2:
+            raise ValueError(f"Subtract '{self.name}': expected exactly 2 inputs, got {len(xs)}.")
+        return F.sub(xs[0], xs[1])
+
+
+class Multiply(_Merge):
+    """Element-wise product of a list of inputs (gating).
+
+    Example:
+        >>> y = Multiply()([x, gate])
+    """
+
+    def _merge(self, xs):
+        return reduce(F.mul, xs)
+
+
+class Average(_Merge):
+    """Element-wise mean of a list of inputs (ensembles).
+
+    Example:
+        >>> y = Average()([y1, y2, y3])
+    """
+
+    def _merge(self, xs):
+        return reduce(F.add, xs) * (1.0 / len(xs))
+
+
+class Maximum(_Merge):
+    """Element-wise maximum of a list of inputs (the gradient goes to the larger one).
+
+    Example:
+        >>> y = Maximum()([x1, x2])
+    """
+
+    def _merge(self, xs):
+        return reduce(F.maximum, xs)
+
+
+class Minimum(_Merge):
+    """Element-wise minimum of a list of inputs.
+
+    Example:
+        >>> y = Minimum()([x1, x2])
+    """
+
+    def _merge(self, xs):
+        return reduce(F.minimum, xs)
+
+
+class Concatenate(Layer):
+    """Concatenates a list of inputs along ``axis`` (the last by default).
+
+    Args:
+        axis: the axis to join along; the inputs' other axes must agree. The batch axis (0)
+            cannot be used.
+
+    Shapes ``(batch, a)`` and ``(batch, b)`` give ``(batch, a + b)``.
+
+    Example:
+        >>> merged = Concatenate()([Dense(4)(x), Dense(6)(x)])     # (None, 10)
+    """
+
+    def __init__(self, axis=-1, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(axis, bool) or not isinstance(axis, int):
+            raise TypeError(f"Concatenate: axis must be an int, got {axis!r}.")
+        self.axis = axis
+
+    def call(self, inputs, training=False):
+        _check_list(self, inputs)
+        return F.concatenate(list(inputs), axis=self.axis)
+
+    def compute_output_shape(self, input_shape):
+        _check_list(self, input_shape)
+        rank = len(input_shape[0])
+        if not -rank <= self.axis < rank or self.axis % rank == 0:
+            raise ValueError(f"axis {self.axis} is out of range for inputs of rank {rank} (the "
+                             "batch axis 0 cannot be concatenated).")
+        axis = self.axis % rank
+        out = list(input_shape[0])
+        for shape in input_shape[1:]:
+            if len(shape) != rank or any(a != b and None not in (a, b)
+                                         for i, (a, b) in enumerate(zip(out, shape)) if i != axis):
+                raise ValueError(f"shapes {input_shape} must agree except along axis {self.axis}.")
+            out[axis] = None if out[axis] is None or shape[axis] is None else out[axis] + shape[axis]
+        return tuple(out)
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis}

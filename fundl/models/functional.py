@@ -1,0 +1,291 @@
+"""``Model``: a network as a graph of layers (the functional API), or a subclass with ``call``.
+
+``Model(inputs=..., outputs=...)`` walks back from the symbolic outputs to the inputs and
+keeps the layer calls (nodes) in an order where every node comes after the nodes that feed
+it; calling the model replays them on real tensors. Multi-input, multi-output, shared
+layers (one layer, several nodes) and models used as layers all follow from that.
+
+Example:
+    >>> inputs = Input(shape=(784,))
+    >>> h = Dense(64, activation="relu")(inputs)
+    >>> outputs = Dense(10, activation="softmax")(h)
+    >>> model = Model(inputs=inputs, outputs=outputs)
+"""
+from __future__ import annotations
+
+from ..layers.base import Layer, SymbolicTensor, get_registered
+from ..layers.core import _InputNode
+from ..tensor import Tensor
+from .training import Trainer
+
+
+def _as_list(x):
+    if isinstance(x, dict):
+        return list(x.values())
+    if isinstance(x, (list, tuple)):
+        return list(x)
+    return [x]
+
+
+def _topological_nodes(outputs):
+    """The nodes that produce ``outputs``, each after every node that feeds it."""
+    order, done, active = [], set(), set()
+    for out in outputs:
+        stack = [(out.node, False)]
+        while stack:
+            node, expanded = stack.pop()
+            if id(node) in done:
+                continue
+            if expanded:
+                active.discard(id(node))
+                done.add(id(node))
+                order.append(node)
+                continue
+            active.add(id(node))
+            stack.append((node, True))
+            # Reversed, so the first input's branch is ordered (and auto-named) first.
+            for x in reversed(node.inputs):
+                if id(x.node) not in done:
+                    if id(x.node) in active:
+                        raise ValueError("Model: the layer graph has a cycle.")
+                    stack.append((x.node, False))
+    return order
+
+
+class Model(Trainer, Layer):
+    """A trainable network: a graph of layers from ``Input``s to outputs, or a subclass.
+
+    Args:
+        inputs: a SymbolicTensor from :func:`~fundl.layers.Input`, or a list/dict of them.
+        outputs: the SymbolicTensor(s) computed from them.
+        name: the model's name.
+
+    Subclassing: define layers in ``__init__`` and the computation in ``call(x, training)``.
+
+    Example:
+        >>> model = Model(inputs=inputs, outputs=[out_a, out_b])    # multi-output
+        >>> model.compile(optimizer="adam", loss=["mse", "binary_crossentropy"], loss_weights=[1, .5])
+    """
+
+    def __init__(self, inputs=None, outputs=None, name=None, **kwargs):
+        super().__init__(name=name or "model", **kwargs)
+        self._auto_name = name is None  # nested unnamed models get unique names
+        self._graph = inputs is not None
+        self._layers = []
+        if self._graph or outputs is not None:
+            if inputs is None or outputs is None:
+                raise ValueError("Model: give both inputs= and outputs= (or subclass Model).")
+            self._init_graph(inputs, outputs)
+
+    # -- the graph --------------------------------------------------------------------------------
+    def _init_graph(self, inputs, outputs):
+        self._input_dict = isinstance(inputs, dict)
+        self._output_dict = isinstance(outputs, dict)
+        self._output_structure = "list" if isinstance(outputs, (list, tuple, dict)) else "single"
+        self._input_structure = "list" if isinstance(inputs, (list, tuple, dict)) else "single"
+        self.inputs = _as_list(inputs)
+        self.outputs = _as_list(outputs)
+        for t in self.inputs + self.outputs:
+            if not isinstance(t, SymbolicTensor):
+                raise TypeError(f"Model: inputs and outputs must come from Input() and layer calls, "
+                                f"got {type(t).__name__}.")
+        for t in self.inputs:
+            if not isinstance(t.node, _InputNode):
+                raise ValueError(f"Model: input {t.name!r} is not an Input(); pass the tensors "
+                                 "returned by fundl.layers.Input.")
+        if len({id(t) for t in self.inputs}) != len(self.inputs):
+            raise ValueError("Model: the same Input is listed twice in inputs.")
+        nodes = _topological_nodes(self.outputs)
+        known = {id(t.node) for t in self.inputs}
+        for node in nodes:
+            if isinstance(node, _InputNode) and id(node) not in known:
+                raise ValueError(f"Model: graph disconnected: the outputs depend on an Input "
+                                 f"of shape {node.outputs[0].shape} (named "
+                                 f"{node.layer.name!r}) that is not one of the model's "
+                                 f"{len(self.inputs)} input(s). Add it to inputs=[...].")
+        self._nodes = [n for n in nodes if not isinstance(n, _InputNode)]
+        layers = [t.node.layer for t in self.inputs]
+        for node in self._nodes:
+            if node.layer not in layers:
+                layers.append(node.layer)
+        self._layers = layers
+        self._make_names_unique()
+        self.output_names = [t.node.layer.name for t in self.outputs]
+        if self._output_dict:
+            self.output_names = list(outputs.keys())
+        self.input_names = list(inputs.keys()) if self._input_dict else [
+            t.node.layer.name for t in self.inputs]
+        self.built = True
+
+    def _make_names_unique(self):
+        names = {}
+        for layer in self._layers:
+            if layer.name in names and names[layer.name] is not layer:
+                if not getattr(layer, "_auto_name", False):
+                    raise ValueError(f"Model: two layers are named {layer.name!r}; layer names must "
+                                     "be unique within a model.")
+                base, k = layer.name, 1
+                while f"{base}_{k}" in names:
+                    k += 1
+                layer.name = f"{base}_{k}"
+            names[layer.name] = layer
+
+    @property
+    def layers(self) -> list:
+        """The model's layers, in the order they are first used."""
+        if self._graph or getattr(self, "_sequential", False):
+            return list(self._layers)
+        return list(self._sublayers.values())
+
+    def get_layer(self, name=None, index=None):
+        """A layer by name (or by position in ``layers``)."""
+        if index is not None:
+            return self.layers[index]
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"Model '{self.name}': no layer named {name!r}; the layers are "
+                         f"{[layer.name for layer in self.layers]}.")
+
+    def _named_sublayers(self):
+        if self._graph or getattr(self, "_sequential", False):
+            return [(layer.name, layer) for layer in self._layers]
+        return super()._named_sublayers()
+
+    # -- computing ---------------------------------------------------------------------------
+    def call(self, inputs, training=False):
+        if not self._graph:
+            raise NotImplementedError(f"{type(self).__name__}: a subclassed Model must define call().")
+        given = _as_list(inputs) if not isinstance(inputs, dict) else [
+            inputs[k] for k in self.input_names]
+        if len(given) != len(self.inputs):
+            raise ValueError(f"Model '{self.name}': expected {len(self.inputs)} input(s), got "
+                             f"{len(given)}.")
+        values = {}
+        for sym, x in zip(self.inputs, given):
+            x = x if isinstance(x, Tensor) else Tensor(x)
+            expected = sym.shape[1:]
+            if len(x.shape) != len(sym.shape) or any(e is not None and e != g
+                                                     for e, g in zip(expected, x.shape[1:])):
+                raise ValueError(f"Model '{self.name}': input {sym.name!r} expects shape "
+                                 f"{sym.shape}, got {x.shape}.")
+            values[id(sym)] = x
+        for node in self._nodes:
+            args = [values[id(t)] for t in node.inputs]
+            out = node.layer(args if node.input_structure == "list" else args[0],
+                             training=training, **node.kwargs)
+            for sym, value in zip(node.outputs, out if isinstance(out, (list, tuple)) else [out]):
+                values[id(sym)] = value
+        outs = [values[id(t)] for t in self.outputs]
+        if self._output_dict:
+            return dict(zip(self.output_names, outs))
+        return outs if self._output_structure == "list" else outs[0]
+
+    def compute_output_shape(self, input_shape):
+        if not self._graph:
+            raise NotImplementedError(f"{type(self).__name__}: define compute_output_shape to use "
+                                      "a subclassed model symbolically.")
+        shapes = [tuple(t.shape) for t in self.outputs]
+        return shapes if self._output_structure == "list" else shapes[0]
+
+    def summary(self, line_length=None, print_fn=None) -> None:
+        """Print layers, output shapes and parameter counts (trainable and not)."""
+        from .summary import summary
+
+        summary(self, line_length=line_length, print_fn=print_fn)
+
+    # -- saving --------------------------------------------------------------------------------
+    def save(self, filepath, include_optimizer=True) -> None:
+        """Save architecture, weights and optimizer state to one file (atomic, no pickle)."""
+        from ..saving import save_model
+
+        save_model(self, filepath, include_optimizer=include_optimizer)
+
+    def save_weights(self, filepath) -> None:
+        """Save only the weights (atomic, no pickle)."""
+        from ..saving import save_weights
+
+        save_weights(self, filepath)
+
+    def load_weights(self, filepath, skip_mismatch=False) -> None:
+        """Load weights from ``save_weights``/``save``; on any error the model is unchanged."""
+        from ..saving import load_weights
+
+        load_weights(self, filepath, skip_mismatch=skip_mismatch)
+
+    def to(self, device):
+        """Move weights (and optimizer slots) to ``device``, in place; returns the model."""
+        super().to(device)
+        if self.optimizer is not None and self.optimizer.iterations > 0:
+            self.optimizer.set_state(self.optimizer.get_state(), self.trainable_weights)
+        return self
+
+    # -- configuration -------------------------------------------------------------------------
+    def get_config(self):
+        if not self._graph:
+            return {"name": self.name, "trainable": self.trainable}
+        node_index = {}
+        counts = {}
+        for node in [t.node for t in self.inputs] + self._nodes:
+            node_index[id(node)] = counts.get(node.layer.name, 0)
+            counts[node.layer.name] = node_index[id(node)] + 1
+
+        def ref(t):
+            return [t.node.layer.name, node_index[id(t.node)], t.index]
+
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "layers": [{"class_name": type(layer).__name__, "config": layer.get_config()}
+                       for layer in self._layers],
+            "nodes": [{"layer": node.layer.name, "inputs": [ref(t) for t in node.inputs],
+                       "structure": node.input_structure} for node in self._nodes],
+            "input_layers": [ref(t) for t in self.inputs],
+            "output_layers": [ref(t) for t in self.outputs],
+            "input_names": self.input_names if self._input_dict else None,
+            "output_names": self.output_names if self._output_dict else None,
+            "output_structure": self._output_structure,
+            "input_structure": self._input_structure,
+        }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        if "layers" not in config:
+            return cls(name=config.get("name"))
+        from ..layers.core import Input
+
+        layers = {}
+        for spec in config["layers"]:
+            layer_cls = get_registered(spec["class_name"], custom_objects)
+            if not (isinstance(layer_cls, type) and issubclass(layer_cls, Layer)):
+                raise ValueError(f"Model config: {spec['class_name']!r} is not a layer class.")
+            layers[spec["config"]["name"]] = layer_cls.from_config(spec["config"],
+                                                                   custom_objects=custom_objects)
+        produced = {}  # (layer name, node index) -> list of output SymbolicTensors
+        for name, index, _ in config["input_layers"]:
+            layer = layers[name]
+            sym = Input(shape=layer.shape, batch_size=layer.batch_size, dtype=layer.dtype, name=name)
+            produced[(name, index)] = [sym]
+        counts = {}
+        for spec in config["nodes"]:
+            name = spec["layer"]
+            args = [produced[(n, i)][t] for n, i, t in spec["inputs"]]
+            out = layers[name](args if spec["structure"] == "list" else args[0])
+            index = counts.get(name, 0)
+            counts[name] = index + 1
+            produced[(name, index)] = out if isinstance(out, list) else [out]
+        inputs = [produced[(n, i)][t] for n, i, t in config["input_layers"]]
+        outputs = [produced[(n, i)][t] for n, i, t in config["output_layers"]]
+        if config.get("input_names"):
+            inputs = dict(zip(config["input_names"], inputs))
+        elif config.get("input_structure") == "single":
+            inputs = inputs[0]
+        if config.get("output_names"):
+            outputs = dict(zip(config["output_names"], outputs))
+        elif config.get("output_structure") == "single":
+            outputs = outputs[0]
+        model = cls(inputs=inputs, outputs=outputs, name=config.get("name"))
+        if not config.get("trainable", True):  # True would unfreeze layers frozen one by one
+            model.trainable = False
+        return model
+
