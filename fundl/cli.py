@@ -76,7 +76,7 @@ def main(argv=None) -> int:
     """Run the ``fundl`` command with ``argv`` (``sys.argv[1:]`` by default); returns the exit code.
 
     Example:
-        >>> main(["demo", "--epochs", "1", "--limit", "2000", "--output", "demo.fundl"])  # doctest: +SKIP
+        >>> main(["demo", "--epochs", "1", "--limit", "2000"])  # doctest: +SKIP
     """
     from . import __version__
 

@@ -114,7 +114,8 @@ class _Archive:
 
     def json(self, name):
         if name not in self.data:
-            raise CorruptFileError(f"{self.path}: the archive has no {name}.")
+            raise CorruptFileError(f"{self.path}: the archive has no {name} (is the file "
+                                   "truncated, or not a fundl file?).")
         raw = self.data[name]
         if len(raw) > _MAX_JSON:
             raise CorruptFileError(f"{self.path}: {name} is implausibly large.")
@@ -125,7 +126,8 @@ class _Archive:
 
     def arrays(self, name) -> dict:
         if name not in self.data:
-            raise CorruptFileError(f"{self.path}: the archive has no {name}.")
+            raise CorruptFileError(f"{self.path}: the archive has no {name} (is the file "
+                                   "truncated, or not a fundl file?).")
         try:
             # allow_pickle=False: an object array (which would unpickle) raises instead.
             with numpy.load(io.BytesIO(self.data[name]), allow_pickle=False) as npz:

@@ -35,7 +35,21 @@ def register_serializable(cls=None, *, name=None):
     """Register a class (a Layer subclass, a custom function) under ``name`` for loading.
 
     Layer subclasses register themselves when defined; call this for anything else a config
-    refers to by name (a function used by a ``Lambda`` layer, say).
+    refers to by name (a function used by a ``Lambda`` layer, a custom loss). Loading only
+    ever instantiates or calls registered names: a file cannot name arbitrary code.
+
+    Args:
+        cls: the class or function (when used as ``@register_serializable``).
+        name: the name to register under (default: its ``__name__``).
+
+    Returns:
+        ``cls`` itself (or a decorator, when called with ``name=`` only).
+
+    Example:
+        >>> @register_serializable
+        ... def swish(x):
+        ...     return x * fl.sigmoid(x)
+        >>> Lambda(swish)     # can now be saved and loaded
     """
     def register(obj):
         _REGISTRY[name or obj.__name__] = obj
@@ -45,16 +59,31 @@ def register_serializable(cls=None, *, name=None):
 
 
 def get_registered(name: str, custom_objects=None):
-    """The registered class or function called ``name``; a clear error if unknown."""
+    """The registered class or function called ``name``; a clear error if unknown.
+
+    Args:
+        name: the name stored in a config.
+        custom_objects: ``{name: object}`` consulted first.
+
+    Returns:
+        The class or function.
+
+    Raises:
+        ValueError: nothing is registered under ``name`` (the message says how to fix it).
+
+    Example:
+        >>> get_registered("Dense")
+        <class 'fundl.layers.core.Dense'>
+    """
     if custom_objects and name in custom_objects:
         return custom_objects[name]
     try:
         return _REGISTRY[name]
     except KeyError:
         raise ValueError(
-            f"Unknown class or function {name!r}: it is not registered with fundl. Define or import "
-            "it before loading, decorate it with @fundl.layers.register_serializable, or pass "
-            "custom_objects={name: obj}.") from None
+            f"Unknown class or function {name!r}: it is not registered with fundl. Define or "
+            "import it before loading, decorate it with @fundl.layers.register_serializable, or "
+            "pass custom_objects={name: obj}.") from None
 
 
 def serialize_object(obj):
@@ -192,6 +221,9 @@ class Layer:
     # -- tracking ----------------------------------------------------------------------------
     def __setattr__(self, name, value):
         sublayers = self.__dict__.get("_sublayers")
+        if sublayers is None and isinstance(value, Layer):
+            raise RuntimeError(f"{type(self).__name__}: assign sub-layers after calling "
+                               "super().__init__() in __init__, so that they are tracked.")
         if sublayers is not None and not name.startswith("_"):
             # Forget what the attribute held before (a layer or a list of layers) ...
             for key in [k for k in sublayers if k == name or k.startswith(name + ".")]:
@@ -204,6 +236,12 @@ class Layer:
                 for i, v in enumerate(value):
                     sublayers[f"{name}.{i}"] = v
         object.__setattr__(self, name, value)
+
+    def __delattr__(self, name):
+        sublayers = self.__dict__.get("_sublayers") or {}
+        for key in [k for k in sublayers if k == name or k.startswith(name + ".")]:
+            del sublayers[key]
+        object.__delattr__(self, name)
 
     def add_weight(self, name, shape, initializer="glorot_uniform", trainable=True,
                    regularizer=None, dtype=None) -> Tensor:
@@ -231,7 +269,8 @@ class Layer:
         w = Tensor._wrap(backend.to_device(value, backend.get_device()))
         w.name = name
         w.requires_grad = bool(trainable and self._trainable)
-        self._own_weights.append([w, bool(trainable), deserialize_object(regularizers, regularizer)])
+        penalty = deserialize_object(regularizers, regularizer)
+        self._own_weights.append([w, bool(trainable), penalty])
         return w
 
     @property
@@ -370,8 +409,8 @@ class Layer:
             value = state[key]
             value = numpy.asarray(value.numpy() if isinstance(value, Tensor) else value)
             if value.shape != w.shape:
-                raise ValueError(f"{type(self).__name__} '{self.name}': '{key}' has shape {w.shape} "
-                                 f"in the model but {value.shape} in the state.")
+                raise ValueError(f"{type(self).__name__} '{self.name}': '{key}' has shape "
+                                 f"{w.shape} in the model but {value.shape} in the state.")
             if value.dtype.kind not in "fiub":
                 raise TypeError(f"{type(self).__name__} '{self.name}': '{key}' in the state has "
                                 f"dtype {value.dtype}; a numeric array is needed.")

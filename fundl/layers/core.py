@@ -8,11 +8,26 @@ import numpy
 from .. import activations, backend, initializers, regularizers
 from .. import functional as F
 from ..tensor import Tensor, get_rng
-from .base import Layer, SymbolicTensor, _as_shape, deserialize_object, get_registered, serialize_object
+from .base import (
+    Layer, SymbolicTensor, _as_shape, deserialize_object, get_registered, serialize_object,
+)
 
 
 class InputLayer(Layer):
-    """The entry point of a functional model; usually made by :func:`Input`."""
+    """The entry point of a functional model; usually made by :func:`Input`.
+
+    Args:
+        shape: the shape of one sample (without the batch axis).
+        batch_size: optionally fix the batch size.
+        dtype: the input's dtype.
+        name: the layer's name (unique names are made for unnamed inputs in a model).
+
+    Its ``output`` is the :class:`SymbolicTensor` that layers are called on.
+
+    Example:
+        >>> InputLayer(shape=(784,)).output.shape
+        (None, 784)
+    """
 
     def __init__(self, shape=None, batch_size=None, dtype=None, name=None, **kwargs):
         if "batch_input_shape" in kwargs:
@@ -25,7 +40,8 @@ class InputLayer(Layer):
         if isinstance(shape, (int, numpy.integer)):
             shape = (shape,)
         if not isinstance(shape, (tuple, list)) or any(
-                s is not None and (not isinstance(s, (int, numpy.integer)) or s < 0) for s in shape):
+                s is not None and (not isinstance(s, (int, numpy.integer)) or s < 0)
+                for s in shape):
             raise ValueError(f"Input: shape must be a tuple of sizes (ints or None), without the "
                              f"batch axis, e.g. Input(shape=(784,)); got {shape!r}.")
         self.shape = _as_shape(shape)
@@ -119,8 +135,8 @@ class Dense(Layer):
 
     def build(self, input_shape):
         if len(input_shape) < 2 or input_shape[-1] is None:
-            raise ValueError(f"Dense '{self.name}': expected an input of shape (batch, ..., features) "
-                             f"with a known feature size, got {input_shape}.")
+            raise ValueError(f"Dense '{self.name}': expected an input of shape (batch, ..., "
+                             f"features) with a known feature size, got {input_shape}.")
         self.kernel = self.add_weight("kernel", (input_shape[-1], self.units),
                                       self.kernel_initializer, regularizer=self.kernel_regularizer)
         self.bias = (self.add_weight("bias", (self.units,), self.bias_initializer,
@@ -129,9 +145,9 @@ class Dense(Layer):
     def call(self, x, training=False):
         if x.shape[-1] != self.kernel.shape[0]:
             raise ValueError(
-                f"Dense '{self.name}': expected last input axis of size {self.kernel.shape[0]} (set "
-                f"when the layer was built), got input of shape {x.shape}. Did the previous layer "
-                "change size?")
+                f"Dense '{self.name}': expected last input axis of size {self.kernel.shape[0]} "
+                f"(set when the layer was built), got input of shape {x.shape}. Did the previous "
+                "layer change size?")
         y = F.linear(x, self.kernel, self.bias)
         return self.activation(y)
 

@@ -1,4 +1,5 @@
-"""Layers that merge a list of inputs: Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate."""
+"""Layers that merge a list of inputs: Add, Subtract, Multiply, Average, Maximum, Minimum and
+Concatenate."""
 from __future__ import annotations
 
 from functools import reduce
@@ -39,7 +40,8 @@ class _Merge(Layer):
                 if a is None or b is None:
                     out[i] = a if b is None else b
                 elif a != b and 1 not in (a, b):
-                    raise ValueError(f"input shapes {input_shape} do not match (axis {i}: {a} vs {b}).")
+                    raise ValueError(f"input shapes {input_shape} do not match (axis {i}: {a} vs "
+                                     f"{b}).")
                 else:
                     out[i] = max(a, b)
         return tuple(out)
@@ -148,7 +150,8 @@ class Concatenate(Layer):
             if len(shape) != rank or any(a != b and None not in (a, b)
                                          for i, (a, b) in enumerate(zip(out, shape)) if i != axis):
                 raise ValueError(f"shapes {input_shape} must agree except along axis {self.axis}.")
-            out[axis] = None if out[axis] is None or shape[axis] is None else out[axis] + shape[axis]
+            known = out[axis] is not None and shape[axis] is not None
+            out[axis] = out[axis] + shape[axis] if known else None
         return tuple(out)
 
     def get_config(self):

@@ -64,7 +64,8 @@ class Model(Trainer, Layer):
 
     Example:
         >>> model = Model(inputs=inputs, outputs=[out_a, out_b])    # multi-output
-        >>> model.compile(optimizer="adam", loss=["mse", "binary_crossentropy"], loss_weights=[1, .5])
+        >>> model.compile(optimizer="adam", loss=["mse", "binary_crossentropy"],
+        ...               loss_weights=[1, 0.5])
     """
 
     def __init__(self, inputs=None, outputs=None, name=None, **kwargs):
@@ -87,8 +88,8 @@ class Model(Trainer, Layer):
         self.outputs = _as_list(outputs)
         for t in self.inputs + self.outputs:
             if not isinstance(t, SymbolicTensor):
-                raise TypeError(f"Model: inputs and outputs must come from Input() and layer calls, "
-                                f"got {type(t).__name__}.")
+                raise TypeError(f"Model: inputs and outputs must come from Input() and layer "
+                                f"calls, got {type(t).__name__}.")
         for t in self.inputs:
             if not isinstance(t.node, _InputNode):
                 raise ValueError(f"Model: input {t.name!r} is not an Input(); pass the tensors "
@@ -122,8 +123,8 @@ class Model(Trainer, Layer):
         for layer in self._layers:
             if layer.name in names and names[layer.name] is not layer:
                 if not getattr(layer, "_auto_name", False):
-                    raise ValueError(f"Model: two layers are named {layer.name!r}; layer names must "
-                                     "be unique within a model.")
+                    raise ValueError(f"Model: two layers are named {layer.name!r}; layer names "
+                                     "must be unique within a model.")
                 base, k = layer.name, 1
                 while f"{base}_{k}" in names:
                     k += 1
@@ -155,7 +156,8 @@ class Model(Trainer, Layer):
     # -- computing ---------------------------------------------------------------------------
     def call(self, inputs, training=False):
         if not self._graph:
-            raise NotImplementedError(f"{type(self).__name__}: a subclassed Model must define call().")
+            raise NotImplementedError(f"{type(self).__name__}: a subclassed Model must define "
+                                      "call().")
         given = _as_list(inputs) if not isinstance(inputs, dict) else [
             inputs[k] for k in self.input_names]
         if len(given) != len(self.inputs):
@@ -214,11 +216,14 @@ class Model(Trainer, Layer):
         load_weights(self, filepath, skip_mismatch=skip_mismatch)
 
     def to(self, device):
-        """Move weights (and optimizer slots) to ``device``, in place; returns the model."""
-        super().to(device)
-        if self.optimizer is not None and self.optimizer.iterations > 0:
-            self.optimizer.set_state(self.optimizer.get_state(), self.trainable_weights)
-        return self
+        """Move the weights to ``device`` ("cpu" or "gpu"), in place; returns the model.
+
+        The optimizer's slots follow their weights at its next step.
+
+        Example:
+            >>> model.to("gpu")          # doctest: +SKIP
+        """
+        return super().to(device)
 
     # -- configuration -------------------------------------------------------------------------
     def get_config(self):
@@ -264,7 +269,8 @@ class Model(Trainer, Layer):
         produced = {}  # (layer name, node index) -> list of output SymbolicTensors
         for name, index, _ in config["input_layers"]:
             layer = layers[name]
-            sym = Input(shape=layer.shape, batch_size=layer.batch_size, dtype=layer.dtype, name=name)
+            sym = Input(shape=layer.shape, batch_size=layer.batch_size, dtype=layer.dtype,
+                        name=name)
             produced[(name, index)] = [sym]
         counts = {}
         for spec in config["nodes"]:

@@ -55,6 +55,20 @@ _SAME_SHAPE = {"categorical_crossentropy", "kl_divergence", "kld", "kullback_lei
 _SPARSE = {"sparse_categorical_crossentropy", "SparseCategoricalCrossentropy"}
 
 
+def _fits(got, want):
+    """Whether a per-sample shape ``got`` matches ``want`` (None in ``want`` matches any size)."""
+    return len(got) == len(want) and all(w is None or w == g for w, g in zip(want, got))
+
+
+def _is_builtin_loss(fn):
+    """Whether ``fn`` is one of fundl's losses, whose target shapes ``fit`` can check."""
+    if type(fn) is losses_module.LossFunctionWrapper:
+        fn = fn.fn  # a wrapper is as checkable as the function it wraps
+    elif isinstance(fn, losses_module.Loss):
+        return type(fn).__module__ == losses_module.__name__
+    return getattr(fn, "__module__", None) == losses_module.__name__
+
+
 class Trainer:
     """The training half of :class:`~fundl.models.Model` (a mixin; see ``Model``)."""
 
@@ -74,8 +88,12 @@ class Trainer:
             metrics: a list of names/functions (``["accuracy"]``), or a list/dict per output.
             loss_weights: a list or dict of floats weighting each output's loss.
 
+        As in Keras, the weights that are trainable now are the ones training updates until
+        the next ``compile``: freeze layers (``layer.trainable = False``) before compiling.
+
         Example:
-            >>> model.compile(loss="categorical_crossentropy", optimizer="sgd", metrics=["accuracy"])
+            >>> model.compile(loss="categorical_crossentropy", optimizer="sgd",
+            ...               metrics=["accuracy"])
         """
         if kwargs:
             raise TypeError(f"compile: unexpected keyword argument(s) {sorted(kwargs)}.")
@@ -178,8 +196,8 @@ class Trainer:
                                  f"inputs are {names}.")
             unknown = sorted(set(x) - set(names))
             if unknown:
-                raise ValueError(f"{what}: the dict has entries {unknown} that are not inputs of the "
-                                 f"model; its inputs are {names}.")
+                raise ValueError(f"{what}: the dict has entries {unknown} that are not inputs of "
+                                 f"the model; its inputs are {names}.")
             return [_to_array(x[n]) for n in names]
         if isinstance(x, (list, tuple)):
             n_in = self._n_inputs()
@@ -272,28 +290,30 @@ class Trainer:
             out_shapes = [out_shapes]
         checked = []
         for name, y, shape, loss in zip(self._output_names(), ys, out_shapes, self._losses):
-            if loss is None:
-                checked.append(y)
+            if loss is None or not _is_builtin_loss(loss[1]):
+                checked.append(y)  # a loss of the user's own may take targets of any shape
                 continue
             loss_name = loss[0]
             want = tuple(shape[1:])
             got = tuple(y.shape[1:])
+            labels_shape = _fits(got, want[:-1]) or _fits(got, want[:-1] + (1,))
             if loss_name in _SPARSE:
-                if got not in ((), (1,)):
+                if not labels_shape:
                     raise ValueError(
-                        f"fit: loss '{loss_name}' expects integer class labels of shape (n,) or "
-                        f"(n, 1) for output '{name}', got targets of shape {y.shape}. For one-hot "
-                        "targets use loss='categorical_crossentropy'.")
-            elif len(got) != len(want) or any(w is not None and w != g
-                                              for w, g in zip(want, got)):
-                if loss_name in _SAME_SHAPE and got in ((), (1,)) and want and (want[-1] or 2) > 1:
+                        f"fit: loss '{loss_name}' expects integer class labels of shape "
+                        f"{(None,) + want[:-1]} for output '{name}' of shape {(None,) + want}, "
+                        f"got targets of shape {y.shape}. For one-hot targets use "
+                        "loss='categorical_crossentropy'.")
+            elif not _fits(got, want):
+                if loss_name in _SAME_SHAPE and labels_shape and want and (want[-1] or 2) > 1:
                     raise ValueError(
-                        f"fit: loss '{loss_name}' expects one-hot targets of shape (n, {want[-1]}) "
-                        f"for output '{name}', got targets of shape {y.shape}. Use "
-                        "loss='sparse_categorical_crossentropy' for integer labels, or one-hot "
-                        "encode them.")
-                if got == () and want == (1,):
-                    y = y.reshape(-1, 1)  # (n,) targets for (n, 1) outputs, as Keras accepts
+                        f"fit: loss '{loss_name}' expects one-hot targets of shape "
+                        f"(n, {', '.join(map(str, want))}) for output '{name}', got targets of "
+                        f"shape {y.shape}. "
+                        "Use loss='sparse_categorical_crossentropy' for integer labels, or "
+                        "one-hot encode them.")
+                if got == want[:-1] and want[-1:] == (1,):
+                    y = y.reshape(y.shape + (1,))  # (n,) targets for (n, 1) outputs, as Keras
                 else:
                     raise ValueError(
                         f"fit: targets of shape {y.shape} do not match output '{name}' of shape "
@@ -426,14 +446,34 @@ class Trainer:
         return xs, ys, n
 
     def train_on_batch(self, x, y, sample_weight=None, class_weight=None, return_dict=False):
-        """One gradient step on one batch; returns the loss (and metrics) of that batch."""
+        """One gradient step on one batch; returns the loss (and metrics) of that batch.
+
+        Args:
+            x, y: one batch of inputs and targets (arrays, or lists/dicts of them).
+            sample_weight, class_weight: as in :meth:`fit`.
+            return_dict: return ``{"loss": ..., "accuracy": ...}`` instead of a list.
+
+        Returns:
+            The loss as a float without metrics, else ``[loss, metric, ...]``, computed
+            before the update (as Keras).
+
+        Example:
+            >>> d_loss = discriminator.train_on_batch(images, labels)   # a GAN step
+        """
         xs, ys, _ = self._prepare(x, y, "train_on_batch")
         sw = self._sample_weights(ys, sample_weight, class_weight)
         logs = self._train_step(xs, ys, sw, self._trainable_for_step(), self._has_losses())
         return self._format_result(logs, return_dict)
 
     def test_on_batch(self, x, y, sample_weight=None, return_dict=False):
-        """The loss (and metrics) of one batch, without updating anything."""
+        """The loss (and metrics) of one batch in inference mode, without updating anything.
+
+        Returns:
+            As :meth:`train_on_batch`.
+
+        Example:
+            >>> loss, acc = model.test_on_batch(x_batch, y_batch)
+        """
         xs, ys, _ = self._prepare(x, y, "test_on_batch")
         sw = self._sample_weights(ys, sample_weight, None)
         return self._format_result(self._test_step(xs, ys, sw, self._has_losses()), return_dict)
@@ -523,11 +563,12 @@ class Trainer:
             val = (vxs, vys, None if len(val) == 2 else numpy.asarray(val[2], dtype=numpy.float32))
         elif validation_split:
             if not 0 < validation_split < 1:
-                raise ValueError(f"fit: validation_split must be in (0, 1), got {validation_split}.")
+                raise ValueError(f"fit: validation_split must be in (0, 1), got "
+                                 f"{validation_split}.")
             split = int(n * (1 - validation_split))
             if split == 0 or split == n:
-                raise ValueError(f"fit: validation_split={validation_split} leaves no training or no "
-                                 f"validation samples out of {n}.")
+                raise ValueError(f"fit: validation_split={validation_split} leaves no training or "
+                                 f"no validation samples out of {n}.")
             val = ([a[split:] for a in xs], [a[split:] for a in ys],
                    None if sw_all is None else sw_all[split:])
             xs, ys = [a[:split] for a in xs], [a[:split] for a in ys]
@@ -665,6 +706,9 @@ class Trainer:
             inputs = [inputs[k] for k in names]
             if len(inputs) == 1:
                 inputs = inputs[0]
+        if isinstance(inputs, (list, tuple)) and self._n_inputs() == 1 and not all(
+                isinstance(a, (Tensor, numpy.ndarray)) for a in inputs):
+            inputs = _to_array(inputs)  # nested Python lists: one input, not several
         if isinstance(inputs, (list, tuple, numpy.ndarray)):
             device = self._device()
             dtype = backend.get_default_dtype()

@@ -1,0 +1,101 @@
+"""The ``fundl`` command: --help, --version, and ``fundl demo`` with and without MNIST."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fundl
+from fundl.cli import main
+from fundl.models import load_model
+
+
+def test_help_lists_the_demo_command(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "usage: fundl" in out and "demo" in out
+
+
+def test_no_command_prints_help(capsys):
+    assert main([]) == 0
+    assert "usage: fundl" in capsys.readouterr().out
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"fundl {fundl.__version__}"
+
+
+def test_demo_help_documents_the_options(capsys):
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    out = capsys.readouterr().out
+    for option in ("--epochs", "--output", "--limit", "--seed", "--verbose"):
+        assert option in out
+
+
+def test_demo_rejects_a_tiny_limit(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--limit", "3"])
+    assert exit_info.value.code == 2
+    assert "--limit" in capsys.readouterr().err
+
+
+def test_module_entry_point_runs_in_a_subprocess():
+    result = subprocess.run([sys.executable, "-m", "fundl.cli", "--version"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.strip() == f"fundl {fundl.__version__}"
+
+
+def _offline_env(monkeypatch, tmp_path):
+    """No MNIST anywhere and no network: an empty cache and an unreachable mirror."""
+    monkeypatch.delenv("FUNDL_DATA_DIR", raising=False)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    monkeypatch.setenv("FUNDL_CACHE_DIR", str(cache))
+    monkeypatch.setenv("FUNDL_DATASETS_URL", "http://127.0.0.1:9")
+    return cache
+
+
+def test_demo_without_mnist_falls_back_to_synthetic_data_and_says_so(monkeypatch, tmp_path,
+                                                                     capsys):
+    cache = _offline_env(monkeypatch, tmp_path)
+    output = tmp_path / "demo.fundl"
+    assert main(["demo", "--epochs", "2", "--output", str(output), "--verbose", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "MNIST is not available" in out and "synthetic" in out
+    assert "FUNDL_DATA_DIR" in out  # says how to get the real thing
+    assert "test accuracy" in out and "saved to" in out
+    model = load_model(output)
+    assert model.predict(np.zeros((1, 2), "float32")).shape == (1, 3)
+    assert not any(cache.rglob("*.gz"))  # nothing was downloaded
+
+
+def _mnist_dir():
+    root = os.environ.get("FUNDL_DATA_DIR")
+    if not root:
+        pytest.skip("FUNDL_DATA_DIR is not set (CI sets it to ../shared/data)")
+    if not (Path(root) / "mnist" / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"{root}/mnist/ lacks the MNIST files")
+    return root
+
+
+@pytest.mark.slow
+def test_demo_on_mnist_trains_reports_and_saves(tmp_path, capsys):
+    _mnist_dir()
+    output = tmp_path / "mnist.fundl"
+    assert main(["demo", "--epochs", "1", "--limit", "3000", "--output", str(output),
+                 "--verbose", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "on MNIST (3000 training, 3000 test samples)" in out
+    assert "Total params: 235,146" in out and "val_accuracy" in out
+    accuracy = float(out.split("test accuracy ")[1].split()[0])
+    assert accuracy > 0.6  # one epoch on 2,700 images already beats chance (0.1) by far
+    model = load_model(output)
+    assert model.predict(np.zeros((2, 784), "float32")).shape == (2, 10)
