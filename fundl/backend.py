@@ -118,6 +118,24 @@ def get_array_module(x):
     return _cupy.get_array_module(x)
 
 
+_ONES = {}
+
+
+def ones_vector(n: int, dtype, xp=numpy):
+    """A read-only vector of ``n`` ones, cached: bias gradients and row sums are GEMVs with it
+    on every training step, and allocating it each time costs more than the GEMV."""
+    key = (xp.__name__, n, numpy.dtype(dtype).str)
+    v = _ONES.get(key)
+    if v is None:
+        if len(_ONES) > 256:  # a cache, not a leak: shapes are few in practice
+            _ONES.clear()
+        v = xp.ones(n, dtype=dtype)
+        if xp is numpy:
+            v.flags.writeable = False
+        _ONES[key] = v
+    return v
+
+
 def device_of(x) -> str:
     """``"gpu"`` for CuPy arrays, ``"cpu"`` otherwise."""
     return "cpu" if get_array_module(x) is numpy else "gpu"

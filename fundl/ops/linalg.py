@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..autograd import Function
-from ..backend import get_array_module
+from ..backend import get_array_module, ones_vector
 from ..tensor import Tensor
 
 
@@ -94,7 +94,7 @@ class Linear(Function):
             gw = x2.T @ g2
         gb = None
         if len(self.needs_grad) > 2 and self.needs_grad[2]:
-            gb = xp.ones(g2.shape[0], dtype=g2.dtype) @ g2
+            gb = ones_vector(g2.shape[0], g2.dtype, xp) @ g2
         return gx, gw, gb
 
 
