@@ -25,6 +25,7 @@ import numpy
 
 from . import backend
 from .tensor import get_rng
+from ._lookup import get_object, serialize_object
 
 __all__ = [
     "Constant", "GlorotNormal", "GlorotUniform", "HeNormal", "HeUniform", "Identity",
@@ -528,27 +529,7 @@ def get(identifier):
         >>> initializers.get("glorot_uniform")
         GlorotUniform(seed=None)
     """
-    if identifier is None:
-        return None
-    if isinstance(identifier, str):
-        cls = _ALIASES.get(identifier) or _CLASSES.get(identifier)
-        if cls is None:
-            raise ValueError(f"initializers.get: unknown initializer {identifier!r}; valid "
-                             f"names are {sorted(_ALIASES)} and the classes {sorted(_CLASSES)}.")
-        return cls()
-    if isinstance(identifier, dict):
-        cls = _CLASSES.get(identifier.get("class_name"))
-        config = identifier.get("config", {})
-        if cls is None or not isinstance(config, dict):
-            raise ValueError(f"initializers.get: a config dict needs 'class_name' among "
-                             f"{sorted(_CLASSES)} and a dict 'config', got {identifier!r}.")
-        return cls.from_config(config)
-    if isinstance(identifier, type) and issubclass(identifier, Initializer):
-        return identifier()
-    if callable(identifier):
-        return identifier
-    raise TypeError(f"initializers.get: expected a name, an Initializer, a config dict or a "
-                    f"callable, got {type(identifier).__name__} {identifier!r}.")
+    return get_object("initializers", identifier, _ALIASES, _CLASSES, Initializer)
 
 
 def serialize(initializer) -> dict:
@@ -567,8 +548,4 @@ def serialize(initializer) -> dict:
         >>> initializers.serialize(initializers.Constant(0.1))
         {'class_name': 'Constant', 'config': {'value': 0.1}}
     """
-    cls = type(initializer)
-    if _CLASSES.get(cls.__name__) is not cls:
-        raise ValueError(f"initializers.serialize: {initializer!r} is not a built-in "
-                         f"initializer; configs store only the classes {sorted(_CLASSES)}.")
-    return {"class_name": cls.__name__, "config": initializer.get_config()}
+    return serialize_object("initializers", initializer, _CLASSES)

@@ -21,6 +21,7 @@ import numbers
 
 from . import functional as F
 from .tensor import Tensor
+from ._lookup import get_object, serialize_object
 
 __all__ = ["L1", "L1L2", "L2", "Regularizer", "get", "l1", "l1_l2", "l2", "serialize"]
 
@@ -161,27 +162,7 @@ def get(identifier):
         >>> regularizers.get("l2")
         L2(l2=0.01)
     """
-    if identifier is None:
-        return None
-    if isinstance(identifier, str):
-        cls = _ALIASES.get(identifier) or _CLASSES.get(identifier)
-        if cls is None:
-            raise ValueError(f"regularizers.get: unknown regularizer {identifier!r}; valid names "
-                             f"are {sorted(_ALIASES)} and {sorted(_CLASSES)}.")
-        return cls()
-    if isinstance(identifier, dict):
-        cls = _CLASSES.get(identifier.get("class_name"))
-        config = identifier.get("config", {})
-        if cls is None or not isinstance(config, dict):
-            raise ValueError(f"regularizers.get: a config dict needs 'class_name' among "
-                             f"{sorted(_CLASSES)} and a dict 'config', got {identifier!r}.")
-        return cls.from_config(config)
-    if isinstance(identifier, type) and issubclass(identifier, Regularizer):
-        return identifier()
-    if callable(identifier):
-        return identifier
-    raise TypeError(f"regularizers.get: expected a name, a Regularizer, a config dict or a "
-                    f"callable, got {type(identifier).__name__} {identifier!r}.")
+    return get_object("regularizers", identifier, _ALIASES, _CLASSES, Regularizer)
 
 
 def serialize(regularizer) -> dict:
@@ -200,8 +181,4 @@ def serialize(regularizer) -> dict:
         >>> regularizers.serialize(regularizers.L2(0.001))
         {'class_name': 'L2', 'config': {'l2': 0.001}}
     """
-    cls = type(regularizer)
-    if _CLASSES.get(cls.__name__) is not cls:
-        raise ValueError(f"regularizers.serialize: {regularizer!r} is not a built-in "
-                         f"regularizer; configs store only the classes {sorted(_CLASSES)}.")
-    return {"class_name": cls.__name__, "config": regularizer.get_config()}
+    return serialize_object("regularizers", regularizer, _CLASSES)
