@@ -21,5 +21,5 @@ from .testing.gradcheck import gradcheck
 from .viz.graph import graph_dot
 from . import (  # noqa: E402 - the subpackages build on the names above
     activations, callbacks, datasets, initializers, layers, losses, metrics, models, optimizers,
-    regularizers, saving,
+    regularizers, saving, zoo,
 )

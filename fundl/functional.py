@@ -7,6 +7,7 @@ live in :mod:`fundl.ops`, one family per module. Importing this module also give
 from __future__ import annotations
 
 from .ops.activation import elu, gaussian, leaky_relu, relu, sigmoid, softplus, step, tanh
+from .ops.conv import conv, conv1d, conv2d, conv2d_transpose, conv3d, zero_pad
 from .ops.device import to
 from .ops.elementwise import (
     abs, add, clip, div, equal, exp, greater, greater_equal, less, less_equal, log, maximum,
@@ -15,6 +16,11 @@ from .ops.elementwise import (
 from .ops.linalg import linear, matmul
 from .ops.nn import log_softmax, sigmoid_binary_cross_entropy, softmax, softmax_cross_entropy
 from .ops.norm import batch_norm, layer_norm, local_response_norm
+from .ops.pool import (
+    avg_pool, avg_pool1d, avg_pool2d, avg_pool3d, global_avg_pool, global_max_pool, max_pool,
+    max_pool1d, max_pool2d, max_pool3d, upsample2d,
+)
+from .ops.recurrent import gru, lstm, simple_rnn
 from .ops.reduce import logsumexp, max, mean, min, sum, var
 from .ops.shape import (
     broadcast_to, concatenate, expand_dims, getitem, pad, reshape, squeeze, stack, transpose,
@@ -29,6 +35,10 @@ __all__ = [
     "sigmoid_binary_cross_entropy", "softmax", "softmax_cross_entropy", "softplus", "sqrt",
     "squeeze", "stack", "step", "sub", "sum", "tanh", "to", "transpose", "var", "where",
     "batch_norm", "layer_norm", "local_response_norm",
+    "gru", "lstm", "simple_rnn",
+    "avg_pool", "avg_pool1d", "avg_pool2d", "avg_pool3d", "conv", "conv1d", "conv2d",
+    "conv2d_transpose", "conv3d", "global_avg_pool", "global_max_pool", "max_pool",
+    "max_pool1d", "max_pool2d", "max_pool3d", "upsample2d", "zero_pad",
 ]
 
 

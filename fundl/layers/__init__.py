@@ -1,14 +1,34 @@
 """Layers: the building blocks of models (Keras names, arguments and weight layouts)."""
 from .base import Layer, SymbolicTensor, register_serializable
+from .embedding import Embedding, Masking
 from .core import (
     Activation, Dense, Dropout, Flatten, GaussianNoise, Input, InputLayer, Lambda, Reshape,
 )
+from .conv import (
+    Conv1D, Conv2D, Conv2DTranspose, Conv3D, UpSampling2D, ZeroPadding1D, ZeroPadding2D,
+    ZeroPadding3D,
+)
 from .merge import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract
 from .norm import BatchNormalization, LayerNormalization, LocalResponseNormalization
+from .recurrent import (
+    GRU, LSTM, RNN, Bidirectional, GRUCell, LSTMCell, SimpleRNN, SimpleRNNCell, TimeDistributed,
+)
+from .pool import (
+    AveragePooling1D, AveragePooling2D, AveragePooling3D, GlobalAveragePooling1D,
+    GlobalAveragePooling2D, GlobalAveragePooling3D, GlobalMaxPooling1D, GlobalMaxPooling2D,
+    GlobalMaxPooling3D, MaxPooling1D, MaxPooling2D, MaxPooling3D,
+)
 
 __all__ = [
     "Activation", "Add", "Average", "Concatenate", "Dense", "Dropout", "Flatten", "GaussianNoise",
     "Input", "InputLayer", "Lambda", "Layer", "Maximum", "Minimum", "Multiply", "Reshape",
     "Subtract", "SymbolicTensor", "register_serializable",
     "BatchNormalization", "LayerNormalization", "LocalResponseNormalization",
+    "Bidirectional", "Embedding", "GRU", "GRUCell", "LSTM", "LSTMCell", "Masking", "RNN",
+    "SimpleRNN", "SimpleRNNCell", "TimeDistributed",
+    "Conv1D", "Conv2D", "Conv2DTranspose", "Conv3D", "UpSampling2D", "ZeroPadding1D",
+    "ZeroPadding2D", "ZeroPadding3D",
+    "AveragePooling1D", "AveragePooling2D", "AveragePooling3D", "GlobalAveragePooling1D",
+    "GlobalAveragePooling2D", "GlobalAveragePooling3D", "GlobalMaxPooling1D",
+    "GlobalMaxPooling2D", "GlobalMaxPooling3D", "MaxPooling1D", "MaxPooling2D", "MaxPooling3D",
 ]

@@ -1,0 +1,90 @@
+"""Compiled CPU hot spots, behind one narrow interface that ops call.
+
+Each function here takes and returns arrays of the current back-end. For NumPy arrays it runs
+a serial Numba kernel; for CuPy arrays (and for NumPy when Numba cannot be imported, after one
+warning at import) it runs a plain-``xp`` reference with the same signature and results, which
+the tests compare the kernels against. The kernels exist because NumPy is the bottleneck there:
+im2col/col2im and pooling are memory shuffles that NumPy does as many strided copies
+(DESIGN.md, "Performance strategy").
+
+All arrays are channels-last with three spatial axes, ``(N, D, H, W, C)`` (1-D and 2-D ops add
+size-1 axes), and arrive already padded; window geometry is given as 3-tuples of ints.
+The recurrent cells' gate math lives in :mod:`fundl.kernels.recurrent`, with its own dispatchers.
+
+Example:
+    >>> x = np.arange(16.0).reshape(1, 1, 4, 4, 1)
+    >>> cols = fundl.kernels.im2col(x, (1, 2, 2), (1, 2, 2), (1, 1, 1), 1)
+    >>> cols.shape       # (groups, output positions, taps * channels)
+    (1, 4, 4)
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy
+
+from . import conv as _conv
+from . import pool as _pool
+from ._jit import IMPORT_ERROR, numba
+
+__all__ = ["avg_pool", "avg_pool_grad", "col2im", "compiled", "im2col", "max_pool",
+           "max_pool_grad"]
+
+_NUMBA = numba is not None
+if not _NUMBA:
+    warnings.warn(
+        f"fundl: Numba could not be imported ({IMPORT_ERROR!r}); convolution and pooling fall back "
+        "to the plain NumPy reference kernels, which are several times slower. Install it with "
+        "`pip install 'numba>=0.59'`.", RuntimeWarning, stacklevel=2)
+
+
+def compiled(a) -> bool:
+    """True when kernels called on array ``a`` run compiled (a NumPy array, Numba available)."""
+    return _NUMBA and type(a) is numpy.ndarray
+
+
+def im2col(x, ksize, strides, dilation, groups, ones=False):
+    """Every receptive field of a padded ``x`` (N, D, H, W, C) as one row.
+
+    Returns:
+        cols (groups, N*Do*Ho*Wo, kd*kh*kw*(C // groups)), plus a last column of ones if
+        ``ones``; see :mod:`fundl.kernels.conv`.
+    """
+    if compiled(x):
+        return _conv.im2col_numba(x, ksize, strides, dilation, groups, ones)
+    return _conv.im2col_reference(x, ksize, strides, dilation, groups, ones)
+
+
+def col2im(cols, x_shape, ksize, strides, dilation, groups):
+    """The adjoint of :func:`im2col`: gx of ``x_shape`` with every entry of ``cols`` added back."""
+    if compiled(cols):
+        return _conv.col2im_numba(cols, x_shape, ksize, strides, dilation, groups)
+    return _conv.col2im_reference(cols, x_shape, ksize, strides, dilation, groups)
+
+
+def max_pool(x, pool, strides):
+    """Window maxima of a (-inf padded) ``x`` and the int32 tap number of each; ``(y, arg)``."""
+    if compiled(x):
+        return _pool.max_pool_numba(x, pool, strides)
+    return _pool.max_pool_reference(x, pool, strides)
+
+
+def max_pool_grad(gy, arg, x_shape, pool, strides):
+    """Gradient of :func:`max_pool`: each ``gy`` entry added to its window's maximum."""
+    if compiled(gy):
+        return _pool.max_pool_grad_numba(gy, arg, x_shape, pool, strides)
+    return _pool.max_pool_grad_reference(gy, arg, x_shape, pool, strides)
+
+
+def avg_pool(x, pool, strides, scale):
+    """Window sums of a (zero padded) ``x`` times ``scale`` (Do, Ho, Wo)."""
+    if compiled(x):
+        return _pool.avg_pool_numba(x, pool, strides, scale)
+    return _pool.avg_pool_reference(x, pool, strides, scale)
+
+
+def avg_pool_grad(gy, x_shape, pool, strides, scale):
+    """Gradient of :func:`avg_pool`: ``gy * scale`` added to every tap of its window."""
+    if compiled(gy):
+        return _pool.avg_pool_grad_numba(gy, x_shape, pool, strides, scale)
+    return _pool.avg_pool_grad_reference(gy, x_shape, pool, strides, scale)

@@ -1,0 +1,21 @@
+"""The one Numba decorator every CPU kernel uses, and whether Numba could be imported at all."""
+from __future__ import annotations
+
+try:
+    import numba
+    IMPORT_ERROR = None
+except Exception as e:  # noqa: BLE001 - ImportError, or a broken install (llvmlite mismatch)
+    numba = None
+    IMPORT_ERROR = e
+
+
+def jit(fn):
+    """Compile ``fn`` with Numba (serial, cached on disk), or return it unchanged without Numba.
+
+    Serial on purpose: with 2 cores, ``parallel=True`` kernels fought BLAS's threads and were
+    slower (DESIGN.md). ``error_model="numpy"`` drops the division-by-zero branch that blocks
+    vectorisation; ``nogil`` lets other Python threads run while a kernel works.
+    """
+    if numba is None:
+        return fn
+    return numba.njit(cache=True, error_model="numpy", nogil=True)(fn)

@@ -1,0 +1,266 @@
+"""Max and average pooling over channels-last windows (1 to 3 spatial axes): Numba and ``xp``.
+
+Arrays are 5-D, ``(batch, depth, height, width, channels)``, and arrive already padded (with
+-inf for max pooling). A window has P = pd*ph*pw taps, numbered in row-major order
+(depth, height, width); output position (od, oh, ow) reads taps starting at
+(od*sd, oh*sh, ow*sw).
+
+Max pooling returns, beside the maxima, the tap number (0 <= k < P, int32) of each maximum:
+the first one in tap order on ties, so the whole gradient goes to that one element, as in
+PyTorch. A NaN in a window makes the output NaN (and takes the gradient). Average pooling
+returns the window sum times ``scale[od, oh, ow]`` (the op passes 1 / the number of unpadded
+taps, so padding is not counted).
+"""
+from __future__ import annotations
+
+import numpy
+
+from ..backend import get_array_module
+from ._jit import jit
+from .conv import _out_shape, _window, _window_offsets
+
+_ONES = (1, 1, 1)
+
+
+def _taps(pool):
+    return [(a, b, e) for a in range(pool[0]) for b in range(pool[1]) for e in range(pool[2])]
+
+
+@jit
+def _max_pool_kernel(x, y, arg, pool, strides):
+    N, D, H, W, C = x.shape
+    _, Do, Ho, Wo, _ = y.shape
+    sd, sh, sw = strides
+    offs = _window_offsets(x.shape, pool, (1, 1, 1), 1)
+    xf = x.reshape(-1)
+    yf = y.reshape(-1)
+    af = arg.reshape(-1)
+    d = 0
+    for n in range(N):
+        for od in range(Do):
+            for oh in range(Ho):
+                for ow in range(Wo):
+                    o = (((n * D + od * sd) * H + oh * sh) * W + ow * sw) * C
+                    yr = yf[d:d + C]
+                    ar = af[d:d + C]
+                    # Selects, not branches (random data mispredicts the branch); v != v lets a
+                    # NaN win, so NaN propagates.
+                    if C < 8:  # few channels: each channel's running max stays in registers
+                        for c in range(C):
+                            best = xf[o + c]
+                            a = numpy.int32(0)
+                            for k in range(1, offs.shape[0]):
+                                v = xf[o + offs[k] + c]
+                                win = (v > best) | (v != v)
+                                best = v if win else best
+                                a = numpy.int32(k) if win else a
+                            yr[c] = best
+                            ar[c] = a
+                    else:  # many channels: one tap at a time, vectorised across channels
+                        xr = xf[o:o + C]
+                        for c in range(C):
+                            yr[c] = xr[c]
+                            ar[c] = 0
+                        for k in range(1, offs.shape[0]):
+                            xr = xf[o + offs[k]:o + offs[k] + C]
+                            kk = numpy.int32(k)
+                            for c in range(C):
+                                v = xr[c]
+                                best = yr[c]
+                                win = (v > best) | (v != v)
+                                yr[c] = v if win else best
+                                ar[c] = kk if win else ar[c]
+                    d += C
+
+
+@jit
+def _max_pool_grad_kernel(gy, arg, gx, pool, strides):
+    N, D, H, W, C = gx.shape
+    _, Do, Ho, Wo, _ = gy.shape
+    sd, sh, sw = strides
+    offs = _window_offsets(gx.shape, pool, (1, 1, 1), 1)
+    gf = gx.reshape(-1)
+    gyf = gy.reshape(-1)
+    af = arg.reshape(-1)
+    d = 0
+    for n in range(N):
+        for od in range(Do):
+            for oh in range(Ho):
+                for ow in range(Wo):
+                    o = (((n * D + od * sd) * H + oh * sh) * W + ow * sw) * C
+                    for c in range(C):
+                        gf[o + offs[af[d + c]] + c] += gyf[d + c]
+                    d += C
+
+
+@jit
+def _avg_pool_kernel(x, y, scale, pool, strides):
+    N, D, H, W, C = x.shape
+    _, Do, Ho, Wo, _ = y.shape
+    sd, sh, sw = strides
+    offs = _window_offsets(x.shape, pool, (1, 1, 1), 1)
+    xf = x.reshape(-1)
+    yf = y.reshape(-1)
+    sf = scale.reshape(-1)
+    d = 0
+    for n in range(N):
+        j = 0
+        for od in range(Do):
+            for oh in range(Ho):
+                for ow in range(Wo):
+                    o = (((n * D + od * sd) * H + oh * sh) * W + ow * sw) * C
+                    yr = yf[d:d + C]
+                    xr = xf[o:o + C]
+                    for c in range(C):
+                        yr[c] = xr[c]
+                    for k in range(1, offs.shape[0]):
+                        xr = xf[o + offs[k]:o + offs[k] + C]
+                        for c in range(C):
+                            yr[c] += xr[c]
+                    s = sf[j]
+                    for c in range(C):
+                        yr[c] *= s
+                    d += C
+                    j += 1
+
+
+@jit
+def _avg_pool_grad_kernel(gy, gx, scale, pool, strides):
+    N, D, H, W, C = gx.shape
+    _, Do, Ho, Wo, _ = gy.shape
+    sd, sh, sw = strides
+    offs = _window_offsets(gx.shape, pool, (1, 1, 1), 1)
+    gf = gx.reshape(-1)
+    gyf = gy.reshape(-1)
+    sf = scale.reshape(-1)
+    d = 0
+    for n in range(N):
+        j = 0
+        for od in range(Do):
+            for oh in range(Ho):
+                for ow in range(Wo):
+                    o = (((n * D + od * sd) * H + oh * sh) * W + ow * sw) * C
+                    s = sf[j]
+                    gr = gyf[d:d + C]
+                    for k in range(offs.shape[0]):
+                        dst = gf[o + offs[k]:o + offs[k] + C]
+                        for c in range(C):
+                            dst[c] += gr[c] * s
+                    d += C
+                    j += 1
+
+
+def _pooled_shape(x_shape, pool, strides):
+    return (x_shape[0],) + _out_shape(x_shape, pool, strides, _ONES) + (x_shape[4],)
+
+
+def max_pool_numba(x, pool, strides):
+    """Numba version of :func:`max_pool_reference` (NumPy arrays only)."""
+    x = numpy.ascontiguousarray(x)
+    shape = _pooled_shape(x.shape, pool, strides)
+    y = numpy.empty(shape, dtype=x.dtype)
+    arg = numpy.empty(shape, dtype=numpy.int32)
+    _max_pool_kernel(x, y, arg, tuple(pool), tuple(strides))
+    return y, arg
+
+
+def max_pool_grad_numba(gy, arg, x_shape, pool, strides):
+    """Numba version of :func:`max_pool_grad_reference` (NumPy arrays only)."""
+    gx = numpy.zeros(x_shape, dtype=gy.dtype)
+    _max_pool_grad_kernel(numpy.ascontiguousarray(gy), numpy.ascontiguousarray(arg), gx,
+                          tuple(pool), tuple(strides))
+    return gx
+
+
+def avg_pool_numba(x, pool, strides, scale):
+    """Numba version of :func:`avg_pool_reference` (NumPy arrays only)."""
+    x = numpy.ascontiguousarray(x)
+    y = numpy.empty(_pooled_shape(x.shape, pool, strides), dtype=x.dtype)
+    _avg_pool_kernel(x, y, numpy.ascontiguousarray(scale, dtype=x.dtype), tuple(pool),
+                     tuple(strides))
+    return y
+
+
+def avg_pool_grad_numba(gy, x_shape, pool, strides, scale):
+    """Numba version of :func:`avg_pool_grad_reference` (NumPy arrays only)."""
+    gx = numpy.zeros(x_shape, dtype=gy.dtype)
+    _avg_pool_grad_kernel(numpy.ascontiguousarray(gy), gx,
+                          numpy.ascontiguousarray(scale, dtype=gy.dtype), tuple(pool),
+                          tuple(strides))
+    return gx
+
+
+def max_pool_reference(x, pool, strides):
+    """The maximum of every window, and which tap held it (plain ``xp``; the GPU path).
+
+    Args:
+        x: (N, D, H, W, C), already padded with -inf.
+        pool, strides: 3 ints each (depth, height, width).
+
+    Returns:
+        (y, arg): the maxima, (N, Do, Ho, Wo, C), and int32 tap numbers of the same shape.
+    """
+    xp = get_array_module(x)
+    out = _out_shape(x.shape, pool, strides, _ONES)
+    taps = xp.stack([x[_window(a, b, e, out, strides, _ONES)] for a, b, e in _taps(pool)])
+    # argmax takes the first maximum, max propagates NaN: as the Numba kernel (which may pick
+    # another NaN of the window than argmax's first one).
+    return taps.max(axis=0), taps.argmax(axis=0).astype(xp.int32)
+
+
+def max_pool_grad_reference(gy, arg, x_shape, pool, strides):
+    """Route each output gradient to the input element that held the window's maximum.
+
+    Args:
+        gy: (N, Do, Ho, Wo, C) gradient of the pooled output.
+        arg: the tap numbers from :func:`max_pool_reference`.
+        x_shape: the (padded) input shape.
+        pool, strides: as given to the forward.
+
+    Returns:
+        gx of shape ``x_shape`` (overlapping windows add up).
+    """
+    xp = get_array_module(gy)
+    gx = xp.zeros(x_shape, dtype=gy.dtype)
+    out = gy.shape[1:4]
+    for k, (a, b, e) in enumerate(_taps(pool)):
+        gx[_window(a, b, e, out, strides, _ONES)] += xp.where(arg == k, gy, 0)
+    return gx
+
+
+def avg_pool_reference(x, pool, strides, scale):
+    """Every window's sum times ``scale`` (plain ``xp``; the GPU path).
+
+    Args:
+        x: (N, D, H, W, C), already padded with zeros.
+        pool, strides: 3 ints each.
+        scale: (Do, Ho, Wo) factors, usually 1 / the number of unpadded taps.
+
+    Returns:
+        y of shape (N, Do, Ho, Wo, C).
+    """
+    out = _out_shape(x.shape, pool, strides, _ONES)
+    y = None
+    for a, b, e in _taps(pool):
+        tap = x[_window(a, b, e, out, strides, _ONES)]
+        y = tap.copy() if y is None else y + tap
+    return y * scale[None, :, :, :, None].astype(x.dtype)
+
+
+def avg_pool_grad_reference(gy, x_shape, pool, strides, scale):
+    """The adjoint of :func:`avg_pool_reference`: each tap gets ``gy * scale``.
+
+    Args:
+        gy: (N, Do, Ho, Wo, C).
+        x_shape: the (padded) input shape.
+        pool, strides, scale: as given to the forward.
+
+    Returns:
+        gx of shape ``x_shape``.
+    """
+    xp = get_array_module(gy)
+    gx = xp.zeros(x_shape, dtype=gy.dtype)
+    g = gy * scale[None, :, :, :, None].astype(gy.dtype)
+    for a, b, e in _taps(pool):
+        gx[_window(a, b, e, gy.shape[1:4], strides, _ONES)] += g
+    return gx

@@ -1,0 +1,431 @@
+"""Pointwise gate math of LSTM and GRU steps: Numba kernels beside their plain-``xp`` references.
+
+A recurrent layer spends its time in two places: the GEMMs (BLAS does those) and the
+pointwise gate math between them, which in NumPy is a dozen ufunc calls per step, each with
+its own pass over memory and its own call overhead (float32 ``numpy.tanh`` alone costs 3-4 ns
+an element). Here each step's gate math is one pass in a compiled loop.
+
+Every function exists twice with the same signature:
+
+- ``<name>_reference``: plain ``xp`` math (NumPy or CuPy), any activation of :data:`ACTIVATIONS`;
+  used on the GPU, for non-default activations, and by the tests as the ground truth;
+- a Numba kernel for NumPy arrays with the default activations (``tanh`` and ``sigmoid``).
+
+The ops call the dispatchers :func:`lstm_forward_step`, :func:`lstm_backward_step`,
+:func:`gru_forward_step` and :func:`gru_backward_step`, which pick one or the other. Every
+array is 2-D ``(batch, n)`` and C-contiguous; outputs are written into the arrays given.
+Gate blocks follow the Keras layout along the last axis: LSTM ``[i, f, c, o]``, GRU
+``[z, r, h]``.
+
+Why the kernels look the way they do (measured on 2 cores, float32):
+
+- float32 ``tanh`` is a rational function (Eigen's, a few ulps from the true value) and
+  ``sigmoid(x) = 0.5 * tanh(0.5 x) + 0.5``: pure arithmetic that LLVM vectorises, where a call
+  to ``tanhf``/``expf`` keeps the loop scalar. float64 (gradient checks) uses ``math.tanh``.
+- constants are float32 scalars: one float64 literal promotes the whole expression and stops
+  vectorisation; ``error_model="numpy"`` drops the divide-by-zero branch for the same reason.
+- each gate is a row slice indexed from 0 in a short inner loop; offsets into one wide row
+  (``z[b, H + j]``) stayed scalar.
+
+Example:
+    >>> gates = numpy.empty((B, 4 * H), numpy.float32)
+    >>> lstm_forward_step(xz, hz, c_prev, gates, c, h)   # fills gates, c and h
+"""
+from __future__ import annotations
+
+import math
+
+import numpy
+
+from .. import backend
+
+DEFAULT_ACTIVATION = "tanh"
+DEFAULT_RECURRENT_ACTIVATION = "sigmoid"
+
+
+# -- activations by name: the value and the derivative from the value -----------------------
+def _sigmoid(xp, x):
+    # 0.5 * tanh(0.5 x) + 0.5 never overflows (1 / (1 + exp(-x)) does for x << 0)
+    return 0.5 * xp.tanh(0.5 * x) + 0.5
+
+
+ACTIVATIONS = {
+    "tanh": (lambda xp, x: xp.tanh(x), lambda y: 1 - y * y),
+    "sigmoid": (_sigmoid, lambda y: y * (1 - y)),
+    "relu": (lambda xp, x: xp.maximum(x, 0), lambda y: (y > 0).astype(y.dtype)),
+    "linear": (lambda xp, x: x, lambda y: y * 0 + 1),
+}
+"""Activations the fused recurrent ops know: name -> (f(xp, x), f'(x) computed from y = f(x))."""
+
+
+def _act(name, xp, x):
+    return ACTIVATIONS[name][0](xp, x)
+
+
+def _dact(name, y):
+    return ACTIVATIONS[name][1](y)
+
+
+# -- references -------------------------------------------------------------------------------
+def lstm_forward_step_reference(xz, hz, c_prev, gates, c, h, activation="tanh",
+                                recurrent_activation="sigmoid"):
+    """One LSTM step's gate math in plain ``xp`` (the ground truth for the kernel).
+
+    Args:
+        xz: (B, 4H) input projection ``x_t @ W + b``.
+        hz: (B, 4H) recurrent projection ``h_{t-1} @ U``.
+        c_prev: (B, H) previous cell state.
+        gates: (B, 4H) output: the activated gates ``[i, f, g, o]`` (kept for the backward).
+        c: (B, H) output: ``f * c_prev + i * g``.
+        h: (B, H) output: ``o * activation(c)``.
+        activation, recurrent_activation: names from :data:`ACTIVATIONS` (for ``g``/``c`` and
+            for ``i, f, o``).
+
+    Returns:
+        None (the outputs are written in place).
+    """
+    xp = backend.get_array_module(xz)
+    n = c.shape[1]
+    z = xz + hz
+    gates[:, :2 * n] = _act(recurrent_activation, xp, z[:, :2 * n])
+    gates[:, 2 * n:3 * n] = _act(activation, xp, z[:, 2 * n:3 * n])
+    gates[:, 3 * n:] = _act(recurrent_activation, xp, z[:, 3 * n:])
+    i, f, g, o = gates[:, :n], gates[:, n:2 * n], gates[:, 2 * n:3 * n], gates[:, 3 * n:]
+    c[...] = f * c_prev + i * g
+    h[...] = o * _act(activation, xp, c)
+
+
+def lstm_backward_step_reference(dh, dc, gates, c_prev, c, dz, dc_prev, activation="tanh",
+                                 recurrent_activation="sigmoid"):
+    """The backward of one LSTM step's gate math in plain ``xp``.
+
+    Args:
+        dh: (B, H) gradient of the step's ``h`` (from the output and from step t+1).
+        dc: (B, H) gradient of the step's ``c`` from step t+1.
+        gates: (B, 4H) the activated gates the forward kept.
+        c_prev, c: (B, H) the cell states before and after the step.
+        dz: (B, 4H) output: gradient of the gate pre-activations ``xz + hz``.
+        dc_prev: (B, H) output: gradient of ``c_prev``.
+        activation, recurrent_activation: as in the forward.
+
+    Returns:
+        None (the outputs are written in place).
+    """
+    xp = backend.get_array_module(dh)
+    n = c.shape[1]
+    i, f, g, o = gates[:, :n], gates[:, n:2 * n], gates[:, 2 * n:3 * n], gates[:, 3 * n:]
+    tc = _act(activation, xp, c)
+    dct = dc + dh * o * _dact(activation, tc)
+    dz[:, :n] = dct * g * _dact(recurrent_activation, i)
+    dz[:, n:2 * n] = dct * c_prev * _dact(recurrent_activation, f)
+    dz[:, 2 * n:3 * n] = dct * i * _dact(activation, g)
+    dz[:, 3 * n:] = dh * tc * _dact(recurrent_activation, o)
+    dc_prev[...] = dct * f
+
+
+def gru_forward_step_reference(xz, hz, recurrent_bias, h_prev, gates, h, activation="tanh",
+                               recurrent_activation="sigmoid"):
+    """One GRU step's gate math (reset gate after the recurrent product) in plain ``xp``.
+
+    ``z = ra(xz_z + hz_z + rb_z)``, ``r = ra(xz_r + hz_r + rb_r)``, ``hn = hz_h + rb_h``,
+    ``n = a(xz_h + r * hn)``, ``h = z * h_prev + (1 - z) * n`` (Keras ``reset_after=True``,
+    PyTorch's GRU).
+
+    Args:
+        xz: (B, 3H) input projection ``x_t @ W + input_bias``.
+        hz: (B, 3H) recurrent product ``h_{t-1} @ U`` (without bias).
+        recurrent_bias: (3H,) the recurrent bias (zeros when the layer has no bias).
+        h_prev: (B, H) previous state.
+        gates: (B, 4H) output: ``[z, r, n, hn]`` (kept for the backward).
+        h: (B, H) output: the new state.
+        activation, recurrent_activation: names from :data:`ACTIVATIONS`.
+
+    Returns:
+        None (the outputs are written in place).
+    """
+    xp = backend.get_array_module(xz)
+    n = h.shape[1]
+    gates[:, :2 * n] = _act(recurrent_activation, xp,
+                            xz[:, :2 * n] + hz[:, :2 * n] + recurrent_bias[:2 * n])
+    gates[:, 3 * n:] = hz[:, 2 * n:] + recurrent_bias[2 * n:]
+    r, hn = gates[:, n:2 * n], gates[:, 3 * n:]
+    gates[:, 2 * n:3 * n] = _act(activation, xp, xz[:, 2 * n:] + r * hn)
+    z, cand = gates[:, :n], gates[:, 2 * n:3 * n]
+    h[...] = z * h_prev + (1 - z) * cand
+
+
+def gru_backward_step_reference(dh, gates, h_prev, dxz, dhz, dh_prev, activation="tanh",
+                                recurrent_activation="sigmoid"):
+    """The backward of one GRU step's gate math (``reset_after=True``) in plain ``xp``.
+
+    Args:
+        dh: (B, H) gradient of the step's output state.
+        gates: (B, 4H) ``[z, r, n, hn]`` kept by the forward.
+        h_prev: (B, H) the previous state.
+        dxz: (B, 3H) output: gradient of the input projection ``xz``.
+        dhz: (B, 3H) output: gradient of the recurrent projection ``hz`` (and recurrent bias).
+        dh_prev: (B, H) output: the part of ``h_prev``'s gradient that does not go through
+            the recurrent GEMM (``dh * z``).
+        activation, recurrent_activation: as in the forward.
+
+    Returns:
+        None (the outputs are written in place).
+    """
+    n = dh.shape[1]
+    z, r, cand, hn = gates[:, :n], gates[:, n:2 * n], gates[:, 2 * n:3 * n], gates[:, 3 * n:]
+    dan = dh * (1 - z) * _dact(activation, cand)
+    dxz[:, :n] = dh * (h_prev - cand) * _dact(recurrent_activation, z)
+    dxz[:, n:2 * n] = dan * hn * _dact(recurrent_activation, r)
+    dxz[:, 2 * n:] = dan
+    dhz[:, :2 * n] = dxz[:, :2 * n]
+    dhz[:, 2 * n:] = dan * r
+    dh_prev[...] = dh * z
+
+
+# -- Numba kernels ------------------------------------------------------------------------------
+_kernels = None  # name -> compiled function, once Numba has been imported; False if unusable
+_use_compiled = True
+
+
+def use_compiled(flag: bool) -> bool:
+    """Switch the Numba kernels on or off (off: the references run everywhere); returns the old one.
+
+    Example:
+        >>> old = use_compiled(False)   # e.g. to time the plain NumPy version
+        >>> use_compiled(old)
+    """
+    global _use_compiled
+    old = _use_compiled
+    _use_compiled = bool(flag)
+    return old
+
+
+# Eigen's rational approximation of float32 tanh (numerator odd in x, denominator even): within
+# a few ulps on the whole line once x is clamped to +-7.905..., where tanh rounds to +-1.
+_F32 = numpy.float32
+_T_CLAMP = _F32(7.90531110763549805)
+_A1, _A3, _A5 = _F32(4.89352455891786e-03), _F32(6.37261928875436e-04), _F32(1.48572235717979e-05)
+_A7, _A9 = _F32(5.12229709037114e-08), _F32(-8.60467152213735e-11)
+_A11, _A13 = _F32(2.00018790482477e-13), _F32(-2.76076847742355e-16)
+_B0, _B2 = _F32(4.89352518554385e-03), _F32(2.26843463243900e-03)
+_B4, _B6 = _F32(1.18534705686654e-04), _F32(1.19825839466702e-06)
+
+
+def tanh_(x):
+    """tanh for the kernels (a stub that Numba replaces by a dtype-specific implementation)."""
+    return math.tanh(x)
+
+
+def sigmoid_(x):
+    """sigmoid for the kernels (a stub, as :func:`tanh_`)."""
+    return 0.5 * math.tanh(0.5 * x) + 0.5
+
+
+def one_(dtype):
+    """The number 1 of a float ``dtype`` (a stub): an int or float64 literal would promote a
+    float32 expression to float64 in Numba."""
+    return 1.0
+
+
+def _build_kernels():
+    """Compile (or load from Numba's cache) the kernels; None when Numba is not installed."""
+    try:
+        import numba
+        from numba import types
+        from numba.extending import overload
+    except ImportError:
+        return None
+
+    @overload(tanh_, inline="always")
+    def _tanh_impl(x):
+        if isinstance(x, types.Float) and x.bitwidth == 32:
+            def impl(x):
+                x = max(-_T_CLAMP, min(_T_CLAMP, x))
+                x2 = x * x
+                p = x2 * _A13 + _A11
+                p = x2 * p + _A9
+                p = x2 * p + _A7
+                p = x2 * p + _A5
+                p = x2 * p + _A3
+                p = x2 * p + _A1
+                p = x * p
+                q = x2 * _B6 + _B4
+                q = x2 * q + _B2
+                q = x2 * q + _B0
+                return p / q
+            return impl
+        return lambda x: math.tanh(x)
+
+    @overload(sigmoid_, inline="always")
+    def _sigmoid_impl(x):
+        if isinstance(x, types.Float) and x.bitwidth == 32:
+            half = _F32(0.5)
+            return lambda x: half * tanh_(half * x) + half
+        return lambda x: 0.5 * math.tanh(0.5 * x) + 0.5
+
+    @overload(one_, inline="always")
+    def _one_impl(x):
+        if isinstance(x, types.DType) and x.dtype == types.float32:
+            one32 = _F32(1)
+            return lambda x: one32
+        return lambda x: 1.0
+
+    # "contract" lets LLVM fuse a * b + c into one FMA (also more exact); no other fast-math
+    jit = numba.njit(cache=True, error_model="numpy", nogil=True, fastmath={"contract"})
+
+    @jit
+    def lstm_forward(xz, hz, c_prev, gates, c, h):
+        n = c.shape[1]
+        for b in range(c.shape[0]):
+            xi, xf, xg, xo = xz[b, :n], xz[b, n:2 * n], xz[b, 2 * n:3 * n], xz[b, 3 * n:]
+            ri, rf, rg, ro = hz[b, :n], hz[b, n:2 * n], hz[b, 2 * n:3 * n], hz[b, 3 * n:]
+            gi, gf = gates[b, :n], gates[b, n:2 * n]
+            gg, go = gates[b, 2 * n:3 * n], gates[b, 3 * n:]
+            cp, cb, hb = c_prev[b], c[b], h[b]
+            for j in range(n):
+                i = sigmoid_(xi[j] + ri[j])
+                f = sigmoid_(xf[j] + rf[j])
+                g = tanh_(xg[j] + rg[j])
+                o = sigmoid_(xo[j] + ro[j])
+                cc = f * cp[j] + i * g
+                gi[j] = i
+                gf[j] = f
+                gg[j] = g
+                go[j] = o
+                cb[j] = cc
+                hb[j] = o * tanh_(cc)
+
+    @jit
+    def lstm_backward(dh, dc, gates, c_prev, c, dz, dc_prev):
+        n = c.shape[1]
+        one = one_(c.dtype)
+        for b in range(c.shape[0]):
+            gi, gf = gates[b, :n], gates[b, n:2 * n]
+            gg, go = gates[b, 2 * n:3 * n], gates[b, 3 * n:]
+            di, df, dg, do = dz[b, :n], dz[b, n:2 * n], dz[b, 2 * n:3 * n], dz[b, 3 * n:]
+            dhb, dcb, cp, cb, dcp = dh[b], dc[b], c_prev[b], c[b], dc_prev[b]
+            for j in range(n):
+                i = gi[j]
+                f = gf[j]
+                g = gg[j]
+                o = go[j]
+                tc = tanh_(cb[j])
+                dhj = dhb[j]
+                dct = dcb[j] + dhj * o * (one - tc * tc)
+                di[j] = dct * g * i * (one - i)
+                df[j] = dct * cp[j] * f * (one - f)
+                dg[j] = dct * i * (one - g * g)
+                do[j] = dhj * tc * o * (one - o)
+                dcp[j] = dct * f
+
+    @jit
+    def gru_forward(xz, hz, recurrent_bias, h_prev, gates, h):
+        n = h.shape[1]
+        one = one_(h.dtype)
+        bz, br, bh = recurrent_bias[:n], recurrent_bias[n:2 * n], recurrent_bias[2 * n:]
+        for b in range(h.shape[0]):
+            xzb, xr, xh = xz[b, :n], xz[b, n:2 * n], xz[b, 2 * n:]
+            rz, rr, rh = hz[b, :n], hz[b, n:2 * n], hz[b, 2 * n:]
+            gz, gr = gates[b, :n], gates[b, n:2 * n]
+            gn, ghn = gates[b, 2 * n:3 * n], gates[b, 3 * n:]
+            hp, hb = h_prev[b], h[b]
+            for j in range(n):
+                z = sigmoid_(xzb[j] + rz[j] + bz[j])
+                r = sigmoid_(xr[j] + rr[j] + br[j])
+                hn = rh[j] + bh[j]
+                cand = tanh_(xh[j] + r * hn)
+                gz[j] = z
+                gr[j] = r
+                gn[j] = cand
+                ghn[j] = hn
+                hb[j] = z * hp[j] + (one - z) * cand
+
+    @jit
+    def gru_backward(dh, gates, h_prev, dxz, dhz, dh_prev):
+        n = dh.shape[1]
+        one = one_(dh.dtype)
+        for b in range(dh.shape[0]):
+            gz, gr = gates[b, :n], gates[b, n:2 * n]
+            gn, ghn = gates[b, 2 * n:3 * n], gates[b, 3 * n:]
+            dxzz, dxr, dxh = dxz[b, :n], dxz[b, n:2 * n], dxz[b, 2 * n:]
+            dhzz, dhr, dhh = dhz[b, :n], dhz[b, n:2 * n], dhz[b, 2 * n:]
+            dhb, hp, dhp = dh[b], h_prev[b], dh_prev[b]
+            for j in range(n):
+                z = gz[j]
+                r = gr[j]
+                cand = gn[j]
+                d = dhb[j]
+                dan = d * (one - z) * (one - cand * cand)
+                dz_ = d * (hp[j] - cand) * z * (one - z)
+                dr = dan * ghn[j] * r * (one - r)
+                dxzz[j] = dz_
+                dxr[j] = dr
+                dxh[j] = dan
+                dhzz[j] = dz_
+                dhr[j] = dr
+                dhh[j] = dan * r
+                dhp[j] = d * z
+
+    return {"lstm_forward": lstm_forward, "lstm_backward": lstm_backward,
+            "gru_forward": gru_forward, "gru_backward": gru_backward}
+
+
+def compiled(name):
+    """The Numba kernel ``name`` (``"lstm_forward"``, ...), or None when Numba is unavailable."""
+    global _kernels
+    if _kernels is None:
+        _kernels = _build_kernels() or False
+    return _kernels[name] if _kernels else None
+
+
+def _pick(name, arrays, activation, recurrent_activation):
+    """The Numba kernel when it applies (NumPy float32, default activations), else None."""
+    if not _use_compiled or activation != "tanh" or recurrent_activation != "sigmoid":
+        return None
+    a = arrays[0]
+    # float64 (gradient checks) stays on the reference: Numba calls a scalar math.tanh there,
+    # slower than NumPy's vectorised one; the kernel is still tested in float64 via compiled().
+    if type(a) is not numpy.ndarray or a.dtype != numpy.float32:
+        return None
+    return compiled(name)
+
+
+# -- dispatchers: what the ops call ------------------------------------------------------------
+def lstm_forward_step(xz, hz, c_prev, gates, c, h, activation="tanh",
+                      recurrent_activation="sigmoid"):
+    """An LSTM step's gates, compiled when possible (see :func:`lstm_forward_step_reference`)."""
+    k = _pick("lstm_forward", (xz,), activation, recurrent_activation)
+    if k is None:
+        return lstm_forward_step_reference(xz, hz, c_prev, gates, c, h, activation,
+                                           recurrent_activation)
+    k(xz, hz, c_prev, gates, c, h)
+
+
+def lstm_backward_step(dh, dc, gates, c_prev, c, dz, dc_prev, activation="tanh",
+                       recurrent_activation="sigmoid"):
+    """An LSTM step backward, compiled when possible (see :func:`lstm_backward_step_reference`)."""
+    k = _pick("lstm_backward", (dh,), activation, recurrent_activation)
+    if k is None:
+        return lstm_backward_step_reference(dh, dc, gates, c_prev, c, dz, dc_prev, activation,
+                                            recurrent_activation)
+    k(dh, dc, gates, c_prev, c, dz, dc_prev)
+
+
+def gru_forward_step(xz, hz, recurrent_bias, h_prev, gates, h, activation="tanh",
+                     recurrent_activation="sigmoid"):
+    """One GRU step's gate math, compiled when possible; see :func:`gru_forward_step_reference`."""
+    k = _pick("gru_forward", (xz,), activation, recurrent_activation)
+    if k is None:
+        return gru_forward_step_reference(xz, hz, recurrent_bias, h_prev, gates, h, activation,
+                                          recurrent_activation)
+    k(xz, hz, recurrent_bias, h_prev, gates, h)
+
+
+def gru_backward_step(dh, gates, h_prev, dxz, dhz, dh_prev, activation="tanh",
+                      recurrent_activation="sigmoid"):
+    """Backward of one GRU step, compiled when possible; see :func:`gru_backward_step_reference`."""
+    k = _pick("gru_backward", (dh,), activation, recurrent_activation)
+    if k is None:
+        return gru_backward_step_reference(dh, gates, h_prev, dxz, dhz, dh_prev, activation,
+                                           recurrent_activation)
+    k(dh, gates, h_prev, dxz, dhz, dh_prev)

@@ -1,0 +1,130 @@
+"""im2col / col2im: the Numba kernels against their plain-NumPy references, and the dispatcher.
+
+The references (:mod:`fundl.kernels.conv`) are what the GPU runs; every geometry the ops use
+(contiguous kernel rows, per-tap runs under groups or width dilation, strides, 3-D windows,
+the bias column of ones) is compared in float32 and float64.
+"""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fundl import kernels
+from fundl.kernels import conv as kc
+
+GEOMETRIES = [
+    # x shape (N, D, H, W, C), ksize, strides, dilation, groups
+    ((2, 1, 7, 8, 1), (1, 3, 3), (1, 1, 1), (1, 1, 1), 1),   # one channel: short runs
+    ((2, 1, 6, 7, 9), (1, 2, 3), (1, 2, 1), (1, 1, 1), 1),   # many channels
+    ((1, 1, 9, 9, 4), (1, 3, 2), (1, 2, 3), (1, 2, 1), 1),   # height dilation keeps rows whole
+    ((1, 1, 7, 9, 2), (1, 2, 3), (1, 1, 1), (1, 1, 2), 1),   # width dilation splits them
+    ((2, 1, 5, 6, 6), (1, 3, 3), (1, 1, 1), (1, 1, 1), 3),   # groups split them too
+    ((2, 5, 6, 7, 4), (2, 3, 2), (2, 1, 3), (2, 1, 1), 2),   # 3-D, everything at once
+    ((3, 1, 1, 9, 2), (1, 1, 4), (1, 1, 2), (1, 1, 1), 1),   # 1-D
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("ones", [False, True])
+@pytest.mark.parametrize("shape,ksize,strides,dilation,groups", GEOMETRIES, ids=str)
+def test_im2col_numba_matches_reference(dtype, ones, shape, ksize, strides, dilation, groups):
+    x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
+    got = kc.im2col_numba(x, ksize, strides, dilation, groups, ones)
+    expected = kc.im2col_reference(x, ksize, strides, dilation, groups, ones)
+    assert got.dtype == dtype and got.shape == expected.shape
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape,ksize,strides,dilation,groups", GEOMETRIES, ids=str)
+def test_col2im_numba_matches_reference(dtype, shape, ksize, strides, dilation, groups):
+    rng = np.random.default_rng(1)
+    width = ksize[0] * ksize[1] * ksize[2] * shape[4] // groups
+    rows = shape[0] * int(np.prod(kc._out_shape(shape, ksize, strides, dilation)))
+    cols = rng.standard_normal((groups, rows, width)).astype(dtype)
+    got = kc.col2im_numba(cols, shape, ksize, strides, dilation, groups)
+    expected = kc.col2im_reference(cols, shape, ksize, strides, dilation, groups)
+    assert got.dtype == dtype and got.shape == shape
+    np.testing.assert_allclose(got, expected, rtol=1e-5 if dtype == np.float32 else 1e-12,
+                               atol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+@pytest.mark.parametrize("shape,ksize,strides,dilation,groups", GEOMETRIES, ids=str)
+def test_col2im_is_the_adjoint_of_im2col(shape, ksize, strides, dilation, groups):
+    # <im2col(x), c> == <x, col2im(c)>: the conv's input gradient is exactly transposed
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(shape)
+    cols = kc.im2col_numba(x, ksize, strides, dilation, groups)
+    c = rng.standard_normal(cols.shape)
+    back = kc.col2im_numba(c, shape, ksize, strides, dilation, groups)
+    np.testing.assert_allclose((cols * c).sum(), (x * back).sum(), rtol=1e-12)
+
+
+def test_im2col_rows_are_receptive_fields():
+    x = np.arange(12.0).reshape(1, 1, 3, 4, 1)
+    cols = kc.im2col_numba(x, (1, 2, 2), (1, 1, 2), (1, 1, 1), 1, ones=True)
+    np.testing.assert_array_equal(cols[0], [[0, 1, 4, 5, 1], [2, 3, 6, 7, 1],
+                                            [4, 5, 8, 9, 1], [6, 7, 10, 11, 1]])
+
+
+def test_col2im_sums_overlapping_windows():
+    cols = np.ones((1, 3, 2))  # a 1-D window of 2 sliding over 4 positions
+    gx = kc.col2im_numba(cols, (1, 1, 1, 4, 1), (1, 1, 2), (1, 1, 1), (1, 1, 1), 1)
+    np.testing.assert_array_equal(gx.ravel(), [1, 2, 2, 1])
+
+
+def test_im2col_accepts_non_contiguous_inputs():
+    x = np.random.default_rng(3).standard_normal((2, 1, 6, 6, 3))
+    view = x[:, :, :, ::-1]
+    np.testing.assert_array_equal(kc.im2col_numba(view, (1, 2, 2), (1, 1, 1), (1, 1, 1), 1),
+                                  kc.im2col_reference(view, (1, 2, 2), (1, 1, 1), (1, 1, 1), 1))
+
+
+def test_dispatcher_compiles_for_numpy_arrays():
+    pytest.importorskip("numba")
+    assert kernels.compiled(np.zeros(3))
+
+
+class _Marked(np.ndarray):
+    """Not exactly numpy.ndarray, so the dispatcher must take the reference path."""
+
+
+def test_dispatcher_sends_other_arrays_to_the_reference(monkeypatch):
+    x = np.random.default_rng(4).standard_normal((1, 1, 4, 4, 2)).view(_Marked)
+    assert not kernels.compiled(x)
+    calls = []
+    original = kc.im2col_reference
+
+    def reference(*args):
+        calls.append(args)
+        return original(*args)
+
+    monkeypatch.setattr(kc, "im2col_reference", reference)
+    kernels.im2col(x, (1, 2, 2), (1, 1, 1), (1, 1, 1), 1)
+    assert len(calls) == 1
+
+
+_FALLBACK = """
+import sys, warnings
+sys.modules["numba"] = None  # makes `import numba` raise ImportError
+import numpy as np
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    import fundl.kernels as k
+    x = np.arange(16.0).reshape(1, 1, 4, 4, 1)
+    cols = k.im2col(x, (1, 2, 2), (1, 2, 2), (1, 1, 1), 1)
+    k.max_pool(x, (1, 2, 2), (1, 2, 2))
+numba_warnings = [w for w in caught if "Numba" in str(w.message)]
+assert len(numba_warnings) == 1, [str(w.message) for w in caught]
+assert issubclass(numba_warnings[0].category, RuntimeWarning)
+assert not k.compiled(x)
+assert cols.tolist() == [[[0, 1, 4, 5], [2, 3, 6, 7], [8, 9, 12, 13], [10, 11, 14, 15]]]
+print("ok")
+"""
+
+
+def test_without_numba_the_references_run_after_one_warning():
+    result = subprocess.run([sys.executable, "-c", _FALLBACK], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr

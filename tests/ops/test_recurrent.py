@@ -1,0 +1,360 @@
+"""The fused sequence ops simple_rnn, lstm, gru: NumPy step references, gradcheck, PyTorch, errors.
+
+Sizes are tiny so that the finite-difference checks (two forward passes per input element)
+stay fast; the layers' tests compare with PyTorch at realistic settings.
+"""
+import numpy as np
+import pytest
+
+import fundl as fl
+from fundl.kernels import recurrent as kernels
+from fundl.ops.recurrent import gru, lstm, simple_rnn
+from fundl.testing import assert_error, gradcheck
+
+B, T, D, H = 2, 3, 2, 2
+
+
+def sig(v):
+    return 1 / (1 + np.exp(-v))
+
+
+# -- plain NumPy references, one step at a time (Keras' formulas) ----------------------------------
+def ref_simple(x, w, u, b, h, mask=None, backwards=False):
+    outs = []
+    steps = range(x.shape[1] - 1, -1, -1) if backwards else range(x.shape[1])
+    for t in steps:
+        new = np.tanh(x[:, t] @ w + b + h @ u)
+        h = new if mask is None else np.where(mask[:, t:t + 1], new, h)
+        outs.append(h)
+    return np.stack(outs, 1), h
+
+
+def ref_lstm(x, w, u, b, h, c, mask=None, backwards=False):
+    n = u.shape[0]
+    outs = []
+    steps = range(x.shape[1] - 1, -1, -1) if backwards else range(x.shape[1])
+    for t in steps:
+        z = x[:, t] @ w + b + h @ u
+        i, f = sig(z[:, :n]), sig(z[:, n:2 * n])
+        g, o = np.tanh(z[:, 2 * n:3 * n]), sig(z[:, 3 * n:])
+        c_new = f * c + i * g
+        h_new = o * np.tanh(c_new)
+        if mask is not None:
+            m = mask[:, t:t + 1]
+            h_new, c_new = np.where(m, h_new, h), np.where(m, c_new, c)
+        h, c = h_new, c_new
+        outs.append(h)
+    return np.stack(outs, 1), h, c
+
+
+def ref_gru(x, w, u, b, h, reset_after=True):
+    n = u.shape[0]
+    outs = []
+    for t in range(x.shape[1]):
+        if reset_after:
+            xz, hz = x[:, t] @ w + b[0], h @ u + b[1]
+            z, r = sig(xz[:, :n] + hz[:, :n]), sig(xz[:, n:2 * n] + hz[:, n:2 * n])
+            cand = np.tanh(xz[:, 2 * n:] + r * hz[:, 2 * n:])
+        else:
+            xz = x[:, t] @ w + b
+            z = sig(xz[:, :n] + h @ u[:, :n])
+            r = sig(xz[:, n:2 * n] + h @ u[:, n:2 * n])
+            cand = np.tanh(xz[:, 2 * n:] + (r * h) @ u[:, 2 * n:])
+        h = z * h + (1 - z) * cand
+        outs.append(h)
+    return np.stack(outs, 1), h
+
+
+def arrays(gates, bias_shape, seed=0, batch=B, steps=T):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, steps, D))
+    w = rng.standard_normal((D, gates * H)) * 0.7
+    u = rng.standard_normal((H, gates * H)) * 0.7
+    b = rng.standard_normal(bias_shape) * 0.5
+    h = rng.standard_normal((batch, H)) * 0.5
+    c = rng.standard_normal((batch, H)) * 0.5
+    return x, w, u, b, h, c
+
+
+MASK = np.array([[True, True, False], [True, False, False]])
+
+
+# -- forward against the references --------------------------------------------------------------
+@pytest.mark.parametrize("backwards", [False, True])
+@pytest.mark.parametrize("mask", [None, MASK])
+def test_simple_rnn_forward_matches_numpy_steps(mask, backwards):
+    x, w, u, b, h, _ = arrays(1, (H,))
+    y, hT = simple_rnn(fl.tensor(x), fl.tensor(w), fl.tensor(u), fl.tensor(b), fl.tensor(h),
+                       mask=mask, go_backwards=backwards)
+    ry, rh = ref_simple(x, w, u, b, h, mask, backwards)
+    np.testing.assert_allclose(y.numpy(), ry, rtol=1e-12)
+    np.testing.assert_allclose(hT.numpy(), rh, rtol=1e-12)
+
+
+@pytest.mark.parametrize("backwards", [False, True])
+@pytest.mark.parametrize("mask", [None, MASK])
+def test_lstm_forward_matches_numpy_steps(mask, backwards):
+    x, w, u, b, h, c = arrays(4, (4 * H,))
+    y, hT, cT = lstm(fl.tensor(x), fl.tensor(w), fl.tensor(u), fl.tensor(b),
+                     [fl.tensor(h), fl.tensor(c)], mask=mask, go_backwards=backwards)
+    ry, rh, rc = ref_lstm(x, w, u, b, h, c, mask, backwards)
+    np.testing.assert_allclose(y.numpy(), ry, rtol=1e-12)
+    np.testing.assert_allclose(hT.numpy(), rh, rtol=1e-12)
+    np.testing.assert_allclose(cT.numpy(), rc, rtol=1e-12)
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_gru_forward_matches_numpy_steps(reset_after):
+    x, w, u, b, h, _ = arrays(3, (2, 3 * H) if reset_after else (3 * H,))
+    y, hT = gru(fl.tensor(x), fl.tensor(w), fl.tensor(u), fl.tensor(b), fl.tensor(h),
+                reset_after=reset_after)
+    ry, rh = ref_gru(x, w, u, b, h, reset_after)
+    np.testing.assert_allclose(y.numpy(), ry, rtol=1e-12)
+    np.testing.assert_allclose(hT.numpy(), rh, rtol=1e-12)
+
+
+def test_zero_initial_state_is_the_default():
+    x, w, u, b, _, _ = arrays(4, (4 * H,))
+    zeros = np.zeros((B, H))
+    y1 = lstm(fl.tensor(x), fl.tensor(w), fl.tensor(u), fl.tensor(b))[0]
+    y2 = lstm(fl.tensor(x), fl.tensor(w), fl.tensor(u), fl.tensor(b),
+              [fl.tensor(zeros), fl.tensor(zeros)])[0]
+    np.testing.assert_array_equal(y1.numpy(), y2.numpy())
+
+
+def test_return_sequences_false_gives_the_last_state_first():
+    x, w, u, b, h, _ = arrays(3, (2, 3 * H))
+    out, hT = gru(fl.tensor(x), fl.tensor(w), fl.tensor(u), fl.tensor(b), return_sequences=False)
+    assert out is hT and out.shape == (B, H)
+    full = gru(fl.tensor(x), fl.tensor(w), fl.tensor(u), fl.tensor(b))[0]
+    np.testing.assert_array_equal(out.numpy(), full.numpy()[:, -1])
+
+
+def test_masked_steps_keep_the_state_and_pass_no_gradient_to_their_inputs():
+    x, w, u, b, h, c = arrays(4, (4 * H,))
+    xt = fl.tensor(x, requires_grad=True)
+    y, hT, cT = lstm(xt, fl.tensor(w), fl.tensor(u), fl.tensor(b), mask=MASK)
+    np.testing.assert_array_equal(y.numpy()[1, 1], y.numpy()[1, 0])  # carried over
+    (hT.sum() + cT.sum()).backward()
+    assert np.all(xt.grad[~MASK] == 0) and np.all(xt.grad[MASK] != 0)
+
+
+# -- gradients: finite differences in float64 ----------------------------------------------------
+OPTIONS = [
+    {},
+    {"mask": MASK},
+    {"go_backwards": True, "mask": MASK},
+    {"return_sequences": False},
+    {"recurrent_dropout_mask": np.array([[2.0, 0.0], [0.0, 2.0]])},
+]
+
+
+def _check(fn, inputs):
+    assert gradcheck(fn, [fl.tensor(a, requires_grad=True) for a in inputs])
+
+
+@pytest.mark.parametrize("opts", OPTIONS, ids=str)
+def test_simple_rnn_gradcheck(opts):
+    x, w, u, b, h, _ = arrays(1, (H,))
+    _check(lambda *a: simple_rnn(*a[:4], a[4], **opts), [x, w, u, b, h])
+
+
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", "linear"])
+def test_simple_rnn_gradcheck_other_activations(activation):
+    x, w, u, b, h, _ = arrays(1, (H,), seed=3)
+    _check(lambda *a: simple_rnn(*a, activation=activation), [x, w, u, b, h])
+
+
+@pytest.mark.parametrize("opts", OPTIONS, ids=str)
+def test_lstm_gradcheck(opts):
+    x, w, u, b, h, c = arrays(4, (4 * H,))
+    _check(lambda *a: lstm(*a[:4], list(a[4:]), **opts), [x, w, u, b, h, c])
+
+
+def test_lstm_gradcheck_without_bias_or_state():
+    x, w, u, _, _, _ = arrays(4, (4 * H,))
+    _check(lambda *a: lstm(*a), [x, w, u])
+
+
+def test_lstm_gradcheck_other_activations():
+    x, w, u, b, h, c = arrays(4, (4 * H,), seed=2)
+    _check(lambda *a: lstm(*a[:4], list(a[4:]), activation="linear",
+                           recurrent_activation="sigmoid"), [x, w, u, b, h, c])
+
+
+@pytest.mark.parametrize("opts", OPTIONS, ids=str)
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_gru_gradcheck(opts, reset_after):
+    x, w, u, b, h, _ = arrays(3, (2, 3 * H) if reset_after else (3 * H,))
+    _check(lambda *a: gru(*a[:4], a[4], reset_after=reset_after, **opts), [x, w, u, b, h])
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_gru_gradcheck_without_bias_or_state(reset_after):
+    x, w, u, _, _, _ = arrays(3, (3 * H,))
+    _check(lambda *a: gru(*a, reset_after=reset_after), [x, w, u])
+
+
+def test_one_step_sequence_gradcheck():
+    x, w, u, b = arrays(4, (4 * H,), steps=1)[:4]
+    _check(lambda *a: lstm(*a), [x, w, u, b])
+
+
+# -- the compiled kernels change nothing but speed -----------------------------------------------
+@pytest.mark.parametrize("fn,gates,bias", [(lstm, 4, (4 * H,)), (gru, 3, (2, 3 * H))])
+def test_compiled_and_reference_paths_agree_in_float32(fn, gates, bias):
+    pytest.importorskip("numba")
+    x, w, u, b, h, _ = arrays(gates, bias, seed=5, batch=4, steps=5)
+    results = []
+    for compiled in (True, False):
+        old = kernels.use_compiled(compiled)
+        try:
+            ts = [fl.tensor(a.astype(np.float32), requires_grad=True) for a in (x, w, u, b)]
+            y = fn(*ts, mask=np.array([[1, 1, 1, 0, 0]] * 2 + [[1] * 5] * 2, bool))[0]
+            (y * np.float32(0.5)).sum().backward()
+        finally:
+            kernels.use_compiled(old)
+        results.append([y.numpy()] + [t.grad for t in ts])
+    for a, b_ in zip(*results):
+        np.testing.assert_allclose(a, b_, rtol=1e-5, atol=1e-6)
+
+
+def test_float32_gradients_have_input_shapes_and_dtypes():
+    x, w, u, b, h, c = (a.astype(np.float32) for a in arrays(4, (4 * H,)))
+    ts = [fl.tensor(a, requires_grad=True) for a in (x, w, u, b, h, c)]
+    y, hT, cT = lstm(*ts[:4], ts[4:])
+    (y.sum() + cT.sum()).backward()
+    for t in ts:
+        assert t.grad.shape == t.shape and t.grad.dtype == np.float32
+
+
+def test_lstm_matches_torch():
+    torch = pytest.importorskip("torch")
+    x, w, u, b, h, c = arrays(4, (4 * H,), seed=7)
+    ts = [fl.tensor(a, requires_grad=True) for a in (x, w, u, b, h, c)]
+    y, hT, cT = lstm(*ts[:4], ts[4:])
+    m = torch.nn.LSTM(D, H, batch_first=True).double()
+    with torch.no_grad():
+        m.weight_ih_l0.copy_(torch.tensor(w.T))
+        m.weight_hh_l0.copy_(torch.tensor(u.T))
+        m.bias_ih_l0.copy_(torch.tensor(b))
+        m.bias_hh_l0.zero_()
+    tx, th, tc = (torch.tensor(a, requires_grad=True) for a in (x, h[None], c[None]))
+    ty, (thT, tcT) = m(tx, (th, tc))
+    np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), atol=1e-12)
+    v = np.random.default_rng(0).standard_normal(y.shape)
+    (y * v).sum().backward()
+    (ty * torch.tensor(v)).sum().backward()
+    np.testing.assert_allclose(ts[0].grad, tx.grad.numpy(), atol=1e-12)
+    np.testing.assert_allclose(ts[1].grad, m.weight_ih_l0.grad.numpy().T, atol=1e-12)
+    np.testing.assert_allclose(ts[2].grad, m.weight_hh_l0.grad.numpy().T, atol=1e-12)
+    np.testing.assert_allclose(ts[4].grad, th.grad.numpy()[0], atol=1e-12)
+    np.testing.assert_allclose(ts[5].grad, tc.grad.numpy()[0], atol=1e-12)
+
+
+# -- errors --------------------------------------------------------------------------------------
+def test_rank_two_input_is_rejected_with_its_shape():
+    _, w, u, b, _, _ = arrays(4, (4 * H,))
+    assert_error(ValueError, lstm, fl.zeros(2, 3), fl.tensor(w), fl.tensor(u),
+                 contains=["LSTMSequence", "(batch, timesteps, features)", "(2, 3)"])
+
+
+def test_kernel_of_wrong_feature_size_names_both_shapes():
+    _, w, u, _, _, _ = arrays(3, (3 * H,))
+    assert_error(ValueError, gru, fl.zeros(2, 3, D + 1), fl.tensor(w), fl.tensor(u),
+                 contains=["GRUSequence", str(w.shape), "(2, 3, 3)"])
+
+
+def test_recurrent_kernel_must_hold_all_gates():
+    x, w, _, _, _, _ = arrays(4, (4 * H,))
+    assert_error(ValueError, lstm, fl.tensor(x), fl.tensor(w), fl.zeros(H, 3 * H),
+                 contains=["recurrent_kernel", "(units, 4 * units)", str((H, 3 * H))])
+
+
+def test_gru_bias_shape_depends_on_reset_after():
+    x, w, u, _, _, _ = arrays(3, (3 * H,))
+    assert_error(ValueError, gru, fl.tensor(x), fl.tensor(w), fl.tensor(u), fl.zeros(3 * H),
+                 contains=["bias", str((2, 3 * H))])
+
+
+def test_mask_of_wrong_shape_is_rejected():
+    x, w, u, b, _, _ = arrays(1, (H,))
+    assert_error(ValueError, simple_rnn, fl.tensor(x), fl.tensor(w), fl.tensor(u), fl.tensor(b),
+                 mask=np.ones((B, T + 1), bool), contains=["mask", str((B, T)), str((B, T + 1))])
+
+
+def test_initial_state_count_and_shape_are_checked():
+    x, w, u, b, h, _ = arrays(4, (4 * H,))
+    assert_error(ValueError, lstm, fl.tensor(x), fl.tensor(w), fl.tensor(u), fl.tensor(b),
+                 [fl.tensor(h)], contains=["2 initial state", "got 1"])
+    assert_error(ValueError, lstm, fl.tensor(x), fl.tensor(w), fl.tensor(u), fl.tensor(b),
+                 [fl.zeros(B, H + 1), fl.zeros(B, H + 1)], contains=["initial states",
+                                                                     str((B, H + 1))])
+
+
+def test_unknown_activation_is_rejected():
+    x, w, u, b, _, _ = arrays(1, (H,))
+    assert_error(ValueError, simple_rnn, fl.tensor(x), fl.tensor(w), fl.tensor(u), fl.tensor(b),
+                 activation="elu", contains=["'elu'", "tanh"])
+
+
+def test_integer_inputs_are_rejected():
+    _, w, u, _, _, _ = arrays(1, (H,))
+    assert_error(TypeError, simple_rnn, fl.tensor(np.zeros((B, T, D), np.int64)), fl.tensor(w),
+                 fl.tensor(u), contains=["floating point", "int64"])
+
+
+# -- recycled buffers (the op's workspace) never change a result ----------------------------------
+def test_outputs_kept_from_one_call_survive_the_next_calls():
+    x, w, u, b, h, c = (a.astype(np.float32) for a in arrays(4, (4 * H,), batch=3, steps=4))
+    y1, h1, c1 = lstm(fl.tensor(x), fl.tensor(w), fl.tensor(u), fl.tensor(b))
+    kept = [y1.numpy().copy(), h1.numpy().copy(), c1.numpy().copy()]
+    for seed in range(3):  # same shapes, other values: would reuse the buffers if they were free
+        lstm(fl.tensor(np.random.default_rng(seed).standard_normal(x.shape).astype(np.float32)),
+             fl.tensor(w), fl.tensor(u), fl.tensor(b))
+    for a, k in zip((y1, h1, c1), kept):
+        np.testing.assert_array_equal(a.numpy(), k)
+
+
+def test_a_retained_graph_still_backpropagates_after_other_calls():
+    x, w, u, b, h, c = (a.astype(np.float32) for a in arrays(4, (4 * H,), batch=3, steps=4))
+    wt = fl.tensor(w, requires_grad=True)
+    y = lstm(fl.tensor(x), wt, fl.tensor(u), fl.tensor(b))[0]
+    y.sum().backward(retain_graph=True)
+    first = wt.grad.copy()
+    wt.grad = None
+    z = lstm(fl.tensor(x[::-1].copy()), wt, fl.tensor(u), fl.tensor(b))[0]
+    z.sum().backward()
+    wt.grad = None
+    y.sum().backward()
+    np.testing.assert_array_equal(wt.grad, first)
+
+
+def test_training_steps_recycle_the_same_buffers():
+    from fundl.ops.recurrent import _workspace
+
+    x, w, u, b, h, c = (a.astype(np.float32) for a in arrays(4, (4 * H,), batch=5, steps=7))
+    wt = fl.tensor(w, requires_grad=True)
+
+    def step():
+        y = lstm(fl.tensor(x), wt, fl.tensor(u), fl.tensor(b), return_sequences=False)[0]
+        y.sum().backward()
+        return y.numpy().copy()
+
+    first = step()
+    pooled = [id(a) for a in _workspace.arrays]
+    assert any(a.shape[:2] == (7, 5) for a in _workspace.arrays)  # this op's buffers are pooled
+    for _ in range(3):
+        np.testing.assert_array_equal(step(), first)
+    assert [id(a) for a in _workspace.arrays] == pooled
+
+
+@pytest.mark.parametrize("fn,gates,bias", [(lstm, 4, (4 * H,)), (gru, 3, (2, 3 * H))])
+def test_inference_without_a_graph_gives_the_same_outputs(fn, gates, bias):
+    x, w, u, b, h, _ = (a.astype(np.float32) for a in arrays(gates, bias, batch=3, steps=5))
+    ts = [fl.tensor(a, requires_grad=True) for a in (x, w, u, b)]
+    recorded = [o.numpy() for o in fn(*ts, mask=np.array([[1, 1, 1, 0, 0]] * 3, bool))]
+    with fl.no_grad():
+        plain = [o.numpy() for o in fn(*ts, mask=np.array([[1, 1, 1, 0, 0]] * 3, bool))]
+    for a, b_ in zip(recorded, plain):
+        np.testing.assert_array_equal(a, b_)
