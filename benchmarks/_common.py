@@ -1,18 +1,30 @@
-"""Shared timing helpers: fundl and PyTorch measured side by side, in one process, interleaved.
+"""Shared timing helpers for fundl-vs-PyTorch benchmarks, run side by side in one command.
 
-Each case is a zero-argument function doing one unit of work (a training step, ...). Rounds
-alternate between the contenders so that machine noise hits both alike; we report the median
-time per call of each and the ratio fundl / PyTorch (below 1 means fundl is faster).
+Two ways to time, both printing medians and the ratio fundl / PyTorch (below 1: fundl faster):
+
+- :func:`compare` interleaves the contenders inside one process. Right for work without
+  threads (per-op dispatch overhead on tiny tensors).
+- :func:`run_isolated` times each contender in a process of its own, alternating processes.
+  Needed as soon as BLAS threads are involved: NumPy's OpenBLAS keeps its worker threads
+  spinning for a while after each matrix product, and in a shared process they steal a core
+  from PyTorch (measured here: PyTorch's LeNet step went from 3.3 ms alone to 6-9 ms when
+  interleaved with NumPy work), which would flatter fundl. Each process also reports its peak
+  resident memory, which is then the contender's own.
 """
 from __future__ import annotations
 
+import json
 import os
 import statistics
+import subprocess
+import sys
 import time
 
 THREADS = int(os.environ.get("FUNDL_BENCH_THREADS", "2"))
+# Before NumPy or PyTorch load: both read these when their thread pools start.
 os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
 os.environ.setdefault("OPENBLAS_NUM_THREADS", str(THREADS))
+os.environ.setdefault("MKL_NUM_THREADS", str(THREADS))
 
 
 def import_torch():
@@ -32,15 +44,7 @@ def _time_once(fn, number):
     return (time.perf_counter() - start) / number
 
 
-def compare(cases: dict, number: int = 50, rounds: int = 7, warmup: int = 5) -> dict:
-    """Median seconds per call of each case, measured in interleaved rounds.
-
-    Args:
-        cases: name -> zero-argument function.
-        number: calls per timed round.
-        rounds: timed rounds per case (the median is reported).
-        warmup: untimed calls first.
-    """
+def _samples(cases: dict, number: int, rounds: int, warmup: int) -> dict:
     for fn in cases.values():
         for _ in range(warmup):
             fn()
@@ -48,17 +52,20 @@ def compare(cases: dict, number: int = 50, rounds: int = 7, warmup: int = 5) -> 
     for _ in range(rounds):
         for name, fn in cases.items():
             samples[name].append(_time_once(fn, number))
-    return {name: statistics.median(s) for name, s in samples.items()}
+    return samples
 
 
-def report(title: str, times: dict, baseline: str, unit: str = "us") -> None:
-    """Print a small table of times and of each time's ratio to ``baseline``."""
-    scale = {"us": 1e6, "ms": 1e3, "s": 1.0}[unit]
-    print(f"\n{title}  ({THREADS} threads)")
-    base = times.get(baseline)
-    for name, t in times.items():
-        ratio = f"{t / base:6.2f}x {baseline}" if base and name != baseline else ""
-        print(f"  {name:<28s} {t * scale:10.1f} {unit}   {ratio}")
+def compare(cases: dict, number: int = 50, rounds: int = 7, warmup: int = 5) -> dict:
+    """Median seconds per call of each case, interleaved in this process (no-thread work only).
+
+    Args:
+        cases: name -> zero-argument function.
+        number: calls per timed round.
+        rounds: timed rounds per case (the median is reported).
+        warmup: untimed calls first.
+    """
+    return {name: statistics.median(s)
+            for name, s in _samples(cases, number, rounds, warmup).items()}
 
 
 def peak_rss_mb() -> float:
@@ -66,3 +73,52 @@ def peak_rss_mb() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_isolated(builders: dict, number: int, rounds: int = 5, warmup: int = 3,
+                 processes: int = 2) -> tuple[dict, dict]:
+    """Time each contender in its own process; returns (median seconds, peak MB) by name.
+
+    Args:
+        builders: name -> zero-argument function that imports what it needs and returns the
+            zero-argument function to time (so a fundl process never loads PyTorch and vice
+            versa).
+        number, rounds, warmup: as for :func:`compare`, inside each process.
+        processes: processes per contender, alternating between contenders.
+
+    The calling script is re-run as ``script --only=<name>``; in that child this function times
+    just that contender and prints one JSON line for the parent.
+    """
+    only = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--only=")), None)
+    if only is not None:
+        if only not in builders:
+            raise SystemExit(f"unknown contender {only!r}; choose from {sorted(builders)}")
+        fn = builders[only]()
+        samples = _samples({only: fn}, number, rounds, warmup)[only]
+        print("FUNDL_BENCH " + json.dumps({"samples": samples, "peak_mb": peak_rss_mb()}))
+        raise SystemExit(0)
+    samples = {name: [] for name in builders}
+    peaks = {name: 0.0 for name in builders}
+    for _ in range(processes):
+        for name in builders:
+            out = subprocess.run([sys.executable, sys.argv[0], f"--only={name}"],
+                                 capture_output=True, text=True, env=os.environ.copy())
+            lines = [line for line in out.stdout.splitlines() if line.startswith("FUNDL_BENCH ")]
+            if out.returncode != 0 or not lines:
+                raise RuntimeError(f"benchmark process for {name!r} failed:\n{out.stderr[-3000:]}")
+            result = json.loads(lines[-1][len("FUNDL_BENCH "):])
+            samples[name].extend(result["samples"])
+            peaks[name] = max(peaks[name], result["peak_mb"])
+    return {name: statistics.median(s) for name, s in samples.items()}, peaks
+
+
+def report(title: str, times: dict, baseline: str, unit: str = "us", peaks=None) -> None:
+    """Print a small table of times (and peak memory) and each time's ratio to ``baseline``."""
+    scale = {"us": 1e6, "ms": 1e3, "s": 1.0}[unit]
+    print(f"\n{title}  ({THREADS} threads)")
+    base = times.get(baseline)
+    for name, t in times.items():
+        ratio = f"{t / base:6.2f}x {baseline}" if base and name != baseline else " " * 8 + \
+            " " * len(baseline) + " "
+        memory = f"   peak {peaks[name]:7.0f} MB" if peaks else ""
+        print(f"  {name:<24s} {t * scale:10.2f} {unit}   {ratio}{memory}")

@@ -4,8 +4,9 @@
 
 784-256-ReLU-128-ReLU-10 softmax, categorical cross-entropy, SGD lr 0.1, batch 128, float32,
 one epoch over 60,000 samples (MNIST when $FUNDL_DATA_DIR has it, else random data of the same
-shape), reshuffled every epoch in all three. Prints seconds per epoch and the two ratios the
-project tracks: fundl / PyTorch and fundl / NumPy.
+shape), reshuffled every epoch in all three, each timed in a process of its own (see
+_common.run_isolated). Prints seconds per epoch and the two ratios the project tracks:
+fundl / PyTorch and fundl / NumPy.
 """
 import argparse
 import os
@@ -13,11 +14,8 @@ import time
 
 import numpy as np
 
-from _common import THREADS, import_torch
+from _common import THREADS, import_torch, run_isolated
 
-import fundl as fl
-from fundl.layers import Dense
-from fundl.models import Sequential
 
 BATCH, LR = 128, 0.1
 
@@ -68,66 +66,74 @@ def numpy_epoch(params, x, y_onehot, rng):
             w -= LR * gw
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--epochs-timed", type=int, default=3)
-    args = parser.parse_args()
-    torch = import_torch()
-    x, y, source = load_data()
+def fundl_epoch():
+    import fundl as fl
+    from fundl.layers import Dense
+    from fundl.models import Sequential
+
+    x, y, _ = load_data()
     y_onehot = np.eye(10, dtype=np.float32)[y]
     fl.manual_seed(0)
-
     model = Sequential([Dense(256, activation="relu", input_dim=784),
                         Dense(128, activation="relu"), Dense(10, activation="softmax")])
     model.compile(loss="categorical_crossentropy", optimizer=fl.optimizers.SGD(LR),
                   metrics=["accuracy"])
+    return lambda: model.fit(x, y_onehot, batch_size=BATCH, epochs=1, verbose=0)
 
+
+def numpy_run():
+    x, y, _ = load_data()
+    y_onehot = np.eye(10, dtype=np.float32)[y]
     rng = np.random.default_rng(0)
     params = [glorot(rng, 784, 256), np.zeros(256, np.float32), glorot(rng, 256, 128),
               np.zeros(128, np.float32), glorot(rng, 128, 10), np.zeros(10, np.float32)]
+    return lambda: numpy_epoch(params, x, y_onehot, rng)
 
-    contenders = {
-        "fundl model.fit": lambda: model.fit(x, y_onehot, batch_size=BATCH, epochs=1, verbose=0),
-        "hand-written NumPy": lambda: numpy_epoch(params, x, y_onehot, rng),
-    }
-    if torch is not None:
-        net = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(),
-                                  torch.nn.Linear(256, 128), torch.nn.ReLU(),
-                                  torch.nn.Linear(128, 10))
-        opt = torch.optim.SGD(net.parameters(), lr=LR)
-        tx, ty = torch.from_numpy(x), torch.from_numpy(y)
 
-        def torch_epoch():
-            order = torch.randperm(len(tx))
-            for start in range(0, len(tx), BATCH):
-                idx = order[start:start + BATCH].sort().values
-                logits = net(tx[idx])
-                loss = torch.nn.functional.cross_entropy(logits, ty[idx])
-                acc = (logits.argmax(1) == ty[idx]).float().mean()  # fit reports accuracy too
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                loss.item(), acc.item()
+def torch_epoch_fn():
+    torch = import_torch()
+    x, y, _ = load_data()
+    net = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(),
+                              torch.nn.Linear(256, 128), torch.nn.ReLU(),
+                              torch.nn.Linear(128, 10))
+    opt = torch.optim.SGD(net.parameters(), lr=LR)
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
 
-        contenders["PyTorch eager loop"] = torch_epoch
-    for fn in contenders.values():  # warm-up epoch
-        fn()
-    times = {name: [] for name in contenders}
-    for _ in range(args.epochs_timed):
-        for name, fn in contenders.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    best = {name: min(t) for name, t in times.items()}
-    print(f"\nMLP epoch, 784-256-128-10, batch {BATCH}, {source}, {THREADS} threads "
-          f"(best of {args.epochs_timed})")
-    for name, t in best.items():
-        print(f"  {name:<22s} {t:7.3f} s/epoch")
-    f = best["fundl model.fit"]
-    if "PyTorch eager loop" in best:
-        print(f"  fundl / PyTorch = {f / best['PyTorch eager loop']:.2f}   (target <= 0.80)")
-    print(f"  fundl / NumPy   = {f / best['hand-written NumPy']:.2f}   (target <= 1.25)")
-    print(f"  fundl final training accuracy: {model.evaluate(x, y_onehot, batch_size=1024, verbose=0)[1]:.4f}")
+    def epoch():
+        order = torch.randperm(len(tx))
+        for start in range(0, len(tx), BATCH):
+            idx = order[start:start + BATCH].sort().values
+            logits = net(tx[idx])
+            loss = torch.nn.functional.cross_entropy(logits, ty[idx])
+            acc = (logits.argmax(1) == ty[idx]).float().mean()  # fit reports accuracy too
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss.item(), acc.item()
+
+    return epoch
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--epochs-timed", type=int, default=2)
+    parser.add_argument("--only", default=None)  # used by run_isolated's child processes
+    args = parser.parse_args()
+    builders = {"fundl model.fit": fundl_epoch, "hand-written NumPy": numpy_run}
+    if import_torch() is not None:
+        builders["PyTorch eager loop"] = torch_epoch_fn
+    times, peaks = run_isolated(builders, number=1, rounds=args.epochs_timed, warmup=1,
+                                processes=2)
+    source = load_data()[2]
+    print(f"\nMLP epoch, 784-256-128-10, batch {BATCH}, 60,000 samples of {source}, "
+          f"{THREADS} threads, each in its own process (median of "
+          f"{2 * args.epochs_timed} epochs)")
+    for name, t in times.items():
+        print(f"  {name:<22s} {t:7.3f} s/epoch   peak {peaks[name]:6.0f} MB")
+    f = times["fundl model.fit"]
+    if "PyTorch eager loop" in times:
+        print(f"  fundl / PyTorch = {f / times['PyTorch eager loop']:.2f}   (target <= 0.80)")
+    print(f"  fundl / NumPy   = {f / times['hand-written NumPy']:.2f}   (target <= 1.25)")
 
 
 if __name__ == "__main__":

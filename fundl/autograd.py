@@ -22,6 +22,7 @@ gradient flowing into its outputs has been summed (reverse topological order).
 from __future__ import annotations
 
 import functools
+import math
 import numbers
 from heapq import heappop, heappush
 
@@ -230,6 +231,12 @@ def unbroadcast(g, shape):
             axes.append(lead + i)
         elif n != m:
             return None
+    if len(axes) == lead and g.dtype.kind == "f" and g.flags.c_contiguous:
+        # Only leading axes to sum (a bias broadcast over the batch): a GEMV with a ones vector
+        # is 2-7x faster than NumPy's reduction over axis 0.
+        rows = g.reshape(math.prod(g.shape[:lead]), math.prod(shape))
+        xp = backend.get_array_module(g)
+        return (backend.ones_vector(rows.shape[0], g.dtype, xp) @ rows).reshape(shape)
     return g.sum(axis=tuple(axes)).reshape(shape)
 
 
