@@ -72,6 +72,18 @@ def _positive_int(text):
     return value
 
 
+def _zoo(args) -> int:
+    """List the named architectures of :mod:`fundl.zoo`."""
+    from .zoo import list_models
+
+    models = list_models()
+    width = max(len(name) for name in models)
+    print("fundl.zoo: functions returning models (all take input_shape= and classes=)")
+    for name, description in models.items():
+        print(f"  {name:<{width}}  {description}")
+    return 0
+
+
 def main(argv=None) -> int:
     """Run the ``fundl`` command with ``argv`` (``sys.argv[1:]`` by default); returns the exit code.
 
@@ -92,6 +104,8 @@ def main(argv=None) -> int:
     demo.add_argument("--limit", type=_positive_int, default=None, metavar="N",
                       help="train and test on at most N samples each (a quick check)")
     demo.set_defaults(run=_demo)
+    zoo = sub.add_parser("zoo", help="list the model zoo (LeNet-5 to DenseNet)")
+    zoo.set_defaults(run=_zoo)
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help()

@@ -99,3 +99,14 @@ def test_demo_on_mnist_trains_reports_and_saves(tmp_path, capsys):
     assert accuracy > 0.6  # one epoch on 2,700 images already beats chance (0.1) by far
     model = load_model(output)
     assert model.predict(np.zeros((2, 784), "float32")).shape == (2, 10)
+
+
+def test_zoo_lists_every_model(capsys):
+    from fundl.cli import main
+    from fundl.zoo import list_models
+
+    assert main(["zoo"]) == 0
+    out = capsys.readouterr().out
+    for name in list_models():
+        assert name in out
+    assert "61,706" in out  # LeNet-5's parameter count is part of its description
