@@ -69,7 +69,18 @@ def compare(cases: dict, number: int = 50, rounds: int = 7, warmup: int = 5) -> 
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident memory so far, in MB (Linux)."""
+    """This process's peak resident memory so far, in MB (Linux).
+
+    Read from ``VmHWM`` in /proc/self/status, which starts afresh at ``exec``; ``ru_maxrss``
+    would carry over the parent's peak into a child process.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

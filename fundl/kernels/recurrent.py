@@ -236,11 +236,15 @@ def _build_kernels():
     except ImportError:
         return None
 
-    @overload(tanh_, inline="always")
+    # inline at the LLVM level (Numba's own inline="always" trips an SSA check on the clamp)
+    @overload(tanh_)
     def _tanh_impl(x):
         if isinstance(x, types.Float) and x.bitwidth == 32:
             def impl(x):
-                x = max(-_T_CLAMP, min(_T_CLAMP, x))
+                # two comparisons rather than min/max: a NaN fails both and stays NaN (min/max
+                # would turn it into +-1 and hide a diverging model)
+                x = _T_CLAMP if x > _T_CLAMP else x
+                x = -_T_CLAMP if x < -_T_CLAMP else x
                 x2 = x * x
                 p = x2 * _A13 + _A11
                 p = x2 * p + _A9
@@ -256,14 +260,14 @@ def _build_kernels():
             return impl
         return lambda x: math.tanh(x)
 
-    @overload(sigmoid_, inline="always")
+    @overload(sigmoid_)
     def _sigmoid_impl(x):
         if isinstance(x, types.Float) and x.bitwidth == 32:
             half = _F32(0.5)
             return lambda x: half * tanh_(half * x) + half
         return lambda x: 0.5 * math.tanh(0.5 * x) + 0.5
 
-    @overload(one_, inline="always")
+    @overload(one_)
     def _one_impl(x):
         if isinstance(x, types.DType) and x.dtype == types.float32:
             one32 = _F32(1)

@@ -97,6 +97,18 @@ def test_float32_tanh_is_within_a_few_ulps_everywhere():
     assert np.all(np.abs(out) <= 1) and np.all(np.sign(out) == np.sign(exact))
 
 
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_nan_inputs_give_nan_outputs(name):
+    pytest.importorskip("numba")  # a clamp written with min/max would hide NaNs as +-1
+    reference, make_args, shapes = CASES[name]
+    args = make_args(np.float32)
+    args[0][0, 0] = np.nan
+    got, want = _run_pair(name, reference, args, shapes, np.float32)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(np.isnan(g), np.isnan(w))
+    assert np.isnan(got[-1][0]).any()
+
+
 def test_float32_sigmoid_saturates_without_overflow():
     numba = pytest.importorskip("numba")
 
