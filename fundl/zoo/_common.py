@@ -50,3 +50,37 @@ def build(who, input_shape, body, name):
         raise ValueError(f"fundl.zoo.{who}: cannot build the model for input_shape "
                          f"{input_shape}: {e}") from e
     return Model(inputs=inputs, outputs=outputs, name=name)
+
+
+def named_depth(family, family_name, depth, count):
+    """``family`` (``resnet``, ``densenet``) fixed at ``depth``, with its own name and docstring.
+
+    Args:
+        family: the family's builder, called as ``family(depth, input_shape=..., ...)``.
+        family_name: its name as users write it ("resnet", "densenet").
+        depth: the depth this function fixes.
+        count: the reference trainable parameter count at 224x224x3, 1000 classes (for the docs).
+    """
+    def model(input_shape=(224, 224, 3), classes=1000, include_top=True, weights=None,
+              classifier_activation="softmax"):
+        return family(depth, input_shape=input_shape, classes=classes, include_top=include_top,
+                      weights=weights, classifier_activation=classifier_activation)
+
+    title = {"resnet": "ResNet", "densenet": "DenseNet"}.get(family_name, family_name)
+    model.__name__ = model.__qualname__ = f"{family_name}{depth}"
+    model.__doc__ = f"""{title}-{depth}: :func:`{family_name}` with depth {depth}.
+
+    {count} trainable parameters at 224x224x3 with 1000 classes, as torchvision's.
+
+    Args:
+        input_shape, classes, include_top, weights, classifier_activation: as in
+            :func:`{family_name}`.
+
+    Returns:
+        A built, uncompiled :class:`~fundl.models.Model`.
+
+    Example:
+        >>> model = fundl.zoo.{family_name}{depth}(input_shape=(32, 32, 3), classes=10)
+    """
+    return model
+

@@ -5,7 +5,7 @@ from ..layers import (
     Activation, AveragePooling2D, BatchNormalization, Concatenate, Conv2D, Dense,
     GlobalAveragePooling2D, MaxPooling2D, ZeroPadding2D,
 )
-from ._common import build, check_args
+from ._common import build, check_args, named_depth
 
 _BN = {"epsilon": 1e-5, "momentum": 0.9}  # torchvision's (PyTorch's momentum 0.1)
 
@@ -105,28 +105,7 @@ def densenet(depth, input_shape=(224, 224, 3), classes=1000, include_top=True, w
 
 
 def _named(depth, count):
-    def model(input_shape=(224, 224, 3), classes=1000, include_top=True, weights=None,
-              classifier_activation="softmax"):
-        return densenet(depth, input_shape=input_shape, classes=classes,
-                        include_top=include_top, weights=weights,
-                        classifier_activation=classifier_activation)
-
-    model.__name__ = model.__qualname__ = f"densenet{depth}"
-    model.__doc__ = f"""DenseNet-{depth}: :func:`densenet` with depth {depth}.
-
-    {count} trainable parameters at 224x224x3 with 1000 classes, as torchvision's.
-
-    Args:
-        input_shape, classes, include_top, weights, classifier_activation: as in
-            :func:`densenet`.
-
-    Returns:
-        A built, uncompiled :class:`~fundl.models.Model`.
-
-    Example:
-        >>> model = fundl.zoo.densenet{depth}(input_shape=(32, 32, 3), classes=10)
-    """
-    return model
+    return named_depth(densenet, "densenet", depth, count)
 
 
 densenet121 = _named(121, "7,978,856")

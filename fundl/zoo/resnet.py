@@ -5,7 +5,7 @@ from ..layers import (
     Activation, Add, BatchNormalization, Conv2D, Dense, GlobalAveragePooling2D, MaxPooling2D,
     Reshape, ZeroPadding2D, ZeroPadding3D,
 )
-from ._common import build, check_args
+from ._common import build, check_args, named_depth
 
 # torchvision's batch-norm settings (PyTorch's momentum 0.1 is Keras's 0.9)
 _BN = {"epsilon": 1e-5, "momentum": 0.9}
@@ -123,27 +123,7 @@ def resnet(depth, input_shape=(224, 224, 3), classes=1000, include_top=True, wei
 
 
 def _named(depth, count):
-    def model(input_shape=(224, 224, 3), classes=1000, include_top=True, weights=None,
-              classifier_activation="softmax"):
-        return resnet(depth, input_shape=input_shape, classes=classes, include_top=include_top,
-                      weights=weights, classifier_activation=classifier_activation)
-
-    model.__name__ = model.__qualname__ = f"resnet{depth}"
-    model.__doc__ = f"""ResNet-{depth}: :func:`resnet` with depth {depth}.
-
-    {count} trainable parameters at 224x224x3 with 1000 classes, as torchvision's.
-
-    Args:
-        input_shape, classes, include_top, weights, classifier_activation: as in
-            :func:`resnet`.
-
-    Returns:
-        A built, uncompiled :class:`~fundl.models.Model`.
-
-    Example:
-        >>> model = fundl.zoo.resnet{depth}(input_shape=(32, 32, 3), classes=10)
-    """
-    return model
+    return named_depth(resnet, "resnet", depth, count)
 
 
 resnet18 = _named(18, "11,689,512")
