@@ -112,7 +112,8 @@ def run_isolated(builders: dict, number: int, rounds: int = 5, warmup: int = 3,
     peaks = {name: 0.0 for name in builders}
     for _ in range(processes):
         for name in builders:
-            out = subprocess.run([sys.executable, sys.argv[0], f"--only={name}"],
+            passed = [a for a in sys.argv[1:] if not a.startswith("--only=")]  # keep options
+            out = subprocess.run([sys.executable, sys.argv[0], *passed, f"--only={name}"],
                                  capture_output=True, text=True, env=os.environ.copy())
             lines = [line for line in out.stdout.splitlines() if line.startswith("FUNDL_BENCH ")]
             if out.returncode != 0 or not lines:

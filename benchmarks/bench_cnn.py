@@ -35,10 +35,10 @@ an 8.4 ms LeNet-5 step. So every table comes twice (``--malloc both``, the defau
 thresholds (``mallopt``) in every timed process, of both frameworks alike, so freed memory is
 reused without page faults (as ``bench_conv_ops.py`` does by default).
 
-Measured on the 2-core development machine (two full runs, which agreed within 5 %), fundl /
-PyTorch time with malloc default and tuned: LeNet-5 step 1.56-1.60 and 1.12-1.14, LeNet-5
-inference 0.94-0.99 and 1.72-1.73, ResNet-20 step 3.21-3.35 and 2.81-2.86; peak memory
-fundl / PyTorch 0.57 (LeNet-5 step), 0.72 (inference), 0.99-1.02 (ResNet-20 step).
+Measured on the 2-core development machine (three full runs, fundl / PyTorch time, with
+malloc default, then tuned): LeNet-5 step 1.47-1.60 and 1.12-1.15, LeNet-5 inference
+0.94-0.99 and 1.71-1.73, ResNet-20 step 3.20-3.35 and 2.81-2.86; peak memory fundl / PyTorch
+0.56-0.57 (LeNet-5 step), 0.72 (inference), 0.94-1.02 (ResNet-20 step).
 """
 import argparse
 import ctypes

@@ -6,12 +6,12 @@ The network of the paper as ``fundl.zoo.lenet5`` builds it (tanh, average poolin
 convolution, a softmax output; 61,706 parameters), trained without data augmentation. The
 28x28 digits get C1 "same" padding, which is LeCun's 32x32 field with a 2-pixel border. The
 paper reports 0.95 % test error (99.05 % accuracy) without distortions; this reaches about
-99.2 % in a few minutes on two CPU cores (README has the measured figure).
+99.2 % in about a minute on two CPU cores.
 
 The network fits the training set almost perfectly within a few epochs, so what decides the
-test error is regularisation: SGD with Nesterov momentum and decoupled weight decay
-generalised better here than Adam (Adam with the same schedule: 98.8-98.9 %), and a cosine
-decay of the learning rate lets the last epochs settle.
+test error is regularisation. Measured here (12-15 epochs, cosine decay): Adam 98.75-98.9 %,
+SGD with Nesterov momentum 98.9-99.1 % (3 seeds), the same with decoupled weight decay 5e-3
+(the default here) 99.18-99.24 % (2 seeds); 99.24 % in 59 s of training (5 s per epoch).
 """
 import argparse
 import time

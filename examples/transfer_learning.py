@@ -12,7 +12,7 @@
    the same optimizer and number of gradient steps.
 
 Both are tested on every test image of digits 5-9, for several random draws of the labelled
-images. Measured (3 draws, about 100 s in all on two CPU cores): with 5 labels per class the
+images. Measured (3 draws, 100 s in all on two quiet CPU cores): with 5 labels per class the
 transferred features give 86 % against 78 % from scratch, with 10 labels 93 % against 90 %,
 with 50 labels 96.4 % against 95.0 %: the fewer the labels, the more the transfer helps.
 """
