@@ -8,6 +8,24 @@ it is. Only the module's own classes are ever looked up: nothing is imported by 
 from __future__ import annotations
 
 
+class Configurable:
+    """The config plumbing initializers and regularizers share: a JSON-safe ``get_config``
+    (the constructor arguments), ``from_config`` as its inverse, and a repr built from it."""
+
+    def get_config(self) -> dict:
+        """The constructor arguments as a JSON-safe dict."""
+        return {}
+
+    @classmethod
+    def from_config(cls, config):
+        """Rebuild the object from :meth:`get_config`'s dict."""
+        return cls(**config)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
 def get_object(kind: str, identifier, aliases: dict, classes: dict, base: type):
     """Resolve ``identifier`` to an object of the ``kind`` module (None stays None).
 

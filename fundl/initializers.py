@@ -25,7 +25,7 @@ import numpy
 
 from . import backend
 from .tensor import get_rng
-from ._lookup import get_object, serialize_object
+from ._lookup import Configurable, get_object, serialize_object
 
 __all__ = [
     "Constant", "GlorotNormal", "GlorotUniform", "HeNormal", "HeUniform", "Identity",
@@ -79,7 +79,7 @@ def _dtype(name, dtype):
     return dtype
 
 
-class Initializer:
+class Initializer(Configurable):
     """Base class: ``init(shape, dtype=None) -> numpy.ndarray``.
 
     Subclasses implement ``__call__``; ``get_config`` returns the constructor arguments
@@ -93,19 +93,6 @@ class Initializer:
 
     def __call__(self, shape, dtype=None) -> numpy.ndarray:
         raise NotImplementedError(f"{type(self).__name__}.__call__")
-
-    def get_config(self) -> dict:
-        """The constructor arguments as a JSON-safe dict."""
-        return {}
-
-    @classmethod
-    def from_config(cls, config):
-        """Rebuild an initializer from :meth:`get_config`'s dict."""
-        return cls(**config)
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 class _Random(Initializer):

@@ -21,7 +21,7 @@ import numbers
 
 from . import functional as F
 from .tensor import Tensor
-from ._lookup import get_object, serialize_object
+from ._lookup import Configurable, get_object, serialize_object
 
 __all__ = ["L1", "L1L2", "L2", "Regularizer", "get", "l1", "l1_l2", "l2", "serialize"]
 
@@ -36,7 +36,7 @@ def _factor(cls_name, arg, value) -> float:
     return value
 
 
-class Regularizer:
+class Regularizer(Configurable):
     """Base class: ``regularizer(weight) -> 0-d Tensor`` to add to the loss.
 
     Subclasses implement ``__call__``; ``get_config`` returns the constructor arguments
@@ -50,19 +50,6 @@ class Regularizer:
 
     def __call__(self, weight) -> Tensor:
         raise NotImplementedError(f"{type(self).__name__}.__call__")
-
-    def get_config(self) -> dict:
-        """The constructor arguments as a JSON-safe dict."""
-        return {}
-
-    @classmethod
-    def from_config(cls, config):
-        """Rebuild a regularizer from :meth:`get_config`'s dict."""
-        return cls(**config)
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 class L1L2(Regularizer):
