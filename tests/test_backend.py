@@ -149,3 +149,43 @@ def test_gpu_ops_match_cpu(restore_device):
     yc.backward()
     np.testing.assert_allclose(y.item(), yc.item(), rtol=1e-12)
     np.testing.assert_allclose(backend.to_numpy(x.grad), xc.grad, rtol=1e-12)
+
+
+# -- the allocator policy set at import ------------------------------------------------------------
+def test_tune_malloc_opt_out_and_other_platforms():
+    assert backend._tune_malloc({"FUNDL_MALLOC": "system"}, "linux") is False
+    assert backend._tune_malloc({}, "darwin") is False
+    assert backend._tune_malloc({}, "win32") is False
+
+
+_FAULTS_SCRIPT = """
+import resource, sys
+import numpy as np
+import fundl
+def step():  # a training step's pattern: a few MB-sized arrays alive at once, then freed
+    arrays = [np.ones(1 << 21, np.float32) for _ in range(4)]  # 4 x 8 MB
+    del arrays
+step()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(20):
+    step()
+faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+print(fundl.backend.MALLOC_TUNED, faults)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt is Linux-only")
+@pytest.mark.parametrize("setting", ["", "system"])
+def test_freed_memory_is_reused_without_page_faults(setting):
+    import os
+    import subprocess
+
+    env = dict(os.environ, FUNDL_MALLOC=setting)
+    out = subprocess.run([sys.executable, "-c", _FAULTS_SCRIPT], env=env, capture_output=True,
+                         text=True, check=True).stdout.split()
+    tuned, faults = out[0] == "True", int(out[1])
+    if setting == "system":
+        assert not tuned
+        assert faults > 20 * 1000  # glibc trims part of the freed 32 MB and faults it back per step
+    elif tuned:  # glibc: the 8 MB come back from the heap, already mapped
+        assert faults < 200
