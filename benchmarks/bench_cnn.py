@@ -28,17 +28,15 @@ Run it on an otherwise idle machine.
 
 Memory allocation matters as much as the arithmetic here. With glibc's default settings, the
 megabytes freed after each step go back to the system and are page-faulted in again at the
-next one (measured: 2,556 minor faults per fundl LeNet-5 step and 80,080 per ResNet-20 step,
-548 and 13,159 for PyTorch, which caches more in its own allocator); that cost fundl 3.3 ms of
-an 8.4 ms LeNet-5 step. So every table comes twice (``--malloc both``, the default):
-``default`` is what a user gets out of the box, ``tuned`` raises glibc's trim and mmap
-thresholds (``mallopt``) in every timed process, of both frameworks alike, so freed memory is
-reused without page faults (as ``bench_conv_ops.py`` does by default).
+next one (measured: 2,556 minor faults per LeNet-5 step and 72k per ResNet-20 step under
+glibc's defaults; 548 and 13,159 for PyTorch, which caches more in its own allocator). fundl
+therefore sets glibc's mmap and trim thresholds at import (``fundl.backend._tune_malloc``;
+``FUNDL_MALLOC=system`` opts out): 0 faults per step. So every table comes twice (``--malloc
+both``, the default): ``default`` is each framework as installed (fundl with its own allocator
+setting, PyTorch with glibc's defaults); ``tuned`` gives the PyTorch process the same
+``mallopt`` setting too, so that the ratio compares the rest of the work alone.
 
-Measured on the 2-core development machine (three full runs, fundl / PyTorch time, with
-malloc default, then tuned): LeNet-5 step 1.47-1.60 and 1.12-1.15, LeNet-5 inference
-0.94-0.99 and 1.71-1.73, ResNet-20 step 3.20-3.35 and 2.81-2.86; peak memory fundl / PyTorch
-0.56-0.57 (LeNet-5 step), 0.72 (inference), 0.94-1.02 (ResNet-20 step).
+Measured on the 2-core development machine: see the README's speed table (with the command).
 """
 import argparse
 import ctypes
@@ -49,8 +47,8 @@ import sys
 if os.environ.get("FUNDL_BENCH_MALLOPT", "0") == "1":  # set by main() for its child processes
     try:
         _libc = ctypes.CDLL("libc.so.6")
+        _libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD, as fundl.backend sets it
         _libc.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD
-        _libc.mallopt(-3, 1 << 30)  # M_MMAP_THRESHOLD
     except OSError:  # not glibc: nothing to tune
         pass
 

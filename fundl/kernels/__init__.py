@@ -23,12 +23,13 @@ import warnings
 
 import numpy
 
+from . import activation as _activation
 from . import conv as _conv
 from . import pool as _pool
 from ._jit import IMPORT_ERROR, numba
 
-__all__ = ["avg_pool", "avg_pool_grad", "col2im", "compiled", "im2col", "max_pool",
-           "max_pool_grad"]
+__all__ = ["activation_grad", "avg_pool", "avg_pool_grad", "col2im", "compiled", "im2col",
+           "max_pool", "max_pool_grad"]
 
 _NUMBA = numba is not None
 if not _NUMBA:
@@ -38,9 +39,24 @@ if not _NUMBA:
         "`pip install 'numba>=0.59'`.", RuntimeWarning, stacklevel=2)
 
 
+_FLOATS = (numpy.dtype(numpy.float32), numpy.dtype(numpy.float64))
+
+
 def compiled(a) -> bool:
     """True when kernels called on array ``a`` run compiled (a NumPy array, Numba available)."""
     return _NUMBA and type(a) is numpy.ndarray
+
+
+def activation_grad(kind, gy, y):
+    """The gradient of activation ``kind`` ("relu", "tanh", "sigmoid") from its output ``y``.
+
+    One pass over ``gy`` and ``y`` (see :mod:`fundl.kernels.activation`); a new array of y's
+    shape and dtype.
+    """
+    if (compiled(y) and type(gy) is numpy.ndarray and gy.shape == y.shape
+            and gy.dtype == y.dtype and y.dtype in _FLOATS):
+        return _activation.activation_grad_numba(kind, gy, y)
+    return _activation.activation_grad_reference(kind, gy, y)
 
 
 def im2col(x, ksize, strides, dilation, groups, ones=False):

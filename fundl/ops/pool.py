@@ -6,6 +6,8 @@ which element of each window won in the forward pass, so the backward is a singl
 """
 from __future__ import annotations
 
+import functools
+
 import numpy
 
 from .. import kernels
@@ -13,9 +15,43 @@ from ..autograd import Function
 from ..backend import get_array_module
 from ..tensor import Tensor
 from .conv import (
-    _as_5d, _channels_back, _channels_last, _check_float, _data_format, _inner, _ints, _lead,
-    _pad_5d, _paddings,
+    _as_5d, _cached, _channels_back, _channels_last, _check_float, _data_format, _frozen, _inner,
+    _ints, _lead, _pad_5d, _paddings,
 )
+
+
+@functools.lru_cache(maxsize=256)
+def _pool_plan(kind, shape, dims, pool_size, strides, padding, data_format):
+    """Check a pooling's arguments against an input of ``shape``; its 5-D geometry.
+
+    Returns the op's name, channels_first, (pool, strides, pads) as 3-tuples over (D, H, W)
+    and, for average pooling, the NumPy array of 1 / (unpadded taps) per output position
+    (Do, Ho, Wo); None for max pooling.
+    Memoised like the convolution's plan: a layer sees the same shapes every step.
+    """
+    given, dims = dims, len(shape) - 2 if dims is None else dims
+    op = f"{kind}_pool{dims}d" if 1 <= dims <= 3 else f"{kind}_pool"
+    cf = _data_format(data_format, op)
+    if len(shape) != dims + 2 or not 1 <= dims <= 3:
+        layout = "(batch, channels, spatial...)" if cf else "(batch, spatial..., channels)"
+        expected = f"rank {dims + 2}" if given is not None else "rank 3, 4 or 5"
+        raise ValueError(f"{op}: expected an input of {expected} {layout}, got shape {shape}.")
+    pool = _ints(pool_size, dims, "pool_size", op)
+    strides = pool if strides is None else _ints(strides, dims, "strides", op)
+    spatial = shape[2:] if cf else shape[1:-1]
+    pads = _paddings(padding, spatial, pool, strides, op, explicit=False)
+    if any(n < p for n, p in zip(spatial, pool)) and all(b == a == 0 for b, a in pads):
+        raise ValueError(f"{op}: the input's spatial shape {spatial} is smaller than "
+                         f"pool_size {pool} with padding='valid'; use padding='same' or a "
+                         "smaller pool.")
+    pool3, stride3, pads3 = _lead(pool, 1), _lead(strides, 1), _lead(pads, (0, 0))
+    scale = None
+    if kind == "avg":
+        spatial3 = _lead(tuple(spatial), 1)
+        cd, ch, cw = (_valid_counts(n, p, s, b, (n + b + a - p) // s + 1)
+                      for n, p, s, (b, a) in zip(spatial3, pool3, stride3, pads3))
+        scale = 1.0 / (cd[:, None, None] * ch[None, :, None] * cw[None, None, :])
+    return op, cf, pool3, stride3, pads3, scale
 
 
 class _Pool(Function):
@@ -31,24 +67,10 @@ class _Pool(Function):
         self.data_format = data_format
 
     def check(self, x):
-        dims = x.ndim - 2 if self.dims is None else self.dims
-        op = f"{self.kind}_pool{dims}d" if 1 <= dims <= 3 else f"{self.kind}_pool"
-        self.cf = _data_format(self.data_format, op)
-        if x.ndim != dims + 2 or not 1 <= dims <= 3:
-            layout = "(batch, channels, spatial...)" if self.cf else "(batch, spatial..., channels)"
-            expected = f"rank {dims + 2}" if self.dims is not None else "rank 3, 4 or 5"
-            raise ValueError(f"{op}: expected an input of {expected} {layout}, got shape "
-                             f"{x.shape}.")
+        key = (self.kind, x.shape, self.dims, _frozen(self.pool_size), _frozen(self.strides),
+               _frozen(self.padding), self.data_format)
+        op, self.cf, self.pool3, self.stride3, self.pads, self.scale = _cached(_pool_plan, key)
         _check_float(op, x=x)
-        pool = _ints(self.pool_size, dims, "pool_size", op)
-        strides = pool if self.strides is None else _ints(self.strides, dims, "strides", op)
-        spatial = x.shape[2:] if self.cf else x.shape[1:-1]
-        pads = _paddings(self.padding, spatial, pool, strides, op, explicit=False)
-        if any(n < p for n, p in zip(spatial, pool)) and all(b == a == 0 for b, a in pads):
-            raise ValueError(f"{op}: the input's spatial shape {spatial} is smaller than "
-                             f"pool_size {pool} with padding='valid'; use padding='same' or a "
-                             "smaller pool.")
-        self.pool3, self.stride3, self.pads = _lead(pool, 1), _lead(strides, 1), _lead(pads, (0, 0))
 
     def _out(self, y5, x):
         """The kernel's 5-D output back to the input's rank and layout."""
@@ -93,16 +115,11 @@ class AvgPool(_Pool):
     kind = "avg"
 
     def forward(self, x):
-        xp = get_array_module(x)
         x_cl = _channels_last(x, self.cf)
         x5 = _as_5d(x_cl)
         xpad = _pad_5d(x5, self.pads)
-        out = [(n + b + a - p) // s + 1 for n, (b, a), p, s in
-               zip(x5.shape[1:4], self.pads, self.pool3, self.stride3)]
-        cd, ch, cw = (_valid_counts(n, p, s, b, o) for n, p, s, (b, _), o in
-                      zip(x5.shape[1:4], self.pool3, self.stride3, self.pads, out))
-        self.scale = xp.asarray(1.0 / (cd[:, None, None] * ch[None, :, None] * cw[None, None, :]),
-                                dtype=x.dtype)
+        # the plan's scale is NumPy float64, shared across calls: a copy in x's module and dtype
+        self.scale = get_array_module(x).asarray(self.scale, dtype=x.dtype)
         self.x5_shape, self.x_cl_shape, self.padded_shape = x5.shape, x_cl.shape, xpad.shape
         return self._out(kernels.avg_pool(xpad, self.pool3, self.stride3, self.scale), x)
 
