@@ -25,11 +25,14 @@ import numpy
 
 from . import activation as _activation
 from . import conv as _conv
+from . import norm as _norm
+from . import _threads
 from . import pool as _pool
 from ._jit import IMPORT_ERROR, numba
 
-__all__ = ["activation_grad", "avg_pool", "avg_pool_grad", "col2im", "compiled", "im2col",
-           "max_pool", "max_pool_grad"]
+__all__ = ["activation_grad", "apply_ufunc", "avg_pool", "avg_pool_grad", "col2im", "compiled", "im2col",
+           "max_pool", "max_pool_grad",
+           "batch_norm_affine", "batch_norm_grad_sums", "batch_norm_grad_x", "batch_norm_stats"]
 
 _NUMBA = numba is not None
 if not _NUMBA:
@@ -57,6 +60,28 @@ def activation_grad(kind, gy, y):
             and gy.dtype == y.dtype and y.dtype in _FLOATS):
         return _activation.activation_grad_numba(kind, gy, y)
     return _activation.activation_grad_reference(kind, gy, y)
+
+
+def apply_ufunc(ufunc, x, *scalars):
+    """``ufunc(x, *scalars)`` as a new array; for a large NumPy ``x``, split across threads.
+
+    NumPy runs a ufunc on one core but releases the GIL while it does, so slices of a large
+    array can go through it in parallel threads (:mod:`fundl.kernels._threads`). Used by the
+    activations' forward passes, e.g. ``apply_ufunc(numpy.maximum, x, 0)`` for ReLU.
+    """
+    parts = (_threads.batch_slices(x.size, 2 * x.nbytes)
+             if type(x) is numpy.ndarray and x.flags.c_contiguous else ())
+    if len(parts) <= 1:
+        return ufunc(x, *scalars)
+    flat_x = x.reshape(-1)
+    out = numpy.empty_like(x, dtype=ufunc(flat_x[:1], *scalars).dtype)  # the ufunc's own dtype
+    flat_out = out.reshape(-1)
+
+    def part(xs, outs):
+        ufunc(xs, *scalars, out=outs)
+
+    _threads.run(part, [(flat_x[s], flat_out[s]) for s in parts])
+    return out
 
 
 def im2col(x, ksize, strides, dilation, groups, ones=False):
@@ -104,3 +129,37 @@ def avg_pool_grad(gy, x_shape, pool, strides, scale):
     if compiled(gy):
         return _pool.avg_pool_grad_numba(gy, x_shape, pool, strides, scale)
     return _pool.avg_pool_grad_reference(gy, x_shape, pool, strides, scale)
+
+
+def batch_norm_stats(x, axis):
+    """Per-channel mean and biased variance of ``x`` over every axis but ``axis``.
+
+    Two-pass quality (never E[x^2] - E[x]^2; see :mod:`fundl.kernels.norm`).
+
+    Returns:
+        (mean, var), each (C,) in x's dtype.
+    """
+    if compiled(x) and _norm.fits(axis, x):
+        return _norm.batch_norm_stats_numba(x, axis)
+    return _norm.batch_norm_stats_reference(x, axis)
+
+
+def batch_norm_affine(x, axis, mean, scale, shift):
+    """``(x - mean) * scale + shift`` with (C,) factors along ``axis``; a new array."""
+    if compiled(x) and _norm.fits(axis, x, mean, scale, shift):
+        return _norm.batch_norm_affine_numba(x, axis, mean, scale, shift)
+    return _norm.batch_norm_affine_reference(x, axis, mean, scale, shift)
+
+
+def batch_norm_grad_sums(gy, x, axis, mean):
+    """Per-channel ``(sum(gy), sum(gy * (x - mean)))`` over every axis but ``axis``."""
+    if compiled(x) and _norm.fits(axis, x, gy, mean):
+        return _norm.batch_norm_grad_sums_numba(gy, x, axis, mean)
+    return _norm.batch_norm_grad_sums_reference(gy, x, axis, mean)
+
+
+def batch_norm_grad_x(gy, x, axis, mean, p, q, scale):
+    """``((gy - (x - mean) * p) - q) * scale`` with (C,) factors: batch norm's input gradient."""
+    if compiled(x) and _norm.fits(axis, x, gy, mean, p, q, scale):
+        return _norm.batch_norm_grad_x_numba(gy, x, axis, mean, p, q, scale)
+    return _norm.batch_norm_grad_x_reference(gy, x, axis, mean, p, q, scale)
