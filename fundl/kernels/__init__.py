@@ -25,14 +25,14 @@ import numpy
 
 from . import activation as _activation
 from . import conv as _conv
-from . import norm as _norm
 from . import _threads
+from . import norm as _norm
 from . import pool as _pool
 from ._jit import IMPORT_ERROR, numba
 
-__all__ = ["activation_grad", "apply_ufunc", "avg_pool", "avg_pool_grad", "col2im", "compiled", "im2col",
-           "max_pool", "max_pool_grad",
-           "batch_norm_affine", "batch_norm_grad_sums", "batch_norm_grad_x", "batch_norm_stats"]
+__all__ = ["activation_grad", "apply_ufunc", "avg_pool", "avg_pool_grad", "batch_norm_affine",
+           "batch_norm_grad_sums", "batch_norm_grad_x", "batch_norm_stats", "col2im", "compiled",
+           "im2col", "max_pool", "max_pool_grad"]
 
 _NUMBA = numba is not None
 if not _NUMBA:

@@ -40,9 +40,9 @@ def trainable_count(model):
 def train_steps(model, input_shape, classes, optimizer=None, steps=4, batch=4, seed=0):
     """``steps`` optimizer steps (plain SGD at 1e-3 by default) on one fixed random batch.
 
-    Small steps of plain gradient descent lower a deterministic loss at every step: the
-    models with batch normalisation see the same batch (so the same statistics) each time;
-    dropout is turned off where a test looks at every step.
+    Small steps of plain gradient descent lower a deterministic loss: the models with batch
+    normalisation see the same batch (so the same statistics) each time; dropout is turned off
+    where a test looks at the losses.
 
     Returns:
         (x, y, losses): the batch and the loss of each step (before its update).
@@ -57,10 +57,15 @@ def train_steps(model, input_shape, classes, optimizer=None, steps=4, batch=4, s
 
 
 def assert_trains_and_reloads(model, input_shape, classes, tmp_path, reload=True, **kwargs):
-    """Every step lowers the loss; saved and loaded again, the model predicts the same."""
+    """The loss falls over the steps; saved and loaded again, the model predicts the same.
+
+    Over the steps, not at every step: the deep models normalise their last stages over a
+    batch of 4 values per channel, which makes single steps jumpy (a float64 run of ResNet-50
+    from the same weights went 1.81, 2.00, 1.28, 1.31).
+    """
     x, _, losses = train_steps(model, input_shape, classes, **kwargs)
     assert all(np.isfinite(losses)), losses
-    assert all(b < a for a, b in zip(losses, losses[1:])), f"the loss did not fall: {losses}"
+    assert losses[-1] < losses[0], f"the loss did not fall: {losses}"
     if reload:
         path = os.path.join(tmp_path, f"{model.name}.fundl")
         model.save(path)

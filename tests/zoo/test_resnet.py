@@ -56,8 +56,10 @@ def test_resnet18_trains(helpers, tmp_path):
 # above check every layer's shape); training them here would only cost minutes.
 @pytest.mark.slow
 def test_resnet50_trains_and_reloads(helpers, tmp_path):
-    model = fl.zoo.resnet50(input_shape=(32, 32, 3), classes=3)
-    helpers.trains_and_reloads(model, (32, 32, 3), 3, tmp_path)
+    # 64x64: at 32x32 the last stage is 1x1, and batch norm over 4 values per channel made the
+    # loss too jumpy to compare steps
+    model = fl.zoo.resnet50(input_shape=(64, 64, 3), classes=3)
+    helpers.trains_and_reloads(model, (64, 64, 3), 3, tmp_path)
 
 
 # -- CIFAR ResNets ---------------------------------------------------------------------------------

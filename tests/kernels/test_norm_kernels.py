@@ -1,0 +1,161 @@
+"""Batch normalisation passes: the Numba kernels against their plain-NumPy references.
+
+Shapes cover 2-D and 4-D inputs, one channel, channel counts that are not multiples of 8,
+more channels than one chunk (:data:`kn._CHUNK`), and enough rows for several statistics
+blocks (the float64 merge of :func:`kn._stats_kernel`) with a partial last block.
+"""
+import numpy as np
+import pytest
+
+from fundl import kernels
+from fundl.kernels import norm as kn
+
+SHAPES = [
+    (6, 3),             # 2-D, fewer rows than one chunk
+    (7, 5, 3),
+    (2, 3, 3, 4),       # 4-D
+    (4, 6, 5, 13),      # channels not a multiple of 8
+    (10, 1),            # one channel
+    (70000, 1),         # one channel, two blocks
+    (10000, 16),        # three blocks, the last partial
+    (2, 5, 5, 64),
+    (200, 1000),        # wider than a chunk: one row per chunk, several blocks
+]
+TOL = {np.float32: 2e-5, np.float64: 1e-12}
+
+
+def _data(shape, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal(shape) * 2 + 0.5).astype(dtype)
+    gy = rng.standard_normal(shape).astype(dtype)
+    c = shape[-1]
+    per_channel = [rng.standard_normal(c).astype(dtype) for _ in range(4)]
+    return x, gy, per_channel
+
+
+def _close(got, want, dtype):
+    assert got.dtype == dtype and got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=TOL[dtype], atol=TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_stats_numba_matches_reference(dtype, shape):
+    x, _, _ = _data(shape, dtype)
+    axis = x.ndim - 1
+    for got, want in zip(kn.batch_norm_stats_numba(x, axis),
+                         kn.batch_norm_stats_reference(x, axis)):
+        _close(got, want, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_affine_numba_matches_reference(dtype, shape):
+    x, _, (mean, scale, shift, _) = _data(shape, dtype, seed=1)
+    axis = x.ndim - 1
+    _close(kn.batch_norm_affine_numba(x, axis, mean, scale, shift),
+           kn.batch_norm_affine_reference(x, axis, mean, scale, shift), dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_grad_sums_numba_matches_reference(dtype, shape):
+    x, gy, (mean, _, _, _) = _data(shape, dtype, seed=2)
+    axis = x.ndim - 1
+    for got, want in zip(kn.batch_norm_grad_sums_numba(gy, x, axis, mean),
+                         kn.batch_norm_grad_sums_reference(gy, x, axis, mean)):
+        # relative to the largest sum: a channel's sum of random gy may be near zero
+        np.testing.assert_allclose(got, want, rtol=0, atol=TOL[dtype] * np.abs(want).max())
+        assert got.dtype == dtype
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_grad_x_numba_matches_reference(dtype, shape):
+    x, gy, (mean, p, q, scale) = _data(shape, dtype, seed=3)
+    axis = x.ndim - 1
+    _close(kn.batch_norm_grad_x_numba(gy, x, axis, mean, p, q, scale),
+           kn.batch_norm_grad_x_reference(gy, x, axis, mean, p, q, scale), dtype)
+
+
+def test_float32_statistics_keep_their_digits_with_a_large_mean_and_batch():
+    # 128*32*32 rows with |mean| / std = 1000: a float32 one-pass E[x^2] - E[x]^2 loses every
+    # digit of the variance, and a plain float32 running sum loses several of the mean.
+    rng = np.random.default_rng(4)
+    x = (1000 + rng.standard_normal((128 * 32 * 32, 4))).astype(np.float32)
+    x64 = x.astype(np.float64)
+    mean, var = kn.batch_norm_stats_numba(x, 1)
+    np.testing.assert_allclose(mean, x64.mean(axis=0), rtol=1e-7)
+    np.testing.assert_allclose(var, x64.var(axis=0), rtol=1e-6)
+    gy = rng.standard_normal(x.shape).astype(np.float32)
+    m = x64.mean(axis=0).astype(np.float32)
+    sum_gy, sum_gy_xc = kn.batch_norm_grad_sums_numba(gy, x, 1, m)
+    gy64 = gy.astype(np.float64)
+    np.testing.assert_allclose(sum_gy, gy64.sum(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(sum_gy_xc, (gy64 * (x64 - m)).sum(axis=0), rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_constant_channel_has_its_value_as_mean_and_zero_variance(dtype):
+    x = np.empty((70000, 3), dtype)
+    x[:] = [1.1, 1000.3, 3.3e7]  # several blocks; sums of these are not exact in float32
+    mean, var = kn.batch_norm_stats_numba(x, 1)
+    np.testing.assert_array_equal(mean, x[0])
+    np.testing.assert_array_equal(var, 0)
+
+
+def test_kernels_on_channels_last_agree_with_references_on_another_axis():
+    # the op's two paths: channels-first data goes to the references, its channels-last copy
+    # to the kernels
+    xl, gyl, (mean, p, q, scale) = _data((3, 4, 6, 5), np.float64, seed=5)
+    x, gy = (np.ascontiguousarray(np.moveaxis(a, -1, 1)) for a in (xl, gyl))
+    for got, want in zip(kn.batch_norm_stats_numba(xl, 3), kn.batch_norm_stats_reference(x, 1)):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+    for got, want in zip(kn.batch_norm_grad_sums_numba(gyl, xl, 3, mean),
+                         kn.batch_norm_grad_sums_reference(gy, x, 1, mean)):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+    np.testing.assert_allclose(kn.batch_norm_affine_numba(xl, 3, mean, p, q),
+                               np.moveaxis(kn.batch_norm_affine_reference(x, 1, mean, p, q), 1, -1),
+                               rtol=1e-12)
+    np.testing.assert_allclose(
+        kn.batch_norm_grad_x_numba(gyl, xl, 3, mean, p, q, scale),
+        np.moveaxis(kn.batch_norm_grad_x_reference(gy, x, 1, mean, p, q, scale), 1, -1),
+        rtol=1e-12)
+
+
+def test_numba_accepts_non_contiguous_input():
+    x, gy, (mean, p, q, scale) = _data((6, 8, 10), np.float32, seed=6)
+    xs = x[:, ::2]
+    for got, want in zip(kn.batch_norm_stats_numba(xs, 2), kn.batch_norm_stats_reference(xs, 2)):
+        _close(got, want, np.float32)
+    _close(kn.batch_norm_affine_numba(xs, 2, mean, p, q),
+           kn.batch_norm_affine_reference(xs, 2, mean, p, q), np.float32)
+
+
+def test_numba_rejects_a_gradient_of_another_shape():
+    x, gy, (mean, p, q, scale) = _data((6, 4), np.float32)
+    with pytest.raises(ValueError, match=r"\(5, 4\).*\(6, 4\)"):
+        kn.batch_norm_grad_sums_numba(gy[:5], x, 1, mean)
+    with pytest.raises(ValueError, match=r"\(5, 4\).*\(6, 4\)"):
+        kn.batch_norm_grad_x_numba(gy[:5], x, 1, mean, p, q, scale)
+
+
+def test_fits_only_channels_last_nonempty_float_arrays_of_one_dtype():
+    x = np.ones((4, 3), np.float32)
+    c32, c64 = np.ones(3, np.float32), np.ones(3)
+    assert kn.fits(1, x, c32, x)
+    assert not kn.fits(0, x)                             # channels not last
+    assert not kn.fits(1, x, c64)                        # mixed precisions promote
+    assert not kn.fits(1, x.astype(np.float16))          # no float16 kernels
+    assert not kn.fits(1, np.ones((0, 3), np.float32))   # nothing to loop over
+
+
+def test_dispatchers_route_other_axes_and_mixed_dtypes_to_the_references():
+    x, gy, (mean, p, q, scale) = _data((4, 3, 5), np.float32, seed=7)
+    for axis in (0, 1, 2):
+        m, v = kernels.batch_norm_stats(x, axis)
+        for got, want in zip((m, v), kn.batch_norm_stats_reference(x, axis)):
+            np.testing.assert_allclose(got, want, rtol=1e-5)
+    # a float64 scale with float32 data promotes y, as NumPy would
+    y = kernels.batch_norm_affine(x, 2, mean, scale.astype(np.float64), q)
+    assert y.dtype == np.float64
