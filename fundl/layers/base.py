@@ -26,6 +26,7 @@ import numpy
 
 from .. import backend, initializers, regularizers
 from ..tensor import Tensor
+from ._masking import _MASKS, pass_mask_on
 
 # Every Layer subclass, by class name: the only classes a saved file may instantiate.
 _REGISTRY: dict[str, type] = {}
@@ -183,12 +184,19 @@ class Layer:
     Layers (and lists of layers) assigned as attributes become sub-layers: their weights,
     losses and ``trainable`` switch are part of this layer's.
 
+    Masks: a layer that keeps the (batch, time) axes and acts on each step alone sets the
+    class attribute ``supports_masking = True``; calling it then passes its input's sequence
+    mask on to its output (see :meth:`compute_mask` and :mod:`fundl.layers._masking`). Other
+    layers' outputs carry no mask unless they attach one themselves.
+
     Example:
         >>> layer = Dense(3)
         >>> y = layer(np.ones((2, 4), dtype="float32"))     # builds a (4, 3) kernel
         >>> [w.shape for w in layer.weights]
         [(4, 3), (3,)]
     """
+
+    supports_masking = False  # True: the input's mask is passed on to the output (Keras)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -458,6 +466,23 @@ class Layer:
         """The output shape for an input shape (batch axis included, may be None)."""
         raise NotImplementedError(f"{type(self).__name__} must implement compute_output_shape()")
 
+    def compute_mask(self, inputs, mask=None):
+        """The output's mask, given the inputs and their mask(s) (Keras' ``compute_mask``).
+
+        ``Layer.__call__`` asks it, for layers with ``supports_masking``, whenever an input is
+        masked. The default passes the mask through unchanged (None for a layer that does not
+        support masking); merge layers combine a list of masks.
+
+        Args:
+            inputs: the input Tensor (or list of Tensors).
+            mask: a boolean (batch, timesteps) array, a list of them (None for an unmasked
+                input), or None.
+
+        Returns:
+            A boolean (batch, timesteps) array, or None.
+        """
+        return mask if self.supports_masking else None
+
     def _maybe_build(self, input_shape):
         if not self.built:
             self.build(input_shape)
@@ -499,6 +524,8 @@ class Layer:
             out = self.call(args, training=bool(training), **kwargs)
         except (ValueError, TypeError) as e:
             _reraise_in_context(self, e, shapes)
+        if _MASKS and self.supports_masking:  # no mask alive anywhere: nothing to pass on
+            pass_mask_on(self, args, out)
         if self.activity_regularizer is not None:
             self._activity_losses = [self.activity_regularizer(o) / o.shape[0]
                                      for o in _flatten(out)[0]]

@@ -118,6 +118,8 @@ class Dense(Layer):
         >>> model.add(Dense(units=64, activation="relu", input_dim=100))
     """
 
+    supports_masking = True  # per step: a sequence mask passes through
+
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  activity_regularizer=None, **kwargs):
@@ -179,6 +181,8 @@ class Activation(Layer):
     Example:
         >>> model.add(Activation("relu"))
     """
+
+    supports_masking = True  # per step: a sequence mask passes through
 
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
@@ -292,6 +296,8 @@ class Dropout(Layer):
         >>> model.add(Dropout(0.2))
     """
 
+    supports_masking = True  # per step: a sequence mask passes through
+
     def __init__(self, rate, noise_shape=None, **kwargs):
         super().__init__(**kwargs)
         if isinstance(rate, bool) or not isinstance(rate, (int, float, numpy.floating)):
@@ -338,6 +344,8 @@ class GaussianNoise(Layer):
     Example:
         >>> model.add(GaussianNoise(0.1))
     """
+
+    supports_masking = True  # per step: a sequence mask passes through
 
     def __init__(self, stddev, **kwargs):
         super().__init__(**kwargs)

@@ -1,88 +1,47 @@
-"""Embedding and Masking, and the small mechanism that carries sequence masks between layers.
+"""Embedding and Masking: the layers that start a sequence mask, and ``masked_loss``.
 
-Padded sequences need a mask (batch, timesteps) saying which steps are real. In Keras, a
-layer produces one with ``compute_mask`` and the model hands it to the next layer's ``call``.
-fundl's models do not pass masks yet, so the mask travels *with the output tensor*:
-
-- a layer that makes or keeps a mask calls :func:`attach_mask` on its output;
-- a layer that consumes one (the recurrent layers, ``TimeDistributed``, :func:`masked_loss`)
-  reads it with :func:`get_mask` from its input, unless a ``mask=`` is passed explicitly.
-
-The registry maps ``id(tensor)`` to the mask and holds the tensor only weakly, so an entry
-disappears with its tensor. A layer in between that knows nothing about masks (``Dropout``,
-``Dense``) returns a new tensor without one: the chain stops there, as it should when the
-layer cannot say what its output's mask is. Layers that preserve the time axis can pass
-the mask on with ``attach_mask(out, get_mask(x))``.
+Padded sequences need a mask (batch, timesteps) saying which steps are real.
+``Embedding(mask_zero=True)`` makes one from the indices (False at 0s), ``Masking`` from the
+steps whose features all equal ``mask_value``. The mask travels with the output tensor
+(:func:`attach_mask` / :func:`get_mask`, defined in :mod:`fundl.layers._masking` and
+re-exported here): layers that keep the time axis and act per step (``supports_masking``:
+``Dense``, ``Dropout``, ``LayerNormalization``, merge layers, ...) pass it on, the recurrent
+layers skip masked steps (and pass the mask on with ``return_sequences=True``), and a model
+compiled with a loss leaves masked steps out of the loss (Keras 3's masked mean).
 
 Example:
-    >>> model = Sequential([Embedding(100, 16, mask_zero=True), LSTM(32), Dense(1)])
+    >>> model = Sequential([Embedding(100, 16, mask_zero=True), LSTM(32, return_sequences=True),
+    ...                     Dense(5, activation="softmax")])
+    >>> model.compile(loss="sparse_categorical_crossentropy", optimizer="adam")
     >>> # padded steps (index 0) neither update the LSTM's state nor reach the loss
 """
 from __future__ import annotations
-
-import weakref
 
 import numpy
 
 from .. import backend, initializers, regularizers
 from .. import functional as F
 from ..tensor import Tensor
+from ._masking import _MASKS, attach_mask, get_mask  # re-exported: imported from here too
 from .base import Layer, deserialize_object, serialize_object
-
-_MASKS: dict = {}  # id(tensor) -> (weak reference to the tensor, boolean mask array)
-
-
-def attach_mask(tensor, mask):
-    """Attach a boolean mask of shape (batch, timesteps) to ``tensor`` (None removes it).
-
-    Args:
-        tensor: a Tensor of shape (batch, timesteps, ...).
-        mask: an array (or Tensor) of booleans, True for real steps, or None.
-
-    Returns:
-        ``tensor`` itself.
-
-    Example:
-        >>> x = attach_mask(fl.zeros(2, 3, 4), np.array([[1, 1, 0], [1, 0, 0]], bool))
-        >>> get_mask(x).sum()
-        3
-    """
-    key = id(tensor)
-    if mask is None:
-        _MASKS.pop(key, None)
-        return tensor
-    if isinstance(mask, Tensor):
-        mask = mask.data
-    shape = tuple(getattr(tensor, "shape", ()))
-    if tuple(mask.shape) != shape[:2]:
-        raise ValueError(f"attach_mask: a mask must have shape (batch, timesteps) = {shape[:2]} "
-                         f"for a tensor of shape {shape}, got {tuple(mask.shape)}.")
-    if mask.dtype != bool:
-        mask = mask.astype(bool)
-    _MASKS[key] = (weakref.ref(tensor, lambda _, k=key: _MASKS.pop(k, None)), mask)
-    return tensor
-
-
-def get_mask(tensor):
-    """The mask attached to ``tensor`` by :func:`attach_mask`, or None."""
-    entry = _MASKS.get(id(tensor))
-    if entry is None or entry[0]() is not tensor:
-        return None
-    return entry[1]
 
 
 def masked_loss(loss):
-    """Wrap a per-element loss so that masked (padded) steps do not count.
+    """Wrap a per-element loss so that masked steps do not count, averaging per sequence.
 
-    The returned function computes ``loss(y_true, y_pred)`` per step, multiplies it by the
-    mask attached to ``y_pred`` (if any) and averages over the real steps of each sample, so
-    the mean over a batch equals Keras' masked loss for equal-length batches.
+    ``compile`` now masks any loss by itself (Keras 3): with a mask on the output, the loss
+    is the mean over all real steps of the batch, every step weighing the same. This wrapper
+    gives the other common weighting: the mean over the real steps *of each sequence*, so
+    that ``compile`` then averages sequences, each weighing the same whatever its length.
+    The two agree when every sequence of a batch has the same number of real steps. It
+    returns one value per sample, so ``compile`` does not mask it a second time.
 
     Args:
         loss: a loss function or name from :mod:`fundl.losses` returning (batch, timesteps).
 
     Returns:
-        A loss function ``(y_true, y_pred) -> (batch,)`` usable in ``compile``.
+        A loss function ``(y_true, y_pred) -> (batch,)`` usable in ``compile`` (unchanged
+        per-element values when ``y_pred`` has no mask).
 
     Example:
         >>> model.compile(loss=masked_loss("categorical_crossentropy"), optimizer="adam")
@@ -115,9 +74,10 @@ class Embedding(Layer):
         output_dim: the size of each vector.
         embeddings_initializer: the table's initializer (Keras default: uniform in +-0.05).
         embeddings_regularizer: an optional penalty on the table.
-        mask_zero: index 0 is padding: the output carries a mask (False at 0s) that the
-            recurrent layers read, so padded steps update nothing. Index 0 then cannot be a
-            real token (use input_dim = vocabulary + 1).
+        mask_zero: index 0 is padding: the output carries a mask (False at 0s) that
+            per-step layers pass on and the recurrent layers and the compiled loss read, so
+            padded steps update nothing. Index 0 then cannot be a real token (use
+            input_dim = vocabulary + 1).
 
     Input ``(batch, timesteps)`` integers -> output ``(batch, timesteps, output_dim)``. The weight
     is ``embeddings`` (the Keras name and layout).

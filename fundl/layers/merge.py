@@ -1,9 +1,15 @@
 """Layers that merge a list of inputs: Add, Subtract, Multiply, Average, Maximum, Minimum and
-Concatenate."""
+Concatenate.
+
+Sequence masks: the output's mask is the logical AND of the inputs' masks, an unmasked input
+counting as all real steps (tf.keras and Keras 3.0-3.3; Keras 3.4 switched to OR, dropping the
+mask when any input is unmasked). ``Concatenate`` along the time axis joins the masks instead.
+"""
 from __future__ import annotations
 
 from functools import reduce
 
+from .. import backend
 from .. import functional as F
 from .base import Layer
 
@@ -16,12 +22,30 @@ def _check_list(layer, inputs):
                          f"inputs, e.g. {type(layer).__name__}()([x1, x2]); got {what}.")
 
 
+def _and_masks(masks):
+    """The AND of the given (batch, timesteps) masks, None standing for all True.
+
+    None when no input is masked, or when the masks' shapes differ (they cannot describe one
+    output's steps then).
+    """
+    given = [m for m in masks if m is not None]
+    if not given or any(m.shape != given[0].shape for m in given):
+        return None
+    return reduce(lambda a, b: a & b, given)
+
+
 class _Merge(Layer):
     """Element-wise merge of a list of same-shaped inputs (size-1 axes broadcast).
 
     Called on a list ``[x1, x2, ...]`` of tensors of one shape ``(batch, ...)``; returns one
-    tensor of that shape.
+    tensor of that shape. A step is masked when any masked input masks it (module docstring).
     """
+
+    supports_masking = True
+
+    def compute_mask(self, inputs, mask=None):
+        """The AND of the inputs' masks (an unmasked input counts as all real steps)."""
+        return None if mask is None else _and_masks(mask)
 
     def _check_list(self, inputs):
         _check_list(self, inputs)
@@ -122,11 +146,14 @@ class Concatenate(Layer):
         axis: the axis to join along; the inputs' other axes must agree. The batch axis (0)
             cannot be used.
 
-    Shapes ``(batch, a)`` and ``(batch, b)`` give ``(batch, a + b)``.
+    Shapes ``(batch, a)`` and ``(batch, b)`` give ``(batch, a + b)``. Sequence masks: joined
+    along ``axis=1`` (time; an unmasked input's steps are all real), else their AND.
 
     Example:
         >>> merged = Concatenate()([Dense(4)(x), Dense(6)(x)])     # (None, 10)
     """
+
+    supports_masking = True
 
     def __init__(self, axis=-1, **kwargs):
         super().__init__(**kwargs)
@@ -137,6 +164,16 @@ class Concatenate(Layer):
     def call(self, inputs, training=False):
         _check_list(self, inputs)
         return F.concatenate(list(inputs), axis=self.axis)
+
+    def compute_mask(self, inputs, mask=None):
+        """The inputs' masks joined in time for ``axis=1``, else their AND (None: unmasked)."""
+        if mask is None or all(m is None for m in mask):
+            return None
+        if self.axis % inputs[0].ndim != 1:
+            return _and_masks(mask)
+        xp = backend.get_array_module(next(m for m in mask if m is not None))
+        return xp.concatenate([xp.ones(x.shape[:2], dtype=bool) if m is None else m
+                               for x, m in zip(inputs, mask)], axis=1)
 
     def compute_output_shape(self, input_shape):
         _check_list(self, input_shape)

@@ -81,6 +81,10 @@ class BatchNormalization(Layer):
         ...                     Activation("relu")])
     """
 
+    # A sequence mask passes through; unlike Keras 3, the batch statistics in training still
+    # include the masked steps.
+    supports_masking = True
+
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
                  beta_initializer="zeros", gamma_initializer="ones",
                  moving_mean_initializer="zeros", moving_variance_initializer="ones",
@@ -182,6 +186,8 @@ class LayerNormalization(Layer):
         >>> LayerNormalization()(fl.randn(2, 5, 16)).shape    # (batch, time, features)
         (2, 5, 16)
     """
+
+    supports_masking = True  # per step: a sequence mask passes through
 
     def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
                  gamma_initializer="ones", beta_regularizer=None, gamma_regularizer=None,

@@ -16,6 +16,7 @@ import numpy
 from .. import backend, losses as losses_module, metrics as metrics_module
 from .. import optimizers as optimizers_module
 from ..autograd import no_grad
+from ..layers._masking import _MASKS, get_mask
 from ..tensor import Tensor, get_rng
 
 
@@ -69,6 +70,75 @@ def _is_builtin_loss(fn):
     return getattr(fn, "__module__", None) == losses_module.__name__
 
 
+def _step_mask(out, values):
+    """The mask of output ``out`` if it has the shape of the per-element losses ``values``.
+
+    A loss of shape (batch, timesteps) can leave masked steps out; one already reduced over
+    time (a custom loss, :func:`~fundl.layers.embedding.masked_loss`) cannot and is left alone.
+    """
+    mask = get_mask(out) if _MASKS else None
+    if mask is None or values.ndim < 2 or tuple(mask.shape) != values.shape:
+        return None
+    return mask
+
+
+def _mask_weights(mask, sample_weight, values, reduction):
+    """Keras 3's ``apply_mask``: the mask as per-element loss weights, times ``sample_weight``.
+
+    For the mean reductions the real steps get weight ``total / valid``, so that the mean over
+    all elements becomes the mean over the real ones: ``sum(loss * mask * sw) / sum(mask)``
+    (padded steps get weight 0, hence no gradient). ``"sum"`` and ``"none"`` get the 0/1 mask,
+    ``"mean_with_sample_weight"`` divides by ``sum(mask * sw)``.
+
+    Args:
+        mask: boolean (batch, timesteps), the shape of ``values``.
+        sample_weight: None or (batch,) weights.
+        values: the per-element losses (a Tensor), for their dtype and device.
+        reduction: the loss's reduction.
+
+    Returns:
+        An array of shape (batch, timesteps) on ``values``' device.
+    """
+    xp = backend.get_array_module(values.data)
+    weights = xp.asarray(mask).astype(values.dtype)
+    if reduction in ("sum_over_batch_size", "mean"):
+        valid = float(weights.sum())
+        weights *= weights.dtype.type(weights.size / valid if valid else 0.0)
+    if sample_weight is not None:
+        sw = xp.asarray(sample_weight, dtype=values.dtype)
+        weights *= sw.reshape(sw.shape[:1] + (1,) * (weights.ndim - 1))
+    return weights
+
+
+def _loss_value(fn, reduces, y, out, sample_weight):
+    """One output's loss, a 0-d Tensor, with masked steps left out (see ``_compute_loss``).
+
+    Args:
+        fn: the loss: a per-element function, or a :class:`~fundl.losses.Loss` (``reduces``).
+        reduces: whether ``fn`` is a Loss, which applies its own ``reduction``.
+        y, out: the targets and the output Tensor.
+        sample_weight: None or (batch,) weights.
+    """
+    if reduces:
+        if not _MASKS or type(fn).__call__ is not losses_module.Loss.__call__:
+            return fn(y, out, sample_weight=sample_weight)  # no mask alive, or its own __call__
+        # Loss.__call__ is reduce_weighted(call(...)); split here so that a mask can join the
+        # sample weights.
+        values = fn.call(y, out)
+        mask = _step_mask(out, values)
+        weights = (sample_weight if mask is None
+                   else _mask_weights(mask, sample_weight, values, fn.reduction))
+        return losses_module.reduce_weighted(values, weights, fn.reduction)
+    values = fn(y, out)
+    mask = _step_mask(out, values)
+    if mask is not None:
+        return losses_module.reduce_weighted(
+            values, _mask_weights(mask, sample_weight, values, "sum_over_batch_size"))
+    if sample_weight is not None:
+        values = values * sample_weight.reshape(sample_weight.shape + (1,) * (values.ndim - 1))
+    return values.mean()
+
+
 class Trainer:
     """The training half of :class:`~fundl.models.Model` (a mixin; see ``Model``)."""
 
@@ -90,6 +160,10 @@ class Trainer:
 
         As in Keras, the weights that are trainable now are the ones training updates until
         the next ``compile``: freeze layers (``layer.trainable = False``) before compiling.
+
+        Padded sequences: an output that carries a mask (from ``Embedding(mask_zero=True)`` or
+        ``Masking``, passed on by the layers in between) counts only its real steps, in the
+        loss (Keras 3's masked mean, so padded steps get no gradient) and in the metrics.
 
         Example:
             >>> model.compile(loss="categorical_crossentropy", optimizer="sgd",
@@ -327,6 +401,9 @@ class Trainer:
 
         Per-sample losses are averaged over the batch (weighted by ``sample_weight``); a
         :class:`~fundl.losses.Loss` object reduces them itself, with its own ``reduction``.
+        An output carrying a sequence mask (``Embedding(mask_zero=True)``, ``Masking``) whose
+        losses have the mask's shape (batch, timesteps) counts only its real steps, as Keras 3:
+        ``sum(loss * mask * sample_weight) / sum(mask)`` (see :func:`_mask_weights`).
         ``penalties`` adds the layers' regularization losses (False when none exist).
         """
         total = None
@@ -335,14 +412,7 @@ class Trainer:
             if loss is None:
                 parts.append(None)
                 continue
-            if loss[2]:
-                value = loss[1](y, out, sample_weight=sample_weight)
-            else:
-                value = loss[1](y, out)
-                if sample_weight is not None:
-                    value = value * sample_weight.reshape(
-                        sample_weight.shape + (1,) * (value.ndim - 1))
-                value = value.mean()
+            value = _loss_value(loss[1], loss[2], y, out, sample_weight)
             parts.append(value)
             term = value if lw == 1.0 else value * lw
             total = term if total is None else total + term
@@ -360,8 +430,11 @@ class Trainer:
         for y, out, metrics in zip(ys, outs, self._metrics):
             if metrics:
                 pred = backend.to_numpy(out.data)
+                mask = get_mask(out) if _MASKS else None
                 for name, fn in metrics:
                     values = fn(y, pred)  # sum / size: numpy.mean's Python wrapper costs more
+                    if mask is not None and values.shape == tuple(mask.shape):
+                        values = values[backend.to_numpy(mask)]  # the real steps only
                     logs[name] = float(values.sum()) / max(values.size, 1)
         return logs
 

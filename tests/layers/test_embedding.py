@@ -1,14 +1,19 @@
-"""Embedding, Masking, the mask side-channel (attach_mask/get_mask) and masked_loss."""
+"""Embedding, Masking, the mask side-channel (attach_mask/get_mask), mask propagation through
+layers (supports_masking) and masked_loss. The loss side of masking: tests/models/test_masking.py."""
 import gc
 
 import numpy as np
 import pytest
 
 import fundl as fl
-from fundl.layers import Dense
+from fundl.layers import (
+    Activation, Add, BatchNormalization, Concatenate, Conv1D, Dense, Dropout, Flatten,
+    GaussianNoise, GlobalAveragePooling1D, Input, Lambda, Layer, LayerNormalization, Multiply,
+    Reshape,
+)
 from fundl.layers.embedding import Embedding, Masking, attach_mask, get_mask, masked_loss
 from fundl.layers.recurrent import GRU, LSTM, Bidirectional, TimeDistributed
-from fundl.models import Sequential, load_model
+from fundl.models import Model, Sequential, load_model
 from fundl.testing import assert_error
 from fundl.testing.layer_case import check_layer
 
@@ -219,8 +224,163 @@ def test_masks_go_away_with_their_tensors():
     assert len(embedding._MASKS) == before
 
 
+def test_the_registry_lives_in_one_place_and_is_re_exported():
+    from fundl.layers import _masking, base, embedding, recurrent
+
+    assert embedding._MASKS is _masking._MASKS is base._MASKS
+    assert embedding.attach_mask is _masking.attach_mask is recurrent.attach_mask
+    assert embedding.get_mask is _masking.get_mask is recurrent.get_mask
+
+
 def test_a_new_tensor_never_inherits_a_dead_tensors_mask():
     t = attach_mask(fl.zeros(2, 3, 1), np.ones((2, 3), bool))
     del t
     fresh = [fl.zeros(2, 3, 1) for _ in range(50)]  # ids get reused
     assert all(get_mask(f) is None for f in fresh)
+
+
+# -- propagation through layers that support masking ------------------------------------------------
+MASK = IDS != 0
+
+
+def _masked_input():
+    """A (3, 6, 4) tensor carrying the padding mask of IDS."""
+    x = np.random.default_rng(0).standard_normal((3, 6, 4)).astype(np.float32)
+    return attach_mask(fl.tensor(x), MASK)
+
+
+@pytest.mark.parametrize("layer", [
+    Dense(5), Dense(2, activation="softmax"), Activation("relu"), LayerNormalization(),
+    BatchNormalization(), Dropout(0.5), GaussianNoise(0.1),
+], ids=lambda layer: type(layer).__name__)
+@pytest.mark.parametrize("training", [False, True])
+def test_per_step_layers_pass_the_mask_on(layer, training):
+    y = layer(_masked_input(), training=training)
+    np.testing.assert_array_equal(get_mask(y), MASK)
+
+
+def test_the_mask_flows_through_a_sequential_stack_to_the_output():
+    fl.manual_seed(0)
+    model = Sequential([Embedding(10, 4, mask_zero=True, input_shape=(None,)),
+                        LSTM(3, return_sequences=True), Dropout(0.2), LayerNormalization(),
+                        Dense(4, activation="relu"), Activation("tanh"),
+                        Dense(2, activation="softmax")])
+    for training in (False, True):
+        np.testing.assert_array_equal(get_mask(model(IDS, training=training)), MASK)
+
+
+def test_the_mask_flows_through_a_functional_model():
+    fl.manual_seed(0)
+    inputs = Input(shape=(None,), dtype="int64")
+    h = Embedding(10, 4, mask_zero=True)(inputs)
+    h = LSTM(3, return_sequences=True)(h)
+    skip = Dense(3)(h)
+    h = LayerNormalization()(Add()([h, skip]))
+    outputs = Dense(2, activation="softmax")(Dropout(0.1)(h))
+    model = Model(inputs, outputs)
+    np.testing.assert_array_equal(get_mask(model(IDS, training=True)), MASK)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: LSTM(6),                 # the last step only: output (3, 6), the mask's shape
+    lambda: Flatten(),
+    lambda: GlobalAveragePooling1D(),
+    lambda: Reshape((24,)),
+    lambda: Conv1D(2, 3, padding="same"),   # mixes neighbouring steps: no masking in Keras
+    lambda: Lambda(fl.tanh),
+], ids=["LSTM", "Flatten", "GlobalAveragePooling1D", "Reshape", "Conv1D", "Lambda"])
+def test_layers_without_mask_support_end_the_chain(make):
+    y = make()(_masked_input())
+    assert get_mask(y) is None
+    assert get_mask(Dense(6)(y)) is None  # and nothing downstream picks one up
+
+
+class _FirstTwoSteps(Layer):
+    """Supports masking but attaches a mask of its own: the base class must not replace it."""
+
+    supports_masking = True
+
+    def call(self, x, training=False):
+        mask = np.zeros(x.shape[:2], bool)
+        mask[:, :2] = True
+        return attach_mask(x * 1.0, mask)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+def test_a_layer_that_attaches_its_own_mask_keeps_it():
+    y = _FirstTwoSteps()(_masked_input())
+    np.testing.assert_array_equal(get_mask(y), np.arange(6)[None].repeat(3, 0) < 2)
+
+
+def test_masking_makes_its_mask_from_the_data_alone():
+    x = _masked_input().numpy()
+    x[:, 1] = 0.0
+    y = Masking(0.0)(attach_mask(fl.tensor(x), MASK))  # as Keras: the incoming mask is ignored
+    expected = np.ones((3, 6), bool)
+    expected[:, 1] = False
+    np.testing.assert_array_equal(get_mask(y), expected)
+
+
+def test_compute_mask_follows_supports_masking():
+    assert Dense(2).compute_mask(None, MASK) is MASK
+    assert Flatten().compute_mask(None, MASK) is None
+    assert Dense.supports_masking and not Flatten.supports_masking and not LSTM.supports_masking
+
+
+# -- merge layers: the AND of the masks ---------------------------------------------------------------
+def _second_input(mask):
+    x = np.random.default_rng(1).standard_normal((3, 6, 4)).astype(np.float32)
+    return attach_mask(fl.tensor(x), mask)
+
+
+OTHER = np.array([[1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 0, 0], [1, 1, 0, 0, 0, 0]], bool)
+
+
+@pytest.mark.parametrize("layer", [Add(), Multiply(), Concatenate()],
+                         ids=lambda layer: type(layer).__name__)
+def test_merge_layers_and_the_masks(layer):
+    y = layer([_masked_input(), _second_input(OTHER)])
+    np.testing.assert_array_equal(get_mask(y), MASK & OTHER)
+    same = layer([_masked_input(), _second_input(MASK)])
+    np.testing.assert_array_equal(get_mask(same), MASK)
+
+
+@pytest.mark.parametrize("layer", [Add(), Concatenate()], ids=lambda layer: type(layer).__name__)
+def test_an_unmasked_merge_input_counts_as_all_real_steps(layer):
+    x = np.ones((3, 6, 4), np.float32)
+    np.testing.assert_array_equal(get_mask(layer([_masked_input(), x])), MASK)
+    np.testing.assert_array_equal(get_mask(layer([x, _masked_input()])), MASK)
+    assert get_mask(layer([x, x])) is None
+
+
+def test_concatenating_in_time_joins_the_masks():
+    unmasked = fl.tensor(np.ones((3, 2, 4), np.float32))
+    y = Concatenate(axis=1)([_masked_input(), unmasked, _second_input(OTHER)])
+    assert y.shape == (3, 14, 4)
+    np.testing.assert_array_equal(get_mask(y), np.concatenate(
+        [MASK, np.ones((3, 2), bool), OTHER], axis=1))
+
+
+# -- masked_loss against compile's automatic masking ------------------------------------------------
+def test_masked_loss_averages_per_sequence_compile_per_step():
+    fl.manual_seed(0)
+    model = Sequential([Embedding(10, 4, mask_zero=True, input_shape=(None,)),
+                        LSTM(3, return_sequences=True), Dense(2)])
+    y = np.random.default_rng(0).standard_normal((3, 6, 2)).astype(np.float32)
+    per_step = ((model.predict(IDS) - y) ** 2).mean(-1)
+    model.compile(optimizer="sgd", loss=masked_loss("mse"))
+    by_sequence = np.mean([per_step[i][MASK[i]].mean() for i in range(3)])
+    np.testing.assert_allclose(model.evaluate(IDS, y, verbose=0), by_sequence, rtol=1e-6)
+    model.compile(optimizer="sgd", loss="mse")
+    np.testing.assert_allclose(model.evaluate(IDS, y, verbose=0), per_step[MASK].mean(),
+                               rtol=1e-6)
+    assert abs(by_sequence - per_step[MASK].mean()) > 1e-4 * by_sequence  # they do differ
+    # with equal lengths the two weightings agree
+    equal = np.array([[1, 2, 3, 0], [4, 5, 6, 0]])
+    y_equal = y[:2, :4]
+    per_step_loss = model.evaluate(equal, y_equal, verbose=0)
+    model.compile(optimizer="sgd", loss=masked_loss("mse"))
+    np.testing.assert_allclose(model.evaluate(equal, y_equal, verbose=0), per_step_loss,
+                               rtol=1e-6)
