@@ -42,7 +42,6 @@ import math
 import numpy
 
 from ..backend import get_array_module
-from . import _threads
 from ._jit import jit
 
 _CHUNK = 256
@@ -226,27 +225,14 @@ def _rows(a, like=None):
     return numpy.ascontiguousarray(a).reshape(-1, a.shape[-1])
 
 
-def _parts(x2, streams):
-    """Row slices of (rows, C) data for the thread pool; ``streams``: arrays read or written."""
-    return _threads.batch_slices(x2.shape[0], streams * x2.nbytes)
-
-
 def batch_norm_stats_numba(x, axis):
-    """Numba version of :func:`batch_norm_stats_reference` (float64 accumulation).
-
-    Large inputs are split into row slices, one per thread; the slices' (count, mean, m2)
-    are merged in float64 with Chan et al.'s formula, as the kernel merges its blocks.
-    """
+    """Numba version of :func:`batch_norm_stats_reference` (float64 accumulation)."""
     x2 = _rows(x)
-    parts = _parts(x2, 1)
-    stats = [(numpy.zeros(x2.shape[1]), numpy.zeros(x2.shape[1])) for _ in parts]
-    _threads.run(_stats_kernel, [(x2[p],) + st for p, st in zip(parts, stats)])
-    counts = [p.stop - p.start for p in parts]
-    total = x2.shape[0]
-    mean = sum(n * m for n, (m, _) in zip(counts, stats)) / total
-    m2 = sum(m2 + n * (m - mean) ** 2 for n, (m, m2) in zip(counts, stats))
+    mean = numpy.zeros(x2.shape[1])
+    m2 = numpy.zeros(x2.shape[1])
+    _stats_kernel(x2, mean, m2)
     # m2 >= 0 but for rounding in a constant channel: never hand out a negative variance
-    var = numpy.maximum(m2, 0) / total
+    var = numpy.maximum(m2, 0) / x2.shape[0]
     return mean.astype(x.dtype), var.astype(x.dtype)
 
 
@@ -254,29 +240,24 @@ def batch_norm_affine_numba(x, axis, mean, scale, shift):
     """Numba version of :func:`batch_norm_affine_reference`."""
     x2 = _rows(x)
     y = numpy.empty(x.shape, x.dtype)
-    y2 = y.reshape(x2.shape)
-    _threads.run(_affine_kernel, [(x2[p], mean, scale, shift, y2[p]) for p in _parts(x2, 2)])
+    _affine_kernel(x2, mean, scale, shift, y.reshape(x2.shape))
     return y
 
 
 def batch_norm_grad_sums_numba(gy, x, axis, mean):
     """Numba version of :func:`batch_norm_grad_sums_reference` (float64 accumulation)."""
-    x2, gy2 = _rows(x), _rows(gy, x)
-    parts = _parts(x2, 2)
-    sums = [(numpy.zeros(x2.shape[1]), numpy.zeros(x2.shape[1])) for _ in parts]
-    _threads.run(_grad_sums_kernel, [(gy2[p], x2[p], mean) + s for p, s in zip(parts, sums)])
-    sum_gy = sum(s[0] for s in sums)
-    sum_gy_xc = sum(s[1] for s in sums)
+    x2 = _rows(x)
+    sum_gy = numpy.zeros(x2.shape[1])
+    sum_gy_xc = numpy.zeros(x2.shape[1])
+    _grad_sums_kernel(_rows(gy, x), x2, mean, sum_gy, sum_gy_xc)
     return sum_gy.astype(x.dtype), sum_gy_xc.astype(x.dtype)
 
 
 def batch_norm_grad_x_numba(gy, x, axis, mean, p, q, scale):
     """Numba version of :func:`batch_norm_grad_x_reference`."""
-    x2, gy2 = _rows(x), _rows(gy, x)
+    x2 = _rows(x)
     gx = numpy.empty(x.shape, x.dtype)
-    gx2 = gx.reshape(x2.shape)
-    _threads.run(_grad_x_kernel, [(gy2[r], x2[r], mean, p, q, scale, gx2[r])
-                                  for r in _parts(x2, 3)])
+    _grad_x_kernel(_rows(gy, x), x2, mean, p, q, scale, gx.reshape(x2.shape))
     return gx
 
 

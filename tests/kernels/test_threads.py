@@ -93,24 +93,3 @@ def test_apply_ufunc_split_matches_numpy(split_everything):
         np.testing.assert_array_equal(got, want)
     x64 = x.T.astype(np.float64)  # not contiguous: one call, as NumPy
     np.testing.assert_array_equal(kernels.apply_ufunc(np.tanh, x64), np.tanh(x64))
-
-
-def test_batch_norm_kernels_split_over_threads(monkeypatch):
-    rng = np.random.default_rng(2)
-    x = (rng.standard_normal((7, 5, 3, 6)) * 3 + 100).astype(np.float32)
-    gy = rng.standard_normal(x.shape).astype(np.float32)
-    c = np.ones(6, np.float32)
-    mean = x.reshape(-1, 6).mean(axis=0)
-    cases = {
-        "stats": lambda: np.stack(kernels.batch_norm_stats(x, 3)),
-        "affine": lambda: kernels.batch_norm_affine(x, 3, mean, 2 * c, c),
-        "grad_sums": lambda: np.stack(kernels.batch_norm_grad_sums(gy, x, 3, mean)),
-        "grad_x": lambda: kernels.batch_norm_grad_x(gy, x, 3, mean, c, c, 2 * c),
-    }
-    for name, fn in cases.items():
-        serial, split = _serial_and_split(monkeypatch, fn)
-        # the per-thread sums merge in another order: equal to rounding
-        np.testing.assert_allclose(split, serial, rtol=1e-6, atol=1e-6, err_msg=name)
-    x64 = x.astype(np.float64)
-    _, var = kernels.batch_norm_stats(x64, 3)
-    np.testing.assert_allclose(var, x64.reshape(-1, 6).var(axis=0), rtol=1e-12)
