@@ -25,12 +25,11 @@ import numpy
 
 from . import activation as _activation
 from . import conv as _conv
-from . import _threads
 from . import norm as _norm
 from . import pool as _pool
 from ._jit import IMPORT_ERROR, numba
 
-__all__ = ["activation_grad", "apply_ufunc", "avg_pool", "avg_pool_grad", "batch_norm_affine",
+__all__ = ["activation_grad", "avg_pool", "avg_pool_grad", "batch_norm_affine",
            "batch_norm_grad_sums", "batch_norm_grad_x", "batch_norm_stats", "col2im", "compiled",
            "im2col", "max_pool", "max_pool_grad"]
 
@@ -60,28 +59,6 @@ def activation_grad(kind, gy, y):
             and gy.dtype == y.dtype and y.dtype in _FLOATS):
         return _activation.activation_grad_numba(kind, gy, y)
     return _activation.activation_grad_reference(kind, gy, y)
-
-
-def apply_ufunc(ufunc, x, *scalars):
-    """``ufunc(x, *scalars)`` as a new array; for a large NumPy ``x``, split across threads.
-
-    NumPy runs a ufunc on one core but releases the GIL while it does, so slices of a large
-    array can go through it in parallel threads (:mod:`fundl.kernels._threads`). Used by the
-    activations' forward passes, e.g. ``apply_ufunc(numpy.maximum, x, 0)`` for ReLU.
-    """
-    parts = (_threads.batch_slices(x.size, 2 * x.nbytes)
-             if type(x) is numpy.ndarray and x.flags.c_contiguous else ())
-    if len(parts) <= 1:
-        return ufunc(x, *scalars)
-    flat_x = x.reshape(-1)
-    out = numpy.empty_like(x, dtype=ufunc(flat_x[:1], *scalars).dtype)  # the ufunc's own dtype
-    flat_out = out.reshape(-1)
-
-    def part(xs, outs):
-        ufunc(xs, *scalars, out=outs)
-
-    _threads.run(part, [(flat_x[s], flat_out[s]) for s in parts])
-    return out
 
 
 def im2col(x, ksize, strides, dilation, groups, ones=False):

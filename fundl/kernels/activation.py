@@ -17,7 +17,6 @@ from __future__ import annotations
 import numpy
 
 from ..backend import get_array_module
-from . import _threads
 from ._jit import jit
 
 
@@ -51,9 +50,7 @@ def activation_grad_numba(kind, gy, y):
     gy = numpy.ascontiguousarray(gy)
     y = numpy.ascontiguousarray(y)
     gx = numpy.empty_like(y)
-    flat = (gy.reshape(-1), y.reshape(-1), gx.reshape(-1))
-    _threads.run(_KERNELS[kind], [tuple(a[s] for a in flat)
-                                  for s in _threads.batch_slices(y.size, 3 * y.nbytes)])
+    _KERNELS[kind](gy.reshape(-1), y.reshape(-1), gx.reshape(-1))
     return gx
 
 

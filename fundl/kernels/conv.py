@@ -24,7 +24,6 @@ from __future__ import annotations
 import numpy
 
 from ..backend import get_array_module
-from . import _threads
 from ._jit import jit
 
 
@@ -136,12 +135,7 @@ def im2col_numba(x, ksize, strides, dilation, groups, ones=False):
     Do, Ho, Wo = _out_shape(x.shape, ksize, strides, dilation)
     width = ksize[0] * ksize[1] * ksize[2] * (C // groups) + bool(ones)
     cols = numpy.empty((groups, N * Do * Ho * Wo, width), dtype=x.dtype)
-    geometry = (tuple(ksize), tuple(strides), tuple(dilation))
-    per = Do * Ho * Wo  # rows of cols per image
-    # batch slices in parallel: rows of one group are contiguous, so only without groups
-    parts = _threads.batch_slices(N, cols.nbytes) if groups == 1 else [slice(0, N)]
-    _threads.run(_im2col_kernel, [(x[s], cols[:, s.start * per:s.stop * per]) + geometry
-                                  for s in parts])
+    _im2col_kernel(x, cols, tuple(ksize), tuple(strides), tuple(dilation))
     return cols
 
 
@@ -149,12 +143,7 @@ def col2im_numba(cols, x_shape, ksize, strides, dilation, groups):
     """Numba version of :func:`col2im_reference` (NumPy arrays only)."""
     cols = numpy.ascontiguousarray(cols)
     gx = numpy.zeros(x_shape, dtype=cols.dtype)
-    geometry = (tuple(ksize), tuple(strides), tuple(dilation))
-    per = cols.shape[1] // x_shape[0]
-    parts = _threads.batch_slices(x_shape[0], cols.nbytes) if groups == 1 else [
-        slice(0, x_shape[0])]
-    _threads.run(_col2im_kernel, [(cols[:, s.start * per:s.stop * per], gx[s]) + geometry
-                                  for s in parts])
+    _col2im_kernel(cols, gx, tuple(ksize), tuple(strides), tuple(dilation))
     return gx
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import numpy
 
 from ..backend import get_array_module
-from . import _threads
 from ._jit import jit
 from .conv import _out_shape, _window, _window_offsets
 
@@ -161,17 +160,15 @@ def max_pool_numba(x, pool, strides):
     shape = _pooled_shape(x.shape, pool, strides)
     y = numpy.empty(shape, dtype=x.dtype)
     arg = numpy.empty(shape, dtype=numpy.int32)
-    _threads.run(_max_pool_kernel, [(x[s], y[s], arg[s], tuple(pool), tuple(strides))
-                                    for s in _threads.batch_slices(x.shape[0], x.nbytes)])
+    _max_pool_kernel(x, y, arg, tuple(pool), tuple(strides))
     return y, arg
 
 
 def max_pool_grad_numba(gy, arg, x_shape, pool, strides):
     """Numba version of :func:`max_pool_grad_reference` (NumPy arrays only)."""
     gx = numpy.zeros(x_shape, dtype=gy.dtype)
-    gy, arg = numpy.ascontiguousarray(gy), numpy.ascontiguousarray(arg)
-    _threads.run(_max_pool_grad_kernel, [(gy[s], arg[s], gx[s], tuple(pool), tuple(strides))
-                                         for s in _threads.batch_slices(gx.shape[0], gx.nbytes)])
+    _max_pool_grad_kernel(numpy.ascontiguousarray(gy), numpy.ascontiguousarray(arg), gx,
+                          tuple(pool), tuple(strides))
     return gx
 
 
@@ -179,19 +176,17 @@ def avg_pool_numba(x, pool, strides, scale):
     """Numba version of :func:`avg_pool_reference` (NumPy arrays only)."""
     x = numpy.ascontiguousarray(x)
     y = numpy.empty(_pooled_shape(x.shape, pool, strides), dtype=x.dtype)
-    scale = numpy.ascontiguousarray(scale, dtype=x.dtype)
-    _threads.run(_avg_pool_kernel, [(x[s], y[s], scale, tuple(pool), tuple(strides))
-                                    for s in _threads.batch_slices(x.shape[0], x.nbytes)])
+    _avg_pool_kernel(x, y, numpy.ascontiguousarray(scale, dtype=x.dtype), tuple(pool),
+                     tuple(strides))
     return y
 
 
 def avg_pool_grad_numba(gy, x_shape, pool, strides, scale):
     """Numba version of :func:`avg_pool_grad_reference` (NumPy arrays only)."""
     gx = numpy.zeros(x_shape, dtype=gy.dtype)
-    gy = numpy.ascontiguousarray(gy)
-    scale = numpy.ascontiguousarray(scale, dtype=gy.dtype)
-    _threads.run(_avg_pool_grad_kernel, [(gy[s], gx[s], scale, tuple(pool), tuple(strides))
-                                         for s in _threads.batch_slices(gx.shape[0], gx.nbytes)])
+    _avg_pool_grad_kernel(numpy.ascontiguousarray(gy), gx,
+                          numpy.ascontiguousarray(scale, dtype=gy.dtype), tuple(pool),
+                          tuple(strides))
     return gx
 
 
