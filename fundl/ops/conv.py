@@ -11,8 +11,12 @@ and its gradients are GEMMs too: ``cols^T @ gy`` gives the kernel's gradient and
 column of ones, the bias's; ``gy @ kernel^T`` then col2im gives the input's. im2col and col2im
 run as compiled kernels on the CPU (:mod:`fundl.kernels`). Every op works internally on 5-D
 ``(N, D, H, W, C)`` arrays, a free reshape for 1-D and 2-D inputs, so one code path serves all
-ranks. Two refinements, both measured on the LeNet-5 and ResNet-20 shapes (see
+ranks. Three refinements, measured on the LeNet-5 and ResNet-20 shapes (see
 ``benchmarks/bench_conv_ops.py``):
+
+- no im2col at all when every window is a whole row of x: 1x1 kernels at stride 1 (the
+  bottlenecks of ResNet-50, GoogLeNet, DenseNet) and kernels as large as the input (LeNet's
+  C5); x reshaped is then the cols matrix, and the input gradient a GEMM without col2im;
 
 - output blocking: a GEMM with few columns (6 output channels) runs at a fraction of BLAS's
   speed, so a few outputs neighbouring along the width share one cols row, against a kernel
@@ -25,11 +29,12 @@ ranks. Two refinements, both measured on the LeNet-5 and ResNet-20 shapes (see
 from __future__ import annotations
 
 import functools
+import math
 import numbers
 
 from .. import kernels
 from ..autograd import Function
-from ..backend import get_array_module
+from ..backend import get_array_module, ones_vector
 from ..tensor import Tensor
 from .shape import Pad
 
@@ -210,6 +215,13 @@ def _conv_plan(x_shape, kernel_shape, bias_shape, expected_dims, strides, paddin
     if g == 1 and dilation[2] == 1:  # prefer a block that divides the width: no overhang
         want = min(-(-_GEMM_WIDTH // c_out), wo)
         block = next((b for b in range(want, 2 * want) if wo % b == 0), want)
+    # Every window a whole row of x: a 1x1 kernel at stride 1 without padding (ResNet's and
+    # GoogLeNet's 1x1 convolutions), or a kernel as large as the unpadded input (LeNet's C5).
+    # Then x itself, reshaped, is the cols matrix: no im2col, no col2im.
+    pointwise = ksize == (1, 1, 1) and strides == (1, 1, 1)
+    whole = out == (1, 1, 1) and tuple(_lead(spatial, 1)) == ksize
+    if g == 1 and all(p == (0, 0) for p in pads) and (pointwise or whole):
+        return op, cf, ksize, out, 0, pads, None
     cols_ksize, cols_strides = ksize, strides
     if block > 1:
         extra = (-(-wo // block) * block - wo) * strides[2]
@@ -267,6 +279,8 @@ class Conv(Function):
         return sum(g[:, :, j * sw:j * sw + kw, :, j, :] for j in range(self.block))
 
     def forward(self, x, kernel, bias=None):
+        if not self.block:
+            return self._forward_direct(x, kernel, bias)
         xp = get_array_module(x)
         x5 = _as_5d(_channels_last(x, self.cf))
         xpad = _pad_5d(x5, self.pads)
@@ -305,6 +319,8 @@ class Conv(Function):
         return _channels_back(y, self.cf)
 
     def backward(self, gy):
+        if not self.block:
+            return self._backward_direct(gy)
         kept, xpad, w = self.saved
         xp = get_array_module(gy)
         g, c_out, taps, rows = self.groups, self.kernel_shape[-1] * self.block, self.taps, self.rows
@@ -343,6 +359,33 @@ class Conv(Function):
             gb_wide = xp.ones(gy2.shape[0], dtype=gy2.dtype) @ gy2
         if gb_wide is not None:
             gb = gb_wide.reshape(self.block, -1).sum(axis=0)
+        return gx, gk, gb
+
+
+    # -- the im2col-free case (the plan's block 0): x is its own cols matrix ---------------------
+    def _forward_direct(self, x, kernel, bias):
+        x_cl = _channels_last(x, self.cf)
+        x2 = x_cl.reshape(x.shape[0] * math.prod(self.out), math.prod(kernel.shape[:-1]))
+        k2 = kernel.reshape(x2.shape[1], kernel.shape[-1])
+        y = x2 @ k2
+        if bias is not None:
+            y += bias
+        self.x_cl_shape, self.kernel_shape = x_cl.shape, kernel.shape
+        self.save(x2 if self.needs_grad[1] else None, k2 if self.needs_grad[0] else None)
+        y = y.reshape((x.shape[0],) + self.out[3 - (kernel.ndim - 2):] + (kernel.shape[-1],))
+        return _channels_back(y, self.cf)
+
+    def _backward_direct(self, gy):
+        x2, k2 = self.saved
+        gy2 = _channels_last(gy, self.cf).reshape(-1, self.kernel_shape[-1])
+        need = self.needs_grad
+        gx = gk = gb = None
+        if need[0]:
+            gx = _channels_back((gy2 @ k2.T).reshape(self.x_cl_shape), self.cf)
+        if need[1]:
+            gk = (x2.T @ gy2).reshape(self.kernel_shape)
+        if len(need) > 2 and need[2]:
+            gb = ones_vector(gy2.shape[0], gy2.dtype, get_array_module(gy2)) @ gy2
         return gx, gk, gb
 
 

@@ -64,6 +64,12 @@ CONV2D_CASES = [
     ((1, 5, 5, 3), (3, 3, 1, 3), (1, 1), "same", ((1, 1), (1, 1)), (1, 1), 3),  # depthwise
     ((1, 5, 4, 2), (2, 2, 2, 2), (1, 2), ((1, 2), 0), ((1, 2), (0, 0)), (1, 1), 1),  # explicit
     ((1, 4, 4, 1), (4, 4, 1, 2), (1, 1), "valid", ((0, 0), (0, 0)), (1, 1), 1),  # 1x1 output
+    # x is its own cols matrix (no im2col): 1x1 kernels at stride 1, a kernel as large as x
+    ((2, 4, 5, 3), (1, 1, 3, 5), (1, 1), "valid", ((0, 0), (0, 0)), (1, 1), 1),
+    ((2, 4, 5, 3), (1, 1, 3, 2), (1, 1), "same", ((0, 0), (0, 0)), (1, 1), 1),
+    ((2, 3, 4, 3), (3, 4, 3, 7), (1, 1), "valid", ((0, 0), (0, 0)), (1, 1), 1),
+    ((2, 4, 5, 3), (1, 1, 3, 5), (2, 2), "valid", ((0, 0), (0, 0)), (1, 1), 1),  # strided: im2col
+    ((2, 4, 5, 4), (1, 1, 2, 6), (1, 1), "valid", ((0, 0), (0, 0)), (1, 1), 2),  # grouped: im2col
     # few output channels are computed in blocks along the width: one whose last block
     # overhangs the output (width 7, blocks of 3), one with strides, one wide enough for none
     ((2, 5, 9, 2), (3, 3, 2, 8), (1, 1), "valid", ((0, 0), (0, 0)), (1, 1), 1),
@@ -130,6 +136,18 @@ def test_conv2d_channels_first():
              lambda a, w, c: _torch_conv(a, w, c, (1, 1), pads, (1, 1), 1, channels_first=True),
              [x, k, b], reference=lambda a, w, c: np.moveaxis(
                  _np_conv(np.moveaxis(a, 1, -1), w, c, (1, 1), pads, (1, 1), 1), -1, 1))
+
+
+def test_pointwise_conv2d_channels_first():
+    # the im2col-free path with channels-first data (a moveaxis view in, one out)
+    rng = np.random.default_rng(4)
+    x, k, b = rng.standard_normal((2, 3, 4, 5)), rng.standard_normal((1, 1, 3, 2)), np.ones(2)
+    no_pads = ((0, 0), (0, 0))
+    check_op(lambda a, w, c: conv2d(a, w, c, data_format="channels_first"),
+             lambda a, w, c: _torch_conv(a, w, c, (1, 1), no_pads, (1, 1), 1,
+                                         channels_first=True),
+             [x, k, b], reference=lambda a, w, c: np.moveaxis(
+                 _np_conv(np.moveaxis(a, 1, -1), w, c, (1, 1), no_pads, (1, 1), 1), -1, 1))
 
 
 CONV1D_CASES = [
