@@ -23,13 +23,14 @@ import warnings
 
 import numpy
 
+from . import _parallel
 from . import activation as _activation
 from . import conv as _conv
 from . import norm as _norm
 from . import pool as _pool
 from ._jit import IMPORT_ERROR, numba
 
-__all__ = ["activation_grad", "avg_pool", "avg_pool_grad", "batch_norm_affine",
+__all__ = ["activation_grad", "map_chunks", "avg_pool", "avg_pool_grad", "batch_norm_affine",
            "batch_norm_grad_sums", "batch_norm_grad_x", "batch_norm_stats", "col2im", "compiled",
            "im2col", "max_pool", "max_pool_grad"]
 
@@ -59,6 +60,17 @@ def activation_grad(kind, gy, y):
             and gy.dtype == y.dtype and y.dtype in _FLOATS):
         return _activation.activation_grad_numba(kind, gy, y)
     return _activation.activation_grad_reference(kind, gy, y)
+
+
+def map_chunks(fn, items, like) -> list:
+    """``[fn(item) for item in items]``, on all cores when ``like`` is a NumPy array.
+
+    For the batch chunks of a large op (see :mod:`fundl.kernels._parallel`): each thread runs
+    whole chunks with BLAS single-threaded. CuPy arrays (one GPU stream) run serially.
+    """
+    if type(like) is numpy.ndarray:
+        return _parallel.map_chunks(fn, list(items))
+    return [fn(item) for item in items]
 
 
 def im2col(x, ksize, strides, dilation, groups, ones=False):

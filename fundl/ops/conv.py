@@ -304,12 +304,14 @@ class Conv(Function):
         self.chunks = [slice(i, min(i + per, n)) for i in range(0, n, per)]
         keep = self.needs_grad[1] and n * row_bytes <= _KEEP_BYTES
         y = xp.empty((g, n * rows, c_out // g), dtype=xp.result_type(x.dtype, w.dtype))
-        kept = []
-        for part in self.chunks:
+
+        def chunk(part):  # cols of a batch chunk, and its rows of y
             cols = kernels.im2col(xpad[part], *self.cols_geometry, g, ones=self.ones)
             xp.matmul(cols, w, out=y[:, part.start * rows:part.stop * rows])
-            if keep:
-                kept.append(cols)
+            return cols if keep else None
+
+        kept = kernels.map_chunks(chunk, self.chunks, x)
+        kept = kept if keep else []
         self.rows, self.x5_shape, self.padded_shape = rows, x5.shape, xpad.shape
         self.kernel_shape = kernel.shape
         self.save(kept, xpad if self.needs_grad[1] and not keep else None,
@@ -333,18 +335,28 @@ class Conv(Function):
         gy2 = gy5.reshape(-1, c_out)
         gyg = gy2.reshape(gy2.shape[0], g, c_out // g).transpose(1, 0, 2)  # (groups, M, out/g)
         need_bias = len(self.needs_grad) > 2 and self.needs_grad[2]
-        gwb, gx_parts = None, []
-        for i, part in enumerate(self.chunks):
+
+        def chunk(i):  # a batch chunk's part of [dkernel; dbias], and its padded input gradient
+            part = self.chunks[i]
             g_part = gyg[:, part.start * rows:part.stop * rows]
+            gwb_part = gx_part = None
             if self.needs_grad[1]:  # rows of gwb: the kernel's taps, then the bias if any
                 cols = kept[i] if kept else kernels.im2col(
                     xpad[part], *self.cols_geometry, g, ones=self.ones)
                 gwb_part = xp.matmul(cols.transpose(0, 2, 1), g_part)
-                gwb = gwb_part if gwb is None else gwb + gwb_part
             if self.needs_grad[0]:
                 gcols = xp.matmul(g_part, w[:, :taps].transpose(0, 2, 1))
-                gx_parts.append(kernels.col2im(gcols, (gcols.shape[1] // rows,) +
-                                               self.padded_shape[1:], *self.cols_geometry, g))
+                gx_part = kernels.col2im(gcols, (gcols.shape[1] // rows,) + self.padded_shape[1:],
+                                         *self.cols_geometry, g)
+            return gwb_part, gx_part
+
+        parts = kernels.map_chunks(chunk, range(len(self.chunks)), gy)
+        gwb = None
+        if self.needs_grad[1]:
+            gwb = parts[0][0]
+            for p in parts[1:]:
+                gwb = gwb + p[0]
+        gx_parts = [p[1] for p in parts] if self.needs_grad[0] else []
         gx = gk = gb = None
         if gx_parts:
             gxpad = gx_parts[0] if len(gx_parts) == 1 else xp.concatenate(gx_parts)
@@ -362,7 +374,6 @@ class Conv(Function):
         if gb_wide is not None:
             gb = gb_wide.reshape(self.block, -1).sum(axis=0)
         return gx, gk, gb
-
 
     # -- the im2col-free case (the plan's block 0): x is its own cols matrix ---------------------
     def _forward_direct(self, x, kernel, bias):

@@ -1,0 +1,93 @@
+"""Batch-parallel chunks (fundl.kernels._parallel): same results as serial, BLAS restored."""
+import threading
+
+import numpy as np
+import pytest
+
+import fundl as fl
+from fundl import kernels
+from fundl.kernels import _parallel
+
+
+class _FakeBLAS:
+    """Stands in for a threadpoolctl controller: records the thread counts it is set to."""
+
+    def __init__(self, n):
+        self.num_threads = n
+        self.history = []
+
+    def set_num_threads(self, n):
+        self.history.append(n)
+        self.num_threads = n
+
+
+@pytest.fixture
+def three_threads(monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    blas = _FakeBLAS(2)
+    pool = ThreadPoolExecutor(2)
+    monkeypatch.setattr(_parallel, "_state", (3, [blas], pool))
+    yield blas
+    pool.shutdown()
+
+
+def test_map_chunks_keeps_order_uses_threads_and_restores_blas(three_threads):
+    seen = set()
+
+    def fn(i):
+        seen.add(threading.get_ident())
+        assert three_threads.num_threads == 1  # BLAS single-threaded meanwhile
+        return i * i
+
+    assert kernels.map_chunks(fn, range(7), np.zeros(1)) == [i * i for i in range(7)]
+    assert len(seen) > 1
+    assert three_threads.num_threads == 2 and three_threads.history == [1, 2]
+
+
+def test_map_chunks_reraises_and_still_restores_blas(three_threads):
+    def fn(i):
+        if i == 4:
+            raise ValueError("chunk 4 failed")
+        return i
+
+    with pytest.raises(ValueError, match="chunk 4 failed"):
+        kernels.map_chunks(fn, range(6), np.zeros(1))
+    assert three_threads.num_threads == 2
+
+
+def test_map_chunks_serial_for_one_item_and_for_non_numpy(three_threads):
+    assert kernels.map_chunks(lambda i: i + 1, [1], np.zeros(1)) == [2]
+    assert kernels.map_chunks(lambda i: i + 1, [1, 2], [0.0]) == [2, 3]  # not a NumPy array
+    assert three_threads.history == []
+
+
+def test_threads_from_environment():
+    assert _parallel._threads_from({"FUNDL_NUM_THREADS": "3"}, [2]) == 3
+    assert _parallel._threads_from({}, [2, 4]) == 4
+    assert _parallel._threads_from({}, []) == 1
+    with pytest.raises(ValueError, match="FUNDL_NUM_THREADS must be a positive integer"):
+        _parallel._threads_from({"FUNDL_NUM_THREADS": "many"}, [2])
+
+
+def test_parallel_convolution_matches_serial(three_threads, monkeypatch):
+    import fundl.ops.conv as conv_ops
+
+    monkeypatch.setattr(conv_ops, "_CHUNK_BYTES", 2000)  # several chunks on a small batch
+    rng = np.random.default_rng(0)
+    x = fl.tensor(rng.standard_normal((6, 7, 7, 3)), requires_grad=True)
+    k = fl.tensor(rng.standard_normal((3, 3, 3, 4)), requires_grad=True)
+    b = fl.tensor(rng.standard_normal(4), requires_grad=True)
+
+    def run():
+        y = fl.conv2d(x, k, b, padding="same")
+        (y * y).sum().backward()
+        out = [y.numpy(), x.grad, k.grad, b.grad]
+        x.grad = k.grad = b.grad = None
+        return out
+
+    parallel = run()
+    assert three_threads.history  # it did run in parallel
+    monkeypatch.setattr(_parallel, "_state", (1, [], None))
+    for got, want in zip(parallel, run()):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
