@@ -54,6 +54,20 @@ def _setup():
     return _state
 
 
+MIN_SPLIT_BYTES = 8 << 20
+"""Memory-bound kernels split over threads only when they move at least this much: a thread
+hand-off costs ~0.1 ms here, and batch norm's passes over ResNet-20's 8 MB activations gained
+(57 -> 44 ms per step) while those over 2 MB ones lost."""
+
+
+def slices(n: int, nbytes: int) -> list:
+    """``n`` rows (``nbytes`` moved in all) as one slice per thread, or one slice if small."""
+    parts = threads() if nbytes >= MIN_SPLIT_BYTES else 1
+    parts = max(1, min(parts, n))
+    bounds = [n * i // parts for i in range(parts + 1)]
+    return [slice(a, b) for a, b in zip(bounds, bounds[1:])]
+
+
 def threads() -> int:
     """How many threads :func:`map_chunks` uses (1: everything runs serially)."""
     return _setup()[0]

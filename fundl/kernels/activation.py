@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy
 
 from ..backend import get_array_module
+from . import _parallel
 from ._jit import jit
 
 
@@ -50,7 +51,10 @@ def activation_grad_numba(kind, gy, y):
     gy = numpy.ascontiguousarray(gy)
     y = numpy.ascontiguousarray(y)
     gx = numpy.empty_like(y)
-    _KERNELS[kind](gy.reshape(-1), y.reshape(-1), gx.reshape(-1))
+    g1, y1, gx1 = gy.reshape(-1), y.reshape(-1), gx.reshape(-1)
+    kernel = _KERNELS[kind]
+    _parallel.map_chunks(lambda s: kernel(g1[s], y1[s], gx1[s]),
+                         _parallel.slices(y1.size, 3 * y.nbytes))
     return gx
 
 

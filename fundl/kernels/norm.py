@@ -42,6 +42,7 @@ import math
 import numpy
 
 from ..backend import get_array_module
+from . import _parallel
 from ._jit import jit
 
 _CHUNK = 256
@@ -225,14 +226,32 @@ def _rows(a, like=None):
     return numpy.ascontiguousarray(a).reshape(-1, a.shape[-1])
 
 
+def _row_parts(x2, streams):
+    """Row slices of (rows, C) data for parallel threads (``streams``: arrays of x2's size
+    read or written; small work stays one slice)."""
+    return _parallel.slices(x2.shape[0], streams * x2.nbytes)
+
+
 def batch_norm_stats_numba(x, axis):
-    """Numba version of :func:`batch_norm_stats_reference` (float64 accumulation)."""
+    """Numba version of :func:`batch_norm_stats_reference` (float64 accumulation).
+
+    Large inputs are split into row slices that run on parallel threads; the slices'
+    (count, mean, m2) are merged in float64 with Chan et al.'s formula, as the kernel merges
+    its blocks.
+    """
     x2 = _rows(x)
-    mean = numpy.zeros(x2.shape[1])
-    m2 = numpy.zeros(x2.shape[1])
-    _stats_kernel(x2, mean, m2)
+
+    def part(rows):
+        mean, m2 = numpy.zeros(x2.shape[1]), numpy.zeros(x2.shape[1])
+        _stats_kernel(x2[rows], mean, m2)
+        return rows.stop - rows.start, mean, m2
+
+    stats = _parallel.map_chunks(part, _row_parts(x2, 1))
+    total = x2.shape[0]
+    mean = sum(n * m for n, m, _ in stats) / total
+    m2 = sum(m2 + n * (m - mean) ** 2 for n, m, m2 in stats)
     # m2 >= 0 but for rounding in a constant channel: never hand out a negative variance
-    var = numpy.maximum(m2, 0) / x2.shape[0]
+    var = numpy.maximum(m2, 0) / total
     return mean.astype(x.dtype), var.astype(x.dtype)
 
 
@@ -240,24 +259,34 @@ def batch_norm_affine_numba(x, axis, mean, scale, shift):
     """Numba version of :func:`batch_norm_affine_reference`."""
     x2 = _rows(x)
     y = numpy.empty(x.shape, x.dtype)
-    _affine_kernel(x2, mean, scale, shift, y.reshape(x2.shape))
+    y2 = y.reshape(x2.shape)
+    _parallel.map_chunks(lambda r: _affine_kernel(x2[r], mean, scale, shift, y2[r]),
+                         _row_parts(x2, 2))
     return y
 
 
 def batch_norm_grad_sums_numba(gy, x, axis, mean):
     """Numba version of :func:`batch_norm_grad_sums_reference` (float64 accumulation)."""
-    x2 = _rows(x)
-    sum_gy = numpy.zeros(x2.shape[1])
-    sum_gy_xc = numpy.zeros(x2.shape[1])
-    _grad_sums_kernel(_rows(gy, x), x2, mean, sum_gy, sum_gy_xc)
+    x2, gy2 = _rows(x), _rows(gy, x)
+
+    def part(rows):
+        sums = numpy.zeros(x2.shape[1]), numpy.zeros(x2.shape[1])
+        _grad_sums_kernel(gy2[rows], x2[rows], mean, *sums)
+        return sums
+
+    sums = _parallel.map_chunks(part, _row_parts(x2, 2))
+    sum_gy = sum(s[0] for s in sums)
+    sum_gy_xc = sum(s[1] for s in sums)
     return sum_gy.astype(x.dtype), sum_gy_xc.astype(x.dtype)
 
 
 def batch_norm_grad_x_numba(gy, x, axis, mean, p, q, scale):
     """Numba version of :func:`batch_norm_grad_x_reference`."""
-    x2 = _rows(x)
+    x2, gy2 = _rows(x), _rows(gy, x)
     gx = numpy.empty(x.shape, x.dtype)
-    _grad_x_kernel(_rows(gy, x), x2, mean, p, q, scale, gx.reshape(x2.shape))
+    gx2 = gx.reshape(x2.shape)
+    _parallel.map_chunks(lambda r: _grad_x_kernel(gy2[r], x2[r], mean, p, q, scale, gx2[r]),
+                         _row_parts(x2, 3))
     return gx
 
 

@@ -91,3 +91,31 @@ def test_parallel_convolution_matches_serial(three_threads, monkeypatch):
     monkeypatch.setattr(_parallel, "_state", (1, [], None))
     for got, want in zip(parallel, run()):
         np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_split_batch_norm_and_activation_kernels_match_serial(three_threads, monkeypatch):
+    rng = np.random.default_rng(2)
+    x = (rng.standard_normal((7, 5, 3, 6)) * 3 + 100).astype(np.float32)
+    gy = rng.standard_normal(x.shape).astype(np.float32)
+    c = np.ones(6, np.float32)
+    mean = x.reshape(-1, 6).mean(axis=0)
+    cases = {
+        "stats": lambda: np.stack(kernels.batch_norm_stats(x, 3)),
+        "affine": lambda: kernels.batch_norm_affine(x, 3, mean, 2 * c, c),
+        "grad_sums": lambda: np.stack(kernels.batch_norm_grad_sums(gy, x, 3, mean)),
+        "grad_x": lambda: kernels.batch_norm_grad_x(gy, x, 3, mean, c, c, 2 * c),
+        "relu_grad": lambda: kernels.activation_grad("relu", gy, np.maximum(x - 100, 0)),
+    }
+    monkeypatch.setattr(_parallel, "MIN_SPLIT_BYTES", 1)
+    split = {name: fn() for name, fn in cases.items()}
+    assert three_threads.history  # the kernels did run split
+    monkeypatch.setattr(_parallel, "_state", (1, [], None))
+    for name, fn in cases.items():
+        # per-thread sums merge in another order: equal to rounding
+        np.testing.assert_allclose(split[name], fn(), rtol=1e-6, atol=1e-6, err_msg=name)
+
+
+def test_slices(three_threads):
+    assert _parallel.slices(10, 1 << 30) == [slice(0, 3), slice(3, 6), slice(6, 10)]
+    assert _parallel.slices(2, 1 << 30) == [slice(0, 1), slice(1, 2)]
+    assert _parallel.slices(10, 1) == [slice(0, 10)]  # too little work to split
