@@ -285,7 +285,6 @@ class Conv(Function):
             return self._forward_direct(x, kernel, bias)
         xp = get_array_module(x)
         x5 = _as_5d(_channels_last(x, self.cf))
-        xpad = _pad_5d(x5, self.pads)
         g, c_out = self.groups, kernel.shape[-1] * self.block
         w = self._widen(kernel).reshape(-1, g, c_out // g).transpose(1, 0, 2)  # (g, taps, out/g)
         self.taps = w.shape[1]
@@ -296,9 +295,10 @@ class Conv(Function):
         if self.ones:
             b = xp.tile(bias, self.block).astype(w.dtype, copy=False)
             w = xp.concatenate([w, b.reshape(g, 1, c_out // g)], axis=1)
-        # The batch goes through in chunks of cols. Small cols are kept for the kernel
-        # gradient; large ones (ResNet sizes: 75 MB a layer) are recomputed in the backward.
-        n, rows = xpad.shape[0], self.out[0] * self.out[1] * -(-self.out[2] // self.block)
+        # The batch goes through in chunks (padded, im2col-ed and multiplied chunk by chunk, on
+        # parallel threads for large inputs). Small cols are kept for the kernel gradient;
+        # large ones (ResNet sizes: 75 MB a layer) are recomputed in the backward.
+        n, rows = x5.shape[0], self.out[0] * self.out[1] * -(-self.out[2] // self.block)
         row_bytes = rows * w.shape[1] * x.dtype.itemsize
         per = max(1, _CHUNK_BYTES // row_bytes)
         self.chunks = [slice(i, min(i + per, n)) for i in range(0, n, per)]
@@ -306,15 +306,16 @@ class Conv(Function):
         y = xp.empty((g, n * rows, c_out // g), dtype=xp.result_type(x.dtype, w.dtype))
 
         def chunk(part):  # cols of a batch chunk, and its rows of y
-            cols = kernels.im2col(xpad[part], *self.cols_geometry, g, ones=self.ones)
+            cols = kernels.im2col(_pad_5d(x5[part], self.pads), *self.cols_geometry, g,
+                                  ones=self.ones)
             xp.matmul(cols, w, out=y[:, part.start * rows:part.stop * rows])
             return cols if keep else None
 
         kept = kernels.map_chunks(chunk, self.chunks, x)
         kept = kept if keep else []
-        self.rows, self.x5_shape, self.padded_shape = rows, x5.shape, xpad.shape
+        self.rows, self.x5_shape = rows, x5.shape
         self.kernel_shape = kernel.shape
-        self.save(kept, xpad if self.needs_grad[1] and not keep else None,
+        self.save(kept, x5 if self.needs_grad[1] and not keep else None,
                   w if self.needs_grad[0] else None)
         # (groups, M, out/groups) -> (M, out): a view for groups == 1
         y = y.transpose(1, 0, 2).reshape(n, self.out[0], self.out[1], -1, kernel.shape[-1])
@@ -325,7 +326,7 @@ class Conv(Function):
     def backward(self, gy):
         if not self.block:
             return self._backward_direct(gy)
-        kept, xpad, w = self.saved
+        kept, x5, w = self.saved
         xp = get_array_module(gy)
         g, c_out, taps, rows = self.groups, self.kernel_shape[-1] * self.block, self.taps, self.rows
         gy5 = _as_5d(_channels_last(gy, self.cf))
@@ -335,32 +336,33 @@ class Conv(Function):
         gy2 = gy5.reshape(-1, c_out)
         gyg = gy2.reshape(gy2.shape[0], g, c_out // g).transpose(1, 0, 2)  # (groups, M, out/g)
         need_bias = len(self.needs_grad) > 2 and self.needs_grad[2]
+        padded = tuple(m + b + a for m, (b, a) in zip(self.x5_shape[1:4], self.pads))
+        inner = _inner(self.x5_shape, self.pads)
+        gx5 = xp.empty(self.x5_shape, gy.dtype) if self.needs_grad[0] else None
 
-        def chunk(i):  # a batch chunk's part of [dkernel; dbias], and its padded input gradient
+        def chunk(i):  # a batch chunk's part of [dkernel; dbias]; its rows of gx written
             part = self.chunks[i]
             g_part = gyg[:, part.start * rows:part.stop * rows]
-            gwb_part = gx_part = None
+            gwb_part = None
             if self.needs_grad[1]:  # rows of gwb: the kernel's taps, then the bias if any
                 cols = kept[i] if kept else kernels.im2col(
-                    xpad[part], *self.cols_geometry, g, ones=self.ones)
+                    _pad_5d(x5[part], self.pads), *self.cols_geometry, g, ones=self.ones)
                 gwb_part = xp.matmul(cols.transpose(0, 2, 1), g_part)
             if self.needs_grad[0]:
                 gcols = xp.matmul(g_part, w[:, :taps].transpose(0, 2, 1))
-                gx_part = kernels.col2im(gcols, (gcols.shape[1] // rows,) + self.padded_shape[1:],
-                                         *self.cols_geometry, g)
-            return gwb_part, gx_part
+                gxpad = kernels.col2im(gcols, (part.stop - part.start,) + padded +
+                                       self.x5_shape[4:], *self.cols_geometry, g)
+                gx5[part] = gxpad[inner]  # the padding's gradient is dropped
+            return gwb_part
 
         parts = kernels.map_chunks(chunk, range(len(self.chunks)), gy)
         gwb = None
         if self.needs_grad[1]:
-            gwb = parts[0][0]
+            gwb = parts[0]
             for p in parts[1:]:
-                gwb = gwb + p[0]
-        gx_parts = [p[1] for p in parts] if self.needs_grad[0] else []
+                gwb = gwb + p
         gx = gk = gb = None
-        if gx_parts:
-            gxpad = gx_parts[0] if len(gx_parts) == 1 else xp.concatenate(gx_parts)
-            gx5 = gxpad[_inner(self.x5_shape, self.pads)]
+        if gx5 is not None:
             n_spatial = len(self.kernel_shape) - 2
             gx = _channels_back(gx5.reshape(gx5.shape[:1] + gx5.shape[4 - n_spatial:]), self.cf)
         gb_wide = None
