@@ -30,9 +30,9 @@ from . import norm as _norm
 from . import pool as _pool
 from ._jit import IMPORT_ERROR, numba
 
-__all__ = ["activation_grad", "map_chunks", "avg_pool", "avg_pool_grad", "batch_norm_affine",
+__all__ = ["activation_grad", "avg_pool", "avg_pool_grad", "batch_norm_affine",
            "batch_norm_grad_sums", "batch_norm_grad_x", "batch_norm_stats", "col2im", "compiled",
-           "im2col", "max_pool", "max_pool_grad"]
+           "im2col", "map_chunks", "max_pool", "max_pool_grad", "threads"]
 
 _NUMBA = numba is not None
 if not _NUMBA:
@@ -71,6 +71,11 @@ def map_chunks(fn, items, like) -> list:
     if type(like) is numpy.ndarray:
         return _parallel.map_chunks(fn, list(items))
     return [fn(item) for item in items]
+
+
+def threads() -> int:
+    """How many threads :func:`map_chunks` runs on (see :mod:`fundl.kernels._parallel`)."""
+    return _parallel.threads()
 
 
 def im2col(x, ksize, strides, dilation, groups, ones=False):

@@ -233,6 +233,19 @@ def _conv_plan(x_shape, kernel_shape, bias_shape, expected_dims, strides, paddin
     return op, cf, ksize, out, block, pads, (cols_ksize, cols_strides, dilation)
 
 
+def _chunks(n, per):
+    """Slices of a batch of ``n`` into chunks of about ``per`` items, as many as there are
+    threads or a multiple of that, so that every thread of ``kernels.map_chunks`` gets an
+    equal share (5 chunks on 2 threads left one idle for a fifth of the op)."""
+    count = -(-n // per)
+    if count > 1:
+        threads = kernels.threads()
+        count = -(-count // threads) * threads
+    count = max(1, min(count, n))
+    bounds = [n * i // count for i in range(count + 1)]
+    return [slice(a, b) for a, b in zip(bounds, bounds[1:])]
+
+
 class Conv(Function):
     """N-D convolution (cross-correlation, as in every DL framework) by im2col + GEMM.
 
@@ -300,8 +313,7 @@ class Conv(Function):
         # large ones (ResNet sizes: 75 MB a layer) are recomputed in the backward.
         n, rows = x5.shape[0], self.out[0] * self.out[1] * -(-self.out[2] // self.block)
         row_bytes = rows * w.shape[1] * x.dtype.itemsize
-        per = max(1, _CHUNK_BYTES // row_bytes)
-        self.chunks = [slice(i, min(i + per, n)) for i in range(0, n, per)]
+        self.chunks = _chunks(n, max(1, _CHUNK_BYTES // row_bytes))
         keep = self.needs_grad[1] and n * row_bytes <= _KEEP_BYTES
         y = xp.empty((g, n * rows, c_out // g), dtype=xp.result_type(x.dtype, w.dtype))
 
