@@ -11,20 +11,23 @@ and its gradients are GEMMs too: ``cols^T @ gy`` gives the kernel's gradient and
 column of ones, the bias's; ``gy @ kernel^T`` then col2im gives the input's. im2col and col2im
 run as compiled kernels on the CPU (:mod:`fundl.kernels`). Every op works internally on 5-D
 ``(N, D, H, W, C)`` arrays, a free reshape for 1-D and 2-D inputs, so one code path serves all
-ranks. Three refinements, measured on the LeNet-5 and ResNet-20 shapes (see
-``benchmarks/bench_conv_ops.py``):
+ranks. Four refinements, measured on the LeNet-5 and ResNet-20 shapes (see
+``benchmarks/bench_conv_ops.py`` and ``benchmarks/bench_cnn.py``):
 
 - no im2col at all when every window is a whole row of x: 1x1 kernels at stride 1 (the
   bottlenecks of ResNet-50, GoogLeNet, DenseNet) and kernels as large as the input (LeNet's
   C5); x reshaped is then the cols matrix, and the input gradient a GEMM without col2im;
-
 - output blocking: a GEMM with few columns (6 output channels) runs at a fraction of BLAS's
   speed, so a few outputs neighbouring along the width share one cols row, against a kernel
   widened into that many shifted copies (2.2x faster for LeNet's first convolution);
-- batch chunks: cols are built and multiplied a few MB at a time, and cols larger than
-  ``_KEEP_BYTES`` are recomputed in the backward instead of being kept: a ResNet-20 layer
-  would otherwise keep 75 MB, and writing them out and reading them back cost more time
-  (56 vs 48 ms at 1 thread for a 32x32x16 layer, batch 128) than building them twice.
+- batch chunks: each chunk of the batch is padded, im2col-ed and multiplied a few MB at a
+  time, and cols larger than ``_KEEP_BYTES`` are recomputed in the backward instead of being
+  kept: a ResNet-20 layer would otherwise keep 75 MB, and keeping them was no faster than
+  building them twice (538-575 vs 542-547 ms per ResNet-20 step);
+- parallel chunks: with several chunks, every thread takes whole chunks, BLAS single-threaded
+  meanwhile (:func:`fundl.kernels.map_chunks`), so im2col and col2im use all cores too
+  (ResNet-20 step 500-520 -> 433-455 ms on 2 cores). A single chunk (LeNet-5) stays on one
+  thread with BLAS's own threads: splitting it was slower (3.6 -> 4.6 ms per step).
 """
 from __future__ import annotations
 
