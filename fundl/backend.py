@@ -17,6 +17,7 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
+import warnings
 
 import numpy
 
@@ -41,11 +42,17 @@ def _tune_malloc(environ=os.environ, platform=sys.platform) -> bool:
     and 72k per ResNet-20 step measured here, 40 % and 15 % of their step times
     (``benchmarks/bench_cnn.py``). Keeping freed memory in the heap turns that to zero faults.
     The process's peak memory is unchanged, but memory freed after a peak is kept by the
-    process (up to 1 GiB) rather than returned. ``FUNDL_MALLOC=system`` keeps glibc's defaults.
+    process (up to 1 GiB per malloc arena: the main thread's, and one per worker thread)
+    rather than returned. ``FUNDL_MALLOC=system`` keeps glibc's defaults.
     Raising only the trim threshold would be worse than nothing: it switches off glibc's
     adaptive mmap threshold, so both are set.
     """
-    if environ.get("FUNDL_MALLOC", "").lower() == "system" or not platform.startswith("linux"):
+    setting = environ.get("FUNDL_MALLOC", "").strip().lower()
+    if setting not in ("", "system", "reuse"):
+        warnings.warn(f"fundl: FUNDL_MALLOC={setting!r} is not a setting; use 'system' (glibc's "
+                      "defaults) or 'reuse' (the default). Keeping freed memory for reuse.",
+                      RuntimeWarning, stacklevel=3)
+    if setting == "system" or not platform.startswith("linux"):
         return False
     try:
         libc = ctypes.CDLL("libc.so.6")

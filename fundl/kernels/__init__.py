@@ -1,15 +1,19 @@
 """Compiled CPU hot spots, behind one narrow interface that ops call.
 
 Each function here takes and returns arrays of the current back-end. For NumPy arrays it runs
-a serial Numba kernel; for CuPy arrays (and for NumPy when Numba cannot be imported, after one
-warning at import) it runs a plain-``xp`` reference with the same signature and results, which
-the tests compare the kernels against. The kernels exist because NumPy is the bottleneck there:
-im2col/col2im and pooling are memory shuffles that NumPy does as many strided copies
-(DESIGN.md, "Performance strategy").
+a Numba kernel (serial; batch norm and activation gradients on large arrays split into row
+slices over threads, see :mod:`fundl.kernels._parallel`); for CuPy arrays (and for NumPy when
+Numba cannot be imported, after one warning at import) it runs a plain-``xp`` reference with
+the same signature and results, which the tests compare the kernels against. The kernels
+exist because NumPy is the bottleneck there: im2col/col2im and pooling are memory shuffles
+that NumPy does as many strided copies, and batch norm and the activation gradients take
+several NumPy passes where one does (DESIGN.md, "Performance strategy").
 
-All arrays are channels-last with three spatial axes, ``(N, D, H, W, C)`` (1-D and 2-D ops add
-size-1 axes), and arrive already padded; window geometry is given as 3-tuples of ints.
-The recurrent cells' gate math lives in :mod:`fundl.kernels.recurrent`, with its own dispatchers.
+The convolution and pooling kernels take channels-last arrays with three spatial axes,
+``(N, D, H, W, C)`` (1-D and 2-D ops add size-1 axes), already padded; window geometry is given
+as 3-tuples of ints. :func:`map_chunks` and :func:`threads` run an op's batch chunks on all
+cores. The recurrent cells' gate math lives in :mod:`fundl.kernels.recurrent`, with its own
+dispatchers.
 
 Example:
     >>> x = np.arange(16.0).reshape(1, 1, 4, 4, 1)
@@ -28,11 +32,12 @@ from . import activation as _activation
 from . import conv as _conv
 from . import norm as _norm
 from . import pool as _pool
-from ._jit import IMPORT_ERROR, numba
+from ._jit import FLOAT_DTYPES, IMPORT_ERROR, numba
+from ._parallel import even_slices
 
 __all__ = ["activation_grad", "avg_pool", "avg_pool_grad", "batch_norm_affine",
            "batch_norm_grad_sums", "batch_norm_grad_x", "batch_norm_stats", "col2im", "compiled",
-           "im2col", "map_chunks", "max_pool", "max_pool_grad", "threads"]
+           "even_slices", "im2col", "map_chunks", "max_pool", "max_pool_grad", "threads"]
 
 _NUMBA = numba is not None
 if not _NUMBA:
@@ -40,9 +45,6 @@ if not _NUMBA:
         f"fundl: Numba could not be imported ({IMPORT_ERROR!r}); convolution and pooling fall back "
         "to the plain NumPy reference kernels, which are several times slower. Install it with "
         "`pip install 'numba>=0.59'`.", RuntimeWarning, stacklevel=2)
-
-
-_FLOATS = (numpy.dtype(numpy.float32), numpy.dtype(numpy.float64))
 
 
 def compiled(a) -> bool:
@@ -56,8 +58,11 @@ def activation_grad(kind, gy, y):
     One pass over ``gy`` and ``y`` (see :mod:`fundl.kernels.activation`); a new array of y's
     shape and dtype.
     """
+    if kind not in _activation.KINDS:
+        raise ValueError(f"activation_grad: kind must be one of {_activation.KINDS}, got "
+                         f"{kind!r}.")
     if (compiled(y) and type(gy) is numpy.ndarray and gy.shape == y.shape
-            and gy.dtype == y.dtype and y.dtype in _FLOATS):
+            and gy.dtype == y.dtype and y.dtype in FLOAT_DTYPES):
         return _activation.activation_grad_numba(kind, gy, y)
     return _activation.activation_grad_reference(kind, gy, y)
 

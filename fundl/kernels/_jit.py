@@ -1,6 +1,11 @@
 """The one Numba decorator every CPU kernel uses, and whether Numba could be imported at all."""
 from __future__ import annotations
 
+import numpy
+
+FLOAT_DTYPES = (numpy.dtype(numpy.float32), numpy.dtype(numpy.float64))
+"""The dtypes the kernels are compiled for (others take the plain-xp references)."""
+
 try:
     import numba
     IMPORT_ERROR = None

@@ -1,17 +1,26 @@
-"""Batch-parallel work: large ops split into chunks that run on all cores, BLAS one thread each.
+"""Batch-parallel work: a large op split into chunks that run on all cores at once.
 
-A convolution on a ResNet-sized batch runs as a loop over batch chunks (im2col, then a GEMM,
-per chunk). Left alone, only the GEMMs use both cores (OpenBLAS threads them) while im2col and
-col2im, half of the work, run on one; and OpenBLAS's threads keep spinning after each GEMM,
-so other threads cannot use the second core either (measured: splitting only the compiled
-kernels over threads made whole training steps slower). Running whole chunks on parallel
-threads instead, with OpenBLAS set to one thread meanwhile, keeps every core on useful work:
-a 32x32x16 ResNet-20 convolution forward went from 6.85 to 5.30 ms on 2 cores.
+Two uses, both measured on 2 cores:
+
+- a convolution on a ResNet-sized batch runs as a loop over batch chunks (im2col, then a GEMM,
+  per chunk). Left alone, only the GEMMs use both cores (OpenBLAS threads them) while im2col
+  and col2im, half of the work, run on one; and OpenBLAS's idle threads keep spinning after
+  each GEMM, so other threads cannot use the second core either. Running whole chunks on
+  parallel threads instead, with BLAS set to one thread meanwhile (:func:`map_chunks`),
+  keeps every core on useful work: a ResNet-20 training step went from 500-520 to 433-455 ms;
+- memory-bound kernels over large arrays (batch norm's passes, activation gradients) split
+  into row slices (:func:`slices`), but only above :data:`MIN_SPLIT_BYTES`: a thread hand-off
+  costs ~0.1 ms here, and splitting every kernel call was slower than none at all.
+
+Not everything pays: LeNet-5's single-chunk convolutions and the recurrent layers' per-step
+GEMMs stay serial (OpenBLAS serialises small concurrent GEMMs: two 32-row LSTM sweeps on two
+threads took 15.6 ms where one 64-row sweep took 2.2).
 
 The number of threads is ``FUNDL_NUM_THREADS``, else the BLAS library's own thread count
 (``OPENBLAS_NUM_THREADS``/``OMP_NUM_THREADS`` set it), else 1. The BLAS thread count is read
-and set through ``threadpoolctl``; without it, or without a BLAS library it knows, every map
-runs serially, as it does for a single chunk.
+and set through ``threadpoolctl``; without it, or without a BLAS library it knows, maps run
+serially. With more than one thread, results can differ from a serial run by float rounding
+(sums over chunks add up in another order).
 
 Example:
     >>> results = map_chunks(lambda part: work(part), chunks)   # in chunks' order
@@ -20,21 +29,34 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from concurrent.futures import ThreadPoolExecutor
+
+MIN_SPLIT_BYTES = 8 << 20
+"""Memory-bound kernels split over threads only when they move at least this much: batch
+norm's passes over ResNet-20's 8 MB activations gained (57 -> 44 ms per step), those over
+2 MB ones lost."""
 
 _lock = threading.Lock()
 _state = None  # (number of threads, BLAS controllers, thread pool), set up on first use
+_active = 0  # maps in progress (BLAS stays single-threaded while any is)
+_saved = None  # the BLAS thread counts to restore when the last map ends
+_local = threading.local()  # .inside: this thread is running a chunk (nested maps run serially)
 
 
-def _threads_from(environ, blas_threads) -> int:
+def _threads_from(environ, blas_threads) -> tuple:
+    """(threads, whether the user asked for them) from FUNDL_NUM_THREADS or the BLAS count."""
     value = environ.get("FUNDL_NUM_THREADS", "").strip()
     if value:
         try:
-            return max(1, int(value))
+            n = int(value)
         except ValueError:
+            n = 0
+        if n < 1:
             raise ValueError(f"fundl: FUNDL_NUM_THREADS must be a positive integer, got "
-                             f"{value!r}.") from None
-    return max([1] + list(blas_threads))
+                             f"{value!r}.")
+        return n, True
+    return max([1] + list(blas_threads)), False
 
 
 def _setup():
@@ -47,30 +69,54 @@ def _setup():
                         if c.user_api == "blas"]
             except Exception:  # noqa: BLE001 - not installed, or cannot inspect the libraries
                 blas = []
-            threads = _threads_from(os.environ, [c.num_threads for c in blas])
-            pool = (ThreadPoolExecutor(threads - 1, thread_name_prefix="fundl")
-                    if threads > 1 and blas else None)
-            _state = (threads if pool else 1, blas, pool)
+            threads, asked = _threads_from(os.environ, [c.num_threads for c in blas])
+            if threads > 1 and not blas:
+                if asked:
+                    warnings.warn("fundl: FUNDL_NUM_THREADS is set, but threadpoolctl found no "
+                                  "BLAS library to run single-threaded inside parallel chunks "
+                                  "(is threadpoolctl installed?); fundl's ops run serially.",
+                                  RuntimeWarning, stacklevel=3)
+                threads = 1
+            pool = ThreadPoolExecutor(threads - 1, thread_name_prefix="fundl") if threads > 1 \
+                else None
+            _state = (threads, blas, pool)
     return _state
-
-
-MIN_SPLIT_BYTES = 8 << 20
-"""Memory-bound kernels split over threads only when they move at least this much: a thread
-hand-off costs ~0.1 ms here, and batch norm's passes over ResNet-20's 8 MB activations gained
-(57 -> 44 ms per step) while those over 2 MB ones lost."""
-
-
-def slices(n: int, nbytes: int) -> list:
-    """``n`` rows (``nbytes`` moved in all) as one slice per thread, or one slice if small."""
-    parts = threads() if nbytes >= MIN_SPLIT_BYTES else 1
-    parts = max(1, min(parts, n))
-    bounds = [n * i // parts for i in range(parts + 1)]
-    return [slice(a, b) for a, b in zip(bounds, bounds[1:])]
 
 
 def threads() -> int:
     """How many threads :func:`map_chunks` uses (1: everything runs serially)."""
     return _setup()[0]
+
+
+def even_slices(n: int, parts: int) -> list:
+    """``n`` items as ``parts`` (at most ``n``, at least 1) slices of near-equal size."""
+    parts = max(1, min(parts, n))
+    bounds = [n * i // parts for i in range(parts + 1)]
+    return [slice(a, b) for a, b in zip(bounds, bounds[1:])]
+
+
+def slices(n: int, nbytes: int) -> list:
+    """``n`` rows (``nbytes`` moved in all) as one slice per thread, or one slice if small."""
+    return even_slices(n, threads() if nbytes >= MIN_SPLIT_BYTES else 1)
+
+
+def _blas_single(blas, enter):
+    """Enter (set every BLAS library to one thread) or leave a map; counted, so that
+    overlapping maps from several caller threads restore the counts only when the last ends."""
+    global _active, _saved
+    with _lock:
+        if enter:
+            _active += 1
+            if _active == 1:
+                _saved = [c.num_threads for c in blas]
+                for c in blas:
+                    c.set_num_threads(1)
+        else:
+            _active -= 1
+            if _active == 0 and _saved is not None:
+                for c, n in zip(blas, _saved):
+                    c.set_num_threads(n)
+                _saved = None
 
 
 def map_chunks(fn, items) -> list:
@@ -79,22 +125,25 @@ def map_chunks(fn, items) -> list:
     Thread k takes items k, k + threads, ...; the results come back in ``items``' order.
     Meanwhile the BLAS library runs single-threaded (restored afterwards, also on an error),
     so each thread's GEMMs use one core. ``fn`` must only write to memory no other item
-    writes (its own outputs, or disjoint slices of a shared one).
+    writes (its own outputs, or disjoint slices of a shared one). A map started from inside
+    a chunk runs serially.
     """
     n_threads, blas, pool = _setup()
-    if n_threads == 1 or len(items) < 2:
+    if n_threads == 1 or len(items) < 2 or getattr(_local, "inside", False):
         return [fn(item) for item in items]
     n_threads = min(n_threads, len(items))
     out = [None] * len(items)
 
     def share(k):
-        for i in range(k, len(items), n_threads):
-            out[i] = fn(items[i])
+        _local.inside = True
+        try:
+            for i in range(k, len(items), n_threads):
+                out[i] = fn(items[i])
+        finally:
+            _local.inside = False
 
-    saved = [c.num_threads for c in blas]
-    for c in blas:
-        c.set_num_threads(1)
     try:
+        _blas_single(blas, True)
         futures = [pool.submit(share, k) for k in range(1, n_threads)]
         error = None
         try:
@@ -109,15 +158,19 @@ def map_chunks(fn, items) -> list:
         if error is not None:
             raise error
     finally:
-        for c, n in zip(blas, saved):
-            c.set_num_threads(n)
+        _blas_single(blas, False)
     return out
 
 
-def _forget():
-    global _state
-    _state = None  # a forked child has the pool object but none of its threads
+def _after_fork_in_child():
+    """A forked child has the pool object but none of its threads, and maybe a held lock."""
+    global _state, _lock, _active, _saved
+    _lock = threading.Lock()
+    if _state is not None and _saved is not None:  # forked mid-map: undo its BLAS setting
+        for c, n in zip(_state[1], _saved):
+            c.set_num_threads(n)
+    _state, _active, _saved = None, 0, None
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget)
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -10,7 +10,8 @@ which is what bounds them (measured on a 64x28x28x6 float32 tensor: 244 -> 118 u
     tanh_grad(gy, y)     = gy * (1 - y^2)
     sigmoid_grad(gy, y)  = gy * y * (1 - y)
 
-Inputs are C-contiguous arrays of one float dtype and one shape; the result is a new array.
+Inputs are arrays of one float dtype and one shape; the result is a new array. Large arrays
+(8 MB moved and more) run as slices on parallel threads (:mod:`fundl.kernels._parallel`).
 """
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ def _sigmoid_grad_kernel(gy, y, gx):
 
 _KERNELS = {"relu": _relu_grad_kernel, "tanh": _tanh_grad_kernel,
             "sigmoid": _sigmoid_grad_kernel}
+KINDS = tuple(_KERNELS)
 
 
 def activation_grad_numba(kind, gy, y):

@@ -10,8 +10,9 @@ Every function exists twice with the same signature (``x`` of any rank, channels
 
 - ``<name>_reference``: plain ``xp`` einsum math on a (outer, C, inner) view; the GPU path,
   the path for a channel axis other than the last, and the tests' ground truth;
-- ``<name>_numba``: a serial kernel over the (rows, C) view of a channels-last array, for
-  NumPy arrays whose arrays all share x's dtype (:func:`fits`).
+- ``<name>_numba``: a kernel over the (rows, C) view of a channels-last array, for NumPy
+  arrays whose arrays all share x's dtype (:func:`fits`); inputs of 8 MB and more run as
+  row slices on parallel threads (:mod:`fundl.kernels._parallel`).
 
 How the kernels are laid out (measured on 2 cores, float32, C = 16 to 64):
 
@@ -43,7 +44,7 @@ import numpy
 
 from ..backend import get_array_module
 from . import _parallel
-from ._jit import jit
+from ._jit import FLOAT_DTYPES, jit
 
 _CHUNK = 256
 """Target length of the inner loop, in elements (rounded down to a multiple of C, at least C)."""
@@ -53,14 +54,11 @@ _MIN_BLOCK_ROWS = 8
 """Rows per block at least, so that a very wide channel axis still merges rarely."""
 
 
-_DTYPES = (numpy.dtype(numpy.float32), numpy.dtype(numpy.float64))
-
-
 def fits(axis, x, *arrays) -> bool:
     """True when the kernels apply to ``x`` and ``arrays``: channels on the last axis, a
     non-empty float32 or float64 x, and every array in x's dtype (mixed precisions promote,
     which the references do as NumPy does)."""
-    return (axis == x.ndim - 1 and x.size > 0 and x.dtype in _DTYPES
+    return (axis == x.ndim - 1 and x.size > 0 and x.dtype in FLOAT_DTYPES
             and all(a.dtype == x.dtype for a in arrays))
 
 

@@ -22,7 +22,7 @@ import numpy
 from .. import backend, initializers, regularizers
 from .. import functional as F
 from ..tensor import Tensor
-from ._masking import _MASKS, attach_mask, get_mask  # re-exported: imported from here too
+from ._masking import attach_mask, get_mask  # re-exported: imported from here too
 from .base import Layer, deserialize_object, serialize_object
 
 

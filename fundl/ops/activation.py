@@ -4,7 +4,8 @@ Piecewise functions are written with ``maximum``/``minimum`` and mask arithmetic
 (``gy * (x > 0)``) instead of ``where``: NumPy's ``where`` branches per element and is
 5-10x slower on the CPU when the mask is mixed, as it is for activations. The gradients of
 ReLU, tanh and the sigmoid, which sit on every training step, are one-pass kernels
-(:func:`fundl.kernels.activation_grad`).
+(:func:`fundl.kernels.activation_grad`); their plain-xp reference (the GPU path) computes
+ReLU's with ``where`` on purpose, so that an inf or NaN upstream does not leak through a 0.
 """
 from __future__ import annotations
 

@@ -237,16 +237,15 @@ def _conv_plan(x_shape, kernel_shape, bias_shape, expected_dims, strides, paddin
 
 
 def _chunks(n, per):
-    """Slices of a batch of ``n`` into chunks of about ``per`` items, as many as there are
-    threads or a multiple of that, so that every thread of ``kernels.map_chunks`` gets an
-    equal share (5 chunks on 2 threads left one idle for a fifth of the op)."""
+    """A batch of ``n`` as chunks of about ``per`` items, in a multiple of the thread count.
+
+    So that every thread of :func:`fundl.kernels.map_chunks` gets an equal share (5 chunks on
+    2 threads left one thread idle for a fifth of the op).
+    """
     count = -(-n // per)
     if count > 1:
-        threads = kernels.threads()
-        count = -(-count // threads) * threads
-    count = max(1, min(count, n))
-    bounds = [n * i // count for i in range(count + 1)]
-    return [slice(a, b) for a, b in zip(bounds, bounds[1:])]
+        count = -(-count // kernels.threads()) * kernels.threads()
+    return kernels.even_slices(n, count)
 
 
 class Conv(Function):
@@ -333,7 +332,8 @@ class Conv(Function):
         self.save(kept, x5 if self.needs_grad[1] and not keep else None,
                   w if self.needs_grad[0] else None)
         # (groups, M, out/groups) -> (M, out): a view for groups == 1
-        y = y.transpose(1, 0, 2).reshape(n, self.out[0], self.out[1], -1, kernel.shape[-1])
+        blocks_w = rows // (self.out[0] * self.out[1]) * self.block  # width incl. overhang
+        y = y.transpose(1, 0, 2).reshape(n, self.out[0], self.out[1], blocks_w, kernel.shape[-1])
         y = y[:, :, :, :self.out[2]]  # the overhang of the last block, if any
         y = y.reshape((n,) + self.out[3 - (kernel.ndim - 2):] + (kernel.shape[-1],))
         return _channels_back(y, self.cf)
@@ -387,7 +387,7 @@ class Conv(Function):
             gk = self._fold(g_wide).reshape(self.kernel_shape)
             gb_wide = gwb[:, taps].reshape(c_out) if need_bias else None
         elif need_bias:  # a frozen kernel: no cols at hand
-            gb_wide = xp.ones(gy2.shape[0], dtype=gy2.dtype) @ gy2
+            gb_wide = ones_vector(gy2.shape[0], gy2.dtype, xp) @ gy2
         if gb_wide is not None:
             gb = gb_wide.reshape(self.block, -1).sum(axis=0)
         return gx, gk, gb

@@ -51,6 +51,7 @@ def _pool_plan(kind, shape, dims, pool_size, strides, padding, data_format):
         cd, ch, cw = (_valid_counts(n, p, s, b, (n + b + a - p) // s + 1)
                       for n, p, s, (b, a) in zip(spatial3, pool3, stride3, pads3))
         scale = 1.0 / (cd[:, None, None] * ch[None, :, None] * cw[None, None, :])
+        scale.setflags(write=False)  # shared by every call with this plan
     return op, cf, pool3, stride3, pads3, scale
 
 
@@ -118,7 +119,7 @@ class AvgPool(_Pool):
         x_cl = _channels_last(x, self.cf)
         x5 = _as_5d(x_cl)
         xpad = _pad_5d(x5, self.pads)
-        # the plan's scale is NumPy float64, shared across calls: a copy in x's module and dtype
+        # the plan's (read-only, shared) NumPy float64 scale in x's module and dtype
         self.scale = get_array_module(x).asarray(self.scale, dtype=x.dtype)
         self.x5_shape, self.x_cl_shape, self.padded_shape = x5.shape, x_cl.shape, xpad.shape
         return self._out(kernels.avg_pool(xpad, self.pool3, self.stride3, self.scale), x)

@@ -63,11 +63,39 @@ def test_map_chunks_serial_for_one_item_and_for_non_numpy(three_threads):
 
 
 def test_threads_from_environment():
-    assert _parallel._threads_from({"FUNDL_NUM_THREADS": "3"}, [2]) == 3
-    assert _parallel._threads_from({}, [2, 4]) == 4
-    assert _parallel._threads_from({}, []) == 1
-    with pytest.raises(ValueError, match="FUNDL_NUM_THREADS must be a positive integer"):
-        _parallel._threads_from({"FUNDL_NUM_THREADS": "many"}, [2])
+    assert _parallel._threads_from({"FUNDL_NUM_THREADS": "3"}, [2]) == (3, True)
+    assert _parallel._threads_from({}, [2, 4]) == (4, False)
+    assert _parallel._threads_from({}, []) == (1, False)
+    for bad in ("many", "0", "-2"):
+        with pytest.raises(ValueError, match="FUNDL_NUM_THREADS must be a positive integer"):
+            _parallel._threads_from({"FUNDL_NUM_THREADS": bad}, [2])
+
+
+def test_overlapping_maps_restore_blas_when_the_last_one_ends(three_threads):
+    # two caller threads map at once: BLAS stays at 1 until both are done, then goes back to 2
+    started, release = threading.Event(), threading.Event()
+
+    def slow(i):
+        started.set()
+        release.wait(5)
+        return i
+
+    other = threading.Thread(target=lambda: kernels.map_chunks(slow, [0, 1], np.zeros(1)))
+    other.start()
+    started.wait(5)
+    assert kernels.map_chunks(lambda i: three_threads.num_threads, [0, 1], np.zeros(1)) == [1, 1]
+    assert three_threads.num_threads == 1  # the other map is still running
+    release.set()
+    other.join(5)
+    assert three_threads.num_threads == 2
+
+
+def test_a_map_inside_a_chunk_runs_serially(three_threads):
+    def outer(i):
+        return kernels.map_chunks(lambda j: (i, j, threading.get_ident()), [0, 1], np.zeros(1))
+
+    for inner in kernels.map_chunks(outer, range(4), np.zeros(1)):
+        assert inner[0][2] == inner[1][2]  # both inner items on the chunk's own thread
 
 
 def test_parallel_convolution_matches_serial(three_threads, monkeypatch):

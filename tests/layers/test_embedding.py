@@ -1,5 +1,8 @@
 """Embedding, Masking, the mask side-channel (attach_mask/get_mask), mask propagation through
-layers (supports_masking) and masked_loss. The loss side of masking: tests/models/test_masking.py."""
+layers (supports_masking) and masked_loss.
+
+The loss side of masking: tests/models/test_masking.py.
+"""
 import gc
 
 import numpy as np
@@ -214,20 +217,20 @@ def test_attach_none_removes_the_mask():
 
 
 def test_masks_go_away_with_their_tensors():
-    from fundl.layers import embedding
+    from fundl.layers import _masking
 
-    before = len(embedding._MASKS)
+    before = len(_masking._MASKS)
     t = attach_mask(fl.zeros(2, 3, 1), np.ones((2, 3), bool))
-    assert len(embedding._MASKS) == before + 1
+    assert len(_masking._MASKS) == before + 1
     del t
     gc.collect()
-    assert len(embedding._MASKS) == before
+    assert len(_masking._MASKS) == before
 
 
 def test_the_registry_lives_in_one_place_and_is_re_exported():
     from fundl.layers import _masking, base, embedding, recurrent
 
-    assert embedding._MASKS is _masking._MASKS is base._MASKS
+    assert _masking._MASKS is base._MASKS
     assert embedding.attach_mask is _masking.attach_mask is recurrent.attach_mask
     assert embedding.get_mask is _masking.get_mask is recurrent.get_mask
 
@@ -239,7 +242,7 @@ def test_a_new_tensor_never_inherits_a_dead_tensors_mask():
     assert all(get_mask(f) is None for f in fresh)
 
 
-# -- propagation through layers that support masking ------------------------------------------------
+# -- propagation through layers that support masking ----------------------------------------------
 MASK = IDS != 0
 
 
@@ -329,7 +332,7 @@ def test_compute_mask_follows_supports_masking():
     assert Dense.supports_masking and not Flatten.supports_masking and not LSTM.supports_masking
 
 
-# -- merge layers: the AND of the masks ---------------------------------------------------------------
+# -- merge layers: the AND of the masks -----------------------------------------------------------
 def _second_input(mask):
     x = np.random.default_rng(1).standard_normal((3, 6, 4)).astype(np.float32)
     return attach_mask(fl.tensor(x), mask)
@@ -363,7 +366,7 @@ def test_concatenating_in_time_joins_the_masks():
         [MASK, np.ones((3, 2), bool), OTHER], axis=1))
 
 
-# -- masked_loss against compile's automatic masking ------------------------------------------------
+# -- masked_loss against compile's automatic masking ----------------------------------------------
 def test_masked_loss_averages_per_sequence_compile_per_step():
     fl.manual_seed(0)
     model = Sequential([Embedding(10, 4, mask_zero=True, input_shape=(None,)),

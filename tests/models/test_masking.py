@@ -37,7 +37,7 @@ def _per_step_ce(model, x, y):
     return -np.log(np.take_along_axis(p, y[..., None], axis=-1)[..., 0])
 
 
-# -- the loss ---------------------------------------------------------------------------------------
+# -- the loss -------------------------------------------------------------------------------------
 def test_padded_targets_do_not_change_the_loss():
     model = _tagger()
     assert model.evaluate(X, Y, verbose=0) == model.evaluate(X, Y2, verbose=0)
@@ -147,7 +147,7 @@ def test_metrics_count_real_steps_only():
     assert acc2 == acc
 
 
-# -- training ---------------------------------------------------------------------------------------
+# -- training -------------------------------------------------------------------------------------
 def _tagging_data(n=64, t=7, seed=0):
     """Tokens 1..9 padded with 0s; the tag of a token is its parity; padded tags are noise."""
     rng = np.random.default_rng(seed)
@@ -175,7 +175,7 @@ def test_fit_trains_a_masked_tagger_that_ignores_padded_targets():
     assert loss[-1] < 0.5 * loss[0] and acc[-1] > 0.95
 
 
-# -- models without masks -----------------------------------------------------------------------------
+# -- models without masks -------------------------------------------------------------------------
 def _unmasked(seed=0):
     fl.manual_seed(seed)
     model = Sequential([Embedding(10, 4, input_shape=(None,)), LSTM(3, return_sequences=True),

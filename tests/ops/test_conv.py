@@ -425,3 +425,15 @@ def test_public_names():
 ], ids=["conv1d kernel", "conv3d input"])
 def test_conv_nd_rank_errors(fn, x_shape, k_shape, contains):
     assert_error(ValueError, fn, fl.ones(*x_shape), fl.ones(*k_shape), contains=contains)
+
+
+@pytest.mark.parametrize("ks", [(3, 3, 3, 4), (1, 1, 3, 4), (6, 6, 3, 2)])
+def test_conv2d_of_an_empty_batch(ks):
+    # im2col path, 1x1 path and whole-input kernel path: (0, ...) in, (0, ...) out, zero grads
+    x = fl.tensor(np.zeros((0, 6, 6, 3), np.float32), requires_grad=True)
+    k = fl.tensor(np.ones(ks, np.float32), requires_grad=True)
+    y = conv2d(x, k, padding="valid")
+    assert y.shape[0] == 0 and y.shape[-1] == ks[-1]
+    y.sum().backward()
+    assert x.grad.shape == x.shape
+    np.testing.assert_array_equal(k.grad, np.zeros(ks, np.float32))
