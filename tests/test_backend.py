@@ -189,3 +189,8 @@ def test_freed_memory_is_reused_without_page_faults(setting):
         assert faults > 20 * 1000  # glibc trims part of the freed 32 MB and faults it back per step
     elif tuned:  # glibc: the 8 MB come back from the heap, already mapped
         assert faults < 200
+
+
+def test_tune_malloc_warns_on_an_unknown_setting():
+    with pytest.warns(RuntimeWarning, match="FUNDL_MALLOC='off' is not a setting"):
+        backend._tune_malloc({"FUNDL_MALLOC": "off"}, "darwin")
