@@ -47,6 +47,9 @@ if not _NUMBA:
         "`pip install 'numba>=0.59'`.", RuntimeWarning, stacklevel=2)
 
 
+_MIN_KERNEL_SIZE = 4096  # elements; a Numba call costs ~3 us more than a small NumPy expression
+
+
 def compiled(a) -> bool:
     """True when kernels called on array ``a`` run compiled (a NumPy array, Numba available)."""
     return _NUMBA and type(a) is numpy.ndarray
@@ -61,8 +64,9 @@ def activation_grad(kind, gy, y):
     if kind not in _activation.KINDS:
         raise ValueError(f"activation_grad: kind must be one of {_activation.KINDS}, got "
                          f"{kind!r}.")
-    if (compiled(y) and type(gy) is numpy.ndarray and gy.shape == y.shape
-            and gy.dtype == y.dtype and y.dtype in FLOAT_DTYPES):
+    # small arrays: NumPy's few passes stay in cache and cost less than a kernel call
+    if (y.size >= _MIN_KERNEL_SIZE and compiled(y) and type(gy) is numpy.ndarray
+            and gy.shape == y.shape and gy.dtype == y.dtype and y.dtype in FLOAT_DTYPES):
         return _activation.activation_grad_numba(kind, gy, y)
     return _activation.activation_grad_reference(kind, gy, y)
 

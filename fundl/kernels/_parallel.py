@@ -61,6 +61,9 @@ def _threads_from(environ, blas_threads) -> tuple:
 
 def _setup():
     global _state
+    state = _state
+    if state is not None:  # the common case, without the lock
+        return state
     with _lock:
         if _state is None:
             try:

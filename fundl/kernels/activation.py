@@ -50,8 +50,8 @@ KINDS = tuple(_KERNELS)
 
 def activation_grad_numba(kind, gy, y):
     """Numba version of :func:`activation_grad_reference` (NumPy arrays)."""
-    gy = numpy.ascontiguousarray(gy)
-    y = numpy.ascontiguousarray(y)
+    gy = numpy.asarray(gy, order="C")  # not ascontiguousarray: it makes 0-d arrays 1-d
+    y = numpy.asarray(y, order="C")
     gx = numpy.empty_like(y)
     g1, y1, gx1 = gy.reshape(-1), y.reshape(-1), gx.reshape(-1)
     kernel = _KERNELS[kind]
