@@ -25,7 +25,11 @@ Why the kernels look the way they do (measured on 2 cores, float32):
 - constants are float32 scalars: one float64 literal promotes the whole expression and stops
   vectorisation; ``error_model="numpy"`` drops the divide-by-zero branch for the same reason.
 - each gate is a row slice indexed from 0 in a short inner loop; offsets into one wide row
-  (``z[b, H + j]``) stayed scalar.
+  (``z[b, H + j]``) stayed scalar;
+- few arrays per loop: LLVM checks at run time that the arrays of a loop do not overlap and
+  gives up vectorising when there are too many pairs to check, so a step's work is split into
+  two or three loops over fewer arrays each (GRU backward step 18 -> 7.6 us, GRU forward
+  14 -> 10.3, LSTM forward 16.9 -> 14.9, batch 64 x 128 units).
 
 Example:
     >>> gates = numpy.empty((B, 4 * H), numpy.float32)
@@ -286,18 +290,15 @@ def _build_kernels():
             gi, gf = gates[b, :n], gates[b, n:2 * n]
             gg, go = gates[b, 2 * n:3 * n], gates[b, 3 * n:]
             cp, cb, hb = c_prev[b], c[b], h[b]
+            for j in range(n):  # two loops over fewer arrays each vectorise better (see above)
+                gi[j] = sigmoid_(xi[j] + ri[j])
+                gf[j] = sigmoid_(xf[j] + rf[j])
+                gg[j] = tanh_(xg[j] + rg[j])
+                go[j] = sigmoid_(xo[j] + ro[j])
             for j in range(n):
-                i = sigmoid_(xi[j] + ri[j])
-                f = sigmoid_(xf[j] + rf[j])
-                g = tanh_(xg[j] + rg[j])
-                o = sigmoid_(xo[j] + ro[j])
-                cc = f * cp[j] + i * g
-                gi[j] = i
-                gf[j] = f
-                gg[j] = g
-                go[j] = o
+                cc = gf[j] * cp[j] + gi[j] * gg[j]
                 cb[j] = cc
-                hb[j] = o * tanh_(cc)
+                hb[j] = go[j] * tanh_(cc)
 
     @jit
     def lstm_backward(dh, dc, gates, c_prev, c, dz, dc_prev):
@@ -333,15 +334,14 @@ def _build_kernels():
             gz, gr = gates[b, :n], gates[b, n:2 * n]
             gn, ghn = gates[b, 2 * n:3 * n], gates[b, 3 * n:]
             hp, hb = h_prev[b], h[b]
+            for j in range(n):  # the gates, then the candidate and the state
+                gz[j] = sigmoid_(xzb[j] + rz[j] + bz[j])
+                gr[j] = sigmoid_(xr[j] + rr[j] + br[j])
+                ghn[j] = rh[j] + bh[j]
             for j in range(n):
-                z = sigmoid_(xzb[j] + rz[j] + bz[j])
-                r = sigmoid_(xr[j] + rr[j] + br[j])
-                hn = rh[j] + bh[j]
-                cand = tanh_(xh[j] + r * hn)
-                gz[j] = z
-                gr[j] = r
+                z = gz[j]
+                cand = tanh_(xh[j] + gr[j] * ghn[j])
                 gn[j] = cand
-                ghn[j] = hn
                 hb[j] = z * hp[j] + (one - z) * cand
 
     @jit
@@ -352,23 +352,23 @@ def _build_kernels():
             gz, gr = gates[b, :n], gates[b, n:2 * n]
             gn, ghn = gates[b, 2 * n:3 * n], gates[b, 3 * n:]
             dxzz, dxr, dxh = dxz[b, :n], dxz[b, n:2 * n], dxz[b, 2 * n:]
-            dhzz, dhr, dhh = dhz[b, :n], dhz[b, n:2 * n], dhz[b, 2 * n:]
             dhb, hp, dhp = dh[b], h_prev[b], dh_prev[b]
-            for j in range(n):
+            for j in range(n):  # the gradients of the gate inputs
                 z = gz[j]
                 r = gr[j]
                 cand = gn[j]
                 d = dhb[j]
                 dan = d * (one - z) * (one - cand * cand)
-                dz_ = d * (hp[j] - cand) * z * (one - z)
-                dr = dan * ghn[j] * r * (one - r)
-                dxzz[j] = dz_
-                dxr[j] = dr
+                dxzz[j] = d * (hp[j] - cand) * z * (one - z)
+                dxr[j] = dan * ghn[j] * r * (one - r)
                 dxh[j] = dan
-                dhzz[j] = dz_
-                dhr[j] = dr
-                dhh[j] = dan * r
-                dhp[j] = d * z
+            xrow, hrow = dxz[b], dhz[b]
+            for j in range(2 * n):  # z and r: the input and the recurrent product get the same
+                hrow[j] = xrow[j]
+            dhh = dhz[b, 2 * n:]
+            for j in range(n):
+                dhh[j] = dxh[j] * gr[j]
+                dhp[j] = dhb[j] * gz[j]
 
     return {"lstm_forward": lstm_forward, "lstm_backward": lstm_backward,
             "gru_forward": gru_forward, "gru_backward": gru_backward}
