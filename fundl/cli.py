@@ -1,4 +1,4 @@
-"""The ``fundl`` command: ``fundl --help``, ``fundl --version``, ``fundl demo``."""
+"""The ``fundl`` command: ``fundl --help``, ``--version``, ``demo``, ``zoo``, ``bench``."""
 from __future__ import annotations
 
 import argparse
@@ -84,6 +84,49 @@ def _zoo(args) -> int:
     return 0
 
 
+_BENCH_DIR = "benchmarks"
+
+
+def _benchmarks():
+    """The benchmark scripts of a source checkout: name -> path (empty when installed alone)."""
+    import pathlib
+
+    folder = pathlib.Path(__file__).resolve().parent.parent / _BENCH_DIR
+    if not folder.is_dir():
+        return {}
+    return {p.stem[len("bench_"):]: p for p in sorted(folder.glob("bench_*.py"))}
+
+
+def _bench(args) -> int:
+    """Run the benchmark scripts against PyTorch (each prints its table and ratios)."""
+    import subprocess
+
+    scripts = _benchmarks()
+    if not scripts:
+        print("fundl bench runs the scripts in the benchmarks/ folder of fundl's source tree, "
+              "which this installation does not have. Clone the repository and install it with "
+              "`pip install -e .` to run them.", file=sys.stderr)
+        return 1
+    if args.list:
+        for name, path in scripts.items():
+            doc = path.read_text().split('"""')[1].strip().splitlines()[0]
+            print(f"  {name:<12s} {doc}")
+        return 0
+    unknown = [n for n in args.names if n not in scripts]
+    if unknown:
+        print(f"fundl bench: unknown benchmark {', '.join(unknown)}; choose from "
+              f"{', '.join(scripts)}.", file=sys.stderr)
+        return 2
+    status = 0
+    for name in args.names or list(scripts):
+        print(f"\n=== fundl bench {name}: python {_BENCH_DIR}/{scripts[name].name} "
+              f"{' '.join(args.options)}".rstrip(), flush=True)
+        done = subprocess.run([sys.executable, str(scripts[name]), *args.options],
+                              cwd=scripts[name].parent)
+        status = status or done.returncode
+    return status
+
+
 def main(argv=None) -> int:
     """Run the ``fundl`` command with ``argv`` (``sys.argv[1:]`` by default); returns the exit code.
 
@@ -106,7 +149,24 @@ def main(argv=None) -> int:
     demo.set_defaults(run=_demo)
     zoo = sub.add_parser("zoo", help="list the model zoo (LeNet-5 to DenseNet)")
     zoo.set_defaults(run=_zoo)
+    bench = sub.add_parser(
+        "bench", help="time fundl against PyTorch (the benchmarks/ scripts of a source tree)",
+        description="Run benchmarks/bench_<name>.py for each name (all by default); each times "
+                    "fundl and PyTorch, each in processes of its own, and prints the ratios. "
+                    "Options after -- go to every script, e.g. fundl bench cnn -- --rounds 3.")
+    bench.add_argument("names", nargs="*", metavar="name", help="benchmarks to run (see --list)")
+    bench.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    bench.set_defaults(run=_bench, options=[])
+    argv = list(sys.argv[1:] if argv is None else argv)
+    passed = None  # what follows "--": options for the benchmark scripts
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, passed = argv[:cut], argv[cut + 1:]
     args = parser.parse_args(argv)
+    if passed is not None:
+        if getattr(args, "command", None) != "bench":
+            parser.error("options after -- are only for `fundl bench`")
+        args.options = passed
     if not getattr(args, "command", None):
         parser.print_help()
         return 0

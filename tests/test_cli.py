@@ -110,3 +110,44 @@ def test_zoo_lists_every_model(capsys):
     for name in list_models():
         assert name in out
     assert "61,706" in out  # LeNet-5's parameter count is part of its description
+
+
+# -- fundl bench ---------------------------------------------------------------------------------
+def test_bench_lists_the_benchmark_scripts(capsys):
+    assert main(["bench", "--list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("cnn", "rnn", "dispatch", "mlp_fit"):
+        assert name in out
+
+
+def test_bench_rejects_an_unknown_benchmark(capsys):
+    assert main(["bench", "nope"]) == 2
+    assert "unknown benchmark nope; choose from" in capsys.readouterr().err
+
+
+def test_bench_without_a_source_tree_says_what_to_do(monkeypatch, capsys):
+    from fundl import cli
+
+    monkeypatch.setattr(cli, "_BENCH_DIR", "no_such_folder")
+    assert main(["bench"]) == 1
+    assert "Clone the repository" in capsys.readouterr().err
+
+
+def test_bench_passes_options_after_the_separator(monkeypatch):
+    import subprocess
+
+    from fundl import cli
+
+    calls = []
+    monkeypatch.setattr(subprocess, "run", lambda cmd, cwd: calls.append(cmd) or
+                        subprocess.CompletedProcess(cmd, 0))
+    assert main(["bench", "cnn", "--", "--rounds", "2", "--skip-resnet"]) == 0
+    assert calls[0][1].endswith("bench_cnn.py") and calls[0][2:] == ["--rounds", "2",
+                                                                     "--skip-resnet"]
+    assert cli._benchmarks()  # this checkout has them
+
+
+def test_separator_is_only_for_bench(capsys):
+    with pytest.raises(SystemExit):
+        main(["zoo", "--", "x"])
+    assert "only for `fundl bench`" in capsys.readouterr().err
