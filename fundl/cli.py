@@ -1,4 +1,7 @@
-"""The ``fundl`` command: ``fundl --help``, ``--version``, ``demo``, ``zoo``, ``bench``."""
+"""The ``fundl`` command: ``fundl --help``, ``--version``, ``demo``, ``zoo``, ``train``, ``bench``.
+
+``fundl train`` lives in :mod:`fundl._cli_train`.
+"""
 from __future__ import annotations
 
 import argparse
@@ -140,7 +143,8 @@ def main(argv=None) -> int:
     parser.add_argument("--version", action="version", version=f"fundl {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="command")
     demo = sub.add_parser("demo", help="train a model end to end and report its accuracy")
-    demo.add_argument("--epochs", type=int, default=None, help="epochs (default: 3 on MNIST, 200 on the spiral)")
+    demo.add_argument("--epochs", type=int, default=None,
+                      help="epochs (default: 3 on MNIST, 200 on the spiral)")
     demo.add_argument("--output", default="fundl_demo.fundl", help="where to save the model")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
@@ -149,6 +153,9 @@ def main(argv=None) -> int:
     demo.set_defaults(run=_demo)
     zoo = sub.add_parser("zoo", help="list the model zoo (LeNet-5 to DenseNet)")
     zoo.set_defaults(run=_zoo)
+    from ._cli_train import add_parser as add_train_parser
+
+    add_train_parser(sub)
     bench = sub.add_parser(
         "bench", help="time fundl against PyTorch (the benchmarks/ scripts of a source tree)",
         description="Run benchmarks/bench_<name>.py for each name (all by default); each times "
