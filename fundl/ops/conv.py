@@ -308,8 +308,13 @@ class Conv(Function):
         # im2col), and the kernel-gradient GEMM returns the bias gradient as its last row.
         self.ones = bias is not None
         if self.ones:
-            b = xp.tile(bias, self.block).astype(w.dtype, copy=False)
-            w = xp.concatenate([w, b.reshape(g, 1, c_out // g)], axis=1)
+            wb = xp.empty((g, w.shape[1] + 1, c_out // g), dtype=w.dtype)
+            wb[:, :-1] = w
+            if self.block == 1:
+                wb[:, -1] = bias.reshape(g, -1)
+            else:  # (blocking implies groups == 1) the bias once per output of the block
+                wb[0, -1].reshape(self.block, -1)[...] = bias
+            w = wb
         # The batch goes through in chunks (padded, im2col-ed and multiplied chunk by chunk, on
         # parallel threads for large inputs). Small cols are kept for the kernel gradient;
         # large ones (ResNet sizes: 75 MB a layer) are recomputed in the backward.
