@@ -147,3 +147,18 @@ def test_slices(three_threads):
     assert _parallel.slices(10, 1 << 30) == [slice(0, 3), slice(3, 6), slice(6, 10)]
     assert _parallel.slices(2, 1 << 30) == [slice(0, 1), slice(1, 2)]
     assert _parallel.slices(10, 1) == [slice(0, 10)]  # too little work to split
+
+
+def test_without_threadpoolctl_everything_runs_serially(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # import fails
+    monkeypatch.setattr(_parallel, "_state", None)
+    monkeypatch.delenv("FUNDL_NUM_THREADS", raising=False)
+    assert _parallel.threads() == 1
+    assert kernels.map_chunks(lambda i: i, [1, 2, 3], np.zeros(1)) == [1, 2, 3]
+    monkeypatch.setattr(_parallel, "_state", None)
+    monkeypatch.setenv("FUNDL_NUM_THREADS", "2")
+    with pytest.warns(RuntimeWarning, match="threadpoolctl found no BLAS library"):
+        assert _parallel.threads() == 1
+    monkeypatch.setattr(_parallel, "_state", None)  # the next test sets it up afresh
