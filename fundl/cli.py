@@ -1,6 +1,8 @@
-"""The ``fundl`` command: ``fundl --help``, ``--version``, ``demo``, ``zoo``, ``train``, ``bench``.
+"""The ``fundl`` command: ``fundl --help``, ``--version``, ``demo``, ``zoo``, ``train``,
+``playground``, ``bench``.
 
-``fundl train`` lives in :mod:`fundl._cli_train`.
+``fundl train`` lives in :mod:`fundl._cli_train`, ``fundl playground`` (the browser
+playground) in :mod:`fundl._cli_playground`.
 """
 from __future__ import annotations
 
@@ -156,6 +158,9 @@ def main(argv=None) -> int:
     from ._cli_train import add_parser as add_train_parser
 
     add_train_parser(sub)
+    from ._cli_playground import add_parser as add_playground_parser
+
+    add_playground_parser(sub)
     bench = sub.add_parser(
         "bench", help="time fundl against PyTorch (the benchmarks/ scripts of a source tree)",
         description="Run benchmarks/bench_<name>.py for each name (all by default); each times "

@@ -1,0 +1,699 @@
+"""``fundl playground``: train small networks on 2-D data in the browser (TF-Playground style).
+
+A local HTTP server (the standard library's ``http.server``, nothing to install) serves one
+self-contained page (inline CSS and JavaScript, works offline) and a small JSON API that builds
+and trains fundl models. The page picks a dataset of :mod:`fundl.datasets.synthetic` and a
+multilayer perceptron, then asks the server for a few epochs at a time and redraws the data
+over a heat map of the predicted class probabilities, with the loss curve and the accuracy.
+
+    $ fundl playground                  # http://127.0.0.1:8765/ opens in the browser
+    $ fundl playground --port 0 --no-browser
+
+The API (every body and answer is JSON; a bad input answers 400 with ``{"error": "..."}``):
+
+- ``POST /api/new``: a dataset and a network (see :data:`NEW_FIELDS` for the fields, their
+  defaults and limits) -> ``{"session", "x", "y", "classes", "extent", "grid_size", "grid",
+  "parameters"}``: a session id, the points (n, 2) and labels (n,), the square
+  ``[xmin, xmax, ymin, ymax]`` the grid covers, and the untrained model's grid.
+- ``POST /api/train``: ``{"session", "epochs"}`` -> ``{"epoch", "loss", "accuracy", "grid",
+  "diverged"}``: the epochs trained so far, the training loss of each epoch of this call, the
+  accuracy on all points after it, and the grid.
+- ``GET /``: the page.
+
+``grid`` is nested lists of shape (grid_size, grid_size, classes), probabilities rounded to 3
+decimals; row 0 is the top of the picture (largest y), column 0 the left (smallest x), each
+value taken at the centre of its cell. When training diverges, non-finite numbers become
+``null`` and ``diverged`` is true.
+
+Exit codes: 0 stopped with Ctrl-C; 1 the server could not start (port taken, bad host).
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import math
+import secrets
+import sys
+import threading
+import traceback
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+DATASETS = ("spiral", "circles", "xor", "gaussians", "moons", "ellipses")
+# Datasets whose generator takes the number of classes (spiral arms, Gaussian blobs).
+MULTICLASS = {"spiral": "classes", "gaussians": "centers"}
+ACTIVATIONS = ("relu", "tanh", "sigmoid")
+OPTIMIZERS = ("sgd", "adam")
+GRID_SIZE = 50
+MAX_SESSIONS = 16
+MAX_BODY_BYTES = 64 * 1024
+MAX_LAYERS = 6
+MAX_WIDTH = 64
+MAX_EPOCHS = 200
+# Gradient steps one /api/train call may take (epochs * batches per epoch): a call holds the
+# compute lock, so this bounds how long the page (and any other tab) waits.
+MAX_STEPS_PER_CALL = 20000
+
+# Fields of POST /api/new: name -> (default, description of what is allowed).
+NEW_FIELDS = {
+    "dataset": ("spiral", "one of " + ", ".join(DATASETS)),
+    "samples": (300, "an integer from 10 to 2000"),
+    "noise": (0.1, "a number from 0 to 1"),
+    "classes": (2, "an integer from 2 to 6, for spiral and gaussians only"),
+    "seed": (0, "an integer from 0 to 2**31 - 1"),
+    "hidden": ("8,8", f"at most {MAX_LAYERS} layer widths, each an integer from 1 to "
+                      f"{MAX_WIDTH}, as a list or a comma-separated string (empty for none)"),
+    "activation": ("tanh", "one of " + ", ".join(ACTIVATIONS)),
+    "optimizer": ("adam", "one of " + ", ".join(OPTIMIZERS)),
+    "learning_rate": (0.03, "a number > 0 and <= 10"),
+    "batch_size": (32, "an integer from 1 to 2000"),
+}
+TRAIN_FIELDS = {
+    "session": (None, "the id /api/new returned"),
+    "epochs": (5, f"an integer from 1 to {MAX_EPOCHS}"),
+}
+
+# fundl's no_grad switch and random generator are process-wide, so model work from the
+# server's threads runs one call at a time.
+_COMPUTE_LOCK = threading.Lock()
+
+
+class InputError(ValueError):
+    """A request the API refuses; the message says what was wrong and what is allowed."""
+
+
+class SessionNotFound(InputError):
+    """An unknown or expired session id (answered 404)."""
+
+
+# --------------------------------------------------------------------------- validation
+
+def _show(value, limit=60):
+    """``value`` as JSON for a message, cut short: the client may send anything."""
+    text = json.dumps(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _integer(body, name, fields, low, high):
+    value = body.get(name, fields[name][0])
+    # bool is an int subclass: true/false are not numbers here.
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InputError(f"{name} must be {fields[name][1]}, got {_show(value)}.")
+    return value
+
+
+def _number(body, name, fields, low, high, low_open=False):
+    value = body.get(name, fields[name][0])
+    ok = (not isinstance(value, bool) and isinstance(value, (int, float))
+          and math.isfinite(value) and value <= high
+          and (value > low if low_open else value >= low))
+    if not ok:
+        raise InputError(f"{name} must be {fields[name][1]}, got {_show(value)}.")
+    return float(value)
+
+
+def _choice(body, name, fields, allowed):
+    value = body.get(name, fields[name][0])
+    if value not in allowed:  # a list or dict is never in a tuple of str
+        raise InputError(f"unknown {name} {_show(value)}; {name} must be {fields[name][1]}.")
+    return value
+
+
+def _widths(body):
+    """The hidden layer widths: a list of ints or a string such as ``"8, 8"``."""
+    value = body.get("hidden", NEW_FIELDS["hidden"][0])
+    allowed = NEW_FIELDS["hidden"][1]
+    if isinstance(value, str):
+        parts = [p.strip() for p in value.split(",")]
+        if parts == [""]:
+            parts = []
+        widths = []
+        for part in parts:
+            # ASCII digits only ("²" is a digit to str.isdigit), and few: int() of thousands
+            # of digits raises.
+            if not (part.isascii() and part.isdigit() and len(part) <= 6):
+                raise InputError(f"hidden must be {allowed}; {_show(part)} in "
+                                 f"{_show(value)} is not a positive integer.")
+            widths.append(int(part))
+    elif isinstance(value, list):
+        widths = value
+    else:
+        raise InputError(f"hidden must be {allowed}, got {_show(value)}.")
+    if len(widths) > MAX_LAYERS:
+        raise InputError(f"hidden has {len(widths)} layers; it must be {allowed}.")
+    for w in widths:
+        if isinstance(w, bool) or not isinstance(w, int) or not 1 <= w <= MAX_WIDTH:
+            raise InputError(f"hidden must be {allowed}; got width {_show(w)}.")
+    return widths
+
+
+def _check_fields(body, fields):
+    if not isinstance(body, dict):
+        raise InputError(f"the request body must be a JSON object, got {type(body).__name__}.")
+    unknown = sorted(set(body) - set(fields))
+    if unknown:
+        raise InputError(f"unknown field {', '.join(unknown)}; allowed fields: "
+                         f"{', '.join(fields)}.")
+
+
+def parse_new(body) -> dict:
+    """Validate a POST /api/new body; returns every field of :data:`NEW_FIELDS`, defaults filled.
+
+    Raises:
+        InputError: naming the first bad field, what it must be and what it was.
+    """
+    _check_fields(body, NEW_FIELDS)
+    spec = {
+        "dataset": _choice(body, "dataset", NEW_FIELDS, DATASETS),
+        "samples": _integer(body, "samples", NEW_FIELDS, 10, 2000),
+        "noise": _number(body, "noise", NEW_FIELDS, 0.0, 1.0),
+        "classes": _integer(body, "classes", NEW_FIELDS, 2, 6),
+        "seed": _integer(body, "seed", NEW_FIELDS, 0, 2**31 - 1),
+        "hidden": _widths(body),
+        "activation": _choice(body, "activation", NEW_FIELDS, ACTIVATIONS),
+        "optimizer": _choice(body, "optimizer", NEW_FIELDS, OPTIMIZERS),
+        "learning_rate": _number(body, "learning_rate", NEW_FIELDS, 0.0, 10.0, low_open=True),
+        "batch_size": _integer(body, "batch_size", NEW_FIELDS, 1, 2000),
+    }
+    if spec["classes"] != 2 and spec["dataset"] not in MULTICLASS:
+        raise InputError(f"{spec['dataset']} has 2 classes; classes can be changed only for "
+                         f"{' and '.join(MULTICLASS)}, got classes={spec['classes']}.")
+    return spec
+
+
+# --------------------------------------------------------------------------- sessions
+
+class _Session:
+    """One dataset and its model: x (n, 2) float32, y (n,) int64, grid points (g*g, 2)."""
+
+    def __init__(self, spec):
+        import numpy as np
+
+        import fundl as fl
+        from . import optimizers
+        from .datasets import synthetic
+        from .layers import Dense, Input
+        from .models import Sequential
+
+        kwargs = {}
+        if spec["dataset"] in MULTICLASS:
+            kwargs[MULTICLASS[spec["dataset"]]] = spec["classes"]
+        generate = getattr(synthetic, spec["dataset"])
+        self.x, self.y = generate(spec["samples"], noise=spec["noise"], seed=spec["seed"],
+                                  **kwargs)
+        self.classes = spec["classes"]
+        self.batch_size = spec["batch_size"]
+        self.epoch = 0
+
+        # A square around the data (so circles look round), padded by 10%.
+        low, high = self.x.min(axis=0), self.x.max(axis=0)
+        centre, half = (low + high) / 2, max(float((high - low).max()) / 2, 1e-3) * 1.1
+        self.extent = [float(centre[0] - half), float(centre[0] + half),
+                       float(centre[1] - half), float(centre[1] + half)]
+        step = 2 * half / GRID_SIZE
+        xs = self.extent[0] + step * (np.arange(GRID_SIZE) + 0.5)
+        ys = self.extent[3] - step * (np.arange(GRID_SIZE) + 0.5)  # row 0 at the top
+        gx, gy = np.meshgrid(xs, ys)
+        self.grid_points = np.stack([gx.ravel(), gy.ravel()], axis=1).astype(np.float32)
+
+        fl.manual_seed(spec["seed"])
+        layers = [Dense(w, activation=spec["activation"]) for w in spec["hidden"]]
+        layers.append(Dense(self.classes, activation="softmax"))
+        self.model = Sequential([Input(shape=(2,)), *layers], name="playground")
+        optimizer = {"sgd": optimizers.SGD, "adam": optimizers.Adam}[spec["optimizer"]]
+        self.model.compile(loss="sparse_categorical_crossentropy",
+                           optimizer=optimizer(learning_rate=spec["learning_rate"]),
+                           metrics=["accuracy"])
+
+    def grid(self):
+        """The predicted probabilities on the grid, (GRID_SIZE, GRID_SIZE, classes) lists."""
+        probs = self.model.predict(self.grid_points, batch_size=len(self.grid_points))
+        return _rounded(probs.reshape(GRID_SIZE, GRID_SIZE, self.classes), 3)
+
+    def train(self, epochs):
+        import numpy as np
+
+        history = self.model.fit(self.x, self.y, batch_size=self.batch_size, epochs=epochs,
+                                 verbose=0)
+        self.epoch += epochs
+        loss = [float(v) for v in history.history["loss"]]
+        probs = self.model.predict(self.x, batch_size=len(self.x))
+        accuracy = float(np.mean(np.argmax(probs, axis=1) == self.y))
+        grid = self.grid()
+        diverged = not all(math.isfinite(v) for v in loss) or not np.isfinite(probs).all()
+        return {"epoch": self.epoch, "loss": [_finite(v, 6) for v in loss],
+                "accuracy": accuracy, "grid": grid, "diverged": diverged}
+
+
+def _finite(value, decimals):
+    return round(value, decimals) if math.isfinite(value) else None
+
+
+def _rounded(array, decimals):
+    """Nested lists of ``array`` rounded, with NaN and infinities as None (JSON null)."""
+    import numpy as np
+
+    rounded = np.round(array.astype(np.float64), decimals)
+    if np.isfinite(rounded).all():
+        return rounded.tolist()
+    obj = rounded.astype(object)
+    obj[~np.isfinite(rounded)] = None
+    return obj.tolist()
+
+
+class SessionStore:
+    """Sessions by id, at most ``limit`` (the oldest dropped first); safe across threads."""
+
+    def __init__(self, limit=MAX_SESSIONS):
+        self.limit = limit
+        self._sessions = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def add(self, session) -> str:
+        sid = secrets.token_hex(8)
+        with self._lock:
+            self._sessions[sid] = session
+            while len(self._sessions) > self.limit:
+                self._sessions.popitem(last=False)
+        return sid
+
+    def get(self, sid):
+        with self._lock:
+            session = self._sessions.get(sid) if isinstance(sid, str) else None
+            if session is not None:
+                self._sessions.move_to_end(sid)  # in use: dropped last
+        if session is None:
+            raise SessionNotFound(f"unknown session {_show(sid)}: it never existed or was "
+                                  f"dropped (at most {self.limit} are kept); start a new one "
+                                  f"with POST /api/new.")
+        return session
+
+    def __len__(self):
+        with self._lock:
+            return len(self._sessions)
+
+
+# --------------------------------------------------------------------------- API
+
+def api_new(store, body) -> dict:
+    """POST /api/new: build a dataset and a model; returns the data and the first grid."""
+    spec = parse_new(body)
+    with _COMPUTE_LOCK:
+        session = _Session(spec)
+        grid = session.grid()
+    sid = store.add(session)
+    return {"session": sid, "x": _rounded(session.x, 4), "y": session.y.tolist(),
+            "classes": session.classes, "extent": [round(v, 4) for v in session.extent],
+            "grid_size": GRID_SIZE, "grid": grid,
+            "parameters": int(session.model.count_params())}
+
+
+def api_train(store, body) -> dict:
+    """POST /api/train: ``epochs`` more epochs for ``session``; returns losses, accuracy, grid."""
+    _check_fields(body, TRAIN_FIELDS)
+    if "session" not in body:
+        raise InputError("session is missing: send the id /api/new returned.")
+    epochs = _integer(body, "epochs", TRAIN_FIELDS, 1, MAX_EPOCHS)
+    session = store.get(body["session"])
+    steps = epochs * -(-len(session.x) // session.batch_size)
+    if steps > MAX_STEPS_PER_CALL:
+        raise InputError(f"{epochs} epochs of {len(session.x)} samples in batches of "
+                         f"{session.batch_size} are {steps} steps; one call may take at most "
+                         f"{MAX_STEPS_PER_CALL}: ask for fewer epochs or use a larger batch size.")
+    with _COMPUTE_LOCK:
+        return session.train(epochs)
+
+
+_ROUTES = {"/api/new": api_new, "/api/train": api_train}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_version = "fundl-playground"
+
+    def _send(self, status, body: bytes, content_type):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _json(self, status, obj):
+        self._send(status, json.dumps(obj, allow_nan=False).encode(), "application/json")
+
+    def do_GET(self):
+        if self.path.split("?")[0] in ("/", "/index.html"):
+            self._send(HTTPStatus.OK, PAGE.encode(), "text/html; charset=utf-8")
+        else:
+            self._json(HTTPStatus.NOT_FOUND, {"error": f"no page {self.path}; the playground "
+                                                       f"is at /."})
+
+    do_HEAD = do_GET
+
+    def do_POST(self):
+        route = _ROUTES.get(self.path)
+        if route is None:
+            self._json(HTTPStatus.NOT_FOUND, {"error": f"no endpoint POST {self.path}; the API "
+                                                       f"has {', '.join(_ROUTES)}."})
+            return
+        # Requiring JSON makes a cross-site form post need a CORS preflight, which this server
+        # never grants: other web sites cannot drive it.
+        if self.headers.get("Content-Type", "").split(";")[0].strip() != "application/json":
+            self._json(HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+                       {"error": "send the body as JSON with Content-Type: application/json."})
+            return
+        try:
+            length = int(self.headers.get("Content-Length", "0"))
+        except ValueError:
+            length = -1
+        if not 0 <= length <= MAX_BODY_BYTES:
+            self.close_connection = True  # the unread body must not be taken for a request
+            status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE if length > 0 else HTTPStatus.BAD_REQUEST
+            self._json(status,
+                       {"error": f"the body must be 0 to {MAX_BODY_BYTES} bytes with a valid "
+                                 f"Content-Length, got {self.headers.get('Content-Length')}."})
+            return
+        raw = self.rfile.read(length)
+        try:
+            body = json.loads(raw or b"{}")
+        except (ValueError, UnicodeDecodeError) as e:
+            self._json(HTTPStatus.BAD_REQUEST, {"error": f"the body is not valid JSON: {e}."})
+            return
+        try:
+            answer = route(self.server.sessions, body)
+        except SessionNotFound as e:
+            self._json(HTTPStatus.NOT_FOUND, {"error": str(e)})
+        except InputError as e:
+            self._json(HTTPStatus.BAD_REQUEST, {"error": str(e)})
+        except Exception as e:  # a bug: logged here in full, one line to the client
+            traceback.print_exc(file=sys.stderr)
+            self._json(HTTPStatus.INTERNAL_SERVER_ERROR,
+                       {"error": f"internal error in {self.path}: {type(e).__name__}: {e}"})
+        else:
+            self._json(HTTPStatus.OK, answer)
+
+    def log_message(self, format, *args):
+        # Training posts several requests a second; only errors are worth a line.
+        if getattr(self.server, "verbose", False):
+            super().log_message(format, *args)
+
+    def log_error(self, format, *args):
+        super().log_message(format, *args)
+
+
+def make_server(host="127.0.0.1", port=8765, *, verbose=False) -> ThreadingHTTPServer:
+    """A playground server bound to ``(host, port)``, not yet serving.
+
+    Call ``serve_forever()`` (in a thread if needed), then ``shutdown()`` and
+    ``server_close()``. ``port=0`` picks a free port: read it from ``server.server_address``.
+    The server's sessions are ``server.sessions`` (a :class:`SessionStore`).
+
+    Raises:
+        OSError: the address cannot be bound (port taken, unknown host).
+
+    Example:
+        >>> server = make_server(port=0)
+        >>> threading.Thread(target=server.serve_forever, daemon=True).start()
+        >>> server.shutdown(); server.server_close()
+    """
+    server = ThreadingHTTPServer((host, port), _Handler)
+    server.daemon_threads = True  # Ctrl-C does not wait for open connections
+    server.sessions = SessionStore()
+    server.verbose = verbose
+    return server
+
+
+# --------------------------------------------------------------------------- command
+
+def _port(text):
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 0 to 65535, got {text}")
+    return value
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Register the ``playground`` subcommand on ``subparsers`` (from ``add_subparsers``).
+
+    Returns:
+        The ``playground`` parser; its ``run`` default is :func:`run`.
+    """
+    playground = subparsers.add_parser(
+        "playground", help="train small networks on 2-D data in the browser",
+        description="Serve the fundl playground, a page where you pick a 2-D dataset "
+                    "(spiral, circles, xor, gaussians, moons, ellipses) and a network, train it "
+                    "and watch the decision regions, the loss and the accuracy. Stop with Ctrl-C.",
+        epilog="Example: fundl playground --port 8000 --no-browser")
+    playground.add_argument("--port", type=_port, default=8765,
+                            help="port to listen on, 0 for any free one (default: 8765)")
+    playground.add_argument("--host", default="127.0.0.1",
+                            help="address to bind (default: 127.0.0.1, this machine only)")
+    playground.add_argument("--no-browser", action="store_true",
+                            help="do not open the page in the default browser")
+    playground.add_argument("--verbose", action="store_true", help="log every request")
+    playground.set_defaults(run=run)
+    return playground
+
+
+def run(args) -> int:
+    """Serve until Ctrl-C as ``args`` (parsed by the ``playground`` parser) says.
+
+    Returns:
+        0 after Ctrl-C, 1 when the server cannot start (reported on stderr).
+    """
+    import webbrowser
+
+    try:
+        server = make_server(args.host, args.port, verbose=args.verbose)
+    except OSError as e:
+        print(f"fundl playground: cannot listen on {args.host}:{args.port}: {e}. "
+              f"Try another --port (0 picks a free one).", file=sys.stderr)
+        return 1
+    host, port = server.server_address[:2]
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    url = f"http://{shown}:{port}/"
+    print(f"fundl playground at {url} (Ctrl-C to stop)", flush=True)
+    if host not in ("127.0.0.1", "localhost"):
+        print(f"fundl playground: listening on {host}: other machines can reach it.",
+              file=sys.stderr)
+    if not args.no_browser:
+        webbrowser.open(url)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("\nfundl playground stopped.")
+    finally:
+        server.server_close()
+    return 0
+
+
+PAGE = r"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>fundl playground</title>
+<style>
+  body { font: 14px system-ui, sans-serif; margin: 0; background: #f4f5f7; color: #222; }
+  header { background: #283044; color: #fff; padding: 10px 20px; }
+  header h1 { font-size: 20px; margin: 0; display: inline; }
+  header span { opacity: .7; margin-left: 12px; }
+  main { display: flex; flex-wrap: wrap; gap: 20px; padding: 20px; }
+  section { background: #fff; border-radius: 6px; padding: 14px 18px;
+            box-shadow: 0 1px 3px rgba(0,0,0,.15); }
+  h2 { font-size: 13px; text-transform: uppercase; letter-spacing: .05em; color: #667;
+       margin: 4px 0 10px; }
+  label { display: grid; grid-template-columns: 110px 140px; align-items: center; margin: 6px 0; }
+  input, select { font: inherit; padding: 2px 4px; }
+  .buttons { display: flex; gap: 8px; margin-top: 12px; }
+  button { font: inherit; padding: 6px 14px; border: 0; border-radius: 4px; background: #3b6fd6;
+           color: #fff; cursor: pointer; }
+  button.secondary { background: #8a93a6; }
+  button:disabled { opacity: .5; cursor: default; }
+  #stats { margin: 8px 0; font-variant-numeric: tabular-nums; }
+  #stats b { display: inline-block; min-width: 60px; }
+  #error { color: #b00020; max-width: 400px; min-height: 1.2em; white-space: pre-wrap; }
+  canvas { display: block; border: 1px solid #ccd; }
+</style>
+</head>
+<body>
+<header><h1>fundl playground</h1>
+  <span>a multilayer perceptron on 2-D data, trained live</span></header>
+<main>
+  <section>
+    <h2>Data</h2>
+    <label>Dataset <select id="dataset">
+      <option>spiral</option><option>circles</option><option>xor</option>
+      <option>gaussians</option><option>moons</option><option>ellipses</option></select></label>
+    <label>Points
+      <input id="samples" type="number" min="10" max="2000" step="10" value="300"></label>
+    <label>Noise <input id="noise" type="number" min="0" max="1" step="0.01" value="0.1"></label>
+    <label>Classes <input id="classes" type="number" min="2" max="6" value="2"></label>
+    <label>Seed <input id="seed" type="number" min="0" value="0"></label>
+    <h2>Network</h2>
+    <label>Hidden layers
+      <input id="hidden" value="8,8" title="widths, e.g. 8,8 (empty for none)"></label>
+    <label>Activation <select id="activation">
+      <option>tanh</option><option>relu</option><option>sigmoid</option></select></label>
+    <label>Optimizer
+      <select id="optimizer"><option>adam</option><option>sgd</option></select></label>
+    <label>Learning rate
+      <input id="learning_rate" type="number" min="0" step="0.001" value="0.03"></label>
+    <label>Batch size <input id="batch_size" type="number" min="1" max="2000" value="32"></label>
+    <label>Epochs / update <input id="epochs" type="number" min="1" max="200" value="5"></label>
+    <div class="buttons">
+      <button id="train">Train</button>
+      <button id="pause" class="secondary" disabled>Pause</button>
+      <button id="reset" class="secondary">Reset</button>
+    </div>
+    <div id="error"></div>
+  </section>
+  <section>
+    <h2>Decision regions</h2>
+    <canvas id="plot" width="420" height="420"></canvas>
+  </section>
+  <section>
+    <h2>Training</h2>
+    <div id="stats">epoch <b id="epoch">0</b> loss <b id="loss">-</b>
+      accuracy <b id="accuracy">-</b> parameters <b id="params">-</b></div>
+    <canvas id="curve" width="360" height="220"></canvas>
+  </section>
+</main>
+<script>
+"use strict";
+const COLORS = [[235, 125, 40], [40, 110, 220], [60, 170, 80], [200, 60, 160], [150, 110, 50],
+                [90, 90, 90]];
+const $ = (id) => document.getElementById(id);
+let state = null;       // the /api/new answer, plus losses
+let running = false;
+let runId = 0;          // the training loop allowed to run (see loop)
+
+function spec() {
+  const num = (id) => Number($(id).value);
+  const body = {dataset: $("dataset").value, samples: num("samples"), noise: num("noise"),
+                seed: num("seed"), hidden: $("hidden").value, activation: $("activation").value,
+                optimizer: $("optimizer").value, learning_rate: num("learning_rate"),
+                batch_size: num("batch_size")};
+  if (body.dataset === "spiral" || body.dataset === "gaussians") body.classes = num("classes");
+  return body;
+}
+
+async function post(path, body) {
+  const response = await fetch(path, {method: "POST", body: JSON.stringify(body),
+                                      headers: {"Content-Type": "application/json"}});
+  let answer;
+  try { answer = await response.json(); } catch (e) { answer = {error: response.statusText}; }
+  if (!response.ok) throw new Error(answer.error || response.statusText);
+  return answer;
+}
+
+function showError(message) { $("error").textContent = message || ""; }
+
+async function reset() {
+  setRunning(false); runId++;
+  $("classes").disabled = !["spiral", "gaussians"].includes($("dataset").value);
+  try {
+    state = await post("/api/new", spec());
+    state.losses = [];
+    showError("");
+    $("epoch").textContent = "0"; $("loss").textContent = "-"; $("accuracy").textContent = "-";
+    $("params").textContent = state.parameters;
+    draw(); drawCurve();
+  } catch (e) { state = null; showError(e.message); }
+}
+
+async function loop(run) {
+  // A Pause then Train, or a Reset, while a request is out must not leave two loops running
+  // or apply an old session's answer to a new one: each loop owns one run number.
+  while (running && run === runId) {
+    try {
+      const answer = await post("/api/train", {session: state.session,
+                                               epochs: Number($("epochs").value)});
+      if (!running || run !== runId) return;
+      state.grid = answer.grid;
+      const last = answer.loss[answer.loss.length - 1];
+      state.losses.push(last);
+      $("epoch").textContent = answer.epoch;
+      $("loss").textContent = last === null ? "NaN" : last.toFixed(4);
+      $("accuracy").textContent = (100 * answer.accuracy).toFixed(1) + "%";
+      draw(); drawCurve();
+      if (answer.diverged) {
+        showError("training diverged: lower the learning rate and reset.");
+        break;
+      }
+    } catch (e) { if (run === runId) showError(e.message); break; }
+  }
+  if (run === runId) setRunning(false);
+}
+
+function setRunning(on) {
+  running = on;
+  $("train").disabled = on; $("pause").disabled = !on;
+}
+
+function draw() {
+  const canvas = $("plot"), ctx = canvas.getContext("2d"), size = canvas.width;
+  ctx.clearRect(0, 0, size, size);
+  if (!state) return;
+  const g = state.grid_size, cell = size / g;
+  for (let i = 0; i < g; i++) {
+    for (let j = 0; j < g; j++) {
+      const p = state.grid ? state.grid[i][j] : null;
+      let rgb = [255, 255, 255];
+      if (p && p.every((v) => v !== null)) {
+        // Mix the class colours by probability, then fade toward white so points stand out.
+        rgb = [0, 1, 2].map(
+          (c) => p.reduce((s, v, k) => s + v * COLORS[k][c], 0) * 0.55 + 255 * 0.45);
+      }
+      ctx.fillStyle = `rgb(${rgb[0]|0},${rgb[1]|0},${rgb[2]|0})`;
+      ctx.fillRect(Math.floor(j * cell), Math.floor(i * cell), Math.ceil(cell), Math.ceil(cell));
+    }
+  }
+  const [x0, x1, y0, y1] = state.extent;
+  ctx.lineWidth = 1; ctx.strokeStyle = "#fff";
+  state.x.forEach((pt, n) => {
+    const px = (pt[0] - x0) / (x1 - x0) * size, py = (y1 - pt[1]) / (y1 - y0) * size;
+    const c = COLORS[state.y[n] % COLORS.length];
+    ctx.fillStyle = `rgb(${c[0]},${c[1]},${c[2]})`;
+    ctx.beginPath(); ctx.arc(px, py, 3.5, 0, 2 * Math.PI); ctx.fill(); ctx.stroke();
+  });
+}
+
+function drawCurve() {
+  const canvas = $("curve"), ctx = canvas.getContext("2d"), w = canvas.width, h = canvas.height;
+  ctx.clearRect(0, 0, w, h);
+  ctx.fillStyle = "#667"; ctx.font = "11px system-ui";
+  const losses = state ? state.losses.filter((v) => v !== null) : [];
+  if (losses.length < 1) { ctx.fillText("train to see the loss per update", 10, 20); return; }
+  const top = Math.max(...losses), pad = 24;
+  ctx.fillText(top.toFixed(3), 2, 12); ctx.fillText("0", 2, h - 4);
+  ctx.strokeStyle = "#ccd"; ctx.strokeRect(pad, 4, w - pad - 4, h - 12);
+  ctx.strokeStyle = "#3b6fd6"; ctx.lineWidth = 2; ctx.beginPath();
+  losses.forEach((v, k) => {
+    const x = pad + (losses.length === 1 ? 0 : k / (losses.length - 1)) * (w - pad - 4);
+    const y = 4 + (1 - v / top) * (h - 12);
+    if (k === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
+  });
+  ctx.stroke();
+}
+
+$("train").onclick = async () => {
+  if (!state) await reset();
+  if (!state) return;
+  showError(""); setRunning(true); loop(++runId);
+};
+$("pause").onclick = () => setRunning(false);
+$("reset").onclick = reset;
+// A new dataset or network starts afresh, as in the TensorFlow Playground.
+for (const id of ["dataset", "samples", "noise", "classes", "seed", "hidden", "activation",
+                  "optimizer", "learning_rate", "batch_size"]) {
+  $(id).addEventListener("change", reset);
+}
+reset();
+</script>
+</body>
+</html>
+"""
