@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import math
 import numbers
+import threading
 from heapq import heappop, heappush
 
 import numpy
@@ -31,12 +32,14 @@ import numpy
 from . import backend
 from .tensor import Tensor
 
-_grad_enabled = True
+# Grad mode is per thread, as in PyTorch: a no_grad() block in one thread (a data loader, a
+# web request) must not stop another thread's training step from recording its graph.
+_mode = threading.local()
 
 
 def is_grad_enabled() -> bool:
-    """True unless inside :class:`no_grad`."""
-    return _grad_enabled
+    """True unless inside :class:`no_grad` (in this thread)."""
+    return getattr(_mode, "enabled", True)
 
 
 class _GradMode:
@@ -49,13 +52,11 @@ class _GradMode:
         return self if fn is None else self(fn)
 
     def __enter__(self):
-        global _grad_enabled
-        self._prev = _grad_enabled
-        _grad_enabled = self._mode
+        self._prev = getattr(_mode, "enabled", True)
+        _mode.enabled = self._mode
 
     def __exit__(self, *exc):
-        global _grad_enabled
-        _grad_enabled = self._prev
+        _mode.enabled = self._prev
         return False
 
     def __call__(self, fn):
@@ -190,7 +191,7 @@ class Function:
                 plain = True
         if plain:
             _convert_plain(inputs, arrays)
-        if record and _grad_enabled:
+        if record and getattr(_mode, "enabled", True):
             self.needs_grad = needs
         else:
             record = False

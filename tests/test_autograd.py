@@ -464,3 +464,28 @@ def test_concatenated_leaves_get_separate_gradients():
     fl.concatenate([a, b]).backward(np.array([1.0, 2.0, 3.0]))
     a.grad *= 0
     np.testing.assert_allclose(b.grad, [3.0])
+
+
+def test_grad_mode_is_per_thread():
+    # as in PyTorch: no_grad in one thread leaves another thread's graph recording
+    import threading
+
+    inside, release = threading.Event(), threading.Event()
+
+    def hold_no_grad():
+        with fl.no_grad():
+            inside.set()
+            release.wait(5)
+
+    t = threading.Thread(target=hold_no_grad)
+    t.start()
+    inside.wait(5)
+    try:
+        x = fl.tensor([1.0, 2.0], requires_grad=True)
+        y = (x * x).sum()
+        assert fl.is_grad_enabled() and y.requires_grad
+        y.backward()
+        np.testing.assert_allclose(x.grad, [2.0, 4.0])
+    finally:
+        release.set()
+        t.join(5)
