@@ -326,6 +326,7 @@ def api_train(store, body) -> dict:
 
 
 _ROUTES = {"/api/new": api_new, "/api/train": api_train}
+_LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -344,7 +345,23 @@ class _Handler(BaseHTTPRequestHandler):
     def _json(self, status, obj):
         self._send(status, json.dumps(obj, allow_nan=False).encode(), "application/json")
 
+    def _host_ok(self) -> bool:
+        """On a loopback address, answer only requests addressed to a loopback name: a page
+        of another site whose name was made to resolve to 127.0.0.1 (DNS rebinding) sends its
+        own name in ``Host``."""
+        if not getattr(self.server, "loopback", False):
+            return True
+        host = self.headers.get("Host", "")
+        name = host.rsplit(":", 1)[0] if not host.startswith("[") else host.split("]")[0] + "]"
+        if name.lower() in _LOOPBACK_NAMES:
+            return True
+        self._json(HTTPStatus.FORBIDDEN, {"error": f"this playground answers requests to "
+                                                   f"localhost only, not to Host {host!r}."})
+        return False
+
     def do_GET(self):
+        if not self._host_ok():
+            return
         if self.path.split("?")[0] in ("/", "/index.html"):
             self._send(HTTPStatus.OK, PAGE.encode(), "text/html; charset=utf-8")
         else:
@@ -354,6 +371,8 @@ class _Handler(BaseHTTPRequestHandler):
     do_HEAD = do_GET
 
     def do_POST(self):
+        if not self._host_ok():
+            return
         route = _ROUTES.get(self.path)
         if route is None:
             self._json(HTTPStatus.NOT_FOUND, {"error": f"no endpoint POST {self.path}; the API "
@@ -423,6 +442,7 @@ def make_server(host="127.0.0.1", port=8765, *, verbose=False) -> ThreadingHTTPS
     server.daemon_threads = True  # Ctrl-C does not wait for open connections
     server.sessions = SessionStore()
     server.verbose = verbose
+    server.loopback = host in ("127.0.0.1", "localhost", "::1")
     return server
 
 

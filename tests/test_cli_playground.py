@@ -261,3 +261,27 @@ def test_command_serves_until_ctrl_c():
             process.communicate()
     assert process.returncode == 0, err
     assert "stopped" in out and "Traceback" not in err
+
+
+def test_a_loopback_server_refuses_other_host_names():
+    # DNS rebinding: a foreign page whose name resolves to 127.0.0.1 sends its own Host
+    import http.client
+    import threading
+
+    from fundl._cli_playground import make_server
+
+    server = make_server(port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        for host, status in [(f"evil.example:{port}", 403), (f"localhost:{port}", 200),
+                             (f"127.0.0.1:{port}", 200)]:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            conn.request("GET", "/", headers={"Host": host})
+            response = conn.getresponse()
+            body = response.read()
+            conn.close()
+            assert response.status == status, (host, body[:200])
+    finally:
+        server.shutdown()
+        server.server_close()
