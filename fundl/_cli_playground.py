@@ -74,8 +74,8 @@ TRAIN_FIELDS = {
     "epochs": (5, f"an integer from 1 to {MAX_EPOCHS}"),
 }
 
-# fundl's no_grad switch and random generator are process-wide, so model work from the
-# server's threads runs one call at a time.
+# fundl's random generator is process-wide and a model is not meant to train in two threads
+# at once, so model work from the server's threads runs one call at a time.
 _COMPUTE_LOCK = threading.Lock()
 
 
