@@ -9,6 +9,7 @@ from __future__ import annotations
 from .ops.activation import elu, gaussian, leaky_relu, relu, sigmoid, softplus, step, tanh
 from .ops.conv import conv, conv1d, conv2d, conv2d_transpose, conv3d, zero_pad
 from .ops.device import to
+from .ops.graph import SparseMatrix, normalized_adjacency, sparse_matmul
 from .ops.elementwise import (
     abs, add, clip, div, equal, exp, greater, greater_equal, less, less_equal, log, maximum,
     minimum, mul, neg, not_equal, pow, sqrt, sub, where,
@@ -39,6 +40,7 @@ __all__ = [
     "avg_pool", "avg_pool1d", "avg_pool2d", "avg_pool3d", "conv", "conv1d", "conv2d",
     "conv2d_transpose", "conv3d", "global_avg_pool", "global_max_pool", "max_pool",
     "max_pool1d", "max_pool2d", "max_pool3d", "upsample2d", "zero_pad",
+    "SparseMatrix", "normalized_adjacency", "sparse_matmul",
 ]
 
 

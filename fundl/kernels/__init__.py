@@ -13,7 +13,8 @@ The convolution and pooling kernels take channels-last arrays with three spatial
 ``(N, D, H, W, C)`` (1-D and 2-D ops add size-1 axes), already padded; window geometry is given
 as 3-tuples of ints. :func:`map_chunks` and :func:`threads` run an op's batch chunks on all
 cores. The recurrent cells' gate math lives in :mod:`fundl.kernels.recurrent`, with its own
-dispatchers.
+dispatchers; the CSR sparse x dense product of graph convolutions (:func:`spmm`) in
+:mod:`fundl.kernels.sparse`.
 
 Example:
     >>> x = np.arange(16.0).reshape(1, 1, 4, 4, 1)
@@ -32,12 +33,13 @@ from . import activation as _activation
 from . import conv as _conv
 from . import norm as _norm
 from . import pool as _pool
+from . import sparse as _sparse
 from ._jit import FLOAT_DTYPES, IMPORT_ERROR, numba
 from ._parallel import even_slices
 
 __all__ = ["activation_grad", "avg_pool", "avg_pool_grad", "batch_norm_affine",
            "batch_norm_grad_sums", "batch_norm_grad_x", "batch_norm_stats", "col2im", "compiled",
-           "even_slices", "im2col", "map_chunks", "max_pool", "max_pool_grad", "threads"]
+           "even_slices", "im2col", "map_chunks", "max_pool", "max_pool_grad", "spmm", "threads"]
 
 _NUMBA = numba is not None
 if not _NUMBA:
@@ -166,3 +168,14 @@ def batch_norm_grad_x(gy, x, axis, mean, p, q, scale):
     if compiled(x) and _norm.fits(axis, x, gy, mean, p, q, scale):
         return _norm.batch_norm_grad_x_numba(gy, x, axis, mean, p, q, scale)
     return _norm.batch_norm_grad_x_reference(gy, x, axis, mean, p, q, scale)
+
+
+def spmm(indptr, indices, values, dense):
+    """CSR sparse (n_rows, n_cols) times ``dense`` (n_cols, k); a new (n_rows, k) array.
+
+    ``indptr`` (n_rows + 1,), ``indices`` and ``values`` (nnz,) are the CSR arrays; the result
+    has dense's dtype. See :mod:`fundl.kernels.sparse`.
+    """
+    if compiled(dense) and dense.ndim == 2 and dense.dtype in FLOAT_DTYPES:
+        return _sparse.spmm_numba(indptr, indices, values, dense)
+    return _sparse.spmm_reference(indptr, indices, values, dense)

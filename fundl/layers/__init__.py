@@ -8,6 +8,7 @@ from .conv import (
     Conv1D, Conv2D, Conv2DTranspose, Conv3D, UpSampling2D, ZeroPadding1D, ZeroPadding2D,
     ZeroPadding3D,
 )
+from .graph import GraphConv
 from .merge import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract
 from .norm import BatchNormalization, LayerNormalization, LocalResponseNormalization
 from .recurrent import (
@@ -21,8 +22,8 @@ from .pool import (
 
 __all__ = [
     "Activation", "Add", "Average", "Concatenate", "Dense", "Dropout", "Flatten", "GaussianNoise",
-    "Input", "InputLayer", "Lambda", "Layer", "Maximum", "Minimum", "Multiply", "Reshape",
-    "Subtract", "SymbolicTensor", "register_serializable",
+    "GraphConv", "Input", "InputLayer", "Lambda", "Layer", "Maximum", "Minimum", "Multiply",
+    "Reshape", "Subtract", "SymbolicTensor", "register_serializable",
     "BatchNormalization", "LayerNormalization", "LocalResponseNormalization",
     "Bidirectional", "Embedding", "GRU", "GRUCell", "LSTM", "LSTMCell", "Masking", "RNN",
     "SimpleRNN", "SimpleRNNCell", "TimeDistributed",
