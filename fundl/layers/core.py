@@ -125,7 +125,8 @@ class Dense(Layer):
                  activity_regularizer=None, **kwargs):
         super().__init__(**kwargs)
         if isinstance(units, bool) or not isinstance(units, (int, numpy.integer)) or units <= 0:
-            raise ValueError(f"Dense: units must be a positive integer, got {units!r}.")
+            raise ValueError(f"{type(self).__name__}: units must be a positive integer, got "
+                             f"{units!r}.")
         self.units = int(units)
         self.activation = activations.get(activation)
         self.use_bias = use_bias

@@ -1,15 +1,12 @@
 """Graph layers: GraphConv, Kipf & Welling's graph convolution (GCN, ICLR 2017)."""
 from __future__ import annotations
 
-import numpy
-
-from .. import activations, initializers, regularizers
 from .. import functional as F
 from ..ops.graph import SparseMatrix
-from .base import Layer, deserialize_object, serialize_object
+from .core import Dense
 
 
-class GraphConv(Layer):
+class GraphConv(Dense):
     """A graph convolution: ``activation(A @ x @ kernel + bias)`` for a sparse propagation A.
 
     With ``A = fl.normalized_adjacency(edges, N)`` (``D^-1/2 (A + I) D^-1/2``) this is the GCN
@@ -19,6 +16,9 @@ class GraphConv(Layer):
     constant. The two products run in the cheaper order: ``A @ (x @ kernel)`` when
     ``units <= features`` (the sparse product then moves the narrower matrix), else
     ``(A @ x) @ kernel``.
+
+    Its constructor arguments, weights, configuration and output shape are :class:`Dense`'s
+    (a graph convolution is a Dense layer whose input is first propagated along the graph).
 
     Args:
         units: the output size per node.
@@ -35,20 +35,7 @@ class GraphConv(Layer):
         >>> h = GraphConv(16, activation="relu")([fl.tensor(graph.x), a])   # (N, 16)
     """
 
-    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
-                 activity_regularizer=None, **kwargs):
-        super().__init__(**kwargs)
-        if isinstance(units, bool) or not isinstance(units, (int, numpy.integer)) or units <= 0:
-            raise ValueError(f"GraphConv: units must be a positive integer, got {units!r}.")
-        self.units = int(units)
-        self.activation = activations.get(activation)
-        self.use_bias = use_bias
-        self.kernel_initializer = deserialize_object(initializers, kernel_initializer)
-        self.bias_initializer = deserialize_object(initializers, bias_initializer)
-        self.kernel_regularizer = deserialize_object(regularizers, kernel_regularizer)
-        self.bias_regularizer = deserialize_object(regularizers, bias_regularizer)
-        self.activity_regularizer = deserialize_object(regularizers, activity_regularizer)
+    supports_masking = False  # nodes are not time steps
 
     def __call__(self, inputs, training=None, **kwargs):
         """Run on ``[x, adjacency]``; the adjacency travels to :meth:`call` as a keyword."""
@@ -82,18 +69,3 @@ class GraphConv(Layer):
         else:
             y = F.linear(F.sparse_matmul(adjacency, x), self.kernel, self.bias)
         return self.activation(y)
-
-    def compute_output_shape(self, input_shape):
-        if self.built and input_shape[-1] != self.kernel.shape[0]:
-            raise ValueError(f"expected node features of size {self.kernel.shape[0]}, got "
-                             f"{input_shape}.")
-        return tuple(input_shape[:-1]) + (self.units,)
-
-    def get_config(self):
-        return {**super().get_config(), "units": self.units,
-                "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
-                "kernel_initializer": serialize_object(self.kernel_initializer),
-                "bias_initializer": serialize_object(self.bias_initializer),
-                "kernel_regularizer": serialize_object(self.kernel_regularizer),
-                "bias_regularizer": serialize_object(self.bias_regularizer),
-                "activity_regularizer": serialize_object(self.activity_regularizer)}
