@@ -69,14 +69,12 @@ def _runs(shape, ksize, dilation, groups):
 
 
 @jit
-def _im2col_kernel(x, cols, ksize, strides, dilation):
+def _im2col_kernel(x, cols, out, ksize, strides, dilation):
     N, D, H, W, C = x.shape
     G, M, width = cols.shape
     cg = C // G
     sd, sh, sw = strides
-    Do = (D - dilation[0] * (ksize[0] - 1) - 1) // sd + 1
-    Ho = (H - dilation[1] * (ksize[1] - 1) - 1) // sh + 1
-    Wo = (W - dilation[2] * (ksize[2] - 1) - 1) // sw + 1
+    Do, Ho, Wo = out
     offs, run = _runs(x.shape, ksize, dilation, G)
     taps = offs.shape[0] * run
     xf = x.reshape(-1)
@@ -102,14 +100,12 @@ def _im2col_kernel(x, cols, ksize, strides, dilation):
 
 
 @jit
-def _col2im_kernel(cols, gx, ksize, strides, dilation):
+def _col2im_kernel(cols, gx, out, ksize, strides, dilation):
     N, D, H, W, C = gx.shape
     G, M, K = cols.shape
     cg = C // G
     sd, sh, sw = strides
-    Do = (D - dilation[0] * (ksize[0] - 1) - 1) // sd + 1
-    Ho = (H - dilation[1] * (ksize[1] - 1) - 1) // sh + 1
-    Wo = (W - dilation[2] * (ksize[2] - 1) - 1) // sw + 1
+    Do, Ho, Wo = out
     offs, run = _runs(gx.shape, ksize, dilation, G)
     gf = gx.reshape(-1)
     cf = cols.reshape(-1)
@@ -135,7 +131,7 @@ def im2col_numba(x, ksize, strides, dilation, groups, ones=False):
     Do, Ho, Wo = _out_shape(x.shape, ksize, strides, dilation)
     width = ksize[0] * ksize[1] * ksize[2] * (C // groups) + bool(ones)
     cols = numpy.empty((groups, N * Do * Ho * Wo, width), dtype=x.dtype)
-    _im2col_kernel(x, cols, tuple(ksize), tuple(strides), tuple(dilation))
+    _im2col_kernel(x, cols, (Do, Ho, Wo), tuple(ksize), tuple(strides), tuple(dilation))
     return cols
 
 
@@ -143,7 +139,8 @@ def col2im_numba(cols, x_shape, ksize, strides, dilation, groups):
     """Numba version of :func:`col2im_reference` (NumPy arrays only)."""
     cols = numpy.ascontiguousarray(cols)
     gx = numpy.zeros(x_shape, dtype=cols.dtype)
-    _col2im_kernel(cols, gx, tuple(ksize), tuple(strides), tuple(dilation))
+    out = _out_shape(x_shape, ksize, strides, dilation)
+    _col2im_kernel(cols, gx, out, tuple(ksize), tuple(strides), tuple(dilation))
     return gx
 
 

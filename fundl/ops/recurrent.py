@@ -206,6 +206,25 @@ class _Sweep(Function):
         recording = any(self.needs_grad)
         return self._empty(xp, (t if recording else 1, b, width), dtype)
 
+    def _begin_shared(self, x, w, u, rest):
+        """The start of a forward whose input and recurrent products share dz (SimpleRNN, LSTM).
+
+        Returns ``(xp, states, hx1, wb, xz, hs)``: the initial states given, the (T, B, H + D
+        [+1]) buffer of :meth:`_inputs_time_major` with ``lead=H`` (read back by
+        :meth:`_shared_grads`), the stacked ``[W; b]``, the input projections (T, B, G*H) and
+        the states (T + 1, B, H) with ``h0`` in place.
+        """
+        xp = get_array_module(x)
+        bias, states = self._split_inputs(rest)
+        b, t, _ = x.shape
+        n = u.shape[0]
+        hx1 = self._inputs_time_major(x, bias is not None, lead=n)
+        wb = xp.concatenate([w, bias[None]]) if bias is not None else w
+        xz = self._project(xp, hx1[..., n:], wb)
+        hs = self._empty(xp, (t + 1, b, n), x.dtype)
+        hs[0] = states[0] if states else 0
+        return xp, states, hx1, wb, xz, hs
+
     def _shared_grads(self, xp, hx1, wb, hs, dz, dh0, dc0=None):
         """Gradients when the input and recurrent products get the same dz (SimpleRNN, LSTM).
 
@@ -253,15 +272,8 @@ class SimpleRNNSequence(_Sweep):
     """
 
     def forward(self, x, w, u, *rest):
-        xp = get_array_module(x)
-        bias, states = self._split_inputs(rest)
-        b, t, d = x.shape
-        n = u.shape[0]
-        hx1 = self._inputs_time_major(x, bias is not None, lead=n)
-        wb = xp.concatenate([w, bias[None]]) if bias is not None else w
-        xz = self._project(xp, hx1[..., n:], wb)
-        hs = self._empty(xp, (t + 1, b, n), x.dtype)
-        hs[0] = states[0] if states else 0
+        xp, states, hx1, wb, xz, hs = self._begin_shared(x, w, u, rest)
+        t = xz.shape[0]
         mf, mb = self._mask_time_major(xp, x.dtype)
         rm = self.rec_mask
         act = kernels.ACTIVATIONS[self.activation][0]
@@ -315,16 +327,9 @@ class LSTMSequence(_Sweep):
     n_states = 2
 
     def forward(self, x, w, u, *rest):
-        xp = get_array_module(x)
-        bias, states = self._split_inputs(rest)
-        b, t, d = x.shape
-        n = u.shape[0]
-        hx1 = self._inputs_time_major(x, bias is not None, lead=n)
-        wb = xp.concatenate([w, bias[None]]) if bias is not None else w
-        xz = self._project(xp, hx1[..., n:], wb)
-        hs = self._empty(xp, (t + 1, b, n), x.dtype)
+        xp, states, hx1, wb, xz, hs = self._begin_shared(x, w, u, rest)
+        t, b, n = xz.shape[0], xz.shape[1], u.shape[0]
         cs = self._empty(xp, (t + 1, b, n), x.dtype)
-        hs[0] = states[0] if states else 0
         cs[0] = states[1] if states else 0
         gates = self._gate_buffer(xp, t, b, 4 * n, x.dtype)
         hz = xp.zeros((b, 4 * n), dtype=x.dtype)
