@@ -21,12 +21,12 @@ from .conv import (
 
 
 @functools.lru_cache(maxsize=256)
-def _pool_plan(kind, shape, dims, pool_size, strides, padding, data_format):
+def _pool_plan(kind, shape, dtype, dims, pool_size, strides, padding, data_format):
     """Check a pooling's arguments against an input of ``shape``; its 5-D geometry.
 
     Returns the op's name, channels_first, (pool, strides, pads) as 3-tuples over (D, H, W)
-    and, for average pooling, the NumPy array of 1 / (unpadded taps) per output position
-    (Do, Ho, Wo); None for max pooling.
+    and, for average pooling, the NumPy array (in ``dtype``, read-only) of 1 / (unpadded taps)
+    per output position (Do, Ho, Wo); None for max pooling.
     Memoised like the convolution's plan: a layer sees the same shapes every step.
     """
     given, dims = dims, len(shape) - 2 if dims is None else dims
@@ -51,6 +51,7 @@ def _pool_plan(kind, shape, dims, pool_size, strides, padding, data_format):
         cd, ch, cw = (_valid_counts(n, p, s, b, (n + b + a - p) // s + 1)
                       for n, p, s, (b, a) in zip(spatial3, pool3, stride3, pads3))
         scale = 1.0 / (cd[:, None, None] * ch[None, :, None] * cw[None, None, :])
+        scale = scale.astype(dtype)
         scale.setflags(write=False)  # shared by every call with this plan
     return op, cf, pool3, stride3, pads3, scale
 
@@ -68,8 +69,8 @@ class _Pool(Function):
         self.data_format = data_format
 
     def check(self, x):
-        key = (self.kind, x.shape, self.dims, _frozen(self.pool_size), _frozen(self.strides),
-               _frozen(self.padding), self.data_format)
+        key = (self.kind, x.shape, x.dtype.str, self.dims, _frozen(self.pool_size),
+               _frozen(self.strides), _frozen(self.padding), self.data_format)
         op, self.cf, self.pool3, self.stride3, self.pads, self.scale = _cached(_pool_plan, key)
         _check_float(op, x=x)
 
@@ -119,8 +120,8 @@ class AvgPool(_Pool):
         x_cl = _channels_last(x, self.cf)
         x5 = _as_5d(x_cl)
         xpad = _pad_5d(x5, self.pads)
-        # the plan's (read-only, shared) NumPy float64 scale in x's module and dtype
-        self.scale = get_array_module(x).asarray(self.scale, dtype=x.dtype)
+        # the plan's (read-only, shared) scale, already in x's dtype: a no-op on NumPy
+        self.scale = get_array_module(x).asarray(self.scale)
         self.x5_shape, self.x_cl_shape, self.padded_shape = x5.shape, x_cl.shape, xpad.shape
         return self._out(kernels.avg_pool(xpad, self.pool3, self.stride3, self.scale), x)
 
