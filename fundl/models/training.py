@@ -484,7 +484,7 @@ class Trainer:
                                "compiled (all layers frozen?); nothing to train.")
         # The model's weights are fixed once it trains; walking the layers for them at every
         # step cost ~50 us (LeNet-5). Their requires_grad flags are read afresh every step.
-        if getattr(self, "_compiled_weights", None) is None:
+        if self._compiled_weights is None:
             self._compiled_weights = (self.weights, {id(w) for w in trainable})
         weights, ids = self._compiled_weights
         flips = [w for w in weights if w.requires_grad != (id(w) in ids)]
