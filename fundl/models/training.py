@@ -37,8 +37,12 @@ def _num_samples(arrays, what):
 
 
 def _to_array(a):
-    """NumPy data for fit/evaluate/predict; float64 becomes the default float dtype once, here."""
-    a = a.numpy() if isinstance(a, Tensor) else numpy.asarray(a)
+    """NumPy data for fit/evaluate/predict; float64 becomes the default float dtype once, here.
+
+    CuPy arrays are copied to the host too: batches are cut and shuffled there, then moved to
+    the model's device one at a time.
+    """
+    a = a.numpy() if isinstance(a, Tensor) else backend.to_numpy(a)
     if a.dtype == numpy.float64 and backend.get_default_dtype() != numpy.float64:
         a = a.astype(backend.get_default_dtype())
     return a

@@ -2,6 +2,6 @@
 from .gradcheck import gradcheck
 
 __all__ = ["gradcheck"]
-from .op_case import assert_error, check_op
+from .op_case import assert_error, check_op, compare_with_gpu
 
-__all__ += ["assert_error", "check_op"]
+__all__ += ["assert_error", "check_op", "compare_with_gpu"]

@@ -10,7 +10,9 @@
 4. training: one SGD step on a mean-squared error lowers that loss (a layer without weights
    gets a Dense in front of it, so the check still sees the gradient flow through it);
 5. ``gradcheck`` in float64 of the output with respect to the input and every weight;
-6. optionally, forward and gradients against a PyTorch module, given how to map weights.
+6. on a machine with CuPy and an NVIDIA GPU, the layer moved there (``layer.to("gpu")``) gives
+   the CPU's outputs and gradients, in inference and (unless it is random) training mode;
+7. optionally, forward and gradients against a PyTorch module, given how to map weights.
 
 Example (in a test)::
 
@@ -34,7 +36,7 @@ from .. import backend
 from ..tensor import Tensor, manual_seed
 from .gradcheck import gradcheck
 
-__all__ = ["check_layer", "check_against_torch", "layer_inputs"]
+__all__ = ["check_layer", "check_against_torch", "compare_layer_with_gpu", "layer_inputs"]
 
 
 def _is_multi(input_shape):
@@ -126,6 +128,10 @@ def check_layer(cls, kwargs=None, *, input_shape, expected_output_shape=None,
     if check_gradients:
         _check_gradients(cls, kwargs, input_shape, gradcheck_training, gradcheck_atol,
                          gradcheck_rtol, seed)
+    if backend.gpu_available():
+        compare_layer_with_gpu(cls, kwargs, input_shape=input_shape, inputs=inputs,
+                               training_modes=(False,) if gradcheck_training else (False, True),
+                               seed=seed)
     return layer
 
 
@@ -261,6 +267,72 @@ def _check_gradients(cls, kwargs, input_shape, training, atol, rtol, seed):
     for w in weights:
         _assert(w.grad is not None and w.grad.shape == w.shape and w.grad.dtype == w.dtype,
                 f"the gradient of weight '{w.name}' is missing or has the wrong shape/dtype")
+
+
+def _layer_run(cls, kwargs, input_shape, inputs, training, device, seed):
+    """Outputs, input gradients and weight gradients (NumPy, float64) of a fresh layer built
+    on the CPU, moved to ``device`` and run there."""
+    manual_seed(seed)
+    layer = cls(**kwargs, dtype="float64")
+    if inputs is None:
+        inputs = layer_inputs(input_shape, dtype="float64", seed=seed)
+    arrays = inputs if isinstance(inputs, list) else [inputs]
+    arrays = [a.astype("float64") if a.dtype.kind == "f" else a for a in arrays]
+    layer([Tensor(a) for a in arrays] if isinstance(inputs, list) else Tensor(arrays[0]))
+    layer.to(device)
+    for w in layer.weights:  # a weight shared with an earlier run (a cell instance in kwargs)
+        w.grad = None
+    xs = [Tensor(backend.to_device(a, device), requires_grad=a.dtype.kind == "f")
+          for a in arrays]
+    out = layer(xs if isinstance(inputs, list) else xs[0], training=training)
+    outs = list(out) if isinstance(out, (list, tuple)) else [out]
+    rng = numpy.random.default_rng(seed + 3)
+    loss = None
+    for o in outs:
+        v = Tensor(backend.to_device(rng.standard_normal(o.shape), device))
+        term = (o * v).sum()
+        loss = term if loss is None else loss + term
+    loss.backward()
+    results = {f"output {i}": o.data for i, o in enumerate(outs)}
+    results.update({f"gradient of input {i}": x.grad for i, x in enumerate(xs)
+                    if x.requires_grad})
+    results.update({f"gradient of weight '{w.name}'": w.grad for w in layer.trainable_weights})
+    results.update({f"weight '{w.name}' after the call": w.data for w in layer.weights})
+    for name, a in results.items():
+        _assert(a is None or backend.device_of(a) == device,
+                f"{cls.__name__}: {name} is on the {backend.device_of(a)}, not the {device}")
+    return {k: None if a is None else backend.to_numpy(a) for k, a in results.items()}
+
+
+def compare_layer_with_gpu(cls, kwargs=None, *, input_shape, inputs=None,
+                           training_modes=(False, True), atol=1e-8, rtol=1e-6, seed=0,
+                           device="gpu"):
+    """The layer on the GPU computes what it computes on the CPU (float64).
+
+    A fresh float64 layer is built on the CPU, moved with ``layer.to(device)`` and called
+    there; its outputs, the gradients of its inputs and weights (for a random direction), and
+    its weights after the call (moving averages) must agree between ``"cpu"`` and ``device``
+    and stay on their device. Needs CuPy and a GPU (the caller checks
+    ``fundl.gpu_available()``); ``device="cpu"`` runs the comparison on the CPU twice.
+
+    Example (in a test that runs only where a GPU is)::
+
+        compare_layer_with_gpu(Dense, {"units": 3}, input_shape=(2, 4))
+    """
+    kwargs = dict(kwargs or {})
+    for training in training_modes:
+        want = _layer_run(cls, kwargs, input_shape, inputs, training, "cpu", seed)
+        got = _layer_run(cls, kwargs, input_shape, inputs, training, device, seed)
+        _assert(got.keys() == want.keys(), f"{cls.__name__}: results differ in kind between "
+                                           f"{device} and cpu: {sorted(got)} vs {sorted(want)}")
+        for name, w in want.items():
+            g = got[name]
+            _assert((g is None) == (w is None), f"{cls.__name__}: {name} on one device only")
+            if w is not None:
+                numpy.testing.assert_allclose(
+                    g, w, atol=atol, rtol=rtol,
+                    err_msg=f"{cls.__name__} (training={training}): {name} differs between "
+                            f"{device} and cpu")
 
 
 def check_against_torch(layer, torch_module, weight_map, inputs, *, torch_forward=None,

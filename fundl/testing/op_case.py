@@ -5,7 +5,9 @@
 1. forward against a plain-NumPy reference (float64), when one is given;
 2. :func:`~fundl.testing.gradcheck.gradcheck`: central finite differences in float64;
 3. gradients of float32 inputs have the inputs' shapes and dtypes;
-4. forward and gradients against PyTorch (skipped when torch is not installed).
+4. forward and gradients against PyTorch (skipped when torch is not installed);
+5. on a machine with CuPy and an NVIDIA GPU, forward and gradients on the GPU against the
+   CPU's (skipped elsewhere): the same op code runs on ``cupy`` arrays there.
 
 Example (in a test)::
 
@@ -71,6 +73,8 @@ def check_op(fn, torch_fn=None, inputs=(), *, reference=None, constant=(), atol=
     torch = _torch()
     if torch_fn is not None and torch is not None:
         _compare_with_torch(torch, fn, torch_fn, inputs, constant, atol, rtol, check_grad, seed)
+    if backend.gpu_available():
+        compare_with_gpu(fn, inputs, constant=constant, check_grad=check_grad, seed=seed)
 
 
 def _check_grad_shapes(fn, inputs, constant):
@@ -112,6 +116,65 @@ def _compare_with_torch(torch, fn, torch_fn, inputs, constant, atol, rtol, check
             expected = tt.grad.numpy() if tt.grad is not None else numpy.zeros(t.shape)
             numpy.testing.assert_allclose(backend.to_numpy(t.grad), expected, atol=atol, rtol=rtol,
                                           err_msg=f"gradient of input {i} differs from PyTorch")
+
+
+def _on_device(inputs, device):
+    """The arrays among ``inputs`` on ``device``; Tensors keep their requires_grad."""
+    out = []
+    for a in inputs:
+        if isinstance(a, Tensor):
+            out.append(Tensor(backend.to_device(a.data, device), requires_grad=a.requires_grad))
+        elif isinstance(a, numpy.ndarray):
+            out.append(backend.to_device(a, device))
+        else:
+            out.append(a)
+    return out
+
+
+def _run_with_grads(fn, tensors, v, device):
+    """Forward ``fn`` and, if ``v`` is given, backward with it; NumPy copies of the results.
+
+    Raises AssertionError when the output or a gradient is not on ``device``.
+    """
+    out = fn(*tensors)
+    arrays = [out.data]
+    if v is not None:
+        out.backward(backend.to_device(v, device))
+        arrays += [t.grad for t in tensors if isinstance(t, Tensor) and t.requires_grad]
+    for a in arrays:
+        if a is not None and backend.device_of(a) != device:
+            raise AssertionError(f"a result of the op left the {device} for the "
+                                 f"{backend.device_of(a)}")
+    return [None if a is None else backend.to_numpy(a) for a in arrays]
+
+
+def compare_with_gpu(fn, inputs, *, constant=(), check_grad=True, atol=1e-8, rtol=1e-6, seed=0,
+                     device="gpu"):
+    """Run ``fn`` on the CPU and on the GPU (float64) and compare forward and gradients.
+
+    The inputs are built as in :func:`check_op`, then copied to the GPU (float inputs as
+    Tensors, other arrays as CuPy arrays); the GPU run must give the CPU's outputs and input
+    gradients to float64 rounding, and keep them on the GPU. Needs CuPy and a GPU (the caller
+    checks ``fundl.gpu_available()``); ``device="cpu"`` runs the same comparison on the CPU
+    twice (how the harness itself is tested without a GPU).
+
+    Example (in a test that runs only where a GPU is)::
+
+        compare_with_gpu(fl.tanh, [np.random.randn(3, 4)])
+    """
+    inputs = list(inputs)
+    shape = fn(*_make_inputs(inputs, numpy.float64, constant)).shape
+    v = numpy.random.default_rng(seed).standard_normal(shape) if check_grad else None
+    want = _run_with_grads(fn, _make_inputs(inputs, numpy.float64, constant), v, "cpu")
+    moved = _on_device(_make_inputs(inputs, numpy.float64, constant), device)
+    got = _run_with_grads(fn, moved, v, device)
+    names = ["forward"] + [f"gradient of input {i}" for i in range(len(got) - 1)]
+    for name, g, w in zip(names, got, want):
+        if (g is None) != (w is None):
+            raise AssertionError(f"{name}: present on one device only")
+        if g is not None:
+            numpy.testing.assert_allclose(g, w, atol=atol, rtol=rtol,
+                                          err_msg=f"{name} differs between {device} and cpu")
 
 
 def assert_error(exc_type, fn, *args, contains=(), **kwargs):
