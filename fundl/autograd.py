@@ -202,6 +202,11 @@ class Function:
         except (ValueError, TypeError) as e:
             if str(e).startswith(self.name):
                 raise
+            devices = [backend.device_of(a) for a in arrays if hasattr(a, "shape")]
+            if len(set(devices)) > 1:  # CuPy's own message would not say so
+                raise type(e)(f"{self.name}: its inputs are on different devices ({devices}); "
+                              "move them to one first, e.g. tensor.to('gpu') or "
+                              "model.to('gpu')") from e
             shapes = ", ".join(str(getattr(a, "shape", type(a).__name__)) for a in arrays)
             raise type(e)(f"{self.name}: {e} (input shapes {shapes})") from e
         if not record:

@@ -42,9 +42,11 @@ def _to_array(data, dtype=None, device=None):
     if isinstance(data, Tensor):
         data = data.data
     if hasattr(data, "dtype") and hasattr(data, "shape"):  # an array (or NumPy scalar): keep dtype
-        if backend.device_of(data) == "cpu":
-            data = numpy.asarray(data)
-        arr = backend.to_device(data, device or backend.device_of(data))
+        if backend.device_of(data) == "cpu":  # host data goes to the default device (PyTorch's
+            data = numpy.asarray(data)       # set_default_device); GPU arrays stay where they are
+            arr = backend.to_device(data, device or backend.get_device())
+        else:
+            arr = backend.to_device(data, device or "gpu")
     else:
         arr = numpy.asarray(data)
         if dtype is None and arr.dtype == numpy.float64:  # Python floats: the default dtype

@@ -96,9 +96,18 @@ def test_masked_recurrent_model_trains_on_the_gpu_like_on_the_cpu(kind):
     _train_side_by_side(cpu, gpu, x, y)
 
 
-def test_resnet20_step_on_the_gpu_matches_the_cpu():
+@pytest.fixture
+def float64():
+    fl.set_default_dtype("float64")
+    yield
+    fl.set_default_dtype("float32")
+
+
+def test_resnet20_step_on_the_gpu_matches_the_cpu(float64):
+    # in float64: in float32, two steps of batch norm and momentum turn summation-order
+    # differences into 1e-4 relative weight differences, which would hide nothing but noise
     rng = np.random.default_rng(2)
-    x = rng.standard_normal((8, 32, 32, 3)).astype("float32")
+    x = rng.standard_normal((8, 32, 32, 3))
     y = rng.integers(0, 10, 8)
     cpu, gpu = _twins(lambda: fl.zoo.resnet_cifar(20), lambda: SGD(0.1, momentum=0.9))
     _train_side_by_side(cpu, gpu, x, y, steps=2)
@@ -192,3 +201,11 @@ def test_global_pooling_head_on_the_gpu_matches_the_cpu():
     y = np.ones((5, 2), "float32")
     _train_side_by_side(cpu, gpu, x, y, steps=2)
     np.testing.assert_array_equal(backend.to_numpy(base2.kernel.data), base.kernel.data)
+
+
+def test_inputs_on_two_devices_get_a_clear_error():
+    layer = Dense(3)
+    layer(fl.ones((2, 4)))
+    layer.to("gpu")
+    with pytest.raises(TypeError, match="different devices"):
+        layer(fl.tensor(np.ones((2, 4), "float32")))

@@ -35,6 +35,8 @@ import functools
 import math
 import numbers
 
+import numpy
+
 from .. import kernels
 from ..autograd import Function
 from ..backend import get_array_module, ones_vector
@@ -47,6 +49,7 @@ _GEMM_WIDTH = 40  # GEMM columns (out channels x block) to aim for; see the note
 # 40: 3.78-3.86, 48: 3.85-4.07, 64: 3.95-4.05; ResNet-20 steps did not change beyond noise.
 _CHUNK_BYTES = 1 << 22  # cols per chunk (LeNet: one chunk; ResNet-20: a few images)
 _KEEP_BYTES = 1 << 24  # cols up to this size are kept for the backward, larger recomputed
+_KEEP_BYTES_GPU = 1 << 27  # on the GPU (memory is plentiful, every recomputation launches)
 
 
 # -- argument normalisation shared with pool.py -------------------------------------------------
@@ -167,8 +170,11 @@ def _cached(plan, key):
 
 @functools.lru_cache(maxsize=256)
 def _conv_plan(x_shape, kernel_shape, bias_shape, expected_dims, strides, padding, dilation_rate,
-               groups, data_format):
-    """Check a convolution's shapes and arguments; return its geometry (raises ValueError)."""
+               groups, data_format, on_cpu=True):
+    """Check a convolution's shapes and arguments; return its geometry (raises ValueError).
+
+    ``on_cpu``: plan for NumPy arrays (output blocking for BLAS); CuPy arrays get none.
+    """
     dims = len(kernel_shape) - 2
     op = f"conv{dims}d" if 1 <= dims <= 3 else "conv"
     if expected_dims is not None and dims != expected_dims:
@@ -216,8 +222,10 @@ def _conv_plan(x_shape, kernel_shape, bias_shape, expected_dims, strides, paddin
     # row whose receptive field spans them all, and the kernel is widened to `block` shifted
     # copies (zeros elsewhere): block * out_channels GEMM columns, shorter cols. The last
     # block may overhang the output; its extra columns are cropped.
+    # On the GPU a thin GEMM is no problem for cuBLAS, and blocking would only add the widened
+    # kernel's zeros to its work.
     wo, block = out[2], 1
-    if g == 1 and dilation[2] == 1:  # prefer a block that divides the width: no overhang
+    if on_cpu and g == 1 and dilation[2] == 1:  # prefer a block dividing the width: no overhang
         want = min(-(-_GEMM_WIDTH // c_out), wo)
         block = next((b for b in range(want, 2 * want) if wo % b == 0), want)
     # Every window a whole row of x: a 1x1 kernel at stride 1 without padding (ResNet's and
@@ -268,7 +276,7 @@ class Conv(Function):
     def check(self, x, kernel, bias=None):
         key = (x.shape, kernel.shape, None if bias is None else bias.shape, self.dims,
                _frozen(self.strides), _frozen(self.padding), _frozen(self.dilation_rate),
-               self.groups, self.data_format)
+               self.groups, self.data_format, type(x) is numpy.ndarray)
         (self.op, self.cf, self.ksize, self.out, self.block, self.pads,
          self.cols_geometry) = _cached(_conv_plan, key)
         _check_float(self.op, x=x, kernel=kernel, bias=bias)
@@ -320,8 +328,12 @@ class Conv(Function):
         # large ones (ResNet sizes: 75 MB a layer) are recomputed in the backward.
         n, rows = x5.shape[0], self.out[0] * self.out[1] * -(-self.out[2] // self.block)
         row_bytes = rows * w.shape[1] * x.dtype.itemsize
-        self.chunks = _chunks(n, max(1, _CHUNK_BYTES // row_bytes))
-        keep = self.needs_grad[1] and n * row_bytes <= _KEEP_BYTES
+        # On the GPU the whole batch is one chunk: every chunk costs a few dozen kernel launches
+        # and the GPU has the memory; CPU chunks are sized for the caches.
+        self.chunks = (_chunks(n, max(1, _CHUNK_BYTES // row_bytes)) if xp is numpy
+                       else [slice(0, n)])
+        keep = self.needs_grad[1] and n * row_bytes <= (_KEEP_BYTES if xp is numpy
+                                                        else _KEEP_BYTES_GPU)
         y = xp.empty((g, n * rows, c_out // g), dtype=xp.result_type(x.dtype, w.dtype))
 
         def chunk(part):  # cols of a batch chunk, and its rows of y

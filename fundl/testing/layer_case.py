@@ -301,7 +301,9 @@ def _layer_run(cls, kwargs, input_shape, inputs, training, device, seed):
     for name, a in results.items():
         _assert(a is None or backend.device_of(a) == device,
                 f"{cls.__name__}: {name} is on the {backend.device_of(a)}, not the {device}")
-    return {k: None if a is None else backend.to_numpy(a) for k, a in results.items()}
+    results = {k: None if a is None else backend.to_numpy(a) for k, a in results.items()}
+    layer.to("cpu")  # layers shared through kwargs (a cell, a wrapped layer) back for the next run
+    return results
 
 
 def compare_layer_with_gpu(cls, kwargs=None, *, input_shape, inputs=None,
