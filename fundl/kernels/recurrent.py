@@ -9,7 +9,8 @@ Every function exists twice with the same signature:
 
 - ``<name>_reference``: plain ``xp`` math (NumPy or CuPy), any activation of :data:`ACTIVATIONS`;
   used on the GPU, for non-default activations, and by the tests as the ground truth;
-- a Numba kernel for NumPy arrays with the default activations (``tanh`` and ``sigmoid``).
+- a Numba kernel for NumPy arrays with the default activations (``tanh`` and ``sigmoid``),
+  and a CUDA kernel for CuPy arrays with them (:mod:`fundl.kernels.recurrent_cuda`).
 
 The ops call the dispatchers :func:`lstm_forward_step`, :func:`lstm_backward_step`,
 :func:`gru_forward_step` and :func:`gru_backward_step`, which pick one or the other. Every
@@ -383,10 +384,15 @@ def compiled(name):
 
 
 def _pick(name, arrays, activation, recurrent_activation):
-    """The Numba kernel when it applies (NumPy float32, default activations), else None."""
+    """The compiled kernel when it applies (default activations; NumPy float32 arrays: Numba,
+    CuPy float32/float64 arrays: :mod:`fundl.kernels.recurrent_cuda`), else None."""
     if not _use_compiled or activation != "tanh" or recurrent_activation != "sigmoid":
         return None
     a = arrays[0]
+    if type(a) is not numpy.ndarray and backend.get_array_module(a) is not numpy:
+        from . import recurrent_cuda
+
+        return recurrent_cuda.KERNELS[name] if a.dtype.kind == "f" else None
     # float64 (gradient checks) stays on the reference: Numba calls a scalar math.tanh there,
     # slower than NumPy's vectorised one; the kernel is still tested in float64 via compiled().
     if type(a) is not numpy.ndarray or a.dtype != numpy.float32:

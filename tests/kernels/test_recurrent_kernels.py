@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+import fundl as fl
 from fundl.kernels import recurrent as K
 
 B, H = 5, 7
@@ -161,3 +162,24 @@ def test_reference_lstm_forward_is_the_textbook_formula():
     i, f, g, o = sig(z[:, :H]), sig(z[:, H:2 * H]), np.tanh(z[:, 2 * H:3 * H]), sig(z[:, 3 * H:])
     np.testing.assert_allclose(c, f * c_prev + i * g, rtol=1e-12)
     np.testing.assert_allclose(h, o * np.tanh(f * c_prev + i * g), rtol=1e-12)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not fl.gpu_available(), reason="needs CuPy and an NVIDIA GPU")
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_cuda_kernel_matches_reference(name, dtype):
+    import cupy
+
+    from fundl.kernels import recurrent_cuda
+
+    reference, make_args, shapes = CASES[name]
+    args = [cupy.asarray(a) for a in make_args(dtype)]
+    got = [cupy.full(s, np.nan, dtype) for s in shapes]
+    want = [cupy.full(s, np.nan, dtype) for s in shapes]
+    recurrent_cuda.KERNELS[name](*args, *got)
+    reference(*args, *want)
+    tol = 1e-12 if dtype == np.float64 else 2e-6
+    for g, w in zip(got, want):
+        assert g.dtype == dtype
+        np.testing.assert_allclose(g.get(), w.get(), rtol=tol, atol=tol)
