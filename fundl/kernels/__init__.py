@@ -4,7 +4,9 @@ Each function here takes and returns arrays of the current back-end. For NumPy a
 a Numba kernel (serial; batch norm and activation gradients on large arrays split into row
 slices over threads, see :mod:`fundl.kernels._parallel`); for CuPy arrays (and for NumPy when
 Numba cannot be imported, after one warning at import) it runs a plain-``xp`` reference with
-the same signature and results, which the tests compare the kernels against. The kernels
+the same signature and results, which the tests compare the kernels against. im2col/col2im
+and the recurrent gates also have one-launch CUDA kernels for CuPy arrays
+(:mod:`fundl.kernels.conv_cuda`, :mod:`fundl.kernels.recurrent_cuda`). The kernels
 exist because NumPy is the bottleneck there: im2col/col2im and pooling are memory shuffles
 that NumPy does as many strided copies, and batch norm and the activation gradients take
 several NumPy passes where one does (DESIGN.md, "Performance strategy").
@@ -28,6 +30,7 @@ import warnings
 
 import numpy
 
+from ..backend import get_array_module
 from . import _parallel
 from . import activation as _activation
 from . import conv as _conv
@@ -55,6 +58,12 @@ _MIN_KERNEL_SIZE = 4096  # elements; a Numba call costs ~3 us more than a small 
 def compiled(a) -> bool:
     """True when kernels called on array ``a`` run compiled (a NumPy array, Numba available)."""
     return _NUMBA and type(a) is numpy.ndarray
+
+
+def _on_gpu(a) -> bool:
+    """True for CuPy arrays: they take the CUDA kernels where there are some (im2col, col2im,
+    the recurrent gates), else the references."""
+    return type(a) is not numpy.ndarray and get_array_module(a) is not numpy
 
 
 def activation_grad(kind, gy, y):
@@ -98,6 +107,10 @@ def im2col(x, ksize, strides, dilation, groups, ones=False):
     """
     if compiled(x):
         return _conv.im2col_numba(x, ksize, strides, dilation, groups, ones)
+    if _on_gpu(x):
+        from . import conv_cuda
+
+        return conv_cuda.im2col(x, ksize, strides, dilation, groups, ones)
     return _conv.im2col_reference(x, ksize, strides, dilation, groups, ones)
 
 
@@ -105,6 +118,10 @@ def col2im(cols, x_shape, ksize, strides, dilation, groups):
     """The adjoint of :func:`im2col`: gx of ``x_shape`` with every entry of ``cols`` added back."""
     if compiled(cols):
         return _conv.col2im_numba(cols, x_shape, ksize, strides, dilation, groups)
+    if _on_gpu(cols):
+        from . import conv_cuda
+
+        return conv_cuda.col2im(cols, x_shape, ksize, strides, dilation, groups)
     return _conv.col2im_reference(cols, x_shape, ksize, strides, dilation, groups)
 
 

@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 
+import fundl as fl
 from fundl import kernels
 from fundl.kernels import conv as kc
 
@@ -128,3 +129,30 @@ def test_without_numba_the_references_run_after_one_warning():
     result = subprocess.run([sys.executable, "-c", _FALLBACK], capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not fl.gpu_available(), reason="needs CuPy and an NVIDIA GPU")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape,ksize,strides,dilation,groups", GEOMETRIES, ids=str)
+def test_cuda_kernels_match_the_references(dtype, shape, ksize, strides, dilation, groups):
+    import cupy
+
+    from fundl.kernels import conv_cuda
+
+    rng = np.random.default_rng(5)
+    x = cupy.asarray(rng.standard_normal(shape).astype(dtype))
+    for ones in (False, True):
+        got = conv_cuda.im2col(x, ksize, strides, dilation, groups, ones)
+        want = kc.im2col_reference(x, ksize, strides, dilation, groups, ones)
+        assert got.dtype == dtype and got.shape == want.shape
+        np.testing.assert_array_equal(got.get(), want.get())
+    cols = cupy.asarray(rng.standard_normal(got[..., :-1].shape).astype(dtype))
+    got = conv_cuda.col2im(cols, shape, ksize, strides, dilation, groups)
+    want = kc.col2im_reference(cols, shape, ksize, strides, dilation, groups)
+    assert got.dtype == dtype and got.shape == shape
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(got.get(), want.get(), rtol=tol, atol=tol)
+    # the dispatcher takes them for CuPy arrays
+    np.testing.assert_array_equal(kernels.im2col(x, ksize, strides, dilation, groups).get(),
+                                  kc.im2col_reference(x, ksize, strides, dilation, groups).get())
