@@ -10,6 +10,10 @@ third of a ResNet-20 step. Here every output element is one thread:
   of the bias column);
 - ``col2im``: also a gather (no atomics), each input element sums the cols entries of the taps
   that read it: for tap (a, b, e) the output position must satisfy ``o * s + t * d = x``.
+
+The index arithmetic (a dozen divisions per element) runs in 32-bit integers when every
+index fits, 64-bit otherwise: GPUs have no 64-bit integer divider, and emulating one made the
+kernels several times slower.
 """
 from __future__ import annotations
 
@@ -20,34 +24,35 @@ _GEOMETRY = ("int32 N, int32 D, int32 H, int32 W, int32 C, int32 Do, int32 Ho, i
              "int32 dw, int32 cg, int32 width")
 
 _IM2COL = """
-    const ptrdiff_t M = (ptrdiff_t)N * Do * Ho * Wo;
-    const ptrdiff_t k = i % width, rest = i / width;
-    const ptrdiff_t m = rest % M, g = rest / M;
-    if (k >= (ptrdiff_t)kd * kh * kw * cg) {
+    const IDX M = (IDX)N * Do * Ho * Wo;
+    const IDX ii = (IDX)i;
+    const IDX k = ii % width, rest = ii / width;
+    const IDX m = rest % M, g = rest / M;
+    if (k >= (IDX)kd * kh * kw * cg) {
         cols = T(1);
     } else {
         const int c = k % cg;
-        ptrdiff_t t = k / cg;
+        IDX t = k / cg;
         const int e = t % kw; t /= kw;
         const int b = t % kh, a = t / kh;
-        ptrdiff_t r = m;
+        IDX r = m;
         const int ow = r % Wo; r /= Wo;
         const int oh = r % Ho; r /= Ho;
         const int od = r % Do;
-        const ptrdiff_t n = r / Do;
+        const IDX n = r / Do;
         cols = x[(((n * D + od * sd + a * dd) * H + oh * sh + b * dh) * W + ow * sw + e * dw)
                  * C + g * cg + c];
     }
 """
 
 _COL2IM = """
-    const ptrdiff_t M = (ptrdiff_t)N * Do * Ho * Wo;
-    const int ch = i % C;
-    ptrdiff_t r = i / C;
+    const IDX M = (IDX)N * Do * Ho * Wo;
+    const int ch = (IDX)i % C;
+    IDX r = (IDX)i / C;
     const int xw = r % W; r /= W;
     const int xh = r % H; r /= H;
     const int xd = r % D;
-    const ptrdiff_t n = r / D;
+    const IDX n = r / D;
     const int g = ch / cg, c = ch % cg;
     T acc = 0;
     for (int a = 0; a < kd; ++a) {
@@ -59,7 +64,7 @@ _COL2IM = """
             for (int e = 0; e < kw; ++e) {
                 const int zw = xw - e * dw;
                 if (zw < 0 || zw % sw || zw / sw >= Wo) continue;
-                const ptrdiff_t m = ((n * Do + zd / sd) * Ho + zh / sh) * Wo + zw / sw;
+                const IDX m = ((n * Do + zd / sd) * Ho + zh / sh) * Wo + zw / sw;
                 acc += cols[(g * M + m) * width + ((a * kh + b) * kw + e) * cg + c];
             }
         }
@@ -70,18 +75,23 @@ _COL2IM = """
 _kernels = {}
 
 
-def _kernel(name):
-    k = _kernels.get(name)
+def _kernel(name, wide):
+    """The kernel ``name`` ("im2col", "col2im") with 64-bit (``wide``) or 32-bit indices."""
+    k = _kernels.get((name, wide))
     if k is None:
         import cupy
 
-        if name == "im2col":
-            k = cupy.ElementwiseKernel("raw T x, " + _GEOMETRY, "T cols", _IM2COL, "fundl_im2col")
-        else:
-            k = cupy.ElementwiseKernel("raw T cols, " + _GEOMETRY, "T gx", _COL2IM,
-                                       "fundl_col2im")
-        _kernels[name] = k
+        body = (_IM2COL if name == "im2col" else _COL2IM).replace(
+            "IDX", "long long" if wide else "int")
+        params = ("raw T x, " if name == "im2col" else "raw T cols, ") + _GEOMETRY
+        out = "T cols" if name == "im2col" else "T gx"
+        k = cupy.ElementwiseKernel(params, out, body, f"fundl_{name}_{64 if wide else 32}")
+        _kernels[(name, wide)] = k
     return k
+
+
+def _wide(*arrays):
+    return max(a.size for a in arrays) >= 2 ** 31
 
 
 def _geometry(x_shape, ksize, strides, dilation, groups, width):
@@ -98,7 +108,8 @@ def im2col(x, ksize, strides, dilation, groups, ones=False):
     out = _out_shape(x.shape, ksize, strides, dilation)
     width = ksize[0] * ksize[1] * ksize[2] * (c // groups) + (1 if ones else 0)
     cols = cupy.empty((groups, n * out[0] * out[1] * out[2], width), dtype=x.dtype)
-    _kernel("im2col")(x, *_geometry(x.shape, ksize, strides, dilation, groups, width), cols)
+    _kernel("im2col", _wide(x, cols))(x, *_geometry(x.shape, ksize, strides, dilation, groups,
+                                                     width), cols)
     return cols
 
 
@@ -108,6 +119,6 @@ def col2im(cols, x_shape, ksize, strides, dilation, groups):
 
     cols = cupy.ascontiguousarray(cols)
     gx = cupy.empty(tuple(x_shape), dtype=cols.dtype)
-    _kernel("col2im")(cols, *_geometry(tuple(x_shape), ksize, strides, dilation, groups,
-                                       cols.shape[2]), gx)
+    _kernel("col2im", _wide(cols, gx))(cols, *_geometry(tuple(x_shape), ksize, strides,
+                                                        dilation, groups, cols.shape[2]), gx)
     return gx

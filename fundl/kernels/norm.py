@@ -42,6 +42,7 @@ import math
 
 import numpy
 
+from ..backend import get_array_module, ones_vector
 from . import _parallel
 from ._jit import FLOAT_DTYPES, jit
 
@@ -294,6 +295,19 @@ def _split(a, axis):
     return a.reshape(math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1:]))
 
 
+def _channel_sums(a3):
+    """Per-channel sums of an (outer, C, inner) array, (C,).
+
+    Channels last (inner == 1) makes it a GEMV with a vector of ones: on the GPU a
+    reduction over the outer axis keeps one block per channel, a few dozen blocks for a
+    whole GPU, where the GEMV spreads over all of it.
+    """
+    if a3.shape[2] != 1:
+        return a3.sum(axis=(0, 2))
+    a2 = a3.reshape(a3.shape[:2])
+    return ones_vector(a2.shape[0], a2.dtype, get_array_module(a2)) @ a2
+
+
 def batch_norm_stats_reference(x, axis):
     """Per-channel mean and biased variance of ``x`` over every axis but ``axis``.
 
@@ -309,9 +323,9 @@ def batch_norm_stats_reference(x, axis):
     """
     x3 = _split(x, axis)
     n = x.size // x.shape[axis]
-    mean = x3.sum(axis=(0, 2)) / n
+    mean = _channel_sums(x3) / n
     xc = x3 - mean[:, None]
-    return mean, (xc * xc).sum(axis=(0, 2)) / n
+    return mean, _channel_sums(xc * xc) / n
 
 
 def batch_norm_affine_reference(x, axis, mean, scale, shift):
@@ -341,7 +355,7 @@ def batch_norm_grad_sums_reference(gy, x, axis, mean):
         (sum_gy, sum_gy_xc), each (C,).
     """
     g3 = _split(gy, axis)
-    return g3.sum(axis=(0, 2)), (g3 * (_split(x, axis) - mean[:, None])).sum(axis=(0, 2))
+    return _channel_sums(g3), _channel_sums(g3 * (_split(x, axis) - mean[:, None]))
 
 
 def batch_norm_grad_x_reference(gy, x, axis, mean, p, q, scale):

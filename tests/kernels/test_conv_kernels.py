@@ -133,13 +133,16 @@ def test_without_numba_the_references_run_after_one_warning():
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not fl.gpu_available(), reason="needs CuPy and an NVIDIA GPU")
+@pytest.mark.parametrize("wide", [False, True])  # 32- or 64-bit index arithmetic
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape,ksize,strides,dilation,groups", GEOMETRIES, ids=str)
-def test_cuda_kernels_match_the_references(dtype, shape, ksize, strides, dilation, groups):
+def test_cuda_kernels_match_the_references(monkeypatch, wide, dtype, shape, ksize, strides,
+                                           dilation, groups):
     import cupy
 
     from fundl.kernels import conv_cuda
 
+    monkeypatch.setattr(conv_cuda, "_wide", lambda *arrays: wide)
     rng = np.random.default_rng(5)
     x = cupy.asarray(rng.standard_normal(shape).astype(dtype))
     for ones in (False, True):
