@@ -6,10 +6,14 @@ ops of :mod:`fundl.ops.norm`.
 """
 from __future__ import annotations
 
+import math
 import numbers
 
+from .. import backend
 from .. import functional as F
 from .. import initializers, regularizers
+from ..tensor import Tensor
+from ._masking import get_mask
 from .base import Layer, deserialize_object, serialize_object
 
 
@@ -81,8 +85,8 @@ class BatchNormalization(Layer):
         ...                     Activation("relu")])
     """
 
-    # A sequence mask passes through; unlike Keras 3, the batch statistics in training still
-    # include the masked steps.
+    # A sequence mask passes through, and in training the batch statistics leave the masked
+    # steps out (Keras 3); every step is normalised with them.
     supports_masking = True
 
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
@@ -134,8 +138,12 @@ class BatchNormalization(Layer):
     def call(self, x, training=False):
         self._check_input(x.shape)
         if training and self.trainable:
-            y, mean, var = F.batch_norm(x, self.gamma, self.beta, axis=self._axis,
-                                        epsilon=self.epsilon, return_stats=True)
+            mask = get_mask(x)
+            if mask is not None and x.ndim >= 3 and self._axis >= 2:
+                y, mean, var = self._masked_batch_norm(x, mask)
+            else:
+                y, mean, var = F.batch_norm(x, self.gamma, self.beta, axis=self._axis,
+                                            epsilon=self.epsilon, return_stats=True)
             # Plain array arithmetic, in place: no graph, and the Tensors stay the same objects
             # (model.weights, state_dict). The op keeps copies of any statistics it saved.
             for moving, batch in ((self.moving_mean, mean), (self.moving_variance, var)):
@@ -145,6 +153,27 @@ class BatchNormalization(Layer):
             return y
         return F.batch_norm(x, self.gamma, self.beta, self.moving_mean, self.moving_variance,
                             axis=self._axis, epsilon=self.epsilon)
+
+    def _masked_batch_norm(self, x, mask):
+        """Training-mode batch norm whose statistics count the real steps of a (batch,
+        timesteps) ``mask`` only; composed from differentiable ops (the fused op's closed-form
+        backward assumes every position counts). Returns ``(y, mean, var)``, stats (C,)."""
+        steps = backend.to_device(mask, backend.device_of(x.data))
+        w = Tensor(steps.astype(x.dtype).reshape(steps.shape + (1,) * (x.ndim - 2)))
+        axes = tuple(i for i in range(x.ndim) if i != self._axis)
+        per_step = math.prod(x.shape[2:]) // x.shape[self._axis]
+        n = max(float(steps.sum()) * per_step, 1.0)  # all padding: zeros, not NaN
+        mean = F.sum(x * w, axis=axes, keepdims=True) / n
+        xc = x - mean
+        var = F.sum(xc * xc * w, axis=axes, keepdims=True) / n
+        y = xc / F.sqrt(var + self.epsilon)
+        shape = tuple(x.shape[i] if i == self._axis else 1 for i in range(x.ndim))
+        if self.gamma is not None:
+            y = y * F.reshape(self.gamma, shape)
+        if self.beta is not None:
+            y = y + F.reshape(self.beta, shape)
+        c = (x.shape[self._axis],)
+        return y, Tensor(mean.data.reshape(c)), Tensor(var.data.reshape(c))
 
     def compute_output_shape(self, input_shape):
         if self.built:

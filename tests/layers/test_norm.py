@@ -376,3 +376,66 @@ def test_local_response_norm_layer_error_arguments():
                  contains=["LocalResponseNormalization", "depth_radius", "-2"])
     assert_error(TypeError, LocalResponseNormalization, alpha=None,
                  contains=["LocalResponseNormalization", "alpha", "None"])
+
+
+# -- masks: the statistics count the real steps only (Keras 3) ---------------------------------
+def _masked_input(dtype="float32"):
+    from fundl.layers._masking import attach_mask
+
+    x = _x((3, 5, 4), seed=7, loc=2.0, scale=3.0).astype(dtype)
+    mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]], bool)
+    t = fl.tensor(x, requires_grad=True)
+    attach_mask(t, mask)
+    return x, mask, t
+
+
+def test_batch_norm_statistics_leave_masked_steps_out():
+    x, mask, t = _masked_input()
+    layer = BatchNormalization(momentum=0.5, epsilon=1e-3)
+    y = layer(t, training=True)
+    real = x[mask]  # (real steps, channels)
+    mean, var = real.mean(axis=0), real.var(axis=0)
+    expected = (x - mean) / np.sqrt(var + 1e-3)  # every step normalised with them
+    np.testing.assert_allclose(y.numpy(), expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(layer.moving_mean.numpy(), 0.5 * mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(layer.moving_variance.numpy(), 0.5 + 0.5 * var, rtol=1e-5)
+    from fundl.layers._masking import get_mask
+    np.testing.assert_array_equal(get_mask(y), mask)  # and the mask passes on
+
+
+def test_padded_values_do_not_change_the_real_steps():
+    x, mask, t = _masked_input()
+    layer = BatchNormalization()
+    y1 = layer(t, training=True).numpy()
+    x2 = x.copy()
+    x2[~mask] = 1e3  # garbage in the padding
+    _, _, t2 = _masked_input()
+    t2.data[...] = x2
+    y2 = BatchNormalization()(t2, training=True).numpy()
+    np.testing.assert_allclose(y2[mask], y1[mask], rtol=1e-5, atol=1e-5)
+
+
+def test_masked_batch_norm_gradcheck():
+    from fundl.layers._masking import attach_mask
+
+    x, mask, _ = _masked_input("float64")
+    layer = BatchNormalization(dtype="float64")
+    layer(fl.tensor(x))
+    rng = np.random.default_rng(3)
+    layer.gamma.data[...] = 1 + 0.1 * rng.standard_normal(4)
+    layer.beta.data[...] = 0.1 * rng.standard_normal(4)
+
+    def fn(t, gamma, beta):
+        attach_mask(t, mask)
+        return layer(t, training=True)
+
+    assert fl.gradcheck(fn, [fl.tensor(x, requires_grad=True), layer.gamma, layer.beta])
+
+
+def test_a_mask_is_ignored_in_inference():
+    x, mask, t = _masked_input()
+    layer = BatchNormalization()
+    layer(t, training=True)
+    y = layer(t, training=False)
+    expected = (x - layer.moving_mean.numpy()) / np.sqrt(layer.moving_variance.numpy() + 1e-3)
+    np.testing.assert_allclose(y.numpy(), expected, rtol=1e-5, atol=1e-5)
