@@ -186,12 +186,12 @@ def nchw(torch, x):
     return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
 
 
-def torch_train(net_fn, data_fn, lr, momentum):
+def torch_train(net_fn, data_fn, lr, momentum, device="cpu"):
     torch = import_torch()
     torch.manual_seed(0)
-    net = net_fn(torch)
+    net = net_fn(torch).to(device)
     x, y = data_fn()
-    tx, ty = nchw(torch, x), torch.from_numpy(y)
+    tx, ty = nchw(torch, x).to(device), torch.from_numpy(y).to(device)
     opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum)
     net.train()
 

@@ -59,51 +59,17 @@ def fundl_rnn(kind):
     return build
 
 
-# -- PyTorch -------------------------------------------------------------------------------------
+# -- PyTorch: the CPU benchmarks' steps, on the GPU -----------------------------------------------
 def torch_cnn(net_fn, data_fn, lr, momentum):
     def build():
-        torch = import_torch()
-        torch.manual_seed(0)
-        torch.backends.cudnn.benchmark = True
-        net = net_fn(torch).cuda().train()
-        x, y = data_fn()
-        tx = bench_cnn.nchw(torch, x).cuda()
-        ty = torch.from_numpy(y).cuda()
-        opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum)
-
-        def step():
-            loss = torch.nn.functional.cross_entropy(net(tx), ty)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            return loss.item()
-
-        return step
+        import_torch().backends.cudnn.benchmark = True
+        return bench_cnn.torch_train(net_fn, data_fn, lr, momentum, device="cuda")
 
     return build
 
 
 def torch_rnn(kind):
-    def build():
-        torch = import_torch()
-        x, y = bench_rnn.data()
-        net, head = bench_rnn.torch_model(kind, torch)
-        net, head = net.cuda(), head.cuda()
-        opt = torch.optim.SGD(list(net.parameters()) + list(head.parameters()),
-                              lr=bench_rnn.LR)
-        tx, ty = torch.from_numpy(x).cuda(), torch.from_numpy(y).cuda()
-
-        def step():
-            out, _ = net(tx)
-            loss = torch.nn.functional.cross_entropy(head(out[:, -1]), ty)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            return loss.item()
-
-        return step
-
-    return build
+    return lambda: bench_rnn.torch_step(kind, device="cuda")
 
 
 CASES = {

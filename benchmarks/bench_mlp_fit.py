@@ -10,7 +10,6 @@ fundl / PyTorch and fundl / NumPy.
 """
 import argparse
 import os
-import time
 
 import numpy as np
 

@@ -116,12 +116,12 @@ def fundl_infer(kind):
     return infer
 
 
-def torch_step(kind):
+def torch_step(kind, device="cpu"):
     torch = import_torch()
     x, y = data()
-    net, head = torch_model(kind, torch)
+    net, head = (m.to(device) for m in torch_model(kind, torch))
     opt = torch.optim.SGD(list(net.parameters()) + list(head.parameters()), lr=LR)
-    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+    tx, ty = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
 
     def step():
         out, _ = net(tx)
