@@ -2,16 +2,17 @@
 
     python benchmarks/bench_gpu.py [--rounds 5] [--processes 1] [--only-case NAME]
 
-The CPU benchmarks' networks and shapes (``bench_cnn.py``, ``bench_rnn.py``), float32, with
-the batch already on the GPU on both sides:
+The CPU benchmarks' networks and shapes (``bench_cnn.py``, ``bench_rnn.py``), float32, the
+batch handed over as GPU arrays on both sides:
 
 - LeNet-5 training step, 28x28x1, batch 64, SGD;
 - ResNet-20 training step, 32x32x3, batch 128, SGD with momentum;
 - LSTM and GRU training steps, 28 steps x 28 inputs -> 128 units, batch 64, Dense(10), SGD.
 
-fundl: the model moved with ``model.to("gpu")``, one ``train_on_batch(x, y)`` (given CuPy
-arrays, which ``train_on_batch`` takes like NumPy ones; it returns the loss as a Python float,
-which waits for the GPU). PyTorch: forward, ``cross_entropy``,
+fundl: the model moved with ``model.to("gpu")``, one ``train_on_batch(x, y)`` on CuPy arrays
+(it copies them to the host and back, as ``fit`` cuts batches on the host: a round trip of
+200-1,600 KB per step that PyTorch's step does not make; it returns the loss as a Python
+float, which waits for the GPU). PyTorch: forward, ``cross_entropy``,
 backward, ``optim.SGD`` step and ``loss.item()`` (the same wait). PyTorch runs cuDNN's
 convolutions and fused RNN kernels; fundl's CuPy path runs cuBLAS GEMMs (im2col for the
 convolutions) and one CuPy kernel per element-wise step, so launch overhead, not arithmetic,

@@ -38,12 +38,17 @@ def get_rng() -> numpy.random.Generator:
 
 
 def _to_array(data, dtype=None, device=None):
-    """Convert ``data`` to an array on ``device``; Python floats become the default dtype."""
+    """Convert ``data`` to an array on ``device``; Python floats become the default dtype.
+
+    Without a ``device``, Tensors and CuPy arrays stay where they are and host data (lists,
+    NumPy arrays) goes to the default device, as PyTorch's ``torch.tensor`` does under
+    ``set_default_device``.
+    """
     if isinstance(data, Tensor):
-        data = data.data
+        data, device = data.data, device or backend.device_of(data.data)
     if hasattr(data, "dtype") and hasattr(data, "shape"):  # an array (or NumPy scalar): keep dtype
-        if backend.device_of(data) == "cpu":  # host data goes to the default device (PyTorch's
-            data = numpy.asarray(data)       # set_default_device); GPU arrays stay where they are
+        if backend.device_of(data) == "cpu":
+            data = numpy.asarray(data)
             arr = backend.to_device(data, device or backend.get_device())
         else:
             arr = backend.to_device(data, device or "gpu")
@@ -65,7 +70,8 @@ class Tensor:
         requires_grad: record operations on this tensor so ``backward`` can compute ``.grad``.
         dtype: NumPy dtype; default: that of ``data`` when it is an array, else float32 for
             floats (see :func:`fundl.set_default_dtype`), int64 for ints.
-        device: ``"cpu"`` or ``"gpu"``; default: the array's own, else :func:`fundl.get_device`.
+        device: ``"cpu"`` or ``"gpu"``; default: a Tensor's or CuPy array's own, else (lists,
+            NumPy arrays) :func:`fundl.get_device`.
         name: an optional label (shown by :func:`fundl.graph_dot`).
 
     Attributes:
@@ -223,10 +229,11 @@ def tensor(data, requires_grad=False, dtype=None, device=None, name=None) -> Ten
 
     Args:
         data: nested lists, numbers, NumPy/CuPy arrays (their dtype is kept; memory is shared
-            when no conversion is needed) or Tensors.
+            when no conversion or move is needed) or Tensors.
         requires_grad: record operations for ``backward`` (floating-point dtypes only).
         dtype: force a dtype; default: the array's, float32 for Python floats, int64 for ints.
-        device: ``"cpu"`` or ``"gpu"``; default: the array's own, else :func:`fundl.get_device`.
+        device: ``"cpu"`` or ``"gpu"``; default: a Tensor's or CuPy array's own, else (lists,
+            NumPy arrays) :func:`fundl.get_device`.
         name: an optional label (shown by :func:`fundl.graph_dot`).
 
     Returns:

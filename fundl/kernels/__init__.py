@@ -30,7 +30,7 @@ import warnings
 
 import numpy
 
-from ..backend import get_array_module
+from ..backend import device_of
 from . import _parallel
 from . import activation as _activation
 from . import conv as _conv
@@ -58,12 +58,6 @@ _MIN_KERNEL_SIZE = 4096  # elements; a Numba call costs ~3 us more than a small 
 def compiled(a) -> bool:
     """True when kernels called on array ``a`` run compiled (a NumPy array, Numba available)."""
     return _NUMBA and type(a) is numpy.ndarray
-
-
-def _on_gpu(a) -> bool:
-    """True for CuPy arrays: they take the CUDA kernels where there are some (im2col, col2im,
-    the recurrent gates), else the references."""
-    return type(a) is not numpy.ndarray and get_array_module(a) is not numpy
 
 
 def activation_grad(kind, gy, y):
@@ -107,7 +101,7 @@ def im2col(x, ksize, strides, dilation, groups, ones=False):
     """
     if compiled(x):
         return _conv.im2col_numba(x, ksize, strides, dilation, groups, ones)
-    if _on_gpu(x):
+    if device_of(x) == "gpu":
         from . import conv_cuda
 
         return conv_cuda.im2col(x, ksize, strides, dilation, groups, ones)
@@ -118,7 +112,7 @@ def col2im(cols, x_shape, ksize, strides, dilation, groups):
     """The adjoint of :func:`im2col`: gx of ``x_shape`` with every entry of ``cols`` added back."""
     if compiled(cols):
         return _conv.col2im_numba(cols, x_shape, ksize, strides, dilation, groups)
-    if _on_gpu(cols):
+    if device_of(cols) == "gpu":
         from . import conv_cuda
 
         return conv_cuda.col2im(cols, x_shape, ksize, strides, dilation, groups)

@@ -295,17 +295,23 @@ def _split(a, axis):
     return a.reshape(math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1:]))
 
 
-def _channel_sums(a3):
-    """Per-channel sums of an (outer, C, inner) array, (C,).
+def _channel_sums(a3, b3=None):
+    """Per-channel sums of an (outer, C, inner) array, or of its product with ``b3``: (C,).
 
-    Channels last (inner == 1) makes it a GEMV with a vector of ones: on the GPU a
-    reduction over the outer axis keeps one block per channel, a few dozen blocks for a
-    whole GPU, where the GEMV spreads over all of it.
+    NumPy: einsum, which reads its operands once without a product temporary (1.5x faster than
+    ``sum`` over the same axes at ResNet sizes). CuPy: CuPy's einsum costs more Python than the
+    GPU spends on it, and a reduction over the outer axis runs one block per channel, a few
+    dozen for the whole GPU; with the channels last (inner == 1) a GEMV with a vector of ones
+    spreads over all of it.
     """
+    xp = get_array_module(a3)
+    if xp is numpy:
+        return xp.einsum("abc->b", a3) if b3 is None else xp.einsum("abc,abc->b", a3, b3)
+    a3 = a3 if b3 is None else a3 * b3
     if a3.shape[2] != 1:
         return a3.sum(axis=(0, 2))
     a2 = a3.reshape(a3.shape[:2])
-    return ones_vector(a2.shape[0], a2.dtype, get_array_module(a2)) @ a2
+    return ones_vector(a2.shape[0], a2.dtype, xp) @ a2
 
 
 def batch_norm_stats_reference(x, axis):
@@ -325,7 +331,7 @@ def batch_norm_stats_reference(x, axis):
     n = x.size // x.shape[axis]
     mean = _channel_sums(x3) / n
     xc = x3 - mean[:, None]
-    return mean, _channel_sums(xc * xc) / n
+    return mean, _channel_sums(xc, xc) / n
 
 
 def batch_norm_affine_reference(x, axis, mean, scale, shift):
@@ -355,7 +361,7 @@ def batch_norm_grad_sums_reference(gy, x, axis, mean):
         (sum_gy, sum_gy_xc), each (C,).
     """
     g3 = _split(gy, axis)
-    return _channel_sums(g3), _channel_sums(g3 * (_split(x, axis) - mean[:, None]))
+    return _channel_sums(g3), _channel_sums(g3, _split(x, axis) - mean[:, None])
 
 
 def batch_norm_grad_x_reference(gy, x, axis, mean, p, q, scale):

@@ -43,6 +43,7 @@ import math
 import numpy
 
 from .. import backend
+from ._jit import FLOAT_DTYPES
 
 DEFAULT_ACTIVATION = "tanh"
 DEFAULT_RECURRENT_ACTIVATION = "sigmoid"
@@ -193,7 +194,8 @@ _use_compiled = True
 
 
 def use_compiled(flag: bool) -> bool:
-    """Switch the Numba kernels on or off (off: the references run everywhere); returns the old one.
+    """Switch the compiled kernels (Numba, and CUDA for CuPy arrays) on or off (off: the
+    references run everywhere); returns the old setting.
 
     Example:
         >>> old = use_compiled(False)   # e.g. to time the plain NumPy version
@@ -389,10 +391,10 @@ def _pick(name, arrays, activation, recurrent_activation):
     if not _use_compiled or activation != "tanh" or recurrent_activation != "sigmoid":
         return None
     a = arrays[0]
-    if type(a) is not numpy.ndarray and backend.get_array_module(a) is not numpy:
+    if backend.device_of(a) == "gpu":
         from . import recurrent_cuda
 
-        return recurrent_cuda.KERNELS[name] if a.dtype.kind == "f" else None
+        return recurrent_cuda.KERNELS[name] if a.dtype in FLOAT_DTYPES else None
     # float64 (gradient checks) stays on the reference: Numba calls a scalar math.tanh there,
     # slower than NumPy's vectorised one; the kernel is still tested in float64 via compiled().
     if type(a) is not numpy.ndarray or a.dtype != numpy.float32:

@@ -74,7 +74,7 @@ _SOURCES = {
 _kernels = {}
 
 
-def kernel(name):
+def _kernel(name):
     """The CuPy kernel ``name`` (created on first use; CuPy compiles it at its first call)."""
     k = _kernels.get(name)
     if k is None:
@@ -88,19 +88,23 @@ def kernel(name):
 
 
 def lstm_forward(xz, hz, c_prev, gates, c, h):
-    kernel("lstm_forward")(xz, hz, c_prev, c.shape[1], gates, c, h)
+    """:func:`fundl.kernels.recurrent.lstm_forward_step_reference`, default activations."""
+    _kernel("lstm_forward")(xz, hz, c_prev, c.shape[1], gates, c, h)
 
 
 def lstm_backward(dh, dc, gates, c_prev, c, dz, dc_prev):
-    kernel("lstm_backward")(dh, dc, gates, c_prev, c, c.shape[1], dz, dc_prev)
+    """:func:`fundl.kernels.recurrent.lstm_backward_step_reference`, default activations."""
+    _kernel("lstm_backward")(dh, dc, gates, c_prev, c, c.shape[1], dz, dc_prev)
 
 
 def gru_forward(xz, hz, recurrent_bias, h_prev, gates, h):
-    kernel("gru_forward")(xz, hz, recurrent_bias, h_prev, h.shape[1], gates, h)
+    """:func:`fundl.kernels.recurrent.gru_forward_step_reference`, default activations."""
+    _kernel("gru_forward")(xz, hz, recurrent_bias, h_prev, h.shape[1], gates, h)
 
 
 def gru_backward(dh, gates, h_prev, dxz, dhz, dh_prev):
-    kernel("gru_backward")(dh, gates, h_prev, dh.shape[1], dxz, dhz, dh_prev)
+    """:func:`fundl.kernels.recurrent.gru_backward_step_reference`, default activations."""
+    _kernel("gru_backward")(dh, gates, h_prev, dh.shape[1], dxz, dhz, dh_prev)
 
 
 KERNELS = {"lstm_forward": lstm_forward, "lstm_backward": lstm_backward,

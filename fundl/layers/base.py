@@ -511,12 +511,13 @@ class Layer:
             flat, structure = _flatten(inputs)
             if any(isinstance(x, SymbolicTensor) for x in flat):
                 return self._symbolic_call(inputs, flat, structure, kwargs)
+            device = self._device_of_weights()
             if structure == "list":
-                args = [x if isinstance(x, Tensor) else Tensor(x) for x in flat]
+                args = [x if isinstance(x, Tensor) else Tensor(x, device=device) for x in flat]
                 shapes = [t.shape for t in args]
             else:
                 x = flat[0]
-                args = x if isinstance(x, Tensor) else Tensor(x)
+                args = x if isinstance(x, Tensor) else Tensor(x, device=device)
                 shapes = args.shape
         try:
             if not self.built:
@@ -585,6 +586,12 @@ class Layer:
         return cls(**config)
 
     # -- devices -----------------------------------------------------------------------------------
+    def _device_of_weights(self):
+        """Where raw array inputs go: the device of the layer's weights (None before it has
+        any: then the default device)."""
+        entries = self._weight_entries() if self.built else ()
+        return backend.device_of(entries[0][1].data) if entries else None
+
     def to(self, device: str) -> "Layer":
         """Move every weight to ``device`` ("cpu" or "gpu"), in place; returns the layer."""
         for _, w, _ in self._weight_entries():

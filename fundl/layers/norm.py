@@ -86,7 +86,8 @@ class BatchNormalization(Layer):
     """
 
     # A sequence mask passes through, and in training the batch statistics leave the masked
-    # steps out (Keras 3); every step is normalised with them.
+    # steps out (Keras 3); every step is normalised with them. (With the channels on axis 1,
+    # the time axis, a (batch, timesteps) mask cannot apply and the statistics count all.)
     supports_masking = True
 
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
@@ -140,16 +141,19 @@ class BatchNormalization(Layer):
         if training and self.trainable:
             mask = get_mask(x)
             if mask is not None and x.ndim >= 3 and self._axis >= 2:
-                y, mean, var = self._masked_batch_norm(x, mask)
+                y, mean, var, any_real = self._masked_batch_norm(x, mask)
+                if not any_real:  # a batch of padding only says nothing about the statistics
+                    return y
             else:
                 y, mean, var = F.batch_norm(x, self.gamma, self.beta, axis=self._axis,
                                             epsilon=self.epsilon, return_stats=True)
+                mean, var = mean.data, var.data
             # Plain array arithmetic, in place: no graph, and the Tensors stay the same objects
             # (model.weights, state_dict). The op keeps copies of any statistics it saved.
             for moving, batch in ((self.moving_mean, mean), (self.moving_variance, var)):
                 m = moving.data
                 m *= self.momentum
-                m += batch.data * (1.0 - self.momentum)
+                m += batch * (1.0 - self.momentum)
             return y
         return F.batch_norm(x, self.gamma, self.beta, self.moving_mean, self.moving_variance,
                             axis=self._axis, epsilon=self.epsilon)
@@ -157,12 +161,14 @@ class BatchNormalization(Layer):
     def _masked_batch_norm(self, x, mask):
         """Training-mode batch norm whose statistics count the real steps of a (batch,
         timesteps) ``mask`` only; composed from differentiable ops (the fused op's closed-form
-        backward assumes every position counts). Returns ``(y, mean, var)``, stats (C,)."""
+        backward assumes every position counts). Returns ``(y, mean, var, any_real_step)``,
+        the statistics as (C,) arrays."""
         steps = backend.to_device(mask, backend.device_of(x.data))
-        w = Tensor(steps.astype(x.dtype).reshape(steps.shape + (1,) * (x.ndim - 2)))
+        w = Tensor._wrap(steps.astype(x.dtype).reshape(steps.shape + (1,) * (x.ndim - 2)))
         axes = tuple(i for i in range(x.ndim) if i != self._axis)
         per_step = math.prod(x.shape[2:]) // x.shape[self._axis]
-        n = max(float(steps.sum()) * per_step, 1.0)  # all padding: zeros, not NaN
+        real = float(steps.sum())
+        n = max(real * per_step, 1.0)  # all padding: zeros, not NaN
         mean = F.sum(x * w, axis=axes, keepdims=True) / n
         xc = x - mean
         var = F.sum(xc * xc * w, axis=axes, keepdims=True) / n
@@ -173,7 +179,7 @@ class BatchNormalization(Layer):
         if self.beta is not None:
             y = y + F.reshape(self.beta, shape)
         c = (x.shape[self._axis],)
-        return y, Tensor(mean.data.reshape(c)), Tensor(var.data.reshape(c))
+        return y, mean.data.reshape(c), var.data.reshape(c), real > 0
 
     def compute_output_shape(self, input_shape):
         if self.built:

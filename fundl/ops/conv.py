@@ -50,6 +50,7 @@ _GEMM_WIDTH = 40  # GEMM columns (out channels x block) to aim for; see the note
 _CHUNK_BYTES = 1 << 22  # cols per chunk (LeNet: one chunk; ResNet-20: a few images)
 _KEEP_BYTES = 1 << 24  # cols up to this size are kept for the backward, larger recomputed
 _KEEP_BYTES_GPU = 1 << 27  # on the GPU (memory is plentiful, every recomputation launches)
+_CHUNK_BYTES_GPU = 1 << 30  # cols per chunk on the GPU: the whole batch unless it is huge
 
 
 # -- argument normalisation shared with pool.py -------------------------------------------------
@@ -328,10 +329,10 @@ class Conv(Function):
         # large ones (ResNet sizes: 75 MB a layer) are recomputed in the backward.
         n, rows = x5.shape[0], self.out[0] * self.out[1] * -(-self.out[2] // self.block)
         row_bytes = rows * w.shape[1] * x.dtype.itemsize
-        # On the GPU the whole batch is one chunk: every chunk costs a few dozen kernel launches
-        # and the GPU has the memory; CPU chunks are sized for the caches.
-        self.chunks = (_chunks(n, max(1, _CHUNK_BYTES // row_bytes)) if xp is numpy
-                       else [slice(0, n)])
+        # CPU chunks are sized for the caches; on the GPU, where each chunk costs launches and
+        # memory is plentiful, the batch is one chunk unless its cols would pass 1 GiB.
+        per = _CHUNK_BYTES if xp is numpy else _CHUNK_BYTES_GPU
+        self.chunks = _chunks(n, max(1, per // row_bytes))
         keep = self.needs_grad[1] and n * row_bytes <= (_KEEP_BYTES if xp is numpy
                                                         else _KEEP_BYTES_GPU)
         y = xp.empty((g, n * rows, c_out // g), dtype=xp.result_type(x.dtype, w.dtype))

@@ -6,8 +6,8 @@ path of every ResNet. Per-channel reductions use ``einsum`` (``"abcd->d"``, ``"a
 it reads each operand once without the squared temporary that ``(a * b).sum(axis)`` makes,
 and on these machines it was 2-3x faster than ``sum`` over the same axes. Batch
 normalisation's passes go through :mod:`fundl.kernels` instead: compiled single passes for
-channels-last NumPy arrays (about 3x faster than einsum and ufuncs at ResNet-20 sizes), plain
-``xp`` sums elsewhere (CuPy's einsum costs more Python per call than the GPU spends on it).
+channels-last NumPy arrays (about 3x faster than einsum and ufuncs at ResNet-20 sizes), the
+same einsum math for other NumPy arrays, GEMVs with ones for CuPy's.
 """
 from __future__ import annotations
 

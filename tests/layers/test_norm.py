@@ -439,3 +439,15 @@ def test_a_mask_is_ignored_in_inference():
     y = layer(t, training=False)
     expected = (x - layer.moving_mean.numpy()) / np.sqrt(layer.moving_variance.numpy() + 1e-3)
     np.testing.assert_allclose(y.numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_a_batch_of_padding_only_leaves_the_moving_averages():
+    from fundl.layers._masking import attach_mask
+
+    layer = BatchNormalization()
+    t = fl.tensor(_x((2, 3, 4), seed=8, loc=5.0))
+    attach_mask(t, np.zeros((2, 3), bool))
+    y = layer(t, training=True)
+    assert np.isfinite(y.numpy()).all()
+    np.testing.assert_array_equal(layer.moving_mean.numpy(), np.zeros(4))
+    np.testing.assert_array_equal(layer.moving_variance.numpy(), np.ones(4))
