@@ -24,17 +24,31 @@ import numpy
 from . import backend
 
 _rng = numpy.random.default_rng()
+_gpu_rng = None  # CuPy's generator for GPU draws, seeded from _rng when first needed
 
 
 def manual_seed(seed: int) -> None:
-    """Seed fundl's random generator (used by ``fl.rand``/``fl.randn`` and initializers)."""
-    global _rng
+    """Seed fundl's random generators (``fl.rand``/``fl.randn``, initializers, and the dropout
+    masks and noise drawn on the CPU or on the GPU)."""
+    global _rng, _gpu_rng
     _rng = numpy.random.default_rng(seed)
+    _gpu_rng = None
 
 
 def get_rng() -> numpy.random.Generator:
     """fundl's random generator; seed it with :func:`manual_seed`."""
     return _rng
+
+
+def get_gpu_rng():
+    """fundl's generator for draws made on the GPU (dropout masks, Gaussian noise): a
+    ``cupy.random.RandomState`` seeded from :func:`get_rng`, so that :func:`manual_seed` makes
+    GPU runs repeatable too (CuPy's own global generator is not seeded by it)."""
+    global _gpu_rng
+    if _gpu_rng is None:
+        cupy = backend.device_module("gpu")
+        _gpu_rng = cupy.random.RandomState(int(_rng.integers(2 ** 63 - 1)))
+    return _gpu_rng
 
 
 def _to_array(data, dtype=None, device=None):

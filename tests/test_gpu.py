@@ -209,3 +209,13 @@ def test_inputs_on_two_devices_get_a_clear_error():
     layer.to("gpu")
     with pytest.raises(TypeError, match="different devices"):
         layer(fl.tensor(np.ones((2, 4), "float32")))
+
+
+def test_manual_seed_makes_gpu_dropout_repeatable():
+    x = fl.ones((4, 50)).to("gpu")
+    masks = []
+    for _ in range(2):
+        fl.manual_seed(3)
+        masks.append(backend.to_numpy(Dropout(0.5)(x, training=True).data))
+    np.testing.assert_array_equal(masks[0], masks[1])
+    assert 0 < (masks[0] == 0).mean() < 1

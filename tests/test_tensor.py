@@ -263,3 +263,13 @@ def test_zero_grad_and_grad_none():
 def test_name_is_kept():
     t = fl.Tensor([1.0], name="w")
     assert t.name == "w"
+
+
+def test_manual_seed_resets_the_gpu_generator():
+    # the GPU generator is derived from the CPU one when first needed: reseeding must drop it
+    import importlib
+
+    tensor_module = importlib.import_module("fundl.tensor")  # fl.tensor is the function
+    tensor_module._gpu_rng = object()
+    fl.manual_seed(0)
+    assert tensor_module._gpu_rng is None

@@ -7,7 +7,7 @@ import numpy
 
 from .. import activations, backend, initializers, regularizers
 from .. import functional as F
-from ..tensor import Tensor, get_rng
+from ..tensor import Tensor, get_gpu_rng, get_rng
 from .base import (
     Layer, SymbolicTensor, _as_shape, deserialize_object, get_registered, serialize_object,
 )
@@ -265,21 +265,25 @@ class Reshape(Layer):
         return {**super().get_config(), "target_shape": list(self.target_shape)}
 
 
+def _draw_dtype(like):
+    return numpy.float32 if like.dtype == numpy.float32 else numpy.float64
+
+
 def _uniform(shape, like):
-    """Uniform [0, 1) samples on the device of ``like``, in its dtype."""
-    xp = backend.get_array_module(like)
-    if xp is numpy:
-        return get_rng().random(shape, dtype=numpy.float32 if like.dtype == numpy.float32
-                                else numpy.float64).astype(like.dtype, copy=False)
-    return xp.random.random(shape).astype(like.dtype)
+    """Uniform [0, 1) samples on the device of ``like``, in its dtype (fundl's generators)."""
+    if backend.device_of(like) == "cpu":
+        return get_rng().random(shape, dtype=_draw_dtype(like)).astype(like.dtype, copy=False)
+    return get_gpu_rng().random_sample(shape, dtype=_draw_dtype(like)).astype(like.dtype,
+                                                                               copy=False)
 
 
 def _normal(shape, like):
-    xp = backend.get_array_module(like)
-    if xp is numpy:
-        return get_rng().standard_normal(shape, dtype=numpy.float32 if like.dtype == numpy.float32
-                                         else numpy.float64).astype(like.dtype, copy=False)
-    return xp.random.standard_normal(shape).astype(like.dtype)
+    """Standard normal samples on the device of ``like``, in its dtype (fundl's generators)."""
+    if backend.device_of(like) == "cpu":
+        return get_rng().standard_normal(shape, dtype=_draw_dtype(like)).astype(like.dtype,
+                                                                                copy=False)
+    return get_gpu_rng().standard_normal(shape, dtype=_draw_dtype(like)).astype(like.dtype,
+                                                                                copy=False)
 
 
 class Dropout(Layer):
