@@ -150,6 +150,86 @@ def _avg_pool_grad_kernel(gy, gx, scale, pool, strides):
                     j += 1
 
 
+@jit
+def _avg_pool_tiled_kernel(x, y, scale, pool):
+    """Average pooling when the windows tile the input (strides == pool): LeNet's 2x2 pools.
+
+    Row by row instead of window by window: the rows of one output row's windows are summed
+    into a buffer as long contiguous runs (vectorised), then each window's ``pw`` neighbours
+    in it; the window-by-window kernel spent its time in loops of only C iterations.
+    """
+    N, D, H, W, C = x.shape
+    _, Do, Ho, Wo, _ = y.shape
+    pd, ph, pw = pool
+    run = Wo * pw * C
+    r = numpy.empty(run, x.dtype)
+    sf = scale.reshape(-1)
+    for n in range(N):
+        j = 0
+        for od in range(Do):
+            for oh in range(Ho):
+                first = True
+                for a in range(pd):
+                    for b in range(ph):
+                        xr = x[n, od * pd + a, oh * ph + b].reshape(-1)[:run]
+                        if first:
+                            for i in range(run):
+                                r[i] = xr[i]
+                            first = False
+                        else:
+                            for i in range(run):
+                                r[i] += xr[i]
+                yr = y[n, od, oh].reshape(-1)
+                for ow in range(Wo):
+                    yo = yr[ow * C:(ow + 1) * C]
+                    base = ow * pw * C
+                    r0 = r[base:base + C]
+                    for c in range(C):
+                        yo[c] = r0[c]
+                    for e in range(1, pw):
+                        re = r[base + e * C:base + (e + 1) * C]
+                        for c in range(C):
+                            yo[c] += re[c]
+                    s = sf[j]
+                    for c in range(C):
+                        yo[c] *= s
+                    j += 1
+
+
+@jit
+def _avg_pool_grad_tiled_kernel(gy, gx, scale, pool):
+    """The gradient of :func:`_avg_pool_tiled_kernel`: each window's ``gy * scale`` written once
+    into a row buffer, which is then copied to the window rows of ``gx`` (no accumulation)."""
+    N, Do, Ho, Wo, C = gy.shape
+    pd, ph, pw = pool
+    run = Wo * pw * C
+    r = numpy.empty(run, gy.dtype)
+    sf = scale.reshape(-1)
+    for n in range(N):
+        j = 0
+        for od in range(Do):
+            for oh in range(Ho):
+                gr = gy[n, od, oh].reshape(-1)
+                for ow in range(Wo):
+                    g = gr[ow * C:(ow + 1) * C]
+                    s = sf[j]
+                    base = ow * pw * C
+                    for e in range(pw):
+                        re = r[base + e * C:base + (e + 1) * C]
+                        for c in range(C):
+                            re[c] = g[c] * s
+                    j += 1
+                for a in range(pd):
+                    for b in range(ph):
+                        dst = gx[n, od * pd + a, oh * ph + b].reshape(-1)[:run]
+                        for i in range(run):
+                            dst[i] = r[i]
+
+
+def _tiled(pool, strides):
+    return tuple(pool) == tuple(strides)
+
+
 def _pooled_shape(x_shape, pool, strides):
     return (x_shape[0],) + _out_shape(x_shape, pool, strides, _ONES) + (x_shape[4],)
 
@@ -176,17 +256,27 @@ def avg_pool_numba(x, pool, strides, scale):
     """Numba version of :func:`avg_pool_reference` (NumPy arrays only)."""
     x = numpy.ascontiguousarray(x)
     y = numpy.empty(_pooled_shape(x.shape, pool, strides), dtype=x.dtype)
-    _avg_pool_kernel(x, y, numpy.ascontiguousarray(scale, dtype=x.dtype), tuple(pool),
-                     tuple(strides))
+    scale = numpy.ascontiguousarray(scale, dtype=x.dtype)
+    if _tiled(pool, strides):
+        _avg_pool_tiled_kernel(x, y, scale, tuple(pool))
+    else:
+        _avg_pool_kernel(x, y, scale, tuple(pool), tuple(strides))
     return y
 
 
 def avg_pool_grad_numba(gy, x_shape, pool, strides, scale):
     """Numba version of :func:`avg_pool_grad_reference` (NumPy arrays only)."""
+    gy = numpy.ascontiguousarray(gy)
+    scale = numpy.ascontiguousarray(scale, dtype=gy.dtype)
+    if _tiled(pool, strides):
+        # every input element in a window is written once; the rest (a remainder the windows
+        # do not reach) gets no gradient, so zeros are needed only when there is one
+        covered = all(o * p == n for o, p, n in zip(gy.shape[1:4], pool, x_shape[1:4]))
+        gx = (numpy.empty if covered else numpy.zeros)(x_shape, dtype=gy.dtype)
+        _avg_pool_grad_tiled_kernel(gy, gx, scale, tuple(pool))
+        return gx
     gx = numpy.zeros(x_shape, dtype=gy.dtype)
-    _avg_pool_grad_kernel(numpy.ascontiguousarray(gy), gx,
-                          numpy.ascontiguousarray(scale, dtype=gy.dtype), tuple(pool),
-                          tuple(strides))
+    _avg_pool_grad_kernel(gy, gx, scale, tuple(pool), tuple(strides))
     return gx
 
 
