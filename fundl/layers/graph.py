@@ -30,15 +30,30 @@ class GraphConv(Dense):
     Input ``[x (N, F), adjacency (N, N)]`` -> output (N, units); weights ``kernel (F, units)``
     and ``bias (units,)``.
 
+    In the functional API the node features are an ``Input(shape=(features,))`` and the graph
+    is a constant: train with ``fit(x, y, batch_size=N, shuffle=False)`` (every batch the whole
+    graph) and ``sample_weight`` marking the labelled nodes. Such a model cannot be saved whole
+    (its config cannot hold the graph): ``save_weights``, rebuild it in code, ``load_weights``.
+
     Example:
         >>> a = fl.normalized_adjacency(graph.edges, graph.x.shape[0])
         >>> h = GraphConv(16, activation="relu")([fl.tensor(graph.x), a])   # (N, 16)
+        >>> inputs = Input(shape=(graph.x.shape[1],))                       # functional
+        >>> model = Model(inputs, GraphConv(7, activation="softmax")([inputs, a]))
     """
 
     supports_masking = False  # nodes are not time steps
 
     def __call__(self, inputs, training=None, **kwargs):
-        """Run on ``[x, adjacency]``; the adjacency travels to :meth:`call` as a keyword."""
+        """Run on ``[x, adjacency]``; the adjacency travels to :meth:`call` as a keyword.
+
+        ``x`` may be symbolic (an ``Input`` of shape ``(features,)``): the functional graph then
+        keeps the adjacency as a constant of this call and replays it as
+        ``layer(x, adjacency=...)``, which is accepted too.
+        """
+        if isinstance(kwargs.get("adjacency"), SparseMatrix) and not isinstance(inputs,
+                                                                                 (list, tuple)):
+            return super().__call__(inputs, training=training, **kwargs)
         if (not isinstance(inputs, (list, tuple)) or len(inputs) != 2
                 or not isinstance(inputs[1], SparseMatrix)):
             got = ([type(t).__name__ for t in inputs] if isinstance(inputs, (list, tuple))

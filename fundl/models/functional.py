@@ -238,6 +238,15 @@ class Model(Trainer, Layer):
         def ref(t):
             return [t.node.layer.name, node_index[id(t.node)], t.index]
 
+        held = [(node.layer.name, sorted(node.kwargs)) for node in self._nodes if node.kwargs]
+        if held:
+            name, keys = held[0]
+            raise ValueError(f"Model '{self.name}': layer '{name}' was called with constant "
+                             f"arguments {keys} (e.g. a GraphConv's adjacency), which a model "
+                             "config cannot hold, so the model cannot be saved or cloned whole. "
+                             "Save its weights with save_weights(), rebuild the model in code "
+                             "and load_weights().")
+
         return {
             "name": self.name,
             "trainable": self.trainable,
