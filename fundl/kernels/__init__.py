@@ -12,8 +12,9 @@ that NumPy does as many strided copies, and batch norm and the activation gradie
 several NumPy passes where one does (DESIGN.md, "Performance strategy").
 
 The convolution and pooling kernels take channels-last arrays with three spatial axes,
-``(N, D, H, W, C)`` (1-D and 2-D ops add size-1 axes), already padded; window geometry is given
-as 3-tuples of ints. :func:`map_chunks` and :func:`threads` run an op's batch chunks on all
+``(N, D, H, W, C)`` (1-D and 2-D ops add size-1 axes), with the convolutions' zero padding as
+an argument (pooling's inputs come padded); window geometry is given as 3-tuples of ints.
+:func:`map_chunks` and :func:`threads` run an op's batch chunks on all
 cores. The recurrent cells' gate math lives in :mod:`fundl.kernels.recurrent`, with its own
 dispatchers; the CSR sparse x dense product of graph convolutions (:func:`spmm`) in
 :mod:`fundl.kernels.sparse`.
@@ -30,7 +31,7 @@ import warnings
 
 import numpy
 
-from ..backend import device_of
+from ..backend import device_of, get_array_module
 from . import _parallel
 from . import activation as _activation
 from . import conv as _conv
@@ -92,15 +93,20 @@ def threads() -> int:
     return _parallel.threads()
 
 
-def im2col(x, ksize, strides, dilation, groups, ones=False):
-    """Every receptive field of a padded ``x`` (N, D, H, W, C) as one row.
+def im2col(x, ksize, strides, dilation, groups, ones=False, pads=None):
+    """Every receptive field of ``x`` (N, D, H, W, C), zero-padded by ``pads`` ((before, after)
+    per spatial axis, or None), as one row.
 
     Returns:
         cols (groups, N*Do*Ho*Wo, kd*kh*kw*(C // groups)), plus a last column of ones if
-        ``ones``; see :mod:`fundl.kernels.conv`.
+        ``ones``; see :mod:`fundl.kernels.conv`. The Numba kernel pads implicitly (no padded
+        copy of x); the other paths pad first.
     """
     if compiled(x):
-        return _conv.im2col_numba(x, ksize, strides, dilation, groups, ones)
+        return _conv.im2col_numba(x, ksize, strides, dilation, groups, ones,
+                                  pads or _conv._NO_PADS)
+    if pads is not None:
+        x = _pad(x, pads)
     if device_of(x) == "gpu":
         from . import conv_cuda
 
@@ -108,15 +114,33 @@ def im2col(x, ksize, strides, dilation, groups, ones=False):
     return _conv.im2col_reference(x, ksize, strides, dilation, groups, ones)
 
 
-def col2im(cols, x_shape, ksize, strides, dilation, groups):
-    """The adjoint of :func:`im2col`: gx of ``x_shape`` with every entry of ``cols`` added back."""
-    if compiled(cols):
-        return _conv.col2im_numba(cols, x_shape, ksize, strides, dilation, groups)
+def col2im(cols, x_shape, ksize, strides, dilation, groups, pads=None, out=None):
+    """The adjoint of :func:`im2col`: gx of ``x_shape`` with every entry of ``cols`` added back
+    (entries that fell in the ``pads`` dropped); written into ``out`` when given."""
+    if compiled(cols) and (out is None or compiled(out)):
+        return _conv.col2im_numba(cols, x_shape, ksize, strides, dilation, groups,
+                                  pads or _conv._NO_PADS, out)
+    full_shape = _conv._padded(tuple(x_shape), pads or _conv._NO_PADS)
     if device_of(cols) == "gpu":
         from . import conv_cuda
 
-        return conv_cuda.col2im(cols, x_shape, ksize, strides, dilation, groups)
-    return _conv.col2im_reference(cols, x_shape, ksize, strides, dilation, groups)
+        gx = conv_cuda.col2im(cols, full_shape, ksize, strides, dilation, groups)
+    else:
+        gx = _conv.col2im_reference(cols, full_shape, ksize, strides, dilation, groups)
+    if pads is not None:
+        gx = gx[(slice(None),) + tuple(slice(b, b + n) for n, (b, _) in
+                                       zip(tuple(x_shape)[1:4], pads)) + (slice(None),)]
+    if out is None:
+        return gx
+    out[...] = gx
+    return out
+
+
+def _pad(x, pads):
+    """``x`` (N, D, H, W, C) zero-padded by ``pads`` along its three spatial axes."""
+    if not any(b or a for b, a in pads):
+        return x
+    return get_array_module(x).pad(x, ((0, 0),) + tuple(pads) + ((0, 0),))
 
 
 def max_pool(x, pool, strides):

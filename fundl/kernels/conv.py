@@ -1,7 +1,10 @@
 """im2col and col2im for channels-last inputs with up to 3 spatial axes: Numba and plain ``xp``.
 
 Every array here is 5-D, ``(batch, depth, height, width, channels)``; 1-D and 2-D convolutions
-pass size-1 depth (and height) axes. Inputs arrive already padded, so no kernel checks bounds.
+pass size-1 depth (and height) axes. The Numba kernels take the zero padding as an argument and
+pad implicitly: windows inside x are copied as runs, windows that reach into the padding kernel
+row by kernel row with zeros (no padded copy of x is made, see :func:`_implicit`); the plain-xp
+references take an x padded beforehand.
 
 ``im2col`` lays out every receptive field as one row::
 
@@ -72,14 +75,68 @@ def _runs(shape, ksize, dilation, groups):
 
 
 @jit
-def _im2col_kernel(x, cols, out, ksize, strides, dilation):
+def _border_taps(xf, dst, shape, zd0, zh0, zw0, c0, ksize, dilation, cg, whole_rows):
+    """One window that reaches into the padding, with zeros where it falls outside x.
+
+    With ``whole_rows`` (no groups, no width dilation: a kernel row is one run of kw * C
+    values) each kernel row copies the part of its run inside x and zero-fills the rest;
+    otherwise it goes tap by tap, ``cg`` channels each. Returns how many values it wrote.
+    """
+    _, D, H, W, C = shape
+    kd, kh, kw = ksize
+    dd, dh, dw = dilation
+    d = 0
+    for a in range(kd):
+        zd = zd0 + a * dd
+        for b in range(kh):
+            zh = zh0 + b * dh
+            inside = 0 <= zd < D and 0 <= zh < H
+            if whole_rows:
+                out = dst[d:d + kw * C]
+                e0 = min(max(0, -zw0), kw) if inside else kw  # first tap inside x (or none)
+                e1 = max(min(kw, W - zw0), e0) if inside else kw  # past the last one inside
+                for j in range(e0 * C):
+                    out[j] = 0
+                if e1 > e0:
+                    o = ((zd * H + zh) * W + zw0) * C
+                    src = xf[o + e0 * C:o + e1 * C]
+                    mid = out[e0 * C:e1 * C]
+                    for j in range(mid.shape[0]):
+                        mid[j] = src[j]
+                for j in range(e1 * C, kw * C):
+                    out[j] = 0
+                d += kw * C
+                continue
+            for e in range(kw):
+                zw = zw0 + e * dw
+                out = dst[d:d + cg]
+                if inside and 0 <= zw < W:
+                    o = ((zd * H + zh) * W + zw) * C + c0
+                    src = xf[o:o + cg]
+                    for c in range(cg):
+                        out[c] = src[c]
+                else:
+                    for c in range(cg):
+                        out[c] = 0
+                d += cg
+    return d
+
+
+@jit
+def _im2col_kernel(x, cols, out, ksize, strides, dilation, lo):
     N, D, H, W, C = x.shape
     G, M, width = cols.shape
     cg = C // G
     sd, sh, sw = strides
     Do, Ho, Wo = out
+    # the padding is implicit: window origins are shifted by the `lo` pads, and a window that
+    # reaches outside x is copied tap by tap with zeros (no padded copy of x is made)
+    ext_d = (ksize[0] - 1) * dilation[0] + 1
+    ext_h = (ksize[1] - 1) * dilation[1] + 1
+    ext_w = (ksize[2] - 1) * dilation[2] + 1
     offs, run = _runs(x.shape, ksize, dilation, G)
     taps = offs.shape[0] * run
+    whole_rows = G == 1 and dilation[2] == 1  # a kernel row is one run (see _runs)
     xf = x.reshape(-1)
     cf = cols.reshape(-1)
     # Short runs (LeNet's first layer: one channel, 11 floats) cost more in per-run slicing
@@ -96,20 +153,29 @@ def _im2col_kernel(x, cols, out, ksize, strides, dilation):
     row = 0
     for g in range(G):
         for n in range(N):
+            xn = xf[n * D * H * W * C:(n + 1) * D * H * W * C]
             for od in range(Do):
+                zd = od * sd - lo[0]
                 for oh in range(Ho):
+                    zh = oh * sh - lo[1]
                     for ow in range(Wo):
-                        o = (((n * D + od * sd) * H + oh * sh) * W + ow * sw) * C + g * cg
+                        zw = ow * sw - lo[2]
                         d = row
-                        if short:
+                        if (zd < 0 or zd + ext_d > D or zh < 0 or zh + ext_h > H or zw < 0
+                                or zw + ext_w > W):
+                            d += _border_taps(xn, cf[d:d + taps], x.shape, zd, zh, zw, g * cg,
+                                              ksize, dilation, cg, whole_rows)
+                        elif short:
+                            o = ((zd * H + zh) * W + zw) * C + g * cg
                             dst = cf[d:d + taps]
                             for t in range(taps):
-                                dst[t] = xf[o + gather[t]]
+                                dst[t] = xn[o + gather[t]]
                             d += taps
                         else:
+                            o = ((zd * H + zh) * W + zw) * C + g * cg
                             for r in range(offs.shape[0]):
                                 # slices, not flat indices: LLVM then vectorises the copy
-                                src = xf[o + offs[r]:o + offs[r] + run]
+                                src = xn[o + offs[r]:o + offs[r] + run]
                                 dst = cf[d:d + run]
                                 for j in range(run):
                                     dst[j] = src[j]
@@ -120,47 +186,135 @@ def _im2col_kernel(x, cols, out, ksize, strides, dilation):
 
 
 @jit
-def _col2im_kernel(cols, gx, out, ksize, strides, dilation):
+def _col2im_kernel(cols, gx, out, ksize, strides, dilation, lo):
     N, D, H, W, C = gx.shape
     G, M, K = cols.shape
     cg = C // G
     sd, sh, sw = strides
+    dd, dh, dw = dilation
+    kd, kh, kw = ksize
     Do, Ho, Wo = out
+    ext_d = (kd - 1) * dd + 1
+    ext_h = (kh - 1) * dh + 1
+    ext_w = (kw - 1) * dw + 1
     offs, run = _runs(gx.shape, ksize, dilation, G)
+    whole_rows = G == 1 and dw == 1  # a kernel row is one run (see _runs)
     gf = gx.reshape(-1)
     cf = cols.reshape(-1)
     d = 0
     for g in range(G):
         for n in range(N):
+            gn = gf[n * D * H * W * C:(n + 1) * D * H * W * C]
             for od in range(Do):
+                zd0 = od * sd - lo[0]
                 for oh in range(Ho):
+                    zh0 = oh * sh - lo[1]
                     for ow in range(Wo):
-                        o = (((n * D + od * sd) * H + oh * sh) * W + ow * sw) * C + g * cg
-                        for r in range(offs.shape[0]):
-                            dst = gf[o + offs[r]:o + offs[r] + run]
-                            src = cf[d:d + run]
-                            for j in range(run):
-                                dst[j] += src[j]
-                            d += run
+                        zw0 = ow * sw - lo[2]
+                        if (zd0 < 0 or zd0 + ext_d > D or zh0 < 0 or zh0 + ext_h > H
+                                or zw0 < 0 or zw0 + ext_w > W):
+                            # a window reaching into the padding: the padding's share of the
+                            # gradient is dropped (the part of a kernel row's run inside x is
+                            # added as one run when rows are whole, else tap by tap)
+                            for a in range(kd):
+                                zd = zd0 + a * dd
+                                for b in range(kh):
+                                    zh = zh0 + b * dh
+                                    inside = 0 <= zd < D and 0 <= zh < H
+                                    if whole_rows:
+                                        if inside:
+                                            e0 = min(max(0, -zw0), kw)  # first tap inside x
+                                            e1 = max(min(kw, W - zw0), e0)  # past the last
+                                            o = ((zd * H + zh) * W + zw0) * C
+                                            dst = gn[o + e0 * C:o + e1 * C]
+                                            src = cf[d + e0 * C:d + e1 * C]
+                                            for j in range(dst.shape[0]):
+                                                dst[j] += src[j]
+                                        d += kw * C
+                                        continue
+                                    for e in range(kw):
+                                        zw = zw0 + e * dw
+                                        if inside and 0 <= zw < W:
+                                            o = ((zd * H + zh) * W + zw) * C + g * cg
+                                            dst = gn[o:o + cg]
+                                            src = cf[d:d + cg]
+                                            for c in range(cg):
+                                                dst[c] += src[c]
+                                        d += cg
+                        else:
+                            o = ((zd0 * H + zh0) * W + zw0) * C + g * cg
+                            for r in range(offs.shape[0]):
+                                dst = gn[o + offs[r]:o + offs[r] + run]
+                                src = cf[d:d + run]
+                                for j in range(run):
+                                    dst[j] += src[j]
+                                d += run
 
 
-def im2col_numba(x, ksize, strides, dilation, groups, ones=False):
-    """Numba version of :func:`im2col_reference` (NumPy arrays only)."""
+def _padded(shape, pads):
+    """The 5-D ``shape`` with ``pads`` ((before, after) per spatial axis) added."""
+    return (shape[0],) + tuple(n + b + a for n, (b, a) in zip(shape[1:4], pads)) + (shape[4],)
+
+
+_NO_PADS = ((0, 0),) * 3
+
+
+def _implicit(shape, ksize, dilation, groups, pads):
+    """Whether the kernels should pad implicitly: yes, unless the runs are short.
+
+    Border windows are copied kernel row by kernel row, and that costs per row: with long runs
+    (ResNet's 16-64 channels) implicit padding beat a padded copy (im2col and col2im 12-15 %
+    faster), with short ones (LeNet's one-channel C1: 11 floats) it was 5x slower than
+    copying a padded x, so those keep the copy.
+    """
+    if not any(b or a for b, a in pads):
+        return True
+    whole = groups == 1 and dilation[2] == 1
+    run = ksize[2] * shape[4] if whole else shape[4] // groups
+    return run >= _SHORT_RUN
+
+
+def _pad_copy(x, pads):
+    return numpy.pad(x, ((0, 0),) + tuple(pads) + ((0, 0),))
+
+
+def im2col_numba(x, ksize, strides, dilation, groups, ones=False, pads=_NO_PADS):
+    """Numba version of :func:`im2col_reference` (NumPy arrays only); ``pads`` ((before,
+    after) per spatial axis) pads x with zeros, implicitly where that is faster."""
+    if not _implicit(x.shape, ksize, dilation, groups, pads):
+        x, pads = _pad_copy(x, pads), _NO_PADS
     x = numpy.ascontiguousarray(x)
     N, C = x.shape[0], x.shape[4]
-    Do, Ho, Wo = _out_shape(x.shape, ksize, strides, dilation)
+    Do, Ho, Wo = _out_shape(_padded(x.shape, pads), ksize, strides, dilation)
     width = ksize[0] * ksize[1] * ksize[2] * (C // groups) + bool(ones)
     cols = numpy.empty((groups, N * Do * Ho * Wo, width), dtype=x.dtype)
-    _im2col_kernel(x, cols, (Do, Ho, Wo), tuple(ksize), tuple(strides), tuple(dilation))
+    _im2col_kernel(x, cols, (Do, Ho, Wo), tuple(ksize), tuple(strides), tuple(dilation),
+                   tuple(b for b, _ in pads))
     return cols
 
 
-def col2im_numba(cols, x_shape, ksize, strides, dilation, groups):
-    """Numba version of :func:`col2im_reference` (NumPy arrays only)."""
+def col2im_numba(cols, x_shape, ksize, strides, dilation, groups, pads=_NO_PADS, out=None):
+    """Numba version of :func:`col2im_reference` (NumPy arrays only) for an x of ``x_shape``
+    padded implicitly by ``pads``: the padding's gradient is dropped, gx has ``x_shape``.
+    ``out``: a C-contiguous array of ``x_shape`` to write gx into (its contents are replaced)."""
     cols = numpy.ascontiguousarray(cols)
-    gx = numpy.zeros(x_shape, dtype=cols.dtype)
-    out = _out_shape(x_shape, ksize, strides, dilation)
-    _col2im_kernel(cols, gx, out, tuple(ksize), tuple(strides), tuple(dilation))
+    if not _implicit(x_shape, ksize, dilation, groups, pads):
+        full = col2im_numba(cols, _padded(tuple(x_shape), pads), ksize, strides, dilation,
+                            groups)
+        inner = full[(slice(None),) + tuple(slice(b, b + n) for n, (b, _) in
+                                            zip(tuple(x_shape)[1:4], pads)) + (slice(None),)]
+        if out is None:
+            return numpy.ascontiguousarray(inner)
+        out[...] = inner
+        return out
+    if out is None:
+        gx = numpy.zeros(x_shape, dtype=cols.dtype)
+    else:
+        gx = out
+        gx[...] = 0
+    positions = _out_shape(_padded(tuple(x_shape), pads), ksize, strides, dilation)
+    _col2im_kernel(cols, gx, positions, tuple(ksize), tuple(strides), tuple(dilation),
+                   tuple(b for b, _ in pads))
     return gx
 
 

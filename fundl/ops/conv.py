@@ -20,7 +20,8 @@ ranks. Four refinements, measured on the LeNet-5 and ResNet-20 shapes (see
 - output blocking: a GEMM with few columns (6 output channels) runs at a fraction of BLAS's
   speed, so a few outputs neighbouring along the width share one cols row, against a kernel
   widened into that many shifted copies (2.2x faster for LeNet's first convolution);
-- batch chunks: each chunk of the batch is padded, im2col-ed and multiplied a few MB at a
+- batch chunks: each chunk of the batch is im2col-ed (padding implicitly: no padded copy, and
+  col2im writes the input gradient straight into its rows) and multiplied a few MB at a
   time, and cols larger than ``_KEEP_BYTES`` are recomputed in the backward instead of being
   kept: a ResNet-20 layer would otherwise keep 75 MB, and keeping them was no faster than
   building them twice (538-575 vs 542-547 ms per ResNet-20 step);
@@ -324,7 +325,7 @@ class Conv(Function):
             else:  # (blocking implies groups == 1) the bias once per output of the block
                 wb[0, -1].reshape(self.block, -1)[...] = bias
             w = wb
-        # The batch goes through in chunks (padded, im2col-ed and multiplied chunk by chunk, on
+        # The batch goes through in chunks (im2col-ed and multiplied chunk by chunk, on
         # parallel threads for large inputs). Small cols are kept for the kernel gradient;
         # large ones (ResNet sizes: 75 MB a layer) are recomputed in the backward.
         n, rows = x5.shape[0], self.out[0] * self.out[1] * -(-self.out[2] // self.block)
@@ -338,8 +339,8 @@ class Conv(Function):
         y = xp.empty((g, n * rows, c_out // g), dtype=xp.result_type(x.dtype, w.dtype))
 
         def chunk(part):  # cols of a batch chunk, and its rows of y
-            cols = kernels.im2col(_pad_5d(x5[part], self.pads), *self.cols_geometry, g,
-                                  ones=self.ones)
+            cols = kernels.im2col(x5[part], *self.cols_geometry, g, ones=self.ones,
+                                  pads=self.pads)
             xp.matmul(cols, w, out=y[:, part.start * rows:part.stop * rows])
             return cols if keep else None
 
@@ -369,8 +370,6 @@ class Conv(Function):
         gy2 = gy5.reshape(-1, c_out)
         gyg = gy2.reshape(gy2.shape[0], g, c_out // g).transpose(1, 0, 2)  # (groups, M, out/g)
         need_bias = len(self.needs_grad) > 2 and self.needs_grad[2]
-        padded = tuple(m + b + a for m, (b, a) in zip(self.x5_shape[1:4], self.pads))
-        inner = _inner(self.x5_shape, self.pads)
         gx5 = xp.empty(self.x5_shape, gy.dtype) if self.needs_grad[0] else None
 
         def chunk(i):  # a batch chunk's part of [dkernel; dbias]; its rows of gx written
@@ -379,13 +378,13 @@ class Conv(Function):
             gwb_part = None
             if self.needs_grad[1]:  # rows of gwb: the kernel's taps, then the bias if any
                 cols = kept[i] if kept else kernels.im2col(
-                    _pad_5d(x5[part], self.pads), *self.cols_geometry, g, ones=self.ones)
+                    x5[part], *self.cols_geometry, g, ones=self.ones, pads=self.pads)
                 gwb_part = xp.matmul(cols.transpose(0, 2, 1), g_part)
             if self.needs_grad[0]:
                 gcols = xp.matmul(g_part, w[:, :taps].transpose(0, 2, 1))
-                gxpad = kernels.col2im(gcols, (part.stop - part.start,) + padded +
-                                       self.x5_shape[4:], *self.cols_geometry, g)
-                gx5[part] = gxpad[inner]  # the padding's gradient is dropped
+                # straight into this chunk's rows of gx; the padding's gradient is dropped
+                kernels.col2im(gcols, (part.stop - part.start,) + self.x5_shape[1:],
+                               *self.cols_geometry, g, pads=self.pads, out=gx5[part])
             return gwb_part
 
         parts = kernels.map_chunks(chunk, range(len(self.chunks)), gy)

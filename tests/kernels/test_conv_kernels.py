@@ -159,3 +159,42 @@ def test_cuda_kernels_match_the_references(monkeypatch, wide, dtype, shape, ksiz
     # the dispatcher takes them for CuPy arrays
     np.testing.assert_array_equal(kernels.im2col(x, ksize, strides, dilation, groups).get(),
                                   kc.im2col_reference(x, ksize, strides, dilation, groups).get())
+
+
+PADS = [((0, 0), (1, 1), (1, 1)), ((1, 0), (0, 2), (2, 1)), ((0, 0), (3, 0), (0, 3))]
+
+
+@pytest.mark.parametrize("pads", PADS, ids=str)
+@pytest.mark.parametrize("shape,ksize,strides,dilation,groups", GEOMETRIES, ids=str)
+def test_implicit_padding_matches_a_padded_copy(shape, ksize, strides, dilation, groups, pads):
+    # the Numba kernels pad implicitly (border windows tap by tap); the references get a copy
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal(shape)
+    padded = np.pad(x, ((0, 0),) + pads + ((0, 0),))
+    got = kc.im2col_numba(x, ksize, strides, dilation, groups, True, pads)
+    np.testing.assert_array_equal(got, kc.im2col_reference(padded, ksize, strides, dilation,
+                                                           groups, True))
+    cols = rng.standard_normal(got[..., :-1].shape)
+    inner = (slice(None),) + tuple(slice(b, b + n) for n, (b, _) in zip(shape[1:4], pads))
+    want = kc.col2im_reference(cols, padded.shape, ksize, strides, dilation, groups)[inner]
+    np.testing.assert_allclose(kc.col2im_numba(cols, shape, ksize, strides, dilation, groups,
+                                               pads), want, rtol=1e-12, atol=1e-12)
+    out = np.full(shape, np.nan)  # written over, not added to
+    kernels.col2im(cols, shape, ksize, strides, dilation, groups, pads=pads, out=out)
+    np.testing.assert_allclose(out, want, rtol=1e-12, atol=1e-12)
+
+
+def test_the_reference_path_pads_too(monkeypatch):
+    monkeypatch.setattr(kernels, "_NUMBA", False)
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 1, 5, 6, 3))
+    pads = ((0, 0), (1, 1), (2, 0))
+    padded = np.pad(x, ((0, 0),) + pads + ((0, 0),))
+    geometry = ((1, 3, 3), (1, 1, 2), (1, 1, 1))
+    np.testing.assert_array_equal(kernels.im2col(x, *geometry, 1, pads=pads),
+                                  kc.im2col_reference(padded, *geometry, 1))
+    cols = rng.standard_normal(kc.im2col_reference(padded, *geometry, 1).shape)
+    out = np.empty(x.shape)
+    kernels.col2im(cols, x.shape, *geometry, 1, pads=pads, out=out)
+    np.testing.assert_allclose(out, kc.col2im_reference(cols, padded.shape, *geometry, 1)[
+        :, :, 1:6, 2:8], rtol=1e-12)
