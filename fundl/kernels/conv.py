@@ -307,6 +307,9 @@ def col2im_numba(cols, x_shape, ksize, strides, dilation, groups, pads=_NO_PADS,
             return numpy.ascontiguousarray(inner)
         out[...] = inner
         return out
+    if out is not None and not out.flags.c_contiguous:  # the kernel writes flat rows
+        out[...] = col2im_numba(cols, x_shape, ksize, strides, dilation, groups, pads)
+        return out
     if out is None:
         gx = numpy.zeros(x_shape, dtype=cols.dtype)
     else:

@@ -238,7 +238,9 @@ class Model(Trainer, Layer):
         def ref(t):
             return [t.node.layer.name, node_index[id(t.node)], t.index]
 
-        held = [(node.layer.name, sorted(node.kwargs)) for node in self._nodes if node.kwargs]
+        held = [(node.layer.name, sorted(k for k, v in node.kwargs.items() if v is not None))
+                for node in self._nodes]
+        held = [(name, keys) for name, keys in held if keys]  # mask=None and the like are fine
         if held:
             name, keys = held[0]
             raise ValueError(f"Model '{self.name}': layer '{name}' was called with constant "

@@ -162,12 +162,18 @@ def test_cuda_kernels_match_the_references(monkeypatch, wide, dtype, shape, ksiz
 
 
 PADS = [((0, 0), (1, 1), (1, 1)), ((1, 0), (0, 2), (2, 1)), ((0, 0), (3, 0), (0, 3))]
+LONG_RUNS = [  # 16 or more values per run: padded implicitly (shorter runs get a padded copy)
+    ((2, 1, 6, 7, 16), (1, 3, 3), (1, 1, 1), (1, 1, 1), 1),  # whole kernel rows
+    ((1, 3, 5, 6, 16), (2, 3, 2), (1, 2, 2), (2, 1, 1), 1),  # 3-D, strides, depth dilation
+    ((2, 1, 6, 7, 32), (1, 3, 3), (1, 2, 1), (1, 1, 2), 2),  # groups + width dilation: by tap
+]
 
 
 @pytest.mark.parametrize("pads", PADS, ids=str)
-@pytest.mark.parametrize("shape,ksize,strides,dilation,groups", GEOMETRIES, ids=str)
+@pytest.mark.parametrize("shape,ksize,strides,dilation,groups", GEOMETRIES + LONG_RUNS, ids=str)
 def test_implicit_padding_matches_a_padded_copy(shape, ksize, strides, dilation, groups, pads):
-    # the Numba kernels pad implicitly (border windows tap by tap); the references get a copy
+    # the Numba kernels pad implicitly where runs are long (border windows kernel row by kernel
+    # row, or tap by tap under groups / width dilation); the references get a padded copy
     rng = np.random.default_rng(6)
     x = rng.standard_normal(shape)
     padded = np.pad(x, ((0, 0),) + pads + ((0, 0),))
@@ -182,6 +188,9 @@ def test_implicit_padding_matches_a_padded_copy(shape, ksize, strides, dilation,
     out = np.full(shape, np.nan)  # written over, not added to
     kernels.col2im(cols, shape, ksize, strides, dilation, groups, pads=pads, out=out)
     np.testing.assert_allclose(out, want, rtol=1e-12, atol=1e-12)
+    strided = np.full(shape[:4] + (2 * shape[4],), np.nan)[..., ::2]  # not C-contiguous
+    kernels.col2im(cols, shape, ksize, strides, dilation, groups, pads=pads, out=strided)
+    np.testing.assert_allclose(strided, want, rtol=1e-12, atol=1e-12)
 
 
 def test_the_reference_path_pads_too(monkeypatch):

@@ -278,3 +278,15 @@ class NoShape(Layer):
 def test_layer_without_compute_output_shape_cannot_be_used_symbolically():
     with pytest.raises(NotImplementedError, match="compute_output_shape"):
         NoShape()(Input(shape=(2,)))
+
+
+def test_a_keyword_left_at_none_does_not_stop_saving(tmp_path):
+    # layer(x, mask=None) records the keyword in the graph; None is the default, nothing lost
+    from fundl.layers import LSTM
+
+    inputs = Input(shape=(3, 2))
+    model = Model(inputs, LSTM(4)(inputs, mask=None))
+    model.save(str(tmp_path / "m.fundl"))
+    x = np.random.default_rng(0).standard_normal((2, 3, 2)).astype("float32")
+    np.testing.assert_array_equal(load_model(str(tmp_path / "m.fundl")).predict(x, verbose=0),
+                                  model.predict(x, verbose=0))
