@@ -24,6 +24,8 @@ from .. import functional as F
 from .base import Layer, deserialize_object, serialize_object
 
 _SPATIAL = {1: "steps", 2: "height, width", 3: "depth, height, width"}
+# activations the convolution op applies to its output itself (fl.conv's activation argument)
+_FUSED = {activations.relu: "relu", activations.tanh: "tanh", activations.sigmoid: "sigmoid"}
 
 
 # -- argument checks shared with pool.py ------------------------------------------------------
@@ -201,10 +203,11 @@ class _Conv(_ShapeChecks, Layer):
 
     def call(self, x, training=False):
         self._check_channels(x.shape)
+        fused = _FUSED.get(self.activation)  # applied inside the conv op, see fl.conv
         y = F.conv(x, self.kernel, self.bias, strides=self.strides, padding=self._op_padding(),
                    dilation_rate=self.dilation_rate, groups=self.groups,
-                   data_format=self.data_format)
-        return self.activation(y)
+                   data_format=self.data_format, activation=fused)
+        return y if fused else self.activation(y)
 
     def compute_output_shape(self, input_shape):
         if self.built:

@@ -42,6 +42,7 @@ from .. import kernels
 from ..autograd import Function
 from ..backend import get_array_module, ones_vector
 from ..tensor import Tensor
+from .activation import FUSABLE, apply_in_place
 from .shape import Pad
 
 _FORMATS = ("channels_last", "channels_first")
@@ -267,13 +268,18 @@ class Conv(Function):
     outputs are blocked.
     """
 
-    def __init__(self, dims, strides, padding, dilation_rate, groups, data_format):
+    def __init__(self, dims, strides, padding, dilation_rate, groups, data_format,
+                 activation=None):
         self.dims = dims  # number of spatial axes, or None to take it from the kernel
         self.strides = strides
         self.padding = padding
         self.dilation_rate = dilation_rate
         self.groups = groups
         self.data_format = data_format
+        if activation is not None and activation not in FUSABLE:
+            raise ValueError(f"conv: activation must be None or one of {FUSABLE}, got "
+                             f"{activation!r}.")
+        self.activation = activation  # applied to the output in place, chunk by chunk
 
     def check(self, x, kernel, bias=None):
         key = (x.shape, kernel.shape, None if bias is None else bias.shape, self.dims,
@@ -341,7 +347,10 @@ class Conv(Function):
         def chunk(part):  # cols of a batch chunk, and its rows of y
             cols = kernels.im2col(x5[part], *self.cols_geometry, g, ones=self.ones,
                                   pads=self.pads)
-            xp.matmul(cols, w, out=y[:, part.start * rows:part.stop * rows])
+            rows_of_y = y[:, part.start * rows:part.stop * rows]
+            xp.matmul(cols, w, out=rows_of_y)
+            if self.activation:  # while the chunk's outputs are still in cache
+                apply_in_place(self.activation, rows_of_y)
             return cols if keep else None
 
         kept = kernels.map_chunks(chunk, self.chunks, x)
@@ -355,9 +364,13 @@ class Conv(Function):
         y = y.transpose(1, 0, 2).reshape(n, self.out[0], self.out[1], blocks_w, kernel.shape[-1])
         y = y[:, :, :, :self.out[2]]  # the overhang of the last block, if any
         y = y.reshape((n,) + self.out[3 - (kernel.ndim - 2):] + (kernel.shape[-1],))
-        return _channels_back(y, self.cf)
+        y = _channels_back(y, self.cf)
+        self.y = y if self.activation else None  # the activation's gradient reads it
+        return y
 
     def backward(self, gy):
+        if self.activation:  # through the fused activation first, from the kept output
+            gy = kernels.activation_grad(self.activation, gy, self.y)
         if not self.block:
             return self._backward_direct(gy)
         kept, x5, w = self.saved
@@ -417,10 +430,14 @@ class Conv(Function):
         y = x2 @ k2
         if bias is not None:
             y += bias
+        if self.activation:
+            apply_in_place(self.activation, y)
         self.x_cl_shape, self.kernel_shape = x_cl.shape, kernel.shape
         self.save(x2 if self.needs_grad[1] else None, k2 if self.needs_grad[0] else None)
         y = y.reshape((x.shape[0],) + self.out[3 - (kernel.ndim - 2):] + (kernel.shape[-1],))
-        return _channels_back(y, self.cf)
+        y = _channels_back(y, self.cf)
+        self.y = y if self.activation else None
+        return y
 
     def _backward_direct(self, gy):
         x2, k2 = self.saved
@@ -437,7 +454,7 @@ class Conv(Function):
 
 
 def conv(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, groups=1,
-         data_format="channels_last") -> Tensor:
+         data_format="channels_last", activation=None) -> Tensor:
     """N-D convolution (1-D, 2-D or 3-D, from the kernel's rank), Keras layouts.
 
     ``y[n, p, o] = bias[o] + sum_{t, c} x_pad[n, p*strides + t*dilation_rate, c] * kernel[t, c, o]``
@@ -457,6 +474,9 @@ def conv(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, grou
         groups: split the channels into this many groups convolved separately (``groups ==
             in_channels`` is a depthwise convolution).
         data_format: "channels_last" (the fast path) or "channels_first".
+        activation: None, or ``"relu"``, ``"tanh"`` or ``"sigmoid"`` applied to the output
+            inside the op (fused: the same values as ``fl.tanh(fl.conv(...))``, one pass and
+            one graph node fewer; the Conv layers use it for these activations).
 
     Returns:
         Tensor (batch, o1, [o2, [o3]], out_channels) (channels-first: channels on axis 1), with
@@ -467,7 +487,7 @@ def conv(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, grou
         >>> fl.conv(x, fl.randn(5, 5, 1, 6), padding="same").shape
         (8, 28, 28, 6)
     """
-    fn = Conv(None, strides, padding, dilation_rate, groups, data_format)
+    fn = Conv(None, strides, padding, dilation_rate, groups, data_format, activation)
     return fn.apply(x, kernel) if bias is None else fn.apply(x, kernel, bias)
 
 

@@ -437,3 +437,55 @@ def test_conv2d_of_an_empty_batch(ks):
     y.sum().backward()
     assert x.grad.shape == x.shape
     np.testing.assert_array_equal(k.grad, np.zeros(ks, np.float32))
+
+
+# -- the fused activation: the same values as a separate activation op, one node fewer ----------
+FUSED_CASES = [
+    # x shape, kernel shape, kwargs
+    ((2, 9, 9, 1), (3, 3, 1, 6), {"padding": "same"}),                 # output blocking
+    ((2, 5, 5, 4), (1, 1, 4, 3), {}),                                  # im2col-free (1x1)
+    ((2, 7, 7, 4), (3, 3, 2, 4), {"groups": 2, "strides": 2}),
+    ((2, 4, 6, 6), (3, 3, 4, 5), {"data_format": "channels_first", "padding": "same"}),
+]
+
+
+@pytest.mark.parametrize("kind", ["relu", "tanh", "sigmoid"])
+@pytest.mark.parametrize("xs, ks, kwargs", FUSED_CASES, ids=str)
+def test_fused_activation_equals_the_separate_op(kind, xs, ks, kwargs):
+    rng = np.random.default_rng(11)
+    x0, k0, b0 = rng.standard_normal(xs), rng.standard_normal(ks), rng.standard_normal(ks[-1])
+    runs = []
+    for fused in (True, False):
+        x, k, b = (fl.tensor(a, requires_grad=True) for a in (x0, k0, b0))
+        if fused:
+            y = fl.conv(x, k, b, activation=kind, **kwargs)
+        else:
+            y = getattr(fl, kind)(fl.conv(x, k, b, **kwargs))
+        y.backward(np.cos(np.arange(y.size)).reshape(y.shape))
+        runs.append([y.numpy(), x.grad, k.grad, b.grad])
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])  # the same arithmetic
+    for got, want in zip(runs[0][1:], runs[1][1:]):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["relu", "tanh", "sigmoid"])
+def test_fused_activation_gradcheck(kind):
+    rng = np.random.default_rng(12)
+    inputs = [fl.tensor(rng.standard_normal(s), requires_grad=True)
+              for s in ((2, 6, 6, 2), (3, 3, 2, 3), (3,))]
+    assert fl.gradcheck(lambda x, k, b: fl.conv(x, k, b, padding="same", activation=kind),
+                        inputs)
+
+
+def test_fused_activation_rejects_others():
+    assert_error(ValueError, fl.conv, fl.randn(1, 4, 4, 1), fl.randn(2, 2, 1, 1),
+                 activation="softmax", contains=["activation", "relu", "softmax"])
+
+
+def test_conv_layer_fuses_its_activation():
+    from fundl.layers import Conv2D
+
+    y = Conv2D(3, 3, activation="tanh")(fl.tensor(np.ones((1, 5, 5, 2)), requires_grad=True))
+    assert type(y.creator).__name__ == "Conv"  # no separate Tanh node
+    z = Conv2D(3, 3, activation="elu")(fl.tensor(np.ones((1, 5, 5, 2))))
+    assert type(z.creator).__name__ != "Conv"  # others still run as their own op
