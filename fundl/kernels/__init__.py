@@ -31,7 +31,7 @@ import warnings
 
 import numpy
 
-from ..backend import device_of, get_array_module
+from ..backend import device_of
 from . import _parallel
 from . import activation as _activation
 from . import conv as _conv
@@ -106,7 +106,7 @@ def im2col(x, ksize, strides, dilation, groups, ones=False, pads=None):
         return _conv.im2col_numba(x, ksize, strides, dilation, groups, ones,
                                   pads or _conv._NO_PADS)
     if pads is not None:
-        x = _pad(x, pads)
+        x = _conv.pad_5d(x, pads)
     if device_of(x) == "gpu":
         from . import conv_cuda
 
@@ -128,19 +128,11 @@ def col2im(cols, x_shape, ksize, strides, dilation, groups, pads=None, out=None)
     else:
         gx = _conv.col2im_reference(cols, full_shape, ksize, strides, dilation, groups)
     if pads is not None:
-        gx = gx[(slice(None),) + tuple(slice(b, b + n) for n, (b, _) in
-                                       zip(tuple(x_shape)[1:4], pads)) + (slice(None),)]
+        gx = gx[_conv.inner(tuple(x_shape), pads)]
     if out is None:
         return gx
     out[...] = gx
     return out
-
-
-def _pad(x, pads):
-    """``x`` (N, D, H, W, C) zero-padded by ``pads`` along its three spatial axes."""
-    if not any(b or a for b, a in pads):
-        return x
-    return get_array_module(x).pad(x, ((0, 0),) + tuple(pads) + ((0, 0),))
 
 
 def max_pool(x, pool, strides):

@@ -256,6 +256,23 @@ def _padded(shape, pads):
     return (shape[0],) + tuple(n + b + a for n, (b, a) in zip(shape[1:4], pads)) + (shape[4],)
 
 
+def inner(shape, pads):
+    """The index of the unpadded region (of a 5-D ``shape``) inside its padded array."""
+    return (slice(None),) + tuple(slice(b, b + n) for n, (b, _) in zip(shape[1:4], pads)) + (
+        slice(None),)
+
+
+def pad_5d(x, pads, value=0):
+    """Pad the 3 spatial axes of a 5-D array with ``value``; ``x`` itself when no pad is needed."""
+    if not any(b or a for b, a in pads):
+        return x
+    xp = get_array_module(x)
+    shape = _padded(x.shape, pads)
+    out = xp.zeros(shape, dtype=x.dtype) if value == 0 else xp.full(shape, value, dtype=x.dtype)
+    out[inner(x.shape, pads)] = x
+    return out
+
+
 _NO_PADS = ((0, 0),) * 3
 
 
@@ -274,15 +291,11 @@ def _implicit(shape, ksize, dilation, groups, pads):
     return run >= _SHORT_RUN
 
 
-def _pad_copy(x, pads):
-    return numpy.pad(x, ((0, 0),) + tuple(pads) + ((0, 0),))
-
-
 def im2col_numba(x, ksize, strides, dilation, groups, ones=False, pads=_NO_PADS):
     """Numba version of :func:`im2col_reference` (NumPy arrays only); ``pads`` ((before,
     after) per spatial axis) pads x with zeros, implicitly where that is faster."""
     if not _implicit(x.shape, ksize, dilation, groups, pads):
-        x, pads = _pad_copy(x, pads), _NO_PADS
+        x, pads = pad_5d(x, pads), _NO_PADS
     x = numpy.ascontiguousarray(x)
     N, C = x.shape[0], x.shape[4]
     Do, Ho, Wo = _out_shape(_padded(x.shape, pads), ksize, strides, dilation)
@@ -301,11 +314,10 @@ def col2im_numba(cols, x_shape, ksize, strides, dilation, groups, pads=_NO_PADS,
     if not _implicit(x_shape, ksize, dilation, groups, pads):
         full = col2im_numba(cols, _padded(tuple(x_shape), pads), ksize, strides, dilation,
                             groups)
-        inner = full[(slice(None),) + tuple(slice(b, b + n) for n, (b, _) in
-                                            zip(tuple(x_shape)[1:4], pads)) + (slice(None),)]
+        cropped = full[inner(tuple(x_shape), pads)]
         if out is None:
-            return numpy.ascontiguousarray(inner)
-        out[...] = inner
+            return numpy.ascontiguousarray(cropped)
+        out[...] = cropped
         return out
     if out is not None and not out.flags.c_contiguous:  # the kernel writes flat rows
         out[...] = col2im_numba(cols, x_shape, ksize, strides, dilation, groups, pads)

@@ -41,6 +41,7 @@ import numpy
 from .. import kernels
 from ..autograd import Function
 from ..backend import get_array_module, ones_vector
+from ..kernels.conv import pad_5d
 from ..tensor import Tensor
 from .activation import FUSABLE, apply_in_place
 from .shape import Pad
@@ -124,24 +125,6 @@ def _channels_back(y, channels_first):
 def _as_5d(x):
     """(N, spatial..., C) -> (N, D, H, W, C) with size-1 leading spatial axes (a view)."""
     return x.reshape((x.shape[0],) + (1,) * (5 - x.ndim) + x.shape[1:])
-
-
-def _pad_5d(x, pads, value=0):
-    """Pad the 3 spatial axes of a 5-D array with ``value``; ``x`` itself when no pad is needed."""
-    if not any(b or a for b, a in pads):
-        return x
-    xp = get_array_module(x)
-    spatial = tuple(n + b + a for n, (b, a) in zip(x.shape[1:4], pads))
-    shape = (x.shape[0],) + spatial + (x.shape[4],)
-    out = xp.zeros(shape, dtype=x.dtype) if value == 0 else xp.full(shape, value, dtype=x.dtype)
-    out[_inner(x.shape, pads)] = x
-    return out
-
-
-def _inner(shape, pads):
-    """The index of the unpadded region (of a 5-D ``shape``) inside its padded array."""
-    return (slice(None),) + tuple(slice(b, b + n) for n, (b, _) in zip(shape[1:4], pads)) + (
-        slice(None),)
 
 
 def _lead(pairs, fill):
@@ -379,7 +362,7 @@ class Conv(Function):
         gy5 = _as_5d(_channels_last(gy, self.cf))
         overhang = -(-self.out[2] // self.block) * self.block - self.out[2]
         if overhang:  # the cropped outputs of the last block get no gradient
-            gy5 = _pad_5d(gy5, ((0, 0), (0, 0), (0, overhang)))
+            gy5 = pad_5d(gy5, ((0, 0), (0, 0), (0, overhang)))
         gy2 = gy5.reshape(-1, c_out)
         gyg = gy2.reshape(gy2.shape[0], g, c_out // g).transpose(1, 0, 2)  # (groups, M, out/g)
         need_bias = len(self.needs_grad) > 2 and self.needs_grad[2]

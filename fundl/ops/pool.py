@@ -13,10 +13,11 @@ import numpy
 from .. import kernels
 from ..autograd import Function
 from ..backend import get_array_module
+from ..kernels.conv import inner, pad_5d
 from ..tensor import Tensor
 from .conv import (
-    _as_5d, _cached, _channels_back, _channels_last, _check_float, _data_format, _frozen, _inner,
-    _ints, _lead, _pad_5d, _paddings,
+    _as_5d, _cached, _channels_back, _channels_last, _check_float, _data_format, _frozen, _ints,
+    _lead, _paddings,
 )
 
 
@@ -79,7 +80,7 @@ class _Pool(Function):
         return _channels_back(y5.reshape(y5.shape[:1] + y5.shape[5 - x.ndim + 1:]), self.cf)
 
     def _grad_out(self, gxpad):
-        gx5 = gxpad[_inner(self.x5_shape, self.pads)]
+        gx5 = gxpad[inner(self.x5_shape, self.pads)]
         return _channels_back(gx5.reshape(self.x_cl_shape), self.cf)
 
 
@@ -91,7 +92,7 @@ class MaxPool(_Pool):
     def forward(self, x):
         x_cl = _channels_last(x, self.cf)
         x5 = _as_5d(x_cl)
-        xpad = _pad_5d(x5, self.pads, -numpy.inf)
+        xpad = pad_5d(x5, self.pads, -numpy.inf)
         y5, arg = kernels.max_pool(xpad, self.pool3, self.stride3)
         if self.needs_grad[0]:
             self.save(arg)
@@ -119,7 +120,7 @@ class AvgPool(_Pool):
     def forward(self, x):
         x_cl = _channels_last(x, self.cf)
         x5 = _as_5d(x_cl)
-        xpad = _pad_5d(x5, self.pads)
+        xpad = pad_5d(x5, self.pads)
         # the plan's (read-only, shared) scale, already in x's dtype: a no-op on NumPy
         self.scale = get_array_module(x).asarray(self.scale)
         self.x5_shape, self.x_cl_shape, self.padded_shape = x5.shape, x_cl.shape, xpad.shape
