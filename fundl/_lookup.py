@@ -9,7 +9,7 @@ from __future__ import annotations
 
 
 class Configurable:
-    """The config plumbing initializers and regularizers share: a JSON-safe ``get_config``
+    """The config plumbing initializers, regularizers and losses share: a JSON-safe ``get_config``
     (the constructor arguments), ``from_config`` as its inverse, and a repr built from it."""
 
     def get_config(self) -> dict:

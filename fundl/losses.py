@@ -30,6 +30,7 @@ import numpy
 
 from . import backend
 from . import functional as F
+from ._lookup import Configurable
 from .ops.activation import Sigmoid
 from .ops.nn import Softmax
 from .tensor import Tensor
@@ -446,7 +447,7 @@ def _sample_weights(values, sample_weight):
     return w
 
 
-class Loss:
+class Loss(Configurable):
     """Base class of the reducing losses: ``loss(y_true, y_pred, sample_weight=None)``.
 
     Subclasses implement ``call(y_true, y_pred)`` returning per-sample losses; calling the
@@ -486,15 +487,6 @@ class Loss:
     def get_config(self) -> dict:
         """The constructor arguments as a JSON-safe dict (``from_config`` inverts it)."""
         return {"name": self.name, "reduction": self.reduction}
-
-    @classmethod
-    def from_config(cls, config):
-        """Rebuild a loss from :meth:`get_config`'s dict."""
-        return cls(**config)
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 class LossFunctionWrapper(Loss):
