@@ -391,15 +391,16 @@ def _pick(name, arrays, activation, recurrent_activation):
     if not _use_compiled or activation != "tanh" or recurrent_activation != "sigmoid":
         return None
     a = arrays[0]
+    if type(a) is numpy.ndarray:  # first: this runs twice per time step on the CPU
+        # float64 (gradient checks) stays on the reference: Numba calls a scalar math.tanh
+        # there, slower than NumPy's vectorised one; the kernel is still tested in float64
+        # via compiled().
+        return compiled(name) if a.dtype == numpy.float32 else None
     if backend.device_of(a) == "gpu":
         from . import recurrent_cuda
 
         return recurrent_cuda.KERNELS[name] if a.dtype in FLOAT_DTYPES else None
-    # float64 (gradient checks) stays on the reference: Numba calls a scalar math.tanh there,
-    # slower than NumPy's vectorised one; the kernel is still tested in float64 via compiled().
-    if type(a) is not numpy.ndarray or a.dtype != numpy.float32:
-        return None
-    return compiled(name)
+    return None
 
 
 # -- dispatchers: what the ops call ------------------------------------------------------------
