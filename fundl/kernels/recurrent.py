@@ -43,7 +43,8 @@ import math
 import numpy
 
 from .. import backend
-from ._jit import FLOAT_DTYPES
+from ._jit import FLOAT_DTYPES, numba
+from .blas import gemm
 
 DEFAULT_ACTIVATION = "tanh"
 DEFAULT_RECURRENT_ACTIVATION = "sigmoid"
@@ -189,7 +190,6 @@ def gru_backward_step_reference(dh, gates, h_prev, dxz, dhz, dh_prev, activation
 
 
 # -- Numba kernels ------------------------------------------------------------------------------
-_kernels = None  # name -> compiled function, once Numba has been imported; False if unusable
 _use_compiled = True
 
 
@@ -234,14 +234,9 @@ def one_(dtype):
     return 1.0
 
 
-def _build_kernels():
-    """Compile (or load from Numba's cache) the kernels; None when Numba is not installed."""
-    try:
-        import numba
-        from numba import types
-        from numba.extending import overload
-    except ImportError:
-        return None
+if numba is not None:
+    from numba import types
+    from numba.extending import overload
 
     # inline at the LLVM level (Numba's own inline="always" trips an SSA check on the clamp)
     @overload(tanh_)
@@ -281,108 +276,197 @@ def _build_kernels():
             return lambda x: one32
         return lambda x: 1.0
 
-    # "contract" lets LLVM fuse a * b + c into one FMA (also more exact); no other fast-math
-    jit = numba.njit(cache=True, error_model="numpy", nogil=True, fastmath={"contract"})
 
-    @jit
-    def lstm_forward(xz, hz, c_prev, gates, c, h):
-        n = c.shape[1]
-        for b in range(c.shape[0]):
-            xi, xf, xg, xo = xz[b, :n], xz[b, n:2 * n], xz[b, 2 * n:3 * n], xz[b, 3 * n:]
-            ri, rf, rg, ro = hz[b, :n], hz[b, n:2 * n], hz[b, 2 * n:3 * n], hz[b, 3 * n:]
-            gi, gf = gates[b, :n], gates[b, n:2 * n]
-            gg, go = gates[b, 2 * n:3 * n], gates[b, 3 * n:]
-            cp, cb, hb = c_prev[b], c[b], h[b]
-            for j in range(n):  # two loops over fewer arrays each vectorise better (see above)
-                gi[j] = sigmoid_(xi[j] + ri[j])
-                gf[j] = sigmoid_(xf[j] + rf[j])
-                gg[j] = tanh_(xg[j] + rg[j])
-                go[j] = sigmoid_(xo[j] + ro[j])
-            for j in range(n):
-                cc = gf[j] * cp[j] + gi[j] * gg[j]
-                cb[j] = cc
-                hb[j] = go[j] * tanh_(cc)
+# "contract" lets LLVM fuse a * b + c into one FMA (also more exact); no other fast-math
+jit = numba.njit(cache=True, error_model="numpy", nogil=True, fastmath={"contract"}) \
+    if numba is not None else (lambda fn: fn)
 
-    @jit
-    def lstm_backward(dh, dc, gates, c_prev, c, dz, dc_prev):
-        n = c.shape[1]
-        one = one_(c.dtype)
-        for b in range(c.shape[0]):
-            gi, gf = gates[b, :n], gates[b, n:2 * n]
-            gg, go = gates[b, 2 * n:3 * n], gates[b, 3 * n:]
-            di, df, dg, do = dz[b, :n], dz[b, n:2 * n], dz[b, 2 * n:3 * n], dz[b, 3 * n:]
-            dhb, dcb, cp, cb, dcp = dh[b], dc[b], c_prev[b], c[b], dc_prev[b]
-            for j in range(n):
-                i = gi[j]
-                f = gf[j]
-                g = gg[j]
-                o = go[j]
-                tc = tanh_(cb[j])
-                dhj = dhb[j]
-                dct = dcb[j] + dhj * o * (one - tc * tc)
-                di[j] = dct * g * i * (one - i)
-                df[j] = dct * cp[j] * f * (one - f)
-                dg[j] = dct * i * (one - g * g)
-                do[j] = dhj * tc * o * (one - o)
-                dcp[j] = dct * f
 
-    @jit
-    def gru_forward(xz, hz, recurrent_bias, h_prev, gates, h):
-        n = h.shape[1]
-        one = one_(h.dtype)
-        bz, br, bh = recurrent_bias[:n], recurrent_bias[n:2 * n], recurrent_bias[2 * n:]
-        for b in range(h.shape[0]):
-            xzb, xr, xh = xz[b, :n], xz[b, n:2 * n], xz[b, 2 * n:]
-            rz, rr, rh = hz[b, :n], hz[b, n:2 * n], hz[b, 2 * n:]
-            gz, gr = gates[b, :n], gates[b, n:2 * n]
-            gn, ghn = gates[b, 2 * n:3 * n], gates[b, 3 * n:]
-            hp, hb = h_prev[b], h[b]
-            for j in range(n):  # the gates, then the candidate and the state
-                gz[j] = sigmoid_(xzb[j] + rz[j] + bz[j])
-                gr[j] = sigmoid_(xr[j] + rr[j] + br[j])
-                ghn[j] = rh[j] + bh[j]
-            for j in range(n):
-                z = gz[j]
-                cand = tanh_(xh[j] + gr[j] * ghn[j])
-                gn[j] = cand
-                hb[j] = z * hp[j] + (one - z) * cand
+@jit
+def _lstm_forward(xz, hz, c_prev, gates, c, h):
+    n = c.shape[1]
+    for b in range(c.shape[0]):
+        xi, xf, xg, xo = xz[b, :n], xz[b, n:2 * n], xz[b, 2 * n:3 * n], xz[b, 3 * n:]
+        ri, rf, rg, ro = hz[b, :n], hz[b, n:2 * n], hz[b, 2 * n:3 * n], hz[b, 3 * n:]
+        gi, gf = gates[b, :n], gates[b, n:2 * n]
+        gg, go = gates[b, 2 * n:3 * n], gates[b, 3 * n:]
+        cp, cb, hb = c_prev[b], c[b], h[b]
+        for j in range(n):  # two loops over fewer arrays each vectorise better (see above)
+            gi[j] = sigmoid_(xi[j] + ri[j])
+            gf[j] = sigmoid_(xf[j] + rf[j])
+            gg[j] = tanh_(xg[j] + rg[j])
+            go[j] = sigmoid_(xo[j] + ro[j])
+        for j in range(n):
+            cc = gf[j] * cp[j] + gi[j] * gg[j]
+            cb[j] = cc
+            hb[j] = go[j] * tanh_(cc)
 
-    @jit
-    def gru_backward(dh, gates, h_prev, dxz, dhz, dh_prev):
-        n = dh.shape[1]
-        one = one_(dh.dtype)
-        for b in range(dh.shape[0]):
-            gz, gr = gates[b, :n], gates[b, n:2 * n]
-            gn, ghn = gates[b, 2 * n:3 * n], gates[b, 3 * n:]
-            dxzz, dxr, dxh = dxz[b, :n], dxz[b, n:2 * n], dxz[b, 2 * n:]
-            dhb, hp, dhp = dh[b], h_prev[b], dh_prev[b]
-            for j in range(n):  # the gradients of the gate inputs
-                z = gz[j]
-                r = gr[j]
-                cand = gn[j]
-                d = dhb[j]
-                dan = d * (one - z) * (one - cand * cand)
-                dxzz[j] = d * (hp[j] - cand) * z * (one - z)
-                dxr[j] = dan * ghn[j] * r * (one - r)
-                dxh[j] = dan
-            xrow, hrow = dxz[b], dhz[b]
-            for j in range(2 * n):  # z and r: the input and the recurrent product get the same
-                hrow[j] = xrow[j]
-            dhh = dhz[b, 2 * n:]
-            for j in range(n):
-                dhh[j] = dxh[j] * gr[j]
-                dhp[j] = dhb[j] * gz[j]
+@jit
+def _lstm_backward(dh, dc, gates, c_prev, c, dz, dc_prev):
+    n = c.shape[1]
+    one = one_(c.dtype)
+    for b in range(c.shape[0]):
+        gi, gf = gates[b, :n], gates[b, n:2 * n]
+        gg, go = gates[b, 2 * n:3 * n], gates[b, 3 * n:]
+        di, df, dg, do = dz[b, :n], dz[b, n:2 * n], dz[b, 2 * n:3 * n], dz[b, 3 * n:]
+        dhb, dcb, cp, cb, dcp = dh[b], dc[b], c_prev[b], c[b], dc_prev[b]
+        for j in range(n):
+            i = gi[j]
+            f = gf[j]
+            g = gg[j]
+            o = go[j]
+            tc = tanh_(cb[j])
+            dhj = dhb[j]
+            dct = dcb[j] + dhj * o * (one - tc * tc)
+            di[j] = dct * g * i * (one - i)
+            df[j] = dct * cp[j] * f * (one - f)
+            dg[j] = dct * i * (one - g * g)
+            do[j] = dhj * tc * o * (one - o)
+            dcp[j] = dct * f
 
-    return {"lstm_forward": lstm_forward, "lstm_backward": lstm_backward,
-            "gru_forward": gru_forward, "gru_backward": gru_backward}
+@jit
+def _gru_forward(xz, hz, recurrent_bias, h_prev, gates, h):
+    n = h.shape[1]
+    one = one_(h.dtype)
+    bz, br, bh = recurrent_bias[:n], recurrent_bias[n:2 * n], recurrent_bias[2 * n:]
+    for b in range(h.shape[0]):
+        xzb, xr, xh = xz[b, :n], xz[b, n:2 * n], xz[b, 2 * n:]
+        rz, rr, rh = hz[b, :n], hz[b, n:2 * n], hz[b, 2 * n:]
+        gz, gr = gates[b, :n], gates[b, n:2 * n]
+        gn, ghn = gates[b, 2 * n:3 * n], gates[b, 3 * n:]
+        hp, hb = h_prev[b], h[b]
+        for j in range(n):  # the gates, then the candidate and the state
+            gz[j] = sigmoid_(xzb[j] + rz[j] + bz[j])
+            gr[j] = sigmoid_(xr[j] + rr[j] + br[j])
+            ghn[j] = rh[j] + bh[j]
+        for j in range(n):
+            z = gz[j]
+            cand = tanh_(xh[j] + gr[j] * ghn[j])
+            gn[j] = cand
+            hb[j] = z * hp[j] + (one - z) * cand
+
+@jit
+def _gru_backward(dh, gates, h_prev, dxz, dhz, dh_prev):
+    n = dh.shape[1]
+    one = one_(dh.dtype)
+    for b in range(dh.shape[0]):
+        gz, gr = gates[b, :n], gates[b, n:2 * n]
+        gn, ghn = gates[b, 2 * n:3 * n], gates[b, 3 * n:]
+        dxzz, dxr, dxh = dxz[b, :n], dxz[b, n:2 * n], dxz[b, 2 * n:]
+        dhb, hp, dhp = dh[b], h_prev[b], dh_prev[b]
+        for j in range(n):  # the gradients of the gate inputs
+            z = gz[j]
+            r = gr[j]
+            cand = gn[j]
+            d = dhb[j]
+            dan = d * (one - z) * (one - cand * cand)
+            dxzz[j] = d * (hp[j] - cand) * z * (one - z)
+            dxr[j] = dan * ghn[j] * r * (one - r)
+            dxh[j] = dan
+        xrow, hrow = dxz[b], dhz[b]
+        for j in range(2 * n):  # z and r: the input and the recurrent product get the same
+            hrow[j] = xrow[j]
+        dhh = dhz[b, 2 * n:]
+        for j in range(n):
+            dhh[j] = dxh[j] * gr[j]
+            dhp[j] = dhb[j] * gz[j]
+
+
+# -- whole time loops: one batch part's GEMMs and gate math, without the GIL --------------------
+@jit
+def _lstm_forward_sweep(fn, hx1, wb, u, xz, hz, hs, cs, gates, lo, mask, rm, from_state):
+    """The forward of an LSTM over the rows ``lo:lo+P`` of the batch (one part).
+
+    ``fn``: the GEMM of :func:`fundl.kernels.blas.gemm_function`. ``hx1`` (T, P, H + D + 1):
+    the part's ``[h_{t-1}, x_t, 1]`` rows with x and the ones in place (h_{t-1} is written
+    here); ``wb`` (D + 1, 4H) ``[W; b]`` (D rows without bias, then no ones column); ``u``
+    (H, 4H); ``xz`` (T, P, 4H) and ``hz`` (P, 4H) scratch; ``hs``, ``cs`` (T + 1, B, H) the
+    whole batch's states with step 0 set; ``gates`` (T or 1, B, 4H); ``mask`` (T, B) uint8
+    or (0, 0); ``rm`` (B, H) recurrent dropout mask or (0, 0); ``from_state``: h0 may be
+    nonzero. Every array C-contiguous.
+    """
+    t, p, kk = hx1.shape
+    n, g = u.shape
+    hi = lo + p
+    # the input projections of all the part's steps: [x_t, 1] @ [W; b], one GEMM
+    gemm(fn, False, hx1[0, 0, n:], kk, wb, g, xz, g, t * p, g, kk - n, 0.0)
+    for k in range(t):
+        # h_{t-1} (times the recurrent dropout mask) goes where the GEMM reads it and
+        # where the weight gradient will
+        for b in range(p):
+            hrow, dst = hs[k, lo + b], hx1[k, b, :n]
+            if rm.shape[0]:
+                mrow = rm[lo + b]
+                for j in range(n):
+                    dst[j] = hrow[j] * mrow[j]
+            else:
+                dst[:] = hrow
+        if k or from_state:
+            gemm(fn, False, hx1[k, 0], kk, u, g, hz, g, p, g, n, 0.0)
+        else:
+            hz[:] = 0
+        _lstm_forward(xz[k], hz, cs[k, lo:hi], gates[k % gates.shape[0], lo:hi],
+                      cs[k + 1, lo:hi], hs[k + 1, lo:hi])
+        if mask.shape[0]:
+            for b in range(p):
+                if not mask[k, lo + b]:
+                    hs[k + 1, lo + b] = hs[k, lo + b]
+                    cs[k + 1, lo + b] = cs[k, lo + b]
+
+
+@jit
+def _lstm_backward_sweep(fn, hx1, ut, cs, gates, dz, gy, dh, dc, dc_prev, lo, mask, rm,
+                         need_h0, dall):
+    """The backward of :func:`_lstm_forward_sweep` over the same part.
+
+    ``ut`` (4H, H) ``U^T``; ``dz`` (T, P, 4H) output: the gate-input gradients; ``gy``
+    (B, T, H) gradient of the output sequence or (0, 0, 0); ``dh``, ``dc``, ``dc_prev``
+    (P, H): the part's rows of the final states' gradients on entry, of h0's and (in ``dc``
+    after an even number of steps, else ``dc_prev``) c0's on exit; ``need_h0``: compute
+    h0's; ``dall`` (H + D + 1, 4H) output: the part's ``[dU; dW; db]``.
+    """
+    t, p, kk = hx1.shape
+    g, n = ut.shape
+    hi = lo + p
+    keep_h = numpy.empty((p, n), dh.dtype)
+    keep_c = numpy.empty((p, n), dh.dtype)
+    for k in range(t - 1, -1, -1):
+        if gy.shape[0]:
+            for b in range(p):
+                dh[b] += gy[lo + b, k]
+        if mask.shape[0]:  # a padded step passes dh and dc through untouched
+            for b in range(p):
+                if not mask[k, lo + b]:
+                    keep_h[b] = dh[b]
+                    keep_c[b] = dc[b]
+                    dh[b] = 0
+                    dc[b] = 0
+        _lstm_backward(dh, dc, gates[k, lo:hi], cs[k, lo:hi], cs[k + 1, lo:hi], dz[k],
+                       dc_prev)
+        if k or need_h0:
+            gemm(fn, False, dz[k], g, ut, n, dh, n, p, n, g, 0.0)
+            if rm.shape[0]:
+                for b in range(p):
+                    dh[b] *= rm[lo + b]
+        if mask.shape[0]:
+            for b in range(p):
+                if not mask[k, lo + b]:
+                    dh[b] = keep_h[b]
+                    dc_prev[b] = keep_c[b]
+        dc, dc_prev = dc_prev, dc
+    # the gradients of [U; W; b], summed over the part's steps and samples: one GEMM
+    gemm(fn, True, hx1[0, 0], kk, dz[0, 0], g, dall, g, kk, g, t * p, 0.0)
+
+
+_KERNELS = {"lstm_forward": _lstm_forward, "lstm_backward": _lstm_backward,
+            "gru_forward": _gru_forward, "gru_backward": _gru_backward,
+            "lstm_forward_sweep": _lstm_forward_sweep,
+            "lstm_backward_sweep": _lstm_backward_sweep}
 
 
 def compiled(name):
     """The Numba kernel ``name`` (``"lstm_forward"``, ...), or None when Numba is unavailable."""
-    global _kernels
-    if _kernels is None:
-        _kernels = _build_kernels() or False
-    return _kernels[name] if _kernels else None
+    return _KERNELS[name] if numba is not None else None
 
 
 def _pick(name, arrays, activation, recurrent_activation):
@@ -401,6 +485,26 @@ def _pick(name, arrays, activation, recurrent_activation):
 
         return recurrent_cuda.KERNELS[name] if a.dtype in FLOAT_DTYPES else None
     return None
+
+
+def lstm_sweeps(a, activation="tanh", recurrent_activation="sigmoid"):
+    """The compiled LSTM time loops for arrays like ``a``, or None where they do not apply.
+
+    Returns ``(gemm, forward_sweep, backward_sweep)``: NumPy's BLAS GEMM
+    (:func:`fundl.kernels.blas.gemm_function`) and the two Numba loops that call it, one
+    batch part at a time (:class:`fundl.ops.recurrent.LSTMSequence` runs the parts on
+    parallel threads). They apply to NumPy float32 arrays with the default activations when
+    Numba and the GEMM pointer are available; otherwise the op loops over time in Python with
+    the per-step dispatchers below (and their references).
+    """
+    if type(a) is not numpy.ndarray or \
+            _pick("lstm_forward", (a,), activation, recurrent_activation) is None:
+        return None
+    from .blas import gemm_function
+
+    fn = gemm_function(a.dtype)
+    return None if fn is None else (fn, compiled("lstm_forward_sweep"),
+                                    compiled("lstm_backward_sweep"))
 
 
 # -- dispatchers: what the ops call ------------------------------------------------------------

@@ -219,6 +219,68 @@ def test_compiled_and_reference_paths_agree_in_float32(fn, gates, bias):
         np.testing.assert_allclose(a, b_, rtol=1e-5, atol=1e-6)
 
 
+PART_OPTIONS = [
+    {},
+    {"state": True},
+    {"state": True, "bias": False, "return_sequences": False},
+    {"mask": True, "go_backwards": True},
+    {"mask": True, "dropout": True, "state": True},
+]
+
+
+@pytest.mark.parametrize("parts", [2, 3])
+@pytest.mark.parametrize("opts", PART_OPTIONS, ids=str)
+def test_lstm_parallel_compiled_loops_match_the_python_loop(parts, opts, monkeypatch):
+    """The compiled LSTM loops over batch parts on threads (37 rows: parts of 12-19 rows)
+    give the Python loop's outputs and gradients, for every input and option."""
+    pytest.importorskip("numba")
+    import fundl.ops.recurrent as rec
+
+    if kernels.lstm_sweeps(np.zeros(1, np.float32)) is None:
+        pytest.skip("NumPy's BLAS GEMM is not reachable from compiled code here")
+    monkeypatch.setattr(rec, "threads", lambda: parts)
+    monkeypatch.setattr(rec.LSTMSequence, "MIN_PART_ROWS", 12)
+    n, batch, steps = 6, 37, 7
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((batch, steps, 5)).astype(np.float32)
+    w, u = (rng.standard_normal(s).astype(np.float32) * 0.5 for s in ((5, 4 * n), (n, 4 * n)))
+    b = rng.standard_normal(4 * n).astype(np.float32) * 0.5
+    h0, c0 = (rng.standard_normal((batch, n)).astype(np.float32) for _ in range(2))
+    kwargs = {"return_sequences": opts.get("return_sequences", True), "go_backwards":
+              opts.get("go_backwards", False)}
+    if opts.get("mask"):
+        kwargs["mask"] = rng.random((batch, steps)) > 0.3
+    if opts.get("dropout"):
+        kwargs["recurrent_dropout_mask"] = (rng.random((batch, n)) > 0.5).astype(np.float32) * 2
+    results = []
+    for compiled in (True, False):
+        old = kernels.use_compiled(compiled)
+        try:
+            inputs = [x, w, u] + ([b] if opts.get("bias", True) else [])
+            ts = [fl.tensor(a, requires_grad=True) for a in inputs]
+            states = [fl.tensor(a, requires_grad=True) for a in (h0, c0)]
+            y, hT, cT = lstm(*ts[:3], ts[3] if len(ts) > 3 else None,
+                             states if opts.get("state") else None, **kwargs)
+            v = np.linspace(-1, 1, y.size, dtype=np.float32).reshape(y.shape)
+            ((y * v).sum() + (hT * hT).sum() + (cT * np.float32(0.3)).sum()).backward()
+        finally:
+            kernels.use_compiled(old)
+        grads = [t.grad for t in ts] + ([t.grad for t in states] if opts.get("state") else [])
+        results.append([y.numpy(), hT.numpy(), cT.numpy()] + grads)
+    for got, want in zip(*results):
+        np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
+
+
+def test_lstm_inference_runs_the_compiled_loops_on_one_gate_buffer():
+    pytest.importorskip("numba")
+    x, w, u, b, h, c = (a.astype(np.float32) for a in arrays(4, (4 * H,), batch=40, steps=6))
+    with fl.no_grad():
+        y, hT, cT = lstm(x, w, u, b, [h, c])
+    want = ref_lstm(x.astype(np.float64), w, u, b, h, c)
+    for got, ref in zip((y, hT, cT), want):
+        np.testing.assert_allclose(got.numpy(), ref, rtol=1e-5, atol=1e-5)
+
+
 def test_float32_gradients_have_input_shapes_and_dtypes():
     x, w, u, b, h, c = (a.astype(np.float32) for a in arrays(4, (4 * H,)))
     ts = [fl.tensor(a, requires_grad=True) for a in (x, w, u, b, h, c)]
