@@ -403,7 +403,7 @@ class Orthogonal(_Random):
         q *= numpy.where(numpy.diag(r) < 0, -1.0, 1.0)  # sign fix: Q is Haar-distributed
         if rows < cols:
             q = q.T
-        return (self.gain * q).reshape(shape).astype(dtype)
+        return numpy.ascontiguousarray((self.gain * q).reshape(shape), dtype=dtype)
 
     def get_config(self) -> dict:
         return {"gain": self.gain, **super().get_config()}

@@ -226,3 +226,20 @@ def test_serialize_rejects_custom_initializers():
             return np.full(shape, 0.5, dtype=dtype or "float32")
 
     assert_error(ValueError, I.serialize, Halves(), contains=["Halves", "GlorotUniform"])
+
+
+@pytest.mark.parametrize("shape", [(3, 8), (8, 3), (2, 3, 4)])
+def test_orthogonal_returns_c_contiguous_arrays(shape):
+    # a transposed Q would make every in-place update of the weight a strided one
+    assert fl.initializers.Orthogonal(seed=0)(shape).flags.c_contiguous
+
+
+def test_layer_weights_are_c_contiguous_whatever_the_initializer_returns():
+    from fundl.layers import LSTM, Dense
+
+    lstm = LSTM(4)
+    lstm.build((None, 3, 2))
+    dense = Dense(3, kernel_initializer=lambda shape, dtype=None: np.ones(shape[::-1], dtype).T)
+    dense.build((None, 5))
+    for w in lstm.weights + dense.weights:
+        assert w.data.flags.c_contiguous, w.name

@@ -42,11 +42,11 @@ class Adadelta(Optimizer):
         slots = self._slots[self._index[id(weight)]]
         eg, ed = slots["accumulated_grad"], slots["accumulated_delta_var"]
         rho, eps = self.rho, self.epsilon
-        tmp = xp.multiply(grad, grad)
+        tmp = xp.multiply(grad, grad, out=self._scratch(grad))
         tmp *= 1.0 - rho
         eg *= rho
         eg += tmp
-        delta = xp.add(ed, eps)          # delta holds -d (the positive step) from here on
+        delta = xp.add(ed, eps, out=self._scratch(grad, 1))  # -d (the positive step) from here
         xp.sqrt(delta, out=delta)
         delta *= grad
         xp.add(eg, eps, out=tmp)

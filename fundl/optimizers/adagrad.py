@@ -42,7 +42,7 @@ class Adagrad(Optimizer):
     def update_step(self, grad, weight, learning_rate):
         xp = get_array_module(grad)
         acc = self._slots[self._index[id(weight)]]["accumulator"]
-        tmp = xp.multiply(grad, grad)
+        tmp = xp.multiply(grad, grad, out=self._scratch(grad))
         acc += tmp
         xp.add(acc, self.epsilon, out=tmp)
         xp.sqrt(tmp, out=tmp)

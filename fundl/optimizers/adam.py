@@ -54,7 +54,7 @@ class Adam(Optimizer):
         m, v = slots["momentum"], slots["velocity"]
         t = self.iterations + 1
         alpha = learning_rate * math.sqrt(1.0 - self.beta_2 ** t) / (1.0 - self.beta_1 ** t)
-        tmp = xp.subtract(grad, m)
+        tmp = xp.subtract(grad, m, out=self._scratch(grad))
         tmp *= 1.0 - self.beta_1
         m += tmp
         xp.multiply(grad, grad, out=tmp)

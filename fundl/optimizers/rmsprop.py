@@ -52,7 +52,7 @@ class RMSprop(Optimizer):
         xp = get_array_module(grad)
         slots = self._slots[self._index[id(weight)]]
         v, rho = slots["velocity"], self.rho
-        tmp = xp.multiply(grad, grad)
+        tmp = xp.multiply(grad, grad, out=self._scratch(grad))
         tmp *= 1.0 - rho
         v *= rho
         v += tmp

@@ -40,7 +40,7 @@ class SGD(Optimizer):
 
     def update_step(self, grad, weight, learning_rate):
         w = weight.data
-        step = get_array_module(grad).multiply(grad, learning_rate)  # lr * g, reused as scratch
+        step = get_array_module(grad).multiply(grad, learning_rate, out=self._scratch(grad))
         if self.momentum == 0:
             w -= step
             return

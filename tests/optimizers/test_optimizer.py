@@ -374,3 +374,29 @@ def test_slots_follow_weights_moved_to_gpu():
     assert all(type(s) is cupy.ndarray for w in moved for s in opt_moved.slots(w).values())
     for x, y in zip(cpu, moved):
         np.testing.assert_allclose(y.numpy(), x.numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("make", [lambda: fl.optimizers.SGD(0.1, momentum=0.9, nesterov=True),
+                                  lambda: fl.optimizers.Adam(0.1),
+                                  lambda: fl.optimizers.RMSprop(0.1, centered=True),
+                                  lambda: fl.optimizers.Adagrad(0.1),
+                                  lambda: fl.optimizers.Adadelta(0.1)],
+                         ids=["sgd", "adam", "rmsprop", "adagrad", "adadelta"])
+def test_weights_of_any_size_share_one_scratch_buffer_without_mixing_updates(make):
+    """Steps use one temporary buffer for all weights: the big and the small weight updated
+    together give what each gives when updated by an optimizer of its own."""
+    rng = np.random.default_rng(0)
+    big, small = rng.standard_normal((6, 5)), rng.standard_normal(3)
+    g_big, g_small = rng.standard_normal((6, 5)), rng.standard_normal(3)
+    together = [fl.tensor(big.copy()), fl.tensor(small.copy())]
+    opt = make()
+    for _ in range(3):
+        opt.apply([g_big, g_small], together)
+    for value, grad, got in ((big, g_big, together[0]), (small, g_small, together[1])):
+        alone = fl.tensor(value.copy())
+        solo = make()
+        for _ in range(3):
+            solo.apply([grad], [alone])
+        np.testing.assert_array_equal(got.numpy(), alone.numpy())
+    assert len(opt._scratch_buffers) <= 2 and \
+        all(b.size == big.size for b in opt._scratch_buffers.values())
