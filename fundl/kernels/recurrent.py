@@ -458,10 +458,92 @@ def _lstm_backward_sweep(fn, hx1, ut, cs, gates, dz, gy, dh, dc, dc_prev, lo, ma
     gemm(fn, True, hx1[0, 0], kk, dz[0, 0], g, dall, g, kk, g, t * p, 0.0)
 
 
+@jit
+def _gru_forward_sweep(fn, hx1, wb, u, rbias, xz, hz, hs, gates, lo, mask, rm, from_state):
+    """The forward of a GRU (``reset_after``) over the rows ``lo:lo+P`` of the batch.
+
+    As :func:`_lstm_forward_sweep`, with ``wb`` (D + 1, 3H) ``[W; input bias]``, ``u`` (H, 3H),
+    ``rbias`` (3H,) the recurrent bias (zeros without bias), ``xz`` (T, P, 3H) and ``hz``
+    (P, 3H) scratch, ``hs`` (T + 1, B, H) and ``gates`` (T or 1, B, 4H).
+    """
+    t, p, kk = hx1.shape
+    n, g = u.shape
+    hi = lo + p
+    gemm(fn, False, hx1[0, 0, n:], kk, wb, g, xz, g, t * p, g, kk - n, 0.0)
+    for k in range(t):
+        for b in range(p):
+            hrow, dst = hs[k, lo + b], hx1[k, b, :n]
+            if rm.shape[0]:
+                mrow = rm[lo + b]
+                for j in range(n):
+                    dst[j] = hrow[j] * mrow[j]
+            else:
+                dst[:] = hrow
+        if k or from_state:
+            gemm(fn, False, hx1[k, 0], kk, u, g, hz, g, p, g, n, 0.0)
+        else:
+            hz[:] = 0
+        _gru_forward(xz[k], hz, rbias, hs[k, lo:hi], gates[k % gates.shape[0], lo:hi],
+                     hs[k + 1, lo:hi])
+        if mask.shape[0]:
+            for b in range(p):
+                if not mask[k, lo + b]:
+                    hs[k + 1, lo + b] = hs[k, lo + b]
+
+
+@jit
+def _gru_backward_sweep(fn, hx1, ut, hs, gates, dxz, dhz, gy, dh, dh_direct, lo, mask, rm,
+                        need_h0, dwb, du, drb):
+    """The backward of :func:`_gru_forward_sweep` over the same part.
+
+    ``ut`` (3H, H) ``U^T``; ``dxz``, ``dhz`` (T, P, 3H) outputs: the gradients of the input
+    projections and of the recurrent products; ``gy`` as in :func:`_lstm_backward_sweep`;
+    ``dh`` (P, H): the part's rows of h_T's gradient on entry, of h0's on exit;
+    ``dh_direct`` (P, H) scratch; ``need_h0``: compute h0's. Outputs summed over the part's
+    steps and samples: ``dwb`` (D + 1, 3H) ``[dW; d input bias]``, ``du`` (H, 3H), ``drb``
+    (3H,) the recurrent bias's.
+    """
+    t, p, kk = hx1.shape
+    g, n = ut.shape
+    hi = lo + p
+    keep = numpy.empty((p, n), dh.dtype)
+    drb[:] = 0
+    for k in range(t - 1, -1, -1):
+        if gy.shape[0]:
+            for b in range(p):
+                dh[b] += gy[lo + b, k]
+        if mask.shape[0]:  # a padded step passes dh through untouched
+            for b in range(p):
+                if not mask[k, lo + b]:
+                    keep[b] = dh[b]
+                    dh[b] = 0
+        _gru_backward(dh, gates[k, lo:hi], hs[k, lo:hi], dxz[k], dhz[k], dh_direct)
+        for b in range(p):
+            drow = dhz[k, b]
+            for j in range(g):
+                drb[j] += drow[j]
+        if k or need_h0:
+            gemm(fn, False, dhz[k], g, ut, n, dh, n, p, n, g, 0.0)
+            if rm.shape[0]:
+                for b in range(p):
+                    dh[b] *= rm[lo + b]
+            dh += dh_direct
+        else:
+            dh[:] = dh_direct
+        if mask.shape[0]:
+            for b in range(p):
+                if not mask[k, lo + b]:
+                    dh[b] = keep[b]
+    # [x_t, 1]^T @ dxz and h_{t-1}^T @ dhz, summed over the part's steps and samples
+    gemm(fn, True, hx1[0, 0, n:], kk, dxz[0, 0], g, dwb, g, kk - n, g, t * p, 0.0)
+    gemm(fn, True, hx1[0, 0], kk, dhz[0, 0], g, du, g, n, g, t * p, 0.0)
+
+
 _KERNELS = {"lstm_forward": _lstm_forward, "lstm_backward": _lstm_backward,
             "gru_forward": _gru_forward, "gru_backward": _gru_backward,
             "lstm_forward_sweep": _lstm_forward_sweep,
-            "lstm_backward_sweep": _lstm_backward_sweep}
+            "lstm_backward_sweep": _lstm_backward_sweep,
+            "gru_forward_sweep": _gru_forward_sweep, "gru_backward_sweep": _gru_backward_sweep}
 
 
 def compiled(name):
@@ -487,24 +569,25 @@ def _pick(name, arrays, activation, recurrent_activation):
     return None
 
 
-def lstm_sweeps(a, activation="tanh", recurrent_activation="sigmoid"):
-    """The compiled LSTM time loops for arrays like ``a``, or None where they do not apply.
+def sweeps(cell, a, activation="tanh", recurrent_activation="sigmoid"):
+    """The compiled time loops of ``cell`` (``"lstm"`` or ``"gru"``, the latter with the
+    reset gate after the product) for arrays like ``a``, or None where they do not apply.
 
     Returns ``(gemm, forward_sweep, backward_sweep)``: NumPy's BLAS GEMM
     (:func:`fundl.kernels.blas.gemm_function`) and the two Numba loops that call it, one
-    batch part at a time (:class:`fundl.ops.recurrent.LSTMSequence` runs the parts on
-    parallel threads). They apply to NumPy float32 arrays with the default activations when
-    Numba and the GEMM pointer are available; otherwise the op loops over time in Python with
-    the per-step dispatchers below (and their references).
+    batch part at a time (the ops in :mod:`fundl.ops.recurrent` run the parts on parallel
+    threads). They apply to NumPy float32 arrays with the default activations when Numba
+    and the GEMM pointer are available; otherwise the ops loop over time in Python with the
+    per-step dispatchers below (and their references).
     """
     if type(a) is not numpy.ndarray or \
-            _pick("lstm_forward", (a,), activation, recurrent_activation) is None:
+            _pick(f"{cell}_forward", (a,), activation, recurrent_activation) is None:
         return None
-    from .blas import gemm_function
+    from . import blas
 
-    fn = gemm_function(a.dtype)
-    return None if fn is None else (fn, compiled("lstm_forward_sweep"),
-                                    compiled("lstm_backward_sweep"))
+    fn = blas.gemm_function(a.dtype)
+    return None if fn is None else (fn, compiled(f"{cell}_forward_sweep"),
+                                    compiled(f"{cell}_backward_sweep"))
 
 
 # -- dispatchers: what the ops call ------------------------------------------------------------

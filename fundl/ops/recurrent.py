@@ -87,6 +87,9 @@ class _Workspace:
 
 _workspace = _Workspace(64 << 20)
 
+WHOLE = [slice(None)]
+"""One batch part, the whole batch (the ops' Python loops)."""
+
 
 class _Sweep(Function):
     """What the recurrent ops share: argument checks and the time-major buffers.
@@ -177,6 +180,38 @@ class _Sweep(Function):
             m = m[::-1]
         m = xp.ascontiguousarray(m)[..., None]
         return m.astype(dtype), m
+
+    # -- the compiled loops over batch parts (LSTM, GRU) ----------------------------------
+    cell = None  # "lstm" or "gru": the compiled loops of kernels.recurrent.sweeps, if any
+    MIN_PART_ROWS = 16
+    """Batch rows below which a part is not worth a thread (thinner GEMMs lose efficiency)."""
+
+    def _plan(self, x):
+        """(the compiled loops or None, the batch parts: one per thread, or the whole batch)."""
+        sweeps = None if self.cell is None else \
+            kernels.sweeps(self.cell, x, self.activation, self.recurrent_activation)
+        if sweeps is None:
+            return None, WHOLE
+        n = max(1, min(threads(), x.shape[0] // self.MIN_PART_ROWS))
+        return sweeps, even_slices(x.shape[0], n)
+
+    def _compiled_masks(self, b, n, dtype):
+        """The sequence mask as (T, B) uint8 in processing order and the recurrent dropout
+        mask as C-contiguous (B, H), each an empty (0, 0) array when absent (one compiled
+        signature for all cases)."""
+        mask = numpy.zeros((0, 0), numpy.uint8)
+        if self.mask is not None:
+            mask = numpy.asarray(self.mask).astype(bool).T
+            mask = numpy.ascontiguousarray(mask[::-1] if self.go_backwards else mask, numpy.uint8)
+        rm = numpy.zeros((0, 0), dtype) if self.rec_mask is None else \
+            numpy.ascontiguousarray(self.rec_mask, dtype)
+        return mask, rm
+
+    def _seq_grad(self, grads, dtype):
+        """The output sequence's gradient (B, T, H) for the compiled loops, (0, 0, 0) if none."""
+        if self.return_sequences and grads[0] is not None:
+            return grads[0]
+        return numpy.zeros((0, 0, 0), dtype)
 
     def _outputs(self, hs, states):
         """The op's outputs: the sequence (B, T, H) if asked for, then the final states."""
@@ -279,10 +314,6 @@ def _add_seq_grad(dh, gyt, t):
         dh += gyt[t]
 
 
-WHOLE = [slice(None)]
-"""One batch part, the whole batch (the ops' Python loops)."""
-
-
 class SimpleRNNSequence(_Sweep):
     """``h_t = activation(x_t @ W + b + h_{t-1} @ U)`` over a sequence (Keras ``SimpleRNN``).
 
@@ -344,7 +375,7 @@ class LSTMSequence(_Sweep):
     (B, T, H) when ``return_sequences``, then ``h_T`` and ``c_T`` (B, H).
 
     On the CPU (NumPy float32, default activations) the time loops run compiled
-    (:func:`fundl.kernels.recurrent.lstm_sweeps`: GEMM and gate math of every step in one
+    (:func:`fundl.kernels.recurrent.sweeps`: GEMM and gate math of every step in one
     call that holds no lock), and the batch is cut into parts that run their loops on
     parallel threads: samples never interact, so each part is the whole LSTM over its own
     samples, and only the weight gradients are summed over the parts at the end. Why: one
@@ -356,16 +387,7 @@ class LSTMSequence(_Sweep):
 
     gates = 4
     n_states = 2
-    MIN_PART_ROWS = 16
-    """Batch rows below which a part is not worth a thread (thinner GEMMs lose efficiency)."""
-
-    def _plan(self, x):
-        """(compiled loops or None, batch parts)."""
-        sweeps = kernels.lstm_sweeps(x, self.activation, self.recurrent_activation)
-        if sweeps is None:
-            return None, WHOLE
-        n = max(1, min(threads(), x.shape[0] // self.MIN_PART_ROWS))
-        return sweeps, even_slices(x.shape[0], n)
+    cell = "lstm"
 
     def forward(self, x, w, u, *rest):
         sweeps, parts = self._plan(x)
@@ -389,18 +411,6 @@ class LSTMSequence(_Sweep):
                        range(len(parts)), x)
         self.save(hx1s, wb, u, hs, cs, gates, mf, sweeps, parts)
         return self._outputs(hs, (hs[t], cs[t]))
-
-    def _compiled_masks(self, b, n, dtype):
-        """The sequence mask as (T, B) uint8 in processing order and the recurrent dropout
-        mask as C-contiguous (B, H), each an empty (0, 0) array when absent (one compiled
-        signature for all cases)."""
-        mask = numpy.zeros((0, 0), numpy.uint8)
-        if self.mask is not None:
-            mask = numpy.asarray(self.mask).astype(bool).T
-            mask = numpy.ascontiguousarray(mask[::-1] if self.go_backwards else mask, numpy.uint8)
-        rm = numpy.zeros((0, 0), dtype) if self.rec_mask is None else \
-            numpy.ascontiguousarray(self.rec_mask, dtype)
-        return mask, rm
 
     def _forward_loop(self, xp, hx1, wb, u, hs, cs, gates, mb, from_state):
         n = u.shape[0]
@@ -433,8 +443,7 @@ class LSTMSequence(_Sweep):
             return self._shared_grads(xp, hx1s, wb, dzs, parts, dh, dc)
         fn, sweep = sweeps[0], sweeps[2]
         mask, rm = self._compiled_masks(b, n, hs.dtype)
-        gy = grads[0] if self.return_sequences and grads[0] is not None else \
-            numpy.zeros((0, 0, 0), hs.dtype)
+        gy = self._seq_grad(grads, hs.dtype)
         # not from the workspace: views of these become the weights' gradients
         dalls = [numpy.empty((hx1.shape[2], 4 * n), hs.dtype) for hx1 in hx1s]
         map_chunks(lambda i: sweep(fn, hx1s[i], ut, cs, gates, dzs[i], gy, dh[parts[i]],
@@ -480,52 +489,96 @@ class GRUSequence(_Sweep):
 
     Inputs: x, kernel, recurrent_kernel[, bias][, h0]. Outputs: the states of all steps
     (B, T, H) when ``return_sequences``, then ``h_T`` (B, H).
+
+    On the CPU the time loops run compiled over batch parts on parallel threads, as the
+    LSTM's (:class:`LSTMSequence`); elsewhere in Python over the whole batch.
     """
 
     gates = 3
     n_states = 1
     bias_rows = 2
+    cell = "gru"
 
     def forward(self, x, w, u, *rest):
         xp = get_array_module(x)
         bias, states = self._split_inputs(rest)
         b, t, d = x.shape
         n = u.shape[0]
-        x1 = self._inputs_time_major(x, bias is not None)
-        wb = xp.concatenate([w, bias[:1]]) if bias is not None else w
+        sweeps, parts = self._plan(x)
+        wb = xp.concatenate([w, bias[:1]]) if bias is not None else xp.ascontiguousarray(w)
         rbias = bias[1] if bias is not None else xp.zeros(3 * n, dtype=x.dtype)
         rbias = xp.ascontiguousarray(rbias)
-        xz = self._project(xp, x1, wb)
         hs = self._empty(xp, (t + 1, b, n), x.dtype)
         hs[0] = states[0] if states else 0
         gates = self._gate_buffer(xp, t, b, 4 * n, x.dtype)
-        hz = xp.zeros((b, 3 * n), dtype=x.dtype)
         mf, mb = self._mask_time_major(xp, x.dtype)
+        if sweeps is None:
+            x1 = self._inputs_time_major(x, bias is not None)
+            self._forward_loop(xp, x1, wb, u, rbias, hs, gates, mb, bool(states))
+            self.save(x1, wb, u, hs, gates, mf, None, parts)
+        else:
+            fn, sweep = sweeps[0], sweeps[1]
+            u = numpy.ascontiguousarray(u)
+            mask, rm = self._compiled_masks(b, n, x.dtype)
+            # [h_{t-1}, x_t, 1] per part: h_{t-1} is written by the loop for dU's GEMM
+            hx1s = [self._inputs_time_major(x[s], bias is not None, lead=n) for s in parts]
+            xzs = [self._empty(xp, (t, s.stop - s.start, 3 * n), x.dtype) for s in parts]
+            hzs = [numpy.empty((s.stop - s.start, 3 * n), x.dtype) for s in parts]
+            map_chunks(lambda i: sweep(fn, hx1s[i], wb, u, rbias, xzs[i], hzs[i], hs, gates,
+                                       parts[i].start, mask, rm, bool(states)),
+                       range(len(parts)), x)
+            self.save(hx1s, wb, u, hs, gates, mf, sweeps, parts)
+        return self._outputs(hs, (hs[t],))
+
+    def _forward_loop(self, xp, x1, wb, u, rbias, hs, gates, mb, from_state):
+        xz = self._project(xp, x1, wb)
+        hz = xp.zeros((hs.shape[1], 3 * u.shape[0]), dtype=hs.dtype)
         rm = self.rec_mask
         acts = (self.activation, self.recurrent_activation)
-        for k in range(t):
-            if k or states:
+        for k in range(xz.shape[0]):
+            if k or from_state:
                 xp.matmul(hs[k] if rm is None else hs[k] * rm, u, out=hz)
             kernels.gru_forward_step(xz[k], hz, rbias, hs[k], gates[k % len(gates)], hs[k + 1],
                                      *acts)
             if mb is not None:
                 hs[k + 1] = xp.where(mb[k], hs[k + 1], hs[k])
-        self.save(x1, wb, u, hs, gates, mf)
-        return self._outputs(hs, (hs[t],))
 
     def backward(self, *grads):
-        x1, wb, u, hs, gates, mf = self.saved
+        x1s, wb, u, hs, gates, mf, sweeps, parts = self.saved
         xp = get_array_module(hs)
         gyt, (gh,) = self._grads_in(grads)
         t, b, n = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
-        rm = self.rec_mask
-        acts = (self.activation, self.recurrent_activation)
         dh = xp.zeros((b, n), hs.dtype) if gh is None else xp.array(gh, copy=True, order="C")
         dh_direct = xp.empty_like(dh)
-        dxz = self._empty(xp, (t, b, 3 * n), hs.dtype)
-        dhz = self._empty(xp, (t, b, 3 * n), hs.dtype)
-        ut = xp.ascontiguousarray(u.T)
-        for k in range(t - 1, -1, -1):
+        dxzs = [self._empty(xp, (t, s.shape[1], 3 * n), hs.dtype) for s in
+                ([x1s] if sweeps is None else x1s)]
+        dhzs = [self._empty(xp, a.shape, hs.dtype) for a in dxzs]
+        ut = self._empty(xp, u.shape[::-1], u.dtype)
+        ut[...] = u.T
+        if sweeps is None:
+            self._backward_loop(xp, ut, hs, gates, dxzs[0], dhzs[0], gyt, dh, dh_direct, mf)
+            return self._grads(xp, x1s, wb, u, hs, dxzs[0], dhzs[0], dh)
+        fn, sweep = sweeps[0], sweeps[2]
+        mask, rm = self._compiled_masks(b, n, hs.dtype)
+        gy = self._seq_grad(grads, hs.dtype)
+        # not from the workspace: views of these become the weights' gradients
+        sums = [(numpy.empty((x1.shape[2] - n, 3 * n), hs.dtype),
+                 numpy.empty((n, 3 * n), hs.dtype), numpy.empty(3 * n, hs.dtype)) for x1 in x1s]
+        map_chunks(lambda i: sweep(fn, x1s[i], ut, hs, gates, dxzs[i], dhzs[i], gy, dh[parts[i]],
+                                   dh_direct[parts[i]], parts[i].start, mask, rm,
+                                   self.has_state, *sums[i]),
+                   range(len(parts)), dh)
+        dwb, du, drb = sums[0]
+        for more in sums[1:]:
+            for total, part in zip(sums[0], more):
+                total += part
+        return self._assemble(xp, dxzs, parts, wb, dwb, du, drb, dh)
+
+    def _backward_loop(self, xp, ut, hs, gates, dxz, dhz, gyt, dh, dh_direct, mf):
+        """The backward sweep in Python (dh becomes the gradient of h_0)."""
+        rm = self.rec_mask
+        acts = (self.activation, self.recurrent_activation)
+        for k in range(dxz.shape[0] - 1, -1, -1):
             _add_seq_grad(dh, gyt, k)
             if mf is not None:
                 carry = dh * (1 - mf[k])
@@ -540,11 +593,11 @@ class GRUSequence(_Sweep):
                 dh[...] = dh_direct
             if mf is not None:
                 dh += carry
-        return self._grads(xp, x1, wb, u, hs, dxz, dhz, dh)
 
     def _grads(self, xp, x1, wb, u, hs, dxz, dhz, dh0):
-        """Weight, input and initial-state gradients: dxz feeds W and the input bias, dhz
-        (which differs in the candidate block, by the factor r) U and the recurrent bias."""
+        """Weight, input and initial-state gradients after the Python loop: dxz feeds W and
+        the input bias, dhz (which differs in the candidate block, by the factor r) U and the
+        recurrent bias."""
         t, b, g = dxz.shape
         n = u.shape[0]
         dwb = x1.reshape(t * b, -1).T @ dxz.reshape(t * b, g)
@@ -552,11 +605,16 @@ class GRUSequence(_Sweep):
         k0 = 0 if self.has_state else 1
         hp = hs[k0:t] if self.rec_mask is None else hs[k0:t] * self.rec_mask
         du = hp.reshape(-1, n).T @ dhz[k0:].reshape(-1, g) if t > k0 else xp.zeros_like(u)
-        d = x1.shape[2] - (1 if self.has_bias else 0)
-        gx = self._dx(xp, [dxz], WHOLE, wb[:d]) if self.needs_grad[0] else None
+        drb = xp.ones(t * b, dtype=dhz.dtype) @ dhz.reshape(t * b, g) if self.has_bias else None
+        return self._assemble(xp, [dxz], WHOLE, wb, dwb, du, drb, dh0)
+
+    def _assemble(self, xp, dxzs, parts, wb, dwb, du, drb, dh0):
+        """The op's gradients from the sums over steps and samples: ``dwb`` of ``[W; input
+        bias]``, ``du`` of U, ``drb`` of the recurrent bias."""
+        d = wb.shape[0] - (1 if self.has_bias else 0)
+        gx = self._dx(xp, dxzs, parts, wb[:d]) if self.needs_grad[0] else None
         out = [gx, dwb[:d], du]
         if self.has_bias:
-            drb = xp.ones(t * b, dtype=dhz.dtype) @ dhz.reshape(t * b, g)
             out.append(xp.stack([dwb[d], drb]))
         if self.has_state:
             out.append(dh0)

@@ -52,8 +52,8 @@ def test_without_the_gemm_the_lstm_loops_over_time_in_python(monkeypatch):
     x = np.random.default_rng(1).standard_normal((40, 4, 3)).astype(np.float32)
     w = np.full((3, 8), 0.1, np.float32)
     u = np.full((2, 8), -0.2, np.float32)
-    assert kernels.lstm_sweeps(x) is not None or blas.gemm_function(np.float32) is None
+    assert kernels.sweeps("lstm", x) is not None or blas.gemm_function(np.float32) is None
     want = fl.lstm(x, w, u)[0].numpy()
     monkeypatch.setattr(blas, "gemm_function", lambda dtype: None)
-    assert kernels.lstm_sweeps(x) is None
+    assert kernels.sweeps("lstm", x) is None
     np.testing.assert_allclose(fl.lstm(x, w, u)[0].numpy(), want, rtol=1e-6, atol=1e-6)

@@ -230,43 +230,49 @@ PART_OPTIONS = [
 
 @pytest.mark.parametrize("parts", [2, 3])
 @pytest.mark.parametrize("opts", PART_OPTIONS, ids=str)
-def test_lstm_parallel_compiled_loops_match_the_python_loop(parts, opts, monkeypatch):
-    """The compiled LSTM loops over batch parts on threads (37 rows: parts of 12-19 rows)
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_parallel_compiled_loops_match_the_python_loop(cell, parts, opts, monkeypatch):
+    """The compiled LSTM/GRU loops over batch parts on threads (37 rows: parts of 12-19 rows)
     give the Python loop's outputs and gradients, for every input and option."""
     pytest.importorskip("numba")
     import fundl.ops.recurrent as rec
 
-    if kernels.lstm_sweeps(np.zeros(1, np.float32)) is None:
+    if kernels.sweeps(cell, np.zeros(1, np.float32)) is None:
         pytest.skip("NumPy's BLAS GEMM is not reachable from compiled code here")
     monkeypatch.setattr(rec, "threads", lambda: parts)
-    monkeypatch.setattr(rec.LSTMSequence, "MIN_PART_ROWS", 12)
+    monkeypatch.setattr(rec._Sweep, "MIN_PART_ROWS", 12)
     n, batch, steps = 6, 37, 7
+    g, n_states = (4, 2) if cell == "lstm" else (3, 1)
     rng = np.random.default_rng(11)
     x = rng.standard_normal((batch, steps, 5)).astype(np.float32)
-    w, u = (rng.standard_normal(s).astype(np.float32) * 0.5 for s in ((5, 4 * n), (n, 4 * n)))
-    b = rng.standard_normal(4 * n).astype(np.float32) * 0.5
-    h0, c0 = (rng.standard_normal((batch, n)).astype(np.float32) for _ in range(2))
+    w, u = (rng.standard_normal(s).astype(np.float32) * 0.5 for s in ((5, g * n), (n, g * n)))
+    b = rng.standard_normal((g * n,) if cell == "lstm" else (2, g * n)).astype(np.float32)
+    h0 = [rng.standard_normal((batch, n)).astype(np.float32) for _ in range(n_states)]
     kwargs = {"return_sequences": opts.get("return_sequences", True), "go_backwards":
               opts.get("go_backwards", False)}
     if opts.get("mask"):
         kwargs["mask"] = rng.random((batch, steps)) > 0.3
     if opts.get("dropout"):
         kwargs["recurrent_dropout_mask"] = (rng.random((batch, n)) > 0.5).astype(np.float32) * 2
+    fn = lstm if cell == "lstm" else gru
     results = []
     for compiled in (True, False):
         old = kernels.use_compiled(compiled)
         try:
             inputs = [x, w, u] + ([b] if opts.get("bias", True) else [])
             ts = [fl.tensor(a, requires_grad=True) for a in inputs]
-            states = [fl.tensor(a, requires_grad=True) for a in (h0, c0)]
-            y, hT, cT = lstm(*ts[:3], ts[3] if len(ts) > 3 else None,
-                             states if opts.get("state") else None, **kwargs)
-            v = np.linspace(-1, 1, y.size, dtype=np.float32).reshape(y.shape)
-            ((y * v).sum() + (hT * hT).sum() + (cT * np.float32(0.3)).sum()).backward()
+            states = [fl.tensor(a, requires_grad=True) for a in h0]
+            out = fn(*ts[:3], ts[3] if len(ts) > 3 else None,
+                     states if opts.get("state") else None, **kwargs)
+            v = np.linspace(-1, 1, out[0].size, dtype=np.float32).reshape(out[0].shape)
+            loss = (out[0] * v).sum() + (out[1] * out[1]).sum()
+            if cell == "lstm":
+                loss = loss + (out[2] * np.float32(0.3)).sum()
+            loss.backward()
         finally:
             kernels.use_compiled(old)
         grads = [t.grad for t in ts] + ([t.grad for t in states] if opts.get("state") else [])
-        results.append([y.numpy(), hT.numpy(), cT.numpy()] + grads)
+        results.append([o.numpy() for o in out] + grads)
     for got, want in zip(*results):
         np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
 
