@@ -281,8 +281,9 @@ class _Sweep(Function):
         """
         n = dh0.shape[1]
         if dall is None:
-            dall = sum(hx1.reshape(-1, hx1.shape[2]).T @ dz.reshape(-1, dz.shape[2])
-                       for hx1, dz in zip(hx1s, dzs))
+            for hx1, dz in zip(hx1s, dzs):
+                part = hx1.reshape(-1, hx1.shape[2]).T @ dz.reshape(-1, dz.shape[2])
+                dall = part if dall is None else dall + part
         d = hx1s[0].shape[2] - n - (1 if self.has_bias else 0)
         gx = self._dx(xp, dzs, parts, wb[:d]) if self.needs_grad[0] else None
         out = [gx, dall[n:n + d], dall[:n]]
