@@ -243,3 +243,17 @@ def test_layer_weights_are_c_contiguous_whatever_the_initializer_returns():
     dense.build((None, 5))
     for w in lstm.weights + dense.weights:
         assert w.data.flags.c_contiguous, w.name
+
+
+def test_scalar_weights_keep_their_shape():
+    from fundl.layers import Layer
+
+    class Temperature(Layer):
+        def build(self, input_shape):
+            self.t = self.add_weight("t", shape=(), initializer="ones")
+
+    layer = Temperature()
+    layer.build((None, 3))
+    assert layer.t.shape == ()
+    layer.set_weights([np.array(2.0)])
+    assert float(layer.t.numpy()) == 2.0

@@ -12,9 +12,11 @@ Two uses, both measured on 2 cores:
   into row slices (:func:`slices`), but only above :data:`MIN_SPLIT_BYTES`: a thread hand-off
   costs ~0.1 ms here, and splitting every kernel call was slower than none at all.
 
-Not everything pays: LeNet-5's single-chunk convolutions and the recurrent layers' per-step
-GEMMs stay serial (OpenBLAS serialises small concurrent GEMMs: two 32-row LSTM sweeps on two
-threads took 15.6 ms where one 64-row sweep took 2.2).
+Not everything pays: LeNet-5's single-chunk convolutions stay serial. The LSTM and GRU run
+their whole time loops (a GEMM and the gate math per step) as batch parts on these threads,
+compiled so that no thread waits for the GIL (:func:`fundl.kernels.recurrent.sweeps`); that
+needs a BLAS that runs concurrent single-threaded GEMMs side by side, as NumPy's OpenBLAS
+0.3.31 does (SciPy's bundled 0.3.30 was measured running them one after the other).
 
 The number of threads is ``FUNDL_NUM_THREADS``, else the BLAS library's own thread count
 (``OPENBLAS_NUM_THREADS``/``OMP_NUM_THREADS`` set it), else 1. The BLAS thread count is read

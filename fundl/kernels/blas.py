@@ -96,7 +96,7 @@ def gemm_function(dtype):
                 fn = _lookup(_library(), "s" if dtype == numpy.float32 else "d")
                 if fn is not None and not _agrees(fn, dtype):
                     fn = None
-            except (OSError, ImportError, ValueError):
+            except Exception:  # noqa: BLE001 - no library, no symbol, a failed call: fall back
                 fn = None
         _cache[dtype] = fn
     return _cache[dtype]

@@ -12,9 +12,11 @@ Every function exists twice with the same signature:
 - a Numba kernel for NumPy arrays with the default activations (``tanh`` and ``sigmoid``),
   and a CUDA kernel for CuPy arrays with them (:mod:`fundl.kernels.recurrent_cuda`).
 
-The ops call the dispatchers :func:`lstm_forward_step`, :func:`lstm_backward_step`,
-:func:`gru_forward_step` and :func:`gru_backward_step`, which pick one or the other. Every
-array is 2-D ``(batch, n)`` and C-contiguous; outputs are written into the arrays given.
+The ops' Python loops call the dispatchers :func:`lstm_forward_step`,
+:func:`lstm_backward_step`, :func:`gru_forward_step` and :func:`gru_backward_step`, which pick
+one or the other. Every array is 2-D ``(batch, n)`` and C-contiguous; outputs are written into
+the arrays given. On the CPU the LSTM and GRU ops run whole time loops instead, Numba kernels
+that call the per-step GEMM themselves (:func:`sweeps`).
 Gate blocks follow the Keras layout along the last axis: LSTM ``[i, f, c, o]``, GRU
 ``[z, r, h]``.
 

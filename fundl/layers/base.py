@@ -276,7 +276,7 @@ class Layer:
         # C order whatever the initializer returns (an orthogonal Q comes transposed): the
         # kernels and BLAS calls take C-contiguous weights without a copy, and an in-place
         # update of an F-ordered weight from a C-ordered gradient was measured 15x slower
-        value = numpy.ascontiguousarray(init(tuple(shape), dtype=dtype or self.dtype))
+        value = numpy.asarray(init(tuple(shape), dtype=dtype or self.dtype), order="C")
         w = Tensor._wrap(backend.to_device(value, backend.get_device()))
         w.name = name
         w.requires_grad = bool(trainable and self._trainable)

@@ -10,7 +10,11 @@ PyTorch), but organise the work the way the hardware likes it:
   one per step in the backward sweep, ``dz_t @ U^T``;
 - the gate math between them in one compiled pass per step (:mod:`fundl.kernels.recurrent`);
 - after the backward sweep, one GEMM for the gradients of all weights, summed over all steps
-  and samples (``[h_{t-1}, x_t, 1]^T @ dz``; the GRU needs two), and one for the inputs.
+  and samples (``[h_{t-1}, x_t, 1]^T @ dz``; the GRU needs two), and one for the inputs
+  (one of each per batch part, below);
+- on the CPU, the LSTM's and GRU's whole time loops run compiled, one part of the batch per
+  thread (samples never interact, so each part is the same op over fewer rows; only the
+  weight gradients are summed over the parts).
 
 Arrays are time-major inside (``(T, B, ...)``, one contiguous block per step); inputs and
 outputs are batch-major ``(B, T, ...)`` as in Keras. Gate blocks follow Keras' weight layout:
@@ -186,10 +190,16 @@ class _Sweep(Function):
     MIN_PART_ROWS = 16
     """Batch rows below which a part is not worth a thread (thinner GEMMs lose efficiency)."""
 
-    def _plan(self, x):
-        """(the compiled loops or None, the batch parts: one per thread, or the whole batch)."""
-        sweeps = None if self.cell is None else \
-            kernels.sweeps(self.cell, x, self.activation, self.recurrent_activation)
+    def _plan(self, x, *weights):
+        """(the compiled loops or None, the batch parts: one per thread, or the whole batch).
+
+        The loops hand the weights to BLAS as raw memory of x's dtype: weights of another
+        dtype (or not NumPy arrays) keep the Python loop, which lets NumPy promote.
+        """
+        sweeps = None
+        if self.cell is not None and all(type(a) is numpy.ndarray and a.dtype == x.dtype
+                                         for a in weights if a is not None):
+            sweeps = kernels.sweeps(self.cell, x, self.activation, self.recurrent_activation)
         if sweeps is None:
             return None, WHOLE
         n = max(1, min(threads(), x.shape[0] // self.MIN_PART_ROWS))
@@ -257,7 +267,8 @@ class _Sweep(Function):
         b, t, _ = x.shape
         n = u.shape[0]
         hx1s = [self._inputs_time_major(x[s], bias is not None, lead=n) for s in parts]
-        wb = xp.concatenate([w, bias[None]]) if bias is not None else xp.ascontiguousarray(w)
+        # C order whatever w's (the compiled loops read rows of wb as raw memory)
+        wb = xp.ascontiguousarray(xp.concatenate([w, bias[None]]) if bias is not None else w)
         hs = self._empty(xp, (t + 1, b, n), x.dtype)
         hs[0] = states[0] if states else 0
         return xp, states, hx1s, wb, hs
@@ -391,7 +402,7 @@ class LSTMSequence(_Sweep):
     cell = "lstm"
 
     def forward(self, x, w, u, *rest):
-        sweeps, parts = self._plan(x)
+        sweeps, parts = self._plan(x, w, u, *rest[:int(self.has_bias)])
         xp, states, hx1s, wb, hs = self._begin_shared(x, w, u, rest, parts)
         t, b, n = x.shape[1], x.shape[0], u.shape[0]
         cs = self._empty(xp, (t + 1, b, n), x.dtype)
@@ -505,8 +516,9 @@ class GRUSequence(_Sweep):
         bias, states = self._split_inputs(rest)
         b, t, d = x.shape
         n = u.shape[0]
-        sweeps, parts = self._plan(x)
-        wb = xp.concatenate([w, bias[:1]]) if bias is not None else xp.ascontiguousarray(w)
+        sweeps, parts = self._plan(x, w, u, bias)
+        # C order whatever w's (the compiled loops read rows of wb as raw memory)
+        wb = xp.ascontiguousarray(xp.concatenate([w, bias[:1]]) if bias is not None else w)
         rbias = bias[1] if bias is not None else xp.zeros(3 * n, dtype=x.dtype)
         rbias = xp.ascontiguousarray(rbias)
         hs = self._empty(xp, (t + 1, b, n), x.dtype)

@@ -277,6 +277,28 @@ def test_parallel_compiled_loops_match_the_python_loop(cell, parts, opts, monkey
         np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_transposed_or_other_dtype_weights_give_the_python_loops_results(cell):
+    """Weights as F-ordered views (PyTorch's (4H, D) transposed) or in float64 next to
+    float32 inputs: the compiled loops read weights as raw float32 rows, so they must get
+    C-ordered copies or leave the work to the Python loop."""
+    g = 4 if cell == "lstm" else 3
+    fn = lstm if cell == "lstm" else gru
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((40, 4, 3)).astype(np.float32)
+    w_t = rng.standard_normal((g * 5, 3)).astype(np.float32)      # PyTorch's layout
+    u = rng.standard_normal((5, g * 5)).astype(np.float32) * 0.5
+    b = rng.standard_normal((g * 5,) if cell == "lstm" else (2, g * 5)).astype(np.float32)
+    old = kernels.use_compiled(False)
+    try:
+        want = fn(x, w_t.T.copy(), u, b)[1].numpy()
+    finally:
+        kernels.use_compiled(old)
+    for args in ((x, w_t.T, u, b), (x, w_t.T.copy(), u.astype(np.float64), b),
+                 (x, w_t.T.astype(np.float64), u, b.astype(np.float64))):
+        np.testing.assert_allclose(fn(*args)[1].numpy(), want, rtol=1e-5, atol=1e-5)
+
+
 def test_lstm_inference_runs_the_compiled_loops_on_one_gate_buffer():
     pytest.importorskip("numba")
     x, w, u, b, h, c = (a.astype(np.float32) for a in arrays(4, (4 * H,), batch=40, steps=6))
