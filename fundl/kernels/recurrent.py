@@ -376,6 +376,27 @@ def _gru_backward(dh, gates, h_prev, dxz, dhz, dh_prev):
 
 # -- whole time loops: one batch part's GEMMs and gate math, without the GIL --------------------
 @jit
+def _recurrent_product(fn, hx1, u, hs, hz, k, lo, rm, nonzero):
+    """Step k of a part's forward: h_{k-1} (times the recurrent dropout mask ``rm``, if not
+    (0, 0)) into the first H columns of ``hx1[k]``, where the GEMM reads it and the weight
+    gradient will, then ``hz = that @ u`` (zeros when h_{k-1} is known to be zero)."""
+    p, kk = hx1.shape[1], hx1.shape[2]
+    n, g = u.shape
+    for b in range(p):
+        hrow, dst = hs[k, lo + b], hx1[k, b, :n]
+        if rm.shape[0]:
+            mrow = rm[lo + b]
+            for j in range(n):
+                dst[j] = hrow[j] * mrow[j]
+        else:
+            dst[:] = hrow
+    if nonzero:
+        gemm(fn, False, hx1[k, 0], kk, u, g, hz, g, p, g, n, 0.0)
+    else:
+        hz[:] = 0
+
+
+@jit
 def _lstm_forward_sweep(fn, hx1, wb, u, xz, hz, hs, cs, gates, lo, mask, rm, from_state):
     """The forward of an LSTM over the rows ``lo:lo+P`` of the batch (one part).
 
@@ -393,20 +414,7 @@ def _lstm_forward_sweep(fn, hx1, wb, u, xz, hz, hs, cs, gates, lo, mask, rm, fro
     # the input projections of all the part's steps: [x_t, 1] @ [W; b], one GEMM
     gemm(fn, False, hx1[0, 0, n:], kk, wb, g, xz, g, t * p, g, kk - n, 0.0)
     for k in range(t):
-        # h_{t-1} (times the recurrent dropout mask) goes where the GEMM reads it and
-        # where the weight gradient will
-        for b in range(p):
-            hrow, dst = hs[k, lo + b], hx1[k, b, :n]
-            if rm.shape[0]:
-                mrow = rm[lo + b]
-                for j in range(n):
-                    dst[j] = hrow[j] * mrow[j]
-            else:
-                dst[:] = hrow
-        if k or from_state:
-            gemm(fn, False, hx1[k, 0], kk, u, g, hz, g, p, g, n, 0.0)
-        else:
-            hz[:] = 0
+        _recurrent_product(fn, hx1, u, hs, hz, k, lo, rm, k > 0 or from_state)
         _lstm_forward(xz[k], hz, cs[k, lo:hi], gates[k % gates.shape[0], lo:hi],
                       cs[k + 1, lo:hi], hs[k + 1, lo:hi])
         if mask.shape[0]:
@@ -473,18 +481,7 @@ def _gru_forward_sweep(fn, hx1, wb, u, rbias, xz, hz, hs, gates, lo, mask, rm, f
     hi = lo + p
     gemm(fn, False, hx1[0, 0, n:], kk, wb, g, xz, g, t * p, g, kk - n, 0.0)
     for k in range(t):
-        for b in range(p):
-            hrow, dst = hs[k, lo + b], hx1[k, b, :n]
-            if rm.shape[0]:
-                mrow = rm[lo + b]
-                for j in range(n):
-                    dst[j] = hrow[j] * mrow[j]
-            else:
-                dst[:] = hrow
-        if k or from_state:
-            gemm(fn, False, hx1[k, 0], kk, u, g, hz, g, p, g, n, 0.0)
-        else:
-            hz[:] = 0
+        _recurrent_product(fn, hx1, u, hs, hz, k, lo, rm, k > 0 or from_state)
         _gru_forward(xz[k], hz, rbias, hs[k, lo:hi], gates[k % gates.shape[0], lo:hi],
                      hs[k + 1, lo:hi])
         if mask.shape[0]:
