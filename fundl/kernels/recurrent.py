@@ -397,6 +397,16 @@ def _recurrent_product(fn, hx1, u, hs, hz, k, lo, rm, nonzero):
 
 
 @jit
+def _carry_over(mask, k, lo, p, states):
+    """Rows ``lo:lo+p`` whose step k is padding (``mask`` (T, B) uint8, or (0, 0): none) keep
+    their previous state: ``states[k + 1]`` gets ``states[k]`` there."""
+    if mask.shape[0]:
+        for b in range(p):
+            if not mask[k, lo + b]:
+                states[k + 1, lo + b] = states[k, lo + b]
+
+
+@jit
 def _lstm_forward_sweep(fn, hx1, wb, u, xz, hz, hs, cs, gates, lo, mask, rm, from_state):
     """The forward of an LSTM over the rows ``lo:lo+P`` of the batch (one part).
 
@@ -417,11 +427,8 @@ def _lstm_forward_sweep(fn, hx1, wb, u, xz, hz, hs, cs, gates, lo, mask, rm, fro
         _recurrent_product(fn, hx1, u, hs, hz, k, lo, rm, k > 0 or from_state)
         _lstm_forward(xz[k], hz, cs[k, lo:hi], gates[k % gates.shape[0], lo:hi],
                       cs[k + 1, lo:hi], hs[k + 1, lo:hi])
-        if mask.shape[0]:
-            for b in range(p):
-                if not mask[k, lo + b]:
-                    hs[k + 1, lo + b] = hs[k, lo + b]
-                    cs[k + 1, lo + b] = cs[k, lo + b]
+        _carry_over(mask, k, lo, p, hs)
+        _carry_over(mask, k, lo, p, cs)
 
 
 @jit
@@ -469,7 +476,7 @@ def _lstm_backward_sweep(fn, hx1, ut, cs, gates, dz, gy, dh, dc, dc_prev, lo, ma
 
 
 @jit
-def _gru_forward_sweep(fn, hx1, wb, u, rbias, xz, hz, hs, gates, lo, mask, rm, from_state):
+def _gru_forward_sweep(fn, hx1, wb, u, xz, hz, rbias, hs, gates, lo, mask, rm, from_state):
     """The forward of a GRU (``reset_after``) over the rows ``lo:lo+P`` of the batch.
 
     As :func:`_lstm_forward_sweep`, with ``wb`` (D + 1, 3H) ``[W; input bias]``, ``u`` (H, 3H),
@@ -484,10 +491,7 @@ def _gru_forward_sweep(fn, hx1, wb, u, rbias, xz, hz, hs, gates, lo, mask, rm, f
         _recurrent_product(fn, hx1, u, hs, hz, k, lo, rm, k > 0 or from_state)
         _gru_forward(xz[k], hz, rbias, hs[k, lo:hi], gates[k % gates.shape[0], lo:hi],
                      hs[k + 1, lo:hi])
-        if mask.shape[0]:
-            for b in range(p):
-                if not mask[k, lo + b]:
-                    hs[k + 1, lo + b] = hs[k, lo + b]
+        _carry_over(mask, k, lo, p, hs)
 
 
 @jit

@@ -205,7 +205,7 @@ class _Sweep(Function):
         n = max(1, min(threads(), x.shape[0] // self.MIN_PART_ROWS))
         return sweeps, even_slices(x.shape[0], n)
 
-    def _compiled_masks(self, b, n, dtype):
+    def _compiled_masks(self, dtype):
         """The sequence mask as (T, B) uint8 in processing order and the recurrent dropout
         mask as C-contiguous (B, H), each an empty (0, 0) array when absent (one compiled
         signature for all cases)."""
@@ -216,6 +216,26 @@ class _Sweep(Function):
         rm = numpy.zeros((0, 0), dtype) if self.rec_mask is None else \
             numpy.ascontiguousarray(self.rec_mask, dtype)
         return mask, rm
+
+    def _forward_parts(self, sweeps, hx1s, parts, wb, u, shared, masks, from_state):
+        """Run the compiled forward loop of every batch part on the threads; ``shared`` are
+        the whole-batch arrays the loop writes (its rows of them) after its own scratch."""
+        fn, sweep = sweeps[0], sweeps[1]
+        u = numpy.ascontiguousarray(u)
+        g = u.shape[1]
+        # scratch from the workspace here, before the threads: it is not thread-safe
+        xzs = [self._empty(numpy, (hx1.shape[0], hx1.shape[1], g), u.dtype) for hx1 in hx1s]
+        hzs = [numpy.empty((hx1.shape[1], g), u.dtype) for hx1 in hx1s]
+        map_chunks(lambda i: sweep(fn, hx1s[i], wb, u, xzs[i], hzs[i], *shared, parts[i].start,
+                                   *masks, from_state),
+                   range(len(parts)), u)
+
+    def _transposed(self, xp, u):
+        """``u.T`` as a C-contiguous workspace array: BLAS runs ~25 % faster on it than on
+        the view."""
+        ut = self._empty(xp, u.shape[::-1], u.dtype)
+        ut[...] = u.T
+        return ut
 
     def _seq_grad(self, grads, dtype):
         """The output sequence's gradient (B, T, H) for the compiled loops, (0, 0, 0) if none."""
@@ -409,19 +429,14 @@ class LSTMSequence(_Sweep):
         cs[0] = states[1] if states else 0
         gates = self._gate_buffer(xp, t, b, 4 * n, x.dtype)
         mf, mb = self._mask_time_major(xp, x.dtype)
+        masks = None
         if sweeps is None:
             self._forward_loop(xp, hx1s[0], wb, u, hs, cs, gates, mb, bool(states))
         else:
-            fn, sweep = sweeps[0], sweeps[1]
-            u = numpy.ascontiguousarray(u)
-            mask, rm = self._compiled_masks(b, n, x.dtype)
-            # buffers come from the workspace here: it is not thread-safe
-            xzs = [self._empty(xp, (t, s.stop - s.start, 4 * n), x.dtype) for s in parts]
-            hzs = [numpy.empty((s.stop - s.start, 4 * n), x.dtype) for s in parts]
-            map_chunks(lambda i: sweep(fn, hx1s[i], wb, u, xzs[i], hzs[i], hs, cs, gates,
-                                       parts[i].start, mask, rm, bool(states)),
-                       range(len(parts)), x)
-        self.save(hx1s, wb, u, hs, cs, gates, mf, sweeps, parts)
+            masks = self._compiled_masks(x.dtype)
+            self._forward_parts(sweeps, hx1s, parts, wb, u, (hs, cs, gates), masks,
+                                bool(states))
+        self.save(hx1s, wb, u, hs, cs, gates, mf, sweeps, parts, masks)
         return self._outputs(hs, (hs[t], cs[t]))
 
     def _forward_loop(self, xp, hx1, wb, u, hs, cs, gates, mb, from_state):
@@ -440,7 +455,7 @@ class LSTMSequence(_Sweep):
                 cs[k + 1] = xp.where(mb[k], cs[k + 1], cs[k])
 
     def backward(self, *grads):
-        hx1s, wb, u, hs, cs, gates, mf, sweeps, parts = self.saved
+        hx1s, wb, u, hs, cs, gates, mf, sweeps, parts, masks = self.saved
         xp = get_array_module(hs)
         gyt, (gh, gc) = self._grads_in(grads)
         t, b, n = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
@@ -448,13 +463,12 @@ class LSTMSequence(_Sweep):
         dc = xp.zeros((b, n), hs.dtype) if gc is None else xp.array(gc, copy=True, order="C")
         dc_prev = xp.empty_like(dc)
         dzs = [self._empty(xp, (t, hx1.shape[1], 4 * n), hs.dtype) for hx1 in hx1s]
-        ut = self._empty(xp, u.shape[::-1], u.dtype)  # BLAS runs ~25 % faster on it than on
-        ut[...] = u.T                                  # the view u.T
+        ut = self._transposed(xp, u)
         if sweeps is None:
             dc = self._backward_loop(xp, ut, hs, cs, gates, dzs[0], gyt, dh, dc, dc_prev, mf)
             return self._shared_grads(xp, hx1s, wb, dzs, parts, dh, dc)
         fn, sweep = sweeps[0], sweeps[2]
-        mask, rm = self._compiled_masks(b, n, hs.dtype)
+        mask, rm = masks
         gy = self._seq_grad(grads, hs.dtype)
         # not from the workspace: views of these become the weights' gradients
         dalls = [numpy.empty((hx1.shape[2], 4 * n), hs.dtype) for hx1 in hx1s]
@@ -528,19 +542,14 @@ class GRUSequence(_Sweep):
         if sweeps is None:
             x1 = self._inputs_time_major(x, bias is not None)
             self._forward_loop(xp, x1, wb, u, rbias, hs, gates, mb, bool(states))
-            self.save(x1, wb, u, hs, gates, mf, None, parts)
+            self.save(x1, wb, u, hs, gates, mf, None, parts, None)
         else:
-            fn, sweep = sweeps[0], sweeps[1]
-            u = numpy.ascontiguousarray(u)
-            mask, rm = self._compiled_masks(b, n, x.dtype)
+            masks = self._compiled_masks(x.dtype)
             # [h_{t-1}, x_t, 1] per part: h_{t-1} is written by the loop for dU's GEMM
             hx1s = [self._inputs_time_major(x[s], bias is not None, lead=n) for s in parts]
-            xzs = [self._empty(xp, (t, s.stop - s.start, 3 * n), x.dtype) for s in parts]
-            hzs = [numpy.empty((s.stop - s.start, 3 * n), x.dtype) for s in parts]
-            map_chunks(lambda i: sweep(fn, hx1s[i], wb, u, rbias, xzs[i], hzs[i], hs, gates,
-                                       parts[i].start, mask, rm, bool(states)),
-                       range(len(parts)), x)
-            self.save(hx1s, wb, u, hs, gates, mf, sweeps, parts)
+            self._forward_parts(sweeps, hx1s, parts, wb, u, (rbias, hs, gates), masks,
+                                bool(states))
+            self.save(hx1s, wb, u, hs, gates, mf, sweeps, parts, masks)
         return self._outputs(hs, (hs[t],))
 
     def _forward_loop(self, xp, x1, wb, u, rbias, hs, gates, mb, from_state):
@@ -557,7 +566,7 @@ class GRUSequence(_Sweep):
                 hs[k + 1] = xp.where(mb[k], hs[k + 1], hs[k])
 
     def backward(self, *grads):
-        x1s, wb, u, hs, gates, mf, sweeps, parts = self.saved
+        x1s, wb, u, hs, gates, mf, sweeps, parts, masks = self.saved
         xp = get_array_module(hs)
         gyt, (gh,) = self._grads_in(grads)
         t, b, n = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
@@ -566,13 +575,12 @@ class GRUSequence(_Sweep):
         dxzs = [self._empty(xp, (t, s.shape[1], 3 * n), hs.dtype) for s in
                 ([x1s] if sweeps is None else x1s)]
         dhzs = [self._empty(xp, a.shape, hs.dtype) for a in dxzs]
-        ut = self._empty(xp, u.shape[::-1], u.dtype)
-        ut[...] = u.T
+        ut = self._transposed(xp, u)
         if sweeps is None:
             self._backward_loop(xp, ut, hs, gates, dxzs[0], dhzs[0], gyt, dh, dh_direct, mf)
             return self._grads(xp, x1s, wb, u, hs, dxzs[0], dhzs[0], dh)
         fn, sweep = sweeps[0], sweeps[2]
-        mask, rm = self._compiled_masks(b, n, hs.dtype)
+        mask, rm = masks
         gy = self._seq_grad(grads, hs.dtype)
         # not from the workspace: views of these become the weights' gradients
         sums = [(numpy.empty((x1.shape[2] - n, 3 * n), hs.dtype),
