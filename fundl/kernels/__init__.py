@@ -15,7 +15,8 @@ The convolution and pooling kernels take channels-last arrays with three spatial
 ``(N, D, H, W, C)`` (1-D and 2-D ops add size-1 axes), with the convolutions' zero padding as
 an argument (pooling's inputs come padded); window geometry is given as 3-tuples of ints.
 :func:`map_chunks` and :func:`threads` run an op's batch chunks on all
-cores. The recurrent cells' gate math lives in :mod:`fundl.kernels.recurrent`, with its own
+cores (:func:`map_compiled` those of a Numba parallel loop). The recurrent cells' gate math
+lives in :mod:`fundl.kernels.recurrent`, with its own
 dispatchers; the CSR sparse x dense product of graph convolutions (:func:`spmm`) in
 :mod:`fundl.kernels.sparse`.
 
@@ -39,11 +40,12 @@ from . import norm as _norm
 from . import pool as _pool
 from . import sparse as _sparse
 from ._jit import FLOAT_DTYPES, IMPORT_ERROR, numba
-from ._parallel import even_slices
+from ._parallel import even_slices, map_compiled
 
 __all__ = ["activation_grad", "avg_pool", "avg_pool_grad", "batch_norm_affine",
            "batch_norm_grad_sums", "batch_norm_grad_x", "batch_norm_stats", "col2im", "compiled",
-           "even_slices", "im2col", "map_chunks", "max_pool", "max_pool_grad", "spmm", "threads"]
+           "even_slices", "im2col", "map_chunks", "map_compiled", "max_pool", "max_pool_grad",
+           "spmm", "threads"]
 
 _NUMBA = numba is not None
 if not _NUMBA:

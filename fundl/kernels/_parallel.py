@@ -167,14 +167,67 @@ def map_chunks(fn, items) -> list:
     return out
 
 
+_regions = None  # Numba runs parallel regions on a thread-safe threading layer (set on first use)
+
+
+def _numba_regions() -> bool:
+    """Whether Numba's parallel regions can be used: its threading layer is thread-safe (GNU
+    OpenMP, present on Linux, or TBB), not the ``workqueue`` fallback, which aborts the
+    process when two Python threads start regions at once."""
+    global _regions
+    if _regions is None:
+        try:
+            import numba
+            from numba.np.ufunc import parallel
+
+            parallel._launch_threads()  # picks the layer, as the first parallel call would
+            _regions = numba.threading_layer() in ("omp", "tbb")
+        except Exception:  # noqa: BLE001 - no Numba, or a layer that failed to load
+            _regions = False
+    return _regions
+
+
+def map_compiled(loop, n_items, *args):
+    """``loop(*args)``, a Numba ``parallel=True`` loop over ``n_items`` items (a ``prange``),
+    with its items on :func:`threads` threads and the BLAS library single-threaded meanwhile.
+
+    Why not :func:`map_chunks`: inside a compiled parallel region, handing an item to another
+    core and waiting for it costs ~2-10 us (GNU OpenMP's threads spin a while between regions)
+    against ~90 us through Python threads (measured here; see
+    :mod:`fundl.kernels.recurrent`). Every argument that is a tuple holds one value per item.
+    Where a region is unsafe (a threading layer that is not thread-safe, a process forked from
+    one that ran regions) the items run through :func:`map_chunks`, each as the loop's Python
+    source over a one-item slice of the tuples; with one item or one thread, or inside a
+    chunk, the Python source runs them one after the other on this thread.
+    """
+    n_threads, blas, _ = _setup()
+    if n_items < 2 or n_threads == 1 or getattr(_local, "inside", False):
+        return loop.py_func(*args)
+    if not _numba_regions():
+        map_chunks(lambda i: loop.py_func(*[(a[i],) if type(a) is tuple else a for a in args]),
+                   list(range(n_items)))
+        return None
+    import numba
+
+    numba.set_num_threads(min(n_threads, n_items, numba.config.NUMBA_NUM_THREADS))
+    try:
+        _blas_single(blas, True)
+        return loop(*args)
+    finally:
+        _blas_single(blas, False)
+
+
 def _after_fork_in_child():
-    """A forked child has the pool object but none of its threads, and maybe a held lock."""
-    global _state, _lock, _active, _saved
+    """A forked child has the pool object but none of its threads, and maybe a held lock;
+    Numba's OpenMP threads are gone too (a region started in the child would abort it)."""
+    global _state, _lock, _active, _saved, _regions
     _lock = threading.Lock()
     if _state is not None and _saved is not None:  # forked mid-map: undo its BLAS setting
         for c, n in zip(_state[1], _saved):
             c.set_num_threads(n)
     _state, _active, _saved = None, 0, None
+    if _regions:
+        _regions = False
 
 
 if hasattr(os, "register_at_fork"):

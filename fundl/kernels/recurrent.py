@@ -542,11 +542,65 @@ def _gru_backward_sweep(fn, hx1, ut, hs, gates, dxz, dhz, gy, dh, dh_direct, lo,
     gemm(fn, True, hx1[0, 0], kk, dhz[0, 0], g, du, g, n, g, t * p, 0.0)
 
 
+# -- every part of the batch, one per thread: Numba parallel regions over the loops above ------
+# Why not Python threads: handing a part to the other core and waiting for it cost ~90 us per
+# call through a thread pool (wake-ups and GIL hand-overs), ~2-10 us through GNU OpenMP, the
+# threading layer Numba picks on Linux (an LSTM training step: 0.4 ms of ~5.5). The per-part
+# arguments come as tuples (one array per part) and ``los``, the first batch row of each part.
+# Run through :func:`fundl.kernels._parallel.map_compiled`, which falls back to these
+# functions' Python source (one part after the other) where a parallel region is unsafe.
+parallel_jit = numba.njit(cache=True, nogil=True, parallel=True) if numba is not None else \
+    (lambda fn: fn)
+prange = numba.prange if numba is not None else range
+
+
+@parallel_jit
+def _lstm_forward_parts(fn, hx1s, wb, u, xzs, hzs, hs, cs, gates, los, mask, rm, from_state):
+    """:func:`_lstm_forward_sweep` of every part (``hx1s``, ``xzs``, ``hzs``: one per part)."""
+    for i in prange(len(los)):
+        _lstm_forward_sweep(fn, hx1s[i], wb, u, xzs[i], hzs[i], hs, cs, gates, los[i], mask,
+                            rm, from_state)
+
+
+@parallel_jit
+def _lstm_backward_parts(fn, hx1s, ut, cs, gates, dzs, gy, dh, dc, dc_prev, los, mask, rm,
+                         need_h0, dalls):
+    """:func:`_lstm_backward_sweep` of every part; ``dh``, ``dc``, ``dc_prev`` (B, H) are the
+    whole batch's (each part works on its rows)."""
+    for i in prange(len(los)):
+        lo = los[i]
+        hi = lo + hx1s[i].shape[1]
+        _lstm_backward_sweep(fn, hx1s[i], ut, cs, gates, dzs[i], gy, dh[lo:hi], dc[lo:hi],
+                             dc_prev[lo:hi], lo, mask, rm, need_h0, dalls[i])
+
+
+@parallel_jit
+def _gru_forward_parts(fn, hx1s, wb, u, xzs, hzs, rbias, hs, gates, los, mask, rm, from_state):
+    """:func:`_gru_forward_sweep` of every part."""
+    for i in prange(len(los)):
+        _gru_forward_sweep(fn, hx1s[i], wb, u, xzs[i], hzs[i], rbias, hs, gates, los[i], mask,
+                           rm, from_state)
+
+
+@parallel_jit
+def _gru_backward_parts(fn, hx1s, ut, hs, gates, dxzs, dhzs, gy, dh, dh_direct, los, mask, rm,
+                        need_h0, dwbs, dus, drbs):
+    """:func:`_gru_backward_sweep` of every part; ``dh``, ``dh_direct`` (B, H) whole-batch."""
+    for i in prange(len(los)):
+        lo = los[i]
+        hi = lo + hx1s[i].shape[1]
+        _gru_backward_sweep(fn, hx1s[i], ut, hs, gates, dxzs[i], dhzs[i], gy, dh[lo:hi],
+                            dh_direct[lo:hi], lo, mask, rm, need_h0, dwbs[i], dus[i], drbs[i])
+
+
 _KERNELS = {"lstm_forward": _lstm_forward, "lstm_backward": _lstm_backward,
             "gru_forward": _gru_forward, "gru_backward": _gru_backward,
             "lstm_forward_sweep": _lstm_forward_sweep,
             "lstm_backward_sweep": _lstm_backward_sweep,
-            "gru_forward_sweep": _gru_forward_sweep, "gru_backward_sweep": _gru_backward_sweep}
+            "gru_forward_sweep": _gru_forward_sweep, "gru_backward_sweep": _gru_backward_sweep,
+            "lstm_forward_parts": _lstm_forward_parts,
+            "lstm_backward_parts": _lstm_backward_parts,
+            "gru_forward_parts": _gru_forward_parts, "gru_backward_parts": _gru_backward_parts}
 
 
 def compiled(name):
@@ -576,12 +630,12 @@ def sweeps(cell, a, activation="tanh", recurrent_activation="sigmoid"):
     """The compiled time loops of ``cell`` (``"lstm"`` or ``"gru"``, the latter with the
     reset gate after the product) for arrays like ``a``, or None where they do not apply.
 
-    Returns ``(gemm, forward_sweep, backward_sweep)``: NumPy's BLAS GEMM
-    (:func:`fundl.kernels.blas.gemm_function`) and the two Numba loops that call it, one
-    batch part at a time (the ops in :mod:`fundl.ops.recurrent` run the parts on parallel
-    threads). They apply to NumPy float32 arrays with the default activations when Numba
-    and the GEMM pointer are available; otherwise the ops loop over time in Python with the
-    per-step dispatchers below (and their references).
+    Returns ``(gemm, forward_parts, backward_parts)``: NumPy's BLAS GEMM
+    (:func:`fundl.kernels.blas.gemm_function`) and the two Numba loops that call it, over
+    every part of the batch (run them through :func:`fundl.kernels.map_compiled`, which puts
+    the parts on parallel threads). They apply to NumPy float32 arrays with the default
+    activations when Numba and the GEMM pointer are available; otherwise the ops loop over
+    time in Python with the per-step dispatchers below (and their references).
     """
     if type(a) is not numpy.ndarray or \
             _pick(f"{cell}_forward", (a,), activation, recurrent_activation) is None:
@@ -589,8 +643,8 @@ def sweeps(cell, a, activation="tanh", recurrent_activation="sigmoid"):
     from . import blas
 
     fn = blas.gemm_function(a.dtype)
-    return None if fn is None else (fn, compiled(f"{cell}_forward_sweep"),
-                                    compiled(f"{cell}_backward_sweep"))
+    return None if fn is None else (fn, compiled(f"{cell}_forward_parts"),
+                                    compiled(f"{cell}_backward_parts"))
 
 
 # -- dispatchers: what the ops call ------------------------------------------------------------

@@ -35,7 +35,7 @@ import numpy
 
 from ..autograd import Function
 from ..backend import get_array_module
-from ..kernels import even_slices, map_chunks, threads
+from ..kernels import even_slices, map_compiled, threads
 from ..kernels import recurrent as kernels
 from ..tensor import Tensor
 
@@ -220,15 +220,19 @@ class _Sweep(Function):
     def _forward_parts(self, sweeps, hx1s, parts, wb, u, shared, masks, from_state):
         """Run the compiled forward loop of every batch part on the threads; ``shared`` are
         the whole-batch arrays the loop writes (its rows of them) after its own scratch."""
-        fn, sweep = sweeps[0], sweeps[1]
         u = numpy.ascontiguousarray(u)
         g = u.shape[1]
         # scratch from the workspace here, before the threads: it is not thread-safe
-        xzs = [self._empty(numpy, (hx1.shape[0], hx1.shape[1], g), u.dtype) for hx1 in hx1s]
-        hzs = [numpy.empty((hx1.shape[1], g), u.dtype) for hx1 in hx1s]
-        map_chunks(lambda i: sweep(fn, hx1s[i], wb, u, xzs[i], hzs[i], *shared, parts[i].start,
-                                   *masks, from_state),
-                   range(len(parts)), u)
+        xzs = tuple(self._empty(numpy, (hx1.shape[0], hx1.shape[1], g), u.dtype)
+                    for hx1 in hx1s)
+        hzs = tuple(numpy.empty((hx1.shape[1], g), u.dtype) for hx1 in hx1s)
+        map_compiled(sweeps[1], len(parts), sweeps[0], tuple(hx1s), wb, u, xzs, hzs, *shared,
+                     self._starts(parts), *masks, from_state)
+
+    @staticmethod
+    def _starts(parts):
+        """The first batch row of each part, as the compiled loops take them."""
+        return tuple(s.start for s in parts)
 
     def _transposed(self, xp, u):
         """``u.T`` as a C-contiguous workspace array: BLAS runs ~25 % faster on it than on
@@ -467,15 +471,11 @@ class LSTMSequence(_Sweep):
         if sweeps is None:
             dc = self._backward_loop(xp, ut, hs, cs, gates, dzs[0], gyt, dh, dc, dc_prev, mf)
             return self._shared_grads(xp, hx1s, wb, dzs, parts, dh, dc)
-        fn, sweep = sweeps[0], sweeps[2]
-        mask, rm = masks
         gy = self._seq_grad(grads, hs.dtype)
         # not from the workspace: views of these become the weights' gradients
-        dalls = [numpy.empty((hx1.shape[2], 4 * n), hs.dtype) for hx1 in hx1s]
-        map_chunks(lambda i: sweep(fn, hx1s[i], ut, cs, gates, dzs[i], gy, dh[parts[i]],
-                                   dc[parts[i]], dc_prev[parts[i]], parts[i].start, mask, rm,
-                                   self.has_state, dalls[i]),
-                   range(len(parts)), dh)
+        dalls = tuple(numpy.empty((hx1.shape[2], 4 * n), hs.dtype) for hx1 in hx1s)
+        map_compiled(sweeps[2], len(parts), sweeps[0], tuple(hx1s), ut, cs, gates, tuple(dzs),
+                     gy, dh, dc, dc_prev, self._starts(parts), *masks, self.has_state, dalls)
         dall = dalls[0]
         for d in dalls[1:]:
             dall += d
@@ -579,16 +579,13 @@ class GRUSequence(_Sweep):
         if sweeps is None:
             self._backward_loop(xp, ut, hs, gates, dxzs[0], dhzs[0], gyt, dh, dh_direct, mf)
             return self._grads(xp, x1s, wb, u, hs, dxzs[0], dhzs[0], dh)
-        fn, sweep = sweeps[0], sweeps[2]
-        mask, rm = masks
         gy = self._seq_grad(grads, hs.dtype)
         # not from the workspace: views of these become the weights' gradients
         sums = [(numpy.empty((x1.shape[2] - n, 3 * n), hs.dtype),
                  numpy.empty((n, 3 * n), hs.dtype), numpy.empty(3 * n, hs.dtype)) for x1 in x1s]
-        map_chunks(lambda i: sweep(fn, x1s[i], ut, hs, gates, dxzs[i], dhzs[i], gy, dh[parts[i]],
-                                   dh_direct[parts[i]], parts[i].start, mask, rm,
-                                   self.has_state, *sums[i]),
-                   range(len(parts)), dh)
+        map_compiled(sweeps[2], len(parts), sweeps[0], tuple(x1s), ut, hs, gates, tuple(dxzs),
+                     tuple(dhzs), gy, dh, dh_direct, self._starts(parts), *masks,
+                     self.has_state, *zip(*sums))
         dwb, du, drb = sums[0]
         for more in sums[1:]:
             for total, part in zip(sums[0], more):

@@ -1,4 +1,5 @@
 """Batch-parallel chunks (fundl.kernels._parallel): same results as serial, BLAS restored."""
+import os
 import threading
 
 import numpy as np
@@ -162,3 +163,50 @@ def test_without_threadpoolctl_everything_runs_serially(monkeypatch):
     with pytest.warns(RuntimeWarning, match="threadpoolctl found no BLAS library"):
         assert _parallel.threads() == 1
     monkeypatch.setattr(_parallel, "_state", None)  # the next test sets it up afresh
+
+
+def _numba_loop():
+    numba = pytest.importorskip("numba")
+
+    @numba.njit(parallel=True)
+    def loop(outs, los, scale):
+        for i in numba.prange(len(los)):
+            outs[i][:] = los[i] * scale
+    return loop
+
+
+@pytest.mark.parametrize("runner", ["region", "python threads", "one item"])
+def test_map_compiled_runs_every_item_with_blas_single_threaded(three_threads, monkeypatch,
+                                                                runner):
+    loop = _numba_loop()
+    if runner == "region" and not _parallel._numba_regions():
+        pytest.skip("Numba has no thread-safe threading layer here")
+    if runner == "python threads":
+        monkeypatch.setattr(_parallel, "_regions", False)
+    n = 1 if runner == "one item" else 5
+    outs = tuple(np.zeros(i + 1) for i in range(n))   # one array per item, of another size
+    kernels.map_compiled(loop, n, outs, tuple(range(n)), 2.0)
+    for i, out in enumerate(outs):
+        np.testing.assert_array_equal(out, np.full(i + 1, 2.0 * i))
+    assert three_threads.history == ([] if runner == "one item" else [1, 2])
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_runs_the_compiled_recurrent_loops_without_parallel_regions():
+    """GNU OpenMP's threads do not survive a fork: a region started in the child would make
+    Numba terminate it. The child runs the LSTM's parts on Python threads instead."""
+    if _parallel.threads() < 2 or not _parallel._numba_regions():
+        pytest.skip("no parallel regions here")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 3, 4)).astype(np.float32)
+    w, u = (rng.standard_normal(s).astype(np.float32) for s in ((4, 32), (8, 32)))
+    want = fl.lstm(x, w, u)[1].numpy()  # the parent runs its parts in a region first
+    pid = os.fork()
+    if pid == 0:  # the child: exit code 0 only if it computed the same result
+        code = 1
+        try:
+            code = 0 if np.array_equal(fl.lstm(x, w, u)[1].numpy(), want) else 3
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status

@@ -234,6 +234,25 @@ PART_OPTIONS = [
 def test_parallel_compiled_loops_match_the_python_loop(cell, parts, opts, monkeypatch):
     """The compiled LSTM/GRU loops over batch parts on threads (37 rows: parts of 12-19 rows)
     give the Python loop's outputs and gradients, for every input and option."""
+    _compare_parts_with_python_loop(cell, parts, opts, monkeypatch)
+
+
+@pytest.mark.parametrize("runner", ["python threads", "serial"])
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_compiled_loops_without_a_parallel_region(cell, runner, monkeypatch):
+    """Where Numba's parallel regions are unsafe (no thread-safe threading layer, a forked
+    child) the parts run on Python threads; with one thread, one after another: same results."""
+    from fundl.kernels import _parallel
+
+    _parallel.threads()  # set up first, then override
+    if runner == "python threads":
+        monkeypatch.setattr(_parallel, "_regions", False)
+    else:
+        monkeypatch.setattr(_parallel, "_state", (1, [], None))
+    _compare_parts_with_python_loop(cell, 3, PART_OPTIONS[-1], monkeypatch)
+
+
+def _compare_parts_with_python_loop(cell, parts, opts, monkeypatch):
     pytest.importorskip("numba")
     import fundl.ops.recurrent as rec
 

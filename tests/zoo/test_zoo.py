@@ -41,7 +41,7 @@ def test_every_model_function_takes_the_shared_arguments(name):
 @pytest.mark.parametrize("name", _functions())
 def test_pretrained_weights_are_refused(name):
     kwargs = {k: v for k, v in _SMALL.get(name, {}).items() if k in ("config", "depth")}
-    with pytest.raises(ValueError, match=rf"fundl\.zoo\..*weights must be None.*'imagenet'"):
+    with pytest.raises(ValueError, match=r"fundl\.zoo\..*weights must be None.*'imagenet'"):
         getattr(fl.zoo, name)(weights="imagenet", **kwargs)
 
 
