@@ -124,6 +124,14 @@ def run_isolated(builders: dict, number: int, rounds: int = 5, warmup: int = 3,
     return {name: statistics.median(s) for name, s in samples.items()}, peaks
 
 
+def print_gemm_library() -> None:
+    """Which GEMM fundl's compiled loops call (MKL when the optional extra is installed)."""
+    from fundl.kernels import blas
+
+    print(f"fundl's GEMM in compiled loops: {blas.library()} "
+          f"(FUNDL_BLAS=numpy or mkl chooses; see fundl/kernels/blas.py)")
+
+
 def report(title: str, times: dict, baseline: str, unit: str = "us", peaks=None) -> None:
     """Print a small table of times (and peak memory) and each time's ratio to ``baseline``."""
     scale = {"us": 1e6, "ms": 1e3, "s": 1.0}[unit]

@@ -25,7 +25,7 @@ import sys
 
 import numpy as np
 
-from _common import THREADS, import_torch, report, run_isolated
+from _common import THREADS, import_torch, print_gemm_library, report, run_isolated
 
 BATCH, STEPS, FEATURES, UNITS, CLASSES, LR = 64, 28, 28, 128, 10, 0.01
 KINDS = ("LSTM", "GRU")
@@ -192,6 +192,7 @@ def main():
     torch = import_torch()
     if torch is not None:
         check_agreement(torch)
+    print_gemm_library()
     summary = []
     for kind in KINDS:
         for mode, title in (("train", f"{kind} training step ({STEPS}x{FEATURES} -> {UNITS}, "

@@ -32,7 +32,7 @@ import warnings
 
 import numpy
 
-from ..backend import device_of
+from ..backend import device_of, get_array_module
 from . import _parallel
 from . import activation as _activation
 from . import conv as _conv
@@ -88,6 +88,20 @@ def map_chunks(fn, items, like) -> list:
     if type(like) is numpy.ndarray:
         return _parallel.map_chunks(fn, list(items))
     return [fn(item) for item in items]
+
+
+def chunk_matmul(a, b, out=None):
+    """``a @ b`` for a batch chunk of :func:`map_chunks` (2-D or 3-D stacks).
+
+    On a parallel thread (BLAS single-threaded meanwhile) it goes through fundl's GEMM library
+    (:func:`fundl.kernels.blas.matmul`: MKL's sequential GEMM when installed); elsewhere, and
+    for CuPy arrays, ``xp.matmul``.
+    """
+    if type(a) is numpy.ndarray and getattr(_parallel._local, "inside", False):
+        from . import blas
+
+        return blas.matmul(a, b, out)
+    return get_array_module(a).matmul(a, b, out=out)
 
 
 def threads() -> int:

@@ -17,6 +17,16 @@ small GEMMs one after the other. Before first use, the pointer's results are com
 library, a symbol or a result is not as expected, :func:`gemm_function` returns None and the
 callers keep their Python loops.
 
+With the optional ``mkl`` package installed (``pip install 'fundl[mkl]'``), Intel MKL's
+sequential GEMM is used instead: on the small products of a recurrent step it was measured
+~25 % faster than OpenBLAS on one core (28 steps of 32 x 128 -> 512: 32 us a product against
+40-43), and an LSTM training step went from 5.1-5.7 to 4.0-4.3 ms. MKL is loaded privately
+(not NumPy's BLAS, which stays OpenBLAS), set to its LP64 interface and its sequential
+layer: its GEMMs run on the threads that call them, the parts of a batch, and load no
+OpenMP runtime of their own. Where this process has that library loaded already (a NumPy
+built on MKL) it is left alone. ``FUNDL_BLAS=numpy`` keeps NumPy's BLAS even with MKL
+installed, ``FUNDL_BLAS=mkl`` makes a missing MKL an error.
+
 The function pointer is passed to kernels as an argument (Numba types it as an external
 function pointer), not read from a global, so the kernels stay cacheable on disk.
 
@@ -27,6 +37,8 @@ Example:
 from __future__ import annotations
 
 import ctypes
+import functools
+import os
 
 import numpy
 
@@ -85,20 +97,91 @@ def _agrees(fn, dtype):
     return True
 
 
+MKL_LP64, MKL_SEQUENTIAL = 0, 1  # MKL_Set_Interface_Layer / MKL_Set_Threading_Layer values
+
+
+def _mkl_path():
+    """The path of the ``mkl`` package's ``libmkl_rt``, or None when it is not installed."""
+    from importlib import metadata
+
+    try:
+        files = metadata.files("mkl") or []
+    except metadata.PackageNotFoundError:
+        return None
+    for f in files:
+        if f.name.startswith("libmkl_rt.so") or f.name == "mkl_rt.2.dll":
+            return str(f.locate())
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def _mkl():
+    """MKL's runtime library, loaded privately with the LP64 interface and the sequential
+    threading layer; None when the ``mkl`` package is absent, this process has the library
+    loaded already (someone else's, whose settings are not ours to change) or the layers
+    cannot be set."""
+    path = _mkl_path()
+    if path is None:
+        return None
+    try:
+        ctypes.CDLL(path, mode=os.RTLD_NOLOAD)  # succeeds only if it is loaded already
+        return None
+    except (OSError, AttributeError):  # not loaded (or no RTLD_NOLOAD on this system)
+        pass
+    lib = ctypes.CDLL(path)
+    if lib.MKL_Set_Interface_Layer(MKL_LP64) != MKL_LP64 or \
+            lib.MKL_Set_Threading_Layer(MKL_SEQUENTIAL) != MKL_SEQUENTIAL:
+        return None
+    return lib
+
+
+def _choice():
+    """``FUNDL_BLAS``: "auto" (MKL if installed, else NumPy's), "mkl" or "numpy"."""
+    choice = os.environ.get("FUNDL_BLAS", "").strip().lower() or "auto"
+    if choice not in ("auto", "mkl", "numpy"):
+        raise ValueError(f"fundl: FUNDL_BLAS must be 'auto', 'mkl' or 'numpy', got "
+                         f"{os.environ['FUNDL_BLAS']!r}.")
+    return choice
+
+
+def _checked(load, dtype):
+    """The GEMM of the library ``load()`` returns, if found and agreeing with matmul."""
+    try:
+        lib = load()
+        fn = None if lib is None else _lookup(lib, "s" if dtype == numpy.float32 else "d")
+        return fn if fn is not None and _agrees(fn, dtype) else None
+    except Exception:  # noqa: BLE001 - no library, no symbol, a failed call: fall back
+        return None
+
+
 def gemm_function(dtype):
-    """The ctypes pointer of NumPy's BLAS ``cblas_sgemm`` (float32) or ``cblas_dgemm``
-    (float64), checked against ``numpy.matmul``; None when it cannot be found or disagrees."""
-    dtype = numpy.dtype(dtype)
+    """The ctypes pointer of ``cblas_sgemm`` (float32) or ``cblas_dgemm`` (float64), checked
+    against ``numpy.matmul``: MKL's (sequential) when the ``mkl`` package is installed, else
+    NumPy's own BLAS's; None when neither can be found or agrees (see ``FUNDL_BLAS`` above)."""
+    return _pick(numpy.dtype(dtype))[0]
+
+
+def library(dtype=numpy.float32):
+    """Which library :func:`gemm_function` takes its GEMM from: "mkl", "numpy" or None."""
+    return _pick(numpy.dtype(dtype))[1]
+
+
+def _pick(dtype):
     if dtype not in _cache:
-        fn = None
+        found = (None, None)
         if dtype in (numpy.dtype(numpy.float32), numpy.dtype(numpy.float64)):
-            try:
-                fn = _lookup(_library(), "s" if dtype == numpy.float32 else "d")
-                if fn is not None and not _agrees(fn, dtype):
-                    fn = None
-            except Exception:  # noqa: BLE001 - no library, no symbol, a failed call: fall back
-                fn = None
-        _cache[dtype] = fn
+            choice = _choice()
+            if choice != "numpy":
+                found = (_checked(_mkl, dtype), "mkl")
+                if found[0] is None and choice == "mkl":
+                    raise RuntimeError("fundl: FUNDL_BLAS=mkl, but MKL could not be used: "
+                                       "install it with `pip install 'fundl[mkl]'` (and do "
+                                       "not load another MKL first), or unset FUNDL_BLAS.")
+            if found[0] is None:
+                found = (_checked(_library, dtype), "numpy")
+            if found[0] is None:
+                found = (None, None)
+        _cache[dtype] = found
     return _cache[dtype]
 
 
@@ -112,3 +195,46 @@ def gemm(fn, trans_a, a, lda, b, ldb, c, ldc, m, n, k, beta):
     """
     fn(ROW_MAJOR, TRANS if trans_a else NO_TRANS, NO_TRANS, m, n, k, 1.0, a.ctypes.data, lda,
        b.ctypes.data, ldb, beta, c.ctypes.data, ldc)
+
+
+def _operand(m):
+    """(transposed, leading dimension) of a 2-D block that BLAS reads in place, or None."""
+    item = m.itemsize
+    if m.shape[0] < 2 or m.shape[1] < 2:
+        return None  # degenerate strides: let NumPy handle it
+    if m.strides[1] == item and m.strides[0] % item == 0 and m.strides[0] >= m.shape[1] * item:
+        return False, m.strides[0] // item
+    if m.strides[0] == item and m.strides[1] % item == 0 and m.strides[1] >= m.shape[0] * item:
+        return True, m.strides[1] // item
+    return None
+
+
+def matmul(a, b, out=None):
+    """``a @ b`` (2-D, or 3-D stacks of the same length) through :func:`gemm_function`'s
+    library, written into ``out`` if given (C-contiguous rows) or a new array.
+
+    For the GEMMs of batch chunks that run on parallel threads (one core each), where MKL's
+    sequential GEMM beats OpenBLAS's (measured here on ResNet-20's convolutions: 80-146
+    GFLOP/s against 62-121). Operands may be transposed or sliced views; anything BLAS
+    cannot read in place, another dtype, or no library: ``numpy.matmul``.
+    """
+    fn = gemm_function(a.dtype) if a.dtype == b.dtype else None
+    if fn is None or a.ndim != b.ndim or a.ndim not in (2, 3):
+        return numpy.matmul(a, b, out=out)
+    stack = a.ndim == 3
+    a3, b3 = (a, b) if stack else (a[None], b[None])
+    g, m, k = a3.shape
+    n = b3.shape[2]
+    if out is None:
+        out = numpy.empty((g, m, n) if stack else (m, n), a.dtype)
+    o3 = out if stack else out[None]
+    ops = [(_operand(a3[i]), _operand(b3[i]), _operand(o3[i])) for i in range(g)]
+    if b3.shape[:2] != (g, k) or o3.shape != (g, m, n) or out.dtype != a.dtype or \
+            any(x is None or y is None or z is None or z[0] for x, y, z in ops) or \
+            max(m, n, k, *(d[1] for d in sum(ops, ()))) >= 2 ** 31:  # 32-bit BLAS integers
+        return numpy.matmul(a, b, out=out)
+    p = ctypes.c_void_p
+    for i, ((ta, lda), (tb, ldb), (_, ldc)) in enumerate(ops):
+        fn(ROW_MAJOR, TRANS if ta else NO_TRANS, TRANS if tb else NO_TRANS, m, n, k, 1.0,
+           p(a3[i].ctypes.data), lda, p(b3[i].ctypes.data), ldb, 0.0, p(o3[i].ctypes.data), ldc)
+    return out

@@ -28,7 +28,10 @@ ranks. Four refinements, measured on the LeNet-5 and ResNet-20 shapes (see
 - parallel chunks: with several chunks, every thread takes whole chunks, BLAS single-threaded
   meanwhile (:func:`fundl.kernels.map_chunks`), so im2col and col2im use all cores too
   (ResNet-20 step 500-520 -> 433-455 ms on 2 cores). A single chunk (LeNet-5) stays on one
-  thread with BLAS's own threads: splitting it was slower (3.6 -> 4.6 ms per step).
+  thread with BLAS's own threads: splitting it was slower (3.6 -> 4.6 ms per step). The
+  chunks' GEMMs go through :func:`fundl.kernels.chunk_matmul`: MKL's sequential GEMM when
+  the optional ``mkl`` package is installed (ResNet-20 step 434 -> 419 ms, A/B in one
+  process), else NumPy's.
 """
 from __future__ import annotations
 
@@ -331,7 +334,7 @@ class Conv(Function):
             cols = kernels.im2col(x5[part], *self.cols_geometry, g, ones=self.ones,
                                   pads=self.pads)
             rows_of_y = y[:, part.start * rows:part.stop * rows]
-            xp.matmul(cols, w, out=rows_of_y)
+            kernels.chunk_matmul(cols, w, out=rows_of_y)
             if self.activation:  # while the chunk's outputs are still in cache
                 apply_in_place(self.activation, rows_of_y)
             return cols if keep else None
@@ -375,9 +378,9 @@ class Conv(Function):
             if self.needs_grad[1]:  # rows of gwb: the kernel's taps, then the bias if any
                 cols = kept[i] if kept else kernels.im2col(
                     x5[part], *self.cols_geometry, g, ones=self.ones, pads=self.pads)
-                gwb_part = xp.matmul(cols.transpose(0, 2, 1), g_part)
+                gwb_part = kernels.chunk_matmul(cols.transpose(0, 2, 1), g_part)
             if self.needs_grad[0]:
-                gcols = xp.matmul(g_part, w[:, :taps].transpose(0, 2, 1))
+                gcols = kernels.chunk_matmul(g_part, w[:, :taps].transpose(0, 2, 1))
                 # straight into this chunk's rows of gx; the padding's gradient is dropped
                 kernels.col2im(gcols, (part.stop - part.start,) + self.x5_shape[1:],
                                *self.cols_geometry, g, pads=self.pads, out=gx5[part])
