@@ -40,11 +40,18 @@ from . import norm as _norm
 from . import pool as _pool
 from . import sparse as _sparse
 from ._jit import FLOAT_DTYPES, IMPORT_ERROR, numba
-from ._parallel import even_slices, map_compiled
+from ._parallel import even_slices, map_compiled, regions, run_region
+from .blas import gemm_function
+from .conv import _conv_backward_chunks as conv_backward_chunks
+from .conv import _conv_forward_chunks as conv_forward_chunks
+from .conv import inner as conv_inner
+from .conv import region_input as conv_region_input
 
 __all__ = ["activation_grad", "avg_pool", "avg_pool_grad", "batch_norm_affine",
-           "batch_norm_grad_sums", "batch_norm_grad_x", "batch_norm_stats", "col2im", "compiled",
-           "even_slices", "im2col", "map_chunks", "map_compiled", "max_pool", "max_pool_grad",
+           "batch_norm_grad_sums", "batch_norm_grad_x", "batch_norm_stats", "chunk_matmul",
+           "col2im", "compiled", "conv_backward_chunks", "conv_forward_chunks", "conv_inner",
+           "conv_region_input", "even_slices", "gemm_function", "im2col", "map_chunks",
+           "map_compiled", "matmul", "max_pool", "max_pool_grad", "regions", "run_region",
            "spmm", "threads"]
 
 _NUMBA = numba is not None
@@ -101,6 +108,35 @@ def chunk_matmul(a, b, out=None):
         from . import blas
 
         return blas.matmul(a, b, out)
+    return get_array_module(a).matmul(a, b, out=out)
+
+
+_OPENBLAS_SERIAL = 1 << 18  # multiply-adds below which OpenBLAS itself uses one thread
+_SERIAL_MAX = 1 << 23  # and up to which fundl keeps a product on one thread (see matmul)
+
+
+def matmul(a, b, out=None):
+    """``a @ b`` of two 2-D arrays, as the ops' dense products take it on the CPU.
+
+    Medium-sized products (2^18 to 2^23 multiply-adds: LeNet-5's C5 and F6) run on the
+    calling thread once fundl's parallel regions are in use (a process that has run one, for
+    a convolution or a recurrent layer; an MLP alone keeps BLAS's threads). Why: after
+    a product that OpenBLAS splits over its threads, its workers spin on the other cores for
+    up to ~0.1 s, and a compiled parallel region that needs those cores waits for them (a
+    LeNet-5 convolution backward: 0.57 ms, 3.8 ms right after OpenBLAS's two threads ran C5);
+    two threads gain little on products this small. They go through fundl's GEMM library
+    (MKL's sequential GEMM when installed), else through OpenBLAS set to one thread.
+    Everything else (larger or smaller products, CuPy) is ``xp.matmul``.
+    """
+    if type(a) is numpy.ndarray and type(b) is numpy.ndarray and a.ndim == 2 == b.ndim:
+        if _OPENBLAS_SERIAL <= a.shape[0] * a.shape[1] * b.shape[1] <= _SERIAL_MAX and \
+                _parallel.regions_in_use():
+            from . import blas
+
+            if blas.library(a.dtype) == "mkl" and b.dtype == a.dtype:
+                return blas.matmul(a, b, out)
+            with _parallel.single_threaded_blas():
+                return numpy.matmul(a, b, out=out)
     return get_array_module(a).matmul(a, b, out=out)
 
 

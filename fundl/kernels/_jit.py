@@ -24,3 +24,20 @@ def jit(fn):
     if numba is None:
         return fn
     return numba.njit(cache=True, error_model="numpy", nogil=True)(fn)
+
+
+def parallel_jit(fn):
+    """Compile ``fn``, a loop over a batch's parts with :data:`prange`, as one Numba parallel
+    region (cached, no GIL); ``fn`` unchanged without Numba.
+
+    Only for drivers that call serial kernels (and single-threaded BLAS) once per part, run
+    through :func:`fundl.kernels._parallel.map_compiled`, which also runs their Python source
+    where a region cannot be used.
+    """
+    if numba is None:
+        return fn
+    return numba.njit(cache=True, nogil=True, parallel=True)(fn)
+
+
+prange = numba.prange if numba is not None else range
+"""The parallel loop of :func:`parallel_jit` drivers (``range`` when run as Python)."""

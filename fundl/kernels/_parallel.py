@@ -1,22 +1,27 @@
 """Batch-parallel work: a large op split into chunks that run on all cores at once.
 
-Two uses, both measured on 2 cores:
+Two ways, measured on 2 cores:
 
-- a convolution on a ResNet-sized batch runs as a loop over batch chunks (im2col, then a GEMM,
-  per chunk). Left alone, only the GEMMs use both cores (OpenBLAS threads them) while im2col
-  and col2im, half of the work, run on one; and OpenBLAS's idle threads keep spinning after
-  each GEMM, so other threads cannot use the second core either. Running whole chunks on
-  parallel threads instead, with BLAS set to one thread meanwhile (:func:`map_chunks`),
-  keeps every core on useful work: a ResNet-20 training step went from 500-520 to 433-455 ms;
-- memory-bound kernels over large arrays (batch norm's passes, activation gradients) split
-  into row slices (:func:`slices`), but only above :data:`MIN_SPLIT_BYTES`: a thread hand-off
-  costs ~0.1 ms here, and splitting every kernel call was slower than none at all.
+- compiled parallel regions (:func:`run_region`, :func:`map_compiled`): a Numba
+  ``parallel=True`` loop over the batch's parts whose body is all compiled (im2col, GEMMs
+  called through a function pointer, col2im; an LSTM's whole time loop). GNU OpenMP, the
+  threading layer Numba picks on Linux, hands a part to the other core in 2-10 us, where a
+  Python thread pool took ~90 us and its chunks took turns with the GIL. Convolutions and
+  the LSTM/GRU run this way (ResNet-20 step 403-420 -> 390 ms, LeNet-5 4.2-4.4 -> 3.9 ms,
+  its single chunk now split in two; LSTM step 0.4 ms faster). They need a thread-safe
+  threading layer (:func:`regions`); elsewhere the parts go through :func:`map_chunks`;
+- Python threads (:func:`map_chunks`): work that has Python between its kernels (the
+  convolution's chunks without regions, or on CuPy) and memory-bound kernels over large
+  arrays (batch norm's passes, activation gradients) split into row slices
+  (:func:`slices`), but only above :data:`MIN_SPLIT_BYTES`: a hand-off costs ~0.1 ms here.
 
-Not everything pays: LeNet-5's single-chunk convolutions stay serial. The LSTM and GRU run
-their whole time loops (a GEMM and the gate math per step) as batch parts on these threads,
-compiled so that no thread waits for the GIL (:func:`fundl.kernels.recurrent.sweeps`); that
+In both, BLAS runs single-threaded meanwhile (each part's GEMMs on its own core), which
 needs a BLAS that runs concurrent single-threaded GEMMs side by side, as NumPy's OpenBLAS
-0.3.31 does (SciPy's bundled 0.3.30 was measured running them one after the other).
+0.3.31 and MKL do (SciPy's bundled OpenBLAS 0.3.30 was measured running them one after the
+other). OpenBLAS's own threads are the regions' enemy: after a product it splits over them,
+its workers spin on the other cores for up to ~0.1 s, and a region waits for those cores
+(a LeNet-5 convolution backward: 0.57 -> 3.8 ms); :func:`fundl.kernels.matmul` keeps the
+medium-sized products of dense layers on one thread once regions are in use.
 
 The number of threads is ``FUNDL_NUM_THREADS``, else the BLAS library's own thread count
 (``OPENBLAS_NUM_THREADS``/``OMP_NUM_THREADS`` set it), else 1. The BLAS thread count is read
@@ -29,6 +34,7 @@ Example:
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import warnings
@@ -124,6 +130,17 @@ def _blas_single(blas, enter):
                 _saved = None
 
 
+@contextlib.contextmanager
+def single_threaded_blas():
+    """The BLAS library on one thread inside the ``with`` block (counted like the maps)."""
+    blas = _setup()[1]
+    _blas_single(blas, True)
+    try:
+        yield
+    finally:
+        _blas_single(blas, False)
+
+
 def map_chunks(fn, items) -> list:
     """``[fn(item) for item in items]``, computed on :func:`threads` threads at once.
 
@@ -200,16 +217,41 @@ def map_compiled(loop, n_items, *args):
     source over a one-item slice of the tuples; with one item or one thread, or inside a
     chunk, the Python source runs them one after the other on this thread.
     """
-    n_threads, blas, _ = _setup()
-    if n_items < 2 or n_threads == 1 or getattr(_local, "inside", False):
+    if n_items < 2 or threads() == 1 or getattr(_local, "inside", False):
         return loop.py_func(*args)
-    if not _numba_regions():
+    if not regions():
         map_chunks(lambda i: loop.py_func(*[(a[i],) if type(a) is tuple else a for a in args]),
                    list(range(n_items)))
         return None
+    return run_region(loop, n_items, *args)
+
+
+_ran_region = False  # a parallel region has run in this process
+
+
+def regions_in_use() -> bool:
+    """Whether this process has run a parallel region (and so will again: a convolution or
+    recurrent layer) and may run more now."""
+    return _ran_region and regions()
+
+
+def regions() -> bool:
+    """Whether a Numba parallel region may run here and now: more than one thread, a
+    thread-safe threading layer, not a forked child of a process that ran regions, not inside
+    a chunk of :func:`map_chunks` (which runs nested work serially)."""
+    return threads() > 1 and not getattr(_local, "inside", False) and _numba_regions()
+
+
+def run_region(loop, n_items, *args):
+    """``loop(*args)``, a :func:`~fundl.kernels._jit.parallel_jit` loop over ``n_items`` items,
+    on up to :func:`threads` threads with BLAS single-threaded meanwhile; only where
+    :func:`regions` says so."""
     import numba
 
-    numba.set_num_threads(min(n_threads, n_items, numba.config.NUMBA_NUM_THREADS))
+    global _ran_region
+    _ran_region = True
+    n_threads, blas, _ = _setup()
+    numba.set_num_threads(max(1, min(n_threads, n_items, numba.config.NUMBA_NUM_THREADS)))
     try:
         _blas_single(blas, True)
         return loop(*args)

@@ -27,7 +27,8 @@ from __future__ import annotations
 import numpy
 
 from ..backend import get_array_module
-from ._jit import jit
+from ._jit import jit, parallel_jit, prange
+from .blas import gemm
 
 
 def out_size(n, k, stride, dilation):
@@ -251,6 +252,78 @@ def _col2im_kernel(cols, gx, out, ksize, strides, dilation, lo):
                                 d += run
 
 
+# -- a convolution's batch chunks, all in one Numba parallel region ------------------------------
+# Thread t takes the chunks first[t]:first[t + 1] (``starts``/``stops``: their samples). Why a
+# compiled region and not Python threads: handing work to the other core cost ~90 us through
+# a thread pool and the chunks' Python took turns with the GIL; LeNet-5's convolutions could
+# not be split at all that way (its step went from 4.4 to 5.3 ms with two chunks).
+@parallel_jit
+def _conv_forward_chunks(fn, x, bufs, per_chunk, w, y, out, ksize, strides, dilation, lo,
+                         starts, stops, first):
+    """im2col and the GEMM of every batch chunk: ``y[g, rows of the chunk] = cols[g] @ w[g]``.
+
+    ``fn``: the GEMM (:func:`fundl.kernels.blas.gemm_function`); ``x`` (N, D, H, W, C), its
+    padding ``lo`` implicit; ``bufs`` (count, size) flat cols buffers, one per chunk when
+    ``per_chunk`` (kept for the backward) else one per thread; ``w`` (G, width, out/G);
+    ``y`` (G, N * rows, out/G) written, rows = the output positions ``out`` of a sample.
+    """
+    g_count, width, co = w.shape
+    rows = out[0] * out[1] * out[2]
+    for t in prange(len(first) - 1):
+        for c in range(first[t], first[t + 1]):
+            s, e = starts[c], stops[c]
+            m = (e - s) * rows
+            if m == 0:
+                continue
+            # (a 1-D slice: Numba reshapes only arrays it knows to be contiguous; the parallel
+            # loop's index is unsigned, and unsigned with signed would make a float index)
+            cols = bufs[c if per_chunk else numpy.int64(t)][:g_count * m * width].reshape(
+                (g_count, m, width))
+            _im2col_kernel(x[s:e], cols, out, ksize, strides, dilation, lo)
+            for g in range(g_count):
+                gemm(fn, False, cols[g, 0], width, w[g, 0], co, y[g, s * rows], co, m, co, width,
+                     0.0)
+
+
+@parallel_jit
+def _conv_backward_chunks(fn, x, bufs, per_chunk, recompute, gy, ldg, w_t, width, gx, gwb,
+                          gbufs, out, ksize, strides, dilation, lo, starts, stops, first):
+    """The gradients of :func:`_conv_forward_chunks`, chunk by chunk.
+
+    ``gy`` (G, N * rows, out/G), rows ``ldg`` elements apart; with ``gwb`` (threads, G, width,
+    out/G) not empty, thread t writes the sum of its chunks' ``cols^T @ gy`` there (cols from
+    ``bufs``, built again first when ``recompute``); with ``gx`` (N, D, H, W, C) not empty,
+    each chunk writes ``col2im(gy @ w_t)`` into its samples of gx (``w_t`` (G, out/G, taps):
+    the kernel without its bias row, transposed; ``gbufs`` (threads, size) scratch).
+    """
+    g_count, co, taps = w_t.shape
+    rows = out[0] * out[1] * out[2]
+    for t in prange(len(first) - 1):
+        if gwb.shape[0]:
+            gwb[t] = 0
+        for c in range(first[t], first[t + 1]):
+            s, e = starts[c], stops[c]
+            m = (e - s) * rows
+            if m == 0:
+                continue
+            if gwb.shape[0]:
+                cols = bufs[c if per_chunk else numpy.int64(t)][:g_count * m * width].reshape(
+                    (g_count, m, width))
+                if recompute:
+                    _im2col_kernel(x[s:e], cols, out, ksize, strides, dilation, lo)
+                for g in range(g_count):
+                    gemm(fn, True, cols[g, 0], width, gy[g, s * rows], ldg, gwb[t, g, 0], co,
+                         width, co, m, 1.0)
+            if gx.shape[0]:
+                gcols = gbufs[t][:g_count * m * taps].reshape((g_count, m, taps))
+                for g in range(g_count):
+                    gemm(fn, False, gy[g, s * rows], ldg, w_t[g, 0], taps, gcols[g, 0], taps, m,
+                         taps, co, 0.0)
+                part = gx[s:e]
+                part.reshape(-1)[:] = 0
+                _col2im_kernel(gcols, part, out, ksize, strides, dilation, lo)
+
+
 def _padded(shape, pads):
     """The 5-D ``shape`` with ``pads`` ((before, after) per spatial axis) added."""
     return (shape[0],) + tuple(n + b + a for n, (b, a) in zip(shape[1:4], pads)) + (shape[4],)
@@ -289,6 +362,16 @@ def _implicit(shape, ksize, dilation, groups, pads):
     whole = groups == 1 and dilation[2] == 1
     run = ksize[2] * shape[4] if whole else shape[4] // groups
     return run >= _SHORT_RUN
+
+
+def region_input(x, ksize, strides, dilation, groups, pads):
+    """For :func:`_conv_forward_chunks`: (x, padded beforehand where implicit padding does not
+    pay, C-contiguous; the ``lo`` pads left to the kernels; the output positions of a
+    sample)."""
+    if not _implicit(x.shape, ksize, dilation, groups, pads):
+        x, pads = pad_5d(x, pads), _NO_PADS
+    positions = _out_shape(_padded(x.shape, pads), ksize, strides, dilation)
+    return numpy.ascontiguousarray(x), tuple(b for b, _ in pads), positions
 
 
 def im2col_numba(x, ksize, strides, dilation, groups, ones=False, pads=_NO_PADS):

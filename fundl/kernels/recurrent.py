@@ -45,7 +45,7 @@ import math
 import numpy
 
 from .. import backend
-from ._jit import FLOAT_DTYPES, numba
+from ._jit import FLOAT_DTYPES, numba, parallel_jit, prange
 from .blas import gemm
 
 DEFAULT_ACTIVATION = "tanh"
@@ -549,9 +549,6 @@ def _gru_backward_sweep(fn, hx1, ut, hs, gates, dxz, dhz, gy, dh, dh_direct, lo,
 # arguments come as tuples (one array per part) and ``los``, the first batch row of each part.
 # Run through :func:`fundl.kernels._parallel.map_compiled`, which falls back to these
 # functions' Python source (one part after the other) where a parallel region is unsafe.
-parallel_jit = numba.njit(cache=True, nogil=True, parallel=True) if numba is not None else \
-    (lambda fn: fn)
-prange = numba.prange if numba is not None else range
 
 
 @parallel_jit

@@ -25,13 +25,16 @@ ranks. Four refinements, measured on the LeNet-5 and ResNet-20 shapes (see
   time, and cols larger than ``_KEEP_BYTES`` are recomputed in the backward instead of being
   kept: a ResNet-20 layer would otherwise keep 75 MB, and keeping them was no faster than
   building them twice (538-575 vs 542-547 ms per ResNet-20 step);
-- parallel chunks: with several chunks, every thread takes whole chunks, BLAS single-threaded
-  meanwhile (:func:`fundl.kernels.map_chunks`), so im2col and col2im use all cores too
-  (ResNet-20 step 500-520 -> 433-455 ms on 2 cores). A single chunk (LeNet-5) stays on one
-  thread with BLAS's own threads: splitting it was slower (3.6 -> 4.6 ms per step). The
-  chunks' GEMMs go through :func:`fundl.kernels.chunk_matmul`: MKL's sequential GEMM when
-  the optional ``mkl`` package is installed (ResNet-20 step 434 -> 419 ms, A/B in one
-  process), else NumPy's.
+- parallel chunks: every thread takes whole chunks, BLAS single-threaded meanwhile, so
+  im2col and col2im use all cores too (ResNet-20 step 500-520 -> 433-455 ms on 2 cores). On
+  the CPU all chunks run in one compiled parallel region
+  (:func:`fundl.kernels.conv._conv_forward_chunks`, its GEMMs through
+  :func:`fundl.kernels.blas.gemm_function`: MKL's sequential GEMM when the optional ``mkl``
+  package is installed, else NumPy's OpenBLAS), at least one chunk per thread: ResNet-20
+  403-420 -> 390 ms, LeNet-5 4.2-4.4 -> 3.9 ms (its single chunk split in two; through
+  Python threads that split had cost 4.4 -> 5.3 ms). Without regions (see
+  :func:`fundl.kernels.regions`) and on the GPU, the chunks are Python functions run by
+  :func:`fundl.kernels.map_chunks`.
 """
 from __future__ import annotations
 
@@ -329,19 +332,24 @@ class Conv(Function):
         keep = self.needs_grad[1] and n * row_bytes <= (_KEEP_BYTES if xp is numpy
                                                         else _KEEP_BYTES_GPU)
         y = xp.empty((g, n * rows, c_out // g), dtype=xp.result_type(x.dtype, w.dtype))
-
-        def chunk(part):  # cols of a batch chunk, and its rows of y
-            cols = kernels.im2col(x5[part], *self.cols_geometry, g, ones=self.ones,
-                                  pads=self.pads)
-            rows_of_y = y[:, part.start * rows:part.stop * rows]
-            kernels.chunk_matmul(cols, w, out=rows_of_y)
-            if self.activation:  # while the chunk's outputs are still in cache
-                apply_in_place(self.activation, rows_of_y)
-            return cols if keep else None
-
-        kept = kernels.map_chunks(chunk, self.chunks, x)
-        kept = kept if keep else []
         self.rows, self.x5_shape = rows, x5.shape
+        self.region = self._region_gemm(x5, w)
+        if self.region is not None:
+            x5, kept = self._forward_region(x5, w, y, keep)
+            if self.activation:
+                apply_in_place(self.activation, y)
+        else:
+            def chunk(part):  # cols of a batch chunk, and its rows of y
+                cols = kernels.im2col(x5[part], *self.cols_geometry, g, ones=self.ones,
+                                      pads=self.pads)
+                rows_of_y = y[:, part.start * rows:part.stop * rows]
+                kernels.chunk_matmul(cols, w, out=rows_of_y)
+                if self.activation:  # while the chunk's outputs are still in cache
+                    apply_in_place(self.activation, rows_of_y)
+                return cols if keep else None
+
+            kept = kernels.map_chunks(chunk, self.chunks, x)
+            kept = kept if keep else []
         self.kernel_shape = kernel.shape
         self.save(kept, x5 if self.needs_grad[1] and not keep else None,
                   w if self.needs_grad[0] else None)
@@ -353,6 +361,66 @@ class Conv(Function):
         y = _channels_back(y, self.cf)
         self.y = y if self.activation else None  # the activation's gradient reads it
         return y
+
+    # -- the CPU's batch chunks in one compiled parallel region ---------------------------------
+    def _region_gemm(self, x5, w):
+        """The GEMM for :func:`fundl.kernels.conv._conv_forward_chunks` when the chunks can run
+        in a Numba parallel region (NumPy arrays of one float dtype, Numba, a reachable GEMM,
+        :func:`fundl.kernels.regions`), else None: the chunks then run through
+        :func:`fundl.kernels.map_chunks` (also on the GPU, as one chunk)."""
+        if not (kernels.compiled(x5) and type(w) is numpy.ndarray and w.dtype == x5.dtype
+                and kernels.regions()):
+            return None
+        fn = kernels.gemm_function(x5.dtype)
+        if fn is not None and len(self.chunks) < kernels.threads() <= x5.shape[0]:
+            # one chunk per thread at least: LeNet-5's single chunk is split in two here
+            self.chunks = kernels.even_slices(x5.shape[0], kernels.threads())
+        return fn
+
+    def _forward_region(self, x5, w, y, keep):
+        """Every chunk's im2col and GEMM in one region; returns (x5 as the region read it:
+        padded beforehand where implicit padding does not pay, the cols if ``keep``)."""
+        x5, lo, positions = kernels.conv_region_input(x5, *self.cols_geometry, self.groups,
+                                                      self.pads)
+        first = [s.start for s in kernels.even_slices(len(self.chunks), kernels.threads())]
+        self.plan = (lo, positions, tuple(c.start for c in self.chunks),
+                     tuple(c.stop for c in self.chunks), tuple(first) + (len(self.chunks),),
+                     x5.shape)
+        self.width = w.shape[1]  # cols columns: the taps, then the ones of the bias if any
+        threads, most = len(first), self._most_rows() * w.shape[0]
+        bufs = numpy.empty((len(self.chunks) if keep else threads, most * self.width), x5.dtype)
+        kernels.run_region(kernels.conv_forward_chunks, threads, self.region, x5, bufs, keep,
+                           numpy.ascontiguousarray(w), y, positions, *self.cols_geometry, lo,
+                           *self.plan[2:5])
+        return x5, (bufs if keep else None)
+
+    def _most_rows(self):
+        return max(c.stop - c.start for c in self.chunks) * self.rows
+
+    def _backward_region(self, bufs, x5, w, gyg):
+        """Both gradients, chunk by chunk, in one region: (gx (5-D) or None, the summed
+        ``[dkernel; dbias]`` rows or None)."""
+        dtype, g, co = gyg.dtype, self.groups, gyg.shape[2]
+        need_x, need_w = self.needs_grad[0], self.needs_grad[1]
+        lo, positions, starts, stops, first, x5_shape = self.plan
+        threads, most = len(first) - 1, self._most_rows() * g
+        kept = bufs is not None  # the forward's cols, one buffer per chunk
+        recompute = need_w and not kept
+        if not kept:
+            bufs = numpy.empty((threads, most * self.width) if need_w else (0, 0), dtype)
+        gx = numpy.empty(x5_shape if need_x else (0, 1, 1, 1, 1), dtype)
+        gwb = numpy.empty((threads, g, self.width, co) if need_w else (0, 1, 1, 1), dtype)
+        w_t = numpy.ascontiguousarray(w[:, :self.taps].transpose(0, 2, 1)) if need_x else \
+            numpy.empty((g, co, self.taps), dtype)
+        gbufs = numpy.empty((threads, most * self.taps) if need_x else (0, 0), dtype)
+        x5 = x5 if recompute else numpy.empty((0, 1, 1, 1, 1), dtype)
+        kernels.run_region(kernels.conv_backward_chunks, threads, self.region, x5, bufs,
+                           kept, recompute, gyg, gyg.strides[1] // gyg.itemsize, w_t,
+                           self.width, gx, gwb, gbufs, positions, *self.cols_geometry, lo,
+                           starts, stops, first)
+        if need_x and x5_shape != self.x5_shape:  # x was padded beforehand: crop the padding
+            gx = gx[kernels.conv_inner(self.x5_shape, self.pads)]
+        return (gx if need_x else None), (gwb.sum(axis=0) if need_w else None)
 
     def backward(self, gy):
         if self.activation:  # through the fused activation first, from the kept output
@@ -366,9 +434,12 @@ class Conv(Function):
         overhang = -(-self.out[2] // self.block) * self.block - self.out[2]
         if overhang:  # the cropped outputs of the last block get no gradient
             gy5 = pad_5d(gy5, ((0, 0), (0, 0), (0, overhang)))
-        gy2 = gy5.reshape(-1, c_out)
+        gy2 = xp.ascontiguousarray(gy5.reshape(-1, c_out))
         gyg = gy2.reshape(gy2.shape[0], g, c_out // g).transpose(1, 0, 2)  # (groups, M, out/g)
         need_bias = len(self.needs_grad) > 2 and self.needs_grad[2]
+        if self.region is not None:
+            gx5, gwb = self._backward_region(kept, x5, w, gyg)
+            return self._gradients(gx5, gwb, gy2, need_bias)
         gx5 = xp.empty(self.x5_shape, gy.dtype) if self.needs_grad[0] else None
 
         def chunk(i):  # a batch chunk's part of [dkernel; dbias]; its rows of gx written
@@ -392,6 +463,13 @@ class Conv(Function):
             gwb = parts[0]
             for p in parts[1:]:
                 gwb = gwb + p
+        return self._gradients(gx5, gwb, gy2, need_bias)
+
+    def _gradients(self, gx5, gwb, gy2, need_bias):
+        """The op's gradients from gx (5-D) and ``gwb`` (groups, taps [+1], out/g): the
+        kernel's rows, then the bias's if it has one."""
+        xp = get_array_module(gy2)
+        taps, c_out = self.taps, self.kernel_shape[-1] * self.block
         gx = gk = gb = None
         if gx5 is not None:
             n_spatial = len(self.kernel_shape) - 2
@@ -413,7 +491,7 @@ class Conv(Function):
         x_cl = _channels_last(x, self.cf)
         x2 = x_cl.reshape(x.shape[0] * math.prod(self.out), math.prod(kernel.shape[:-1]))
         k2 = kernel.reshape(x2.shape[1], kernel.shape[-1])
-        y = x2 @ k2
+        y = kernels.matmul(x2, k2)
         if bias is not None:
             y += bias
         if self.activation:
@@ -431,9 +509,9 @@ class Conv(Function):
         need = self.needs_grad
         gx = gk = gb = None
         if need[0]:
-            gx = _channels_back((gy2 @ k2.T).reshape(self.x_cl_shape), self.cf)
+            gx = _channels_back(kernels.matmul(gy2, k2.T).reshape(self.x_cl_shape), self.cf)
         if need[1]:
-            gk = (x2.T @ gy2).reshape(self.kernel_shape)
+            gk = kernels.matmul(x2.T, gy2).reshape(self.kernel_shape)
         if len(need) > 2 and need[2]:
             gb = ones_vector(gy2.shape[0], gy2.dtype, get_array_module(gy2)) @ gy2
         return gx, gk, gb

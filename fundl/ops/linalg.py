@@ -1,6 +1,7 @@
 """Matrix products: ``matmul`` (batched, NumPy semantics) and the fused dense layer ``linear``."""
 from __future__ import annotations
 
+from .. import kernels
 from ..autograd import Function
 from ..backend import get_array_module, ones_vector
 from ..tensor import Tensor
@@ -77,7 +78,7 @@ class Linear(Function):
 
     def forward(self, x, w, b=None):
         x2 = x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
-        y = x2 @ w
+        y = kernels.matmul(x2, w)
         if b is not None:
             y += b
         self.save(x, w)
@@ -87,11 +88,11 @@ class Linear(Function):
         x, w = self.saved
         xp = get_array_module(gy)
         g2 = gy.reshape(-1, gy.shape[-1]) if gy.ndim != 2 else gy
-        gx = (g2 @ w.T).reshape(x.shape) if self.needs_grad[0] else None
+        gx = kernels.matmul(g2, w.T).reshape(x.shape) if self.needs_grad[0] else None
         gw = None
         if self.needs_grad[1]:
             x2 = x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
-            gw = x2.T @ g2
+            gw = kernels.matmul(x2.T, g2)
         gb = None
         if len(self.needs_grad) > 2 and self.needs_grad[2]:
             gb = ones_vector(g2.shape[0], g2.dtype, xp) @ g2

@@ -210,3 +210,27 @@ def test_a_forked_child_runs_the_compiled_recurrent_loops_without_parallel_regio
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+
+
+def test_medium_products_stay_on_one_thread_while_regions_are_in_use(three_threads,
+                                                                     monkeypatch):
+    """kernels.matmul: once regions are in use, products of 2^18 to 2^23 multiply-adds run
+    single-threaded (MKL's sequential GEMM, or OpenBLAS set to one thread) so that OpenBLAS's
+    workers do not spin on the cores the next parallel region needs; others go to
+    numpy.matmul unchanged."""
+    from fundl.kernels import blas
+
+    monkeypatch.setattr(_parallel, "regions_in_use", lambda: True)
+    monkeypatch.setattr(blas, "library", lambda dtype=None: "numpy")
+    rng = np.random.default_rng(3)
+    for (m, k, n), single in (((64, 400, 120), True), ((8, 8, 8), False),
+                              ((512, 512, 64), False)):
+        three_threads.history.clear()
+        a = rng.standard_normal((k, m)).T          # a transposed view, as the backward's
+        b = rng.standard_normal((k, n))
+        np.testing.assert_allclose(kernels.matmul(a, b), a @ b, rtol=1e-12)
+        assert three_threads.history == ([1, 2] if single else []), (m, k, n)
+    monkeypatch.setattr(_parallel, "regions_in_use", lambda: False)  # BLAS's own threads
+    three_threads.history.clear()
+    kernels.matmul(rng.standard_normal((64, 400)), rng.standard_normal((400, 120)))
+    assert three_threads.history == []

@@ -489,3 +489,50 @@ def test_conv_layer_fuses_its_activation():
     assert type(y.creator).__name__ == "Conv"  # no separate Tanh node
     z = Conv2D(3, 3, activation="elu")(fl.tensor(np.ones((1, 5, 5, 2))))
     assert type(z.creator).__name__ != "Conv"  # others still run as their own op
+
+
+REGION_CASES = [  # (x shape, kernel shape, conv kwargs)
+    ((5, 7, 6, 3), (3, 3, 3, 4), {"padding": "same"}),
+    ((5, 9, 9, 1), (5, 5, 1, 6), {"padding": "same"}),            # short runs: padded first
+    ((4, 9, 9, 1), (3, 3, 1, 6), {"padding": "same"}),            # output blocking
+    ((5, 7, 7, 4), (3, 3, 2, 4), {"groups": 2, "strides": 2}),
+    ((3, 8, 8, 2), (3, 3, 2, 3), {"dilation_rate": 2, "padding": "same"}),
+    ((3, 4, 6, 6), (3, 3, 4, 5), {"data_format": "channels_first", "padding": "same"}),
+    ((4, 9, 3), (3, 3, 2), {"padding": "same"}),                   # 1-D
+    ((3, 4, 5, 5, 2), (3, 3, 3, 2, 2), {"strides": 2}),          # 3-D
+]
+
+
+@pytest.mark.parametrize("keep", [True, False], ids=["kept cols", "recomputed cols"])
+@pytest.mark.parametrize("constant", [(), (0,), (1,), (2,)], ids=str)
+@pytest.mark.parametrize("xs, ks, kwargs", REGION_CASES, ids=str)
+def test_compiled_region_matches_the_python_chunks(xs, ks, kwargs, constant, keep,
+                                                   monkeypatch):
+    """The CPU's chunks in one compiled parallel region (im2col, GEMMs, col2im per chunk)
+    give what the Python chunks give, for every geometry, with either input constant."""
+    from fundl import kernels
+    import fundl.ops.conv as module
+
+    if not kernels.regions() or kernels.gemm_function(np.float64) is None:
+        pytest.skip("no Numba parallel regions or no reachable GEMM here")
+    monkeypatch.setattr(module, "_CHUNK_BYTES", 1)  # a chunk per sample
+    monkeypatch.setattr(module, "_KEEP_BYTES", 1 << 30 if keep else 0)
+    regions = []
+    real_run = kernels.run_region
+    monkeypatch.setattr(kernels, "run_region", lambda *a: regions.append(1) or real_run(*a))
+    rng = np.random.default_rng(5)
+    arrays = [rng.standard_normal(xs), rng.standard_normal(ks), rng.standard_normal(ks[-1])]
+    runs = []
+    for compiled in (True, False):
+        if not compiled:
+            monkeypatch.setattr(kernels, "regions", lambda: False)
+        ts = [fl.tensor(a, requires_grad=i not in constant) for i, a in enumerate(arrays)]
+        y = conv(*ts, **kwargs)
+        y.backward(np.cos(np.arange(y.size)).reshape(y.shape))
+        runs.append([y.numpy()] + [t.grad for t in ts])
+    assert regions  # the first run did use the region
+    for got, want in zip(*runs):
+        if want is None:
+            assert got is None
+        else:
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
