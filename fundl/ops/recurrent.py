@@ -189,6 +189,9 @@ class _Sweep(Function):
     cell = None  # "lstm" or "gru": the compiled loops of kernels.recurrent.sweeps, if any
     MIN_PART_ROWS = 16
     """Batch rows below which a part is not worth a thread (thinner GEMMs lose efficiency)."""
+    MAX_PARTS = 64
+    """Parts at most: the compiled loops take one array per part in a tuple, and a Numba
+    parallel region takes tuples of at most 100 items."""
 
     def _plan(self, x, *weights):
         """(the compiled loops or None, the batch parts: one per thread, or the whole batch).
@@ -202,7 +205,7 @@ class _Sweep(Function):
             sweeps = kernels.sweeps(self.cell, x, self.activation, self.recurrent_activation)
         if sweeps is None:
             return None, WHOLE
-        n = max(1, min(threads(), x.shape[0] // self.MIN_PART_ROWS))
+        n = max(1, min(threads(), x.shape[0] // self.MIN_PART_ROWS, self.MAX_PARTS))
         return sweeps, even_slices(x.shape[0], n)
 
     def _compiled_masks(self, dtype):

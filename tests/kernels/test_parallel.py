@@ -103,6 +103,7 @@ def test_parallel_convolution_matches_serial(three_threads, monkeypatch):
     import fundl.ops.conv as conv_ops
 
     monkeypatch.setattr(conv_ops, "_CHUNK_BYTES", 2000)  # several chunks on a small batch
+    monkeypatch.setattr(conv_ops, "_CHUNK_BYTES_REGION", 2000)
     rng = np.random.default_rng(0)
     x = fl.tensor(rng.standard_normal((6, 7, 7, 3)), requires_grad=True)
     k = fl.tensor(rng.standard_normal((3, 3, 3, 4)), requires_grad=True)

@@ -105,6 +105,7 @@ def test_conv2d_in_batch_chunks(monkeypatch, keep):
     import fundl.ops.conv as module
 
     monkeypatch.setattr(module, "_CHUNK_BYTES", 1)
+    monkeypatch.setattr(module, "_CHUNK_BYTES_REGION", 1)
     monkeypatch.setattr(module, "_KEEP_BYTES", 1 << 30 if keep else 0)
     rng = np.random.default_rng(12)
     x, k = rng.standard_normal((3, 5, 6, 2)), rng.standard_normal((3, 3, 2, 4))
@@ -516,6 +517,7 @@ def test_compiled_region_matches_the_python_chunks(xs, ks, kwargs, constant, kee
     if not kernels.regions() or kernels.gemm_function(np.float64) is None:
         pytest.skip("no Numba parallel regions or no reachable GEMM here")
     monkeypatch.setattr(module, "_CHUNK_BYTES", 1)  # a chunk per sample
+    monkeypatch.setattr(module, "_CHUNK_BYTES_REGION", 1)
     monkeypatch.setattr(module, "_KEEP_BYTES", 1 << 30 if keep else 0)
     regions = []
     real_run = kernels.run_region
