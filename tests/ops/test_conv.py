@@ -538,3 +538,30 @@ def test_compiled_region_matches_the_python_chunks(xs, ks, kwargs, constant, kee
             assert got is None
         else:
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_compiled_region_with_more_chunks_than_a_region_takes_in_a_tuple(monkeypatch):
+    """130 chunks (a chunk per sample): the chunk bounds reach the region as arrays, since a
+    Numba parallel region refuses tuples of more than 100 items."""
+    from fundl import kernels
+    import fundl.ops.conv as module
+
+    if not kernels.regions() or kernels.gemm_function(np.float32) is None:
+        pytest.skip("no Numba parallel regions or no reachable GEMM here")
+    monkeypatch.setattr(module, "_CHUNK_BYTES_REGION", 1)
+    rng = np.random.default_rng(9)
+    x = fl.tensor(rng.standard_normal((130, 5, 5, 2)).astype(np.float32), requires_grad=True)
+    k = fl.tensor(rng.standard_normal((3, 3, 2, 3)).astype(np.float32), requires_grad=True)
+    y = conv2d(x, k, padding="same")
+    y.sum().backward()
+    want = _np_conv(x.numpy().astype(np.float64), k.numpy().astype(np.float64), None, (1, 1),
+                    ((1, 1), (1, 1)), (1, 1), 1)
+    np.testing.assert_allclose(y.numpy(), want, rtol=1e-4, atol=1e-4)
+    monkeypatch.setattr(kernels, "regions", lambda: False)
+    x2 = fl.tensor(x.numpy(), requires_grad=True)
+    k2 = fl.tensor(k.numpy(), requires_grad=True)
+    y2 = conv2d(x2, k2, padding="same")
+    y2.sum().backward()
+    np.testing.assert_allclose(y.numpy(), y2.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(k.grad, k2.grad, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(x.grad, x2.grad, rtol=1e-5, atol=1e-5)
