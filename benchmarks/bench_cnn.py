@@ -54,7 +54,8 @@ if os.environ.get("FUNDL_BENCH_MALLOPT", "0") == "1":  # set by main() for its c
 
 import numpy as np  # noqa: E402
 
-from _common import THREADS, import_torch, report, run_isolated  # noqa: E402
+from _common import (THREADS, import_torch, print_gemm_library, report,  # noqa: E402
+                     run_isolated)
 
 LENET_BATCH, RESNET_BATCH, CLASSES = 64, 128, 10
 LENET_PARAMS, RESNET20_PARAMS = 61_706, 269_722
@@ -345,6 +346,7 @@ def main():
     torch = import_torch()
     if torch is not None:
         check_agreement(torch, resnet=not args.skip_resnet)
+    print_gemm_library()
     summaries = {mode: print_tables(mode, *results[mode]) for mode in modes}
     for mode, summary in summaries.items():
         if summary:
