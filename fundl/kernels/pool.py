@@ -9,14 +9,16 @@ Max pooling returns, beside the maxima, the tap number (0 <= k < P, int32) of ea
 the first one in tap order on ties, so the whole gradient goes to that one element, as in
 PyTorch. A NaN in a window makes the output NaN (and takes the gradient). Average pooling
 returns the window sum times ``scale[od, oh, ow]`` (the op passes 1 / the number of unpadded
-taps, so padding is not counted).
+taps, so padding is not counted). On the CPU the batch is cut into one part per thread, run
+in one Numba parallel region (:func:`_pool_parts`) where regions can run.
 """
 from __future__ import annotations
 
 import numpy
 
 from ..backend import get_array_module
-from ._jit import jit
+from . import _parallel
+from ._jit import jit, parallel_jit, prange
 from .conv import _out_shape, _window, _window_offsets
 
 _ONES = (1, 1, 1)
@@ -226,6 +228,53 @@ def _avg_pool_grad_tiled_kernel(gy, gx, scale, pool):
                             dst[i] = r[i]
 
 
+# -- the batch's parts on parallel threads, in one region --------------------------------------
+MAX, MAX_GRAD, AVG, AVG_GRAD = 0, 1, 2, 3
+
+
+@parallel_jit
+def _pool_parts(kind, src, dst, arg, scale, pool, strides, tiled, bounds):
+    """One of the kernels above over the samples ``bounds[i]:bounds[i + 1]`` of each part:
+    ``kind`` MAX (src x, dst y, arg written), MAX_GRAD (src gy, arg read, dst gx, zero on
+    entry), AVG (src x, dst y) or AVG_GRAD (src gy, dst gx); ``tiled``: pool == strides."""
+    for i in prange(len(bounds) - 1):
+        s, e = bounds[i], bounds[i + 1]
+        if kind == MAX:
+            _max_pool_kernel(src[s:e], dst[s:e], arg[s:e], pool, strides)
+        elif kind == MAX_GRAD:
+            _max_pool_grad_kernel(src[s:e], arg[s:e], dst[s:e], pool, strides)
+        elif kind == AVG and tiled:
+            _avg_pool_tiled_kernel(src[s:e], dst[s:e], scale, pool)
+        elif kind == AVG:
+            _avg_pool_kernel(src[s:e], dst[s:e], scale, pool, strides)
+        elif tiled:
+            _avg_pool_grad_tiled_kernel(src[s:e], dst[s:e], scale, pool)
+        else:
+            _avg_pool_grad_kernel(src[s:e], dst[s:e], scale, pool, strides)
+
+
+def _run(kind, src, dst, arg, scale, pool, strides):
+    """:func:`_pool_parts` over one part per thread in a parallel region where regions can
+    run (a LeNet-5 step's four pooling passes: 0.41 -> 0.2 ms), else over the whole batch
+    on this thread. Unused arrays come as empty ones of the right kind."""
+    n = src.shape[0]
+    parts = _parallel.even_slices(n, _parallel.threads() if _parallel.regions() else 1)
+    bounds = numpy.array([p.start for p in parts] + [n], numpy.int64)
+    args = (kind, src, dst, arg, scale, tuple(pool), tuple(strides), _tiled(pool, strides),
+            bounds)
+    if len(parts) > 1:
+        _parallel.run_region(_pool_parts, len(parts), *args)
+    else:
+        _pool_parts.py_func(*args)
+
+
+_NO_ARG = numpy.empty((0, 1, 1, 1, 1), numpy.int32)
+
+
+def _no_scale(dtype):
+    return numpy.empty((0, 0, 0), dtype)
+
+
 def _tiled(pool, strides):
     return tuple(pool) == tuple(strides)
 
@@ -240,15 +289,15 @@ def max_pool_numba(x, pool, strides):
     shape = _pooled_shape(x.shape, pool, strides)
     y = numpy.empty(shape, dtype=x.dtype)
     arg = numpy.empty(shape, dtype=numpy.int32)
-    _max_pool_kernel(x, y, arg, tuple(pool), tuple(strides))
+    _run(MAX, x, y, arg, _no_scale(x.dtype), pool, strides)
     return y, arg
 
 
 def max_pool_grad_numba(gy, arg, x_shape, pool, strides):
     """Numba version of :func:`max_pool_grad_reference` (NumPy arrays only)."""
     gx = numpy.zeros(x_shape, dtype=gy.dtype)
-    _max_pool_grad_kernel(numpy.ascontiguousarray(gy), numpy.ascontiguousarray(arg), gx,
-                          tuple(pool), tuple(strides))
+    _run(MAX_GRAD, numpy.ascontiguousarray(gy), gx, numpy.ascontiguousarray(arg),
+         _no_scale(gy.dtype), pool, strides)
     return gx
 
 
@@ -257,10 +306,7 @@ def avg_pool_numba(x, pool, strides, scale):
     x = numpy.ascontiguousarray(x)
     y = numpy.empty(_pooled_shape(x.shape, pool, strides), dtype=x.dtype)
     scale = numpy.ascontiguousarray(scale, dtype=x.dtype)
-    if _tiled(pool, strides):
-        _avg_pool_tiled_kernel(x, y, scale, tuple(pool))
-    else:
-        _avg_pool_kernel(x, y, scale, tuple(pool), tuple(strides))
+    _run(AVG, x, y, _NO_ARG, scale, pool, strides)
     return y
 
 
@@ -273,10 +319,9 @@ def avg_pool_grad_numba(gy, x_shape, pool, strides, scale):
         # do not reach) gets no gradient, so zeros are needed only when there is one
         covered = all(o * p == n for o, p, n in zip(gy.shape[1:4], pool, x_shape[1:4]))
         gx = (numpy.empty if covered else numpy.zeros)(x_shape, dtype=gy.dtype)
-        _avg_pool_grad_tiled_kernel(gy, gx, scale, tuple(pool))
-        return gx
-    gx = numpy.zeros(x_shape, dtype=gy.dtype)
-    _avg_pool_grad_kernel(gy, gx, scale, tuple(pool), tuple(strides))
+    else:
+        gx = numpy.zeros(x_shape, dtype=gy.dtype)
+    _run(AVG_GRAD, gy, gx, _NO_ARG, scale, pool, strides)
     return gx
 
 

@@ -86,3 +86,30 @@ def test_avg_pool_grad_spreads_scaled_gradients_over_overlaps():
     gx = kp.avg_pool_grad_numba(gy, (1, 1, 1, 3, 1), (1, 1, 2), (1, 1, 1),
                                 np.full((1, 1, 2), 0.5))
     np.testing.assert_array_equal(gx.ravel(), [0.5, 1.0, 0.5])
+
+
+@pytest.mark.parametrize("pool, strides", [((1, 2, 2), (1, 2, 2)), ((1, 3, 2), (1, 2, 1))],
+                         ids=["tiled", "overlapping"])
+def test_parts_in_a_parallel_region_match_one_pass(pool, strides, monkeypatch):
+    """The pooling kernels over one batch part per thread in a region (:func:`_run`) give
+    exactly the single pass over the whole batch."""
+    from fundl.kernels import _parallel, pool as module
+
+    if not _parallel.regions():
+        pytest.skip("no Numba parallel regions here")
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((7, 1, 7, 6, 3)).astype(np.float32)
+    y_shape = module._pooled_shape(x.shape, pool, strides)
+    gy = rng.standard_normal(y_shape).astype(np.float32)
+    scale = np.full(y_shape[1:4], 0.25, np.float32)
+
+    def everything():
+        y, arg = module.max_pool_numba(x, pool, strides)
+        return [y, arg, module.max_pool_grad_numba(gy, arg, x.shape, pool, strides),
+                module.avg_pool_numba(x, pool, strides, scale),
+                module.avg_pool_grad_numba(gy, x.shape, pool, strides, scale)]
+
+    parts = everything()
+    monkeypatch.setattr(_parallel, "regions", lambda: False)
+    for got, want in zip(parts, everything()):
+        np.testing.assert_array_equal(got, want)
