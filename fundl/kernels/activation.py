@@ -10,8 +10,10 @@ which is what bounds them (measured on a 64x28x28x6 float32 tensor: 244 -> 118 u
     tanh_grad(gy, y)     = gy * (1 - y^2)
     sigmoid_grad(gy, y)  = gy * y * (1 - y)
 
-Inputs are arrays of one float dtype and one shape; the result is a new array. Large arrays
-(8 MB moved and more) run as slices on parallel threads (:mod:`fundl.kernels._parallel`).
+Inputs are arrays of one float dtype and one shape; the result is a new array. Arrays of
+:data:`MIN_REGION_BYTES` and more run as one slice per thread in a Numba parallel region
+where regions can run, else large ones (8 MB moved and more) as slices on Python threads
+(:mod:`fundl.kernels._parallel`).
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ import numpy
 
 from ..backend import get_array_module
 from . import _parallel
-from ._jit import jit
+from ._jit import jit, parallel_jit, prange
 
 
 @jit
@@ -46,6 +48,21 @@ def _sigmoid_grad_kernel(gy, y, gx):
 _KERNELS = {"relu": _relu_grad_kernel, "tanh": _tanh_grad_kernel,
             "sigmoid": _sigmoid_grad_kernel}
 KINDS = tuple(_KERNELS)
+MIN_REGION_BYTES = 1 << 18
+"""Arrays split over a parallel region from this size (a hand-off there costs microseconds)."""
+
+
+@parallel_jit
+def _grad_parts(kind, gy, y, gx, bounds):
+    """The kernel of ``kind`` (an index into :data:`KINDS`) over each part's elements."""
+    for i in prange(len(bounds) - 1):
+        s, e = bounds[i], bounds[i + 1]
+        if kind == 0:
+            _relu_grad_kernel(gy[s:e], y[s:e], gx[s:e])
+        elif kind == 1:
+            _tanh_grad_kernel(gy[s:e], y[s:e], gx[s:e])
+        else:
+            _sigmoid_grad_kernel(gy[s:e], y[s:e], gx[s:e])
 
 
 def activation_grad_numba(kind, gy, y):
@@ -54,6 +71,11 @@ def activation_grad_numba(kind, gy, y):
     y = numpy.asarray(y, order="C")
     gx = numpy.empty_like(y)
     g1, y1, gx1 = gy.reshape(-1), y.reshape(-1), gx.reshape(-1)
+    if _parallel.regions() and y.nbytes >= MIN_REGION_BYTES:
+        parts = _parallel.even_slices(y1.size, _parallel.threads())
+        bounds = numpy.array([p.start for p in parts] + [y1.size], numpy.int64)
+        _parallel.run_region(_grad_parts, len(parts), KINDS.index(kind), g1, y1, gx1, bounds)
+        return gx
     kernel = _KERNELS[kind]
     _parallel.map_chunks(lambda s: kernel(g1[s], y1[s], gx1[s]),
                          _parallel.slices(y1.size, 3 * y.nbytes))

@@ -58,3 +58,19 @@ def test_unknown_kind():
         activation.activation_grad_reference("gelu", np.ones(2), np.ones(2))
     with pytest.raises(ValueError, match="kind must be one of"):
         kernels.activation_grad("gelu", np.ones(5000), np.ones(5000))
+
+
+@pytest.mark.parametrize("kind", ["relu", "tanh", "sigmoid"])
+def test_gradient_split_over_a_parallel_region_matches_one_pass(kind, monkeypatch):
+    from fundl.kernels import _parallel
+    from fundl.kernels import activation as module
+
+    if not _parallel.regions():
+        pytest.skip("no Numba parallel regions here")
+    rng = np.random.default_rng(6)
+    y = rng.uniform(-1, 1, (97, 1031)).astype(np.float32)   # above MIN_REGION_BYTES
+    gy = rng.standard_normal(y.shape).astype(np.float32)
+    assert y.nbytes >= module.MIN_REGION_BYTES
+    split = module.activation_grad_numba(kind, gy, y)
+    monkeypatch.setattr(_parallel, "regions", lambda: False)
+    np.testing.assert_array_equal(split, module.activation_grad_numba(kind, gy, y))
