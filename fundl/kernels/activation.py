@@ -65,6 +65,34 @@ def _grad_parts(kind, gy, y, gx, bounds):
             _sigmoid_grad_kernel(gy[s:e], y[s:e], gx[s:e])
 
 
+@jit
+def _relu_kernel(x, y):
+    zero = y.dtype.type(0)
+    for i in range(x.shape[0]):
+        v = x[i]
+        y[i] = zero if v < zero else v  # as numpy.maximum(x, 0): NaN and -0.0 stay
+
+
+@parallel_jit
+def _relu_parts(x, y, bounds):
+    for i in prange(len(bounds) - 1):
+        _relu_kernel(x[bounds[i]:bounds[i + 1]], y[bounds[i]:bounds[i + 1]])
+
+
+def relu_numba(x):
+    """``numpy.maximum(x, 0)`` of a C-contiguous float array of :data:`MIN_REGION_BYTES` or
+    more, one slice per thread in a parallel region (None where regions cannot run: the
+    caller then takes NumPy's single pass)."""
+    if not _parallel.regions():
+        return None
+    x1 = x.reshape(-1)
+    y = numpy.empty_like(x)
+    parts = _parallel.even_slices(x1.size, _parallel.threads())
+    bounds = numpy.array([p.start for p in parts] + [x1.size], numpy.int64)
+    _parallel.run_region(_relu_parts, len(parts), x1, y.reshape(-1), bounds)
+    return y
+
+
 def activation_grad_numba(kind, gy, y):
     """Numba version of :func:`activation_grad_reference` (NumPy arrays)."""
     gy = numpy.asarray(gy, order="C")  # not ascontiguousarray: it makes 0-d arrays 1-d

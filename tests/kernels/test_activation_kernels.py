@@ -74,3 +74,18 @@ def test_gradient_split_over_a_parallel_region_matches_one_pass(kind, monkeypatc
     split = module.activation_grad_numba(kind, gy, y)
     monkeypatch.setattr(_parallel, "regions", lambda: False)
     np.testing.assert_array_equal(split, module.activation_grad_numba(kind, gy, y))
+
+
+def test_relu_split_over_a_parallel_region_is_numpys_maximum():
+    from fundl.kernels import _parallel
+    from fundl.kernels import activation as module
+
+    if not _parallel.regions():
+        pytest.skip("no Numba parallel regions here")
+    x = np.random.default_rng(7).standard_normal((301, 257)).astype(np.float32)
+    x[0, :4] = [np.nan, -0.0, np.inf, -np.inf]
+    y = kernels.relu(x)
+    want = np.maximum(x, 0)
+    np.testing.assert_array_equal(y, want)
+    assert np.signbit(y[0, 1]) == np.signbit(want[0, 1])  # -0.0 kept as NumPy keeps it
+    assert module.relu_numba(x) is not None  # it did take the region
