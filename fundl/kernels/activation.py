@@ -70,7 +70,8 @@ def _relu_kernel(x, y):
     zero = y.dtype.type(0)
     for i in range(x.shape[0]):
         v = x[i]
-        y[i] = zero if v < zero else v  # as numpy.maximum(x, 0): NaN and -0.0 stay
+        # as numpy.maximum(x, 0): NaN stays NaN, -0.0 becomes 0.0
+        y[i] = v if v > zero or v != v else zero
 
 
 @parallel_jit

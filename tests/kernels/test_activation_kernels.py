@@ -87,5 +87,5 @@ def test_relu_split_over_a_parallel_region_is_numpys_maximum():
     y = kernels.relu(x)
     want = np.maximum(x, 0)
     np.testing.assert_array_equal(y, want)
-    assert np.signbit(y[0, 1]) == np.signbit(want[0, 1])  # -0.0 kept as NumPy keeps it
+    assert np.signbit(y[0, 1]) == np.signbit(want[0, 1])  # -0.0 as NumPy makes it
     assert module.relu_numba(x) is not None  # it did take the region
