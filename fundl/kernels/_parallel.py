@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -254,19 +255,23 @@ def regions() -> bool:
 
 def run_region(loop, n_items, *args):
     """``loop(*args)``, a :func:`~fundl.kernels._jit.parallel_jit` loop over ``n_items`` items,
-    on up to :func:`threads` threads with BLAS single-threaded meanwhile; only where
-    :func:`regions` says so."""
+    on up to :func:`threads` threads with BLAS single-threaded meanwhile, where :func:`regions`
+    says so; elsewhere its Python source runs the items one after another here."""
+    if not regions():  # decided earlier (a convolution's forward), unsafe now (a fork since)
+        return loop.py_func(*args)
     import numba
 
     global _ran_region
     _ran_region = True
     n_threads, blas, _ = _setup()
+    old = numba.get_num_threads()
     numba.set_num_threads(max(1, min(n_threads, n_items, numba.config.NUMBA_NUM_THREADS)))
     try:
         _blas_single(blas, True)
         return loop(*args)
     finally:
         _blas_single(blas, False)
+        numba.set_num_threads(old)  # the user's own parallel loops keep theirs
 
 
 def _after_fork_in_child():
@@ -278,7 +283,10 @@ def _after_fork_in_child():
         for c, n in zip(_state[1], _saved):
             c.set_num_threads(n)
     _state, _active, _saved = None, 0, None
-    if _regions:
+    # Numba's OpenMP threads, if the parent started them (for fundl or for the user's own
+    # parallel loops), are gone: a region started here would make Numba terminate the child
+    launched = getattr(sys.modules.get("numba.np.ufunc.parallel"), "_is_initialized", True)
+    if _regions or ("numba" in sys.modules and launched):
         _regions = False
 
 

@@ -225,12 +225,18 @@ def matmul(a, b, out=None):
     a3, b3 = (a, b) if stack else (a[None], b[None])
     g, m, k = a3.shape
     n = b3.shape[2]
+    shape = (g, m, n) if stack else (m, n)
+    # NumPy's rules (broadcast stacks, shape errors) and its care for an out that overlaps an
+    # operand (BLAS would read what it has already overwritten) stay NumPy's
+    if b3.shape[:2] != (g, k) or out is not None and (
+            out.shape != shape or out.dtype != a.dtype or numpy.may_share_memory(out, a)
+            or numpy.may_share_memory(out, b)):
+        return numpy.matmul(a, b, out=out)
     if out is None:
-        out = numpy.empty((g, m, n) if stack else (m, n), a.dtype)
+        out = numpy.empty(shape, a.dtype)
     o3 = out if stack else out[None]
     ops = [(_operand(a3[i]), _operand(b3[i]), _operand(o3[i])) for i in range(g)]
-    if b3.shape[:2] != (g, k) or o3.shape != (g, m, n) or out.dtype != a.dtype or \
-            any(x is None or y is None or z is None or z[0] for x, y, z in ops) or \
+    if any(x is None or y is None or z is None or z[0] for x, y, z in ops) or \
             max(m, n, k, *(d[1] for d in sum(ops, ()))) >= 2 ** 31:  # 32-bit BLAS integers
         return numpy.matmul(a, b, out=out)
     p = ctypes.c_void_p

@@ -160,3 +160,25 @@ def test_chunk_matmul_uses_the_library_only_inside_a_parallel_chunk(monkeypatch)
     monkeypatch.setattr(_parallel._local, "inside", True, raising=False)
     np.testing.assert_array_equal(all_kernels.chunk_matmul(a, a.T), a @ a.T)
     assert calls == [1]
+
+
+@pytest.mark.parametrize("alias", ["a", "b"])
+def test_matmul_into_one_of_its_operands_is_numpys_result(alias, gemm_library):
+    """An out that is (or overlaps) an operand: BLAS would read what it already overwrote,
+    so that product is NumPy's, which copies first."""
+    _gemm_or_skip(np.float32)
+    rng = np.random.default_rng(9)
+    a = rng.standard_normal((64, 64)).astype(np.float32)
+    b = rng.standard_normal((64, 64)).astype(np.float32)
+    want = a @ b
+    blas.matmul(a, b, out=a if alias == "a" else b)
+    np.testing.assert_allclose(a if alias == "a" else b, want, rtol=1e-5, atol=1e-4)
+
+
+def test_matmul_keeps_numpys_broadcasting_and_errors(gemm_library):
+    rng = np.random.default_rng(10)
+    a = rng.standard_normal((3, 5, 7)).astype(np.float32)
+    np.testing.assert_allclose(blas.matmul(a, rng.standard_normal((1, 7, 3)).astype(
+        np.float32)).shape, (3, 5, 3))
+    with pytest.raises(ValueError):
+        blas.matmul(a, rng.standard_normal((2, 7, 3)).astype(np.float32))

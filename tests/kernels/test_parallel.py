@@ -235,3 +235,63 @@ def test_medium_products_stay_on_one_thread_while_regions_are_in_use(three_threa
     three_threads.history.clear()
     kernels.matmul(rng.standard_normal((64, 400)), rng.standard_normal((400, 120)))
     assert three_threads.history == []
+
+
+def _in_a_fork(fn):
+    """fn() in a forked child; its exit status (0: fn returned True)."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            code = 0 if fn() else 3
+        finally:
+            os._exit(code)
+    return os.waitpid(pid, 0)[1]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_fork_between_forward_and_backward_and_after_the_users_own_regions():
+    """Regions decided in the parent's forward are not started in the child's backward, and
+    a parent's own Numba parallel loop (never fundl's) counts as started OpenMP threads."""
+    numba = pytest.importorskip("numba")
+    if _parallel.threads() < 2 or not _parallel._numba_regions():
+        pytest.skip("no parallel regions here")
+    rng = np.random.default_rng(1)
+    x = fl.tensor(rng.standard_normal((8, 6, 6, 4)).astype(np.float32), requires_grad=True)
+    k = fl.tensor(rng.standard_normal((3, 3, 4, 5)).astype(np.float32), requires_grad=True)
+    y = fl.conv2d(x, k, padding="same")
+    assert y.creator.region is not None
+
+    def backward_in_child():
+        y.sum().backward()
+        return x.grad is not None and np.isfinite(k.grad).all()
+
+    assert _in_a_fork(backward_in_child) == 0
+
+    @numba.njit(parallel=True)
+    def users_loop(a):
+        for i in numba.prange(a.size):
+            a[i] += 1
+
+    users_loop(np.zeros(4))
+    saved = _parallel._regions
+    try:
+        _parallel._regions = None  # as if fundl had never started one itself
+        want = fl.conv2d(x.numpy(), k.numpy(), padding="same").numpy()
+        _parallel._regions = None
+        status = _in_a_fork(lambda: np.allclose(
+            fl.conv2d(x.numpy(), k.numpy(), padding="same").numpy(), want, atol=1e-5))
+    finally:
+        _parallel._regions = saved
+    assert status == 0
+
+
+def test_a_region_leaves_numbas_thread_count_as_it_found_it():
+    numba = pytest.importorskip("numba")
+    if not _parallel.regions():
+        pytest.skip("no parallel regions here")
+    before = numba.get_num_threads()
+    x = np.ones((1, 5, 5, 2), np.float32)   # one sample: a region of one part
+    fl.conv2d(x, np.ones((3, 3, 2, 2), np.float32), padding="same")
+    kernels.relu(np.ones(1 << 17, np.float32))
+    assert numba.get_num_threads() == before
