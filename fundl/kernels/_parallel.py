@@ -6,13 +6,14 @@ Two ways, measured on 2 cores:
   ``parallel=True`` loop over the batch's parts whose body is all compiled (im2col, GEMMs
   called through a function pointer, col2im; an LSTM's whole time loop). GNU OpenMP, the
   threading layer Numba picks on Linux, hands a part to the other core in 2-10 us, where a
-  Python thread pool took ~90 us and its chunks took turns with the GIL. Convolutions and
-  the LSTM/GRU run this way (ResNet-20 step 403-420 -> 390 ms, LeNet-5 4.2-4.4 -> 3.9 ms,
-  its single chunk now split in two; LSTM step 0.4 ms faster). They need a thread-safe
-  threading layer (:func:`regions`); elsewhere the parts go through :func:`map_chunks`;
+  Python thread pool took ~90 us and its chunks took turns with the GIL. Convolutions, the
+  LSTM/GRU, pooling, activation gradients and ReLU run this way (convolutions alone:
+  ResNet-20 step 403-420 -> 390 ms, LeNet-5 4.2-4.4 -> 3.9 ms, its single chunk now split
+  in two; LSTM step 0.4 ms faster). They need a thread-safe threading layer
+  (:func:`regions`); elsewhere the parts go through :func:`map_chunks` or run serially;
 - Python threads (:func:`map_chunks`): work that has Python between its kernels (the
   convolution's chunks without regions, or on CuPy) and memory-bound kernels over large
-  arrays (batch norm's passes, activation gradients) split into row slices
+  arrays (batch norm's passes; activation gradients without regions) split into row slices
   (:func:`slices`), but only above :data:`MIN_SPLIT_BYTES`: a hand-off costs ~0.1 ms here.
 
 In both, BLAS runs single-threaded meanwhile (each part's GEMMs on its own core), which
