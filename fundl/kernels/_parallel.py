@@ -266,13 +266,16 @@ def run_region(loop, n_items, *args):
     _ran_region = True
     n_threads, blas, _ = _setup()
     old = numba.get_num_threads()
-    numba.set_num_threads(max(1, min(n_threads, n_items, numba.config.NUMBA_NUM_THREADS)))
+    want = max(1, min(n_threads, n_items, numba.config.NUMBA_NUM_THREADS))
+    if want != old:  # (each call costs microseconds: skipped when nothing changes)
+        numba.set_num_threads(want)
     try:
         _blas_single(blas, True)
         return loop(*args)
     finally:
         _blas_single(blas, False)
-        numba.set_num_threads(old)  # the user's own parallel loops keep theirs
+        if want != old:
+            numba.set_num_threads(old)  # the user's own parallel loops keep theirs
 
 
 def _after_fork_in_child():
