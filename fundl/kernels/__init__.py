@@ -45,12 +45,12 @@ from .blas import gemm_function
 from .conv import _conv_backward_chunks as conv_backward_chunks
 from .conv import _conv_forward_chunks as conv_forward_chunks
 from .conv import inner as conv_inner
-from .conv import region_input as conv_region_input
+from .conv import im2col_input as conv_im2col_input
 
 __all__ = ["activation_grad", "avg_pool", "avg_pool_grad", "batch_norm_affine",
            "batch_norm_grad_sums", "batch_norm_grad_x", "batch_norm_stats", "chunk_matmul",
            "col2im", "compiled", "conv_backward_chunks", "conv_forward_chunks", "conv_inner",
-           "conv_region_input", "even_slices", "gemm_function", "im2col", "map_chunks",
+           "conv_im2col_input", "even_slices", "gemm_function", "im2col", "map_chunks",
            "map_compiled", "matmul", "max_pool", "max_pool_grad", "regions", "relu",
            "run_region", "spmm", "threads"]
 

@@ -24,6 +24,8 @@ with flat indices into the two buffers LLVM kept the copy scalar, 1.5-3x slower 
 """
 from __future__ import annotations
 
+import math
+
 import numpy
 
 from ..backend import get_array_module
@@ -364,10 +366,10 @@ def _implicit(shape, ksize, dilation, groups, pads):
     return run >= _SHORT_RUN
 
 
-def region_input(x, ksize, strides, dilation, groups, pads):
-    """For :func:`_conv_forward_chunks`: (x, padded beforehand where implicit padding does not
-    pay, C-contiguous; the ``lo`` pads left to the kernels; the output positions of a
-    sample)."""
+def im2col_input(x, ksize, strides, dilation, groups, pads):
+    """What :func:`_im2col_kernel` reads, for :func:`im2col_numba` and the chunk drivers: (x,
+    padded beforehand where implicit padding does not pay, C-contiguous; the ``lo`` pads left
+    to the kernel; the output positions (Do, Ho, Wo) of a sample)."""
     if not _implicit(x.shape, ksize, dilation, groups, pads):
         x, pads = pad_5d(x, pads), _NO_PADS
     positions = _out_shape(_padded(x.shape, pads), ksize, strides, dilation)
@@ -377,15 +379,10 @@ def region_input(x, ksize, strides, dilation, groups, pads):
 def im2col_numba(x, ksize, strides, dilation, groups, ones=False, pads=_NO_PADS):
     """Numba version of :func:`im2col_reference` (NumPy arrays only); ``pads`` ((before,
     after) per spatial axis) pads x with zeros, implicitly where that is faster."""
-    if not _implicit(x.shape, ksize, dilation, groups, pads):
-        x, pads = pad_5d(x, pads), _NO_PADS
-    x = numpy.ascontiguousarray(x)
-    N, C = x.shape[0], x.shape[4]
-    Do, Ho, Wo = _out_shape(_padded(x.shape, pads), ksize, strides, dilation)
-    width = ksize[0] * ksize[1] * ksize[2] * (C // groups) + bool(ones)
-    cols = numpy.empty((groups, N * Do * Ho * Wo, width), dtype=x.dtype)
-    _im2col_kernel(x, cols, (Do, Ho, Wo), tuple(ksize), tuple(strides), tuple(dilation),
-                   tuple(b for b, _ in pads))
+    x, lo, positions = im2col_input(x, ksize, strides, dilation, groups, pads)
+    width = ksize[0] * ksize[1] * ksize[2] * (x.shape[4] // groups) + bool(ones)
+    cols = numpy.empty((groups, x.shape[0] * math.prod(positions), width), dtype=x.dtype)
+    _im2col_kernel(x, cols, positions, tuple(ksize), tuple(strides), tuple(dilation), lo)
     return cols
 
 

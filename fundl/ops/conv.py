@@ -383,7 +383,7 @@ class Conv(Function):
     def _forward_region(self, x5, w, y, keep):
         """Every chunk's im2col and GEMM in one region; returns (x5 as the region read it:
         padded beforehand where implicit padding does not pay, the cols if ``keep``)."""
-        x5, lo, positions = kernels.conv_region_input(x5, *self.cols_geometry, self.groups,
+        x5, lo, positions = kernels.conv_im2col_input(x5, *self.cols_geometry, self.groups,
                                                       self.pads)
         first = [s.start for s in kernels.even_slices(len(self.chunks), kernels.threads())]
         # int arrays, not tuples: a parallel region takes tuples of at most 100 items, and a
