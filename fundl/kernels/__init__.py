@@ -40,7 +40,7 @@ from . import norm as _norm
 from . import pool as _pool
 from . import sparse as _sparse
 from ._jit import FLOAT_DTYPES, IMPORT_ERROR, numba
-from ._parallel import even_slices, map_compiled, regions, run_region
+from ._parallel import bounds_of, even_slices, map_compiled, regions, run_region
 from .blas import gemm_function
 from .conv import _conv_backward_chunks as conv_backward_chunks
 from .conv import _conv_forward_chunks as conv_forward_chunks
@@ -48,7 +48,8 @@ from .conv import inner as conv_inner
 from .conv import im2col_input as conv_im2col_input
 
 __all__ = ["activation_grad", "avg_pool", "avg_pool_grad", "batch_norm_affine",
-           "batch_norm_grad_sums", "batch_norm_grad_x", "batch_norm_stats", "chunk_matmul",
+           "batch_norm_grad_sums", "batch_norm_grad_x", "batch_norm_stats", "bounds_of",
+           "chunk_matmul",
            "col2im", "compiled", "conv_backward_chunks", "conv_forward_chunks", "conv_inner",
            "conv_im2col_input", "even_slices", "gemm_function", "im2col", "map_chunks",
            "map_compiled", "matmul", "max_pool", "max_pool_grad", "regions", "relu",

@@ -108,6 +108,15 @@ def even_slices(n: int, parts: int) -> list:
     return [slice(a, b) for a, b in zip(bounds, bounds[1:])]
 
 
+def bounds_of(parts):
+    """Contiguous slices ``parts`` as the int64 array of their starts and the last stop, the
+    way :func:`run_region` drivers take them (a Numba parallel region refuses tuples of more
+    than 100 items)."""
+    import numpy
+
+    return numpy.array([p.start for p in parts] + [parts[-1].stop], numpy.int64)
+
+
 def slices(n: int, nbytes: int) -> list:
     """``n`` rows (``nbytes`` moved in all) as one slice per thread, or one slice if small."""
     return even_slices(n, threads() if nbytes >= MIN_SPLIT_BYTES else 1)

@@ -89,8 +89,7 @@ def relu_numba(x):
     x1 = x.reshape(-1)
     y = numpy.empty_like(x)
     parts = _parallel.even_slices(x1.size, _parallel.threads())
-    bounds = numpy.array([p.start for p in parts] + [x1.size], numpy.int64)
-    _parallel.run_region(_relu_parts, len(parts), x1, y.reshape(-1), bounds)
+    _parallel.run_region(_relu_parts, len(parts), x1, y.reshape(-1), _parallel.bounds_of(parts))
     return y
 
 
@@ -102,8 +101,8 @@ def activation_grad_numba(kind, gy, y):
     g1, y1, gx1 = gy.reshape(-1), y.reshape(-1), gx.reshape(-1)
     if _parallel.regions() and y.nbytes >= MIN_REGION_BYTES:
         parts = _parallel.even_slices(y1.size, _parallel.threads())
-        bounds = numpy.array([p.start for p in parts] + [y1.size], numpy.int64)
-        _parallel.run_region(_grad_parts, len(parts), KINDS.index(kind), g1, y1, gx1, bounds)
+        _parallel.run_region(_grad_parts, len(parts), KINDS.index(kind), g1, y1, gx1,
+                             _parallel.bounds_of(parts))
         return gx
     kernel = _KERNELS[kind]
     _parallel.map_chunks(lambda s: kernel(g1[s], y1[s], gx1[s]),

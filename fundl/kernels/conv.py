@@ -255,13 +255,14 @@ def _col2im_kernel(cols, gx, out, ksize, strides, dilation, lo):
 
 
 # -- a convolution's batch chunks, all in one Numba parallel region ------------------------------
-# Thread t takes the chunks first[t]:first[t + 1] (``starts``/``stops``: their samples). Why a
+# Thread t takes the chunks first[t]:first[t + 1]; chunk c has the samples chunks[c]:chunks[c +
+# 1] (both arrays from fundl.kernels._parallel.bounds_of). Why a
 # compiled region and not Python threads: handing work to the other core cost ~90 us through
 # a thread pool and the chunks' Python took turns with the GIL; LeNet-5's convolutions could
 # not be split at all that way (its step went from 4.4 to 5.3 ms with two chunks).
 @parallel_jit
 def _conv_forward_chunks(fn, x, bufs, per_chunk, w, y, out, ksize, strides, dilation, lo,
-                         starts, stops, first):
+                         chunks, first):
     """im2col and the GEMM of every batch chunk: ``y[g, rows of the chunk] = cols[g] @ w[g]``.
 
     ``fn``: the GEMM (:func:`fundl.kernels.blas.gemm_function`); ``x`` (N, D, H, W, C), its
@@ -273,7 +274,7 @@ def _conv_forward_chunks(fn, x, bufs, per_chunk, w, y, out, ksize, strides, dila
     rows = out[0] * out[1] * out[2]
     for t in prange(len(first) - 1):
         for c in range(first[t], first[t + 1]):
-            s, e = starts[c], stops[c]
+            s, e = chunks[c], chunks[c + 1]
             m = (e - s) * rows
             if m == 0:
                 continue
@@ -289,7 +290,7 @@ def _conv_forward_chunks(fn, x, bufs, per_chunk, w, y, out, ksize, strides, dila
 
 @parallel_jit
 def _conv_backward_chunks(fn, x, bufs, per_chunk, recompute, gy, ldg, w_t, width, gx, gwb,
-                          gbufs, out, ksize, strides, dilation, lo, starts, stops, first):
+                          gbufs, out, ksize, strides, dilation, lo, chunks, first):
     """The gradients of :func:`_conv_forward_chunks`, chunk by chunk.
 
     ``gy`` (G, N * rows, out/G), rows ``ldg`` elements apart; with ``gwb`` (threads, G, width,
@@ -304,7 +305,7 @@ def _conv_backward_chunks(fn, x, bufs, per_chunk, recompute, gy, ldg, w_t, width
         if gwb.shape[0]:
             gwb[t] = 0
         for c in range(first[t], first[t + 1]):
-            s, e = starts[c], stops[c]
+            s, e = chunks[c], chunks[c + 1]
             m = (e - s) * rows
             if m == 0:
                 continue

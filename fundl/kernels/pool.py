@@ -259,9 +259,8 @@ def _run(kind, src, dst, arg, scale, pool, strides):
     on this thread. Unused arrays come as empty ones of the right kind."""
     n = src.shape[0]
     parts = _parallel.even_slices(n, _parallel.threads() if _parallel.regions() else 1)
-    bounds = numpy.array([p.start for p in parts] + [n], numpy.int64)
     args = (kind, src, dst, arg, scale, tuple(pool), tuple(strides), _tiled(pool, strides),
-            bounds)
+            _parallel.bounds_of(parts))
     if len(parts) > 1:
         _parallel.run_region(_pool_parts, len(parts), *args)
     else:

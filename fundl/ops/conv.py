@@ -385,18 +385,15 @@ class Conv(Function):
         padded beforehand where implicit padding does not pay, the cols if ``keep``)."""
         x5, lo, positions = kernels.conv_im2col_input(x5, *self.cols_geometry, self.groups,
                                                       self.pads)
-        first = [s.start for s in kernels.even_slices(len(self.chunks), kernels.threads())]
-        # int arrays, not tuples: a parallel region takes tuples of at most 100 items, and a
-        # large batch has more chunks
-        self.plan = (lo, positions, numpy.array([c.start for c in self.chunks], numpy.int64),
-                     numpy.array([c.stop for c in self.chunks], numpy.int64),
-                     numpy.array(first + [len(self.chunks)], numpy.int64), x5.shape)
+        # thread t takes the chunks first[t]:first[t + 1]
+        first = kernels.bounds_of(kernels.even_slices(len(self.chunks), kernels.threads()))
+        self.plan = (lo, positions, kernels.bounds_of(self.chunks), first, x5.shape)
         self.width = w.shape[1]  # cols columns: the taps, then the ones of the bias if any
-        threads, most = len(first), self._most_rows() * w.shape[0]
+        threads, most = len(first) - 1, self._most_rows() * w.shape[0]
         bufs = numpy.empty((len(self.chunks) if keep else threads, most * self.width), x5.dtype)
         kernels.run_region(kernels.conv_forward_chunks, threads, self.region, x5, bufs, keep,
                            numpy.ascontiguousarray(w), y, positions, *self.cols_geometry, lo,
-                           *self.plan[2:5])
+                           *self.plan[2:4])
         return x5, (bufs if keep else None)
 
     def _most_rows(self):
@@ -407,7 +404,7 @@ class Conv(Function):
         ``[dkernel; dbias]`` rows or None)."""
         dtype, g, co = gyg.dtype, self.groups, gyg.shape[2]
         need_x, need_w = self.needs_grad[0], self.needs_grad[1]
-        lo, positions, starts, stops, first, x5_shape = self.plan
+        lo, positions, chunks, first, x5_shape = self.plan
         threads, most = len(first) - 1, self._most_rows() * g
         kept = bufs is not None  # the forward's cols, one buffer per chunk
         recompute = need_w and not kept
@@ -422,7 +419,7 @@ class Conv(Function):
         kernels.run_region(kernels.conv_backward_chunks, threads, self.region, x5, bufs,
                            kept, recompute, gyg, gyg.strides[1] // gyg.itemsize, w_t,
                            self.width, gx, gwb, gbufs, positions, *self.cols_geometry, lo,
-                           starts, stops, first)
+                           chunks, first)
         if need_x and x5_shape != self.x5_shape:  # x was padded beforehand: crop the padding
             gx = gx[kernels.conv_inner(self.x5_shape, self.pads)]
         return (gx if need_x else None), (gwb.sum(axis=0) if need_w else None)
