@@ -91,10 +91,8 @@ def relu(x):
     """``max(x, 0)`` as a new array, as ``xp.maximum(x, 0)`` computes it; large C-contiguous
     NumPy float arrays split over a parallel region (ResNet-20's 8 MB activations)."""
     if compiled(x) and x.dtype in FLOAT_DTYPES and x.flags.c_contiguous and \
-            x.nbytes >= _activation.MIN_REGION_BYTES:
-        y = _activation.relu_numba(x)
-        if y is not None:
-            return y
+            x.nbytes >= _activation.MIN_REGION_BYTES and _parallel.regions():
+        return _activation.relu_numba(x)
     return get_array_module(x).maximum(x, 0)
 
 

@@ -81,11 +81,8 @@ def _relu_parts(x, y, bounds):
 
 
 def relu_numba(x):
-    """``numpy.maximum(x, 0)`` of a C-contiguous float array of :data:`MIN_REGION_BYTES` or
-    more, one slice per thread in a parallel region (None where regions cannot run: the
-    caller then takes NumPy's single pass)."""
-    if not _parallel.regions():
-        return None
+    """``numpy.maximum(x, 0)`` of a C-contiguous float array, one slice per thread in a
+    parallel region (for arrays of :data:`MIN_REGION_BYTES` or more, where regions can run)."""
     x1 = x.reshape(-1)
     y = numpy.empty_like(x)
     parts = _parallel.even_slices(x1.size, _parallel.threads())
