@@ -42,6 +42,8 @@ import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy
+
 MIN_SPLIT_BYTES = 8 << 20
 """Memory-bound kernels split over threads only when they move at least this much: batch
 norm's passes over ResNet-20's 8 MB activations gained (57 -> 44 ms per step), those over
@@ -112,8 +114,6 @@ def bounds_of(parts):
     """Contiguous slices ``parts`` as the int64 array of their starts and the last stop, the
     way :func:`run_region` drivers take them (a Numba parallel region refuses tuples of more
     than 100 items)."""
-    import numpy
-
     return numpy.array([p.start for p in parts] + [parts[-1].stop], numpy.int64)
 
 
