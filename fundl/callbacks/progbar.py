@@ -7,7 +7,9 @@ With ``verbose=1`` one line is redrawn in place (``\\r``), at most every
     12/469 ━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━ 3s 7ms/step - accuracy: 0.9012 - loss: 0.3401
 
 While running it shows the estimated time left; when done, the elapsed time and
-the time per step. ``verbose=2`` prints one line per epoch instead.
+the time per step. ``verbose=2`` prints one line per epoch instead. When stdout is not a
+terminal (piped to a file, a CI log), ``verbose=1`` prints only the finished line of each
+bar, as Keras does: a log gets one line per epoch, not a redraw every 50 ms.
 
 Example:
     >>> bar = Progbar(target=100)
@@ -35,16 +37,25 @@ def _write(text):
     stream.flush()
 
 
-def _use_color():
-    """ANSI colours on terminals and notebooks, never when NO_COLOR is set."""
-    if os.environ.get("NO_COLOR"):
-        return False
+def _tty_or_notebook():
     isatty = getattr(sys.stdout, "isatty", None)
     try:
         tty = bool(isatty and isatty())
     except ValueError:  # a closed stream
         tty = False
     return tty or "ipykernel" in sys.modules
+
+
+def _is_interactive():
+    """Whether stdout redraws a line in place: a terminal or a notebook."""
+    return _tty_or_notebook()
+
+
+def _use_color():
+    """ANSI colours on terminals and notebooks, never when NO_COLOR is set."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    return _tty_or_notebook()
 
 
 def _bar_chars(color):
@@ -99,7 +110,8 @@ class Progbar:
     Args:
         target: total number of steps, or ``None`` if unknown.
         width: number of characters of the bar itself.
-        verbose: 0 silent, 1 one line redrawn in place, 2 one line when finished.
+        verbose: 0 silent, 1 one line redrawn in place (on a stream that is not a terminal,
+            only the finished line), 2 one summary line when finished.
         stateful_metrics: names whose values are shown as given; all others are
             averaged over the steps seen (weighted by steps per update).
         unit_name: the unit in the per-unit time ("step" gives "7ms/step").
@@ -145,6 +157,8 @@ class Progbar:
         self._first_step = None  # (step, time) of the first update: ETA leaves out warm-up
         self._prev_width = 0
         self._color = _use_color()
+        # A file or a CI log cannot redraw: "\r" lines would pile up, one per interval.
+        self._dynamic = _is_interactive()
         self._done_char, self._todo_char = _bar_chars(self._color)
 
     def update(self, current, values=None, finalize=None):
@@ -184,7 +198,7 @@ class Progbar:
         if self._first_step is None and current > 0:
             self._first_step = (current, now)
         if self.verbose == 1:
-            if not finalize and now - self._last_update < self.interval:
+            if not finalize and (not self._dynamic or now - self._last_update < self.interval):
                 return
             self._draw(current, now, finalize)
         elif finalize:
@@ -242,6 +256,9 @@ class Progbar:
             info = f" {_BOLD}{clock_text}{_RESET}" + info[len(clock_text) + 1:]
         # Blank out what a longer previous line left behind.
         pad = " " * (self._prev_width - visible) if self._prev_width > visible else ""
+        if not self._dynamic:  # only the finished line, written once: no redraw codes
+            _write(bar + info + "\n")
+            return
         _write("\r" + bar + info + pad + ("\n" if finalize else ""))
         self._prev_width = 0 if finalize else visible
 

@@ -6,6 +6,9 @@ import fundl.callbacks.progbar as progbar_module
 from fundl.callbacks import CallbackList, Progbar
 
 
+_REAL_IS_INTERACTIVE = progbar_module._is_interactive
+
+
 class FakeClock:
     """Deterministic time for the progress bar (times chosen to be exact in binary)."""
 
@@ -21,7 +24,23 @@ def clock(monkeypatch):
     fake = FakeClock()
     monkeypatch.setattr(progbar_module, "_clock", fake)
     monkeypatch.delenv("NO_COLOR", raising=False)
+    # pytest's captured stdout is not a terminal; these tests look at the redrawn line, so
+    # they pretend it is one (the tests with a FakeStream below check the real detection).
+    monkeypatch.setattr(progbar_module, "_is_interactive", lambda: True)
     return fake
+
+
+@pytest.fixture
+def piped(monkeypatch):
+    """Call it (in the test: pytest's capture resets sys.stdout after fixtures) to make stdout
+    a plain stream (a file, a CI log) under the real terminal detection; returns the stream."""
+    def install():
+        monkeypatch.setattr(progbar_module, "_is_interactive", _REAL_IS_INTERACTIVE)
+        monkeypatch.delitem(__import__("sys").modules, "ipykernel", raising=False)
+        out = FakeStream(tty=False)
+        monkeypatch.setattr("sys.stdout", out)
+        return out
+    return install
 
 
 def last_line(out):
@@ -256,3 +275,79 @@ def test_logger_shows_evaluate_bar(model, clock, capsys):
     cbs.on_test_end({"loss": 0.375})
     out = capsys.readouterr().out
     assert last_line(out).startswith("2/2 ") and last_line(out).endswith("- loss: 0.3750")
+
+
+# ---------------------------------------------------------------- stdout that is not a terminal
+
+
+def test_piped_verbose1_prints_only_the_finished_line(clock, piped):
+    piped = piped()
+    bar = Progbar(target=40, width=4, interval=0.0)
+    for step in range(1, 41):
+        clock.now = 0.125 * step
+        bar.update(step, [("loss", 1.0)])
+    # No redraw codes, no colours, one line: a log file is not flooded every interval.
+    assert piped.text == "40/40 ━━━━ 5s 125ms/step - loss: 1.0000\n"
+
+
+def test_piped_running_bar_writes_nothing_until_done(clock, piped):
+    piped = piped()
+    bar = Progbar(target=10)
+    for step in range(1, 10):
+        clock.now += 1.0
+        bar.update(step, [("loss", 0.5)])
+    assert piped.text == ""
+
+
+def test_piped_fit_prints_one_line_per_epoch(model, fake_fit, clock, piped):
+    piped = piped()
+    logs = [{"loss": 0.5, "val_loss": 0.75}, {"loss": 0.25, "val_loss": 0.625}]
+
+    def batch_logs(epoch, step):
+        clock.now += 1.0  # every batch is past the redraw interval: a terminal would redraw
+        return {"loss": 0.5}
+
+    fake_fit(model, [], logs, steps=3, verbose=1, batch_logs=batch_logs)
+    assert "\r" not in piped.text and "\x1b" not in piped.text
+    lines = piped.text.splitlines()
+    assert len(lines) == 4
+    assert lines[0] == "Epoch 1/2" and lines[2] == "Epoch 2/2"
+    assert re.fullmatch(r"3/3 ━{30} 3s 1s/step - loss: 0\.5000 - val_loss: 0\.7500", lines[1])
+    assert lines[3].endswith("- loss: 0.2500 - val_loss: 0.6250")
+
+
+def test_piped_verbose2_unchanged(model, fake_fit, clock, piped):
+    piped = piped()
+    fake_fit(model, [], [{"loss": 0.5}, {"loss": 0.25}], steps=3, verbose=2)
+    assert piped.text.splitlines() == ["Epoch 1/2", "3/3 - 0s - 0s/step - loss: 0.5000",
+                                       "Epoch 2/2", "3/3 - 0s - 0s/step - loss: 0.2500"]
+
+
+def test_terminal_still_redraws(clock, monkeypatch):
+    monkeypatch.setattr(progbar_module, "_is_interactive", _REAL_IS_INTERACTIVE)
+    out = FakeStream(tty=True)
+    monkeypatch.setattr("sys.stdout", out)
+    bar = Progbar(target=3, width=3)
+    for step in range(1, 4):
+        clock.now += 1.0
+        bar.update(step)
+    assert out.text.count("\r") == 3 and out.text.endswith("\n")
+
+
+def test_real_fit_piped_prints_one_line_per_epoch(piped):
+    piped = piped()
+    import numpy as np
+
+    from fundl.layers import Dense
+    from fundl.models import Sequential
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 3)).astype(np.float32)
+    y = (x[:, :1] > 0).astype(np.float32)
+    model = Sequential([Dense(1, activation="sigmoid", input_dim=3)])
+    model.compile(loss="binary_crossentropy", optimizer="sgd")
+    model.fit(x, y, epochs=3, batch_size=4, verbose=1)
+    lines = piped.text.splitlines()
+    assert "\r" not in piped.text
+    assert len(lines) == 6 and lines[0::2] == ["Epoch 1/3", "Epoch 2/3", "Epoch 3/3"]
+    assert all(line.startswith("16/16 ") and "- loss: " in line for line in lines[1::2])
