@@ -18,12 +18,14 @@ config with :func:`serialize`:
 from __future__ import annotations
 
 from .functional import (
-    elu, gaussian, leaky_relu, log_softmax, relu, sigmoid, softmax, softplus, step, tanh,
+    elu, gaussian, gelu, hard_sigmoid, hard_silu, hard_swish, leaky_relu, log_softmax, mish,
+    relu, relu6, selu, sigmoid, silu, softmax, softplus, softsign, step, swish, tanh,
 )
 
 __all__ = [
-    "elu", "gaussian", "get", "leaky_relu", "linear", "log_softmax", "logistic", "relu",
-    "serialize", "sigmoid", "softmax", "softplus", "step", "tanh",
+    "elu", "gaussian", "gelu", "get", "hard_sigmoid", "hard_silu", "hard_swish", "leaky_relu",
+    "linear", "log_softmax", "logistic", "mish", "relu", "relu6", "selu", "serialize",
+    "sigmoid", "silu", "softmax", "softplus", "softsign", "step", "swish", "tanh",
 ]
 
 
@@ -58,7 +60,17 @@ _ACTIVATIONS = {
     "softmax": softmax,
     "log_softmax": log_softmax,
     "softplus": softplus,
+    "gelu": gelu,
+    "silu": silu,
+    "selu": selu,
+    "relu6": relu6,
+    "hard_sigmoid": hard_sigmoid,
+    "hard_silu": hard_silu,
+    "softsign": softsign,
+    "mish": mish,
     "logistic": logistic,
+    "swish": swish,            # Keras 3 serialises swish as "silu"
+    "hard_swish": hard_swish,  # ... and hard_swish as "hard_silu"
 }
 _NAMES = {}
 for _name, _fn in _ACTIVATIONS.items():

@@ -15,6 +15,9 @@ from .ops.elementwise import (
     minimum, mul, neg, not_equal, pow, sqrt, sub, where,
 )
 from .ops.linalg import linear, matmul
+from .ops.modern_activation import (
+    gelu, hard_sigmoid, hard_silu, hard_swish, mish, relu6, selu, silu, softsign, swish,
+)
 from .ops.nn import log_softmax, sigmoid_binary_cross_entropy, softmax, softmax_cross_entropy
 from .ops.norm import batch_norm, layer_norm, local_response_norm
 from .ops.pool import (
@@ -41,6 +44,8 @@ __all__ = [
     "conv2d_transpose", "conv3d", "global_avg_pool", "global_max_pool", "max_pool",
     "max_pool1d", "max_pool2d", "max_pool3d", "upsample2d", "zero_pad",
     "SparseMatrix", "normalized_adjacency", "sparse_matmul",
+    "gelu", "hard_sigmoid", "hard_silu", "hard_swish", "mish", "relu6", "selu", "silu",
+    "softsign", "swish",
 ]
 
 

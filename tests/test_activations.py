@@ -112,7 +112,7 @@ def test_get_passes_callables_through():
 
 
 def test_get_unknown_name_lists_valid_names():
-    assert_error(ValueError, activations.get, "relu6", contains=["relu6", "'relu'", "'tanh'"])
+    assert_error(ValueError, activations.get, "relu7", contains=["relu7", "'relu'", "'tanh'"])
 
 
 def test_get_rejects_other_types():
