@@ -601,7 +601,7 @@ class Trainer:
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
             sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_batch_size=None,
-            validation_freq=1):
+            validation_freq=1, strategy=None):
         """Train for ``epochs`` passes over the data.
 
         Args:
@@ -618,6 +618,8 @@ class Trainer:
             class_weight: a dict ``{class: weight}`` scaling the loss of each class.
             sample_weight: per-sample loss weights, shape ``(n,)``.
             initial_epoch: the epoch to start from (to resume training).
+            strategy: a :mod:`fundl.distributed` strategy; when given, training runs through
+                ``strategy.fit(model, x, y, ...)`` (after the arguments are checked here).
 
         Returns:
             A ``History`` whose ``.history`` maps "loss", metric names and "val_..." to lists.
@@ -628,6 +630,15 @@ class Trainer:
         """
         from ..callbacks import CallbackList
 
+        if strategy is not None:
+            if not callable(getattr(strategy, "fit", None)):
+                raise TypeError(f"fit: strategy must be a fundl.distributed strategy (an object "
+                                f"with a fit method), got {type(strategy).__name__}.")
+            return strategy.fit(self, x, y, batch_size=batch_size, epochs=epochs,
+                                verbose=verbose, callbacks=callbacks,
+                                validation_split=validation_split,
+                                validation_data=validation_data, shuffle=shuffle,
+                                initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch)
         xs, ys, n = self._prepare(x, y, "fit")
         batch_size = int(batch_size or 32)
         if batch_size <= 0:

@@ -735,3 +735,22 @@ def test_model_loss_matches_torch_on_a_fixed_batch(loss):
         y = rng.standard_normal((8, 2)).astype("float32")
         expected = F.mse_loss(z, torch.tensor(y))
     np.testing.assert_allclose(model.test_on_batch(x, y), expected.item(), rtol=1e-5)
+
+
+def test_fit_with_a_strategy_hands_the_call_over_to_strategy_fit():
+    model = _classifier()
+    x, y, _ = _data()
+
+    class FakeStrategy:
+        def fit(self, model_, x_, y_, **kwargs):
+            self.call = (model_, x_, y_, kwargs)
+            return "history"
+
+    s = FakeStrategy()
+    assert model.fit(x, y, batch_size=8, epochs=2, verbose=0, strategy=s) == "history"
+    assert s.call[0] is model and s.call[1] is x and s.call[2] is y
+    assert s.call[3]["batch_size"] == 8 and s.call[3]["epochs"] == 2
+    assert set(s.call[3]) == {"batch_size", "epochs", "verbose", "callbacks", "validation_split",
+                              "validation_data", "shuffle", "initial_epoch", "steps_per_epoch"}
+    assert_error(TypeError, model.fit, x, y, strategy=object(),
+                 contains=["strategy", "object"])
