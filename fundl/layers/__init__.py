@@ -1,5 +1,6 @@
 """Layers: the building blocks of models (Keras names, arguments and weight layouts)."""
 from .base import Layer, SymbolicTensor, register_serializable
+from .activation import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from .embedding import Embedding, Masking
 from .core import (
     Activation, Dense, Dropout, Flatten, GaussianNoise, Input, InputLayer, Lambda, Reshape,
@@ -21,6 +22,7 @@ from .pool import (
 )
 
 __all__ = [
+    "ELU", "LeakyReLU", "PReLU", "ReLU", "Softmax",
     "Activation", "Add", "Average", "Concatenate", "Dense", "Dropout", "Flatten", "GaussianNoise",
     "GraphConv", "Input", "InputLayer", "Lambda", "Layer", "Maximum", "Minimum", "Multiply",
     "Reshape", "Subtract", "SymbolicTensor", "register_serializable",
