@@ -297,16 +297,21 @@ def test_an_object_array_is_refused_without_unpickling(tmp_path, monkeypatch):
     buf = io.BytesIO()
     np.savez(buf, **{"hidden.kernel": np.array([object()] * 3, dtype=object)})
     _rewrite(path, replace={"weights.npz": buf.getvalue()})
-    calls = []
-    real_load = np.load
+    import pickle
+
+    unpickled = []
 
     def spy(*args, **kwargs):
-        calls.append(kwargs.get("allow_pickle"))
-        return real_load(*args, **kwargs)
+        unpickled.append(args)
+        raise AssertionError("loading called pickle")
 
-    monkeypatch.setattr(np, "load", spy)
+    # The loader parses each .npy header itself and refuses object dtypes before reading data:
+    # neither pickle nor numpy's reader (which could unpickle) is ever reached.
+    monkeypatch.setattr(pickle, "loads", spy)
+    monkeypatch.setattr(pickle, "load", spy)
+    monkeypatch.setattr(np.lib.format, "read_array", spy)
     _assert_load_fails_and_model_untouched(path, "weights.npz", "cannot be read safely")
-    assert calls and all(flag is False for flag in calls)
+    assert unpickled == []
 
 
 def test_a_string_array_is_refused(tmp_path):
@@ -408,5 +413,4 @@ def test_every_numpy_load_in_the_package_passes_allow_pickle_false():
                 flags = [k.value for k in node.keywords if k.arg == "allow_pickle"]
                 calls.append((f"{path.relative_to(PACKAGE)}:{node.lineno}",
                               [getattr(f, "value", f) for f in flags]))
-    assert ("saving.py", [False]) in [(c.split(":")[0], f) for c, f in calls]
     assert [c for c, flags in calls if flags != [False]] == []
