@@ -36,6 +36,11 @@ from .ops.nn import Softmax
 from .tensor import Tensor
 
 __all__ = [
+    "CategoricalHinge", "CosineSimilarity", "Huber", "LogCosh", "MeanAbsolutePercentageError",
+    "MeanSquaredLogarithmicError", "Poisson", "SquaredHinge", "categorical_hinge",
+    "cosine_similarity", "huber", "log_cosh", "logcosh", "mape",
+    "mean_absolute_percentage_error", "mean_squared_logarithmic_error", "msle", "poisson",
+    "squared_hinge",
     "EPSILON", "BinaryCrossentropy", "CategoricalCrossentropy", "Exponential", "Hinge",
     "KLDivergence", "Logistic", "Loss", "LossFunctionWrapper", "MeanAbsoluteError",
     "MeanSquaredError", "SparseCategoricalCrossentropy", "SumSquaredError", "binary_crossentropy",
@@ -372,9 +377,201 @@ def kl_divergence(y_true, y_pred) -> Tensor:
     return (t * F.log(t / F.clip(y_pred, EPSILON, 1.0))).sum(axis=-1)
 
 
+def huber(y_true, y_pred, delta=1.0) -> Tensor:
+    """Huber loss, averaged over the last axis: quadratic for small errors, linear for large.
+
+    With ``e = y_pred - y_true``: ``0.5 e**2`` where ``|e| <= delta``, else
+    ``delta * (|e| - 0.5 delta)`` (Keras 3's formula; PyTorch's ``huber_loss``).
+
+    Args:
+        y_true: targets, shape of ``y_pred``.
+        y_pred: predictions, shape ``(batch, ..., d)``.
+        delta: where the loss turns from quadratic to linear (> 0). Default 1.0.
+
+    Returns:
+        Tensor of shape ``(batch, ...)``.
+
+    Example:
+        >>> losses.huber([[0.0, 0.0]], fl.tensor([[0.5, 3.0]]))
+        tensor([1.3125], dtype=float32)
+    """
+    delta = _check_delta("huber", delta)
+    y_pred = _as_pred("huber", y_pred)
+    e = F.abs(y_pred - _as_target("huber", y_true, y_pred))
+    # min(|e|, delta) = q: 0.5 q^2 + delta (|e| - q) is both branches in one expression
+    q = F.minimum(e, delta)
+    return (0.5 * (q * q) + delta * (e - q)).mean(axis=-1)
+
+
+def _check_delta(owner, delta) -> float:
+    if isinstance(delta, bool) or not isinstance(delta, (int, float)) or not delta > 0 \
+            or not math.isfinite(delta):
+        raise ValueError(f"{owner}: delta must be a finite number > 0, got {delta!r}.")
+    return float(delta)
+
+
+def log_cosh(y_true, y_pred) -> Tensor:
+    """Logarithm of the hyperbolic cosine of the error, averaged over the last axis.
+
+    ``log(cosh(e))`` is about ``e**2 / 2`` for small ``e`` and ``|e| - log 2`` for large; it is
+    computed as ``e + softplus(-2 e) - log 2``, finite for any error (as Keras).
+
+    Args:
+        y_true: targets, shape of ``y_pred``.
+        y_pred: predictions, shape ``(batch, ..., d)``.
+
+    Returns:
+        Tensor of shape ``(batch, ...)``.
+
+    Example:
+        >>> losses.log_cosh([[0.0]], fl.tensor([[1.0]]))
+        tensor([0.4337808], dtype=float32)
+    """
+    y_pred = _as_pred("log_cosh", y_pred)
+    e = y_pred - _as_target("log_cosh", y_true, y_pred)
+    return (e + F.softplus(e * -2.0) - _LN2).mean(axis=-1)
+
+
+def poisson(y_true, y_pred) -> Tensor:
+    """Poisson negative log-likelihood (up to a constant): ``mean(y_pred - y_true * log(y_pred + 1e-7))``.
+
+    Args:
+        y_true: observed counts (>= 0), shape of ``y_pred``.
+        y_pred: predicted rates (> 0, e.g. from an ``exp`` or ``softplus`` output).
+
+    Returns:
+        Tensor of shape ``(batch, ...)``.
+
+    Example:
+        >>> losses.poisson([[1.0]], fl.tensor([[1.0]]))
+        tensor([0.9999999], dtype=float32)
+    """
+    y_pred = _as_pred("poisson", y_pred)
+    t = _as_target("poisson", y_true, y_pred)
+    return (y_pred - t * F.log(y_pred + EPSILON)).mean(axis=-1)
+
+
+def _l2_normalize(x, axis):
+    """``x / max(||x||, 1e-7)`` (Keras's normalize), written so a zero vector has gradient 0."""
+    return x / F.sqrt(F.maximum((x * x).sum(axis=axis, keepdims=True), EPSILON * EPSILON))
+
+
+def cosine_similarity(y_true, y_pred, axis=-1) -> Tensor:
+    """Negative cosine similarity ``-sum(l2_normalize(y_true) * l2_normalize(y_pred), axis)``.
+
+    Keras's sign convention: -1 for vectors pointing the same way, 0 for orthogonal ones and
+    1 for opposite ones, so that minimising the loss aligns the prediction with the target.
+
+    Args:
+        y_true: targets, shape of ``y_pred``.
+        y_pred: predictions, shape ``(batch, ..., d)``.
+        axis: the axis along which the similarity is taken. Default -1.
+
+    Returns:
+        Tensor of ``y_pred``'s shape without ``axis``.
+
+    Example:
+        >>> losses.cosine_similarity([[0.0, 1.0], [1.0, 1.0]], fl.tensor([[1.0, 0.0], [1.0, 1.0]]))
+        tensor([-0.        , -0.99999994], dtype=float32)
+    """
+    y_pred = _as_pred("cosine_similarity", y_pred)
+    t = _as_target("cosine_similarity", y_true, y_pred)
+    if not -y_pred.ndim <= axis < y_pred.ndim:
+        raise ValueError(f"cosine_similarity: axis {axis} is out of range for y_pred of shape "
+                         f"{y_pred.shape}.")
+    return -(_l2_normalize(t, axis) * _l2_normalize(y_pred, axis)).sum(axis=axis)
+
+
+def squared_hinge(y_true, y_pred) -> Tensor:
+    """Squared hinge loss ``mean(max(1 - y_true * y_pred, 0)**2, axis=-1)``.
+
+    Args:
+        y_true: labels in {-1, 1}; labels given in {0, 1} are converted to {-1, 1}, as Keras.
+        y_pred: real-valued scores, shape ``(batch, ..., d)``.
+
+    Returns:
+        Tensor of shape ``(batch, ...)``.
+
+    Example:
+        >>> losses.squared_hinge(np.array([[1.0], [0.0]]), fl.tensor([[0.5], [0.5]]))
+        tensor([0.25, 2.25], dtype=float32)
+    """
+    y_pred = _as_pred("squared_hinge", y_pred)
+    t = _signed_labels(_as_target("squared_hinge", y_true, y_pred))
+    m = F.relu(1.0 - t * y_pred)
+    return (m * m).mean(axis=-1)
+
+
+def categorical_hinge(y_true, y_pred) -> Tensor:
+    """Categorical (Crammer-Singer style) hinge ``max(neg - pos + 1, 0)``.
+
+    ``pos = sum(y_true * y_pred, axis=-1)`` is the score of the true class and
+    ``neg = max((1 - y_true) * y_pred, axis=-1)`` the best score of the others (Keras 3).
+
+    Args:
+        y_true: one-hot targets, shape ``(batch, ..., classes)``.
+        y_pred: class scores, same shape.
+
+    Returns:
+        Tensor of shape ``(batch, ...)``.
+
+    Example:
+        >>> losses.categorical_hinge([[0.0, 1.0]], fl.tensor([[0.2, 0.9]]))
+        tensor([0.3], dtype=float32)
+    """
+    y_pred = _as_pred("categorical_hinge", y_pred)
+    t = _as_target("categorical_hinge", y_true, y_pred)
+    pos = (t * y_pred).sum(axis=-1)
+    neg = ((1.0 - t) * y_pred).max(axis=-1)
+    return F.relu(neg - pos + 1.0)
+
+
+def mean_absolute_percentage_error(y_true, y_pred) -> Tensor:
+    """``100 * mean(|y_true - y_pred| / max(|y_true|, 1e-7), axis=-1)``, as Keras.
+
+    Args:
+        y_true: targets, shape of ``y_pred``.
+        y_pred: predictions, shape ``(batch, ..., d)``.
+
+    Returns:
+        Tensor of shape ``(batch, ...)``.
+
+    Example:
+        >>> losses.mean_absolute_percentage_error([[2.0, 4.0]], fl.tensor([[1.0, 4.0]]))
+        tensor([25.], dtype=float32)
+    """
+    y_pred = _as_pred("mean_absolute_percentage_error", y_pred)
+    t = _as_target("mean_absolute_percentage_error", y_true, y_pred)
+    scale = F.maximum(F.abs(t), EPSILON)
+    return (F.abs(t - y_pred) / scale).mean(axis=-1) * 100.0
+
+
+def mean_squared_logarithmic_error(y_true, y_pred) -> Tensor:
+    """``mean((log(max(y_pred, 1e-7) + 1) - log(max(y_true, 1e-7) + 1))**2, axis=-1)``, as Keras.
+
+    Args:
+        y_true: non-negative targets, shape of ``y_pred``.
+        y_pred: non-negative predictions, shape ``(batch, ..., d)``.
+
+    Returns:
+        Tensor of shape ``(batch, ...)``.
+
+    Example:
+        >>> losses.mean_squared_logarithmic_error([[0.0]], fl.tensor([[math.e - 1]]))
+        tensor([0.99999976], dtype=float32)
+    """
+    y_pred = _as_pred("mean_squared_logarithmic_error", y_pred)
+    t = _as_target("mean_squared_logarithmic_error", y_true, y_pred)
+    d = F.log(F.maximum(y_pred, EPSILON) + 1.0) - F.log(F.maximum(t, EPSILON) + 1.0)
+    return (d * d).mean(axis=-1)
+
+
 mse = mean_squared_error
 mae = mean_absolute_error
 kld = kl_divergence
+mape = mean_absolute_percentage_error
+msle = mean_squared_logarithmic_error
+logcosh = log_cosh
 
 
 # -- reduction and the loss classes -------------------------------------------------------
@@ -669,6 +866,118 @@ class KLDivergence(LossFunctionWrapper):
         super().__init__(kl_divergence, name, reduction)
 
 
+class Huber(LossFunctionWrapper):
+    """The mean of :func:`huber` over a batch.
+
+    Args:
+        delta: where the loss turns from quadratic to linear. Default 1.0.
+        name, reduction: see :class:`Loss`.
+
+    Example:
+        >>> losses.Huber(delta=1.0)(np.zeros((1, 2)), fl.tensor([[0.5, 3.0]]))
+        tensor(1.3125, dtype=float32)
+    """
+
+    def __init__(self, delta=1.0, name="huber_loss", reduction="sum_over_batch_size"):
+        super().__init__(huber, name, reduction, delta=_check_delta("Huber", delta))
+
+    @property
+    def delta(self) -> float:
+        return self.fn_kwargs["delta"]
+
+
+class LogCosh(LossFunctionWrapper):
+    """The mean of :func:`log_cosh` over a batch.
+
+    Example:
+        >>> losses.LogCosh()(np.zeros((1, 1)), fl.ones(1, 1))
+        tensor(0.4337808, dtype=float32)
+    """
+
+    def __init__(self, name="log_cosh", reduction="sum_over_batch_size"):
+        super().__init__(log_cosh, name, reduction)
+
+
+class Poisson(LossFunctionWrapper):
+    """The mean of :func:`poisson` over a batch.
+
+    Example:
+        >>> losses.Poisson()(np.ones((1, 1)), fl.ones(1, 1))
+        tensor(0.9999999, dtype=float32)
+    """
+
+    def __init__(self, name="poisson", reduction="sum_over_batch_size"):
+        super().__init__(poisson, name, reduction)
+
+
+class CosineSimilarity(LossFunctionWrapper):
+    """The mean of :func:`cosine_similarity` over a batch (Keras's sign: -1 is best).
+
+    Args:
+        axis: the axis along which the similarity is taken. Default -1.
+        name, reduction: see :class:`Loss`.
+
+    Example:
+        >>> losses.CosineSimilarity(axis=1)([[0.0, 1.0], [1.0, 1.0]], fl.tensor([[1.0, 0.0], [1.0, 1.0]]))
+        tensor(-0.49999997, dtype=float32)
+    """
+
+    def __init__(self, axis=-1, name="cosine_similarity", reduction="sum_over_batch_size"):
+        super().__init__(cosine_similarity, name, reduction, axis=int(axis))
+
+    @property
+    def axis(self) -> int:
+        return self.fn_kwargs["axis"]
+
+
+class SquaredHinge(LossFunctionWrapper):
+    """The mean of :func:`squared_hinge` over a batch.
+
+    Example:
+        >>> losses.SquaredHinge()(np.array([[1.0]]), fl.tensor([[0.5]]))
+        tensor(0.25, dtype=float32)
+    """
+
+    def __init__(self, name="squared_hinge", reduction="sum_over_batch_size"):
+        super().__init__(squared_hinge, name, reduction)
+
+
+class CategoricalHinge(LossFunctionWrapper):
+    """The mean of :func:`categorical_hinge` over a batch.
+
+    Example:
+        >>> losses.CategoricalHinge()([[0.0, 1.0]], fl.tensor([[0.2, 0.9]]))
+        tensor(0.3, dtype=float32)
+    """
+
+    def __init__(self, name="categorical_hinge", reduction="sum_over_batch_size"):
+        super().__init__(categorical_hinge, name, reduction)
+
+
+class MeanAbsolutePercentageError(LossFunctionWrapper):
+    """The mean of :func:`mean_absolute_percentage_error` over a batch.
+
+    Example:
+        >>> losses.MeanAbsolutePercentageError()([[2.0, 4.0]], fl.tensor([[1.0, 4.0]]))
+        tensor(25., dtype=float32)
+    """
+
+    def __init__(self, name="mean_absolute_percentage_error", reduction="sum_over_batch_size"):
+        super().__init__(mean_absolute_percentage_error, name, reduction)
+
+
+class MeanSquaredLogarithmicError(LossFunctionWrapper):
+    """The mean of :func:`mean_squared_logarithmic_error` over a batch.
+
+    Example:
+        >>> losses.MeanSquaredLogarithmicError()(np.zeros((1, 1)), fl.zeros(1, 1))
+        tensor(0., dtype=float32)
+    """
+
+    def __init__(self, name="mean_squared_logarithmic_error", reduction="sum_over_batch_size"):
+        super().__init__(mean_squared_logarithmic_error, name, reduction)
+
+
 # -- lookup by name -----------------------------------------------------------------------
 
 # Canonical names first: serialize() reports the first name registered for a function.
@@ -687,6 +996,18 @@ _FUNCTIONS = {
     "mae": mae,
     "kld": kld,
     "kullback_leibler_divergence": kl_divergence,
+    "huber": huber,
+    "log_cosh": log_cosh,
+    "poisson": poisson,
+    "cosine_similarity": cosine_similarity,
+    "squared_hinge": squared_hinge,
+    "categorical_hinge": categorical_hinge,
+    "mean_absolute_percentage_error": mean_absolute_percentage_error,
+    "mean_squared_logarithmic_error": mean_squared_logarithmic_error,
+    "huber_loss": huber,
+    "logcosh": log_cosh,
+    "mape": mean_absolute_percentage_error,
+    "msle": mean_squared_logarithmic_error,
 }
 _FUNCTION_NAMES = {}
 for _name, _fn in _FUNCTIONS.items():
@@ -696,7 +1017,8 @@ del _name, _fn
 _CLASSES = {cls.__name__: cls for cls in (
     MeanSquaredError, SumSquaredError, MeanAbsoluteError, BinaryCrossentropy,
     CategoricalCrossentropy, SparseCategoricalCrossentropy, Hinge, Exponential, Logistic,
-    KLDivergence, LossFunctionWrapper)}
+    KLDivergence, Huber, LogCosh, Poisson, CosineSimilarity, SquaredHinge, CategoricalHinge,
+    MeanAbsolutePercentageError, MeanSquaredLogarithmicError, LossFunctionWrapper)}
 
 
 def get(identifier):
