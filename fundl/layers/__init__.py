@@ -10,6 +10,7 @@ from .conv import (
     ZeroPadding3D,
 )
 from .graph import GraphConv
+from .preprocessing import Normalization, Rescaling
 from .merge import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract
 from .norm import BatchNormalization, LayerNormalization, LocalResponseNormalization
 from .recurrent import (
@@ -22,7 +23,7 @@ from .pool import (
 )
 
 __all__ = [
-    "ELU", "LeakyReLU", "PReLU", "ReLU", "Softmax",
+    "ELU", "LeakyReLU", "PReLU", "ReLU", "Softmax", "Normalization", "Rescaling",
     "Activation", "Add", "Average", "Concatenate", "Dense", "Dropout", "Flatten", "GaussianNoise",
     "GraphConv", "Input", "InputLayer", "Lambda", "Layer", "Maximum", "Minimum", "Multiply",
     "Reshape", "Subtract", "SymbolicTensor", "register_serializable",
