@@ -167,6 +167,9 @@ def _train(args) -> int:
     print(f"fundl train: {model.name} ({model.count_params():,} parameters) on {title} "
           f"({len(x_train)} training, {len(x_test)} test samples), "
           f"{type(optimizer).__name__} with learning rate {optimizer.learning_rate:g}")
+    from .cli import _announce_compilation
+
+    _announce_compilation(["activation", "conv", "pool"])
     start = time.perf_counter()
     model.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs,
               validation_split=args.validation_split, verbose=args.verbose)

@@ -10,22 +10,44 @@ import argparse
 import sys
 
 
+class _UserError(Exception):
+    """A failure the user can fix (bad data file, unreadable model): one message, exit 1."""
+
+
+def _announce_compilation(modules):
+    """Say that kernels compile once, when Numba's cache lacks any of ``modules``."""
+    from .kernels._jit import cached_kernel_modules, numba
+
+    if numba is not None and not set(modules) <= cached_kernel_modules():
+        print("fundl: compiling CPU kernels, once (about 20 s; later runs load them from "
+              "Numba's cache).", flush=True)
+
+
 def _load_demo_data():
-    """MNIST when a copy can be found (or downloaded), else a synthetic spiral, saying which."""
+    """MNIST when a copy can be found (or downloaded), else a synthetic spiral, saying which.
+
+    A copy that exists but is damaged (wrong checksum, unreadable) is the user's to fix: it
+    raises :class:`_UserError` with the library's whole message rather than training on
+    something else.
+    """
+    import os
+
     import numpy as np
 
     from .datasets import mnist, synthetic
-    from .datasets._files import DatasetNotFoundError
+    from .datasets._files import DATA_DIR_ENV, ChecksumError, DatasetNotFoundError
 
     try:
         (x_train, y_train), (x_test, y_test) = mnist.load_data()
-    except (DatasetNotFoundError, OSError) as e:
-        first_line = str(e).splitlines()[0] if str(e) else type(e).__name__
-        print(f"MNIST is not available ({first_line}).")
-        print("Training on a synthetic 3-arm spiral instead. Set FUNDL_DATA_DIR to a folder "
-              "holding mnist/ to train on MNIST.")
+    except DatasetNotFoundError as e:
+        print(f"MNIST is not available:\n{e}")
+        hint = ("" if os.environ.get(DATA_DIR_ENV) else
+                f" Set {DATA_DIR_ENV} to a folder holding mnist/ to train on MNIST.")
+        print(f"Training on a synthetic 3-arm spiral instead.{hint}")
         x, y = synthetic.spiral(3000, noise=0.02, seed=0, classes=3)
         return (x[:2400], y[:2400]), (x[2400:], y[2400:]), "spiral"
+    except (ChecksumError, OSError, ValueError) as e:
+        raise _UserError(f"cannot load MNIST:\n{e}") from e
     x_train = x_train.reshape(-1, 784).astype(np.float32) / 255
     x_test = x_test.reshape(-1, 784).astype(np.float32) / 255
     return (x_train, y_train.astype(np.int64)), (x_test, y_test.astype(np.int64)), "MNIST"
@@ -40,7 +62,11 @@ def _demo(args) -> int:
     from .models import Sequential
 
     fl.manual_seed(args.seed)
-    (x_train, y_train), (x_test, y_test), source = _load_demo_data()
+    try:
+        (x_train, y_train), (x_test, y_test), source = _load_demo_data()
+    except _UserError as e:
+        print(f"fundl demo: {e}", file=sys.stderr)
+        return 1
     if args.limit is not None:
         x_train, y_train = x_train[:args.limit], y_train[:args.limit]
         x_test, y_test = x_test[:args.limit], y_test[:args.limit]
@@ -58,6 +84,7 @@ def _demo(args) -> int:
     print(f"fundl demo: a multilayer perceptron on {source} "
           f"({len(x_train)} training, {len(x_test)} test samples)")
     model.summary()
+    _announce_compilation(["activation"])
     start = time.perf_counter()
     model.fit(x_train, y_train, batch_size=128, epochs=epochs, validation_split=0.1,
               verbose=args.verbose)

@@ -151,3 +151,68 @@ def test_separator_is_only_for_bench(capsys):
     with pytest.raises(SystemExit):
         main(["zoo", "--", "x"])
     assert "only for `fundl bench`" in capsys.readouterr().err
+
+
+def _corrupt_mnist_dir(tmp_path):
+    """A FUNDL_DATA_DIR whose MNIST files exist but are not MNIST (wrong checksums)."""
+    folder = tmp_path / "data" / "mnist"
+    folder.mkdir(parents=True)
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                 "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        (folder / name).write_bytes(b"not mnist")
+    return folder.parent
+
+
+def test_demo_with_a_corrupt_data_file_prints_the_whole_message_without_a_traceback(
+        monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("FUNDL_DATA_DIR", str(_corrupt_mnist_dir(tmp_path)))
+    assert main(["demo", "--epochs", "1", "--output", str(tmp_path / "d.fundl")]) == 1
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err + captured.out
+    assert captured.err.startswith("fundl demo: cannot load MNIST:")
+    assert "md5" in captured.err or "checksum" in captured.err.lower()
+    assert not (tmp_path / "d.fundl").exists()
+
+
+def test_demo_with_a_corrupt_data_file_exits_non_zero_in_a_process(tmp_path):
+    env = dict(os.environ, FUNDL_DATA_DIR=str(_corrupt_mnist_dir(tmp_path)))
+    result = subprocess.run([sys.executable, "-m", "fundl.cli", "demo", "--epochs", "1",
+                             "--output", str(tmp_path / "d.fundl")],
+                            capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr and "cannot load MNIST" in result.stderr
+
+
+def test_demo_offline_prints_the_library_message_in_full(monkeypatch, tmp_path, capsys):
+    _offline_env(monkeypatch, tmp_path)
+    assert main(["demo", "--epochs", "1", "--output", str(tmp_path / "d.fundl"),
+                 "--verbose", "0"]) == 0
+    out = capsys.readouterr().out
+    # The library's own message names the missing files and where to put them, in full.
+    message = out.split("MNIST is not available:\n", 1)[1].split("Training on a synthetic")[0]
+    assert len(message.strip().splitlines()) > 1
+    assert "train-images-idx3-ubyte.gz" in message
+
+
+def test_demo_does_not_suggest_fundl_data_dir_when_it_is_set(monkeypatch, tmp_path, capsys):
+    _offline_env(monkeypatch, tmp_path)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setenv("FUNDL_DATA_DIR", str(empty))
+    assert main(["demo", "--epochs", "1", "--output", str(tmp_path / "d.fundl"),
+                 "--verbose", "0"]) == 0
+    out = capsys.readouterr().out
+    tail = out.split("Training on a synthetic", 1)[1].splitlines()[0]
+    assert "FUNDL_DATA_DIR" not in tail
+
+
+def test_first_run_announces_kernel_compilation(monkeypatch, capsys):
+    import fundl.cli as cli
+    import fundl.kernels._jit as jit
+
+    monkeypatch.setattr(jit, "cached_kernel_modules", lambda: set())
+    cli._announce_compilation(["conv"])
+    assert "compiling CPU kernels, once" in capsys.readouterr().out
+    monkeypatch.setattr(jit, "cached_kernel_modules", lambda: {"conv", "pool"})
+    cli._announce_compilation(["conv"])
+    assert capsys.readouterr().out == ""

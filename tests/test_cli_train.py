@@ -178,7 +178,7 @@ def test_too_small_input_exits_1_suggesting_small_models(monkeypatch, tmp_path, 
     (["resnet_cifar", "--depth", "21"], "6n + 2"),
     (["lenet5", "--depth", "8"], "lenet5 has no depth"),
     (["vgg", "--config", "Z"], "config must be one of"),
-    (["lenet5", "--optimizer", "nadam"], "unknown optimizer 'nadam'"),
+    (["lenet5", "--optimizer", "adamq"], "unknown optimizer 'adamq'"),
     (["lenet5", "--output", "/nonexistent-folder/m.fundl"], "does not exist"),
 ])
 def test_bad_options_exit_2_before_loading_data(monkeypatch, tmp_path, capsys, argv, expected):
