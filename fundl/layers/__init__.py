@@ -11,6 +11,7 @@ from .conv import (
 )
 from .graph import GraphConv
 from .preprocessing import Normalization, Rescaling
+from .reshaping import Cropping1D, Cropping2D, Permute, RepeatVector
 from .merge import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract
 from .norm import BatchNormalization, LayerNormalization, LocalResponseNormalization
 from .recurrent import (
@@ -24,6 +25,7 @@ from .pool import (
 
 __all__ = [
     "ELU", "LeakyReLU", "PReLU", "ReLU", "Softmax", "Normalization", "Rescaling",
+    "Cropping1D", "Cropping2D", "Permute", "RepeatVector",
     "Activation", "Add", "Average", "Concatenate", "Dense", "Dropout", "Flatten", "GaussianNoise",
     "GraphConv", "Input", "InputLayer", "Lambda", "Layer", "Maximum", "Minimum", "Multiply",
     "Reshape", "Subtract", "SymbolicTensor", "register_serializable",
