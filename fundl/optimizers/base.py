@@ -7,7 +7,9 @@ bookkeeping that is the same for every rule, in Keras 3's order:
 2. clip the gradients (``clipnorm`` per weight, ``global_clipnorm`` over all, or ``clipvalue``);
 3. decoupled weight decay, ``w -= w * weight_decay * lr``;
 4. the rule itself, :meth:`Optimizer.update_step`, once per weight;
-5. ``iterations += 1``.
+5. each weight that has a ``constraint`` attribute (set by ``add_weight(constraint=...)``,
+   e.g. ``Dense(kernel_constraint=...)``) is replaced by ``constraint(weight)``;
+6. ``iterations += 1``.
 
 A subclass only names its per-weight arrays (:meth:`Optimizer.slot_specs`) and writes
 :meth:`Optimizer.update_step` in a few lines of ``xp`` math that update ``weight.data`` and
@@ -30,6 +32,7 @@ import warnings
 import numpy  # only for host-side copies in get_state; the update math uses xp
 
 from .. import backend
+from ..autograd import no_grad
 from ..tensor import Tensor
 from . import schedules
 
@@ -336,7 +339,28 @@ class Optimizer:
                     w.data -= w.data * (self.weight_decay * lr)
         for g, (_, w) in zip(grads, pairs):
             self.update_step(g, w, lr)
+        for _, w in pairs:  # one getattr per weight: free when no weight has a constraint
+            if getattr(w, "constraint", None) is not None:
+                self._constrain(w)
         self.iterations += 1
+
+    def _constrain(self, w):
+        """Project ``w`` onto its ``constraint`` after the update (Keras 3's order).
+
+        The constraint gets the raw array and returns the constrained one (an array or a
+        Tensor); it is written back in place, outside any recorded graph.
+        """
+        with no_grad():
+            new = w.constraint(w.data)
+        if isinstance(new, Tensor):
+            new = new.data
+        if getattr(new, "shape", None) != w.data.shape:
+            raise ValueError(
+                f"{type(self).__name__} '{self.name}': the constraint {w.constraint!r} of weight "
+                f"{_describe(w)} returned {getattr(new, 'shape', type(new).__name__)}; a "
+                "constraint must return an array of its weight's shape.")
+        if new is not w.data:
+            w.data[...] = new
 
     def update_step(self, grad, weight, learning_rate) -> None:
         """The update rule for one weight, in place: subclasses implement it.
@@ -566,7 +590,7 @@ def get(identifier) -> Optimizer:
 
     Args:
         identifier: ``"sgd"``, ``"adam"``, ``"adamw"``, ``"rmsprop"``, ``"adagrad"``,
-            ``"adadelta"`` (case-insensitive), a dict from :func:`serialize`, or an
+            ``"adadelta"``, ``"nadam"``, ``"adamax"``, ``"lion"``, ``"ftrl"`` (case-insensitive), a dict from :func:`serialize`, or an
             :class:`Optimizer` (returned as is).
 
     Returns:

@@ -331,7 +331,7 @@ def test_get_returns_instances_and_dicts():
 
 
 def test_get_unknown_name():
-    assert_error(ValueError, optim.get, "adamax", contains=["adamax", "sgd", "adam"])
+    assert_error(ValueError, optim.get, "adamaxx", contains=["adamaxx", "sgd", "adam"])
 
 
 def test_get_wrong_type():
