@@ -10,6 +10,7 @@ from .conv import (
     ZeroPadding3D,
 )
 from .graph import GraphConv
+from .noise import GaussianDropout, SpatialDropout1D, SpatialDropout2D
 from .preprocessing import Normalization, Rescaling
 from .reshaping import Cropping1D, Cropping2D, Permute, RepeatVector
 from .merge import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract
@@ -25,7 +26,8 @@ from .pool import (
 
 __all__ = [
     "ELU", "LeakyReLU", "PReLU", "ReLU", "Softmax", "Normalization", "Rescaling",
-    "Cropping1D", "Cropping2D", "Permute", "RepeatVector",
+    "Cropping1D", "Cropping2D", "Permute", "RepeatVector", "GaussianDropout",
+    "SpatialDropout1D", "SpatialDropout2D",
     "Activation", "Add", "Average", "Concatenate", "Dense", "Dropout", "Flatten", "GaussianNoise",
     "GraphConv", "Input", "InputLayer", "Lambda", "Layer", "Maximum", "Minimum", "Multiply",
     "Reshape", "Subtract", "SymbolicTensor", "register_serializable",

@@ -286,6 +286,15 @@ def _normal(shape, like):
                                                                                 copy=False)
 
 
+def _check_rate(who, rate):
+    """A drop rate as a float in [0, 1) (TypeError / ValueError naming ``who`` otherwise)."""
+    if isinstance(rate, bool) or not isinstance(rate, (int, float, numpy.floating)):
+        raise TypeError(f"{who}: rate must be a number in [0, 1), got {rate!r}.")
+    if not 0 <= rate < 1:
+        raise ValueError(f"{who}: rate must be in [0, 1), got {rate}.")
+    return float(rate)
+
+
 class Dropout(Layer):
     """Randomly zeroes a fraction ``rate`` of the inputs during training, scaling the rest by
     ``1 / (1 - rate)`` so the expected sum is unchanged (inverted dropout); identity in inference.
@@ -305,11 +314,7 @@ class Dropout(Layer):
 
     def __init__(self, rate, noise_shape=None, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(rate, bool) or not isinstance(rate, (int, float, numpy.floating)):
-            raise TypeError(f"Dropout: rate must be a number in [0, 1), got {rate!r}.")
-        if not 0 <= rate < 1:
-            raise ValueError(f"Dropout: rate must be in [0, 1), got {rate}.")
-        self.rate = float(rate)
+        self.rate = _check_rate(type(self).__name__, rate)
         self.noise_shape = None if noise_shape is None else tuple(noise_shape)
 
     def call(self, x, training=False):
