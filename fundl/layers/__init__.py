@@ -13,7 +13,10 @@ from .graph import GraphConv
 from .noise import GaussianDropout, SpatialDropout1D, SpatialDropout2D
 from .preprocessing import Normalization, Rescaling
 from .reshaping import Cropping1D, Cropping2D, Permute, RepeatVector
-from .merge import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract
+from .merge import (
+    Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, add, average, concatenate,
+    maximum, minimum, multiply, subtract,
+)
 from .norm import BatchNormalization, LayerNormalization, LocalResponseNormalization
 from .recurrent import (
     GRU, LSTM, RNN, Bidirectional, GRUCell, LSTMCell, SimpleRNN, SimpleRNNCell, TimeDistributed,
@@ -27,7 +30,8 @@ from .pool import (
 __all__ = [
     "ELU", "LeakyReLU", "PReLU", "ReLU", "Softmax", "Normalization", "Rescaling",
     "Cropping1D", "Cropping2D", "Permute", "RepeatVector", "GaussianDropout",
-    "SpatialDropout1D", "SpatialDropout2D",
+    "SpatialDropout1D", "SpatialDropout2D", "add", "average", "concatenate", "maximum",
+    "minimum", "multiply", "subtract",
     "Activation", "Add", "Average", "Concatenate", "Dense", "Dropout", "Flatten", "GaussianNoise",
     "GraphConv", "Input", "InputLayer", "Lambda", "Layer", "Maximum", "Minimum", "Multiply",
     "Reshape", "Subtract", "SymbolicTensor", "register_serializable",

@@ -193,3 +193,46 @@ class Concatenate(Layer):
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis}
+
+
+# -- Keras's functional forms: create the layer and call it on the list ----------------------
+def _functional(cls, doc_example):
+    def merge(inputs, **kwargs):
+        return cls(**kwargs)(inputs)
+
+    merge.__name__ = merge.__qualname__ = cls.__name__.lower()
+    merge.__doc__ = (f"``{cls.__name__}(**kwargs)(inputs)``: the functional form of "
+                     f":class:`{cls.__name__}`, as Keras's ``keras.layers.{merge.__name__}``.\n\n"
+                     "    Args:\n"
+                     "        inputs: a list of at least 2 Tensors or SymbolicTensors.\n"
+                     "        **kwargs: the layer's arguments (``name=...``).\n\n"
+                     "    Returns:\n"
+                     "        The merged Tensor (SymbolicTensor in the functional API).\n\n"
+                     "    Example:\n"
+                     f"        >>> y = {merge.__name__}({doc_example})\n")
+    return merge
+
+
+add = _functional(Add, "[x1, x2]")
+subtract = _functional(Subtract, "[x1, x2]")
+multiply = _functional(Multiply, "[x, gate]")
+average = _functional(Average, "[y1, y2, y3]")
+maximum = _functional(Maximum, "[x1, x2]")
+minimum = _functional(Minimum, "[x1, x2]")
+
+
+def concatenate(inputs, axis=-1, **kwargs):
+    """``Concatenate(axis, **kwargs)(inputs)``: the functional form of :class:`Concatenate`.
+
+    Args:
+        inputs: a list of at least 2 Tensors or SymbolicTensors.
+        axis: the axis to join along (the last by default).
+        **kwargs: the layer's other arguments (``name=...``).
+
+    Returns:
+        The joined Tensor (SymbolicTensor in the functional API).
+
+    Example:
+        >>> merged = concatenate([Dense(4)(x), Dense(6)(x)])     # (None, 10)
+    """
+    return Concatenate(axis=axis, **kwargs)(inputs)

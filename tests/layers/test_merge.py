@@ -128,3 +128,35 @@ def test_concatenate_with_unknown_size_gives_unknown():
 def test_concatenate_config_round_trip_keeps_axis():
     layer = Concatenate(axis=1, name="c")
     assert Concatenate.from_config(layer.get_config()).axis == 1
+
+
+# -- Keras's functional forms (fundl.layers.add([...]), ...) --------------------------------------
+
+@pytest.mark.parametrize("name, cls, fn", [
+    ("add", "Add", lambda a, b: a + b), ("subtract", "Subtract", lambda a, b: a - b),
+    ("multiply", "Multiply", lambda a, b: a * b), ("average", "Average", lambda a, b: (a + b) / 2),
+    ("maximum", "Maximum", np.maximum), ("minimum", "Minimum", np.minimum),
+])
+def test_functional_merges_build_the_layer_and_call_it(name, cls, fn):
+    import fundl.layers as L
+    merge = getattr(L, name)
+    a = Input(shape=(3,))
+    b = Input(shape=(3,))
+    out = merge([a, b], name=f"my_{name}")
+    model = Model([a, b], out)
+    layer = model.get_layer(f"my_{name}")
+    assert type(layer).__name__ == cls
+    rng = np.random.default_rng(0)
+    xa, xb = rng.standard_normal((4, 3)), rng.standard_normal((4, 3))
+    np.testing.assert_allclose(model.predict([xa, xb], verbose=0), fn(xa, xb), atol=1e-6)
+    np.testing.assert_allclose(merge([xa.astype("float32"), xb.astype("float32")]).numpy(),
+                               fn(xa, xb), atol=1e-6)  # eager too
+
+
+def test_functional_concatenate_axis():
+    from fundl.layers import concatenate
+    a = Input(shape=(2, 3))
+    b = Input(shape=(2, 5))
+    assert concatenate([a, b]).shape == (None, 2, 8)
+    assert concatenate([a, a], axis=1).shape == (None, 4, 3)
+    assert_error(ValueError, lambda: concatenate([a, b], axis=1), contains=("Concatenate",))
