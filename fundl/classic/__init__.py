@@ -1,0 +1,5 @@
+"""Classic neural networks as scikit-learn-style estimators: Rosenblatt's perceptron and the
+two-stage radial-basis-function network."""
+from .perceptron import Perceptron
+
+__all__ = ["Perceptron"]
