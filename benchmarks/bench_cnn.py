@@ -30,11 +30,11 @@ Memory allocation matters as much as the arithmetic here. With glibc's default s
 megabytes freed after each step go back to the system and are page-faulted in again at the
 next one (measured: 2,556 minor faults per LeNet-5 step and 72k per ResNet-20 step under
 glibc's defaults; 548 and 13,159 for PyTorch, which caches more in its own allocator). fundl
-therefore sets glibc's mmap and trim thresholds at import (``fundl.backend._tune_malloc``;
-``FUNDL_MALLOC=system`` opts out): 0 faults per step. So every table comes twice (``--malloc
-both``, the default): ``default`` is each framework as installed (fundl with its own allocator
-setting, PyTorch with glibc's defaults); ``tuned`` gives the PyTorch process the same
-``mallopt`` setting too, so that the ratio compares the rest of the work alone.
+leaves the allocator alone unless asked: ``fl.config.tune_process()`` (which the ``fundl``
+command calls) keeps freed memory for reuse (0 faults per step) and makes GNU OpenMP's idle
+threads spin less. So every table comes twice (``--malloc both``, the default): ``default``
+is each framework as a library user gets it (no process tuning); ``tuned`` gives both
+processes tune_process's settings (mallopt, GOMP_SPINCOUNT=20000).
 
 Measured on the 2-core development machine: see the README's speed table (with the command).
 """
@@ -45,9 +45,11 @@ import os
 import sys
 
 if os.environ.get("FUNDL_BENCH_MALLOPT", "0") == "1":  # set by main() for its child processes
+    # fl.config.tune_process()'s settings, for either framework, before either loads
+    os.environ.setdefault("GOMP_SPINCOUNT", "20000")
     try:
         _libc = ctypes.CDLL("libc.so.6")
-        _libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD, as fundl.backend sets it
+        _libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD, as fundl.config.tune_process sets it
         _libc.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD
     except OSError:  # not glibc: nothing to tune
         pass

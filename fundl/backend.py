@@ -3,8 +3,8 @@
 Every op is written once against an array module ``xp`` that is either ``numpy``
 or ``cupy``; :func:`get_array_module` picks the right one for a given array.
 This module also holds the two pieces of global state fundl allows: the default
-device and the default floating-point dtype; and, at import, it sets the process's memory
-allocator to keep freed memory for reuse (:func:`_tune_malloc`; ``FUNDL_MALLOC=system`` opts out).
+device and the default floating-point dtype. It leaves the process's memory allocator alone:
+:func:`fundl.config.tune_process` tunes it on request (:func:`_tune_malloc`).
 
 Example:
     >>> import fundl as fl
@@ -36,6 +36,9 @@ _HEAP_UP_TO_BYTES = 32 << 20  # blocks up to this size come from the heap, large
 def _tune_malloc(environ=os.environ, platform=sys.platform) -> bool:
     """Keep freed memory for reuse (glibc only); returns whether the setting was applied.
 
+    Only :func:`fundl.config.tune_process` calls it: the allocator is the process's, not
+    fundl's, so it changes only when the user (or the ``fundl`` command) asks.
+
     A training step allocates and frees the same few dozen megabytes every time. With glibc's
     defaults, blocks of a few MB are mmap-ed and unmapped, or trimmed off the heap, on every
     step, and each page is page-faulted back in by the next one: 2,556 faults per LeNet-5 step
@@ -43,7 +46,7 @@ def _tune_malloc(environ=os.environ, platform=sys.platform) -> bool:
     (``benchmarks/bench_cnn.py``). Keeping freed memory in the heap turns that to zero faults.
     The process's peak memory is unchanged, but memory freed after a peak is kept by the
     process (up to 1 GiB per malloc arena: the main thread's, and one per worker thread)
-    rather than returned. ``FUNDL_MALLOC=system`` keeps glibc's defaults.
+    rather than returned. ``FUNDL_MALLOC=system`` vetoes it.
     Raising only the trim threshold would be worse than nothing: it switches off glibc's
     adaptive mmap threshold, so both are set.
     """
@@ -64,7 +67,7 @@ def _tune_malloc(environ=os.environ, platform=sys.platform) -> bool:
                 and mallopt(_M_TRIM_THRESHOLD, _KEEP_FREED_BYTES))
 
 
-MALLOC_TUNED = _tune_malloc()
+MALLOC_TUNED = False  # set by fundl.config.tune_process()
 
 
 def _import_cupy():

@@ -209,6 +209,12 @@ def main(argv=None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 0
+    if args.command in ("demo", "train"):
+        # The command owns its process: take fundl's process-wide speed settings
+        # (a library user opts in with the same call, see fundl.config).
+        from .config import tune_process
+
+        tune_process()
     return args.run(args)
 
 

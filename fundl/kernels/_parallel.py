@@ -71,6 +71,21 @@ def _threads_from(environ, blas_threads) -> tuple:
     return max([1] + list(blas_threads)), False
 
 
+def _import_threadpoolctl():
+    """threadpoolctl's controller class, imported without the environment variable
+    (``KMP_DUPLICATE_LIB_OK``) that threadpoolctl sets at import: fundl leaves the host
+    process's environment as it found it."""
+    before = os.environ.get("KMP_DUPLICATE_LIB_OK")
+    try:
+        from threadpoolctl import ThreadpoolController
+    finally:
+        if before is None:
+            os.environ.pop("KMP_DUPLICATE_LIB_OK", None)
+        else:
+            os.environ["KMP_DUPLICATE_LIB_OK"] = before
+    return ThreadpoolController
+
+
 def _setup():
     global _state
     state = _state
@@ -79,7 +94,7 @@ def _setup():
     with _lock:
         if _state is None:
             try:
-                from threadpoolctl import ThreadpoolController
+                ThreadpoolController = _import_threadpoolctl()
                 blas = [c for c in ThreadpoolController().lib_controllers
                         if c.user_api == "blas"]
             except Exception:  # noqa: BLE001 - not installed, or cannot inspect the libraries
@@ -196,15 +211,6 @@ def map_chunks(fn, items) -> list:
 
 
 _regions = None  # Numba runs parallel regions on a thread-safe threading layer (set on first use)
-GOMP_SPINCOUNT = 20000
-"""How long GNU OpenMP's idle threads spin before they sleep, unless the user set
-``GOMP_SPINCOUNT`` or ``OMP_WAIT_POLICY``: libgomp's default (300,000 spins, milliseconds
-here) kept the other core busy long after a region, slowing the batch-norm and activation
-passes that ran on Python threads next (ResNet-20 step 387-405 -> 339-376 ms with 20,000;
-regions that follow each other closely still find the threads awake: LSTM, LeNet-5 steps
-unchanged)."""
-
-
 def _numba_regions() -> bool:
     """Whether Numba's parallel regions can be used: its threading layer is thread-safe (GNU
     OpenMP, present on Linux, or TBB), not the ``workqueue`` fallback, which aborts the
@@ -215,9 +221,6 @@ def _numba_regions() -> bool:
             import numba
             from numba.np.ufunc import parallel
 
-            if "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ:
-                # read once, when GNU OpenMP loads (next line), see GOMP_SPINCOUNT above
-                os.environ["GOMP_SPINCOUNT"] = str(GOMP_SPINCOUNT)
             parallel._launch_threads()  # picks the layer, as the first parallel call would
             _regions = numba.threading_layer() in ("omp", "tbb")
         except Exception:  # noqa: BLE001 - no Numba, or a layer that failed to load
