@@ -14,6 +14,10 @@ from .ops.elementwise import (
     abs, add, clip, div, equal, exp, greater, greater_equal, less, less_equal, log, maximum,
     minimum, mul, neg, not_equal, pow, sqrt, sub, where,
 )
+from .ops.keras_ops import (
+    argmax, argmin, cast, convert_to_numpy, convert_to_tensor, divide, expm1, log1p, multiply,
+    negative, norm, one_hot, power, shape, sign, square, subtract,
+)
 from .ops.linalg import linear, matmul
 from .ops.modern_activation import (
     gelu, hard_sigmoid, hard_silu, hard_swish, mish, relu6, selu, silu, softsign, swish,
@@ -46,6 +50,9 @@ __all__ = [
     "SparseMatrix", "normalized_adjacency", "sparse_matmul",
     "gelu", "hard_sigmoid", "hard_silu", "hard_swish", "mish", "relu6", "selu", "silu",
     "softsign", "swish",
+    "argmax", "argmin", "cast", "convert_to_numpy", "convert_to_tensor", "divide", "expm1",
+    "log1p", "multiply", "negative", "norm", "one_hot", "power", "shape", "sign", "square",
+    "subtract",
 ]
 
 

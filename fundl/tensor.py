@@ -273,16 +273,28 @@ def _factory(array, requires_grad, device) -> Tensor:
     return t
 
 
-def zeros(*shape, dtype=None, requires_grad=False, device=None) -> Tensor:
-    """A tensor of zeros: ``fl.zeros(2, 3)`` or ``fl.zeros((2, 3))``."""
-    dtype = dtype or backend.get_default_dtype()
-    return _factory(numpy.zeros(_shape_args(shape), dtype=dtype), requires_grad, device)
+def _dims_or_shape(who, dims, shape) -> tuple:
+    """``fl.zeros(2, 3)``, ``fl.zeros((2, 3))`` and Keras's ``zeros(shape=(2, 3))`` alike."""
+    if shape is None:
+        return _shape_args(dims)
+    if dims:
+        raise TypeError(f"fl.{who}: give the shape either positionally or as shape=, not both "
+                        f"(got {dims} and shape={shape!r}).")
+    return _shape_args((shape,) if isinstance(shape, (tuple, list)) else (shape,))
 
 
-def ones(*shape, dtype=None, requires_grad=False, device=None) -> Tensor:
-    """A tensor of ones: ``fl.ones(2, 3)`` or ``fl.ones((2, 3))``."""
+def zeros(*dims, shape=None, dtype=None, requires_grad=False, device=None) -> Tensor:
+    """A tensor of zeros: ``fl.zeros(2, 3)``, ``fl.zeros((2, 3))`` or ``fl.zeros(shape=(2, 3))``."""
     dtype = dtype or backend.get_default_dtype()
-    return _factory(numpy.ones(_shape_args(shape), dtype=dtype), requires_grad, device)
+    return _factory(numpy.zeros(_dims_or_shape("zeros", dims, shape), dtype=dtype),
+                    requires_grad, device)
+
+
+def ones(*dims, shape=None, dtype=None, requires_grad=False, device=None) -> Tensor:
+    """A tensor of ones: ``fl.ones(2, 3)``, ``fl.ones((2, 3))`` or ``fl.ones(shape=(2, 3))``."""
+    dtype = dtype or backend.get_default_dtype()
+    return _factory(numpy.ones(_dims_or_shape("ones", dims, shape), dtype=dtype),
+                    requires_grad, device)
 
 
 def full(shape, fill_value, dtype=None, requires_grad=False, device=None) -> Tensor:
