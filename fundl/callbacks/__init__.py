@@ -18,10 +18,11 @@ from .history import History
 from .lambda_callback import LambdaCallback
 from .lr_scheduler import LearningRateScheduler, ReduceLROnPlateau
 from .progbar import Progbar, ProgbarLogger
+from .tensorboard import TensorBoard
 from .terminate_on_nan import TerminateOnNaN
 
 __all__ = [
     "Callback", "CallbackList", "CSVLogger", "EarlyStopping", "History", "LambdaCallback",
     "LearningRateScheduler", "ModelCheckpoint", "Progbar", "ProgbarLogger",
-    "ReduceLROnPlateau", "TerminateOnNaN",
+    "ReduceLROnPlateau", "TensorBoard", "TerminateOnNaN",
 ]
