@@ -1,6 +1,12 @@
-"""Semi-supervised node classification on Cora with Kipf & Welling's 2-layer GCN.
+"""Semi-supervised node classification on Cora or Citeseer with Kipf & Welling's 2-layer GCN.
 
-    FUNDL_DATA_DIR=../shared/data python examples/cora_gcn.py [--epochs 200] [--seed 0]
+    FUNDL_DATA_DIR=../shared/data python examples/cora_gcn.py [--dataset citeseer]
+        [--epochs 200] [--seed 0] [--seeds 10] [--nodewise]
+
+``--seeds N`` trains with seeds 0..N-1 and prints the mean and spread of the test accuracy
+(the paper: Cora 81.5 %, Citeseer 70.3 %). ``--nodewise`` uses the lecture's node-wise form
+instead: a weight W0 for each node's own features and W1 for its neighbours'
+(``GraphConv(self_kernel=True)`` over ``normalized_adjacency(..., self_loops=False)``).
 
 The settings of the paper (ICLR 2017): 16 hidden units, ReLU, dropout 0.5 on the inputs of
 both layers, L2 5e-4 on the first layer's weights, Adam with learning rate 0.01, 200 epochs,
@@ -25,24 +31,20 @@ def accuracy(logits, y, index):
     return float(np.mean(logits[index].argmax(axis=1) == y[index]))
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=200)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    fl.manual_seed(args.seed)
-
-    g = planetoid.load_data("cora")
+def train(g, args, seed):
+    """One run: returns (train, val, test accuracy, seconds)."""
+    fl.manual_seed(seed)
     # Row-normalise the bag-of-words features (each row sums to 1), as Kipf's preprocessing.
     rowsum = g.x.sum(axis=1, keepdims=True)
     x = fl.tensor(g.x / np.where(rowsum > 0, rowsum, 1))
-    adjacency = fl.normalized_adjacency(g.edges, g.x.shape[0])
+    adjacency = fl.normalized_adjacency(g.edges, g.x.shape[0], self_loops=not args.nodewise)
 
     # Kipf's loss adds 5e-4 * tf.nn.l2_loss(w) = 5e-4 * sum(w**2) / 2, i.e. L2(2.5e-4) here.
     # His GraphConvolution layers have no bias.
     drop1, drop2 = Dropout(0.5), Dropout(0.5)
-    gc1 = GraphConv(16, activation="relu", use_bias=False, kernel_regularizer=L2(5e-4 / 2))
-    gc2 = GraphConv(g.num_classes, use_bias=False)
+    gc1 = GraphConv(16, activation="relu", use_bias=False, kernel_regularizer=L2(5e-4 / 2),
+                    self_kernel=args.nodewise)
+    gc2 = GraphConv(g.num_classes, use_bias=False, self_kernel=args.nodewise)
 
     def forward(training):
         h = gc1([drop1(x, training=training), adjacency])
@@ -61,7 +63,7 @@ def main():
             w.grad = None
         loss.backward()
         optimizer.apply([w.grad for w in weights], weights)
-        if epoch % 20 == 0 or epoch == 1:
+        if args.verbose and (epoch % 20 == 0 or epoch == 1):
             with fl.no_grad():
                 out = forward(False).numpy()
             print(f"epoch {epoch:3d}  loss {float(loss.item()):.4f}  "
@@ -70,10 +72,35 @@ def main():
     seconds = time.perf_counter() - start
     with fl.no_grad():
         out = forward(False).numpy()
-    print(f"train accuracy {accuracy(out, g.y, g.train_index):.4f}, "
-          f"val accuracy {accuracy(out, g.y, g.val_index):.4f}, "
-          f"test accuracy {accuracy(out, g.y, g.test_index):.4f} "
-          f"({args.epochs} epochs in {seconds:.1f} s)")
+    return (accuracy(out, g.y, g.train_index), accuracy(out, g.y, g.val_index),
+            accuracy(out, g.y, g.test_index), seconds)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", choices=("cora", "citeseer"), default="cora")
+    parser.add_argument("--epochs", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=0, help="the seed of a single run")
+    parser.add_argument("--seeds", type=int, default=None,
+                        help="run seeds 0..N-1 and report the mean and spread")
+    parser.add_argument("--nodewise", action="store_true",
+                        help="the node-wise form: separate self (W0) and neighbour (W1) weights")
+    args = parser.parse_args(argv)
+    g = planetoid.load_data(args.dataset)
+    seeds = list(range(args.seeds)) if args.seeds else [args.seed]
+    args.verbose = len(seeds) == 1
+    tests = []
+    for seed in seeds:
+        train_acc, val_acc, test_acc, seconds = train(g, args, seed)
+        tests.append(test_acc)
+        print(f"{args.dataset} seed {seed}: train accuracy {train_acc:.4f}, val accuracy "
+              f"{val_acc:.4f}, test accuracy {test_acc:.4f} ({args.epochs} epochs in "
+              f"{seconds:.1f} s)")
+    if len(seeds) > 1:
+        tests = np.array(tests) * 100
+        print(f"{args.dataset}: test accuracy {tests.mean():.1f} +- {tests.std():.1f} % over "
+              f"{len(seeds)} seeds (min {tests.min():.1f}, max {tests.max():.1f})")
+    return tests
 
 
 if __name__ == "__main__":

@@ -18,10 +18,19 @@ class GraphConv(Dense):
     ``(A @ x) @ kernel``.
 
     Its constructor arguments, weights, configuration and output shape are :class:`Dense`'s
-    (a graph convolution is a Dense layer whose input is first propagated along the graph).
+    (a graph convolution is a Dense layer whose input is first propagated along the graph),
+    plus ``self_kernel``.
+
+    The lecture's node-wise form, ``h_i' = act(h_i W0 + sum_{j in N(i)} h_j W1 / c_ij)``, is
+    ``GraphConv(units, self_kernel=True)`` with the neighbours-only propagation
+    ``fl.normalized_adjacency(edges, N, self_loops=False)`` (``c_ij = sqrt(d_i d_j)``): a node's
+    own features then get a weight ``self_kernel`` (W0) of their own, apart from its
+    neighbours' ``kernel`` (W1). Kipf & Welling's form ties the two (one kernel, self-loops in
+    the propagation).
 
     Args:
         units: the output size per node.
+        self_kernel: give each node's own features a separate weight W0 (the node-wise form).
         activation: a name (``"relu"``, ...) or a function; None for linear.
         use_bias: add a bias vector.
         kernel_initializer, bias_initializer: names or initializer objects.
@@ -43,6 +52,16 @@ class GraphConv(Dense):
     """
 
     supports_masking = False  # nodes are not time steps
+
+    def __init__(self, units, self_kernel=False, **kwargs):
+        super().__init__(units, **kwargs)
+        if not isinstance(self_kernel, bool):
+            raise TypeError(f"GraphConv '{self.name}': self_kernel must be True or False, got "
+                            f"{self_kernel!r}.")
+        self.self_kernel = self_kernel
+
+    def get_config(self):
+        return {**super().get_config(), "self_kernel": self.self_kernel}
 
     def __call__(self, inputs, training=None, **kwargs):
         """Run on ``[x, adjacency]``; the adjacency travels to :meth:`call` as a keyword.
@@ -71,6 +90,10 @@ class GraphConv(Dense):
                                       self.kernel_initializer, regularizer=self.kernel_regularizer)
         self.bias = (self.add_weight("bias", (self.units,), self.bias_initializer,
                                      regularizer=self.bias_regularizer) if self.use_bias else None)
+        self.self_weight = (self.add_weight("self_kernel", (input_shape[-1], self.units),
+                                            self.kernel_initializer,
+                                            regularizer=self.kernel_regularizer)
+                            if self.self_kernel else None)
 
     def call(self, x, training=False, adjacency=None):
         if x.ndim != 2 or x.shape[-1] != self.kernel.shape[0]:
@@ -83,4 +106,6 @@ class GraphConv(Dense):
                 y = y + self.bias
         else:
             y = F.linear(F.sparse_matmul(adjacency, x), self.kernel, self.bias)
+        if self.self_weight is not None:
+            y = y + F.matmul(x, self.self_weight)
         return self.activation(y)

@@ -151,3 +151,40 @@ def test_functional_model_saves_weights_but_not_whole(tmp_path):
     rebuilt.load_weights(str(weights))
     np.testing.assert_array_equal(rebuilt.predict(x, batch_size=N, verbose=0),
                                   model.predict(x, batch_size=N, verbose=0))
+
+
+# -- the lecture's node-wise form: own weight W0, neighbours' weight W1 -------------------------
+
+def test_self_kernel_is_the_node_wise_update_rule():
+    """h_i' = relu(h_i W0 + sum_{j in N(i)} h_j W1 / sqrt(d_i d_j)), node by node."""
+    x, _ = _graph(np.float64)
+    neighbours = fl.normalized_adjacency(EDGES, N, self_loops=False)
+    fl.manual_seed(2)
+    layer = GraphConv(3, self_kernel=True, activation="relu", use_bias=False, dtype="float64")
+    y = layer([fl.tensor(x), neighbours]).numpy()
+    w0, w1 = layer.self_weight.numpy(), layer.kernel.numpy()
+    degree = np.bincount(EDGES[0], minlength=N)
+    for i in range(N):
+        total = x[i] @ w0
+        for j in EDGES[1][EDGES[0] == i]:
+            total = total + x[j] @ w1 / np.sqrt(degree[i] * degree[j])
+        np.testing.assert_allclose(y[i], np.maximum(total, 0), rtol=1e-6, atol=1e-7)  # A is float32
+    assert sorted(layer.state_dict()) == ["kernel", "self_kernel"]
+
+
+def test_self_kernel_gradcheck_and_config():
+    x, _ = _graph(np.float64)
+    a = fl.normalized_adjacency(EDGES, N, self_loops=False)
+    layer = GraphConv(2, self_kernel=True, activation="tanh", dtype="float64",
+                      bias_initializer="random_normal")
+    xt = fl.tensor(x, requires_grad=True)
+    layer([xt, a])
+    fl.gradcheck(lambda t, *_: layer([t, a]), [xt, layer.kernel, layer.self_weight, layer.bias])
+    config = json.loads(json.dumps(layer.get_config()))
+    assert config["self_kernel"] is True
+    clone = GraphConv.from_config(config)
+    clone([fl.tensor(x), a])
+    clone.set_weights(layer.get_weights())
+    np.testing.assert_array_equal(clone([fl.tensor(x), a]).numpy(), layer([fl.tensor(x), a]).numpy())
+    with pytest.raises(TypeError, match="self_kernel"):
+        GraphConv(2, self_kernel="yes")
