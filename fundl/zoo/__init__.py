@@ -13,6 +13,7 @@ builds (torchvision/Keras); each function's docstring says which variant it foll
     ['alexnet', 'densenet', 'densenet121']
 """
 from .alexnet import alexnet
+from .dqn import mlp_q_network, nature_dqn
 from .densenet import densenet, densenet121, densenet169, densenet201, densenet_bc_cifar
 from .googlenet import googlenet
 from .lenet import lenet5
@@ -23,6 +24,7 @@ __all__ = [
     "alexnet", "densenet", "densenet121", "densenet169", "densenet201", "densenet_bc_cifar",
     "googlenet", "lenet5", "list_models", "resnet", "resnet18", "resnet34", "resnet50",
     "resnet101", "resnet152", "resnet_cifar", "vgg", "vgg11", "vgg13", "vgg16", "vgg19",
+    "mlp_q_network", "nature_dqn",
 ]
 
 _DESCRIPTIONS = {
@@ -49,6 +51,9 @@ _DESCRIPTIONS = {
     "densenet201": "DenseNet-201, growth rate 32, 20.0M parameters",
     "densenet_bc_cifar": "CIFAR DenseNet-BC (6n+4 layers, growth rate k); BC-100 with k=12: "
                          "0.8M parameters",
+    "nature_dqn": "Nature DQN (Mnih et al. 2015): 3 conv + 2 dense layers on 84x84x4 frames, "
+                  "1.69M parameters (6 actions)",
+    "mlp_q_network": "a multilayer-perceptron Q-network for vector observations (CartPole)",
 }
 
 

@@ -1,0 +1,64 @@
+"""Checks of gymnasium spaces, environments and seeds shared by the agents."""
+from __future__ import annotations
+
+import numbers
+
+import numpy
+
+
+def require_gymnasium(owner):
+    """Import gymnasium or raise an ImportError naming the extra to install."""
+    try:
+        import gymnasium
+    except ImportError as e:  # pragma: no cover - gymnasium is in the test environment
+        raise ImportError(f"{owner} needs gymnasium for its environments: "
+                          "pip install 'fundl[rl]'") from e
+    return gymnasium
+
+
+def is_discrete(space) -> bool:
+    """True for a gymnasium ``Discrete`` space (checked without importing gymnasium)."""
+    return type(space).__name__ == "Discrete" and hasattr(space, "n")
+
+
+def discrete_size(space, owner, what):
+    """``space.n`` for a Discrete space, else a TypeError naming the space."""
+    if not is_discrete(space):
+        raise TypeError(f"{owner}: the environment's {what} must be a gymnasium Discrete space, "
+                        f"got {space!r}. {owner} handles finitely many {what.split()[0]}s only"
+                        + (" (a continuous action space needs an actor-critic method such as "
+                           "DDPG/SAC, or discretised actions)." if what == "action space"
+                           else " (discretise continuous observations, or use DQN)."))
+    start = int(getattr(space, "start", 0))
+    if start != 0:
+        raise ValueError(f"{owner}: Discrete {what} must start at 0, got start={start}.")
+    return int(space.n)
+
+
+def check_count(owner, arg, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{owner}: `{arg}` must be a positive integer, got {value!r}.")
+    return int(value)
+
+
+def check_env(env, owner):
+    """An environment must have reset/step and spaces (gymnasium's API)."""
+    for attr in ("reset", "step", "action_space", "observation_space"):
+        if not hasattr(env, attr):
+            raise TypeError(f"{owner}: expected a gymnasium environment (with reset, step, "
+                            f"action_space, observation_space), got {type(env).__name__} "
+                            f"without `{attr}`.")
+
+
+def seed_from(rng):
+    """A fresh int seed drawn from a NumPy Generator (for env.reset(seed=...))."""
+    return int(rng.integers(0, 2 ** 31 - 1))
+
+
+def make_rng(random_state):
+    if random_state is None or isinstance(random_state, numbers.Integral):
+        return numpy.random.default_rng(random_state)
+    if isinstance(random_state, numpy.random.Generator):
+        return random_state
+    raise TypeError(f"random_state must be None, an int or a numpy.random.Generator, got "
+                    f"{type(random_state).__name__}.")
