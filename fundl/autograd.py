@@ -396,3 +396,96 @@ def backward(tensor: Tensor, gradient=None, retain_graph: bool = False) -> None:
         for entry in heap:
             entry[2]._gys = None
         raise
+
+
+def gradients_of(outputs, seeds, targets, retain_graph: bool = False) -> list:
+    """d(outputs)/d(targets) as arrays, without touching any ``.grad`` (for ``fl.grad``/tapes).
+
+    The same reverse walk as :func:`backward`, but the gradient reaching each tensor of
+    ``targets`` (leaf or intermediate) is summed and returned instead of stored in ``.grad``,
+    so existing ``.grad`` accumulation is left exactly as it was.
+
+    Args:
+        outputs: Tensors that require a gradient, where back-propagation starts.
+        seeds: one array per output, of its shape and dtype (the incoming gradient).
+        targets: Tensors to return gradients for.
+        retain_graph: keep the graph for another walk.
+
+    Returns:
+        One array per target (each its own memory), or None where no gradient reached it.
+    """
+    wanted = {id(t): i for i, t in enumerate(targets)}
+    found = [None] * len(targets)
+    # The caller's seeds count as handed out: a result that is a seed (or a view of one) is copied.
+    handed = {id(s) if s.base is None else id(s.base) for s in seeds}
+
+    def collect(x, g):
+        i = wanted.get(id(x))
+        if i is None:
+            return
+        if found[i] is not None:
+            found[i] = found[i] + g
+            return
+        base = g.base
+        owner = id(g) if base is None else id(base)
+        found[i] = g.copy() if owner in handed else g  # no two results share memory
+        handed.add(owner)
+
+    heap, pushed = [], 0
+    for t, seed in zip(outputs, seeds):
+        collect(t, seed)
+        fn = t.creator
+        if fn is None:
+            continue
+        if fn.inputs is None:
+            _freed(fn)
+        if fn._gys is None:
+            heappush(heap, (-fn.rank, pushed, fn))
+            pushed += 1
+            fn._gys = seed if fn.n_outputs == 1 else [None] * fn.n_outputs
+            if fn.n_outputs == 1:
+                continue
+        if fn.n_outputs == 1:
+            fn._gys = fn._gys + seed
+        else:
+            j = t.out_index
+            fn._gys[j] = seed if fn._gys[j] is None else fn._gys[j] + seed
+    try:
+        while heap:
+            fn = heappop(heap)[2]
+            gys = fn._gys
+            fn._gys = None
+            gxs = fn.backward(gys) if fn.n_outputs == 1 else fn.backward(*gys)
+            if type(gxs) is not tuple:
+                gxs = (gxs,)
+            for x, need, g in zip(fn.inputs, fn.needs_grad, gxs):
+                if not need or g is None:
+                    continue
+                if g.shape != x.data.shape or g.dtype != x.data.dtype:
+                    g = _fit_gradient(fn, x, g)
+                collect(x, g)
+                c = x.creator
+                if c is None:
+                    continue  # a leaf: its .grad is not ours to touch
+                if c._gys is None:
+                    if c.inputs is None:
+                        _freed(c)
+                    heappush(heap, (-c.rank, pushed, c))
+                    pushed += 1
+                    if c.n_outputs == 1:
+                        c._gys = g
+                        continue
+                    c._gys = [None] * c.n_outputs
+                if c.n_outputs == 1:
+                    c._gys = c._gys + g
+                else:
+                    j = x.out_index
+                    c._gys[j] = g if c._gys[j] is None else c._gys[j] + g
+            if not retain_graph:
+                fn.inputs = None
+                fn.saved = ()
+    except BaseException:
+        for entry in heap:  # as in backward: leave no half-summed gradients behind
+            entry[2]._gys = None
+        raise
+    return found
