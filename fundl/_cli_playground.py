@@ -2,9 +2,12 @@
 
 A local HTTP server (the standard library's ``http.server``, nothing to install) serves one
 self-contained page (inline CSS and JavaScript, works offline) and a small JSON API that builds
-and trains fundl models. The page picks a dataset of :mod:`fundl.datasets.synthetic` and a
-multilayer perceptron, then asks the server for a few epochs at a time and redraws the data
-over a heat map of the predicted class probabilities, with the loss curve and the accuracy.
+and trains fundl models. The page picks a dataset of :mod:`fundl.datasets.synthetic`, the input
+features (x, y, x², y², xy, sin(πx), sin(πy)), a multilayer perceptron with optional L1/L2
+regularisation, and the share of points kept for testing; then it asks the server for a few
+epochs at a time and redraws the data over a heat map of the predicted class probabilities
+(or the predicted class alone, "discretised"), each hidden neuron's output as a small heat map,
+the training and test loss curves and the accuracies.
 
     $ fundl playground                  # http://127.0.0.1:8765/ opens in the browser
     $ fundl playground --port 0 --no-browser
@@ -12,18 +15,27 @@ over a heat map of the predicted class probabilities, with the loss curve and th
 The API (every body and answer is JSON; a bad input answers 400 with ``{"error": "..."}``):
 
 - ``POST /api/new``: a dataset and a network (see :data:`NEW_FIELDS` for the fields, their
-  defaults and limits) -> ``{"session", "x", "y", "classes", "extent", "grid_size", "grid",
-  "parameters"}``: a session id, the points (n, 2) and labels (n,), the square
-  ``[xmin, xmax, ymin, ymax]`` the grid covers, and the untrained model's grid.
-- ``POST /api/train``: ``{"session", "epochs"}`` -> ``{"epoch", "loss", "accuracy", "grid",
-  "diverged"}``: the epochs trained so far, the training loss of each epoch of this call, the
-  accuracy on all points after it, and the grid.
+  defaults and limits) -> ``{"session", "seq", "spec", "x", "y", "n_train", "classes",
+  "extent", "grid_size", "grid", "neuron_grid", "neurons", "parameters"}``: a session id; the
+  ``seq`` the request carried (the page numbers its requests and keeps only the answer to its
+  latest, so quick changes of several controls cannot leave it showing one network while
+  another trains); ``spec``, the validated request (every field, defaults filled) that the
+  session's network was built from; the points (n, 2) and labels (n,), the first ``n_train``
+  of them the training set and the rest the test set; the square ``[xmin, xmax, ymin, ymax]``
+  the grids cover; the untrained model's grid and neuron maps.
+- ``POST /api/train``: ``{"session", "epochs"}`` -> ``{"session", "spec", "epoch", "loss",
+  "train_loss", "test_loss", "accuracy", "test_accuracy", "grid", "neurons", "diverged"}``:
+  the session trained and its spec, the epochs trained so far, the training loss of each epoch
+  of this call (regularisation included), the cross-entropy and accuracy on the training and
+  on the test points after it (without regularisation, as the TensorFlow Playground shows
+  them; the test values are null when there are no test points), and the grids.
 - ``GET /``: the page.
 
 ``grid`` is nested lists of shape (grid_size, grid_size, classes), probabilities rounded to 3
 decimals; row 0 is the top of the picture (largest y), column 0 the left (smallest x), each
-value taken at the centre of its cell. When training diverges, non-finite numbers become
-``null`` and ``diverged`` is true.
+value taken at the centre of its cell. ``neurons[l][u]`` is the output of unit ``u`` of hidden
+layer ``l`` on a coarser (neuron_grid, neuron_grid) grid of the same square, flattened row by
+row. When training diverges, non-finite numbers become ``null`` and ``diverged`` is true.
 
 Exit codes: 0 stopped with Ctrl-C; 1 the server could not start (port taken, bad host).
 """
@@ -45,7 +57,13 @@ DATASETS = ("spiral", "circles", "xor", "gaussians", "moons", "ellipses")
 MULTICLASS = {"spiral": "classes", "gaussians": "centers"}
 ACTIVATIONS = ("relu", "tanh", "sigmoid")
 OPTIMIZERS = ("sgd", "adam")
+REGULARIZATIONS = ("none", "l1", "l2")
+# Input features computed from a point (x, y): name -> formula shown on the page. The data
+# lie in about [-1.5, 1.5], so the sines take pi*x: sin(x) would be nearly linear there.
+FEATURES = {"x": "x", "y": "y", "x2": "x²", "y2": "y²", "xy": "xy", "sinx": "sin(πx)",
+            "siny": "sin(πy)"}
 GRID_SIZE = 50
+NEURON_GRID = 16
 MAX_SESSIONS = 16
 MAX_BODY_BYTES = 64 * 1024
 MAX_LAYERS = 6
@@ -68,6 +86,13 @@ NEW_FIELDS = {
     "optimizer": ("adam", "one of " + ", ".join(OPTIMIZERS)),
     "learning_rate": (0.03, "a number > 0 and <= 10"),
     "batch_size": (32, "an integer from 1 to 2000"),
+    "features": ("x,y", "a non-empty list of distinct names from " + ", ".join(FEATURES)
+                        + ", as a list or a comma-separated string"),
+    "regularization": ("none", "one of " + ", ".join(REGULARIZATIONS)),
+    "regularization_rate": (0.0, "a number from 0 to 10"),
+    "train_fraction": (0.5, "a number from 0.1 to 0.9 (the rest of the points are the test "
+                            "set)"),
+    "seq": (0, "an integer from 0 to 2**53 (echoed in the answer)"),
 }
 TRAIN_FIELDS = {
     "session": (None, "the id /api/new returned"),
@@ -148,6 +173,38 @@ def _widths(body):
     return widths
 
 
+def _features(body):
+    """The input features: a list of names or a string such as ``"x, y, xy"``."""
+    value = body.get("features", NEW_FIELDS["features"][0])
+    allowed = NEW_FIELDS["features"][1]
+    if isinstance(value, str):
+        names = [p.strip() for p in value.split(",") if p.strip()]
+    elif isinstance(value, list):
+        names = value
+    else:
+        raise InputError(f"features must be {allowed}, got {_show(value)}.")
+    if not names:
+        raise InputError(f"features is empty; it must be {allowed}.")
+    for name in names:
+        if not isinstance(name, str) or name not in FEATURES:
+            raise InputError(f"unknown feature {_show(name)}; features must be {allowed}.")
+    if len(set(names)) != len(names):
+        raise InputError(f"features lists a name twice in {_show(value)}; it must be "
+                         f"{allowed}.")
+    return list(names)
+
+
+def feature_columns(points, features):
+    """The input features of ``points`` (n, 2): an (n, len(features)) float32 array."""
+    import numpy as np
+
+    x, y = points[:, 0].astype(np.float64), points[:, 1].astype(np.float64)
+    formulas = {"x": lambda: x, "y": lambda: y, "x2": lambda: x * x, "y2": lambda: y * y,
+                "xy": lambda: x * y, "sinx": lambda: np.sin(np.pi * x),
+                "siny": lambda: np.sin(np.pi * y)}
+    return np.stack([formulas[name]() for name in features], axis=1).astype(np.float32)
+
+
 def _check_fields(body, fields):
     if not isinstance(body, dict):
         raise InputError(f"the request body must be a JSON object, got {type(body).__name__}.")
@@ -175,6 +232,11 @@ def parse_new(body) -> dict:
         "optimizer": _choice(body, "optimizer", NEW_FIELDS, OPTIMIZERS),
         "learning_rate": _number(body, "learning_rate", NEW_FIELDS, 0.0, 10.0, low_open=True),
         "batch_size": _integer(body, "batch_size", NEW_FIELDS, 1, 2000),
+        "features": _features(body),
+        "regularization": _choice(body, "regularization", NEW_FIELDS, REGULARIZATIONS),
+        "regularization_rate": _number(body, "regularization_rate", NEW_FIELDS, 0.0, 10.0),
+        "train_fraction": _number(body, "train_fraction", NEW_FIELDS, 0.1, 0.9),
+        "seq": _integer(body, "seq", NEW_FIELDS, 0, 2**53),
     }
     if spec["classes"] != 2 and spec["dataset"] not in MULTICLASS:
         raise InputError(f"{spec['dataset']} has 2 classes; classes can be changed only for "
@@ -185,23 +247,33 @@ def parse_new(body) -> dict:
 # --------------------------------------------------------------------------- sessions
 
 class _Session:
-    """One dataset and its model: x (n, 2) float32, y (n,) int64, grid points (g*g, 2)."""
+    """One dataset, its split and its model.
+
+    ``x`` (n, 2) float32 and ``y`` (n,) int64 hold the training points first (``n_train``),
+    then the test points; ``grid_points`` (g*g, 2) and ``neuron_points`` the grids' centres.
+    """
 
     def __init__(self, spec):
         import numpy as np
 
         import fundl as fl
-        from . import optimizers
+        from . import optimizers, regularizers
         from .datasets import synthetic
         from .layers import Dense, Input
         from .models import Sequential
 
+        self.spec = spec
         kwargs = {}
         if spec["dataset"] in MULTICLASS:
             kwargs[MULTICLASS[spec["dataset"]]] = spec["classes"]
         generate = getattr(synthetic, spec["dataset"])
-        self.x, self.y = generate(spec["samples"], noise=spec["noise"], seed=spec["seed"],
-                                  **kwargs)
+        x, y = generate(spec["samples"], noise=spec["noise"], seed=spec["seed"], **kwargs)
+        # A seeded shuffle, then the first n_train points train: the same spec, the same split.
+        order = np.random.default_rng(spec["seed"]).permutation(len(x))
+        self.x, self.y = x[order], y[order]
+        self.n_train = min(len(x) - 1, max(1, round(len(x) * spec["train_fraction"])))
+        self.features = spec["features"]
+        self.inputs = feature_columns(self.x, self.features)
         self.classes = spec["classes"]
         self.batch_size = spec["batch_size"]
         self.epoch = 0
@@ -211,39 +283,88 @@ class _Session:
         centre, half = (low + high) / 2, max(float((high - low).max()) / 2, 1e-3) * 1.1
         self.extent = [float(centre[0] - half), float(centre[0] + half),
                        float(centre[1] - half), float(centre[1] + half)]
-        step = 2 * half / GRID_SIZE
-        xs = self.extent[0] + step * (np.arange(GRID_SIZE) + 0.5)
-        ys = self.extent[3] - step * (np.arange(GRID_SIZE) + 0.5)  # row 0 at the top
-        gx, gy = np.meshgrid(xs, ys)
-        self.grid_points = np.stack([gx.ravel(), gy.ravel()], axis=1).astype(np.float32)
+        self.grid_points = self._grid(GRID_SIZE)
+        self.neuron_points = self._grid(NEURON_GRID)
 
         fl.manual_seed(spec["seed"])
-        layers = [Dense(w, activation=spec["activation"]) for w in spec["hidden"]]
-        layers.append(Dense(self.classes, activation="softmax"))
-        self.model = Sequential([Input(shape=(2,)), *layers], name="playground")
+        rate = spec["regularization_rate"]
+        regularizer = {"none": None, "l1": regularizers.L1, "l2": regularizers.L2}[
+            spec["regularization"]]
+
+        def dense(units, activation):
+            # TF-Playground style: the penalty is on the weights, not on the biases.
+            return Dense(units, activation=activation,
+                         kernel_regularizer=regularizer(rate) if regularizer and rate else None)
+
+        layers = [dense(w, spec["activation"]) for w in spec["hidden"]]
+        layers.append(dense(self.classes, "softmax"))
+        self.model = Sequential([Input(shape=(len(self.features),)), *layers],
+                                name="playground")
         optimizer = {"sgd": optimizers.SGD, "adam": optimizers.Adam}[spec["optimizer"]]
         self.model.compile(loss="sparse_categorical_crossentropy",
                            optimizer=optimizer(learning_rate=spec["learning_rate"]),
                            metrics=["accuracy"])
+
+    def _grid(self, size):
+        """The centres of a size x size grid over the extent, row 0 at the top, as features."""
+        import numpy as np
+
+        step = (self.extent[1] - self.extent[0]) / size
+        xs = self.extent[0] + step * (np.arange(size) + 0.5)
+        ys = self.extent[3] - step * (np.arange(size) + 0.5)  # row 0 at the top
+        gx, gy = np.meshgrid(xs, ys)
+        points = np.stack([gx.ravel(), gy.ravel()], axis=1).astype(np.float32)
+        return feature_columns(points, self.features)
 
     def grid(self):
         """The predicted probabilities on the grid, (GRID_SIZE, GRID_SIZE, classes) lists."""
         probs = self.model.predict(self.grid_points, batch_size=len(self.grid_points))
         return _rounded(probs.reshape(GRID_SIZE, GRID_SIZE, self.classes), 3)
 
-    def train(self, epochs):
+    def neurons(self):
+        """Each hidden unit's output on the neuron grid: [layer][unit] -> flat lists."""
+        from .autograd import no_grad
+        from .tensor import Tensor
+
+        maps = []
+        h = Tensor(self.neuron_points)
+        with no_grad():
+            for layer in self.model.layers[:-1]:
+                h = layer(h, training=False)
+                maps.append(_rounded(h.numpy().T, 3))
+        return maps
+
+    def _scores(self, part):
+        """(cross-entropy, accuracy) on the training or test points, None when there are none."""
         import numpy as np
 
-        history = self.model.fit(self.x, self.y, batch_size=self.batch_size, epochs=epochs,
-                                 verbose=0)
+        sl = slice(0, self.n_train) if part == "train" else slice(self.n_train, None)
+        x, y = self.inputs[sl], self.y[sl]
+        if len(x) == 0:
+            return None, None
+        probs = self.model.predict(x, batch_size=len(x)).astype(np.float64)
+        if not np.isfinite(probs).all():
+            return None, None
+        picked = np.clip(probs[np.arange(len(y)), y], 1e-7, 1.0)
+        return float(-np.mean(np.log(picked))), float(np.mean(np.argmax(probs, axis=1) == y))
+
+    def train(self, epochs):
+        history = self.model.fit(self.inputs[:self.n_train], self.y[:self.n_train],
+                                 batch_size=self.batch_size, epochs=epochs, verbose=0)
         self.epoch += epochs
         loss = [float(v) for v in history.history["loss"]]
-        probs = self.model.predict(self.x, batch_size=len(self.x))
-        accuracy = float(np.mean(np.argmax(probs, axis=1) == self.y))
+        train_loss, accuracy = self._scores("train")
+        test_loss, test_accuracy = self._scores("test")
         grid = self.grid()
-        diverged = not all(math.isfinite(v) for v in loss) or not np.isfinite(probs).all()
-        return {"epoch": self.epoch, "loss": [_finite(v, 6) for v in loss],
-                "accuracy": accuracy, "grid": grid, "diverged": diverged}
+        diverged = not all(math.isfinite(v) for v in loss) or train_loss is None
+        return {"spec": self.spec, "epoch": self.epoch, "loss": [_finite(v, 6) for v in loss],
+                "train_loss": _finite_or_none(train_loss, 6), "accuracy": accuracy,
+                "test_loss": _finite_or_none(test_loss, 6), "test_accuracy": test_accuracy,
+                "grid": grid, "neurons": self.neurons(), "diverged": diverged}
+
+
+def _finite_or_none(value, decimals):
+    return None if value is None else _finite(value, decimals)
 
 
 def _finite(value, decimals):
@@ -297,15 +418,16 @@ class SessionStore:
 # --------------------------------------------------------------------------- API
 
 def api_new(store, body) -> dict:
-    """POST /api/new: build a dataset and a model; returns the data and the first grid."""
+    """POST /api/new: build a dataset and a model; returns the data and the first grids."""
     spec = parse_new(body)
     with _COMPUTE_LOCK:
         session = _Session(spec)
-        grid = session.grid()
+        grid, neurons = session.grid(), session.neurons()
     sid = store.add(session)
-    return {"session": sid, "x": _rounded(session.x, 4), "y": session.y.tolist(),
-            "classes": session.classes, "extent": [round(v, 4) for v in session.extent],
-            "grid_size": GRID_SIZE, "grid": grid,
+    return {"session": sid, "seq": spec["seq"], "spec": spec, "x": _rounded(session.x, 4),
+            "y": session.y.tolist(), "n_train": session.n_train, "classes": session.classes,
+            "extent": [round(v, 4) for v in session.extent], "grid_size": GRID_SIZE,
+            "grid": grid, "neuron_grid": NEURON_GRID, "neurons": neurons,
             "parameters": int(session.model.count_params())}
 
 
@@ -316,13 +438,15 @@ def api_train(store, body) -> dict:
         raise InputError("session is missing: send the id /api/new returned.")
     epochs = _integer(body, "epochs", TRAIN_FIELDS, 1, MAX_EPOCHS)
     session = store.get(body["session"])
-    steps = epochs * -(-len(session.x) // session.batch_size)
+    steps = epochs * -(-session.n_train // session.batch_size)
     if steps > MAX_STEPS_PER_CALL:
-        raise InputError(f"{epochs} epochs of {len(session.x)} samples in batches of "
+        raise InputError(f"{epochs} epochs of {session.n_train} training samples in batches of "
                          f"{session.batch_size} are {steps} steps; one call may take at most "
                          f"{MAX_STEPS_PER_CALL}: ask for fewer epochs or use a larger batch size.")
     with _COMPUTE_LOCK:
-        return session.train(epochs)
+        answer = session.train(epochs)
+    # The answer names its session: the page applies it only to the network it shows.
+    return {"session": body["session"], **answer}
 
 
 _ROUTES = {"/api/new": api_new, "/api/train": api_train}
@@ -521,22 +645,30 @@ PAGE = r"""<!DOCTYPE html>
   header { background: #283044; color: #fff; padding: 10px 20px; }
   header h1 { font-size: 20px; margin: 0; display: inline; }
   header span { opacity: .7; margin-left: 12px; }
-  main { display: flex; flex-wrap: wrap; gap: 20px; padding: 20px; }
-  section { background: #fff; border-radius: 6px; padding: 14px 18px;
+  main { display: flex; flex-wrap: wrap; gap: 16px; padding: 16px; align-items: flex-start; }
+  section { background: #fff; border-radius: 6px; padding: 12px 16px;
             box-shadow: 0 1px 3px rgba(0,0,0,.15); }
   h2 { font-size: 13px; text-transform: uppercase; letter-spacing: .05em; color: #667;
        margin: 4px 0 10px; }
-  label { display: grid; grid-template-columns: 110px 140px; align-items: center; margin: 6px 0; }
+  label { display: grid; grid-template-columns: 120px 150px; align-items: center; margin: 5px 0; }
+  label.check { display: flex; gap: 6px; }
   input, select { font: inherit; padding: 2px 4px; }
+  input[type=range] { padding: 0; width: 100px; vertical-align: middle; }
+  .value { color: #556; font-variant-numeric: tabular-nums; }
   .buttons { display: flex; gap: 8px; margin-top: 12px; }
   button { font: inherit; padding: 6px 14px; border: 0; border-radius: 4px; background: #3b6fd6;
            color: #fff; cursor: pointer; }
   button.secondary { background: #8a93a6; }
   button:disabled { opacity: .5; cursor: default; }
-  #stats { margin: 8px 0; font-variant-numeric: tabular-nums; }
-  #stats b { display: inline-block; min-width: 60px; }
-  #error { color: #b00020; max-width: 400px; min-height: 1.2em; white-space: pre-wrap; }
+  #stats { margin: 8px 0; font-variant-numeric: tabular-nums; line-height: 1.6; }
+  #stats b { display: inline-block; min-width: 58px; }
+  #error { color: #b00020; max-width: 300px; min-height: 1.2em; white-space: pre-wrap; }
   canvas { display: block; border: 1px solid #ccd; }
+  canvas.thumb { width: 32px; height: 32px; image-rendering: pixelated; }
+  .features label { display: flex; align-items: center; gap: 8px; margin: 3px 0; }
+  #neurons { display: flex; gap: 14px; max-height: 470px; overflow-y: auto; }
+  #neurons .layer { display: flex; flex-direction: column; gap: 4px; align-items: center; }
+  #neurons .layer span { font-size: 11px; color: #667; }
 </style>
 </head>
 <body>
@@ -550,9 +682,19 @@ PAGE = r"""<!DOCTYPE html>
       <option>gaussians</option><option>moons</option><option>ellipses</option></select></label>
     <label>Points
       <input id="samples" type="number" min="10" max="2000" step="10" value="300"></label>
-    <label>Noise <input id="noise" type="number" min="0" max="1" step="0.01" value="0.1"></label>
+    <label>Noise <span><input id="noise" type="range" min="0" max="1" step="0.05" value="0.1">
+      <span class="value" id="noise_value">0.10</span></span></label>
+    <label>Training data <span>
+      <input id="train_ratio" type="range" min="10" max="90" step="10" value="50">
+      <span class="value" id="train_ratio_value">50%</span></span></label>
     <label>Classes <input id="classes" type="number" min="2" max="6" value="2"></label>
     <label>Seed <input id="seed" type="number" min="0" value="0"></label>
+    <label class="check"><input id="show_test" type="checkbox"> Show test data</label>
+    <label class="check"><input id="discretize" type="checkbox"> Discretize output</label>
+    <h2>Features</h2>
+    <div class="features" id="features"></div>
+  </section>
+  <section>
     <h2>Network</h2>
     <label>Hidden layers
       <input id="hidden" value="8,8" title="widths, e.g. 8,8 (empty for none)"></label>
@@ -562,6 +704,13 @@ PAGE = r"""<!DOCTYPE html>
       <select id="optimizer"><option>adam</option><option>sgd</option></select></label>
     <label>Learning rate
       <input id="learning_rate" type="number" min="0" step="0.001" value="0.03"></label>
+    <label>Regularization <select id="regularization">
+      <option value="none">none</option><option value="l1">L1</option>
+      <option value="l2">L2</option></select></label>
+    <label>Regularization rate <select id="regularization_rate">
+      <option>0</option><option>0.001</option><option>0.003</option><option>0.01</option>
+      <option>0.03</option><option>0.1</option><option>0.3</option><option>1</option>
+      <option>3</option><option>10</option></select></label>
     <label>Batch size <input id="batch_size" type="number" min="1" max="2000" value="32"></label>
     <label>Epochs / update <input id="epochs" type="number" min="1" max="200" value="5"></label>
     <div class="buttons">
@@ -572,13 +721,18 @@ PAGE = r"""<!DOCTYPE html>
     <div id="error"></div>
   </section>
   <section>
-    <h2>Decision regions</h2>
+    <h2>Neurons</h2>
+    <div id="neurons"></div>
+  </section>
+  <section>
+    <h2>Output</h2>
+    <div id="stats">epoch <b id="epoch">0</b> parameters <b id="params">-</b><br>
+      training loss <b id="loss">-</b> test loss <b id="test_loss">-</b><br>
+      training accuracy <b id="accuracy">-</b> test accuracy <b id="test_accuracy">-</b></div>
     <canvas id="plot" width="420" height="420"></canvas>
   </section>
   <section>
-    <h2>Training</h2>
-    <div id="stats">epoch <b id="epoch">0</b> loss <b id="loss">-</b>
-      accuracy <b id="accuracy">-</b> parameters <b id="params">-</b></div>
+    <h2>Loss</h2>
     <canvas id="curve" width="360" height="220"></canvas>
   </section>
 </main>
@@ -586,17 +740,45 @@ PAGE = r"""<!DOCTYPE html>
 "use strict";
 const COLORS = [[235, 125, 40], [40, 110, 220], [60, 170, 80], [200, 60, 160], [150, 110, 50],
                 [90, 90, 90]];
+// Input features: id -> [label, formula]; the server computes the same (FEATURES).
+const FEATURES = {
+  x: ["x", (a, b) => a], y: ["y", (a, b) => b], x2: ["x²", (a, b) => a * a],
+  y2: ["y²", (a, b) => b * b], xy: ["xy", (a, b) => a * b],
+  sinx: ["sin(πx)", (a, b) => Math.sin(Math.PI * a)],
+  siny: ["sin(πy)", (a, b) => Math.sin(Math.PI * b)]};
+const DEFAULT_FEATURES = ["x", "y"];
+// Controls that define the data or the network: changing one starts afresh (as in the
+// TensorFlow Playground). The others (test points, discretize) only redraw.
+const RESET_CONTROLS = ["dataset", "samples", "noise", "train_ratio", "classes", "seed",
+                        "hidden", "activation", "optimizer", "learning_rate", "regularization",
+                        "regularization_rate", "batch_size"];
 const $ = (id) => document.getElementById(id);
-let state = null;       // the /api/new answer, plus losses
+let state = null;       // the /api/new answer the page shows, plus the loss curves
 let running = false;
 let runId = 0;          // the training loop allowed to run (see loop)
+let newSeq = 0;         // number of the latest /api/new request: answers to older ones are stale
+let pending = Promise.resolve();  // the latest reset
+let trainCalls = 0;     // /api/train requests out
+
+for (const [id, [label]] of Object.entries(FEATURES)) {
+  const row = document.createElement("label");
+  row.innerHTML = `<input type="checkbox" id="f_${id}"><canvas class="thumb" id="thumb_${id}"` +
+                  ` width="16" height="16"></canvas>${label}`;
+  $("features").appendChild(row);
+  $("f_" + id).checked = DEFAULT_FEATURES.includes(id);
+}
+
+function features() { return Object.keys(FEATURES).filter((id) => $("f_" + id).checked); }
 
 function spec() {
   const num = (id) => Number($(id).value);
   const body = {dataset: $("dataset").value, samples: num("samples"), noise: num("noise"),
                 seed: num("seed"), hidden: $("hidden").value, activation: $("activation").value,
                 optimizer: $("optimizer").value, learning_rate: num("learning_rate"),
-                batch_size: num("batch_size")};
+                batch_size: num("batch_size"), features: features(),
+                regularization: $("regularization").value,
+                regularization_rate: num("regularization_rate"),
+                train_fraction: num("train_ratio") / 100};
   if (body.dataset === "spiral" || body.dataset === "gaussians") body.classes = num("classes");
   return body;
 }
@@ -612,41 +794,76 @@ async function post(path, body) {
 
 function showError(message) { $("error").textContent = message || ""; }
 
-async function reset() {
+function showValues() {
+  $("noise_value").textContent = Number($("noise").value).toFixed(2);
+  $("train_ratio_value").textContent = $("train_ratio").value + "%";
+}
+
+function reset() { pending = startNew(); return pending; }
+
+async function startNew() {
   setRunning(false); runId++;
+  // Each request carries its number; only the answer to the latest is shown. Several quick
+  // changes send overlapping requests whose answers can come back in any order.
+  const seq = ++newSeq;
   $("classes").disabled = !["spiral", "gaussians"].includes($("dataset").value);
+  showValues();
+  const body = spec();
+  body.seq = seq;
   try {
-    state = await post("/api/new", spec());
-    state.losses = [];
+    const answer = await post("/api/new", body);
+    if (seq !== newSeq || answer.seq !== seq) return;  // stale: the controls changed since
+    state = answer;
+    state.epoch = 0; state.losses = []; state.testLosses = [];
     showError("");
-    $("epoch").textContent = "0"; $("loss").textContent = "-"; $("accuracy").textContent = "-";
+    $("epoch").textContent = "0";
+    for (const id of ["loss", "test_loss", "accuracy", "test_accuracy"]) $(id).textContent = "-";
     $("params").textContent = state.parameters;
-    draw(); drawCurve();
-  } catch (e) { state = null; showError(e.message); }
+  } catch (e) {
+    if (seq !== newSeq) return;
+    state = null; showError(e.message);
+  }
+  drawAll();
 }
 
 async function loop(run) {
   // A Pause then Train, or a Reset, while a request is out must not leave two loops running
-  // or apply an old session's answer to a new one: each loop owns one run number.
-  while (running && run === runId) {
+  // or apply an old session's answer to a new one: each loop owns one run number and one state.
+  const mine = state;
+  while (running && run === runId && state === mine) {
+    let answer;
+    trainCalls++;
     try {
-      const answer = await post("/api/train", {session: state.session,
-                                               epochs: Number($("epochs").value)});
-      if (!running || run !== runId) return;
-      state.grid = answer.grid;
-      const last = answer.loss[answer.loss.length - 1];
-      state.losses.push(last);
-      $("epoch").textContent = answer.epoch;
-      $("loss").textContent = last === null ? "NaN" : last.toFixed(4);
-      $("accuracy").textContent = (100 * answer.accuracy).toFixed(1) + "%";
-      draw(); drawCurve();
-      if (answer.diverged) {
-        showError("training diverged: lower the learning rate and reset.");
-        break;
-      }
-    } catch (e) { if (run === runId) showError(e.message); break; }
+      answer = await post("/api/train", {session: mine.session,
+                                         epochs: Number($("epochs").value)});
+    } catch (e) {
+      if (run === runId) showError(e.message);
+      break;
+    } finally { trainCalls--; }
+    // An answer for the network shown is shown even after a Pause (the server did train it);
+    // one for a network replaced since, or older than what is shown, is dropped.
+    if (state !== mine || answer.session !== mine.session) return;
+    if (answer.epoch <= mine.epoch) continue;
+    show(answer);
+    if (answer.diverged) {
+      showError("training diverged: lower the learning rate and reset.");
+      break;
+    }
   }
   if (run === runId) setRunning(false);
+}
+
+function show(answer) {
+  state.epoch = answer.epoch; state.grid = answer.grid; state.neurons = answer.neurons;
+  state.losses.push(answer.train_loss); state.testLosses.push(answer.test_loss);
+  const fixed = (v, d) => (v === null || v === undefined ? "NaN" : v.toFixed(d));
+  const pct = (v) => (v === null || v === undefined ? "-" : (100 * v).toFixed(1) + "%");
+  $("epoch").textContent = answer.epoch;
+  $("loss").textContent = fixed(answer.train_loss, 4);
+  $("test_loss").textContent = state.n_train < state.x.length ? fixed(answer.test_loss, 4) : "-";
+  $("accuracy").textContent = pct(answer.accuracy);
+  $("test_accuracy").textContent = pct(answer.test_accuracy);
+  drawAll();
 }
 
 function setRunning(on) {
@@ -654,16 +871,22 @@ function setRunning(on) {
   $("train").disabled = on; $("pause").disabled = !on;
 }
 
+function drawAll() { draw(); drawCurve(); drawNeurons(); drawFeatures(); }
+
 function draw() {
   const canvas = $("plot"), ctx = canvas.getContext("2d"), size = canvas.width;
   ctx.clearRect(0, 0, size, size);
   if (!state) return;
-  const g = state.grid_size, cell = size / g;
+  const g = state.grid_size, cell = size / g, discrete = $("discretize").checked;
   for (let i = 0; i < g; i++) {
     for (let j = 0; j < g; j++) {
-      const p = state.grid ? state.grid[i][j] : null;
+      let p = state.grid ? state.grid[i][j] : null;
       let rgb = [255, 255, 255];
       if (p && p.every((v) => v !== null)) {
+        if (discrete) {  // the predicted class alone
+          const best = p.indexOf(Math.max(...p));
+          p = p.map((v, k) => (k === best ? 1 : 0));
+        }
         // Mix the class colours by probability, then fade toward white so points stand out.
         rgb = [0, 1, 2].map(
           (c) => p.reduce((s, v, k) => s + v * COLORS[k][c], 0) * 0.55 + 255 * 0.45);
@@ -672,12 +895,15 @@ function draw() {
       ctx.fillRect(Math.floor(j * cell), Math.floor(i * cell), Math.ceil(cell), Math.ceil(cell));
     }
   }
-  const [x0, x1, y0, y1] = state.extent;
-  ctx.lineWidth = 1; ctx.strokeStyle = "#fff";
+  const [x0, x1, y0, y1] = state.extent, showTest = $("show_test").checked;
+  ctx.lineWidth = 1;
   state.x.forEach((pt, n) => {
+    const test = n >= state.n_train;
+    if (test && !showTest) return;
     const px = (pt[0] - x0) / (x1 - x0) * size, py = (y1 - pt[1]) / (y1 - y0) * size;
     const c = COLORS[state.y[n] % COLORS.length];
     ctx.fillStyle = `rgb(${c[0]},${c[1]},${c[2]})`;
+    ctx.strokeStyle = test ? "#222" : "#fff";  // test points: dark rings, as the original
     ctx.beginPath(); ctx.arc(px, py, 3.5, 0, 2 * Math.PI); ctx.fill(); ctx.stroke();
   });
 }
@@ -686,32 +912,97 @@ function drawCurve() {
   const canvas = $("curve"), ctx = canvas.getContext("2d"), w = canvas.width, h = canvas.height;
   ctx.clearRect(0, 0, w, h);
   ctx.fillStyle = "#667"; ctx.font = "11px system-ui";
-  const losses = state ? state.losses.filter((v) => v !== null) : [];
-  if (losses.length < 1) { ctx.fillText("train to see the loss per update", 10, 20); return; }
-  const top = Math.max(...losses), pad = 24;
+  const clean = (a) => (state ? a.filter((v) => v !== null && v !== undefined) : []);
+  const train = state ? clean(state.losses) : [], test = state ? clean(state.testLosses) : [];
+  if (train.length < 1) { ctx.fillText("train to see the loss per update", 10, 20); return; }
+  const top = Math.max(...train, ...test), pad = 24;
   ctx.fillText(top.toFixed(3), 2, 12); ctx.fillText("0", 2, h - 4);
-  ctx.strokeStyle = "#ccd"; ctx.strokeRect(pad, 4, w - pad - 4, h - 12);
-  ctx.strokeStyle = "#3b6fd6"; ctx.lineWidth = 2; ctx.beginPath();
-  losses.forEach((v, k) => {
-    const x = pad + (losses.length === 1 ? 0 : k / (losses.length - 1)) * (w - pad - 4);
-    const y = 4 + (1 - v / top) * (h - 12);
-    if (k === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
+  ctx.strokeStyle = "#ccd"; ctx.lineWidth = 1; ctx.setLineDash([]);
+  ctx.strokeRect(pad, 4, w - pad - 4, h - 12);
+  const line = (values, color, dash) => {
+    ctx.strokeStyle = color; ctx.lineWidth = 2; ctx.setLineDash(dash); ctx.beginPath();
+    values.forEach((v, k) => {
+      const x = pad + (values.length === 1 ? 0 : k / (values.length - 1)) * (w - pad - 4);
+      const y = 4 + (1 - v / top) * (h - 12);
+      if (k === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
+    });
+    ctx.stroke();
+  };
+  line(train, "#3b6fd6", []);
+  if (test.length) line(test, "#eb7d28", [5, 3]);
+  ctx.setLineDash([]);
+  ctx.fillStyle = "#3b6fd6"; ctx.fillText("training", w - 110, 18);
+  if (test.length) { ctx.fillStyle = "#eb7d28"; ctx.fillText("test", w - 50, 18); }
+}
+
+// A small heat map: values in [-scale, scale], orange for negative, blue for positive.
+function heatmap(canvas, values, g, scale) {
+  const ctx = canvas.getContext("2d"), image = ctx.createImageData(g, g);
+  for (let k = 0; k < g * g; k++) {
+    const v = values[k] === null ? 0 : Math.max(-1, Math.min(1, values[k] / scale));
+    const c = v < 0 ? [245, 147, 34] : [8, 119, 189], t = Math.abs(v);
+    for (let ch = 0; ch < 3; ch++) image.data[4 * k + ch] = 255 + t * (c[ch] - 255);
+    image.data[4 * k + 3] = 255;
+  }
+  ctx.putImageData(image, 0, 0);
+}
+
+function drawNeurons() {
+  const box = $("neurons");
+  box.innerHTML = "";
+  if (!state || !state.neurons) return;
+  const g = state.neuron_grid, bounded = ["tanh", "sigmoid"].includes(state.spec.activation);
+  state.neurons.forEach((layer, l) => {
+    const column = document.createElement("div");
+    column.className = "layer";
+    column.innerHTML = `<span>layer ${l + 1}</span>`;
+    layer.forEach((values, u) => {
+      const canvas = document.createElement("canvas");
+      canvas.width = g; canvas.height = g; canvas.className = "thumb neuron";
+      canvas.title = `layer ${l + 1}, unit ${u + 1}`;
+      const peak = Math.max(1e-6, ...values.map((v) => Math.abs(v || 0)));
+      heatmap(canvas, values, g, bounded ? 1 : peak);
+      column.appendChild(canvas);
+    });
+    box.appendChild(column);
   });
-  ctx.stroke();
+  if (!state.neurons.length) box.textContent = "no hidden layer";
+}
+
+function drawFeatures() {
+  const g = 16;
+  for (const [id, [, formula]] of Object.entries(FEATURES)) {
+    const canvas = $("thumb_" + id);
+    if (!state) { canvas.getContext("2d").clearRect(0, 0, g, g); continue; }
+    const [x0, x1, y0, y1] = state.extent, values = [];
+    for (let i = 0; i < g; i++) {
+      for (let j = 0; j < g; j++) {
+        values.push(formula(x0 + (j + 0.5) * (x1 - x0) / g, y1 - (i + 0.5) * (y1 - y0) / g));
+      }
+    }
+    heatmap(canvas, values, g, Math.max(1e-6, ...values.map(Math.abs)));
+  }
 }
 
 $("train").onclick = async () => {
+  // Start on the network the controls describe: wait for the latest reset to land.
+  let latest;
+  do { latest = pending; await latest; } while (latest !== pending);
   if (!state) await reset();
-  if (!state) return;
+  if (!state || running) return;
   showError(""); setRunning(true); loop(++runId);
 };
 $("pause").onclick = () => setRunning(false);
 $("reset").onclick = reset;
-// A new dataset or network starts afresh, as in the TensorFlow Playground.
-for (const id of ["dataset", "samples", "noise", "classes", "seed", "hidden", "activation",
-                  "optimizer", "learning_rate", "batch_size"]) {
-  $(id).addEventListener("change", reset);
-}
+for (const id of RESET_CONTROLS) $(id).addEventListener("change", reset);
+for (const id of Object.keys(FEATURES)) $("f_" + id).addEventListener("change", reset);
+for (const id of ["noise", "train_ratio"]) $(id).addEventListener("input", showValues);
+for (const id of ["show_test", "discretize"]) $(id).addEventListener("change", draw);
+// For tests and the curious: what the page shows and trains (read-only).
+window.fundlPlayground = {
+  get state() { return state; }, get running() { return running; },
+  get seq() { return newSeq; }, get busy() { return trainCalls > 0; }, spec,
+  settled: () => pending};
 reset();
 </script>
 </body>

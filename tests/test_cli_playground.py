@@ -57,7 +57,8 @@ def test_spiral_trains_loss_falls_and_grid_is_probabilities(server):
     status, new = _post(server, "/api/new", {"dataset": "spiral", "samples": 200, "noise": 0.05,
                                              "classes": 3, "hidden": "16,16",
                                              "activation": "tanh", "optimizer": "adam",
-                                             "learning_rate": 0.03, "seed": 1})
+                                             "learning_rate": 0.03, "seed": 1,
+                                             "train_fraction": 0.9})
     assert status == 200
     x, y = np.array(new["x"]), np.array(new["y"])
     assert x.shape == (200, 2) and y.shape == (200,) and set(y.tolist()) == {0, 1, 2}
@@ -119,6 +120,14 @@ def test_grid_layout_is_as_documented(server):
     ({"samples": True}, ["samples", "got true"]),
     ({"noise": -1}, ["noise", "0 to 1"]),
     ({"dataset": "moons", "classes": 3}, ["moons", "classes", "spiral and gaussians"]),
+    ({"features": "x,z"}, ["feature", '"z"', "x, y, x2, y2, xy, sinx, siny"]),
+    ({"features": ""}, ["features is empty"]),
+    ({"features": ["x", "x"]}, ["twice"]),
+    ({"features": 3}, ["features must be"]),
+    ({"regularization": "l3"}, ["regularization", "none, l1, l2"]),
+    ({"regularization_rate": -1}, ["regularization_rate", "0 to 10"]),
+    ({"train_fraction": 0.95}, ["train_fraction", "0.1 to 0.9"]),
+    ({"seq": -1}, ["seq", "got -1"]),
     ({"epochs": 5}, ["unknown field epochs", "allowed fields"]),
     ([1, 2], ["JSON object", "list"]),
 ])
@@ -146,10 +155,12 @@ def test_bad_train_requests(server):
 
 
 def test_too_many_steps_per_call_is_refused(server):
-    _, new = _post(server, "/api/new", {"samples": 2000, "batch_size": 1})
-    status, answer = _post(server, "/api/train", {"session": new["session"], "epochs": 11})
+    _, new = _post(server, "/api/new", {"samples": 2000, "batch_size": 1,
+                                        "train_fraction": 0.9})
+    status, answer = _post(server, "/api/train", {"session": new["session"], "epochs": 12})
     assert status == 400
-    assert "22000 steps" in answer["error"] and "fewer epochs" in answer["error"]
+    # Only the 1800 training points count.
+    assert "21600 steps" in answer["error"] and "fewer epochs" in answer["error"]
 
 
 def test_unknown_session_is_a_json_error(server):
@@ -285,3 +296,97 @@ def test_a_loopback_server_refuses_other_host_names():
     finally:
         server.shutdown()
         server.server_close()
+
+
+# ------------------------------------------------ TensorFlow Playground features and the split
+
+def test_features_split_spec_and_seq_in_the_answer(server):
+    body = {"dataset": "circles", "samples": 101, "seed": 5, "features": "x2, y2",
+            "hidden": "", "train_fraction": 0.3, "seq": 17}
+    status, new = _post(server, "/api/new", body)
+    assert status == 200
+    assert new["seq"] == 17
+    assert new["spec"] == playground.parse_new(body)
+    assert new["spec"]["features"] == ["x2", "y2"] and new["spec"]["hidden"] == []
+    assert new["n_train"] == round(101 * 0.3) and len(new["x"]) == 101
+    assert new["parameters"] == 2 * 2 + 2  # two features straight into the softmax
+    _, again = _post(server, "/api/new", body)
+    assert again["x"] == new["x"] and again["session"] != new["session"]  # seeded split
+    session = server.sessions.get(new["session"])
+    x = np.array(new["x"])
+    np.testing.assert_allclose(session.inputs, np.stack([x[:, 0] ** 2, x[:, 1] ** 2], 1),
+                               atol=1e-3)
+
+
+def test_squared_features_make_circles_linearly_separable(server):
+    # The TensorFlow Playground's lesson: with x² and y², no hidden layer is needed.
+    _, new = _post(server, "/api/new", {"dataset": "circles", "samples": 200, "noise": 0.05,
+                                        "features": ["x2", "y2"], "hidden": [],
+                                        "learning_rate": 0.1, "seed": 1})
+    _, linear = _post(server, "/api/new", {"dataset": "circles", "samples": 200, "noise": 0.05,
+                                           "features": ["x", "y"], "hidden": [],
+                                           "learning_rate": 0.1, "seed": 1})
+    for _ in range(3):
+        _, step = _post(server, "/api/train", {"session": new["session"], "epochs": 20})
+        _, flat = _post(server, "/api/train", {"session": linear["session"], "epochs": 20})
+    assert step["session"] == new["session"] and step["spec"] == new["spec"]
+    assert step["test_accuracy"] > 0.9 and step["accuracy"] > 0.9
+    assert flat["test_accuracy"] < 0.75  # a line cannot separate two rings
+    assert step["test_loss"] < flat["test_loss"]
+
+
+def test_feature_columns_formulas():
+    points = np.array([[0.5, -1.0], [2.0, 0.25]], dtype=np.float32)
+    got = playground.feature_columns(points, list(playground.FEATURES))
+    x, y = points[:, 0], points[:, 1]
+    expected = np.stack([x, y, x * x, y * y, x * y, np.sin(np.pi * x), np.sin(np.pi * y)], 1)
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
+def test_test_scores_are_computed_on_the_held_out_points(server):
+    _, new = _post(server, "/api/new", {"dataset": "xor", "samples": 60, "seed": 3,
+                                        "train_fraction": 0.5})
+    _, step = _post(server, "/api/train", {"session": new["session"], "epochs": 2})
+    session = server.sessions.get(new["session"])
+    x_test, y_test = session.inputs[new["n_train"]:], np.array(new["y"])[new["n_train"]:]
+    probs = session.model.predict(x_test)
+    assert step["test_accuracy"] == pytest.approx(np.mean(probs.argmax(1) == y_test))
+    assert step["test_loss"] == pytest.approx(
+        -np.mean(np.log(probs[np.arange(len(y_test)), y_test])), rel=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["l1", "l2"])
+def test_regularisation_shrinks_the_weights(server, kind):
+    def kernel_norm(rate):
+        _, new = _post(server, "/api/new", {"dataset": "spiral", "samples": 100, "seed": 2,
+                                            "hidden": "8", "regularization": kind,
+                                            "regularization_rate": rate})
+        _, step = _post(server, "/api/train", {"session": new["session"], "epochs": 15})
+        model = server.sessions.get(new["session"]).model
+        kernels = [layer.kernel.numpy() for layer in model.layers]
+        return sum(np.abs(k).sum() for k in kernels), step
+
+    free, free_step = kernel_norm(0.0)
+    shrunk, step = kernel_norm(0.1)
+    assert shrunk < 0.5 * free
+    # The logged training loss carries the penalty; train_loss is the cross-entropy alone.
+    assert step["loss"][-1] > step["train_loss"]
+    assert free_step["loss"][-1] == pytest.approx(free_step["train_loss"], rel=0.2)
+
+
+def test_neuron_maps_are_each_units_output(server):
+    _, new = _post(server, "/api/new", {"dataset": "moons", "samples": 50, "hidden": "3,2",
+                                        "activation": "tanh", "seed": 4})
+    g = new["neuron_grid"]
+    assert [len(layer) for layer in new["neurons"]] == [3, 2]
+    assert all(len(unit) == g * g for layer in new["neurons"] for unit in layer)
+    session = server.sessions.get(new["session"])
+    first = session.model.layers[0]
+    xmin, xmax, ymin, ymax = new["extent"]
+    half = (xmax - xmin) / g / 2
+    corner = np.array([[xmin + half, ymax - half], [xmax - half, ymin + half]], np.float32)
+    expected = np.tanh(corner @ first.kernel.numpy() + first.bias.numpy())
+    got = np.array(new["neurons"][0])[:, [0, g * g - 1]].T  # top-left and bottom-right cells
+    np.testing.assert_allclose(got, expected, atol=2e-3)
+    _, step = _post(server, "/api/train", {"session": new["session"], "epochs": 1})
+    assert [len(layer) for layer in step["neurons"]] == [3, 2]
