@@ -237,6 +237,109 @@ class Tensor:
         """
         _engine.backward(self, gradient, retain_graph)
 
+    # -- weights as variables (Keras) ----------------------------------------------------------
+    # A layer's weight is a Tensor updated in place; Keras code reads and writes it through
+    # these (``w.assign(new)``, ``w.assign_add(delta)``, ``w.value``).
+    constraint = None  # a Variable's projection after optimizer updates (None for Tensors)
+
+    @property
+    def value(self) -> "Tensor":
+        """The tensor itself, as Keras's ``variable.value`` (use it in computations).
+
+        Example:
+            >>> y = x @ layer.kernel.value
+        """
+        return self
+
+    def _assign_array(self, value, what):
+        if self.creator is not None:
+            raise RuntimeError(f"Tensor.{what}: only leaf tensors (weights) can be assigned in "
+                               "place; this tensor was computed by an operation.")
+        if isinstance(value, Tensor):
+            value = value.data
+        xp = backend.get_array_module(self.data)
+        if hasattr(value, "shape") and backend.device_of(value) != backend.device_of(self.data):
+            value = backend.to_device(value, backend.device_of(self.data))
+        arr = xp.asarray(value)
+        if arr.dtype.kind not in "fiub":
+            raise TypeError(f"Tensor.{what}: cannot assign values of dtype {arr.dtype} to a "
+                            f"tensor of dtype {self.dtype}.")
+        if tuple(arr.shape) != tuple(self.data.shape):
+            label = f" '{self.name}'" if self.name else ""
+            raise ValueError(f"Tensor{label}.{what}: the value has shape {tuple(arr.shape)}, but "
+                             f"the tensor has shape {self.shape}; shapes must match exactly.")
+        return arr
+
+    def assign(self, value) -> "Tensor":
+        """Overwrite the values in place (no gradient is recorded); returns the tensor.
+
+        Args:
+            value: an array, Tensor or Python number of exactly this tensor's shape (cast to
+                its dtype, moved to its device).
+
+        Raises:
+            ValueError: a different shape. TypeError: a non-numeric value.
+            RuntimeError: the tensor is not a leaf (it was computed by an operation).
+
+        Example:
+            >>> layer.kernel.assign(np.zeros(layer.kernel.shape))
+        """
+        arr = self._assign_array(value, "assign")
+        self.data[...] = arr.astype(self.data.dtype, copy=False)
+        return self
+
+    def assign_add(self, value) -> "Tensor":
+        """Add ``value`` (same shape) in place, as Keras's ``variable.assign_add``."""
+        arr = self._assign_array(value, "assign_add")
+        self.data += arr.astype(self.data.dtype, copy=False)
+        return self
+
+    def assign_sub(self, value) -> "Tensor":
+        """Subtract ``value`` (same shape) in place, as Keras's ``variable.assign_sub``."""
+        arr = self._assign_array(value, "assign_sub")
+        self.data -= arr.astype(self.data.dtype, copy=False)
+        return self
+
+
+class Variable(Tensor):
+    """A layer's weight: a Tensor that also carries its ``constraint`` (Keras's Variable).
+
+    ``Layer.add_weight`` makes them; everything a Tensor does, a Variable does (ops return
+    plain Tensors). Read and write it as Keras code does: ``w.value``, ``w.assign(new)``,
+    ``w.assign_add(delta)``, ``w.numpy()``.
+
+    Attributes:
+        constraint: None, or a function ``array -> array`` the optimizer applies to the
+            weight after each update (see :mod:`fundl.constraints`).
+
+    Example:
+        >>> w = layer.add_weight(shape=(3,), initializer="zeros", name="w")
+        >>> w.assign_add(np.ones(3)); w.numpy()
+        array([1., 1., 1.], dtype=float32)
+    """
+
+    __slots__ = ("constraint",)
+
+    def __init__(self, data, requires_grad=False, dtype=None, device=None, name=None,
+                 constraint=None):
+        super().__init__(data, requires_grad=requires_grad, dtype=dtype, device=device, name=name)
+        self.constraint = constraint
+
+    @classmethod
+    def _from_array(cls, data, name=None, constraint=None):
+        """Wrap an array of the back-end without conversion (what ``add_weight`` uses)."""
+        v = cls._wrap(data)
+        v.name = name
+        v.constraint = constraint
+        return v
+
+    @classmethod
+    def _wrap(cls, data, creator=None, out_index=0):
+        v = super()._wrap.__func__(cls, data, creator, out_index)
+        v.constraint = None
+        return v
+
+
 
 def tensor(data, requires_grad=False, dtype=None, device=None, name=None) -> Tensor:
     """Create a tensor from array-like ``data`` (float32 for Python floats).

@@ -20,50 +20,145 @@ Example:
 """
 from __future__ import annotations
 
+import functools
+import inspect
+import json
 import re
+import threading
+import warnings
 
 import numpy
 
 from .. import backend, initializers, regularizers
-from ..tensor import Tensor
-from ._masking import _MASKS, pass_mask_on
+from ..autograd import no_grad
+from ..tensor import Tensor, Variable
+from ._masking import _MASKS, get_mask, pass_mask_on
 
-# Every Layer subclass, by class name: the only classes a saved file may instantiate.
-_REGISTRY: dict[str, type] = {}
+# What a saved file may instantiate: every Layer subclass and whatever the user registers, by
+# key: a class name ("Dense"), or "package>Name" for objects registered with a package (as
+# Keras's register_keras_serializable), or for a user class whose name is a fundl built-in's.
+_REGISTRY: dict[str, object] = {}
+_KEYS: dict[int, str] = {}  # id(registered object) -> its key (the name written to configs)
 
 
-def register_serializable(cls=None, *, name=None):
-    """Register a class (a Layer subclass, a custom function) under ``name`` for loading.
+def _is_builtin(obj) -> bool:
+    return getattr(obj, "__module__", "").split(".")[0] == "fundl"
 
-    Layer subclasses register themselves when defined; call this for anything else a config
-    refers to by name (a function used by a ``Lambda`` layer, a custom loss). Loading only
-    ever instantiates or calls registered names: a file cannot name arbitrary code.
+
+def _register(key: str, obj) -> None:
+    """Put ``obj`` under ``key``; a later object replaces an earlier one of the same key."""
+    previous = _REGISTRY.get(key)
+    if previous is not None and previous is not obj:
+        same_definition = (getattr(previous, "__module__", None) == getattr(obj, "__module__", 1)
+                           and getattr(previous, "__qualname__", None)
+                           == getattr(obj, "__qualname__", 1))
+        if not same_definition and not _is_builtin(obj):
+            # Two different definitions under one name: loading would pick one silently.
+            warnings.warn(
+                f"{key!r} was registered by {previous.__module__}.{previous.__qualname__}; "
+                f"{obj.__module__}.{obj.__qualname__} now replaces it for loading. Give one of "
+                "them a package with @fundl.layers.register_serializable(package='...') to "
+                "keep both.", stacklevel=4)
+        _KEYS.pop(id(previous), None)
+    _REGISTRY[key] = obj
+    _KEYS[id(obj)] = key
+
+
+def _auto_register(cls) -> None:
+    """Register a new Layer subclass under its class name (fundl's own and the user's).
+
+    A user class named like one of fundl's built-ins (``class Dense(Layer)``) must not replace
+    the built-in for loading: it goes under ``"Custom>Dense"`` instead. A class defined again
+    (a notebook cell run twice) replaces its earlier definition.
+    """
+    name = cls.__name__
+    current = _REGISTRY.get(name)
+    if not _is_builtin(cls) and current is not None and _is_builtin(current):
+        _register(f"Custom>{name}", cls)
+    else:
+        _register(name, cls)
+
+
+def register_serializable(cls=None, *, package=None, name=None):
+    """Register a class or function for loading, under ``name`` (or ``"package>name"``).
+
+    Layer subclasses register themselves when defined (under their class name); call this for
+    anything else a config refers to by name (a function used by a ``Lambda`` layer, a custom
+    loss, initializer, regularizer or constraint), or to put a class under a package, as Keras's
+    ``register_keras_serializable(package=...)``: its key is then ``"package>Name"``, so two
+    classes of the same name from different packages do not collide. Loading only ever
+    instantiates or calls registered names: a file cannot name arbitrary code.
 
     Args:
         cls: the class or function (when used as ``@register_serializable``).
+        package: an optional package name; the key becomes ``"package>name"``.
         name: the name to register under (default: its ``__name__``).
 
     Returns:
-        ``cls`` itself (or a decorator, when called with ``name=`` only).
+        ``cls`` itself (or a decorator, when called with keyword arguments only).
+
+    Raises:
+        ValueError: ``package`` or ``name`` contains ``">"``.
 
     Example:
         >>> @register_serializable
         ... def swish(x):
         ...     return x * fl.sigmoid(x)
         >>> Lambda(swish)     # can now be saved and loaded
+        >>> @register_serializable(package="my_pkg")
+        ... class Scale(Layer): ...
+        >>> registered_name(Scale)
+        'my_pkg>Scale'
     """
+    for what, value in (("package", package), ("name", name)):
+        if value is not None and (not isinstance(value, str) or ">" in value or not value):
+            raise ValueError(f"register_serializable: {what} must be a non-empty string without "
+                             f"'>', got {value!r}.")
+
     def register(obj):
-        _REGISTRY[name or obj.__name__] = obj
+        key = name or obj.__name__
+        if package:
+            key = f"{package}>{key}"
+        old = _KEYS.get(id(obj))
+        if old is not None and old != key and _REGISTRY.get(old) is obj:
+            del _REGISTRY[old]  # the class's automatic entry gives way to the explicit one
+        _register(key, obj)
         return obj
 
     return register(cls) if cls is not None else register
 
 
+def registered_name(obj) -> str:
+    """The key ``obj`` is registered under (what configs store as its ``class_name``).
+
+    Args:
+        obj: a class or function, or an instance of a class.
+
+    Returns:
+        ``"Dense"``, ``"my_pkg>Scale"``, ...; an unregistered object's ``__name__``.
+
+    Example:
+        >>> registered_name(Dense)
+        'Dense'
+    """
+    target = obj if isinstance(obj, type) or callable(obj) and hasattr(obj, "__name__") \
+        else type(obj)
+    key = _KEYS.get(id(target))
+    if key is not None and _REGISTRY.get(key) is target:
+        return key
+    return target.__name__
+
+
 def get_registered(name: str, custom_objects=None):
     """The registered class or function called ``name``; a clear error if unknown.
 
+    Looks in ``custom_objects`` first (the exact key, then the name without its
+    ``"package>"``), then in the registry. Custom initializers, regularizers, constraints and
+    losses resolve the same way as layers, so a loader can rebuild them from their
+    ``{"class_name", "config"}``.
+
     Args:
-        name: the name stored in a config.
+        name: the name stored in a config (``"Dense"``, ``"my_pkg>Scale"``).
         custom_objects: ``{name: object}`` consulted first.
 
     Returns:
@@ -76,15 +171,22 @@ def get_registered(name: str, custom_objects=None):
         >>> get_registered("Dense")
         <class 'fundl.layers.core.Dense'>
     """
-    if custom_objects and name in custom_objects:
-        return custom_objects[name]
+    if not isinstance(name, str):
+        raise TypeError(f"get_registered: a class name must be a string, got "
+                        f"{type(name).__name__} {name!r}.")
+    short = name.rsplit(">", 1)[-1]
+    if custom_objects:
+        if name in custom_objects:
+            return custom_objects[name]
+        if short in custom_objects:
+            return custom_objects[short]
     try:
         return _REGISTRY[name]
     except KeyError:
         raise ValueError(
             f"Unknown class or function {name!r}: it is not registered with fundl. Define or "
             "import it before loading, decorate it with @fundl.layers.register_serializable, or "
-            "pass custom_objects={name: obj}.") from None
+            f"pass custom_objects={{{short!r}: obj}}.") from None
 
 
 def serialize_object(obj):
@@ -103,17 +205,100 @@ def serialize_object(obj):
     return {"class_name": type(obj).__name__, "config": obj.get_config()}
 
 
-def deserialize_object(module, identifier):
+def deserialize_object(module, identifier, custom_objects=None):
     """The object ``identifier`` names in ``module`` (``fundl.initializers``, ...).
 
-    Accepts what :func:`serialize_object` writes; resolution goes through ``module.get``, which
-    knows only that module's own classes and names, so nothing is imported from elsewhere.
+    Accepts what :func:`serialize_object` writes. A name or ``{class_name, config}`` dict is
+    resolved by ``module.get`` (which knows only that module's own classes and names), or, for
+    a class of the user's own (a custom initializer, regularizer or constraint), through
+    ``custom_objects`` and then the registry of :func:`register_serializable`: nothing is
+    imported from elsewhere.
+
+    Args:
+        module: the module whose ``get`` resolves built-in names.
+        identifier: None, a name, a ``{"class_name", "config"}`` dict, or an object.
+        custom_objects: ``{name: class_or_function}`` tried before the registry.
+
+    Returns:
+        The object (None for None).
     """
-    return module.get(identifier)
+    name = identifier.get("class_name") if isinstance(identifier, dict) else identifier
+    if isinstance(name, str) and custom_objects and (
+            name in custom_objects or name.rsplit(">", 1)[-1] in custom_objects):
+        return _instantiate(get_registered(name, custom_objects), identifier)
+    try:
+        return module.get(identifier)
+    except ValueError:
+        if not isinstance(name, str) or name not in _REGISTRY:
+            raise
+        return _instantiate(_REGISTRY[name], identifier)
+
+
+def _instantiate(obj, identifier):
+    """``obj`` built from a config dict (``from_config``), a class instantiated, else ``obj``."""
+    if isinstance(identifier, dict) and isinstance(obj, type):
+        config = identifier.get("config") or {}
+        from_config = getattr(obj, "from_config", None)
+        return from_config(config) if from_config is not None else obj(**config)
+    if isinstance(obj, type):
+        return obj()
+    return obj
+
+
+def _resolve_custom_config_values(config, custom_objects):
+    """Config values that are ``{class_name, config}`` dicts of user classes, as objects.
+
+    A layer's constructor resolves its initializers (regularizers, ...) through the built-in
+    modules only; a custom one stored in the config is rebuilt here first, from
+    ``custom_objects`` or the registry. Layer configs (wrappers' ``layer``) and built-in
+    names are left for the constructor.
+    """
+    out = dict(config)
+    for key, value in config.items():
+        if not (isinstance(value, dict) and isinstance(value.get("class_name"), str)
+                and isinstance(value.get("config", {}), dict)):
+            continue
+        name = value["class_name"]
+        custom = custom_objects and (name in custom_objects
+                                     or name.rsplit(">", 1)[-1] in custom_objects)
+        obj = get_registered(name, custom_objects) if custom else _REGISTRY.get(name)
+        if obj is None or _is_builtin(obj) or (isinstance(obj, type) and issubclass(obj, Layer)):
+            continue
+        out[key] = _instantiate(obj, value)
+    return out
 
 
 def _snake(name: str) -> str:
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
+    """Keras's ``to_snake_case``: ``Conv2DTranspose`` -> ``conv2d_transpose``."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    name = re.sub(r"([a-z])([A-Z])", r"\1_\2", name)
+    return name.lower()
+
+
+_NAME_COUNTS: dict[str, int] = {}  # prefix -> how many names were made from it this session
+
+
+def unique_name(prefix: str) -> str:
+    """``prefix``, then ``prefix_1``, ``prefix_2``, ... (Keras's automatic layer names).
+
+    Example:
+        >>> Dense(2).name, Dense(2).name          # in a fresh session
+        ('dense', 'dense_1')
+    """
+    count = _NAME_COUNTS.get(prefix, 0)
+    _NAME_COUNTS[prefix] = count + 1
+    return prefix if count == 0 else f"{prefix}_{count}"
+
+
+def reset_name_counters() -> None:
+    """Start automatic names afresh (``dense`` again); ``fl.utils.clear_session`` calls it.
+
+    Example:
+        >>> reset_name_counters(); Dense(2).name
+        'dense'
+    """
+    _NAME_COUNTS.clear()
 
 
 def _as_shape(shape):
@@ -150,15 +335,22 @@ class SymbolicTensor:
 
 
 class Node:
-    """One call of a layer inside a functional graph: its layer, inputs and outputs."""
+    """One call of a layer inside a functional graph: its layer, inputs and outputs.
 
-    __slots__ = ("layer", "inputs", "outputs", "kwargs", "input_structure")
+    ``input_structure`` says how the inputs were given: ``"single"`` (one tensor), ``"list"``
+    (one list, as merge layers take) or ``"args"`` (several positional arguments,
+    ``layer(a, b)``); ``training`` is the value passed explicitly in that call (None: the
+    model's own), as in ``base_model(inputs, training=False)``.
+    """
 
-    def __init__(self, layer, inputs, kwargs, input_structure):
+    __slots__ = ("layer", "inputs", "outputs", "kwargs", "input_structure", "training")
+
+    def __init__(self, layer, inputs, kwargs, input_structure, training=None):
         self.layer = layer
         self.inputs = inputs            # flat list of SymbolicTensors
         self.kwargs = kwargs
-        self.input_structure = input_structure  # "single" or "list"
+        self.input_structure = input_structure
+        self.training = training
         self.outputs = []
 
 
@@ -166,6 +358,107 @@ def _flatten(x):
     if isinstance(x, (list, tuple)):
         return list(x), "list"
     return [x], "single"
+
+
+class _CallContext(threading.local):
+    """The ``training`` value of the layer call in progress, per thread (Keras's CallContext).
+
+    A layer called with ``training=None`` inside another layer's ``call`` inherits the value
+    of that call; outside any call it is None.
+    """
+
+    training = None
+
+
+_CALL_CONTEXT = _CallContext()
+
+
+class _CallSpec:
+    """What ``Layer.__call__`` needs to know about a class's ``call`` signature (read once).
+
+    Attributes:
+        passes_training: ``call`` takes ``training`` (by name, or through ``**kwargs``).
+        training_default: the signature's default for ``training``, used when neither the
+            caller nor an enclosing call gives one (None there means False).
+        fills_mask: ``call`` has a ``mask`` parameter: it gets the input's mask if none is given.
+        passes_mask: ``call`` accepts ``mask`` (by name or ``**kwargs``); otherwise a ``mask=``
+            given to the layer is not passed on.
+        positional: the names of the parameters that extra positional arguments fill, in order.
+    """
+
+    __slots__ = ("passes_training", "training_default", "fills_mask", "passes_mask",
+                 "positional")
+
+    def __init__(self, cls):
+        try:
+            params = list(inspect.signature(cls.call).parameters.values())[1:]  # not self
+        except (TypeError, ValueError):  # no introspectable signature: pass training, as before
+            params = [inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD)]
+        named = {p.name: p for p in params if p.kind in (
+            inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
+        var_keyword = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+        training = named.get("training")
+        self.passes_training = training is not None or var_keyword
+        default = training.default if training is not None else None
+        self.training_default = bool(default) if default not in (None, inspect.Parameter.empty) \
+            else False
+        self.fills_mask = "mask" in named
+        self.passes_mask = self.fills_mask or var_keyword
+        self.positional = [p.name for p in params[1:] if p.kind in (
+            inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+
+
+_CALL_SPECS: dict[type, _CallSpec] = {}
+
+
+def _call_spec(cls) -> _CallSpec:
+    spec = _CALL_SPECS.get(cls)
+    if spec is None:
+        spec = _CALL_SPECS[cls] = _CallSpec(cls)
+    return spec
+
+
+def _wrap_build(build):
+    """``build`` that marks the layer built (and records the shape) once it returns.
+
+    So that ``layer.build(shape)`` called by hand, then ``layer(x)``, builds once (Keras 3
+    wraps ``build`` the same way), without subclasses having to set ``self.built``.
+    """
+    if getattr(build, "_fundl_marks_built", False):
+        return build
+
+    @functools.wraps(build)
+    def wrapper(self, *args, **kwargs):
+        result = build(self, *args, **kwargs)
+        if not self.__dict__.get("built", False):
+            object.__setattr__(self, "built", True)
+        if self.__dict__.get("input_spec_shape") is None and args:
+            self.input_spec_shape = _shape_key(args[0], tuples=True)
+        return result
+
+    wrapper._fundl_marks_built = True
+    return wrapper
+
+
+def _shape_key(shape, tuples=False):
+    """A shape (or a list of shapes) as nested tuples (hashable), or None if it is not one."""
+    if isinstance(shape, (list, tuple)) and shape and all(
+            isinstance(s, (list, tuple)) for s in shape):
+        return [tuple(s) for s in shape] if tuples else tuple(tuple(s) for s in shape)
+    if isinstance(shape, (list, tuple)):
+        return tuple(shape)
+    return None
+
+
+def _is_jsonable(value) -> bool:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+_INIT_SIGNATURES: dict[type, inspect.Signature] = {}
 
 
 class Layer:
@@ -200,7 +493,21 @@ class Layer:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        _REGISTRY.setdefault(cls.__name__, cls)
+        _auto_register(cls)
+        if "build" in cls.__dict__:
+            cls.build = _wrap_build(cls.__dict__["build"])
+
+    def __new__(cls, *args, **kwargs):
+        obj = super().__new__(cls)
+        # A subclass without its own get_config gets one from its constructor's arguments
+        # when they are JSON-safe (Keras 3 records them the same way), which is what lets a
+        # subclassed model or layer be rebuilt with cls.from_config(layer.get_config()).
+        auto = None
+        if getattr(cls.get_config, "_fundl_auto_config", False) and cls.__init__ is not \
+                Layer.__init__:
+            auto = _constructor_arguments(cls, args, kwargs)
+        object.__setattr__(obj, "_auto_config", auto)
+        return obj
 
     def __init__(self, name=None, trainable=True, dtype=None, input_shape=None, input_dim=None,
                  batch_size=None, **kwargs):
@@ -213,18 +520,25 @@ class Layer:
         object.__setattr__(self, "_own_weights", [])     # [Tensor, trainable, regularizer]
         object.__setattr__(self, "_sublayers", {})       # key -> Layer ("block", "blocks.0")
         self._auto_name = name is None
-        self.name = name or _snake(type(self).__name__)
+        # Keras's automatic names: snake case of the class, unique in the session (dense,
+        # dense_1, ...); reset_name_counters() starts again.
+        self.name = name or unique_name(self._name_prefix())
         self._trainable = bool(trainable)
         self.dtype = numpy.dtype(dtype or backend.get_default_dtype()).name
         if input_dim is not None and input_shape is None:
             input_shape = (input_dim,)
         self._batch_input_shape = ((batch_size,) + _as_shape(input_shape)
                                    if input_shape is not None else None)
-        self.built = False
-        self.input_spec_shape = None   # input shape seen at build, batch axis as None
+        if not self.__dict__.get("built", False):  # a build() by hand before super().__init__
+            self.built = False
+            self.input_spec_shape = None   # input shape seen at build, batch axis as None
         self._activity_losses = []
         self.activity_regularizer = None
         self._inbound_nodes = []
+
+    def _name_prefix(self) -> str:
+        """The stem of this layer's automatic name (models override it: ``functional``)."""
+        return _snake(type(self).__name__)
 
     # -- tracking ----------------------------------------------------------------------------
     def __setattr__(self, name, value):
@@ -251,37 +565,103 @@ class Layer:
             del sublayers[key]
         object.__delattr__(self, name)
 
-    def add_weight(self, name, shape, initializer="glorot_uniform", trainable=True,
-                   regularizer=None, dtype=None) -> Tensor:
-        """Create, track and return a weight Tensor (call it from ``build``).
+    def add_weight(self, *args, shape=None, initializer=None, dtype=None, trainable=True,
+                   regularizer=None, constraint=None, name=None, autocast=True,
+                   aggregation="none") -> Tensor:
+        """Create, track and return a weight (call it from ``build``).
+
+        Keras 3's order, ``add_weight(shape, initializer, dtype, trainable, autocast,
+        regularizer, constraint, name=...)``, with every argument optional; a string first
+        argument is the older ``add_weight(name, shape, initializer, trainable, regularizer,
+        dtype)`` form.
 
         Args:
-            name: a short, stable name (``"kernel"``, ``"bias"``): it becomes a file key.
-            shape: the weight's shape.
-            initializer: a name or an initializer object (see :mod:`fundl.initializers`).
+            shape: the weight's shape (``()`` when None).
+            initializer: a name or an initializer object (see :mod:`fundl.initializers`);
+                ``"glorot_uniform"`` for floating dtypes and ``"zeros"`` for others when None.
+            dtype: the weight's dtype (the layer's by default).
             trainable: False for state updated outside of training (batch-norm statistics).
             regularizer: an optional penalty (see :mod:`fundl.regularizers`).
-            dtype: the weight's dtype (the layer's by default).
+            constraint: an optional projection applied after each optimizer update (see
+                :mod:`fundl.constraints`); it becomes the weight's ``constraint`` attribute.
+            name: a short, stable name (``"kernel"``, ``"bias"``): it becomes a file key.
+                Unnamed weights are ``variable``, ``variable_1``, ... within the layer.
+            autocast, aggregation: accepted for Keras code; fundl has no mixed-precision
+                autocasting nor replicas to aggregate over, so they change nothing.
 
         Returns:
-            Tensor of ``shape`` on the current device; it requires a gradient when trainable.
+            A :class:`~fundl.tensor.Variable` (a Tensor with ``assign``, ``assign_add``,
+            ``value``) of ``shape`` on the current device; it requires a gradient when
+            trainable.
+
+        Raises:
+            ValueError: a weight of that name exists already in the layer, or a bad shape.
+            TypeError: too many positional arguments, or one given twice.
 
         Example:
-            >>> self.kernel = self.add_weight("kernel", (n_in, self.units), "glorot_uniform")
+            >>> self.kernel = self.add_weight(shape=(n_in, self.units), initializer="glorot_uniform",
+            ...                               name="kernel")
+            >>> self.bias = self.add_weight("bias", (self.units,), "zeros")    # the older form
         """
+        who = f"{type(self).__name__} '{self.name}'"
+        given = {"shape": shape, "initializer": initializer, "dtype": dtype,
+                 "trainable": trainable, "regularizer": regularizer, "name": name,
+                 "autocast": autocast, "constraint": constraint}
+        defaults = {"shape": None, "initializer": None, "dtype": None, "trainable": True,
+                    "regularizer": None, "name": None, "autocast": True, "constraint": None}
+        if args:
+            order = (("name", "shape", "initializer", "trainable", "regularizer", "dtype")
+                     if isinstance(args[0], str) else
+                     ("shape", "initializer", "dtype", "trainable", "autocast", "regularizer",
+                      "constraint"))
+            if len(args) > len(order):
+                raise TypeError(f"{who}: add_weight takes at most {len(order)} positional "
+                                f"arguments ({', '.join(order)}), got {len(args)}.")
+            for key, value in zip(order, args):
+                if given[key] is not defaults[key]:
+                    raise TypeError(f"{who}: add_weight got {key!r} both by position and by "
+                                    "keyword.")
+                given[key] = value
+        shape, initializer, dtype = given["shape"], given["initializer"], given["dtype"]
+        trainable, name = given["trainable"], given["name"]
+        if name is None:
+            taken = {e[0].name for e in self._own_weights}
+            name, k = "variable", 1
+            while name in taken:
+                name, k = f"variable_{k}", k + 1
+        elif not isinstance(name, str):
+            raise TypeError(f"{who}: a weight name must be a string, got {type(name).__name__}.")
         if any(e[0].name == name for e in self._own_weights):
-            raise ValueError(f"{type(self).__name__} '{self.name}': a weight named {name!r} "
-                             "exists already; weight names must be unique within a layer.")
+            raise ValueError(f"{who}: a weight named {name!r} exists already; weight names must "
+                             "be unique within a layer.")
+        try:
+            shape = () if shape is None else _as_shape(shape)
+        except (TypeError, ValueError):
+            raise TypeError(f"{who}: add_weight needs shape= as a tuple of ints, got "
+                            f"{shape!r}.") from None
+        if any(s is None or s < 0 for s in shape):
+            raise ValueError(f"{who}: weight {name!r} needs a fully known shape of sizes >= 0, "
+                             f"got {shape}.")
+        dtype = numpy.dtype(dtype or self.dtype)
+        if initializer is None:
+            initializer = "glorot_uniform" if dtype.kind == "f" else "zeros"
         init = deserialize_object(initializers, initializer)
         # C order whatever the initializer returns (an orthogonal Q comes transposed): the
         # kernels and BLAS calls take C-contiguous weights without a copy, and an in-place
         # update of an F-ordered weight from a C-ordered gradient was measured 15x slower
-        value = numpy.asarray(init(tuple(shape), dtype=dtype or self.dtype), order="C")
-        w = Tensor._wrap(backend.to_device(value, backend.get_device()))
-        w.name = name
+        value = numpy.asarray(init(shape, dtype=dtype.name), order="C")
+        if value.shape != shape:
+            raise ValueError(f"{who}: the initializer of weight {name!r} returned shape "
+                             f"{value.shape}, expected {shape}.")
+        w = Variable._from_array(backend.to_device(value, backend.get_device()), name=name,
+                                 constraint=_constraint(given["constraint"]))
+        trainable = bool(trainable)
+        if trainable and dtype.kind not in "fc":
+            raise TypeError(f"{who}: weight {name!r} of dtype {dtype} cannot be trainable; pass "
+                            "trainable=False (only floating-point weights get gradients).")
         w.requires_grad = bool(trainable and self._trainable)
-        penalty = deserialize_object(regularizers, regularizer)
-        self._own_weights.append([w, bool(trainable), penalty])
+        penalty = deserialize_object(regularizers, given["regularizer"])
+        self._own_weights.append([w, trainable, penalty])
         return w
 
     @property
@@ -486,19 +866,31 @@ class Layer:
         """
         return mask if self.supports_masking else None
 
-    def _maybe_build(self, input_shape):
+    def _maybe_build(self, input_shape, several=False):
+        """Build for ``input_shape`` unless built; ``several``: ``call`` took several positional
+        inputs, whose shapes go to ``build`` one per parameter when it has as many (Keras's
+        ``build(self, query_shape, value_shape)``), else as one list."""
         if not self.built:
-            self.build(input_shape)
+            if several and _positional_count(type(self).build) == len(input_shape):
+                self.build(*input_shape)
+            else:
+                self.build(input_shape)
             self.built = True
             self.input_spec_shape = input_shape
 
-    def __call__(self, inputs, training=None, **kwargs):
+    def __call__(self, inputs, *args, training=None, **kwargs):
         """Run the layer on data (Tensors or arrays), or record a graph node on SymbolicTensors.
 
         Args:
             inputs: a Tensor/array, or a list of them for merge layers; SymbolicTensors from
                 :func:`~fundl.layers.Input` for the functional API.
-            training: True for training behaviour (dropout, noise), else inference.
+            *args: more positional arguments of ``call`` (``layer(query, value)``).
+            training: True for training behaviour (dropout, noise), False for inference, None
+                to inherit it from the layer call this one runs inside (False outside any,
+                unless ``call``'s signature has another default). Passed to ``call`` only when
+                its signature takes ``training`` (or ``**kwargs``).
+            **kwargs: passed to ``call``; ``mask=`` only if ``call`` takes it, and a ``call``
+                with a ``mask`` parameter gets the input's mask when none is given.
 
         Returns:
             The output Tensor(s), or SymbolicTensor(s) when called symbolically.
@@ -507,73 +899,285 @@ class Layer:
             ValueError, TypeError: from building or ``call``, re-raised with the layer's name
                 and the input shapes prepended.
         """
-        if type(inputs) is Tensor:  # the common case, kept short: this runs every layer, every step
-            args = inputs
+        spec = _CALL_SPECS.get(type(self)) or _call_spec(type(self))
+        if args or kwargs:
+            inputs, args, training, kwargs = self._sort_arguments(spec, inputs, args, training,
+                                                                  kwargs)
+        if type(inputs) is Tensor and not args:  # the common case, kept short: this runs every
+            call_inputs = inputs                 # layer, every step
             shapes = inputs.data.shape
         else:
-            flat, structure = _flatten(inputs)
+            flat, structure = _flatten(inputs) if not args else ([inputs, *args], "args")
             if any(isinstance(x, SymbolicTensor) for x in flat):
-                return self._symbolic_call(inputs, flat, structure, kwargs)
+                return self._symbolic_call(flat, structure, training, kwargs)
             device = self._device_of_weights()
-            if structure == "list":
-                args = [x if isinstance(x, Tensor) else Tensor(x, device=device) for x in flat]
-                shapes = [t.shape for t in args]
-            else:
+            if structure == "single":
                 x = flat[0]
-                args = x if isinstance(x, Tensor) else Tensor(x, device=device)
-                shapes = args.shape
+                call_inputs = x if isinstance(x, Tensor) else Tensor(x, device=device)
+                shapes = call_inputs.shape
+            else:
+                call_inputs = [x if isinstance(x, Tensor) else Tensor(x, device=device)
+                               for x in flat]
+                shapes = [t.shape for t in call_inputs]
+        if _MASKS and spec.fills_mask and kwargs.get("mask") is None:
+            mask = _input_mask(call_inputs)
+            if mask is not None:
+                kwargs["mask"] = mask
+        # The call context: training=None inherits the value of the enclosing layer call, so
+        # Dropout in a custom block trains when the model does (Keras 3's CallContext).
+        context = _CALL_CONTEXT
+        outer = context.training
+        if training is None:
+            training = outer if outer is not None else spec.training_default
+        else:
+            training = bool(training)
+        context.training = training
         try:
             if not self.built:
-                self._maybe_build(_batchless(shapes))
-            out = self.call(args, training=bool(training), **kwargs)
+                self._maybe_build(_batchless(shapes), several=bool(args))
+            if spec.passes_training:
+                kwargs["training"] = training
+            if args:
+                out = self.call(*call_inputs, **kwargs)
+            else:
+                out = self.call(call_inputs, **kwargs)
         except (ValueError, TypeError) as e:
             _reraise_in_context(self, e, shapes)
+        finally:
+            context.training = outer
         if _MASKS and self.supports_masking:  # no mask alive anywhere: nothing to pass on
-            pass_mask_on(self, args, out)
+            pass_mask_on(self, call_inputs, out)
         if self.activity_regularizer is not None:
             self._activity_losses = [self.activity_regularizer(o) / o.shape[0]
                                      for o in _flatten(out)[0]]
         return out
 
-    def _symbolic_call(self, inputs, flat, structure, kwargs):
+    def _sort_arguments(self, spec, inputs, args, training, kwargs):
+        """Positional ``training``/``mask`` moved to keywords; a ``mask`` ``call`` cannot take
+        dropped; ``training`` inside ``kwargs`` (from a wrapper) taken out."""
+        if args:
+            args = list(args)
+            for i, param in reversed(list(enumerate(spec.positional[:len(args)]))):
+                if param == "training":
+                    if training is not None:
+                        raise TypeError(f"{type(self).__name__} '{self.name}': training given "
+                                        "both by position and by keyword.")
+                    training = args.pop(i)
+                elif param == "mask" and "mask" not in kwargs:
+                    kwargs["mask"] = args.pop(i)
+            args = tuple(args)
+        if "mask" in kwargs and not spec.passes_mask:
+            kwargs.pop("mask")
+        return inputs, args, training, kwargs
+
+    def _symbolic_call(self, flat, structure, training, kwargs):
         """Record a node of the functional graph and return symbolic outputs."""
         if not all(isinstance(x, SymbolicTensor) for x in flat):
             raise TypeError(f"{type(self).__name__} '{self.name}': cannot mix symbolic inputs "
                             "(from Input) with real data in one call; got "
                             f"{[type(x).__name__ for x in flat]}.")
         shapes = [x.shape for x in flat]
-        in_shape = shapes if structure == "list" else shapes[0]
+        in_shape = shapes[0] if structure == "single" else shapes
+        dtypes = None
         try:
             if not self.built:
-                self._maybe_build(_batchless(in_shape))
-            out_shape = self.compute_output_shape(in_shape)
+                self._maybe_build(_batchless(in_shape), several=structure == "args")
+            try:
+                out_shape = self.compute_output_shape(in_shape)
+            except NotImplementedError:
+                # No compute_output_shape of its own: run call on zeros to learn the shapes
+                # (Keras 3 traces call symbolically; this is the eager equivalent).
+                out_shape, dtypes = self._infer_output_spec(flat, structure, training, kwargs)
         except (ValueError, TypeError) as e:
             _reraise_in_context(self, e, in_shape)
-        node = Node(self, flat, kwargs, structure)
+        node = Node(self, flat, kwargs, structure, training)
         self._inbound_nodes.append(node)
         multi = isinstance(out_shape, list)
         shapes_out = out_shape if multi else [out_shape]
-        dtype = self.dtype if flat[0].dtype.kind == "f" else flat[0].dtype
-        outs = [SymbolicTensor(s, dtype, node, i, self.name) for i, s in enumerate(shapes_out)]
+        if dtypes is None:
+            dtype = self.dtype if flat[0].dtype.kind == "f" else flat[0].dtype
+            dtypes = [dtype] * len(shapes_out)
+        outs = [SymbolicTensor(s, d, node, i, self.name)
+                for i, (s, d) in enumerate(zip(shapes_out, dtypes))]
         node.outputs = outs
         return outs if multi else outs[0]
+
+    def _infer_output_spec(self, flat, structure, training=None, kwargs=None):
+        """Output shape(s) and dtypes from running ``call`` on zeros (for the functional API).
+
+        The unknown sizes (the batch axis, None axes) are filled twice with different small
+        sizes (batch 2 then 3, other axes 8 then 12); an output axis that changes between the
+        two runs is unknown (None), one that does not is fixed. Runs under ``no_grad``; the
+        layer's state is not changed by it (inference mode, no activity losses kept).
+
+        Returns:
+            ``(shape or list of shapes, list of dtypes)``.
+
+        Raises:
+            ValueError (or the TypeError ``call`` raised): ``call`` failed on zeros; the
+                message names the layer and both the symbolic and the concrete shapes.
+        """
+        kwargs = dict(kwargs or {})
+        shapes = [tuple(x.shape) for x in flat]
+        cache_key = None
+        if not kwargs:
+            cache_key = (tuple(shapes), structure, training)
+            cached = self.__dict__.get("_inferred_specs", {}).get(cache_key)
+            if cached is not None:
+                return cached
+        has_unknown = any(s is None for shape in shapes for s in shape)
+        runs = []
+        for batch, size in ((2, 8), (3, 12)) if has_unknown else ((2, 8),):
+            concrete = [tuple((batch if i == 0 else size) if s is None else s
+                              for i, s in enumerate(shape)) for shape in shapes]
+            values = [Tensor(numpy.zeros(c, dtype=x.dtype)) for c, x in zip(concrete, flat)]
+            call_in = values[0] if structure == "single" else values
+            saved_losses = self._activity_losses
+            try:
+                with no_grad(), numpy.errstate(all="ignore"):
+                    if structure == "args":
+                        out = self(*call_in, training=bool(training), **kwargs)
+                    else:
+                        out = self(call_in, training=bool(training), **kwargs)
+            except Exception as e:  # any failure: say which layer and which shapes
+                shown = concrete[0] if structure == "single" else concrete
+                symbolic = shapes[0] if structure == "single" else shapes
+                message = (f"{type(self).__name__} '{self.name}' has no compute_output_shape, "
+                           f"and running its call() on zeros of shape {_fmt_shapes(shown)} to "
+                           f"infer the output shape for input shape {_fmt_shapes(symbolic)} "
+                           f"failed: {type(e).__name__}: {e}. Fix call(), or implement "
+                           "compute_output_shape(input_shape) on the layer.")
+                raise (TypeError if isinstance(e, TypeError) else ValueError)(message) from e
+            finally:
+                self._activity_losses = saved_losses
+            if isinstance(out, dict) or not (isinstance(out, (list, tuple)) or hasattr(
+                    out, "shape")):
+                raise TypeError(f"{type(self).__name__} '{self.name}': call() returned "
+                                f"{type(out).__name__}; in the functional API a layer returns a "
+                                "Tensor or a list/tuple of Tensors.")
+            runs.append(out)
+        multi = isinstance(runs[0], (list, tuple))
+        outs = [list(r) if multi else [r] for r in runs]
+        result_shapes, dtypes = [], []
+        for i, first in enumerate(outs[0]):
+            shape = tuple(first.shape)
+            for other in outs[1:]:
+                second = tuple(other[i].shape)
+                if len(second) != len(shape):
+                    raise ValueError(f"{type(self).__name__} '{self.name}': the rank of output "
+                                     f"{i} depends on the input size ({shape} vs {second}); "
+                                     "implement compute_output_shape(input_shape).")
+                shape = tuple(a if a == b else None for a, b in zip(shape, second))
+            if not has_unknown and shape and shapes[0] and shapes[0][0] is None:
+                shape = (None,) + shape[1:]
+            result_shapes.append(shape)
+            dtypes.append(numpy.dtype(first.dtype))
+        result = (result_shapes if multi else result_shapes[0], dtypes)
+        if cache_key is not None:
+            self.__dict__.setdefault("_inferred_specs", {})[cache_key] = result
+        return result
+
+    def _output_shape_for(self, input_shape):
+        """``compute_output_shape``, or, for a layer without one, the inferred shape."""
+        try:
+            return self.compute_output_shape(input_shape)
+        except NotImplementedError:
+            shapes = input_shape if isinstance(input_shape, list) else [input_shape]
+            flat = [SymbolicTensor(s, self.dtype) for s in shapes]
+            structure = "list" if isinstance(input_shape, list) else "single"
+            return self._infer_output_spec(flat, structure)[0]
+
+    # -- the functional graph ----------------------------------------------------------------
+    def _node_attribute(self, what):
+        nodes = self.__dict__.get("_inbound_nodes") or []
+        if not nodes:
+            raise AttributeError(f"{type(self).__name__} '{self.name}' has never been called on "
+                                 f"a symbolic input (from fundl.layers.Input), so it has no "
+                                 f"{what} yet.")
+        node = nodes[0]
+        tensors = node.inputs if what == "input" else node.outputs
+        if what == "input" and node.input_structure == "single" or (
+                what == "output" and len(tensors) == 1):
+            return tensors[0]
+        return list(tensors)
+
+    @property
+    def input(self):
+        """The symbolic input of the layer's first call in a functional graph (Keras 3).
+
+        A shared layer (called several times) gives its first call's input, as Keras 3.
+
+        Raises:
+            AttributeError: the layer was never called on symbolic tensors.
+        """
+        return self._node_attribute("input")
+
+    @property
+    def output(self):
+        """The symbolic output of the layer's first call in a functional graph (Keras 3).
+
+        Example:
+            >>> features = Model(inputs=model.input, outputs=model.get_layer("flatten").output)
+
+        Raises:
+            AttributeError: the layer was never called on symbolic tensors.
+        """
+        fixed = self.__dict__.get("_output")
+        if fixed is not None:
+            return fixed
+        return self._node_attribute("output")
+
+    @output.setter
+    def output(self, value):  # InputLayer's output exists before any call
+        self._output = value
 
     # -- configuration ---------------------------------------------------------------------------
     def get_config(self) -> dict:
         """A JSON-safe dict of the constructor arguments (``from_config`` inverts it).
 
+        A subclass that does not override it gets its constructor's arguments recorded for it
+        when they are JSON-safe (numbers, strings, lists, dicts), as Keras 3 does.
+
         Returns:
             ``{"name", "trainable", "dtype"}`` plus ``"batch_input_shape"`` when the layer was
             given an input shape, plus each subclass's own arguments.
+
+        Raises:
+            NotImplementedError: a subclass whose constructor took arguments that are not
+                JSON-safe (a layer, an array) and that does not implement ``get_config``.
         """
         config = {"name": self.name, "trainable": self._trainable, "dtype": self.dtype}
         if self._batch_input_shape is not None:
             config["batch_input_shape"] = list(self._batch_input_shape)
-        return config
+        return self._with_constructor_arguments(config)
+
+    get_config._fundl_auto_config = True
+
+    def _with_constructor_arguments(self, config):
+        if not getattr(type(self).get_config, "_fundl_auto_config", False) or \
+                type(self).__init__ in (Layer.__init__, ) or _base_init(type(self)):
+            return config
+        auto = self.__dict__.get("_auto_config")
+        if auto is None:
+            raise NotImplementedError(
+                f"{type(self).__name__} '{self.name}': its constructor arguments are not all "
+                "JSON-safe (numbers, strings, lists, dicts), so get_config() cannot record "
+                "them; implement get_config() (returning the arguments __init__ needs) and, if "
+                "needed, from_config().")
+        params = _init_signature(type(self)).parameters
+        accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+        extra = {k: v for k, v in auto.items() if k not in _BASE_ARGUMENTS}
+        if not accepts_any:  # name, trainable, dtype only if __init__ can take them back
+            config = {k: v for k, v in config.items() if k in params}
+        return {**extra, **config}
 
     @classmethod
     def from_config(cls, config: dict, custom_objects=None):
         """A new layer from :meth:`get_config`'s dict (``custom_objects``: extra names to resolve).
+
+        Initializers, regularizers and constraints of the user's own classes stored as
+        ``{"class_name", "config"}`` are rebuilt first, from ``custom_objects`` or the
+        registry (see :func:`register_serializable`).
 
         Example:
             >>> clone = Dense.from_config(Dense(4, activation="relu").get_config())
@@ -581,12 +1185,17 @@ class Layer:
         if not isinstance(config, dict):
             raise TypeError(f"{cls.__name__}.from_config: expected a dict, got "
                             f"{type(config).__name__}.")
-        config = dict(config)
+        config = _resolve_custom_config_values(config, custom_objects)
         batch_input_shape = config.pop("batch_input_shape", None)
         if batch_input_shape is not None:
             config["input_shape"] = tuple(batch_input_shape[1:])
             config["batch_size"] = batch_input_shape[0]
-        return cls(**config)
+        try:
+            return cls(**config)
+        except TypeError as e:
+            raise TypeError(f"{cls.__name__}.from_config: could not rebuild the layer from its "
+                            f"config {sorted(config)}: {e}. Its get_config() must return the "
+                            "arguments __init__ takes (or override from_config).") from e
 
     # -- devices -----------------------------------------------------------------------------------
     def _device_of_weights(self):
@@ -605,6 +1214,75 @@ class Layer:
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r}, built={self.built}>"
+
+
+_BASE_ARGUMENTS = ("name", "trainable", "dtype", "input_shape", "input_dim", "batch_size",
+                   "batch_input_shape")
+
+
+def _init_signature(cls) -> inspect.Signature:
+    sig = _INIT_SIGNATURES.get(cls)
+    if sig is None:
+        sig = _INIT_SIGNATURES[cls] = inspect.signature(cls.__init__)
+    return sig
+
+
+def _base_init(cls) -> bool:
+    """Whether ``cls.__init__`` is one of fundl's own (Layer's, Model's): nothing to record."""
+    return _is_builtin(cls.__init__) and cls.__init__.__qualname__.split(".")[0] in (
+        "Layer", "Model", "Trainer")
+
+
+def _constructor_arguments(cls, args, kwargs):
+    """The arguments ``cls(*args, **kwargs)`` was given, by name, if all are JSON-safe; else None."""
+    try:
+        bound = _init_signature(cls).bind(None, *args, **kwargs)
+    except TypeError:
+        return None  # __init__ will raise the user a clear error itself
+    out = {}
+    for i, (name, value) in enumerate(bound.arguments.items()):
+        if i == 0:
+            continue  # self
+        kind = bound.signature.parameters[name].kind
+        if kind is inspect.Parameter.VAR_POSITIONAL:
+            if value:
+                return None
+            continue
+        if kind is inspect.Parameter.VAR_KEYWORD:
+            out.update(value)
+        else:
+            out[name] = value
+    if not _is_jsonable(out):
+        return None
+    return json.loads(json.dumps(out))  # tuples become lists, as they would in a file
+
+
+def _positional_count(fn) -> int:
+    """How many positional parameters ``fn`` takes after ``self`` (-1 with ``*args``)."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())[1:]
+    except (TypeError, ValueError):
+        return -1
+    if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params):
+        return -1
+    return sum(p.kind in (inspect.Parameter.POSITIONAL_ONLY,
+                          inspect.Parameter.POSITIONAL_OR_KEYWORD) for p in params)
+
+
+def _constraint(identifier):
+    if identifier is None:
+        return None
+    from .. import constraints
+
+    return constraints.get(identifier)
+
+
+def _input_mask(inputs):
+    """The input's mask (a list of masks for a list input; None when nothing is masked)."""
+    if isinstance(inputs, list):
+        masks = [get_mask(x) for x in inputs]
+        return None if all(m is None for m in masks) else masks
+    return get_mask(inputs)
 
 
 def _batchless(shapes):

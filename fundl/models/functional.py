@@ -13,7 +13,11 @@ Example:
 """
 from __future__ import annotations
 
-from ..layers.base import Layer, SymbolicTensor, get_registered
+import json
+
+from ..layers.base import (
+    Layer, SymbolicTensor, _snake, get_registered, registered_name, unique_name,
+)
 from ..layers.core import _InputNode
 from ..tensor import Tensor
 from .training import Trainer
@@ -69,7 +73,14 @@ class Model(Trainer, Layer):
     """
 
     def __init__(self, inputs=None, outputs=None, name=None, **kwargs):
-        super().__init__(name=name or "model", **kwargs)
+        # Keras 3's names: "functional", "functional_1", ... for graphs, the class name in
+        # snake case for subclasses ("my_model"), "sequential" for stacks.
+        if name is None:
+            prefix = ("functional" if type(self) is Model and inputs is not None
+                      else _snake(type(self).__name__))
+            super().__init__(name=unique_name(prefix), **kwargs)
+        else:
+            super().__init__(name=name, **kwargs)
         self._auto_name = name is None  # nested unnamed models get unique names
         self._graph = inputs is not None
         self._layers = []
@@ -110,6 +121,8 @@ class Model(Trainer, Layer):
             if node.layer not in layers:
                 layers.append(node.layer)
         self._layers = layers
+        self._inputs_struct = inputs
+        self._outputs_struct = outputs
         self._make_names_unique()
         self.output_names = [t.node.layer.name for t in self.outputs]
         if self._output_dict:
@@ -117,6 +130,18 @@ class Model(Trainer, Layer):
         self.input_names = list(inputs.keys()) if self._input_dict else [
             t.node.layer.name for t in self.inputs]
         self.built = True
+
+    # -- what the training loop asks of a model kind (see Trainer) ------------------------------
+    def _n_inputs(self):
+        return len(self.inputs) if self._graph else None
+
+    def _expected_input_shapes(self):
+        if not self._graph:
+            return None
+        return self.input_names, [tuple(t.shape) for t in self.inputs]
+
+    def _needs_sample_call(self):
+        return not self._graph  # a subclass builds some weights only when data flows
 
     def _make_names_unique(self):
         names = {}
@@ -130,6 +155,38 @@ class Model(Trainer, Layer):
                     k += 1
                 layer.name = f"{base}_{k}"
             names[layer.name] = layer
+
+    def _name_prefix(self):
+        if type(self) is Model and getattr(self, "_graph", False):
+            return "functional"
+        return super()._name_prefix()
+
+    # -- the symbolic ends (Keras's model.input(s) / model.output(s)) ------------------------
+    def _symbolic_ends(self, what):
+        if self._graph:
+            return self._inputs_struct if what == "input" else self._outputs_struct
+        raise AttributeError(f"{type(self).__name__} '{self.name}': a subclassed model has no "
+                             f"symbolic {what}; only models built from Input(...) (functional) "
+                             "and Sequential models with a known input shape have one.")
+
+    @property
+    def input(self):
+        """The model's input(s) as given to ``Model(inputs=...)``: a SymbolicTensor, a list
+        or a dict of them (Keras 3's ``model.input``).
+
+        Example:
+            >>> features = Model(inputs=model.input, outputs=model.get_layer("flatten").output)
+        """
+        return self._symbolic_ends("input")
+
+    @property
+    def output(self):
+        """The model's output(s) as given to ``Model(outputs=...)`` (Keras 3's ``model.output``)."""
+        return self._symbolic_ends("output")
+
+    @output.setter
+    def output(self, value):
+        raise AttributeError(f"Model '{self.name}': output cannot be set; build a new Model.")
 
     @property
     def layers(self) -> list:
@@ -150,7 +207,7 @@ class Model(Trainer, Layer):
 
     def _named_sublayers(self):
         if self._graph or getattr(self, "_sequential", False):
-            return [(layer.name, layer) for layer in self._layers]
+            return list(zip(_weight_keys(self._layers), self._layers))
         return super()._named_sublayers()
 
     # -- computing ---------------------------------------------------------------------------
@@ -174,8 +231,13 @@ class Model(Trainer, Layer):
             values[id(sym)] = x
         for node in self._nodes:
             args = [values[id(t)] for t in node.inputs]
-            out = node.layer(args if node.input_structure == "list" else args[0],
-                             training=training, **node.kwargs)
+            # A call made with an explicit training (base_model(x, training=False)) keeps it.
+            node_training = training if node.training is None else node.training
+            if node.input_structure == "args":
+                out = node.layer(*args, training=node_training, **node.kwargs)
+            else:
+                out = node.layer(args if node.input_structure == "list" else args[0],
+                                 training=node_training, **node.kwargs)
             for sym, value in zip(node.outputs, out if isinstance(out, (list, tuple)) else [out]):
                 values[id(sym)] = value
         outs = [values[id(t)] for t in self.outputs]
@@ -185,16 +247,49 @@ class Model(Trainer, Layer):
 
     def compute_output_shape(self, input_shape):
         if not self._graph:
+            # A subclassed model used in the functional API: Layer.__call__ infers the shape
+            # by running call on zeros.
             raise NotImplementedError(f"{type(self).__name__}: define compute_output_shape to use "
                                       "a subclassed model symbolically.")
         shapes = [tuple(t.shape) for t in self.outputs]
         return shapes if self._output_structure == "list" else shapes[0]
 
-    def summary(self, line_length=None, print_fn=None) -> None:
-        """Print layers, output shapes and parameter counts (trainable and not)."""
+    def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
+                show_trainable=False, layer_range=None) -> None:
+        """Print the layers, their output shapes and parameter counts, in Keras 3's table.
+
+        Args:
+            line_length: the table's total width (default: fitted to the contents, at least
+                Keras's 78 or so).
+            positions: relative or absolute column ends, as Keras (optional).
+            print_fn: where each line goes (``print`` by default), e.g. ``lines.append``.
+            expand_nested: also list the layers inside nested models, indented.
+            show_trainable: add a "Trainable" column (Y/N per layer).
+            layer_range: ``(first_name, last_name)``: only the rows from one layer to another.
+
+        Example:
+            >>> model.summary(expand_nested=True, show_trainable=True)   # doctest: +SKIP
+        """
         from .summary import summary
 
-        summary(self, line_length=line_length, print_fn=print_fn)
+        summary(self, line_length=line_length, positions=positions, print_fn=print_fn,
+                expand_nested=expand_nested, show_trainable=show_trainable,
+                layer_range=layer_range)
+
+    def to_json(self, **kwargs) -> str:
+        """The architecture as JSON text: ``{"class_name", "config", "module"}`` (no weights).
+
+        :func:`fundl.models.model_from_json` rebuilds the model (with new weights) from it.
+
+        Args:
+            **kwargs: passed to ``json.dumps`` (``indent=2``, ...).
+
+        Example:
+            >>> clone = model_from_json(model.to_json())
+        """
+        return json.dumps({"class_name": registered_name(type(self)),
+                           "config": self.get_config(), "module": type(self).__module__},
+                          **kwargs)
 
     # -- saving --------------------------------------------------------------------------------
     def save(self, filepath, include_optimizer=True) -> None:
@@ -227,8 +322,15 @@ class Model(Trainer, Layer):
 
     # -- configuration -------------------------------------------------------------------------
     def get_config(self):
+        """The model's architecture as a JSON-safe dict (``from_config`` inverts it).
+
+        A functional model gives its layers and how they connect; a subclassed model the
+        arguments its constructor was called with (when JSON-safe, as Keras 3), so that
+        ``cls.from_config(model.get_config())`` builds it again; override both for anything
+        else.
+        """
         if not self._graph:
-            return {"name": self.name, "trainable": self.trainable}
+            return Layer.get_config(self)
         node_index = {}
         counts = {}
         for node in [t.node for t in self.inputs] + self._nodes:
@@ -238,7 +340,8 @@ class Model(Trainer, Layer):
         def ref(t):
             return [t.node.layer.name, node_index[id(t.node)], t.index]
 
-        held = [(node.layer.name, sorted(k for k, v in node.kwargs.items() if v is not None))
+        held = [(node.layer.name, sorted(k for k, v in node.kwargs.items()
+                                         if v is not None and k != "mask"))
                 for node in self._nodes]
         held = [(name, keys) for name, keys in held if keys]  # mask=None and the like are fine
         if held:
@@ -252,10 +355,8 @@ class Model(Trainer, Layer):
         return {
             "name": self.name,
             "trainable": self.trainable,
-            "layers": [{"class_name": type(layer).__name__, "config": layer.get_config()}
-                       for layer in self._layers],
-            "nodes": [{"layer": node.layer.name, "inputs": [ref(t) for t in node.inputs],
-                       "structure": node.input_structure} for node in self._nodes],
+            "layers": [_layer_spec(layer) for layer in self._layers],
+            "nodes": [_node_spec(node, ref) for node in self._nodes],
             "input_layers": [ref(t) for t in self.inputs],
             "output_layers": [ref(t) for t in self.outputs],
             "input_names": self.input_names if self._input_dict else None,
@@ -264,10 +365,30 @@ class Model(Trainer, Layer):
             "input_structure": self._input_structure,
         }
 
+    get_config._fundl_auto_config = True
+
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        if "layers" not in config:
-            return cls(name=config.get("name"))
+        """A model from :meth:`get_config`'s dict: the graph rebuilt layer by layer, or, for a
+        subclassed model, ``cls(**config)`` (Keras 3).
+
+        Args:
+            config: the dict.
+            custom_objects: ``{name: class_or_function}`` for the user's own classes.
+
+        Raises:
+            TypeError: a subclassed model's config does not hold its constructor's arguments.
+            ValueError: a config naming an unknown or a non-layer class.
+        """
+        if not isinstance(config, dict):
+            raise TypeError(f"{cls.__name__}.from_config: expected a dict, got "
+                            f"{type(config).__name__}.")
+        if "layers" not in config or "nodes" not in config:
+            if cls is Model:
+                raise ValueError("Model.from_config: the config has no 'layers' and 'nodes', so "
+                                 "it is not a functional model's; a subclassed model is rebuilt "
+                                 "by its own class: MyModel.from_config(config).")
+            return Layer.from_config.__func__(cls, config, custom_objects)
         from ..layers.core import Input
 
         layers = {}
@@ -275,8 +396,10 @@ class Model(Trainer, Layer):
             layer_cls = get_registered(spec["class_name"], custom_objects)
             if not (isinstance(layer_cls, type) and issubclass(layer_cls, Layer)):
                 raise ValueError(f"Model config: {spec['class_name']!r} is not a layer class.")
-            layers[spec["config"]["name"]] = layer_cls.from_config(spec["config"],
-                                                                   custom_objects=custom_objects)
+            layer = layer_cls.from_config(spec["config"], custom_objects=custom_objects)
+            if spec.get("auto_name"):
+                layer._auto_name = True
+            layers[spec["config"]["name"]] = layer
         produced = {}  # (layer name, node index) -> list of output SymbolicTensors
         for name, index, _ in config["input_layers"]:
             layer = layers[name]
@@ -287,7 +410,11 @@ class Model(Trainer, Layer):
         for spec in config["nodes"]:
             name = spec["layer"]
             args = [produced[(n, i)][t] for n, i, t in spec["inputs"]]
-            out = layers[name](args if spec["structure"] == "list" else args[0])
+            kwargs = {k: v for k, v in (spec.get("kwargs") or {}).items() if k == "training"}
+            if spec["structure"] == "args":
+                out = layers[name](*args, **kwargs)
+            else:
+                out = layers[name](args if spec["structure"] == "list" else args[0], **kwargs)
             index = counts.get(name, 0)
             counts[name] = index + 1
             produced[(name, index)] = out if isinstance(out, list) else [out]
@@ -306,3 +433,76 @@ class Model(Trainer, Layer):
             model.trainable = False
         return model
 
+
+
+def _layer_spec(layer):
+    """A layer's entry in a model config: its registered class name and config."""
+    spec = {"class_name": registered_name(type(layer)), "config": layer.get_config()}
+    if getattr(layer, "_auto_name", False):
+        spec["auto_name"] = True  # its weights' file keys come from its class, not its name
+    return spec
+
+
+def _node_spec(node, ref):
+    spec = {"layer": node.layer.name, "inputs": [ref(t) for t in node.inputs],
+            "structure": node.input_structure}
+    if node.training is not None:
+        spec["kwargs"] = {"training": bool(node.training)}
+    return spec
+
+
+def _weight_keys(layers):
+    """The state-dict key of each layer of a model: its name when the user gave one, else
+    its class in snake case numbered within the model (``dense``, ``dense_1``), as Keras 3's
+    weight files, so that two instances of one architecture share their keys whatever the
+    session's automatic names (``dense_7``) are."""
+    taken = {layer.name for layer in layers if not getattr(layer, "_auto_name", False)}
+    counts, keys = {}, []
+    for layer in layers:
+        if not getattr(layer, "_auto_name", False):
+            keys.append(layer.name)
+            continue
+        stem = layer._name_prefix()
+        while True:
+            k = counts.get(stem, 0)
+            counts[stem] = k + 1
+            key = stem if k == 0 else f"{stem}_{k}"
+            if key not in taken:
+                break
+        taken.add(key)
+        keys.append(key)
+    return keys
+
+
+def model_from_json(json_string, custom_objects=None):
+    """A model with the architecture in ``json_string`` (from ``model.to_json()``) and new weights.
+
+    Classes are resolved only through fundl's registry and ``custom_objects``: the text never
+    names code to import or run.
+
+    Args:
+        json_string: the JSON text.
+        custom_objects: ``{name: class_or_function}`` for the user's own layers, functions...
+
+    Returns:
+        The model (uncompiled, freshly initialised weights).
+
+    Raises:
+        ValueError: text that is not such JSON, or names an unknown class.
+
+    Example:
+        >>> clone = model_from_json(model.to_json())
+        >>> clone.set_weights(model.get_weights())
+    """
+    try:
+        spec = json.loads(json_string)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"model_from_json: not valid JSON text ({e}).") from None
+    if not isinstance(spec, dict) or "class_name" not in spec or not isinstance(
+            spec.get("config"), dict):
+        raise ValueError("model_from_json: expected the JSON of model.to_json(), an object with "
+                         "'class_name' and 'config'.")
+    cls = get_registered(spec["class_name"], custom_objects)
+    if not (isinstance(cls, type) and issubclass(cls, Layer)):
+        raise ValueError(f"model_from_json: {spec['class_name']!r} is not a model or layer class.")
+    return cls.from_config(spec["config"], custom_objects=custom_objects)

@@ -5,6 +5,7 @@ import pytest
 import fundl as fl
 from fundl.layers import Add, Concatenate, Dense, Input, Layer
 from fundl.models import Model, Sequential, load_model
+from fundl import functional as F
 from fundl.testing import assert_error
 
 
@@ -275,9 +276,20 @@ class NoShape(Layer):
         return x * 2
 
 
-def test_layer_without_compute_output_shape_cannot_be_used_symbolically():
-    with pytest.raises(NotImplementedError, match="compute_output_shape"):
-        NoShape()(Input(shape=(2,)))
+def test_layer_without_compute_output_shape_has_its_shape_inferred():
+    x = Input(shape=(None, 3))
+    y = NoShape()(x)
+    assert y.shape == (None, None, 3) and y.dtype == np.float32
+
+
+class FailsOnZeros(Layer):
+    def call(self, x, training=False):
+        return F.reshape(x, (-1, 5))
+
+
+def test_inference_that_fails_names_the_layer_and_the_shapes():
+    assert_error(ValueError, FailsOnZeros(name="odd"), Input(shape=(3,)),
+                 contains=["FailsOnZeros 'odd'", "(None, 3)", "(2, 3)", "compute_output_shape"])
 
 
 def test_a_keyword_left_at_none_does_not_stop_saving(tmp_path):
