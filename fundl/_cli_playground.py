@@ -640,6 +640,7 @@ PAGE = r"""<!DOCTYPE html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>fundl playground</title>
+<link rel="icon" href="data:,">
 <style>
   body { font: 14px system-ui, sans-serif; margin: 0; background: #f4f5f7; color: #222; }
   header { background: #283044; color: #fff; padding: 10px 20px; }

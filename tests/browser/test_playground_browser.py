@@ -92,6 +92,7 @@ def browser():
 
     options = Options()
     options.binary_location = CHROMIUM
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the page's console
     profile = tempfile.mkdtemp(prefix="fundl_chromium_")
     for flag in CHROMIUM_FLAGS + [f"--user-data-dir={profile}"]:
         options.add_argument(flag)
@@ -130,6 +131,11 @@ def open_page(driver, url):
     wait_for(driver, "window.fundlPlayground && window.fundlPlayground.state !== null",
              what="the first network")
     driver.execute_script("document.getElementById('epochs').value = '5'")
+
+
+def console_errors(driver):
+    """The errors the page logged (JavaScript exceptions, failed loads) since the last call."""
+    return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
 
 
 def post(url, path, body):
@@ -174,6 +180,7 @@ def test_train_lowers_the_loss_and_redraws_the_decision_regions(browser, server_
     discrete = canvas_pixels(browser, "plot")
     assert len({tuple(p) for p in discrete[::7, ::7].reshape(-1, 4)}) < \
         len({tuple(p) for p in with_test[::7, ::7].reshape(-1, 4)})
+    assert console_errors(browser) == []
 
 
 def test_rapid_changes_train_the_network_the_controls_show(browser, server_url, artifacts):
@@ -222,3 +229,21 @@ def test_rapid_changes_train_the_network_the_controls_show(browser, server_url, 
     assert browser.find_element("id", "params").text == str((3 * 3 + 3) + (3 * 2 + 2)
                                                             + (2 * 2 + 2))
     assert browser.execute_script("return document.querySelectorAll('canvas.neuron').length") == 5
+    assert console_errors(browser) == []
+
+
+def test_bad_input_shows_the_servers_message(browser, server_url):
+    open_page(browser, server_url)
+    console_errors(browser)
+    browser.execute_script("""
+        const el = document.getElementById("hidden");
+        el.value = "8,0"; el.dispatchEvent(new Event("change"));""")
+    message = wait_for(browser, "document.getElementById('error').textContent",
+                       what="the error message")
+    assert "hidden" in message and "from 1 to 64" in message
+    assert browser.execute_script("return fundlPlayground.state") is None
+    browser.find_element("id", "train").click()  # nothing to train: the message stays
+    assert "hidden" in browser.find_element("id", "error").text
+    # The 400 answer is logged by the browser as a failed load, and nothing else.
+    errors = console_errors(browser)
+    assert all("400" in e for e in errors), errors
