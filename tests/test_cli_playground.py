@@ -390,3 +390,13 @@ def test_neuron_maps_are_each_units_output(server):
     np.testing.assert_allclose(got, expected, atol=2e-3)
     _, step = _post(server, "/api/train", {"session": new["session"], "epochs": 1})
     assert [len(layer) for layer in step["neurons"]] == [3, 2]
+
+
+def test_the_page_offers_the_servers_features_and_fields():
+    page = playground.PAGE
+    for name, label in playground.FEATURES.items():
+        assert f'{name}: ["{label}"' in page  # the page computes the same thumbnails
+    for field in ("dataset", "samples", "noise", "seed", "hidden", "activation", "optimizer",
+                  "learning_rate", "batch_size", "regularization", "regularization_rate"):
+        assert f'id="{field}"' in page
+    assert "train_fraction" in page and "features: features()" in page and "body.seq" in page

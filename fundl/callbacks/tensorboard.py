@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 
@@ -75,7 +76,8 @@ class TensorBoard(Callback):
 
     - ``epoch_<name>`` at each epoch end (step = the epoch, from 0): the loss and every
       metric; ``val_<name>`` goes to ``validation`` as ``epoch_<name>``;
-      ``epoch_learning_rate`` (the optimizer's current rate) to ``train``.
+      ``epoch_learning_rate`` (the optimizer's current rate) to ``train``; with
+      ``write_steps_per_second``, ``epoch_steps_per_second`` too.
     - ``batch_<name>`` every ``update_freq`` batches (step = batches seen over all epochs),
       when ``update_freq`` is ``"batch"`` or an integer.
     - ``<layer>/<weight>/histogram`` every ``histogram_freq`` epochs.
@@ -91,6 +93,7 @@ class TensorBoard(Callback):
         histogram_freq: epochs between weight histograms; 0 writes none.
         write_graph: write the model summary as text.
         write_images: write the kernels as images.
+        write_steps_per_second: write the training speed, batches per second, each epoch.
         update_freq: ``"epoch"``, ``"batch"`` (every batch) or an integer (every that many
             batches) for the ``batch_`` scalars.
 
@@ -104,7 +107,7 @@ class TensorBoard(Callback):
     """
 
     def __init__(self, log_dir="logs", histogram_freq=0, write_graph=True, write_images=False,
-                 update_freq="epoch"):
+                 write_steps_per_second=False, update_freq="epoch"):
         super().__init__()
         self._writer_class = _summary_writer_class()
         if isinstance(histogram_freq, bool) or not isinstance(histogram_freq, (int, np.integer)) \
@@ -122,10 +125,12 @@ class TensorBoard(Callback):
         self.histogram_freq = int(histogram_freq)
         self.write_graph = bool(write_graph)
         self.write_images = bool(write_images)
+        self.write_steps_per_second = bool(write_steps_per_second)
         self.update_freq = update_freq
         self._writers = {}
         self._batches_seen = 0  # over every epoch and every fit: the batch scalars' step
         self._summary_written = False
+        self._epoch_start = None  # (time, batches seen) at the epoch's start
 
     # -- writers ----------------------------------------------------------------------------
     def _writer(self, kind):
@@ -156,6 +161,10 @@ class TensorBoard(Callback):
                 writer.add_text("model_summary", "\n".join("    " + line for line in lines), 0)
                 self._summary_written = True
 
+    def on_epoch_begin(self, epoch, logs=None):
+        """Note the time, for ``write_steps_per_second``."""
+        self._epoch_start = (time.perf_counter(), self._batches_seen)
+
     def on_train_batch_end(self, batch, logs=None):
         """Write ``batch_`` scalars every ``update_freq`` batches."""
         self._batches_seen += 1
@@ -183,6 +192,11 @@ class TensorBoard(Callback):
             lr = _learning_rate(self.model)
             if lr is not None:
                 train.add_scalar("epoch_learning_rate", lr, epoch)
+        if self.write_steps_per_second and self._epoch_start is not None:
+            seconds = time.perf_counter() - self._epoch_start[0]
+            steps = self._batches_seen - self._epoch_start[1]
+            if seconds > 0 and steps:
+                train.add_scalar("epoch_steps_per_second", steps / seconds, epoch)
         histograms = self.histogram_freq and epoch % self.histogram_freq == 0
         if histograms or (self.write_images and (not self.histogram_freq or histograms)):
             self._log_weights(train, epoch, histograms=bool(histograms))

@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import warnings
 
-from ._figure import new_figure
+from ._figure import new_figure, require_matplotlib
 
 _GRAPHVIZ_HINT = ("install Graphviz for the picture (Debian/Ubuntu: apt-get install graphviz; "
                   "macOS: brew install graphviz; conda: conda install graphviz)")
@@ -165,6 +165,8 @@ def render_dot(dot_text, to_file=None, who="render_dot", dpi=96):
         RuntimeError: ``dot`` failed on the text (its message included).
     """
     binary = _dot_binary()
+    if binary is not None:
+        require_matplotlib()  # before running dot: a missing extra is named, not a bare import
     if binary is None:
         target = ""
         if to_file is not None:

@@ -42,7 +42,8 @@ def trained(tmp_path_factory):
                         Flatten(), Dense(2, activation="softmax", name="out")])
     model.compile(loss="sparse_categorical_crossentropy", optimizer="sgd",
                   metrics=["accuracy"])
-    tb = TensorBoard(log_dir, histogram_freq=2, write_images=True, update_freq=5)
+    tb = TensorBoard(log_dir, histogram_freq=2, write_images=True, update_freq=5,
+                     write_steps_per_second=True)
     history = model.fit(x, y, epochs=3, batch_size=8, validation_split=0.25, verbose=0,
                         callbacks=[tb])
     kernels = model.get_layer("conv").kernel.numpy().copy()
@@ -59,6 +60,8 @@ def test_epoch_scalars_equal_the_history(trained):
         got = scalars(validation, "epoch_" + name)
         np.testing.assert_allclose([v for _, v in got], history["val_" + name], rtol=1e-6)
     assert "epoch_val_loss" not in train.Tags()["scalars"]
+    speed = scalars(train, "epoch_steps_per_second")
+    assert [s for s, _ in speed] == [0, 1, 2] and all(v > 0 for _, v in speed)
     lr = scalars(train, "epoch_learning_rate")
     assert [v for _, v in lr] == pytest.approx([model.optimizer.learning_rate] * 3)
 
@@ -125,6 +128,7 @@ def test_learning_rate_from_a_scheduler_is_logged_once(tmp_path):
     np.testing.assert_allclose(got, [0.1, 0.05, 0.1 / 3], rtol=1e-6)
     assert not train.Tags()["histograms"] and not train.Tags()["images"]
     assert not train.Tags()["tensors"]  # write_graph=False: no summary
+    assert "epoch_steps_per_second" not in train.Tags()["scalars"]
     assert not (tmp_path / "validation").exists()  # no validation data, no folder
 
 

@@ -128,3 +128,30 @@ def test_plot_graph_rejects_a_model(sequential):
 def test_dot_failure_is_a_clear_error():
     with pytest.raises(RuntimeError, match="could not draw"):
         viz.render_dot("digraph { this is not dot")
+
+
+@needs_dot
+def test_missing_matplotlib_names_the_extra(sequential, monkeypatch):
+    import sys
+
+    for name in ("matplotlib", "matplotlib.figure", "matplotlib.backends.backend_agg",
+                 "matplotlib.image"):
+        monkeypatch.setitem(sys.modules, name, None)
+    with pytest.raises(ImportError, match=r"pip install 'fundl\[viz\]'"):
+        viz.plot_model(sequential)
+    assert viz.model_to_dot(sequential).startswith("digraph")  # the text needs no matplotlib
+
+
+def test_subclassed_model_lists_its_layers():
+    class Net(Model):
+        def __init__(self):
+            super().__init__(name="net")
+            self.first = Dense(4, name="first")
+            self.second = Dense(2, name="second")
+
+        def call(self, x, training=False):
+            return self.second(self.first(x))
+
+    dot = viz.model_to_dot(Net())
+    assert [label.split(" ")[0] for label in labels(dot).values()] == ["first", "second"]
+    assert not edges(dot) and "does not record its connections" in dot
