@@ -96,3 +96,86 @@ def test_errors():
                  contains=("UnitNorm", "(2, 2)"))
     assert_error(ValueError, lambda: C.serialize(lambda w: w),
                  contains=("constraints.serialize",))
+
+
+# -- on layers: carried by the weights, saved in configs, applied by the optimizers ---------------
+
+def _layers_with_constraints():
+    from fundl import layers as L
+    nn = C.NonNeg()
+    return [
+        (lambda: L.Dense(3, kernel_constraint=nn, bias_constraint="max_norm"), (2, 4),
+         {"kernel": "NonNeg", "bias": "MaxNorm"}),
+        (lambda: L.Conv2D(2, 2, kernel_constraint=C.MaxNorm(1.0, axis=[0, 1, 2])), (1, 3, 3, 2),
+         {"kernel": "MaxNorm"}),
+        (lambda: L.Conv1D(2, 2, bias_constraint=nn), (1, 4, 2), {"bias": "NonNeg"}),
+        (lambda: L.Conv2DTranspose(2, 2, kernel_constraint=nn), (1, 3, 3, 2), {"kernel": "NonNeg"}),
+        (lambda: L.DepthwiseConv2D(2, depthwise_constraint=nn, bias_constraint=nn), (1, 3, 3, 2),
+         {"depthwise_kernel": "NonNeg", "bias": "NonNeg"}),
+        (lambda: L.SeparableConv2D(2, 2, pointwise_constraint="unit_norm"), (1, 3, 3, 2),
+         {"pointwise_kernel": "UnitNorm"}),
+        (lambda: L.Embedding(5, 3, embeddings_constraint=C.MaxNorm(1.0, axis=1)),
+         "ints", {"embeddings": "MaxNorm"}),
+        (lambda: L.BatchNormalization(gamma_constraint=nn, beta_constraint=nn), (4, 3),
+         {"gamma": "NonNeg", "beta": "NonNeg"}),
+        (lambda: L.LayerNormalization(gamma_constraint=nn), (4, 3), {"gamma": "NonNeg"}),
+        (lambda: L.LSTM(2, kernel_constraint=nn, recurrent_constraint=C.MaxNorm(1.0),
+                        bias_constraint=nn), (1, 3, 2),
+         {"cell.kernel": "NonNeg", "cell.recurrent_kernel": "MaxNorm", "cell.bias": "NonNeg"}),
+        (lambda: L.SimpleRNNCell(2, kernel_constraint=nn), None, {"kernel": "NonNeg"}),
+        (lambda: L.PReLU(alpha_constraint=nn), (2, 3), {"alpha": "NonNeg"}),
+    ]
+
+
+@pytest.mark.parametrize("case", range(12))
+def test_layer_weights_carry_their_constraints_and_configs_keep_them(case):
+    make, shape, expected = _layers_with_constraints()[case]
+    layer = make()
+    if shape == "ints":
+        layer(np.array([[0, 4, 2]]))
+    elif shape is None:  # a cell: one step
+        layer(np.ones((1, 3), "float32"), layer.get_initial_state(1))
+    else:
+        layer(np.ones(shape, "float32"))
+    entries = {key: w for key, w, _ in layer._weight_entries()}
+    for key, w in entries.items():
+        want = expected.get(key)
+        got = getattr(w, "constraint", None)
+        assert (type(got).__name__ if got is not None else None) == want, key
+    config = json.loads(json.dumps(layer.get_config()))
+    clone = type(layer).from_config(config)
+    assert json.loads(json.dumps(clone.get_config())) == config
+
+
+def test_fit_keeps_a_non_negative_kernel_non_negative():
+    from fundl.layers import Dense, Input
+    from fundl.models import Model
+    fl.manual_seed(0)
+    x = np.random.default_rng(0).standard_normal((32, 4)).astype("float32")
+    y = -x.sum(axis=1, keepdims=True)  # the unconstrained optimum is all negative
+    inputs = Input(shape=(4,))
+    dense = Dense(1, kernel_constraint="non_neg", kernel_initializer="ones")
+    model = Model(inputs, dense(inputs))
+    model.compile(optimizer=fl.optimizers.SGD(0.1), loss="mse")
+    model.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    assert (dense.kernel.numpy() >= 0).all()
+    assert (dense.kernel.numpy() == 0).any()  # the projection was active
+
+
+def test_max_norm_holds_after_adam_steps_and_survives_save_load(tmp_path):
+    from fundl.layers import Dense, Input
+    from fundl.models import Model, load_model
+    fl.manual_seed(1)
+    x = np.random.default_rng(1).standard_normal((32, 6)).astype("float32") * 10
+    y = x[:, :2] * 5
+    inputs = Input(shape=(6,))
+    model = Model(inputs, Dense(2, kernel_constraint=C.MaxNorm(0.5))(inputs))
+    model.compile(optimizer=fl.optimizers.Adam(0.5), loss="mse")
+    model.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    kernel = model.layers[-1].kernel.numpy()
+    assert (np.linalg.norm(kernel, axis=0) <= 0.5 + 1e-5).all()
+    path = str(tmp_path / "m.fundl")
+    model.save(path)
+    loaded = load_model(path)
+    restored = loaded.layers[-1].kernel.constraint
+    assert isinstance(restored, C.MaxNorm) and restored.max_value == 0.5

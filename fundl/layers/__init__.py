@@ -6,8 +6,8 @@ from .core import (
     Activation, Dense, Dropout, Flatten, GaussianNoise, Input, InputLayer, Lambda, Reshape,
 )
 from .conv import (
-    Conv1D, Conv2D, Conv2DTranspose, Conv3D, UpSampling2D, ZeroPadding1D, ZeroPadding2D,
-    ZeroPadding3D,
+    Conv1D, Conv2D, Conv2DTranspose, Conv3D, DepthwiseConv2D, SeparableConv2D, UpSampling2D,
+    ZeroPadding1D, ZeroPadding2D, ZeroPadding3D,
 )
 from .graph import GraphConv
 from .noise import GaussianDropout, SpatialDropout1D, SpatialDropout2D
@@ -31,7 +31,7 @@ __all__ = [
     "ELU", "LeakyReLU", "PReLU", "ReLU", "Softmax", "Normalization", "Rescaling",
     "Cropping1D", "Cropping2D", "Permute", "RepeatVector", "GaussianDropout",
     "SpatialDropout1D", "SpatialDropout2D", "add", "average", "concatenate", "maximum",
-    "minimum", "multiply", "subtract",
+    "minimum", "multiply", "subtract", "DepthwiseConv2D", "SeparableConv2D",
     "Activation", "Add", "Average", "Concatenate", "Dense", "Dropout", "Flatten", "GaussianNoise",
     "GraphConv", "Input", "InputLayer", "Lambda", "Layer", "Maximum", "Minimum", "Multiply",
     "Reshape", "Subtract", "SymbolicTensor", "register_serializable",

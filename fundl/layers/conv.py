@@ -1,4 +1,5 @@
-"""Convolution layers: Conv1D/2D/3D, Conv2DTranspose, ZeroPadding1D/2D/3D, UpSampling2D.
+"""Convolution layers: Conv1D/2D/3D, DepthwiseConv2D, SeparableConv2D, Conv2DTranspose,
+ZeroPadding1D/2D/3D, UpSampling2D.
 
 Keras 3 names, arguments, defaults and weight layouts: a ``Conv2D`` kernel is
 ``(kh, kw, in_channels // groups, filters)`` and a ``Conv2DTranspose`` kernel
@@ -19,8 +20,9 @@ from __future__ import annotations
 
 import numbers
 
-from .. import activations, initializers, regularizers
+from .. import activations, constraints, initializers, regularizers
 from .. import functional as F
+from ._weights import add_weight_with_constraint as _add_weight
 from .base import Layer, deserialize_object, serialize_object
 
 _SPATIAL = {1: "steps", 2: "height, width", 3: "depth, height, width"}
@@ -157,7 +159,7 @@ class _Conv(_ShapeChecks, Layer):
                  dilation_rate=1, groups=1, activation=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
-                 **kwargs):
+                 kernel_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(**kwargs)
         who, n = type(self).__name__, self._rank
         if not _is_int(filters) or filters < 1:
@@ -186,14 +188,16 @@ class _Conv(_ShapeChecks, Layer):
         self.kernel_regularizer = deserialize_object(regularizers, kernel_regularizer)
         self.bias_regularizer = deserialize_object(regularizers, bias_regularizer)
         self.activity_regularizer = deserialize_object(regularizers, activity_regularizer)
+        self.kernel_constraint = deserialize_object(constraints, kernel_constraint)
+        self.bias_constraint = deserialize_object(constraints, bias_constraint)
 
     def build(self, input_shape):
         self._channels = self._check_channels(input_shape, building=True)
         shape = self.kernel_size + (self._channels // self.groups, self.filters)
-        self.kernel = self.add_weight("kernel", shape, self.kernel_initializer,
-                                      regularizer=self.kernel_regularizer)
-        self.bias = (self.add_weight("bias", (self.filters,), self.bias_initializer,
-                                     regularizer=self.bias_regularizer)
+        self.kernel = _add_weight(self, "kernel", shape, self.kernel_initializer,
+                                  self.kernel_regularizer, self.kernel_constraint)
+        self.bias = (_add_weight(self, "bias", (self.filters,), self.bias_initializer,
+                                 self.bias_regularizer, self.bias_constraint)
                      if self.use_bias else None)
 
     def _op_padding(self):
@@ -232,7 +236,9 @@ class _Conv(_ShapeChecks, Layer):
                 "bias_initializer": serialize_object(self.bias_initializer),
                 "kernel_regularizer": serialize_object(self.kernel_regularizer),
                 "bias_regularizer": serialize_object(self.bias_regularizer),
-                "activity_regularizer": serialize_object(self.activity_regularizer)}
+                "activity_regularizer": serialize_object(self.activity_regularizer),
+                "kernel_constraint": serialize_object(self.kernel_constraint),
+                "bias_constraint": serialize_object(self.bias_constraint)}
 
 
 _CONV_ARGS = """
@@ -251,6 +257,8 @@ _CONV_ARGS = """
         use_bias: add a bias per filter.
         kernel_initializer, bias_initializer: names or initializer objects.
         kernel_regularizer, bias_regularizer, activity_regularizer: optional penalties.
+        kernel_constraint, bias_constraint: optional projections applied after each optimizer
+            update (see :mod:`fundl.constraints`).
 """
 
 
@@ -312,6 +320,211 @@ Conv2D.__doc__ = Conv2D.__doc__.replace("{args}", _CONV_ARGS.replace("{causal}",
 Conv3D.__doc__ = Conv3D.__doc__.replace("{args}", _CONV_ARGS.replace("{causal}", ""))
 
 
+
+# -- depthwise and separable convolutions ---------------------------------------------------------
+class _DepthwiseBase(_ShapeChecks, Layer):
+    """Argument checks and the depthwise step shared by DepthwiseConv2D and SeparableConv2D."""
+
+    _rank = 2
+
+    def _init_depthwise(self, kernel_size, strides, padding, depth_multiplier, data_format,
+                        dilation_rate, activation, use_bias, depthwise_initializer,
+                        bias_initializer, depthwise_regularizer, bias_regularizer,
+                        activity_regularizer, depthwise_constraint, bias_constraint):
+        who = type(self).__name__
+        if not _is_int(depth_multiplier) or depth_multiplier < 1:
+            raise ValueError(f"{who}: depth_multiplier must be a positive int, got "
+                             f"{depth_multiplier!r}.")
+        self.depth_multiplier = int(depth_multiplier)
+        self.kernel_size = _int_tuple(who, "kernel_size", kernel_size, 2)
+        self.strides = _int_tuple(who, "strides", strides, 2)
+        self.padding = _padding_mode(who, padding, ("valid", "same"))
+        self.data_format = _data_format(who, data_format)
+        self.dilation_rate = _int_tuple(who, "dilation_rate", dilation_rate, 2)
+        self.activation = activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.depthwise_initializer = deserialize_object(initializers, depthwise_initializer)
+        self.bias_initializer = deserialize_object(initializers, bias_initializer)
+        self.depthwise_regularizer = deserialize_object(regularizers, depthwise_regularizer)
+        self.bias_regularizer = deserialize_object(regularizers, bias_regularizer)
+        self.activity_regularizer = deserialize_object(regularizers, activity_regularizer)
+        self.depthwise_constraint = deserialize_object(constraints, depthwise_constraint)
+        self.bias_constraint = deserialize_object(constraints, bias_constraint)
+
+    def _build_depthwise(self, input_shape):
+        self._channels = self._check_channels(input_shape, building=True)
+        self.depthwise_kernel = _add_weight(
+            self, "depthwise_kernel", self.kernel_size + (self._channels, self.depth_multiplier),
+            self.depthwise_initializer, self.depthwise_regularizer, self.depthwise_constraint)
+
+    def _depthwise(self, x, bias=None, activation=None):
+        """The grouped convolution with one group per input channel (Keras's kernel layout
+        ``(kh, kw, C, M)`` is the grouped op's ``(kh, kw, 1, C*M)``: output c*M + m reads
+        input channel c, as in Keras and PyTorch)."""
+        c, m = self._channels, self.depth_multiplier
+        kernel = F.reshape(self.depthwise_kernel, self.kernel_size + (1, c * m))
+        return F.conv(x, kernel, bias, strides=self.strides, padding=self.padding,
+                      dilation_rate=self.dilation_rate, groups=c, data_format=self.data_format,
+                      activation=activation)
+
+    def _out_shape(self, input_shape, channels):
+        if self.built:
+            self._check_channels(input_shape)
+        else:
+            self._check_rank(input_shape)
+        out = tuple(_window_length(n, d * (k - 1) + 1, s, self.padding, self._who(),
+                                   "(dilated) kernel")
+                    for n, k, s, d in zip(self._spatial(input_shape), self.kernel_size,
+                                          self.strides, self.dilation_rate))
+        return self._assemble(input_shape[0], out, channels)
+
+    def _depthwise_config(self):
+        return {"kernel_size": list(self.kernel_size), "strides": list(self.strides),
+                "padding": self.padding, "depth_multiplier": self.depth_multiplier,
+                "data_format": self.data_format, "dilation_rate": list(self.dilation_rate),
+                "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
+                "depthwise_initializer": serialize_object(self.depthwise_initializer),
+                "bias_initializer": serialize_object(self.bias_initializer),
+                "depthwise_regularizer": serialize_object(self.depthwise_regularizer),
+                "bias_regularizer": serialize_object(self.bias_regularizer),
+                "activity_regularizer": serialize_object(self.activity_regularizer),
+                "depthwise_constraint": serialize_object(self.depthwise_constraint),
+                "bias_constraint": serialize_object(self.bias_constraint)}
+
+
+class DepthwiseConv2D(_DepthwiseBase):
+    """Depthwise 2-D convolution: each input channel convolved with its own
+    ``depth_multiplier`` filters (no mixing across channels), as Keras's.
+
+    Args:
+        kernel_size: an int or 2 ints.
+        strides: an int or 2 ints.
+        padding: "valid" or "same".
+        depth_multiplier: output channels per input channel.
+        data_format: None or "channels_last", or "channels_first".
+        dilation_rate: an int or 2 ints.
+        activation: a name or function applied to the output; None for linear.
+        use_bias: add a bias per output channel.
+        depthwise_initializer, bias_initializer: names or initializer objects.
+        depthwise_regularizer, bias_regularizer, activity_regularizer: optional penalties.
+        depthwise_constraint, bias_constraint: optional constraints (:mod:`fundl.constraints`).
+
+    Weights: ``depthwise_kernel`` (kh, kw, channels, depth_multiplier) (Keras's layout; PyTorch's
+    ``Conv2d(C, C*M, k, groups=C).weight`` is its reshape to (kh, kw, C*M) moved to
+    (C*M, 1, kh, kw)), ``bias`` (channels * depth_multiplier,). It runs as the convolution op's
+    grouped form, one group per channel.
+
+    Input ``(batch, height, width, channels)`` -> output ``(batch, new_height, new_width,
+    channels * depth_multiplier)``.
+
+    Example:
+        >>> DepthwiseConv2D(3, padding="same", depth_multiplier=2)(fl.randn(2, 8, 8, 4)).shape
+        (2, 8, 8, 8)
+    """
+
+    def __init__(self, kernel_size, strides=(1, 1), padding="valid", depth_multiplier=1,
+                 data_format=None, dilation_rate=(1, 1), activation=None, use_bias=True,
+                 depthwise_initializer="glorot_uniform", bias_initializer="zeros",
+                 depthwise_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 depthwise_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(**kwargs)
+        self._init_depthwise(kernel_size, strides, padding, depth_multiplier, data_format,
+                             dilation_rate, activation, use_bias, depthwise_initializer,
+                             bias_initializer, depthwise_regularizer, bias_regularizer,
+                             activity_regularizer, depthwise_constraint, bias_constraint)
+
+    def build(self, input_shape):
+        self._build_depthwise(input_shape)
+        self.bias = (_add_weight(self, "bias", (self._channels * self.depth_multiplier,),
+                                 self.bias_initializer, self.bias_regularizer,
+                                 self.bias_constraint) if self.use_bias else None)
+
+    def call(self, x, training=None):
+        self._check_channels(x.shape)
+        fused = _FUSED.get(self.activation)
+        y = self._depthwise(x, self.bias, fused)
+        return y if fused else self.activation(y)
+
+    def compute_output_shape(self, input_shape):
+        channels = input_shape[self._channel_axis()]
+        return self._out_shape(input_shape,
+                               None if channels is None else channels * self.depth_multiplier)
+
+    def get_config(self):
+        return {**super().get_config(), **self._depthwise_config()}
+
+
+class SeparableConv2D(_DepthwiseBase):
+    """Depthwise-separable 2-D convolution: a depthwise convolution (each channel on its own),
+    then a 1x1 pointwise convolution mixing the channels into ``filters`` (Xception, MobileNet).
+
+    Args:
+        filters: the number of output channels.
+        kernel_size, strides, padding, depth_multiplier, data_format, dilation_rate: of the
+            depthwise step, as in :class:`DepthwiseConv2D`.
+        activation: a name or function applied to the output; None for linear.
+        use_bias: add a bias per filter (after the pointwise step).
+        depthwise_initializer, pointwise_initializer, bias_initializer: initializers.
+        depthwise_regularizer, pointwise_regularizer, bias_regularizer, activity_regularizer:
+            optional penalties.
+        depthwise_constraint, pointwise_constraint, bias_constraint: optional constraints.
+
+    Weights (Keras's layout): ``depthwise_kernel`` (kh, kw, channels, depth_multiplier),
+    ``pointwise_kernel`` (1, 1, channels * depth_multiplier, filters), ``bias`` (filters,).
+    Far fewer weights than a Conv2D of the same size: ``kh*kw*C*M + C*M*filters``.
+
+    Input ``(batch, height, width, channels)`` -> output ``(batch, new_height, new_width,
+    filters)``.
+
+    Example:
+        >>> SeparableConv2D(16, 3, padding="same", activation="relu")(fl.randn(2, 8, 8, 4)).shape
+        (2, 8, 8, 16)
+    """
+
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
+                 dilation_rate=(1, 1), depth_multiplier=1, activation=None, use_bias=True,
+                 depthwise_initializer="glorot_uniform", pointwise_initializer="glorot_uniform",
+                 bias_initializer="zeros", depthwise_regularizer=None, pointwise_regularizer=None,
+                 bias_regularizer=None, activity_regularizer=None, depthwise_constraint=None,
+                 pointwise_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(**kwargs)
+        if not _is_int(filters) or filters < 1:
+            raise ValueError(f"SeparableConv2D: filters must be a positive int, got {filters!r}.")
+        self.filters = int(filters)
+        self._init_depthwise(kernel_size, strides, padding, depth_multiplier, data_format,
+                             dilation_rate, activation, use_bias, depthwise_initializer,
+                             bias_initializer, depthwise_regularizer, bias_regularizer,
+                             activity_regularizer, depthwise_constraint, bias_constraint)
+        self.pointwise_initializer = deserialize_object(initializers, pointwise_initializer)
+        self.pointwise_regularizer = deserialize_object(regularizers, pointwise_regularizer)
+        self.pointwise_constraint = deserialize_object(constraints, pointwise_constraint)
+
+    def build(self, input_shape):
+        self._build_depthwise(input_shape)
+        self.pointwise_kernel = _add_weight(
+            self, "pointwise_kernel", (1, 1, self._channels * self.depth_multiplier, self.filters),
+            self.pointwise_initializer, self.pointwise_regularizer, self.pointwise_constraint)
+        self.bias = (_add_weight(self, "bias", (self.filters,), self.bias_initializer,
+                                 self.bias_regularizer, self.bias_constraint)
+                     if self.use_bias else None)
+
+    def call(self, x, training=None):
+        self._check_channels(x.shape)
+        h = self._depthwise(x)
+        fused = _FUSED.get(self.activation)
+        y = F.conv(h, self.pointwise_kernel, self.bias, data_format=self.data_format,
+                   activation=fused)
+        return y if fused else self.activation(y)
+
+    def compute_output_shape(self, input_shape):
+        return self._out_shape(input_shape, self.filters)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, **self._depthwise_config(),
+                "pointwise_initializer": serialize_object(self.pointwise_initializer),
+                "pointwise_regularizer": serialize_object(self.pointwise_regularizer),
+                "pointwise_constraint": serialize_object(self.pointwise_constraint)}
+
 def _transpose_length(n, k, s, d, padding, output_padding):
     """Keras's ``deconv_output_length``."""
     if n is None:
@@ -340,7 +553,8 @@ class Conv2DTranspose(_ShapeChecks, Layer):
         data_format: None or "channels_last", or "channels_first".
         dilation_rate: an int or 2 ints.
         activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
-        bias_regularizer, activity_regularizer: as in :class:`Conv2D`.
+        bias_regularizer, activity_regularizer, kernel_constraint, bias_constraint: as in
+        :class:`Conv2D`.
 
     Weights: ``kernel`` (kh, kw, filters, in_channels) (Keras's layout; PyTorch's
     ``ConvTranspose2d.weight`` is ``kernel.transpose(3, 2, 0, 1)``), ``bias`` (filters,).
@@ -361,7 +575,7 @@ class Conv2DTranspose(_ShapeChecks, Layer):
                  data_format=None, dilation_rate=1, activation=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
-                 **kwargs):
+                 kernel_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(**kwargs)
         who = "Conv2DTranspose"
         if not _is_int(filters) or filters < 1:
@@ -386,13 +600,16 @@ class Conv2DTranspose(_ShapeChecks, Layer):
         self.kernel_regularizer = deserialize_object(regularizers, kernel_regularizer)
         self.bias_regularizer = deserialize_object(regularizers, bias_regularizer)
         self.activity_regularizer = deserialize_object(regularizers, activity_regularizer)
+        self.kernel_constraint = deserialize_object(constraints, kernel_constraint)
+        self.bias_constraint = deserialize_object(constraints, bias_constraint)
 
     def build(self, input_shape):
         self._channels = self._check_channels(input_shape, building=True)
-        self.kernel = self.add_weight("kernel", self.kernel_size + (self.filters, self._channels),
-                                      self.kernel_initializer, regularizer=self.kernel_regularizer)
-        self.bias = (self.add_weight("bias", (self.filters,), self.bias_initializer,
-                                     regularizer=self.bias_regularizer)
+        self.kernel = _add_weight(self, "kernel", self.kernel_size + (self.filters, self._channels),
+                                  self.kernel_initializer, self.kernel_regularizer,
+                                  self.kernel_constraint)
+        self.bias = (_add_weight(self, "bias", (self.filters,), self.bias_initializer,
+                                 self.bias_regularizer, self.bias_constraint)
                      if self.use_bias else None)
 
     def call(self, x, training=False):
@@ -433,7 +650,9 @@ class Conv2DTranspose(_ShapeChecks, Layer):
                 "bias_initializer": serialize_object(self.bias_initializer),
                 "kernel_regularizer": serialize_object(self.kernel_regularizer),
                 "bias_regularizer": serialize_object(self.bias_regularizer),
-                "activity_regularizer": serialize_object(self.activity_regularizer)}
+                "activity_regularizer": serialize_object(self.activity_regularizer),
+                "kernel_constraint": serialize_object(self.kernel_constraint),
+                "bias_constraint": serialize_object(self.bias_constraint)}
 
 
 # -- zero padding ---------------------------------------------------------------------------------

@@ -5,9 +5,10 @@ import math
 
 import numpy
 
-from .. import activations, backend, initializers, regularizers
+from .. import activations, backend, constraints, initializers, regularizers
 from .. import functional as F
 from ..tensor import Tensor, get_gpu_rng, get_rng
+from ._weights import add_weight_with_constraint as _add_weight
 from .base import (
     Layer, SymbolicTensor, _as_shape, deserialize_object, get_registered, serialize_object,
 )
@@ -110,6 +111,8 @@ class Dense(Layer):
         use_bias: add a bias vector.
         kernel_initializer, bias_initializer: names or initializer objects.
         kernel_regularizer, bias_regularizer, activity_regularizer: optional penalties.
+        kernel_constraint, bias_constraint: optional projections applied after each optimizer
+            update (``MaxNorm(3)``, ``"non_neg"``; see :mod:`fundl.constraints`).
 
     Input shape ``(batch, ..., in)`` -> output ``(batch, ..., units)``; the kernel is
     ``(in, units)`` (the Keras layout, so Keras weights load as they are).
@@ -122,7 +125,7 @@ class Dense(Layer):
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
-                 activity_regularizer=None, **kwargs):
+                 activity_regularizer=None, kernel_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(**kwargs)
         if isinstance(units, bool) or not isinstance(units, (int, numpy.integer)) or units <= 0:
             raise ValueError(f"{type(self).__name__}: units must be a positive integer, got "
@@ -135,15 +138,19 @@ class Dense(Layer):
         self.kernel_regularizer = deserialize_object(regularizers, kernel_regularizer)
         self.bias_regularizer = deserialize_object(regularizers, bias_regularizer)
         self.activity_regularizer = deserialize_object(regularizers, activity_regularizer)
+        self.kernel_constraint = deserialize_object(constraints, kernel_constraint)
+        self.bias_constraint = deserialize_object(constraints, bias_constraint)
 
     def build(self, input_shape):
         if len(input_shape) < 2 or input_shape[-1] is None:
             raise ValueError(f"Dense '{self.name}': expected an input of shape (batch, ..., "
                              f"features) with a known feature size, got {input_shape}.")
-        self.kernel = self.add_weight("kernel", (input_shape[-1], self.units),
-                                      self.kernel_initializer, regularizer=self.kernel_regularizer)
-        self.bias = (self.add_weight("bias", (self.units,), self.bias_initializer,
-                                     regularizer=self.bias_regularizer) if self.use_bias else None)
+        self.kernel = _add_weight(self, "kernel", (input_shape[-1], self.units),
+                                  self.kernel_initializer, self.kernel_regularizer,
+                                  self.kernel_constraint)
+        self.bias = (_add_weight(self, "bias", (self.units,), self.bias_initializer,
+                                 self.bias_regularizer, self.bias_constraint)
+                     if self.use_bias else None)
 
     def call(self, x, training=False):
         if x.shape[-1] != self.kernel.shape[0]:
@@ -167,7 +174,9 @@ class Dense(Layer):
                 "bias_initializer": serialize_object(self.bias_initializer),
                 "kernel_regularizer": serialize_object(self.kernel_regularizer),
                 "bias_regularizer": serialize_object(self.bias_regularizer),
-                "activity_regularizer": serialize_object(self.activity_regularizer)}
+                "activity_regularizer": serialize_object(self.activity_regularizer),
+                "kernel_constraint": serialize_object(self.kernel_constraint),
+                "bias_constraint": serialize_object(self.bias_constraint)}
 
 
 class Activation(Layer):

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import numpy
 
-from .. import backend, initializers, regularizers
+from .. import backend, constraints, initializers, regularizers
 from .. import functional as F
 from ..tensor import Tensor
 from ._masking import attach_mask, get_mask  # re-exported: imported from here too
+from ._weights import add_weight_with_constraint as _add_weight
 from .base import Layer, deserialize_object, serialize_object
 
 
@@ -74,6 +75,8 @@ class Embedding(Layer):
         output_dim: the size of each vector.
         embeddings_initializer: the table's initializer (Keras default: uniform in +-0.05).
         embeddings_regularizer: an optional penalty on the table.
+        embeddings_constraint: an optional constraint on the table, applied after each
+            optimizer update (e.g. ``MaxNorm(1.0, axis=1)``: every vector within norm 1).
         mask_zero: index 0 is padding: the output carries a mask (False at 0s) that
             per-step layers pass on and the recurrent layers and the compiled loss read, so
             padded steps update nothing. Index 0 then cannot be a real token (use
@@ -89,7 +92,8 @@ class Embedding(Layer):
     """
 
     def __init__(self, input_dim, output_dim, embeddings_initializer="random_uniform",
-                 embeddings_regularizer=None, mask_zero=False, **kwargs):
+                 embeddings_regularizer=None, embeddings_constraint=None, mask_zero=False,
+                 **kwargs):
         super().__init__(**kwargs)
         for arg, v in (("input_dim", input_dim), ("output_dim", output_dim)):
             if isinstance(v, bool) or not isinstance(v, (int, numpy.integer)) or v <= 0:
@@ -98,12 +102,13 @@ class Embedding(Layer):
         self.output_dim = int(output_dim)
         self.embeddings_initializer = deserialize_object(initializers, embeddings_initializer)
         self.embeddings_regularizer = deserialize_object(regularizers, embeddings_regularizer)
+        self.embeddings_constraint = deserialize_object(constraints, embeddings_constraint)
         self.mask_zero = bool(mask_zero)
 
     def build(self, input_shape):
-        self.embeddings = self.add_weight("embeddings", (self.input_dim, self.output_dim),
-                                          self.embeddings_initializer,
-                                          regularizer=self.embeddings_regularizer)
+        self.embeddings = _add_weight(self, "embeddings", (self.input_dim, self.output_dim),
+                                      self.embeddings_initializer, self.embeddings_regularizer,
+                                      self.embeddings_constraint)
 
     def call(self, x, training=False):
         idx = x.data
@@ -137,6 +142,7 @@ class Embedding(Layer):
                 "output_dim": self.output_dim,
                 "embeddings_initializer": serialize_object(self.embeddings_initializer),
                 "embeddings_regularizer": serialize_object(self.embeddings_regularizer),
+                "embeddings_constraint": serialize_object(self.embeddings_constraint),
                 "mask_zero": self.mask_zero}
 
 

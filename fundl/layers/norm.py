@@ -11,9 +11,10 @@ import numbers
 
 from .. import backend
 from .. import functional as F
-from .. import initializers, regularizers
+from .. import constraints, initializers, regularizers
 from ..tensor import Tensor
 from ._masking import get_mask
+from ._weights import add_weight_with_constraint as _add_weight
 from .base import Layer, deserialize_object, serialize_object
 
 
@@ -74,6 +75,7 @@ class BatchNormalization(Layer):
         beta_initializer, gamma_initializer, moving_mean_initializer,
         moving_variance_initializer: names or initializer objects.
         beta_regularizer, gamma_regularizer: optional penalties.
+        beta_constraint, gamma_constraint: optional constraints (:mod:`fundl.constraints`).
 
     Weights, in order: ``gamma`` (if scale), ``beta`` (if center) (trainable), ``moving_mean``,
     ``moving_variance`` (non-trainable), each of shape (channels,).
@@ -93,7 +95,8 @@ class BatchNormalization(Layer):
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
                  beta_initializer="zeros", gamma_initializer="ones",
                  moving_mean_initializer="zeros", moving_variance_initializer="ones",
-                 beta_regularizer=None, gamma_regularizer=None, **kwargs):
+                 beta_regularizer=None, gamma_regularizer=None, beta_constraint=None,
+                 gamma_constraint=None, **kwargs):
         super().__init__(**kwargs)
         name = "BatchNormalization"
         self.axis = _int_axis(name, axis)
@@ -108,6 +111,8 @@ class BatchNormalization(Layer):
                                                               moving_variance_initializer)
         self.beta_regularizer = deserialize_object(regularizers, beta_regularizer)
         self.gamma_regularizer = deserialize_object(regularizers, gamma_regularizer)
+        self.beta_constraint = deserialize_object(constraints, beta_constraint)
+        self.gamma_constraint = deserialize_object(constraints, gamma_constraint)
 
     def _who(self):
         return f"BatchNormalization '{self.name}'"
@@ -117,11 +122,11 @@ class BatchNormalization(Layer):
         self._ndim = len(input_shape)
         shape = (input_shape[self._axis],)
         # Keras's creation order, which is also the order of get_weights()/set_weights()
-        self.gamma = (self.add_weight("gamma", shape, self.gamma_initializer,
-                                      regularizer=self.gamma_regularizer)
+        self.gamma = (_add_weight(self, "gamma", shape, self.gamma_initializer,
+                                  self.gamma_regularizer, self.gamma_constraint)
                       if self.scale else None)
-        self.beta = (self.add_weight("beta", shape, self.beta_initializer,
-                                     regularizer=self.beta_regularizer)
+        self.beta = (_add_weight(self, "beta", shape, self.beta_initializer,
+                                 self.beta_regularizer, self.beta_constraint)
                      if self.center else None)
         self.moving_mean = self.add_weight("moving_mean", shape, self.moving_mean_initializer,
                                            trainable=False)
@@ -194,7 +199,9 @@ class BatchNormalization(Layer):
                 "moving_mean_initializer": serialize_object(self.moving_mean_initializer),
                 "moving_variance_initializer": serialize_object(self.moving_variance_initializer),
                 "beta_regularizer": serialize_object(self.beta_regularizer),
-                "gamma_regularizer": serialize_object(self.gamma_regularizer)}
+                "gamma_regularizer": serialize_object(self.gamma_regularizer),
+                "beta_constraint": serialize_object(self.beta_constraint),
+                "gamma_constraint": serialize_object(self.gamma_constraint)}
 
 
 class LayerNormalization(Layer):
@@ -211,6 +218,7 @@ class LayerNormalization(Layer):
         scale: learn a scale ``gamma``; False drops it.
         beta_initializer, gamma_initializer: names or initializer objects.
         beta_regularizer, gamma_regularizer: optional penalties.
+        beta_constraint, gamma_constraint: optional constraints (:mod:`fundl.constraints`).
 
     Weights: ``gamma`` (if scale), ``beta`` (if center), each of the shape of the normalised
     axes (their sizes in increasing axis order).
@@ -226,7 +234,7 @@ class LayerNormalization(Layer):
 
     def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
                  gamma_initializer="ones", beta_regularizer=None, gamma_regularizer=None,
-                 **kwargs):
+                 beta_constraint=None, gamma_constraint=None, **kwargs):
         super().__init__(**kwargs)
         name = "LayerNormalization"
         if isinstance(axis, (list, tuple)):
@@ -242,6 +250,8 @@ class LayerNormalization(Layer):
         self.gamma_initializer = deserialize_object(initializers, gamma_initializer)
         self.beta_regularizer = deserialize_object(regularizers, beta_regularizer)
         self.gamma_regularizer = deserialize_object(regularizers, gamma_regularizer)
+        self.beta_constraint = deserialize_object(constraints, beta_constraint)
+        self.gamma_constraint = deserialize_object(constraints, gamma_constraint)
 
     def _who(self):
         return f"LayerNormalization '{self.name}'"
@@ -255,11 +265,11 @@ class LayerNormalization(Layer):
         self._axes = tuple(sorted(resolved))
         self._ndim = len(input_shape)
         shape = tuple(input_shape[a] for a in self._axes)
-        self.gamma = (self.add_weight("gamma", shape, self.gamma_initializer,
-                                      regularizer=self.gamma_regularizer)
+        self.gamma = (_add_weight(self, "gamma", shape, self.gamma_initializer,
+                                  self.gamma_regularizer, self.gamma_constraint)
                       if self.scale else None)
-        self.beta = (self.add_weight("beta", shape, self.beta_initializer,
-                                     regularizer=self.beta_regularizer)
+        self.beta = (_add_weight(self, "beta", shape, self.beta_initializer,
+                                 self.beta_regularizer, self.beta_constraint)
                      if self.center else None)
         self._param_shape = shape
 
@@ -288,7 +298,9 @@ class LayerNormalization(Layer):
                 "beta_initializer": serialize_object(self.beta_initializer),
                 "gamma_initializer": serialize_object(self.gamma_initializer),
                 "beta_regularizer": serialize_object(self.beta_regularizer),
-                "gamma_regularizer": serialize_object(self.gamma_regularizer)}
+                "gamma_regularizer": serialize_object(self.gamma_regularizer),
+                "beta_constraint": serialize_object(self.beta_constraint),
+                "gamma_constraint": serialize_object(self.gamma_constraint)}
 
 
 class LocalResponseNormalization(Layer):

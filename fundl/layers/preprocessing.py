@@ -196,8 +196,8 @@ class Normalization(Layer):
         """Learn the mean and variance of ``data`` (over all axes but the kept ones).
 
         Args:
-            data: an array (batch first), a nested list or a Tensor, or an iterable of batches (arrays, or
-                ``(x, y)`` tuples whose x is used); batches are combined exactly.
+            data: an array (batch first), a nested list or a Tensor, or an iterable of batches
+                (arrays, or ``(x, y)`` tuples whose x is used); batches are combined exactly.
             batch_size: unused with arrays (all of it is read at once); accepted as Keras.
             steps: read at most this many batches from an iterable.
 

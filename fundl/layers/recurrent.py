@@ -37,10 +37,11 @@ from __future__ import annotations
 
 import numpy
 
-from .. import activations, backend, initializers, regularizers
+from .. import activations, backend, constraints, initializers, regularizers
 from .. import functional as F
 from ..ops import recurrent as rnn_ops
 from ..tensor import Tensor, get_rng
+from ._weights import add_weight_with_constraint as _add_weight
 from .base import Layer, _snake, deserialize_object, get_registered, serialize_object
 from .embedding import attach_mask, get_mask
 
@@ -162,6 +163,9 @@ class SimpleRNNCell(_Cell):
         kernel_regularizer, recurrent_regularizer, bias_regularizer: optional penalties.
         dropout: fraction of the inputs dropped (the same units at every step).
         recurrent_dropout: fraction of the previous state dropped inside the recurrent product.
+        kernel_constraint, recurrent_constraint, bias_constraint: optional constraints applied
+            after each optimizer update (:mod:`fundl.constraints`); keywords of every cell and
+            of SimpleRNN, LSTM and GRU.
 
     Call: ``output, [h] = cell(x_t, [h_prev], training=False)`` with x_t (batch, features).
 
@@ -175,8 +179,12 @@ class SimpleRNNCell(_Cell):
     def __init__(self, units, activation="tanh", use_bias=True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
                  bias_initializer="zeros", kernel_regularizer=None, recurrent_regularizer=None,
-                 bias_regularizer=None, dropout=0.0, recurrent_dropout=0.0, **kwargs):
+                 bias_regularizer=None, dropout=0.0, recurrent_dropout=0.0, kernel_constraint=None,
+                 recurrent_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(units, dropout, recurrent_dropout, **kwargs)
+        self.kernel_constraint = deserialize_object(constraints, kernel_constraint)
+        self.recurrent_constraint = deserialize_object(constraints, recurrent_constraint)
+        self.bias_constraint = deserialize_object(constraints, bias_constraint)
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = deserialize_object(initializers, kernel_initializer)
@@ -197,13 +205,14 @@ class SimpleRNNCell(_Cell):
             raise ValueError(f"{type(self).__name__} '{self.name}': expected step inputs of shape "
                              f"(batch, features) with a known feature size, got {input_shape}.")
         g = self.gates * self.units
-        self.kernel = self.add_weight("kernel", (input_shape[-1], g), self.kernel_initializer,
-                                      regularizer=self.kernel_regularizer)
-        self.recurrent_kernel = self.add_weight("recurrent_kernel", (self.units, g),
-                                                self.recurrent_initializer,
-                                                regularizer=self.recurrent_regularizer)
-        self.bias = (self.add_weight("bias", self._bias_shape(), self._bias_init(),
-                                     regularizer=self.bias_regularizer)
+        self.kernel = _add_weight(self, "kernel", (input_shape[-1], g), self.kernel_initializer,
+                                  self.kernel_regularizer, self.kernel_constraint)
+        self.recurrent_kernel = _add_weight(self, "recurrent_kernel", (self.units, g),
+                                            self.recurrent_initializer,
+                                            self.recurrent_regularizer,
+                                            self.recurrent_constraint)
+        self.bias = (_add_weight(self, "bias", self._bias_shape(), self._bias_init(),
+                                 self.bias_regularizer, self.bias_constraint)
                      if self.use_bias else None)
 
     def _bias_shape(self):
@@ -241,7 +250,10 @@ class SimpleRNNCell(_Cell):
                 "bias_initializer": serialize_object(self.bias_initializer),
                 "kernel_regularizer": serialize_object(self.kernel_regularizer),
                 "recurrent_regularizer": serialize_object(self.recurrent_regularizer),
-                "bias_regularizer": serialize_object(self.bias_regularizer)}
+                "bias_regularizer": serialize_object(self.bias_regularizer),
+                "kernel_constraint": serialize_object(self.kernel_constraint),
+                "recurrent_constraint": serialize_object(self.recurrent_constraint),
+                "bias_constraint": serialize_object(self.bias_constraint)}
 
 
 class LSTMCell(SimpleRNNCell):

@@ -19,8 +19,9 @@ def _data(shape=(50, 3), seed=0):
 
 # -- Rescaling ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("kwargs", [{"scale": 0.5}, {"scale": 1 / 127.5, "offset": -1.0},
-                                    {"scale": [1.0, 2.0, 3.0, 4.0], "offset": [0.0, 1.0, 0.0, 1.0]}])
+@pytest.mark.parametrize("kwargs", [
+    {"scale": 0.5}, {"scale": 1 / 127.5, "offset": -1.0},
+    {"scale": [1.0, 2.0, 3.0, 4.0], "offset": [0.0, 1.0, 0.0, 1.0]}])
 def test_rescaling_harness(kwargs):
     check_layer(Rescaling, kwargs, input_shape=(2, 3, 4), expected_output_shape=(2, 3, 4),
                 expected_weights={})
