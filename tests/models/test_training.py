@@ -414,9 +414,14 @@ def test_fit_before_compile_explains():
     assert_error(RuntimeError, model.fit, np.ones((2, 2)), np.ones((2, 1)), contains=["compile"])
 
 
-def test_compile_without_loss_explains():
-    assert_error(ValueError, Sequential([Dense(1)]).compile, optimizer="sgd",
-                 contains=["loss"])
+def test_compile_without_loss_then_fit_explains():
+    # Keras 3 allows compile() without a loss (add_loss / a custom train_step supply one);
+    # fit of a model that has none says so.
+    x, y, _ = _data(n=10)
+    model = Sequential([Dense(3, input_dim=4)])
+    model.compile(optimizer="sgd")
+    assert_error(RuntimeError, model.fit, x, y, verbose=0,
+                 contains=["no loss", "compile()", "add_loss", "train_step"])
 
 
 def test_mismatched_x_and_y_lengths_fail_before_training():
