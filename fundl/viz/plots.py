@@ -65,12 +65,11 @@ def plot_history(history, metrics=None, to_file=None, figsize=None):
         if name not in logs and "val_" + name not in logs:
             raise ValueError(f"plot_history: {name!r} was not logged; the history has "
                              f"{sorted(logs)}.")
-    from matplotlib.ticker import MaxNLocator
-
     n = len(metrics)
     if n == 0:
         raise ValueError("plot_history: metrics is empty; name at least one, e.g. ['loss'].")
     fig = new_figure(figsize or (4.0 * n, 3.2))
+    from matplotlib.ticker import MaxNLocator
     for k, name in enumerate(metrics):
         ax = fig.add_subplot(1, n, k + 1)
         for key, label, style in ((name, "training", "-"), ("val_" + name, "validation", "--")):
@@ -89,22 +88,23 @@ def plot_history(history, metrics=None, to_file=None, figsize=None):
 
 # --------------------------------------------------------------------------- filters
 
-def _kernel_of(layer_or_weights):
-    if hasattr(layer_or_weights, "kernel"):
-        kernel = layer_or_weights.kernel
+def _kernel_of(layer):
+    """(kernel array, layer name or None) of a layer, or of a kernel given directly."""
+    if hasattr(layer, "weights") and not isinstance(layer, np.ndarray) and not hasattr(
+            layer, "numpy"):
+        name = getattr(layer, "name", "")
+        if getattr(layer, "built", True) is False:
+            raise ValueError(f"plot_filters: layer {name!r} is not built yet, so it has no "
+                             "kernel; call the model on data (or give input_shape) first.")
+        kernel = getattr(layer, "kernel", None)
         if kernel is None:
-            raise ValueError(f"plot_filters: layer {getattr(layer_or_weights, 'name', '')!r} is "
-                             "not built yet, so it has no kernel; call the model on data (or "
-                             "give input_shape) first.")
-        return to_numpy(kernel, "plot_filters", "the kernel"), getattr(layer_or_weights, "name",
-                                                                       None)
-    if hasattr(layer_or_weights, "weights") and not isinstance(layer_or_weights, np.ndarray):
-        raise TypeError(f"plot_filters: {type(layer_or_weights).__name__} has no kernel; pass a "
-                        f"Conv or Dense layer, or its kernel array.")
-    return to_numpy(layer_or_weights, "plot_filters", "layer_or_weights"), None
+            raise TypeError(f"plot_filters: {type(layer).__name__} {name!r} has no kernel; "
+                            "pass a Conv or Dense layer, or a kernel array.")
+        return to_numpy(kernel, "plot_filters", "the kernel"), name or None
+    return to_numpy(layer, "plot_filters", "layer"), None
 
 
-def plot_filters(layer_or_weights, shape=None, channel=None, max_filters=64, ncols=None,
+def plot_filters(layer, shape=None, channel=None, max_filters=64, ncols=None,
                  cmap="gray", to_file=None, figsize=None):
     """The filters a layer learned, one small image each.
 
@@ -119,8 +119,8 @@ def plot_filters(layer_or_weights, shape=None, channel=None, max_filters=64, nco
     Each image is scaled to its own minimum and maximum, so weak filters stay visible.
 
     Args:
-        layer_or_weights: a built layer with a ``kernel`` (Conv1D/2D, Dense) or the kernel as
-            an array or Tensor in the layouts above.
+        layer: a built layer with a ``kernel`` (Conv1D/2D, Dense), or the kernel itself as an
+            array or Tensor in the layouts above.
         shape: the image shape of a Dense unit's weights, ``(h, w)`` or ``(h, w, 3)``.
         channel: the input channel shown for a Conv2D kernel with other than 3 input channels.
         max_filters: the most filters drawn (the first ones).
@@ -140,7 +140,7 @@ def plot_filters(layer_or_weights, shape=None, channel=None, max_filters=64, nco
         >>> fig = plot_filters(model.layers[0])                  # Conv2D(32, 3): 32 panels
         >>> fig = plot_filters(dense.kernel, shape=(28, 28))     # an MLP's first layer
     """
-    kernel, name = _kernel_of(layer_or_weights)
+    kernel, name = _kernel_of(layer)
     kernel = kernel.astype(np.float64)
     who = "plot_filters"
     if kernel.ndim == 4:
@@ -549,11 +549,10 @@ def plot_decision_boundary(model, x, y, resolution=200, padding=0.1, to_file=Non
             regions = scores.astype(np.int64)
     regions = regions.reshape(resolution, resolution)
 
-    from matplotlib.colors import ListedColormap
-
     classes = int(max(regions.max(), y.max())) + 1
     colors = [_CLASS_COLORS[k % len(_CLASS_COLORS)] for k in range(classes)]
     fig = new_figure(figsize or (5.0, 4.6))
+    from matplotlib.colors import ListedColormap
     ax = fig.add_subplot(1, 1, 1)
     ax.imshow(regions, origin="lower", extent=(xs[0], xs[-1], ys[0], ys[-1]),
               cmap=ListedColormap(colors), vmin=-0.5, vmax=classes - 0.5, alpha=0.35,

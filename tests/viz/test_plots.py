@@ -140,6 +140,17 @@ def test_plot_filters_errors(arg, kwargs, words):
         assert word in str(info.value)
 
 
+def test_plot_filters_layer_errors():
+    with pytest.raises(ValueError, match="'d' is not built yet"):
+        viz.plot_filters(Dense(3, name="d"))
+    flat = Flatten(name="flat")
+    flat(fl.zeros(1, 2, 2))  # built by its first call
+    with pytest.raises(TypeError, match="Flatten 'flat' has no kernel"):
+        viz.plot_filters(flat)
+    # A Tensor is a kernel, not a layer.
+    assert len(image_axes(viz.plot_filters(fl.tensor(np.ones((4, 2)))))) == 2
+
+
 # --------------------------------------------------------------------------- image grid
 
 def test_image_grid_layout_titles_and_file(tmp_path):
@@ -324,11 +335,19 @@ def test_plot_decision_boundary_errors():
 
 # --------------------------------------------------------------------------- the package
 
-def test_missing_matplotlib_names_the_extra(monkeypatch):
-    for name in ("matplotlib", "matplotlib.figure", "matplotlib.backends.backend_agg"):
-        monkeypatch.setitem(sys.modules, name, None)
+@pytest.mark.parametrize("draw", [
+    lambda: viz.image_grid(np.zeros((1, 2, 2))),
+    lambda: viz.plot_history({"loss": [1.0]}),
+    lambda: viz.plot_filters(np.zeros((3, 3, 1, 2))),
+    lambda: viz.plot_confusion_matrix([0, 1], [1, 1]),
+    lambda: viz.plot_decision_boundary(lambda p: p[:, 0] > 0, np.eye(2), [0, 1], resolution=4),
+])
+def test_missing_matplotlib_names_the_extra(monkeypatch, draw):
+    for name in list(sys.modules):
+        if name == "matplotlib" or name.startswith("matplotlib."):
+            monkeypatch.setitem(sys.modules, name, None)
     with pytest.raises(ImportError, match=r"pip install 'fundl\[viz\]'"):
-        viz.image_grid(np.zeros((1, 2, 2)))
+        draw()
 
 
 def test_plots_touch_no_global_matplotlib_state():
