@@ -1,6 +1,7 @@
 """Layers: the building blocks of models (Keras names, arguments and weight layouts)."""
 from .base import Layer, SymbolicTensor, register_serializable
 from .activation import ELU, LeakyReLU, PReLU, ReLU, Softmax
+from .attention import Attention, MultiHeadAttention
 from .embedding import Embedding, Masking
 from .core import (
     Activation, Dense, Dropout, Flatten, GaussianNoise, Input, InputLayer, Lambda, Reshape,
@@ -28,6 +29,7 @@ from .pool import (
 )
 
 __all__ = [
+    "Attention", "MultiHeadAttention",
     "ELU", "LeakyReLU", "PReLU", "ReLU", "Softmax", "Normalization", "Rescaling",
     "Cropping1D", "Cropping2D", "Permute", "RepeatVector", "GaussianDropout",
     "SpatialDropout1D", "SpatialDropout2D", "add", "average", "concatenate", "maximum",
