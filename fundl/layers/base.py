@@ -52,7 +52,9 @@ def _register(key: str, obj) -> None:
         same_definition = (getattr(previous, "__module__", None) == getattr(obj, "__module__", 1)
                            and getattr(previous, "__qualname__", None)
                            == getattr(obj, "__qualname__", 1))
-        if not same_definition and not _is_builtin(obj):
+        local = "<locals>" in getattr(obj, "__qualname__", "") or "<locals>" in getattr(
+            previous, "__qualname__", "")  # a throwaway class defined in a function
+        if not same_definition and not local and not _is_builtin(obj):
             # Two different definitions under one name: loading would pick one silently.
             warnings.warn(
                 f"{key!r} was registered by {previous.__module__}.{previous.__qualname__}; "
@@ -202,7 +204,7 @@ def serialize_object(obj):
         raise ValueError(f"cannot store {getattr(obj, '__name__', obj)!r} in a config: only "
                          "names and objects with get_config() can be saved. Use a built-in name "
                          "or an instance of a fundl class.")
-    return {"class_name": type(obj).__name__, "config": obj.get_config()}
+    return {"class_name": registered_name(type(obj)), "config": obj.get_config()}
 
 
 def deserialize_object(module, identifier, custom_objects=None):
@@ -645,20 +647,26 @@ class Layer:
         dtype = numpy.dtype(dtype or self.dtype)
         if initializer is None:
             initializer = "glorot_uniform" if dtype.kind == "f" else "zeros"
+        trainable = bool(trainable)
+        if trainable and dtype.kind not in "fc":
+            raise TypeError(f"{who}: weight {name!r} of dtype {dtype} cannot be trainable; pass "
+                            "trainable=False (only floating-point weights get gradients).")
         init = deserialize_object(initializers, initializer)
         # C order whatever the initializer returns (an orthogonal Q comes transposed): the
         # kernels and BLAS calls take C-contiguous weights without a copy, and an in-place
-        # update of an F-ordered weight from a C-ordered gradient was measured 15x slower
-        value = numpy.asarray(init(shape, dtype=dtype.name), order="C")
+        # update of an F-ordered weight from a C-ordered gradient was measured 15x slower.
+        # Integer state (a step counter) is drawn as floats and cast, as the initializers
+        # produce floating dtypes only.
+        if dtype.kind in "fc":
+            value = numpy.asarray(init(shape, dtype=dtype.name), order="C")
+        else:
+            value = numpy.asarray(init(shape, dtype=backend.get_default_dtype()),
+                                  order="C").astype(dtype)
         if value.shape != shape:
             raise ValueError(f"{who}: the initializer of weight {name!r} returned shape "
                              f"{value.shape}, expected {shape}.")
         w = Variable._from_array(backend.to_device(value, backend.get_device()), name=name,
                                  constraint=_constraint(given["constraint"]))
-        trainable = bool(trainable)
-        if trainable and dtype.kind not in "fc":
-            raise TypeError(f"{who}: weight {name!r} of dtype {dtype} cannot be trainable; pass "
-                            "trainable=False (only floating-point weights get gradients).")
         w.requires_grad = bool(trainable and self._trainable)
         penalty = deserialize_object(regularizers, given["regularizer"])
         self._own_weights.append([w, trainable, penalty])

@@ -1,8 +1,8 @@
-"""Models: ``Sequential``, the functional ``Model``, and ``load_model``."""
-from .functional import Model
+"""Models: ``Sequential``, the functional ``Model``, ``load_model`` and ``model_from_json``."""
+from .functional import Model, model_from_json
 from .sequential import Sequential
 
-__all__ = ["Model", "Sequential", "load_model"]
+__all__ = ["Model", "Sequential", "load_model", "model_from_json"]
 
 
 def load_model(path, custom_objects=None, compile=True):  # noqa: A002 - the Keras argument name

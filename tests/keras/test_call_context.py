@@ -41,7 +41,7 @@ class TwoInputs(Layer):
         return a - b
 
 
-class Block(Layer):
+class DropBlock(Layer):
     """A custom block: Dense, Dropout and a recorder, each called without ``training``."""
 
     def __init__(self, units=16, rate=0.5, **kwargs):
@@ -59,7 +59,7 @@ class Net(fl.Model):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self.block = Block()
+        self.block = DropBlock()
         self.head = Dense(1)
 
     def call(self, inputs, training=None):
@@ -171,7 +171,7 @@ def test_mask_parameter_receives_the_input_mask():
 # -- inheritance through the call context ----------------------------------------------------
 
 def test_nested_layers_inherit_training_from_the_enclosing_call():
-    block = Block()
+    block = DropBlock()
     block(_x(), training=True)
     block(_x(), training=False)
     block(_x())
@@ -182,7 +182,7 @@ def test_explicit_training_of_a_nested_call_wins_for_it_and_below():
     class Freezes(Layer):
         def __init__(self, **kwargs):
             super().__init__(**kwargs)
-            self.inner = Block()
+            self.inner = DropBlock()
             self.after = Recorder()
 
         def call(self, x, training=None):

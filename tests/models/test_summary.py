@@ -10,7 +10,8 @@ def _lines(model, **kwargs):
 
 
 def _cells(line):
-    return [c.strip() for c in line.strip("│┃").split("│")]
+    bar = "┃" if line.startswith("┃") else "│"
+    return [c.strip() for c in line.strip(bar).split(bar)]
 
 
 def _row(lines, name):
@@ -118,3 +119,73 @@ def test_line_length_widens_the_table():
     narrow = _lines(_mlp())
     wide = _lines(_mlp(), line_length=120)
     assert len(wide[1]) == 120 > len(narrow[1])
+
+
+# -- Keras 3's layout and options ---------------------------------------------------------------
+
+def test_keras_3_box_layout_and_memory_sizes():
+    lines = _lines(_mlp())
+    assert lines[1].startswith("┏") and lines[1].endswith("┓")
+    assert _cells(lines[2]) == ["Layer (type)", "Output Shape", "Param #"]
+    assert lines[3].startswith("┡") and lines[-4].startswith("└")
+    assert lines[5].startswith("├")  # a rule between rows
+    assert " Total params: 7,114 (27.79 KB)" in lines
+    assert " Non-trainable params: 0 (0.00 B)" in lines
+    assert len({len(line) for line in lines[1:-3]}) == 1  # every table line equally wide
+    assert len(lines[1]) == 88  # Keras's default width for a plain stack
+
+
+def test_param_column_is_right_aligned():
+    row = _row(_lines(_mlp()), "hidden (Dense)")
+    assert row.endswith(" 6,464 │")
+
+
+def test_show_trainable_adds_a_column():
+    model = _mlp()
+    model.get_layer("out").trainable = False
+    lines = _lines(model, show_trainable=True)
+    assert _cells(lines[2])[-1] == "Trainable"
+    assert _cells(_row(lines, "hidden (Dense)"))[-1] == "Y"
+    assert _cells(_row(lines, "drop (Dropout)"))[-1] == "-"
+    assert _cells(_row(lines, "out (Dense)"))[-1] == "N"
+
+
+def test_expand_nested_lists_the_inner_layers_indented():
+    inner = Sequential([Dense(4, input_dim=3, name="in_a"), Dense(2, name="in_b")],
+                       name="inner")
+    outer = Sequential([inner, Dense(1, name="head")], name="outer")
+    flat = _lines(outer)
+    assert not any("in_a" in line for line in flat)
+    nested = _lines(outer, expand_nested=True)
+    names = [_cells(line)[0] for line in nested if line.startswith("│ ") and
+             _cells(line)[0]]
+    assert names == ["inner (Sequential)", "in_a (Dense)", "in_b (Dense)", "head (Dense)"]
+    assert any(line.startswith("│    in_a (Dense)") for line in nested)
+    assert _total(nested, "Total") == "29"  # the nested rows do not count twice
+
+
+def test_layer_range_and_positions():
+    lines = _lines(_mlp(), layer_range=("drop", "out"))
+    assert not any("hidden" in line for line in lines)
+    assert any("drop (Dropout)" in line for line in lines)
+    wide = _lines(_mlp(), line_length=100, positions=[0.5, 0.8, 1.0])
+    assert len(wide[1]) == 100
+    assert_raises = __import__("pytest").raises
+    with assert_raises(ValueError, match="layer_range"):
+        _lines(_mlp(), layer_range=("nope", "out"))
+    with assert_raises(ValueError, match="positions"):
+        _lines(_mlp(), positions=[0.5, 1.0])
+
+
+def test_functional_chain_has_no_connected_to_column():
+    x = Input(shape=(3,), name="x")
+    model = Model(x, Dense(2, name="d")(Dense(4, name="h")(x)))
+    lines = _lines(model)
+    assert _cells(lines[2]) == ["Layer (type)", "Output Shape", "Param #"]
+    assert _cells(_row(lines, "x (InputLayer)"))[1] == "(None, 3)"
+
+
+def test_long_cells_wrap_inside_their_column():
+    model = Sequential([Dense(2, input_dim=2, name="a_really_long_layer_name_" * 3)])
+    lines = _lines(model, line_length=60)
+    assert {len(line) for line in lines[1:-3]} == {60}

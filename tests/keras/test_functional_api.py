@@ -1,0 +1,265 @@
+"""Patterns from the Keras functional API guide: custom layers without compute_output_shape,
+shared layers, layer.output / model.input for feature extraction, models as layers, the
+architecture as JSON."""
+import numpy as np
+import pytest
+
+import fundl as fl
+from fundl import functional as F
+from fundl.layers import (
+    Concatenate, Conv2D, Dense, Embedding, Flatten, GlobalAveragePooling2D, Input, Layer, LSTM,
+    MaxPooling2D,
+)
+from fundl.models import Model, Sequential, model_from_json
+from fundl.testing import assert_error
+
+
+class Antirectifier(Layer):
+    """The Keras example's layer: no compute_output_shape, the output has twice the features."""
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(shape=(2 * input_shape[-1], 3),
+                                      initializer="he_normal", name="kernel")
+
+    def call(self, inputs):
+        centred = inputs - F.mean(inputs, axis=-1, keepdims=True)
+        x = F.concatenate([F.relu(centred), F.relu(-centred)], axis=-1)
+        return x @ self.kernel
+
+
+class SplitHalves(Layer):
+    """Two outputs, no compute_output_shape."""
+
+    def call(self, x):
+        half = x.shape[-1] // 2
+        return [x[..., :half], x[..., half:] * 2]
+
+
+class TimeMean(Layer):
+    """Removes the (unknown) time axis; integer inputs stay integer."""
+
+    def call(self, x):
+        return F.mean(x, axis=1)
+
+
+class Counts(Layer):
+    def call(self, ids):
+        return ids + 1
+
+
+def _x(shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype("float32")
+
+
+# -- shape inference -----------------------------------------------------------------------------
+
+def test_custom_layer_without_compute_output_shape_in_a_functional_model():
+    inputs = Input(shape=(5,))
+    h = Antirectifier(name="anti")(inputs)
+    assert h.shape == (None, 3)
+    outputs = Dense(1)(h)
+    model = Model(inputs, outputs)
+    model.compile(optimizer="sgd", loss="mse")
+    x = _x((16, 5))
+    model.fit(x, x[:, :1], epochs=1, verbose=0)
+    assert model.predict(x, verbose=0).shape == (16, 1)
+
+
+def test_inferred_shapes_keep_unknown_axes_unknown():
+    seq = Input(shape=(None, 6))
+    assert TimeMean()(seq).shape == (None, 6)
+    fixed = Input(shape=(7, 6), batch_size=4)
+    assert TimeMean()(fixed).shape == (4, 6)
+    a, b = SplitHalves()(Input(shape=(None, 4)))
+    assert a.shape == (None, None, 2) and b.shape == (None, None, 2)
+
+
+def test_inferred_dtypes_follow_the_computation():
+    ids = Input(shape=(3,), dtype="int64")
+    out = Counts()(ids)
+    assert out.dtype == np.int64 and out.shape == (None, 3)
+
+
+def test_inference_runs_without_a_graph_and_is_cached():
+    calls = []
+
+    class Counting(Layer):
+        def call(self, x):
+            calls.append(x.requires_grad)
+            return x
+
+    layer = Counting()
+    layer(Input(shape=(2,)))
+    layer(Input(shape=(2,)))
+    assert calls == [False, False]  # two batch sizes tell the batch axis apart, then the cache
+    assert layer._inbound_nodes and len(layer._inbound_nodes) == 2
+
+
+def test_inference_failure_is_a_clear_error():
+    class Broken(Layer):
+        def call(self, x):
+            return x.reshape(-1, 7)
+
+    assert_error(ValueError, Broken(name="broken"), Input(shape=(None, 3)),
+                 contains=["Broken 'broken'", "(None, None, 3)", "(2, 8, 3)",
+                           "compute_output_shape"])
+
+
+def test_layer_returning_a_dict_is_rejected_in_the_functional_api():
+    class Dicty(Layer):
+        def call(self, x):
+            return {"a": x}
+
+    assert_error(TypeError, Dicty(name="dicty"), Input(shape=(2,)),
+                 contains=["Dicty 'dicty'", "dict"])
+
+
+def test_sequential_with_a_custom_layer_builds_when_added():
+    model = Sequential([Dense(4, input_dim=3), Antirectifier(), Dense(2)])
+    assert model.output_shape == (None, 2)
+    assert [w.shape for w in model.layers[1].weights] == [(8, 3)]
+
+
+# -- shared layers, nesting ---------------------------------------------------------------------
+
+def test_shared_embedding_and_lstm_on_two_inputs():
+    fl.manual_seed(0)
+    a, b = Input(shape=(None,), dtype="int64"), Input(shape=(None,), dtype="int64")
+    embed = Embedding(20, 4)
+    encoder = LSTM(5)
+    merged = Concatenate()([encoder(embed(a)), encoder(embed(b))])
+    model = Model([a, b], Dense(1, activation="sigmoid")(merged))
+    assert len(model.trainable_weights) == 1 + 3 + 2
+    ids = np.random.default_rng(0).integers(0, 20, (6, 7))
+    out = model.predict([ids, ids], verbose=0)
+    assert out.shape == (6, 1)
+    assert embed.output.shape == (None, None, 4)   # the first call's output
+
+
+def test_layer_input_output_and_feature_extraction_from_a_sequential():
+    model = Sequential([Input(shape=(8, 8, 1)), Conv2D(2, 3, activation="relu"),
+                        MaxPooling2D(), Flatten(), Dense(3)])
+    assert model.inputs[0].shape == (None, 8, 8, 1)
+    assert model.layers[0].output.shape == (None, 6, 6, 2)
+    assert model.layers[1].input is model.layers[0].output
+    extractor = Model(inputs=model.inputs, outputs=[layer.output for layer in model.layers])
+    x = _x((2, 8, 8, 1))
+    features = extractor.predict(x, verbose=0)
+    assert [f.shape for f in features] == [(2, 6, 6, 2), (2, 3, 3, 2), (2, 18), (2, 3)]
+    np.testing.assert_allclose(features[-1], model.predict(x, verbose=0), rtol=1e-5)
+    pooled = Model(model.input, model.get_layer("max_pooling2d").output)
+    assert pooled.output.shape == (None, 3, 3, 2)
+
+
+def test_model_input_and_output_follow_the_structure_given():
+    a, b = Input(shape=(2,), name="a"), Input(shape=(3,), name="b")
+    out = Dense(1)(Concatenate()([a, b]))
+    model = Model({"a": a, "b": b}, out)
+    assert model.input == {"a": a, "b": b} and model.output is out
+    assert model.inputs == [a, b] and model.outputs == [out]
+
+
+def test_layer_output_before_any_symbolic_call_explains():
+    assert_error(AttributeError, lambda: Dense(2, name="lonely").output,
+                 contains=["Dense 'lonely'", "never been called"])
+    assert_error(AttributeError, lambda: Sequential([Dense(2)]).inputs,
+                 contains=["input_shape"])
+
+
+def test_subclassed_model_has_no_symbolic_input():
+    class Sub(fl.Model):
+        def call(self, x):
+            return x
+
+    assert_error(AttributeError, lambda: Sub().input, contains=["subclassed"])
+
+
+def test_model_as_a_layer_in_another_model():
+    inner_in = Input(shape=(4,))
+    encoder = Model(inner_in, Dense(2, name="code")(inner_in), name="encoder")
+    outer_in = Input(shape=(4,))
+    outer = Model(outer_in, Dense(4)(encoder(outer_in)))
+    assert encoder.output.shape == (None, 2)
+    assert outer.predict(_x((3, 4)), verbose=0).shape == (3, 4)
+
+
+def test_global_pooling_head_on_a_cnn():
+    inputs = Input(shape=(None, None, 3))
+    h = Conv2D(4, 3, padding="same")(inputs)
+    out = Dense(2)(GlobalAveragePooling2D()(h))
+    model = Model(inputs, out)
+    assert model.predict(_x((2, 5, 7, 3)), verbose=0).shape == (2, 2)
+
+
+# -- JSON -------------------------------------------------------------------------------------------
+
+def test_to_json_and_model_from_json_functional():
+    inputs = Input(shape=(5,))
+    h = Antirectifier()(inputs)
+    model = Model(inputs, Dense(2, activation="softmax")(h), name="net")
+    text = model.to_json()
+    clone = model_from_json(text, custom_objects={"Antirectifier": Antirectifier})
+    assert clone.name == "net" and [type(layer) for layer in clone.layers] == [
+        type(layer) for layer in model.layers]
+    clone.set_weights(model.get_weights())
+    x = _x((3, 5))
+    np.testing.assert_allclose(clone.predict(x, verbose=0), model.predict(x, verbose=0),
+                               rtol=1e-6)
+
+
+def test_to_json_sequential_registered_custom_layer_needs_no_custom_objects():
+    model = Sequential([Dense(3, input_dim=4), Antirectifier()])
+    clone = model_from_json(model.to_json(indent=2))
+    assert isinstance(clone, Sequential) and clone.output_shape == (None, 3)
+
+
+def test_model_from_json_rejects_bad_text_and_unknown_classes():
+    assert_error(ValueError, model_from_json, "{not json", contains=["model_from_json", "JSON"])
+    assert_error(ValueError, model_from_json, "[1, 2]", contains=["class_name"])
+    assert_error(ValueError, model_from_json,
+                 '{"class_name": "os.system", "config": {}}', contains=["os.system", "registered"])
+    assert_error(ValueError, model_from_json, '{"class_name": "relu_fn", "config": {}}',
+                 contains=["relu_fn"])
+
+
+def test_model_from_config_of_a_subclass_config_explains():
+    assert_error(ValueError, Model.from_config, {"name": "x"}, contains=["subclassed"])
+
+
+def test_auto_named_layers_keep_their_weight_keys_across_sessions(tmp_path):
+    def build():
+        return Sequential([Dense(3, input_dim=2), Dense(1)])
+
+    first = build()
+    path = str(tmp_path / "w.fundl")
+    first.save_weights(path)
+    second = build()          # dense_2, dense_3 in this session
+    assert [layer.name for layer in second.layers] != [layer.name for layer in first.layers]
+    second.load_weights(path)
+    for a, b in zip(first.get_weights(), second.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_saved_model_with_auto_names_reloads(tmp_path):
+    model = Sequential([Dense(3, input_dim=2), Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    Dense(5)  # move the session's counters on
+    path = str(tmp_path / "m.fundl")
+    model.save(path)
+    loaded = fl.models.load_model(path)
+    assert [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers]
+    x = _x((2, 2))
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    again = Sequential([loaded, Dense(1)])
+    assert len(again.weights) == 6
+
+
+@pytest.mark.parametrize("layer, name", [
+    (lambda: Conv2D(2, 3), "conv2d"), (lambda: MaxPooling2D(), "max_pooling2d"),
+    (lambda: fl.layers.Conv2DTranspose(2, 3), "conv2d_transpose"),
+    (lambda: GlobalAveragePooling2D(), "global_average_pooling2d"),
+    (lambda: fl.layers.BatchNormalization(), "batch_normalization"),
+    (lambda: LSTM(2), "lstm"), (lambda: fl.layers.SimpleRNN(2), "simple_rnn"),
+])
+def test_keras_layer_names(layer, name):
+    assert layer().name == name
