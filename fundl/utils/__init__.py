@@ -1,5 +1,6 @@
 """Keras's ``keras.utils`` conveniences: ``to_categorical``, ``normalize``, ``set_random_seed``,
-``PyDataset``, ``pad_sequences``, ``plot_model`` and ``clear_session``.
+``PyDataset``, ``pad_sequences``, ``timeseries_dataset_from_array``, ``plot_model`` and
+``clear_session``.
 
 Example:
     >>> from fundl import utils
@@ -19,9 +20,10 @@ import numpy
 
 from ..preprocessing.sequence import pad_sequences
 from .py_dataset import PyDataset, Sequence
+from .timeseries import timeseries_dataset_from_array
 
 __all__ = ["PyDataset", "Sequence", "clear_session", "normalize", "pad_sequences", "plot_model",
-           "set_random_seed", "to_categorical"]
+           "set_random_seed", "timeseries_dataset_from_array", "to_categorical"]
 
 
 def to_categorical(y, num_classes=None):
