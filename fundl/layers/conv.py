@@ -205,7 +205,7 @@ class _Conv(_ShapeChecks, Layer):
             return (((self.kernel_size[0] - 1) * self.dilation_rate[0], 0),)
         return self.padding
 
-    def call(self, x, training=False):
+    def call(self, x, training=None):
         self._check_channels(x.shape)
         fused = _FUSED.get(self.activation)  # applied inside the conv op, see fl.conv
         y = F.conv(x, self.kernel, self.bias, strides=self.strides, padding=self._op_padding(),
@@ -612,7 +612,7 @@ class Conv2DTranspose(_ShapeChecks, Layer):
                                  self.bias_regularizer, self.bias_constraint)
                      if self.use_bias else None)
 
-    def call(self, x, training=False):
+    def call(self, x, training=None):
         self._check_channels(x.shape)
         first = self.data_format == "channels_first"
         if first:  # the op is channels-last only
@@ -673,7 +673,7 @@ class _ZeroPadding(_ShapeChecks, Layer):
     def build(self, input_shape):
         self._check_rank(input_shape)
 
-    def call(self, x, training=False):
+    def call(self, x, training=None):
         self._check_rank(x.shape)
         return F.zero_pad(x, self.pads, data_format=self.data_format)
 
@@ -784,7 +784,7 @@ class UpSampling2D(_ShapeChecks, Layer):
     def build(self, input_shape):
         self._check_rank(input_shape)
 
-    def call(self, x, training=False):
+    def call(self, x, training=None):
         self._check_rank(x.shape)
         return F.upsample2d(x, self.size, interpolation=self.interpolation,
                             data_format=self.data_format)

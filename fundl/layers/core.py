@@ -51,7 +51,7 @@ class InputLayer(Layer):
         self.output = SymbolicTensor((batch_size,) + self.shape, self.dtype, None, 0, self.name)
         self.output.node = None
 
-    def call(self, inputs, training=False):
+    def call(self, inputs, training=None):
         return inputs
 
     def compute_output_shape(self, input_shape):
@@ -152,7 +152,7 @@ class Dense(Layer):
                                  self.bias_regularizer, self.bias_constraint)
                      if self.use_bias else None)
 
-    def call(self, x, training=False):
+    def call(self, x, training=None):
         if x.shape[-1] != self.kernel.shape[0]:
             raise ValueError(
                 f"Dense '{self.name}': expected last input axis of size {self.kernel.shape[0]} "
@@ -198,7 +198,7 @@ class Activation(Layer):
         super().__init__(**kwargs)
         self.activation = activations.get(activation)
 
-    def call(self, x, training=False):
+    def call(self, x, training=None):
         return self.activation(x)
 
     def compute_output_shape(self, input_shape):
@@ -216,7 +216,7 @@ class Flatten(Layer):
         (2, 784)
     """
 
-    def call(self, x, training=False):
+    def call(self, x, training=None):
         return F.reshape(x, (x.shape[0], -1))
 
     def compute_output_shape(self, input_shape):
@@ -250,7 +250,7 @@ class Reshape(Layer):
                              f"most one -1 (without the batch axis), got {target_shape!r}.")
         self.target_shape = target
 
-    def call(self, x, training=False):
+    def call(self, x, training=None):
         return F.reshape(x, (x.shape[0],) + self.target_shape)
 
     def compute_output_shape(self, input_shape):
@@ -326,7 +326,7 @@ class Dropout(Layer):
         self.rate = _check_rate(type(self).__name__, rate)
         self.noise_shape = None if noise_shape is None else tuple(noise_shape)
 
-    def call(self, x, training=False):
+    def call(self, x, training=None):
         if not training or self.rate == 0:
             return x
         shape = x.shape
@@ -373,7 +373,7 @@ class GaussianNoise(Layer):
             raise ValueError(f"GaussianNoise: stddev must be a number >= 0, got {stddev!r}.")
         self.stddev = float(stddev)
 
-    def call(self, x, training=False):
+    def call(self, x, training=None):
         if not training or self.stddev == 0:
             return x
         return x + _normal(x.shape, x.data) * x.dtype.type(self.stddev)
@@ -414,7 +414,7 @@ class Lambda(Layer):
         self.output_shape = output_shape
         self.arguments = dict(arguments or {})
 
-    def call(self, x, training=False):
+    def call(self, x, training=None):
         return self.function(x, **self.arguments)
 
     def compute_output_shape(self, input_shape):

@@ -110,7 +110,7 @@ class Embedding(Layer):
                                       self.embeddings_initializer, self.embeddings_regularizer,
                                       self.embeddings_constraint)
 
-    def call(self, x, training=False):
+    def call(self, x, training=None):
         idx = x.data
         if idx.dtype.kind not in "iub":
             if idx.dtype.kind != "f":
@@ -163,7 +163,7 @@ class Masking(Layer):
         super().__init__(**kwargs)
         self.mask_value = float(mask_value)
 
-    def call(self, x, training=False):
+    def call(self, x, training=None):
         if x.ndim < 3:
             raise ValueError(f"Masking '{self.name}': expected inputs of shape (batch, timesteps, "
                              f"features), got shape {x.shape}.")

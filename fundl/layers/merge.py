@@ -50,7 +50,7 @@ class _Merge(Layer):
     def _check_list(self, inputs):
         _check_list(self, inputs)
 
-    def call(self, inputs, training=False):
+    def call(self, inputs, training=None):
         self._check_list(inputs)
         return self._merge(list(inputs))
 
@@ -161,7 +161,7 @@ class Concatenate(Layer):
             raise TypeError(f"Concatenate: axis must be an int, got {axis!r}.")
         self.axis = axis
 
-    def call(self, inputs, training=False):
+    def call(self, inputs, training=None):
         _check_list(self, inputs)
         return F.concatenate(list(inputs), axis=self.axis)
 

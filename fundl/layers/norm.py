@@ -141,7 +141,7 @@ class BatchNormalization(Layer):
                 f"axis {self.axis} (set when the layer was built), got shape {tuple(shape)}. "
                 "Did the previous layer change size?")
 
-    def call(self, x, training=False):
+    def call(self, x, training=None):
         self._check_input(x.shape)
         if training and self.trainable:
             mask = get_mask(x)
@@ -282,7 +282,7 @@ class LayerNormalization(Layer):
                 f"(set when the layer was built), got shape {tuple(shape)}. Did the previous "
                 "layer change size?")
 
-    def call(self, x, training=False):
+    def call(self, x, training=None):
         self._check_input(x.shape)
         return F.layer_norm(x, self.gamma, self.beta, axis=self._axes, epsilon=self.epsilon)
 
@@ -340,7 +340,7 @@ class LocalResponseNormalization(Layer):
             raise ValueError(f"LocalResponseNormalization '{self.name}': expected inputs of shape "
                              f"(batch, ..., channels), got {tuple(input_shape)}.")
 
-    def call(self, x, training=False):
+    def call(self, x, training=None):
         return F.local_response_norm(x, self.depth_radius, self.bias, self.alpha, self.beta)
 
     def compute_output_shape(self, input_shape):

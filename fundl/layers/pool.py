@@ -32,7 +32,7 @@ class _Pooling(_ShapeChecks, Layer):
     def build(self, input_shape):
         self._check_rank(input_shape)
 
-    def call(self, x, training=False):
+    def call(self, x, training=None):
         self._check_rank(x.shape)
         return self._op(x, self.pool_size, self.strides, padding=self.padding,
                         data_format=self.data_format)
@@ -195,7 +195,7 @@ class _GlobalPooling(_ShapeChecks, Layer):
     def build(self, input_shape):
         self._check_rank(input_shape)
 
-    def call(self, x, training=False):
+    def call(self, x, training=None):
         self._check_rank(x.shape)
         return self._op(x, keepdims=self.keepdims, data_format=self.data_format)
 
