@@ -433,7 +433,7 @@ def log_cosh(y_true, y_pred) -> Tensor:
 
 
 def poisson(y_true, y_pred) -> Tensor:
-    """Poisson negative log-likelihood (up to a constant): ``mean(y_pred - y_true * log(y_pred + 1e-7))``.
+    """Poisson negative log-likelihood up to a constant, ``mean(y_pred - y_true log(y_pred + 1e-7))``.
 
     Args:
         y_true: observed counts (>= 0), shape of ``y_pred``.
@@ -918,7 +918,8 @@ class CosineSimilarity(LossFunctionWrapper):
         name, reduction: see :class:`Loss`.
 
     Example:
-        >>> losses.CosineSimilarity(axis=1)([[0.0, 1.0], [1.0, 1.0]], fl.tensor([[1.0, 0.0], [1.0, 1.0]]))
+        >>> y_pred = fl.tensor([[1.0, 0.0], [1.0, 1.0]])
+        >>> losses.CosineSimilarity(axis=1)([[0.0, 1.0], [1.0, 1.0]], y_pred)
         tensor(-0.49999997, dtype=float32)
     """
 

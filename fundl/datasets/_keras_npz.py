@@ -7,9 +7,9 @@ archive with :mod:`zipfile`, numeric members with ``numpy.lib.format.read_array(
 allow_pickle=False)``, and object members with a strict opcode reader built on
 :mod:`fundl.datasets._safe_pickle`'s: protocols 2 to 5, only the GLOBALs that make an ndarray
 (``_reconstruct``, ``ndarray``, ``dtype``, ``scalar`` for NumPy numbers, and ``_codecs.encode``
-that Python 3 writes for bytes in protocol 2), object or numeric dtypes, and as elements only inert values (ints,
-floats, strings, bytes, lists, tuples, dicts, None, booleans). Anything else raises
-:class:`fundl.saving.CorruptFileError` naming the file, the member and the byte offset.
+that Python 3 writes for bytes in protocol 2), object or numeric dtypes, and as elements only
+inert values (ints, floats, strings, bytes, lists, tuples, dicts, None, booleans). Anything else
+raises :class:`fundl.saving.CorruptFileError` naming the file, the member and the byte offset.
 
 Example:
     >>> from fundl.datasets._keras_npz import load_npz
@@ -124,7 +124,8 @@ def _reduce(r: _Reader) -> None:
         raise r.fail(f"REDUCE expects an argument tuple, got {type(args).__name__}")
     reducer = _REDUCERS.get(func.key()) if isinstance(func, sp._Global) else None
     if reducer is None:
-        what = f"'{func.module}.{func.name}'" if isinstance(func, sp._Global) else type(func).__name__
+        what = (f"'{func.module}.{func.name}'" if isinstance(func, sp._Global)
+                else type(func).__name__)
         raise r.fail(f"REDUCE on {what} is not allowed")
     r.stack.append(reducer(r, args))
 

@@ -232,7 +232,7 @@ def mish(x) -> Tensor:
 
 
 def selu(x) -> Tensor:
-    """Scaled ELU ``scale * elu(x, alpha)`` with alpha ~ 1.67326 and scale ~ 1.05070 (self-normalising nets).
+    """Scaled ELU ``scale * elu(x, alpha)``, alpha ~ 1.67326, scale ~ 1.05070 (self-normalising).
 
     Args:
         x: Tensor of any shape.

@@ -590,7 +590,8 @@ def get(identifier) -> Optimizer:
 
     Args:
         identifier: ``"sgd"``, ``"adam"``, ``"adamw"``, ``"rmsprop"``, ``"adagrad"``,
-            ``"adadelta"``, ``"nadam"``, ``"adamax"``, ``"lion"``, ``"ftrl"`` (case-insensitive), a dict from :func:`serialize`, or an
+            ``"adadelta"``, ``"nadam"``, ``"adamax"``, ``"lion"``, ``"ftrl"``
+            (case-insensitive), a dict from :func:`serialize`, or an
             :class:`Optimizer` (returned as is).
 
     Returns:
