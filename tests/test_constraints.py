@@ -179,3 +179,12 @@ def test_max_norm_holds_after_adam_steps_and_survives_save_load(tmp_path):
     loaded = load_model(path)
     restored = loaded.layers[-1].kernel.constraint
     assert isinstance(restored, C.MaxNorm) and restored.max_value == 0.5
+
+
+def test_graph_conv_kernels_carry_the_kernel_constraint():
+    from fundl.layers import GraphConv
+    a = fl.normalized_adjacency(np.array([[0, 1], [1, 2]]), 3)
+    layer = GraphConv(2, kernel_constraint="non_neg", self_kernel=True)
+    layer([fl.tensor(np.ones((3, 4), "float32")), a])
+    assert isinstance(layer.kernel.constraint, C.NonNeg)
+    assert isinstance(layer.self_weight.constraint, C.NonNeg)

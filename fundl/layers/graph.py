@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from .. import functional as F
 from ..ops.graph import SparseMatrix
+from ._weights import add_weight_with_constraint as _add_weight
 from .core import Dense
 
 
@@ -86,13 +87,15 @@ class GraphConv(Dense):
         if len(input_shape) != 2 or input_shape[-1] is None:
             raise ValueError(f"GraphConv '{self.name}': expected node features of shape (nodes, "
                              f"features) with a known feature size, got {input_shape}.")
-        self.kernel = self.add_weight("kernel", (input_shape[-1], self.units),
-                                      self.kernel_initializer, regularizer=self.kernel_regularizer)
-        self.bias = (self.add_weight("bias", (self.units,), self.bias_initializer,
-                                     regularizer=self.bias_regularizer) if self.use_bias else None)
-        self.self_weight = (self.add_weight("self_kernel", (input_shape[-1], self.units),
-                                            self.kernel_initializer,
-                                            regularizer=self.kernel_regularizer)
+        self.kernel = _add_weight(self, "kernel", (input_shape[-1], self.units),
+                                  self.kernel_initializer, self.kernel_regularizer,
+                                  self.kernel_constraint)
+        self.bias = (_add_weight(self, "bias", (self.units,), self.bias_initializer,
+                                 self.bias_regularizer, self.bias_constraint)
+                     if self.use_bias else None)
+        self.self_weight = (_add_weight(self, "self_kernel", (input_shape[-1], self.units),
+                                        self.kernel_initializer, self.kernel_regularizer,
+                                        self.kernel_constraint)
                             if self.self_kernel else None)
 
     def call(self, x, training=False, adjacency=None):
