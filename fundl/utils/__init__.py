@@ -7,7 +7,7 @@ Example:
     >>> utils.to_categorical([0, 2, 1])
     array([[1., 0., 0.],
            [0., 0., 1.],
-           [0., 1., 0.]], dtype=float32)
+           [0., 1., 0.]])
 """
 from __future__ import annotations
 
@@ -27,15 +27,18 @@ __all__ = ["PyDataset", "Sequence", "clear_session", "normalize", "pad_sequences
 
 
 def to_categorical(y, num_classes=None):
-    """Integer class labels as one-hot rows (Keras's ``to_categorical``).
+    """Integer class labels as one-hot rows (Keras 3's ``to_categorical``).
 
     Args:
-        y: integer labels, any shape (a trailing axis of size 1 is dropped, as Keras does);
-            a list, NumPy array or fundl Tensor. Floats holding whole numbers are accepted.
+        y: integer labels, any shape (a trailing axis of size 1 is dropped, as Keras does):
+            a list or NumPy array (floats holding whole numbers are accepted), or a fundl
+            Tensor.
         num_classes: the number of classes; default ``max(y) + 1``.
 
     Returns:
-        float32 NumPy array of shape ``y.shape + (num_classes,)``.
+        For lists and arrays, a float64 NumPy array (as Keras) of shape
+        ``y.shape + (num_classes,)``; for a Tensor, a float32 Tensor (Keras returns a backend
+        tensor there too, via ``one_hot``).
 
     Raises:
         ValueError: labels that are negative, not whole numbers, or ``>= num_classes``.
@@ -43,9 +46,12 @@ def to_categorical(y, num_classes=None):
     Example:
         >>> to_categorical([1, 0], num_classes=3)
         array([[0., 1., 0.],
-               [1., 0., 0.]], dtype=float32)
+               [1., 0., 0.]])
     """
-    data = getattr(y, "data", y)  # a fundl Tensor's array
+    from ..tensor import Tensor
+
+    is_tensor = isinstance(y, Tensor)
+    data = y.data if is_tensor else y
     if hasattr(data, "get") and not isinstance(data, numpy.ndarray):  # CuPy
         data = data.get()
     y = numpy.asarray(data)
@@ -71,9 +77,10 @@ def to_categorical(y, num_classes=None):
     elif top > num_classes:
         raise ValueError(f"to_categorical: label {top - 1} does not fit num_classes="
                          f"{num_classes}; labels must lie in [0, {num_classes}).")
-    out = numpy.zeros(y.shape + (int(num_classes),), dtype=numpy.float32)
+    out = numpy.zeros(y.shape + (int(num_classes),),
+                      dtype=numpy.float32 if is_tensor else numpy.float64)
     numpy.put_along_axis(out, y[..., None].astype(numpy.intp), 1.0, axis=-1)
-    return out
+    return Tensor(out) if is_tensor else out
 
 
 def normalize(x, axis=-1, order=2):

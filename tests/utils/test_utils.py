@@ -13,12 +13,13 @@ from fundl.testing import assert_error
 def test_to_categorical_like_keras():
     np.testing.assert_array_equal(utils.to_categorical([0, 2, 1]), np.eye(3)[[0, 2, 1]])
     out = utils.to_categorical(np.array([[1], [0]]), num_classes=4)  # trailing 1 dropped
-    assert out.shape == (2, 4) and out.dtype == np.float32
+    assert out.shape == (2, 4) and out.dtype == np.float64   # Keras 3's dtype for arrays
     np.testing.assert_array_equal(out, [[0, 1, 0, 0], [1, 0, 0, 0]])
     grid = utils.to_categorical(np.array([[0, 1], [2, 0]]))
     assert grid.shape == (2, 2, 3) and grid[1, 0, 2] == 1
     assert utils.to_categorical(np.array([1.0, 0.0])).tolist() == [[0, 1], [1, 0]]
-    assert utils.to_categorical(fl.tensor([1, 0])).shape == (2, 2)
+    t = utils.to_categorical(fl.tensor([1, 0]))
+    assert isinstance(t, fl.Tensor) and t.shape == (2, 2) and t.dtype == np.float32
     assert_error(ValueError, utils.to_categorical, [0, 3], num_classes=3,
                  contains=["to_categorical", "3", "num_classes"])
     assert_error(ValueError, utils.to_categorical, [-1], contains=["to_categorical", ">= 0"])
