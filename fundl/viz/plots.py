@@ -473,8 +473,9 @@ def plot_confusion_matrix(y_true, y_pred, labels=None, normalize=None, display_l
                         color="white" if cm[i, j] > threshold else "black")
     ax.set_xticks(range(n))
     ax.set_yticks(range(n))
-    ax.set_xticklabels(display_labels, rotation=45 if n > 5 else 0, ha="right" if n > 5 else
-                       "center")
+    slanted = n > 5 and max(len(str(v)) for v in display_labels) > 2  # long names collide
+    ax.set_xticklabels(display_labels, rotation=45 if slanted else 0,
+                       ha="right" if slanted else "center")
     ax.set_yticklabels(display_labels)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
