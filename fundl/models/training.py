@@ -1,10 +1,25 @@
 """Training: ``compile``, ``fit``, ``evaluate``, ``predict`` and the per-batch steps.
 
 One training step is the course's recipe, literally: take a batch, run it forward to the loss,
-back-propagate, let the optimizer update the weights. Everything else here is bookkeeping:
-matching losses and metrics to outputs, batching, shuffling, validation and callbacks, done
-once per fit rather than once per step where possible, because per-step overhead is what
-separates a framework from hand-written NumPy.
+back-propagate, let the optimizer update the weights. Everything else here is bookkeeping,
+done once per fit rather than once per step where possible, because per-step overhead is what
+separates a framework from hand-written NumPy. The file reads top-down by responsibility:
+
+- argument checks (``_int_arg``, ``_verbose_arg``, ...): every argument of compile/fit/evaluate/
+  predict is checked at the public boundary, with a message naming it;
+- ``Trainer.compile`` and the compiled state: losses and metrics per output, ``model.metrics``
+  (the ``"loss"`` tracker, the compiled Metric objects, the model's own trackers),
+  ``compute_loss`` / ``compute_metrics`` (Keras 3's hooks);
+- data handling: inputs and targets as lists of arrays, checked against the model; the
+  batches come from :mod:`fundl.models.data_adapter` (arrays, generators, PyDatasets);
+- the built-in step (``_train_step``/``_test_step``: lists of arrays in, floats out, the fast
+  path) and the overridable steps (``train_step``/``test_step``/``predict_step``, called when a
+  subclass overrides them, or ``compute_loss``/``compute_metrics``);
+- ``fit`` (check arguments, make the batches, then ``_fit_epochs``: the epoch loop with its
+  callbacks, validation and metric resets), ``evaluate`` and ``predict``.
+
+What differs between model kinds is asked through three methods that ``Model`` and
+``Sequential`` override (``_n_inputs``, ``_expected_input_shapes``, ``_needs_sample_call``).
 """
 from __future__ import annotations
 
@@ -506,7 +521,9 @@ class Trainer:
         seen = {id(m) for m in found}
         layers = [self] + [layer for _, layer in self._named_sublayers()]
         for layer in layers:
-            for value in vars(layer).values():
+            for key, value in vars(layer).items():
+                if key.startswith("_"):
+                    continue  # the compile settings and other internals are not trackers
                 items = value if isinstance(value, (list, tuple)) else (value,)
                 for m in items:
                     if isinstance(m, metrics_module.Metric) and id(m) not in seen:

@@ -759,3 +759,42 @@ def test_fit_with_a_strategy_hands_the_call_over_to_strategy_fit():
                               "validation_data", "shuffle", "initial_epoch", "steps_per_epoch"}
     assert_error(TypeError, model.fit, x, y, strategy=object(),
                  contains=["strategy", "object"])
+
+
+def test_multi_output_stateful_metrics_get_one_state_per_output():
+    x, ys = _two_output_targets(24)
+    model = _two_outputs()
+    mae = fl.metrics.MeanAbsoluteError(name="mae")
+    model.compile(optimizer=SGD(0.0), loss=["categorical_crossentropy", "mse"],
+                  metrics=[mae])
+    h = model.fit(x, ys, epochs=1, batch_size=8, verbose=0).history
+    assert {"cls_mae", "reg_mae"} <= set(h)
+    p_cls, p_reg = model.predict(x)
+    assert h["cls_mae"][0] == pytest.approx(np.abs(p_cls - ys[0]).mean(), rel=1e-5)
+    assert h["reg_mae"][0] == pytest.approx(np.abs(p_reg - ys[1]).mean(), rel=1e-5)
+    assert mae.name == "mae"        # the object given is copied per output, not renamed
+    assert model.metrics_names == ["loss", "cls_mae", "reg_mae"]
+
+
+def test_model_metrics_hold_the_epoch_values_of_the_built_in_path():
+    x, y, _ = _data(n=30)
+    model = _classifier()
+    h = model.fit(x, y, epochs=2, batch_size=8, verbose=0).history
+    loss_tracker, acc = model.metrics
+    assert (loss_tracker.name, acc.name) == ("loss", "accuracy")
+    assert loss_tracker.result() == pytest.approx(h["loss"][-1])
+    assert acc.result() == pytest.approx(h["accuracy"][-1])
+
+
+def test_save_and_load_keep_metric_objects_and_a_compile_without_loss(tmp_path):
+    x, y, _ = _data(n=30)
+    model = _classifier(metrics=["acc", fl.metrics.AUC(num_thresholds=50), "precision"])
+    model.fit(x, y, epochs=1, verbose=0)
+    model.save(tmp_path / "m.fundl")
+    again = load_model(tmp_path / "m.fundl")
+    assert again.evaluate(x, y, verbose=0, return_dict=True) == pytest.approx(
+        model.evaluate(x, y, verbose=0, return_dict=True))
+    bare = Sequential([Dense(2, input_dim=4)])
+    bare.compile(optimizer="sgd")
+    bare.save(tmp_path / "bare.fundl")
+    assert load_model(tmp_path / "bare.fundl").compiled
