@@ -26,6 +26,7 @@ import json
 import re
 import threading
 import warnings
+import weakref
 
 import numpy
 
@@ -345,14 +346,16 @@ class Node:
     model's own), as in ``base_model(inputs, training=False)``.
     """
 
-    __slots__ = ("layer", "inputs", "outputs", "kwargs", "input_structure", "training")
+    __slots__ = ("layer", "inputs", "outputs", "kwargs", "input_structure", "training",
+                 "tensor_kwargs")
 
     def __init__(self, layer, inputs, kwargs, input_structure, training=None):
         self.layer = layer
-        self.inputs = inputs            # flat list of SymbolicTensors
-        self.kwargs = kwargs
+        self.inputs = inputs            # flat list of SymbolicTensors (positional, then keyword)
+        self.kwargs = kwargs            # the constant keyword arguments
         self.input_structure = input_structure
         self.training = training
+        self.tensor_kwargs = []         # names of the keyword inputs, the last of ``inputs``
         self.outputs = []
 
 
@@ -462,6 +465,10 @@ def _is_jsonable(value) -> bool:
 
 _INIT_SIGNATURES: dict[type, inspect.Signature] = {}
 
+# The layers holding add_loss terms (id -> weak reference): the outermost call of a forward
+# pass clears those inside it. Empty unless add_loss is used, so the check costs nothing else.
+_LOSS_HOLDERS: dict[int, weakref.ref] = {}
+
 
 class Layer:
     """Base class of every layer (and of models).
@@ -474,6 +481,8 @@ class Layer:
         input_shape: the shape of one sample (Keras style), for the first layer of a Sequential.
         input_dim: shorthand for ``input_shape=(input_dim,)``.
         batch_size: fixes the batch size of the input (rarely needed).
+        activity_regularizer: an optional penalty on the layer's output (see
+            :mod:`fundl.regularizers`), divided by the batch size, as Keras.
 
     Subclasses override ``build``, ``call``, ``compute_output_shape`` and ``get_config``.
     Layers (and lists of layers) assigned as attributes become sub-layers: their weights,
@@ -512,7 +521,7 @@ class Layer:
         return obj
 
     def __init__(self, name=None, trainable=True, dtype=None, input_shape=None, input_dim=None,
-                 batch_size=None, **kwargs):
+                 batch_size=None, activity_regularizer=None, **kwargs):
         if kwargs:
             raise TypeError(f"{type(self).__name__}: unexpected keyword argument(s) "
                             f"{sorted(kwargs)}.")
@@ -535,7 +544,8 @@ class Layer:
             self.built = False
             self.input_spec_shape = None   # input shape seen at build, batch axis as None
         self._activity_losses = []
-        self.activity_regularizer = None
+        self._added_losses = []
+        self.activity_regularizer = deserialize_object(regularizers, activity_regularizer)
         self._inbound_nodes = []
 
     def _name_prefix(self) -> str:
@@ -824,10 +834,12 @@ class Layer:
     def losses(self) -> list:
         """Regularization penalties (scalar Tensors) of this layer and its sub-layers.
 
-        Weight penalties are computed now from the current weights; activity penalties are
-        those of the layer's latest call.
+        Weight penalties are computed now from the current weights; activity penalties and
+        the terms given to :meth:`add_loss` are those of the latest forward pass.
         """
         out = list(self._activity_losses)
+        if self._added_losses:
+            out.extend(self._added_losses)
         for w, trainable, reg in self._own_weights:
             if reg is not None and trainable and self._trainable:
                 out.append(reg(w))
@@ -838,9 +850,61 @@ class Layer:
                 out.extend(layer.losses)
         return out
 
+    def add_loss(self, loss) -> None:
+        """Add a loss term computed in ``call`` (Keras): it joins the training loss.
+
+        The terms are those of the latest forward pass: the outermost layer call clears the
+        terms of every layer inside it first, so ``model.losses`` after a forward pass holds
+        that pass's terms only (a shared layer called twice in it contributes twice).
+
+        Args:
+            loss: a scalar Tensor (or a number); a Tensor with more elements is summed (Keras).
+
+        Raises:
+            TypeError: anything else.
+
+        Example:
+            >>> class ActivityPenalty(Layer):
+            ...     def call(self, x):
+            ...         self.add_loss(0.01 * (x * x).mean())
+            ...         return x
+        """
+        if not isinstance(loss, Tensor):
+            if isinstance(loss, bool) or not isinstance(loss, (int, float, numpy.number)):
+                raise TypeError(f"{type(self).__name__} '{self.name}': add_loss expects a "
+                                f"scalar Tensor or a number, got {type(loss).__name__}.")
+            loss = Tensor(float(loss))
+        elif loss.data.size != 1:
+            loss = loss.sum()
+        self._uses_add_loss = True
+        self._added_losses.append(loss)
+        _LOSS_HOLDERS[id(self)] = weakref.ref(self)
+
+    def _clear_added_losses(self) -> None:
+        """Forget the add_loss terms of this layer and of every layer inside it."""
+        held = set()
+        for key, ref in list(_LOSS_HOLDERS.items()):
+            layer = ref()
+            if layer is None:
+                del _LOSS_HOLDERS[key]
+            else:
+                held.add(id(layer))
+        if not held:
+            return
+        stack, seen = [self], set()
+        while stack:
+            layer = stack.pop()
+            if id(layer) in seen:
+                continue
+            seen.add(id(layer))
+            if id(layer) in held:
+                layer._added_losses = []
+                _LOSS_HOLDERS.pop(id(layer), None)
+            stack.extend(sub for _, sub in layer._named_sublayers())
+
     def _has_losses(self) -> bool:
         """Whether this layer or a sub-layer can ever add a penalty (checked once per fit)."""
-        if self.activity_regularizer is not None or any(
+        if self.activity_regularizer is not None or self.__dict__.get("_uses_add_loss") or any(
                 reg is not None for _, _, reg in self._own_weights):
             return True
         return any(layer._has_losses() for _, layer in self._named_sublayers())
@@ -916,7 +980,8 @@ class Layer:
             shapes = inputs.data.shape
         else:
             flat, structure = _flatten(inputs) if not args else ([inputs, *args], "args")
-            if any(isinstance(x, SymbolicTensor) for x in flat):
+            if any(isinstance(x, SymbolicTensor) for x in flat) or kwargs and any(
+                    isinstance(v, SymbolicTensor) for v in kwargs.values()):
                 return self._symbolic_call(flat, structure, training, kwargs)
             device = self._device_of_weights()
             if structure == "single":
@@ -935,6 +1000,8 @@ class Layer:
         # Dropout in a custom block trains when the model does (Keras 3's CallContext).
         context = _CALL_CONTEXT
         outer = context.training
+        if outer is None and _LOSS_HOLDERS:  # a new forward pass: add_loss terms start afresh
+            self._clear_added_losses()
         if training is None:
             training = outer if outer is not None else spec.training_default
         else:
@@ -979,26 +1046,50 @@ class Layer:
         return inputs, args, training, kwargs
 
     def _symbolic_call(self, flat, structure, training, kwargs):
-        """Record a node of the functional graph and return symbolic outputs."""
+        """Record a node of the functional graph and return symbolic outputs.
+
+        Symbolic tensors given by keyword (``mha(query, value, key=k)``) are inputs of the node
+        too; ``compute_output_shape`` and ``build`` then get one shape per positional input
+        and ``<name>_shape`` per keyword when their signatures take them (Keras 3's rule), else
+        the list of the positional inputs' shapes.
+        """
+        tensor_kwargs = [k for k, v in kwargs.items() if isinstance(v, SymbolicTensor)]
+        everything = flat + [kwargs[k] for k in tensor_kwargs]
         if not all(isinstance(x, SymbolicTensor) for x in flat):
             raise TypeError(f"{type(self).__name__} '{self.name}': cannot mix symbolic inputs "
                             "(from Input) with real data in one call; got "
-                            f"{[type(x).__name__ for x in flat]}.")
+                            f"{[type(x).__name__ for x in everything]}.")
         shapes = [x.shape for x in flat]
         in_shape = shapes[0] if structure == "single" else shapes
+        kw_shapes = {f"{k}_shape": kwargs[k].shape for k in tensor_kwargs}
+        several = structure == "args" or bool(tensor_kwargs)
+        constants = {k: v for k, v in kwargs.items() if k not in tensor_kwargs}
         dtypes = None
         try:
             if not self.built:
-                self._maybe_build(_batchless(in_shape), several=structure == "args")
+                if several:
+                    self._build_for_several(shapes if structure != "single" else [shapes[0]],
+                                            kw_shapes)
+                else:
+                    self._maybe_build(_batchless(in_shape))
             try:
-                out_shape = self.compute_output_shape(in_shape)
+                if several and _takes_several(type(self).compute_output_shape,
+                                              len(shapes), kw_shapes):
+                    out_shape = self.compute_output_shape(*shapes, **{
+                        k: v for k, v in kw_shapes.items()
+                        if _accepts_keyword(type(self).compute_output_shape, k)})
+                else:
+                    out_shape = self.compute_output_shape(in_shape)
             except NotImplementedError:
                 # No compute_output_shape of its own: run call on zeros to learn the shapes
                 # (Keras 3 traces call symbolically; this is the eager equivalent).
                 out_shape, dtypes = self._infer_output_spec(flat, structure, training, kwargs)
         except (ValueError, TypeError) as e:
             _reraise_in_context(self, e, in_shape)
-        node = Node(self, flat, kwargs, structure, training)
+        if isinstance(out_shape, tuple) and out_shape and isinstance(out_shape[0], (tuple, list)):
+            out_shape = [tuple(s) for s in out_shape]  # several outputs given as a tuple
+        node = Node(self, everything, constants, structure, training)
+        node.tensor_kwargs = tensor_kwargs
         self._inbound_nodes.append(node)
         multi = isinstance(out_shape, list)
         shapes_out = out_shape if multi else [out_shape]
@@ -1009,6 +1100,19 @@ class Layer:
                 for i, (s, d) in enumerate(zip(shapes_out, dtypes))]
         node.outputs = outs
         return outs if multi else outs[0]
+
+    def _build_for_several(self, shapes, kw_shapes):
+        """Build for several inputs: ``build(*shapes, **kw_shapes)`` when the signature takes
+        them, else ``build(list of the positional shapes)``."""
+        shapes = [_batchless(s) for s in shapes]
+        if _takes_several(type(self).build, len(shapes), kw_shapes):
+            self.build(*shapes, **{k: _batchless(v) for k, v in kw_shapes.items()
+                                   if _accepts_keyword(type(self).build, k)})
+            self.built = True
+            if self.input_spec_shape is None:
+                self.input_spec_shape = shapes
+        else:
+            self._maybe_build(shapes)
 
     def _infer_output_spec(self, flat, structure, training=None, kwargs=None):
         """Output shape(s) and dtypes from running ``call`` on zeros (for the functional API).
@@ -1026,10 +1130,13 @@ class Layer:
                 message names the layer and both the symbolic and the concrete shapes.
         """
         kwargs = dict(kwargs or {})
+        tensor_kwargs = [k for k, v in kwargs.items() if isinstance(v, SymbolicTensor)]
+        n_positional = len(flat)
+        flat = list(flat) + [kwargs.pop(k) for k in tensor_kwargs]
         shapes = [tuple(x.shape) for x in flat]
         cache_key = None
         if not kwargs:
-            cache_key = (tuple(shapes), structure, training)
+            cache_key = (tuple(shapes), structure, training, tuple(tensor_kwargs))
             cached = self.__dict__.get("_inferred_specs", {}).get(cache_key)
             if cached is not None:
                 return cached
@@ -1039,6 +1146,8 @@ class Layer:
             concrete = [tuple((batch if i == 0 else size) if s is None else s
                               for i, s in enumerate(shape)) for shape in shapes]
             values = [Tensor(numpy.zeros(c, dtype=x.dtype)) for c, x in zip(concrete, flat)]
+            kwargs.update(zip(tensor_kwargs, values[n_positional:]))
+            values = values[:n_positional]
             call_in = values[0] if structure == "single" else values
             saved_losses = self._activity_losses
             try:
@@ -1058,6 +1167,8 @@ class Layer:
                 raise (TypeError if isinstance(e, TypeError) else ValueError)(message) from e
             finally:
                 self._activity_losses = saved_losses
+                if _LOSS_HOLDERS:  # terms added while tracing are not a forward pass's
+                    self._clear_added_losses()
             if isinstance(out, dict) or not (isinstance(out, (list, tuple)) or hasattr(
                     out, "shape")):
                 raise TypeError(f"{type(self).__name__} '{self.name}': call() returned "
@@ -1157,6 +1268,8 @@ class Layer:
         config = {"name": self.name, "trainable": self._trainable, "dtype": self.dtype}
         if self._batch_input_shape is not None:
             config["batch_input_shape"] = list(self._batch_input_shape)
+        if self.__dict__.get("activity_regularizer") is not None:
+            config["activity_regularizer"] = serialize_object(self.activity_regularizer)
         return self._with_constructor_arguments(config)
 
     get_config._fundl_auto_config = True
@@ -1225,7 +1338,7 @@ class Layer:
 
 
 _BASE_ARGUMENTS = ("name", "trainable", "dtype", "input_shape", "input_dim", "batch_size",
-                   "batch_input_shape")
+                   "batch_input_shape", "activity_regularizer")
 
 
 def _init_signature(cls) -> inspect.Signature:
@@ -1263,6 +1376,26 @@ def _constructor_arguments(cls, args, kwargs):
     if not _is_jsonable(out):
         return None
     return json.loads(json.dumps(out))  # tuples become lists, as they would in a file
+
+
+def _takes_several(fn, n, kw_shapes) -> bool:
+    """Whether ``fn(self, shape_1, ..., shape_n, **kw_shapes)`` is how to call ``fn`` (a
+    ``build``/``compute_output_shape`` written for several inputs), rather than ``fn(list)``."""
+    count = _positional_count(fn)
+    if count != -1 and count < n:
+        return False
+    if n > 1:
+        return True
+    return bool(kw_shapes) and all(_accepts_keyword(fn, k) for k in kw_shapes)
+
+
+def _accepts_keyword(fn, name) -> bool:
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD
+                                 for p in params.values())
 
 
 def _positional_count(fn) -> int:

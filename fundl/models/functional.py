@@ -233,11 +233,16 @@ class Model(Trainer, Layer):
             args = [values[id(t)] for t in node.inputs]
             # A call made with an explicit training (base_model(x, training=False)) keeps it.
             node_training = training if node.training is None else node.training
+            kwargs = node.kwargs
+            named = getattr(node, "tensor_kwargs", None)
+            if named:  # inputs given by keyword (mha(q, v, key=k)) are the last ones
+                kwargs = {**kwargs, **dict(zip(named, args[len(args) - len(named):]))}
+                args = args[:len(args) - len(named)]
             if node.input_structure == "args":
-                out = node.layer(*args, training=node_training, **node.kwargs)
+                out = node.layer(*args, training=node_training, **kwargs)
             else:
                 out = node.layer(args if node.input_structure == "list" else args[0],
-                                 training=node_training, **node.kwargs)
+                                 training=node_training, **kwargs)
             for sym, value in zip(node.outputs, out if isinstance(out, (list, tuple)) else [out]):
                 values[id(sym)] = value
         outs = [values[id(t)] for t in self.outputs]
@@ -341,7 +346,7 @@ class Model(Trainer, Layer):
             return [t.node.layer.name, node_index[id(t.node)], t.index]
 
         held = [(node.layer.name, sorted(k for k, v in node.kwargs.items()
-                                         if v is not None and k != "mask"))
+                                         if not _is_constant(v)))
                 for node in self._nodes]
         held = [(name, keys) for name, keys in held if keys]  # mask=None and the like are fine
         if held:
@@ -410,7 +415,11 @@ class Model(Trainer, Layer):
         for spec in config["nodes"]:
             name = spec["layer"]
             args = [produced[(n, i)][t] for n, i, t in spec["inputs"]]
-            kwargs = {k: v for k, v in (spec.get("kwargs") or {}).items() if k == "training"}
+            kwargs = dict(spec.get("kwargs") or {})
+            named = spec.get("tensor_kwargs") or []
+            if named:
+                kwargs.update(zip(named, args[len(args) - len(named):]))
+                args = args[:len(args) - len(named)]
             if spec["structure"] == "args":
                 out = layers[name](*args, **kwargs)
             else:
@@ -446,9 +455,22 @@ def _layer_spec(layer):
 def _node_spec(node, ref):
     spec = {"layer": node.layer.name, "inputs": [ref(t) for t in node.inputs],
             "structure": node.input_structure}
+    kwargs = {k: v for k, v in node.kwargs.items() if v is not None}
     if node.training is not None:
-        spec["kwargs"] = {"training": bool(node.training)}
+        kwargs["training"] = bool(node.training)
+    if kwargs:
+        spec["kwargs"] = kwargs  # constants only (use_causal_mask=True, ...): checked above
+    if node.tensor_kwargs:
+        spec["tensor_kwargs"] = list(node.tensor_kwargs)
     return spec
+
+
+def _is_constant(value) -> bool:
+    """Whether a call's keyword argument can live in a config: None, a number, a string, a
+    bool, or a list of those (not an array: a GraphConv's adjacency, a mask)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return True
+    return isinstance(value, (list, tuple)) and all(_is_constant(v) for v in value)
 
 
 def _weight_keys(layers):

@@ -263,3 +263,50 @@ def test_saved_model_with_auto_names_reloads(tmp_path):
 ])
 def test_keras_layer_names(layer, name):
     assert layer().name == name
+
+
+class CrossMix(Layer):
+    """``call(query, value, key=None, scale=1.0)``: several inputs, one by keyword, and the
+    shape hooks taking one shape each (Keras 3's ``build(query_shape, value_shape)``)."""
+
+    def build(self, query_shape, value_shape, key_shape=None):
+        self.seen = (query_shape, value_shape, key_shape)
+        self.w = self.add_weight(shape=(value_shape[-1], query_shape[-1]), name="w")
+
+    def call(self, query, value, key=None, scale=1.0):
+        mixed = (value if key is None else value + key) @ self.w
+        return query + scale * F.mean(mixed, axis=1, keepdims=True)
+
+    def compute_output_shape(self, query_shape, value_shape, key_shape=None):
+        return query_shape
+
+
+def test_several_inputs_by_position_and_keyword_in_a_graph():
+    q, v, k = Input(shape=(3, 4), name="q"), Input(shape=(5, 2), name="v"), \
+        Input(shape=(5, 2), name="k")
+    layer = CrossMix(name="mix")
+    out = layer(q, v, key=k, scale=0.5)
+    assert out.shape == (None, 3, 4)
+    assert layer.seen == ((None, 3, 4), (None, 5, 2), (None, 5, 2))
+    model = Model([q, v, k], out)
+    xq, xv, xk = _x((2, 3, 4)), _x((2, 5, 2), 1), _x((2, 5, 2), 2)
+    expected = layer(xq, xv, key=xk, scale=0.5).numpy()
+    np.testing.assert_allclose(model.predict([xq, xv, xk], verbose=0), expected, rtol=1e-5)
+    config = model.get_config()
+    mix = next(n for n in config["nodes"] if n["layer"] == "mix")
+    assert mix["tensor_kwargs"] == ["key"] and mix["kwargs"] == {"scale": 0.5}
+    clone = Model.from_config(config, custom_objects={"CrossMix": CrossMix})
+    clone.set_weights(model.get_weights())
+    np.testing.assert_allclose(clone.predict([xq, xv, xk], verbose=0), expected, rtol=1e-5)
+
+
+def test_keyword_input_with_inferred_shape():
+    class AddKey(Layer):
+        def call(self, x, key=None):
+            return x + key
+
+    x, k = Input(shape=(3,)), Input(shape=(3,))
+    out = AddKey()(x, key=k)
+    assert out.shape == (None, 3)
+    model = Model([x, k], out)
+    np.testing.assert_allclose(model.predict([np.ones((2, 3)), np.ones((2, 3))], verbose=0), 2.0)
