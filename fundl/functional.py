@@ -15,8 +15,8 @@ from .ops.elementwise import (
     minimum, mul, neg, not_equal, pow, sqrt, sub, where,
 )
 from .ops.keras_ops import (
-    argmax, argmin, cast, convert_to_numpy, convert_to_tensor, divide, expm1, log1p, multiply,
-    negative, norm, one_hot, power, shape, sign, square, subtract,
+    argmax, argmin, cast, convert_to_numpy, convert_to_tensor, divide, erf, expm1, log1p,
+    multiply, negative, norm, one_hot, power, shape, sign, square, std, subtract,
 )
 from .ops.linalg import linear, matmul
 from .ops.modern_activation import (
@@ -52,7 +52,7 @@ __all__ = [
     "softsign", "swish",
     "argmax", "argmin", "cast", "convert_to_numpy", "convert_to_tensor", "divide", "expm1",
     "log1p", "multiply", "negative", "norm", "one_hot", "power", "shape", "sign", "square",
-    "subtract",
+    "subtract", "erf", "std",
 ]
 
 

@@ -1,9 +1,9 @@
 """The names of Keras 3's ``keras.ops`` that fundl lacked: ``square``, ``log1p``, ``expm1``,
-``sign``, ``cast``, ``one_hot``, ``argmax``/``argmin``, ``shape``, ``norm``,
+``sign``, ``erf``, ``std``, ``cast``, ``one_hot``, ``argmax``/``argmin``, ``shape``, ``norm``,
 ``convert_to_tensor``/``convert_to_numpy`` (``multiply``, ``subtract``, ``divide``, ``power`` and
 ``negative`` are aliases of :mod:`fundl.ops.elementwise`'s ops).
 
-``log1p``, ``expm1``, ``sign`` and a floating ``cast`` are ops with their own backward; the
+``log1p``, ``expm1``, ``sign``, ``erf`` and a floating ``cast`` are ops with their own backward; the
 rest compose existing ops or return non-differentiable results (indices, one-hot codes,
 shapes), as in Keras.
 """
@@ -19,9 +19,11 @@ from ..backend import get_array_module
 from ..tensor import Tensor
 from .elementwise import abs as _abs
 from .elementwise import div, mul, neg, pow, sqrt, sub
+from .modern_activation import erf as _erf_array
 from .reduce import _normalize_axis
 from .reduce import max as _max
 from .reduce import sum as _sum
+from .reduce import var as _var
 
 multiply = mul
 subtract = sub
@@ -65,6 +67,18 @@ class Sign(Function):
 
     def backward(self, gy):
         return get_array_module(gy).zeros_like(gy)
+
+
+class Erf(Function):
+    """erf(x); d/dx = 2 / sqrt(pi) exp(-x^2)."""
+
+    def forward(self, x):
+        self.save(x)
+        return _erf_array(x)
+
+    def backward(self, gy):
+        x = self.saved[0]
+        return gy * (get_array_module(x).exp(-(x * x)) * 1.1283791670955126)
 
 
 class Cast(Function):
@@ -144,6 +158,40 @@ def sign(x) -> Tensor:
         tensor([-1.,  0.,  1.], dtype=float32)
     """
     return Sign().apply(_tensor(x))
+
+
+def erf(x) -> Tensor:
+    """The error function ``erf(x) = 2/sqrt(pi) * integral_0^x exp(-t^2) dt``, differentiable.
+
+    Args:
+        x: Tensor of any shape.
+
+    Returns:
+        Tensor of x's shape, values in (-1, 1).
+
+    Example:
+        >>> fl.erf(fl.tensor([0.0]))
+        tensor([0.], dtype=float32)
+    """
+    return Erf().apply(_tensor(x))
+
+
+def std(x, axis=None, keepdims=False) -> Tensor:
+    """Standard deviation (population, ``ddof=0``, as Keras's ``ops.std``), differentiable.
+
+    Args:
+        x: Tensor.
+        axis: an int, a tuple of ints, or None for all elements.
+        keepdims: keep the reduced axes with size 1.
+
+    Returns:
+        Tensor: ``sqrt(var(x, axis))``.
+
+    Example:
+        >>> fl.std(fl.tensor([1.0, 3.0]))
+        tensor(1., dtype=float32)
+    """
+    return sqrt(_var(_tensor(x), axis=axis, keepdims=keepdims))
 
 
 def cast(x, dtype) -> Tensor:

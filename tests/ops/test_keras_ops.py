@@ -19,6 +19,14 @@ def test_square_log1p_expm1_gradcheck_and_torch():
     check_op(fl.expm1, torch.expm1, [_x(2)], reference=np.expm1)
 
 
+def test_erf_and_std():
+    torch = pytest.importorskip("torch")
+    check_op(fl.erf, torch.erf, [_x(7)], atol=1e-12, rtol=1e-10)
+    check_op(lambda t: fl.std(t, axis=1), lambda t: torch.std(t, dim=1, unbiased=False), [_x(8)],
+             reference=lambda x: np.std(x, axis=1))
+    check_op(fl.std, None, [_x(9)], reference=lambda x: np.std(x))
+
+
 def test_log1p_and_expm1_are_exact_for_tiny_inputs():
     x = fl.tensor([1e-12], dtype="float64")
     assert fl.log1p(x).numpy()[0] == pytest.approx(1e-12, rel=1e-9)
