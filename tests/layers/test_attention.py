@@ -263,3 +263,19 @@ def test_attention_functional_config_and_training():
     assert_error(ValueError, lambda: Attention()([np.ones((2, 3, 4), "float32"),
                                                   np.ones((2, 5, 3), "float32")]),
                  contains=("Attention", "same last size"))
+
+
+def test_mha_functional_with_key_and_mask_inputs():
+    q_in, v_in, k_in = Input(shape=(4, 6)), Input(shape=(3, 5)), Input(shape=(3, 2))
+    m_in = Input(shape=(4, 3), dtype="bool")
+    mha = MultiHeadAttention(num_heads=2, key_dim=3)
+    out = mha(q_in, v_in, key=k_in, attention_mask=m_in)
+    assert out.shape == (None, 4, 6)
+    model = Model([q_in, v_in, k_in, m_in], out)
+    q, v, k = _x((2, 4, 6)).astype("float32"), _x((2, 3, 5), 1).astype("float32"), \
+        _x((2, 3, 2), 2).astype("float32")
+    mask = np.random.default_rng(3).random((2, 4, 3)) > 0.4
+    np.testing.assert_allclose(model.predict([q, v, k, mask], verbose=0),
+                               mha(q, v, key=k, attention_mask=mask).numpy(), rtol=1e-5,
+                               atol=1e-6)
+    assert mha.key_kernel.shape == (2, 2, 3)
