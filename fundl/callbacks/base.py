@@ -76,7 +76,8 @@ class Callback:
         """Called once at the start of ``fit``."""
 
     def on_train_end(self, logs=None):
-        """Called once at the end of ``fit`` with the last epoch's logs."""
+        """Called once at the end of ``fit`` with the last epoch's logs (validation included;
+        empty when no epoch ran)."""
 
     def on_epoch_begin(self, epoch, logs=None):
         """Called at the start of epoch ``epoch`` (counted from 0)."""
@@ -99,7 +100,8 @@ class Callback:
         self.on_batch_end(batch, logs=logs)
 
     def on_test_begin(self, logs=None):
-        """Called at the start of ``evaluate`` (and of validation inside ``fit``)."""
+        """Called at the start of ``evaluate`` (and of each validation inside ``fit``, where
+        the ``on_test_batch_*`` hooks and ``on_test_end`` follow as in ``evaluate``)."""
 
     def on_test_end(self, logs=None):
         """Called at the end of ``evaluate`` (and of validation inside ``fit``)."""
@@ -120,7 +122,7 @@ class Callback:
         """Called before prediction batch ``batch``."""
 
     def on_predict_batch_end(self, batch, logs=None):
-        """Called after prediction batch ``batch``."""
+        """Called after prediction batch ``batch``; ``logs["outputs"]`` holds its outputs."""
 
 
 def _overrides(callback, hook):
@@ -258,8 +260,9 @@ class CallbackList(Callback):
             fn(logs)
 
     def on_train_end(self, logs=None):
-        """Call ``on_train_end`` of every callback that overrides it."""
+        """Call ``on_train_end`` of every callback with the last epoch's logs (as floats)."""
         logs = {} if logs is None else logs
+        _floatify(logs)
         for fn in self._on_train_end:
             fn(logs)
 
