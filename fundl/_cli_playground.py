@@ -16,15 +16,17 @@ The API (every body and answer is JSON; a bad input answers 400 with ``{"error":
 
 - ``POST /api/new``: a dataset and a network (see :data:`NEW_FIELDS` for the fields, their
   defaults and limits) -> ``{"session", "seq", "spec", "x", "y", "n_train", "classes",
-  "extent", "grid_size", "grid", "neuron_grid", "neurons", "parameters"}``: a session id; the
+  "extent", "grid_size", "grid", "neuron_grid", "neurons", "weights", "parameters"}``: a
+  session id; the
   ``seq`` the request carried (the page numbers its requests and keeps only the answer to its
   latest, so quick changes of several controls cannot leave it showing one network while
   another trains); ``spec``, the validated request (every field, defaults filled) that the
   session's network was built from; the points (n, 2) and labels (n,), the first ``n_train``
   of them the training set and the rest the test set; the square ``[xmin, xmax, ymin, ymax]``
-  the grids cover; the untrained model's grid and neuron maps.
+  the grids cover; the untrained model's grid, neuron maps and weights.
 - ``POST /api/train``: ``{"session", "epochs"}`` -> ``{"session", "spec", "epoch", "loss",
-  "train_loss", "test_loss", "accuracy", "test_accuracy", "grid", "neurons", "diverged"}``:
+  "train_loss", "test_loss", "accuracy", "test_accuracy", "grid", "neurons", "weights",
+  "diverged"}``:
   the session trained and its spec, the epochs trained so far, the training loss of each epoch
   of this call (regularisation included), the cross-entropy and accuracy on the training and
   on the test points after it (without regularisation, as the TensorFlow Playground shows
@@ -35,7 +37,9 @@ The API (every body and answer is JSON; a bad input answers 400 with ``{"error":
 decimals; row 0 is the top of the picture (largest y), column 0 the left (smallest x), each
 value taken at the centre of its cell. ``neurons[l][u]`` is the output of unit ``u`` of hidden
 layer ``l`` on a coarser (neuron_grid, neuron_grid) grid of the same square, flattened row by
-row. When training diverges, non-finite numbers become ``null`` and ``diverged`` is true.
+row. ``weights[l]`` is layer ``l``'s kernel (inputs x units, the output layer last), rounded
+to 3 decimals: the page draws them as the lines between the neurons. When training diverges,
+non-finite numbers become ``null`` and ``diverged`` is true.
 
 Exit codes: 0 stopped with Ctrl-C; 1 the server could not start (port taken, bad host).
 """
@@ -334,6 +338,10 @@ class _Session:
                 maps.append(_rounded(h.numpy().T, 3))
         return maps
 
+    def weights(self):
+        """Each layer's kernel (inputs, units) as lists, the output layer's last."""
+        return [_rounded(layer.kernel.numpy(), 3) for layer in self.model.layers]
+
     def _scores(self, part):
         """(cross-entropy, accuracy) on the training or test points, None when there are none."""
         import numpy as np
@@ -360,7 +368,8 @@ class _Session:
         return {"spec": self.spec, "epoch": self.epoch, "loss": [_finite(v, 6) for v in loss],
                 "train_loss": _finite_or_none(train_loss, 6), "accuracy": accuracy,
                 "test_loss": _finite_or_none(test_loss, 6), "test_accuracy": test_accuracy,
-                "grid": grid, "neurons": self.neurons(), "diverged": diverged}
+                "grid": grid, "neurons": self.neurons(), "weights": self.weights(),
+                "diverged": diverged}
 
 
 def _finite_or_none(value, decimals):
@@ -428,6 +437,7 @@ def api_new(store, body) -> dict:
             "y": session.y.tolist(), "n_train": session.n_train, "classes": session.classes,
             "extent": [round(v, 4) for v in session.extent], "grid_size": GRID_SIZE,
             "grid": grid, "neuron_grid": NEURON_GRID, "neurons": neurons,
+            "weights": session.weights(),
             "parameters": int(session.model.count_params())}
 
 
@@ -667,8 +677,11 @@ PAGE = r"""<!DOCTYPE html>
   canvas { display: block; border: 1px solid #ccd; }
   canvas.thumb { width: 32px; height: 32px; image-rendering: pixelated; }
   .features label { display: flex; align-items: center; gap: 8px; margin: 3px 0; }
-  #neurons { display: flex; gap: 14px; max-height: 470px; overflow-y: auto; }
-  #neurons .layer { display: flex; flex-direction: column; gap: 4px; align-items: center; }
+  #neurons { display: flex; gap: 34px; max-height: 470px; overflow-y: auto;
+             position: relative; }
+  #neurons .layer { display: flex; flex-direction: column; gap: 4px; align-items: center;
+                    position: relative; z-index: 1; }
+  #neurons canvas.links { position: absolute; left: 0; top: 0; border: 0; z-index: 0; }
   #neurons .layer span { font-size: 11px; color: #667; }
 </style>
 </head>
@@ -722,7 +735,7 @@ PAGE = r"""<!DOCTYPE html>
     <div id="error"></div>
   </section>
   <section>
-    <h2>Neurons</h2>
+    <h2>Neurons and weights</h2>
     <div id="neurons"></div>
   </section>
   <section>
@@ -856,6 +869,7 @@ async function loop(run) {
 
 function show(answer) {
   state.epoch = answer.epoch; state.grid = answer.grid; state.neurons = answer.neurons;
+  state.weights = answer.weights;
   state.losses.push(answer.train_loss); state.testLosses.push(answer.test_loss);
   const fixed = (v, d) => (v === null || v === undefined ? "NaN" : v.toFixed(d));
   const pct = (v) => (v === null || v === undefined ? "-" : (100 * v).toFixed(1) + "%");
@@ -948,26 +962,80 @@ function heatmap(canvas, values, g, scale) {
   ctx.putImageData(image, 0, 0);
 }
 
+// A grid of feature values over the data's square, row 0 at the top.
+function featureValues(formula, g) {
+  const [x0, x1, y0, y1] = state.extent, values = [];
+  for (let i = 0; i < g; i++) {
+    for (let j = 0; j < g; j++) {
+      values.push(formula(x0 + (j + 0.5) * (x1 - x0) / g, y1 - (i + 0.5) * (y1 - y0) / g));
+    }
+  }
+  return values;
+}
+
+// The network as in the TensorFlow Playground: the input features, then each hidden layer's
+// neurons as heat maps of their output, joined by their weights (blue positive, orange
+// negative, thicker and darker when larger).
 function drawNeurons() {
-  const box = $("neurons");
+  const box = $("neurons"), scrolled = box.scrollTop;  // redrawn each update: keep the view
   box.innerHTML = "";
   if (!state || !state.neurons) return;
   const g = state.neuron_grid, bounded = ["tanh", "sigmoid"].includes(state.spec.activation);
-  state.neurons.forEach((layer, l) => {
+  const columns = [];
+  const addColumn = (title, maps, kind, scaleOf, names) => {
     const column = document.createElement("div");
     column.className = "layer";
-    column.innerHTML = `<span>layer ${l + 1}</span>`;
-    layer.forEach((values, u) => {
+    column.innerHTML = `<span>${title}</span>`;
+    const nodes = maps.map((values, u) => {
       const canvas = document.createElement("canvas");
-      canvas.width = g; canvas.height = g; canvas.className = "thumb neuron";
-      canvas.title = `layer ${l + 1}, unit ${u + 1}`;
-      const peak = Math.max(1e-6, ...values.map((v) => Math.abs(v || 0)));
-      heatmap(canvas, values, g, bounded ? 1 : peak);
+      canvas.width = g; canvas.height = g; canvas.className = "thumb " + kind;
+      canvas.title = names[u];
+      heatmap(canvas, values, g, scaleOf(values));
       column.appendChild(canvas);
+      return canvas;
     });
     box.appendChild(column);
+    columns.push(nodes);
+  };
+  const peak = (values) => Math.max(1e-6, ...values.map((v) => Math.abs(v || 0)));
+  const features = state.spec.features;
+  addColumn("inputs", features.map((f) => featureValues(FEATURES[f][1], g)), "input", peak,
+            features.map((f) => FEATURES[f][0]));
+  state.neurons.forEach((layer, l) => {
+    addColumn(`layer ${l + 1}`, layer, "neuron", bounded ? () => 1 : peak,
+              layer.map((_, u) => `layer ${l + 1}, unit ${u + 1}`));
   });
-  if (!state.neurons.length) box.textContent = "no hidden layer";
+  box.scrollTop = scrolled;
+  if (!state.weights) return;
+  const links = document.createElement("canvas");
+  links.className = "links";
+  links.width = box.scrollWidth; links.height = box.scrollHeight;
+  box.appendChild(links);
+  const ctx = links.getContext("2d"), origin = box.getBoundingClientRect();
+  // Where a node sits in the (scrollable) box: its left and right edges and its middle.
+  const place = (node) => {
+    const r = node.getBoundingClientRect();
+    const dx = box.scrollLeft - origin.left;
+    return {left: r.left + dx, right: r.right + dx,
+            middle: (r.top + r.bottom) / 2 - origin.top + box.scrollTop};
+  };
+  for (let l = 0; l + 1 < columns.length; l++) {
+    const kernel = state.weights[l];
+    const top = Math.max(1e-6, ...kernel.flat().map((w) => Math.abs(w || 0)));
+    columns[l].forEach((from, i) => {
+      columns[l + 1].forEach((to, j) => {
+        const w = kernel[i][j] || 0, t = Math.abs(w) / top;
+        ctx.strokeStyle = w < 0 ? `rgba(245,147,34,${0.15 + 0.85 * t})`
+                                : `rgba(8,119,189,${0.15 + 0.85 * t})`;
+        ctx.lineWidth = 0.5 + 2.5 * t;
+        ctx.beginPath();
+        const a = place(from), b = place(to);
+        ctx.moveTo(a.right, a.middle);
+        ctx.lineTo(b.left, b.middle);
+        ctx.stroke();
+      });
+    });
+  }
 }
 
 function drawFeatures() {
@@ -975,12 +1043,7 @@ function drawFeatures() {
   for (const [id, [, formula]] of Object.entries(FEATURES)) {
     const canvas = $("thumb_" + id);
     if (!state) { canvas.getContext("2d").clearRect(0, 0, g, g); continue; }
-    const [x0, x1, y0, y1] = state.extent, values = [];
-    for (let i = 0; i < g; i++) {
-      for (let j = 0; j < g; j++) {
-        values.push(formula(x0 + (j + 0.5) * (x1 - x0) / g, y1 - (i + 0.5) * (y1 - y0) / g));
-      }
-    }
+    const values = featureValues(formula, g);
     heatmap(canvas, values, g, Math.max(1e-6, ...values.map(Math.abs)));
   }
 }

@@ -390,6 +390,11 @@ def test_neuron_maps_are_each_units_output(server):
     np.testing.assert_allclose(got, expected, atol=2e-3)
     _, step = _post(server, "/api/train", {"session": new["session"], "epochs": 1})
     assert [len(layer) for layer in step["neurons"]] == [3, 2]
+    # The kernels, for the lines between the neurons: 2 inputs -> 3 -> 2 -> 2 classes.
+    assert [np.shape(k) for k in step["weights"]] == [(2, 3), (3, 2), (2, 2)]
+    np.testing.assert_allclose(step["weights"][1], session.model.layers[1].kernel.numpy(),
+                               atol=5e-4)
+    assert [np.shape(k) for k in new["weights"]] == [(2, 3), (3, 2), (2, 2)]
 
 
 def test_the_page_offers_the_servers_features_and_fields():

@@ -154,6 +154,12 @@ def test_train_lowers_the_loss_and_redraws_the_decision_regions(browser, server_
     # The features' thumbnails and the 8 + 8 neurons' heat maps are drawn.
     assert browser.execute_script("return document.querySelectorAll('canvas.neuron').length") == 16
 
+    # The input features and the weights between the layers are drawn too.
+    assert browser.execute_script("return document.querySelectorAll('canvas.input').length") == 2
+    links = canvas_pixels(browser, browser.execute_script(
+        "const c = document.querySelector('#neurons canvas.links'); c.id = 'links'; return c.id"))
+    assert (links[..., 3] > 0).mean() > 0.02  # lines cover part of the network's picture
+
     browser.find_element("id", "train").click()
     losses = wait_for(browser, "(s => s.losses.length >= 6 && s.losses)(fundlPlayground.state)",
                       what="six training updates")
