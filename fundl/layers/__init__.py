@@ -13,6 +13,7 @@ from .conv import (
 from .graph import GraphConv
 from .noise import GaussianDropout, SpatialDropout1D, SpatialDropout2D
 from .preprocessing import Normalization, Rescaling
+from .rbf import RBF
 from .reshaping import Cropping1D, Cropping2D, Permute, RepeatVector
 from .merge import (
     Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, add, average, concatenate,
@@ -29,7 +30,7 @@ from .pool import (
 )
 
 __all__ = [
-    "Attention", "MultiHeadAttention",
+    "Attention", "MultiHeadAttention", "RBF",
     "ELU", "LeakyReLU", "PReLU", "ReLU", "Softmax", "Normalization", "Rescaling",
     "Cropping1D", "Cropping2D", "Permute", "RepeatVector", "GaussianDropout",
     "SpatialDropout1D", "SpatialDropout2D", "add", "average", "concatenate", "maximum",
