@@ -1,5 +1,6 @@
 """Layers: the building blocks of models (Keras names, arguments and weight layouts)."""
 from .base import Layer, SymbolicTensor, register_serializable
+from .channel import AWGN, EnergyNormalization
 from .activation import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from .attention import Attention, MultiHeadAttention
 from .embedding import Embedding, Masking
@@ -30,7 +31,7 @@ from .pool import (
 )
 
 __all__ = [
-    "Attention", "MultiHeadAttention", "RBF",
+    "Attention", "MultiHeadAttention", "RBF", "AWGN", "EnergyNormalization",
     "ELU", "LeakyReLU", "PReLU", "ReLU", "Softmax", "Normalization", "Rescaling",
     "Cropping1D", "Cropping2D", "Permute", "RepeatVector", "GaussianDropout",
     "SpatialDropout1D", "SpatialDropout2D", "add", "average", "concatenate", "maximum",
