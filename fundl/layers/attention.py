@@ -26,7 +26,7 @@ from .. import functional as F
 from ..tensor import Tensor
 from ._weights import add_weight_with_constraint as _add_weight
 from .base import Layer, SymbolicTensor, deserialize_object, serialize_object
-from .core import _check_rate, _uniform
+from .core import _check_rate, _seed_generator, _uniform
 
 _LARGE_NEGATIVE = {numpy.dtype("float16"): -65504.0}  # others -1e9, as Keras
 
@@ -49,12 +49,13 @@ def _masked_softmax(scores, mask):
     return F.softmax(scores, axis=-1)
 
 
-def _dropout(x, rate, training):
+def _dropout(x, rate, training, seed_gen):
     """Inverted dropout of attention weights (the same rule as the Dropout layer)."""
     if not training or rate == 0:
         return x
     keep = 1.0 - rate
-    mask = (_uniform(x.shape, x.data) < keep).astype(x.dtype) * x.dtype.type(1.0 / keep)
+    mask = ((_uniform(x.shape, x.data, seed_gen) < keep).astype(x.dtype)
+            * x.dtype.type(1.0 / keep))
     return x * mask
 
 
@@ -91,6 +92,7 @@ class MultiHeadAttention(Layer):
         kernel_initializer, bias_initializer: initializers of the projections.
         kernel_regularizer, bias_regularizer, activity_regularizer: optional penalties.
         kernel_constraint, bias_constraint: optional constraints (:mod:`fundl.constraints`).
+        seed: None (dropout from fundl's generator) or an int (the layer's own generator).
 
     Call: ``mha(query, value, key=None, attention_mask=None, return_attention_scores=False,
     training=None, use_causal_mask=False)``: query ``(batch, T, dq)``, value ``(batch, S, dv)``,
@@ -116,9 +118,11 @@ class MultiHeadAttention(Layer):
                  output_shape=None, attention_axes=None, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  activity_regularizer=None, kernel_constraint=None, bias_constraint=None,
-                 **kwargs):
+                 seed=None, **kwargs):
         super().__init__(**kwargs)
         who = "MultiHeadAttention"
+        self._seed_gen = _seed_generator(who, seed)
+        self.seed = None if seed is None else int(seed)
         self.num_heads = _positive_int(who, "num_heads", num_heads)
         self.key_dim = _positive_int(who, "key_dim", key_dim)
         self.value_dim = _positive_int(who, "value_dim", value_dim, allow_none=True)
@@ -269,7 +273,8 @@ class MultiHeadAttention(Layer):
         scores = F.matmul(q, F.transpose(k, (0, 1, 3, 2)))                 # (B, n, T, S)
         mask = self._mask(attention_mask, use_causal_mask, scores.data, batch, t, s)
         weights = _masked_softmax(scores, mask)
-        out = F.matmul(_dropout(weights, self.dropout, training), v)       # (B, n, T, hv)
+        dropped = _dropout(weights, self.dropout, training, self._seed_gen)
+        out = F.matmul(dropped, v)                                         # (B, n, T, hv)
         n, hv, o = self.output_kernel.shape
         out = F.reshape(F.transpose(out, (0, 2, 1, 3)), (batch, t, n * hv))
         out = F.linear(out, F.reshape(self.output_kernel, (n * hv, o)), self.output_bias)
@@ -312,7 +317,7 @@ class MultiHeadAttention(Layer):
                 "bias_regularizer": serialize_object(self.bias_regularizer),
                 "activity_regularizer": serialize_object(self.activity_regularizer),
                 "kernel_constraint": serialize_object(self.kernel_constraint),
-                "bias_constraint": serialize_object(self.bias_constraint)}
+                "bias_constraint": serialize_object(self.bias_constraint), "seed": self.seed}
 
 
 class Attention(Layer):
@@ -326,6 +331,7 @@ class Attention(Layer):
         use_scale: learn a scalar ``scale`` for the scores (initialised to 1).
         score_mode: "dot" or "concat".
         dropout: the dropout rate on the attention weights (training only).
+        seed: None (dropout from fundl's generator) or an int (the layer's own generator).
 
     Call: ``layer([query, value])`` or ``layer([query, value, key])`` with query
     ``(batch, T, dim)``, value ``(batch, S, dim)``, key ``(batch, S, dim)`` (the value by
@@ -342,8 +348,10 @@ class Attention(Layer):
         (2, 5, 8)
     """
 
-    def __init__(self, use_scale=False, score_mode="dot", dropout=0.0, **kwargs):
+    def __init__(self, use_scale=False, score_mode="dot", dropout=0.0, seed=None, **kwargs):
         super().__init__(**kwargs)
+        self._seed_gen = _seed_generator("Attention", seed)
+        self.seed = None if seed is None else int(seed)
         if score_mode not in ("dot", "concat"):
             raise ValueError(f"Attention: score_mode must be 'dot' or 'concat', got "
                              f"{score_mode!r}.")
@@ -409,7 +417,7 @@ class Attention(Layer):
             causal = _causal(scores.shape[1], scores.shape[2], xp)[None]
             allowed = causal if allowed is None else allowed & causal
         weights = _masked_softmax(scores, allowed)
-        out = F.matmul(_dropout(weights, self.dropout, training), value)
+        out = F.matmul(_dropout(weights, self.dropout, training, self._seed_gen), value)
         if q_mask is not None:
             qm = _bool_array(q_mask, out.data, f"Attention '{self.name}'", "the query mask")
             out = out * qm[:, :, None].astype(out.dtype)
@@ -430,4 +438,4 @@ class Attention(Layer):
 
     def get_config(self):
         return {**super().get_config(), "use_scale": self.use_scale,
-                "score_mode": self.score_mode, "dropout": self.dropout}
+                "score_mode": self.score_mode, "dropout": self.dropout, "seed": self.seed}

@@ -278,21 +278,47 @@ def _draw_dtype(like):
     return numpy.float32 if like.dtype == numpy.float32 else numpy.float64
 
 
-def _uniform(shape, like):
-    """Uniform [0, 1) samples on the device of ``like``, in its dtype (fundl's generators)."""
-    if backend.device_of(like) == "cpu":
-        return get_rng().random(shape, dtype=_draw_dtype(like)).astype(like.dtype, copy=False)
-    return get_gpu_rng().random_sample(shape, dtype=_draw_dtype(like)).astype(like.dtype,
-                                                                               copy=False)
+def _generators(seed_gen, like):
+    """The generator a draw on ``like``'s device uses: fundl's global one, or the next one of
+    a layer's own :class:`~fundl.random.SeedGenerator` (a layer built with ``seed=``)."""
+    cpu = backend.device_of(like) == "cpu"
+    if seed_gen is None:
+        return get_rng() if cpu else get_gpu_rng()
+    rng = seed_gen.next()
+    if cpu:
+        return rng
+    return backend.device_module("gpu").random.RandomState(int(rng.integers(2 ** 63 - 1)))
 
 
-def _normal(shape, like):
-    """Standard normal samples on the device of ``like``, in its dtype (fundl's generators)."""
+def _uniform(shape, like, seed_gen=None):
+    """Uniform [0, 1) samples on the device of ``like``, in its dtype (fundl's generators, or
+    the layer's own ``seed_gen``)."""
+    rng = _generators(seed_gen, like)
     if backend.device_of(like) == "cpu":
-        return get_rng().standard_normal(shape, dtype=_draw_dtype(like)).astype(like.dtype,
-                                                                                copy=False)
-    return get_gpu_rng().standard_normal(shape, dtype=_draw_dtype(like)).astype(like.dtype,
-                                                                                copy=False)
+        return rng.random(shape, dtype=_draw_dtype(like)).astype(like.dtype, copy=False)
+    return rng.random_sample(shape, dtype=_draw_dtype(like)).astype(like.dtype, copy=False)
+
+
+def _normal(shape, like, seed_gen=None):
+    """Standard normal samples on the device of ``like``, in its dtype (fundl's generators, or
+    the layer's own ``seed_gen``)."""
+    rng = _generators(seed_gen, like)
+    return rng.standard_normal(shape, dtype=_draw_dtype(like)).astype(like.dtype, copy=False)
+
+
+def _seed_generator(who, seed):
+    """A layer's own SeedGenerator for ``seed`` (an int), or None for fundl's global one.
+
+    Keras 3's random layers take ``seed``: their draws then follow their own sequence, the
+    same for the same seed whatever else the program draws.
+    """
+    if seed is None:
+        return None
+    from ..random import SeedGenerator
+
+    if isinstance(seed, bool) or not isinstance(seed, (int, numpy.integer)) or seed < 0:
+        raise TypeError(f"{who}: seed must be None or an int >= 0, got {seed!r}.")
+    return SeedGenerator(int(seed))
 
 
 def _check_rate(who, rate):
@@ -312,8 +338,9 @@ class Dropout(Layer):
         rate: the fraction to drop, in [0, 1).
         noise_shape: a shape broadcast against the input (e.g. ``(None, 1, features)``) to drop
             whole slices; None entries take the input's size.
-
-    The masks come from fundl's generator: seed it with ``fl.manual_seed``.
+        seed: None (the masks come from fundl's generator: seed it with ``fl.manual_seed``),
+            or an int: the layer draws from its own generator, the same sequence of masks for
+            the same seed (Keras 3).
 
     Example:
         >>> model.add(Dropout(0.2))
@@ -321,10 +348,12 @@ class Dropout(Layer):
 
     supports_masking = True  # per step: a sequence mask passes through
 
-    def __init__(self, rate, noise_shape=None, **kwargs):
+    def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)
         self.rate = _check_rate(type(self).__name__, rate)
         self.noise_shape = None if noise_shape is None else tuple(noise_shape)
+        self._seed_gen = _seed_generator(type(self).__name__, seed)
+        self.seed = None if seed is None else int(seed)
 
     def call(self, x, training=None):
         if not training or self.rate == 0:
@@ -340,7 +369,8 @@ class Dropout(Layer):
                                  f"broadcast to the input shape {x.shape}; use 1 or None per "
                                  "axis.")
         keep = 1.0 - self.rate
-        mask = (_uniform(shape, x.data) < keep).astype(x.dtype) * x.dtype.type(1.0 / keep)
+        mask = ((_uniform(shape, x.data, self._seed_gen) < keep).astype(x.dtype)
+                * x.dtype.type(1.0 / keep))
         return x * mask
 
     def compute_output_shape(self, input_shape):
@@ -348,7 +378,8 @@ class Dropout(Layer):
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate,
-                "noise_shape": None if self.noise_shape is None else list(self.noise_shape)}
+                "noise_shape": None if self.noise_shape is None else list(self.noise_shape),
+                "seed": self.seed}
 
 
 class GaussianNoise(Layer):
@@ -356,9 +387,9 @@ class GaussianNoise(Layer):
 
     Args:
         stddev: the noise's standard deviation (>= 0).
+        seed: None (fundl's generator, ``fl.manual_seed``) or an int (the layer's own).
 
-    A regulariser (and a data augmentation): identity in inference. The noise comes from
-    fundl's generator (``fl.manual_seed``).
+    A regulariser (and a data augmentation): identity in inference.
 
     Example:
         >>> model.add(GaussianNoise(0.1))
@@ -366,23 +397,25 @@ class GaussianNoise(Layer):
 
     supports_masking = True  # per step: a sequence mask passes through
 
-    def __init__(self, stddev, **kwargs):
+    def __init__(self, stddev, seed=None, **kwargs):
         super().__init__(**kwargs)
         if isinstance(stddev, bool) or not isinstance(stddev, (int, float, numpy.floating)) \
                 or not stddev >= 0:
             raise ValueError(f"GaussianNoise: stddev must be a number >= 0, got {stddev!r}.")
         self.stddev = float(stddev)
+        self._seed_gen = _seed_generator("GaussianNoise", seed)
+        self.seed = None if seed is None else int(seed)
 
     def call(self, x, training=None):
         if not training or self.stddev == 0:
             return x
-        return x + _normal(x.shape, x.data) * x.dtype.type(self.stddev)
+        return x + _normal(x.shape, x.data, self._seed_gen) * x.dtype.type(self.stddev)
 
     def compute_output_shape(self, input_shape):
         return input_shape
 
     def get_config(self):
-        return {**super().get_config(), "stddev": self.stddev}
+        return {**super().get_config(), "stddev": self.stddev, "seed": self.seed}
 
 
 class Lambda(Layer):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 
 from .conv import _data_format
-from .core import Dropout, _check_rate, _normal
+from .core import Dropout, _check_rate, _normal, _seed_generator
 from .base import Layer
 
 
@@ -24,6 +24,7 @@ class GaussianDropout(Layer):
         rate: the drop probability of the equivalent dropout, in [0, 1); the noise's standard
             deviation is ``sqrt(rate / (1 - rate))``, the one of inverted dropout's mask
             (Srivastava et al., 2014, section 10).
+        seed: None (fundl's generator, ``fl.manual_seed``) or an int (the layer's own).
 
     No weights; identity in inference. Input and output shapes are equal.
 
@@ -33,22 +34,25 @@ class GaussianDropout(Layer):
 
     supports_masking = True  # per step: a sequence mask passes through
 
-    def __init__(self, rate, **kwargs):
+    def __init__(self, rate, seed=None, **kwargs):
         super().__init__(**kwargs)
         self.rate = _check_rate("GaussianDropout", rate)
+        self._seed_gen = _seed_generator("GaussianDropout", seed)
+        self.seed = None if seed is None else int(seed)
 
     def call(self, x, training=None):
         if not training or self.rate == 0:
             return x
         stddev = math.sqrt(self.rate / (1.0 - self.rate))
-        noise = _normal(x.shape, x.data) * x.dtype.type(stddev) + x.dtype.type(1.0)
+        noise = (_normal(x.shape, x.data, self._seed_gen) * x.dtype.type(stddev)
+                 + x.dtype.type(1.0))
         return x * noise
 
     def compute_output_shape(self, input_shape):
         return input_shape
 
     def get_config(self):
-        return {**super().get_config(), "rate": self.rate}
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
 
 
 class _SpatialDropout(Dropout):
@@ -56,8 +60,8 @@ class _SpatialDropout(Dropout):
 
     _rank = 0
 
-    def __init__(self, rate, data_format=None, **kwargs):
-        super().__init__(rate, **kwargs)
+    def __init__(self, rate, data_format=None, seed=None, **kwargs):
+        super().__init__(rate, seed=seed, **kwargs)
         self.data_format = _data_format(type(self).__name__, data_format)
         ones = (1,) * self._rank
         self.noise_shape = ((None, None) + ones if self.data_format == "channels_first"
@@ -89,6 +93,7 @@ class SpatialDropout1D(_SpatialDropout):
     Args:
         rate: the fraction of channels to drop, in [0, 1); the others are scaled by
             ``1 / (1 - rate)``.
+        seed: None (fundl's generator, ``fl.manual_seed``) or an int (the layer's own).
 
     Neighbouring steps are strongly correlated, so dropping single entries regularises little;
     this drops a channel at every step at once (Tompson et al., 2015). Identity in inference.
@@ -100,8 +105,8 @@ class SpatialDropout1D(_SpatialDropout):
     _rank = 1
     _layout = "(batch, steps, channels)"
 
-    def __init__(self, rate, **kwargs):
-        super().__init__(rate, None, **kwargs)
+    def __init__(self, rate, seed=None, **kwargs):
+        super().__init__(rate, None, seed, **kwargs)
 
     def get_config(self):
         config = super().get_config()
@@ -116,6 +121,7 @@ class SpatialDropout2D(_SpatialDropout):
         rate: the fraction of feature maps to drop, in [0, 1); the others are scaled by
             ``1 / (1 - rate)``.
         data_format: None or "channels_last", or "channels_first".
+        seed: None (fundl's generator, ``fl.manual_seed``) or an int (the layer's own).
 
     As PyTorch's ``Dropout2d``: one draw per (sample, channel), shared over all pixels.
     Identity in inference.

@@ -57,6 +57,7 @@ CASES = {
     "Normalization": ({}, lambda: _X(2, 3)),
     "PReLU": ({}, lambda: _X(2, 3)),
     "Permute": ({"dims": (2, 1)}, lambda: _X(2, 3, 2)),
+    "RBF": ({"units": 2}, lambda: _X(2, 3)),
     "ReLU": ({}, lambda: _X(2, 3)),
     "RepeatVector": ({"n": 2}, lambda: _X(2, 3)),
     "Rescaling": ({"scale": 0.5}, lambda: _X(2, 3)),

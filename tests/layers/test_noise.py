@@ -68,3 +68,50 @@ def test_errors():
                  contains=("SpatialDropout2D", "rank 4", "(2, 3, 4)"))
     assert_error(ValueError, lambda: SpatialDropout2D(0.1, data_format="nhwc"),
                  contains=("SpatialDropout2D", "data_format"))
+
+
+# -- seed= (Keras 3): a layer's own, repeatable sequence of masks -----------------------------
+
+@pytest.mark.parametrize("make", [
+    lambda seed: fl.layers.Dropout(0.5, seed=seed),
+    lambda seed: fl.layers.GaussianNoise(0.5, seed=seed),
+    lambda seed: GaussianDropout(0.5, seed=seed),
+    lambda seed: SpatialDropout1D(0.5, seed=seed),
+    lambda seed: SpatialDropout2D(0.5, seed=seed),
+], ids=["dropout", "gaussian_noise", "gaussian_dropout", "spatial1d", "spatial2d"])
+def test_seeded_layers_repeat_their_own_sequence(make):
+    x = np.ones((4, 3, 3, 5), "float32")
+    if "1D" in type(make(None)).__name__:
+        x = x[:, 0]
+    a, b = make(7), make(7)
+    fl.manual_seed(0)
+    a1, a2 = a(x, training=True).numpy(), a(x, training=True).numpy()
+    fl.manual_seed(123)  # the global generator does not matter to a seeded layer
+    b1, b2 = b(x, training=True).numpy(), b(x, training=True).numpy()
+    np.testing.assert_array_equal(a1, b1)
+    np.testing.assert_array_equal(a2, b2)
+    assert not np.array_equal(a1, a2)  # the sequence moves on
+    c = make(8)(x, training=True).numpy()
+    assert not np.array_equal(c, a1)
+    config = make(7).get_config()
+    assert config["seed"] == 7 and type(make(7)).from_config(config).seed == 7
+    assert make(None).get_config()["seed"] is None
+
+
+def test_seeded_attention_dropout_repeats():
+    x = np.random.default_rng(0).standard_normal((2, 4, 4)).astype("float32")
+    outs = []
+    for _ in range(2):
+        fl.manual_seed(0)
+        mha = fl.layers.MultiHeadAttention(2, 2, dropout=0.5, seed=3)
+        mha(x, x)
+        fl.manual_seed(99)
+        outs.append(mha(x, x, training=True).numpy())
+    np.testing.assert_array_equal(outs[0], outs[1])
+    assert fl.layers.Attention(dropout=0.2, seed=4).get_config()["seed"] == 4
+
+
+def test_bad_seed():
+    assert_error(TypeError, lambda: fl.layers.Dropout(0.1, seed="x"), contains=("Dropout", "seed"))
+    assert_error(TypeError, lambda: GaussianDropout(0.1, seed=-1),
+                 contains=("GaussianDropout", "seed"))
