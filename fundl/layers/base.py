@@ -1004,22 +1004,30 @@ class Layer:
             self._clear_added_losses()
         if training is None:
             training = outer if outer is not None else spec.training_default
-        else:
+        elif training is not True and training is not False:
             training = bool(training)
-        context.training = training
+        # Only a call that changes the context's value writes it (and restores it): a nested
+        # layer inheriting its caller's value, the common case, pays one read.
+        swap = training is not outer
+        if swap:
+            context.training = training
         try:
             if not self.built:
                 self._maybe_build(_batchless(shapes), several=bool(args))
             if spec.passes_training:
-                kwargs["training"] = training
-            if args:
+                if args:
+                    out = self.call(*call_inputs, training=training, **kwargs)
+                else:
+                    out = self.call(call_inputs, training=training, **kwargs)
+            elif args:
                 out = self.call(*call_inputs, **kwargs)
             else:
                 out = self.call(call_inputs, **kwargs)
         except (ValueError, TypeError) as e:
             _reraise_in_context(self, e, shapes)
         finally:
-            context.training = outer
+            if swap:
+                context.training = outer
         if _MASKS and self.supports_masking:  # no mask alive anywhere: nothing to pass on
             pass_mask_on(self, call_inputs, out)
         if self.activity_regularizer is not None:

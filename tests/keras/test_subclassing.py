@@ -297,3 +297,70 @@ def test_top_level_names_resolve():
     assert fl.Input is fl.layers.Input
     assert isinstance(fl.Sequential([Dense(1, input_dim=2)]), fl.Model)
     assert "Model" in dir(fl)
+
+
+# -- add_loss and activity_regularizer -------------------------------------------------------------
+
+class ActivityPenalty(Layer):
+    """The guide's layer that adds a loss term in call."""
+
+    def __init__(self, rate=0.01, **kwargs):
+        super().__init__(**kwargs)
+        self.rate = rate
+
+    def call(self, inputs):
+        self.add_loss(self.rate * fl.sum(inputs * inputs))
+        return inputs
+
+
+def test_add_loss_terms_are_those_of_the_latest_forward_pass():
+    class Outer(Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.penalty = ActivityPenalty(1.0)
+
+        def call(self, x):
+            return self.penalty(self.penalty(x))  # a shared layer: two terms in one pass
+
+    layer = Outer()
+    layer(np.ones((2, 2), "float32"))
+    assert [float(t.item()) for t in layer.losses] == [4.0, 4.0]
+    layer(np.full((1, 1), 3.0, "float32"))
+    assert [float(t.item()) for t in layer.losses] == [9.0, 9.0]
+    assert layer._has_losses() and not Dense(2)._has_losses()
+
+
+def test_add_loss_term_carries_a_gradient_and_accepts_numbers():
+    layer = Linear(1)
+    x = np.ones((2, 3), "float32")
+    out = layer(x)
+    layer.add_loss(fl.sum(layer.w * layer.w))
+    layer.add_loss(2)
+    layer.add_loss(fl.ones(3))         # a vector is summed, as Keras
+    assert [t.shape for t in layer.losses] == [(), (), ()]
+    assert float(layer.losses[2].item()) == 3.0
+    (out.sum() + layer.losses[0]).backward()
+    assert layer.w.grad is not None
+    assert_error(TypeError, layer.add_loss, "big", contains=["add_loss", "str"])
+
+
+def test_add_loss_in_a_functional_model_is_not_kept_from_shape_inference():
+    inputs = Input(shape=(2,))
+    model = fl.Model(inputs, ActivityPenalty(0.5)(inputs))
+    assert model.losses == []
+    model(np.ones((1, 2), "float32"))
+    assert [float(t.item()) for t in model.losses] == [1.0]
+
+
+def test_activity_regularizer_on_any_layer():
+    class Identity(Layer):
+        def call(self, x):
+            return x
+
+    layer = Identity(activity_regularizer="l2")
+    assert layer.get_config()["activity_regularizer"]["class_name"] == "L2"
+    layer(np.ones((2, 3), "float32"))
+    assert len(layer.losses) == 1 and float(layer.losses[0].item()) > 0
+    clone = Identity.from_config(layer.get_config())
+    assert clone.activity_regularizer is not None
+    assert "activity_regularizer" not in Identity().get_config()
