@@ -1300,6 +1300,56 @@ class Layer:
             config = {k: v for k, v in config.items() if k in params}
         return {**extra, **config}
 
+    def get_build_config(self):
+        """The shape the layer was built for, as JSON (Keras 3): ``{"input_shape": [...]}``.
+
+        A loader calls :meth:`build_from_config` with it after ``from_config`` to create the
+        weights before setting them (what a subclassed model needs to be reloaded).
+
+        Returns:
+            ``{"input_shape": shape or list of shapes}``, or None while unbuilt.
+        """
+        shape = self.input_spec_shape
+        if not self.built or shape is None:
+            return None
+        if isinstance(shape, list):
+            return {"input_shape": [list(s) for s in shape]}
+        return {"input_shape": list(shape)}
+
+    def build_from_config(self, config) -> None:
+        """Create the weights from :meth:`get_build_config`'s dict (None or {}: nothing).
+
+        A layer with its own ``build`` is built with the shape; one without (a subclassed
+        model, whose sub-layers build on their first call) runs one forward pass on zeros of
+        that shape (unknown sizes as 1), without a graph, in inference mode.
+
+        Raises:
+            ValueError: a config without ``input_shape``, or a forward pass that fails.
+
+        Example:
+            >>> clone = MyModel.from_config(model.get_config())
+            >>> clone.build_from_config(model.get_build_config())
+            >>> clone.set_weights(model.get_weights())
+        """
+        if not config:
+            return
+        if not isinstance(config, dict) or "input_shape" not in config:
+            raise ValueError(f"{type(self).__name__} '{self.name}': build_from_config expects "
+                             f"{{'input_shape': [...]}}, got {config!r}.")
+        raw = config["input_shape"]
+        several = bool(raw) and all(isinstance(s, (list, tuple)) for s in raw)
+        shapes = [tuple(s) for s in raw] if several else [tuple(raw)]
+        if type(self).build is not Layer.build:
+            if not self.built:
+                self._maybe_build(shapes if several else shapes[0])
+            return
+        zeros = [Tensor(numpy.zeros(tuple(1 if s is None else s for s in shape),
+                                    dtype=self.dtype)) for shape in shapes]
+        with no_grad():
+            self(zeros if several else zeros[0], training=False)
+        self.built = True
+        self.input_spec_shape = shapes if several else shapes[0]
+
     @classmethod
     def from_config(cls, config: dict, custom_objects=None):
         """A new layer from :meth:`get_config`'s dict (``custom_objects``: extra names to resolve).

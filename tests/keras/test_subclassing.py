@@ -364,3 +364,27 @@ def test_activity_regularizer_on_any_layer():
     clone = Identity.from_config(layer.get_config())
     assert clone.activity_regularizer is not None
     assert "activity_regularizer" not in Identity().get_config()
+
+
+def test_build_config_rebuilds_a_subclassed_model_for_set_weights():
+    fl.manual_seed(0)
+    x, _ = _data(4)
+    model = Regressor(hidden=5)
+    assert model.get_build_config() is None
+    expected = model.predict(x, verbose=0)
+    build_config = model.get_build_config()
+    assert build_config == {"input_shape": [None, 4]}
+    clone = Regressor.from_config(model.get_config())
+    clone.build_from_config(build_config)
+    assert [w.shape for w in clone.weights] == [w.shape for w in model.weights]
+    clone.set_weights(model.get_weights())
+    np.testing.assert_allclose(clone.predict(x, verbose=0), expected, rtol=1e-6)
+
+
+def test_build_config_of_a_layer_with_its_own_build():
+    layer = Linear(3)
+    layer(np.ones((2, 4), "float32"))
+    clone = Linear.from_config(layer.get_config())
+    clone.build_from_config(layer.get_build_config())
+    assert [w.shape for w in clone.weights] == [(4, 3), (3,)]
+    assert_error(ValueError, clone.build_from_config, {"shape": [1]}, contains=["input_shape"])
