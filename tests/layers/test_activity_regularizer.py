@@ -12,6 +12,8 @@ _X = lambda *shape: np.random.default_rng(0).uniform(-1, 1, shape).astype("float
 
 # class -> (constructor kwargs, call inputs); every concrete layer the package exports
 CASES = {
+    "AWGN": ({"stddev": 0.1}, lambda: _X(2, 4)),
+    "EnergyNormalization": ({}, lambda: _X(2, 4)),
     "Activation": ({"activation": "relu"}, lambda: _X(2, 3)),
     "Add": ({}, lambda: [_X(2, 3), _X(2, 3)]),
     "Attention": ({}, lambda: [_X(2, 3, 4), _X(2, 5, 4)]),
