@@ -7,8 +7,12 @@ Settings: RL Zoo's tuned DQN hyperparameters for CartPole-v1 (rl-baselines3-zoo,
 hyperparams/dqn.yml): MLP 4-256-256-2 (ReLU), Adam lr 2.3e-3, batch 64, replay 100,000,
 learning_starts 1,000, gamma 0.99, target network copied every 10 steps, 128 gradient steps
 every 256 environment steps, ε from 1 to 0.04 over the first 16% of the steps, Huber loss,
-gradient clipping at norm 10. fundl adds Double DQN targets (``--no-double`` for the vanilla
-targets RL Zoo uses).
+gradient clipping at norm 10. Two changes: Double DQN targets (``--no-double`` for the vanilla
+targets RL Zoo uses), and the learning rate decays to 0 along a cosine over the run's gradient
+steps (``--lr-decay none`` keeps it constant, as RL Zoo). Why the decay: with a constant rate
+the network solves CartPole mid-run but often drifts off again by the last step (measured:
+best checkpoint 3/3 seeds at 500, final network 0/3), while with the decay the final network
+keeps what it learned.
 
 "Solved" here means a mean return >= 475 over 100 greedy evaluation episodes (the v1
 threshold; 500 is the maximum). Every ``--eval-every`` steps a 10-episode greedy evaluation
@@ -54,6 +58,8 @@ def run(seed, args):
     train_time = time.perf_counter() - start
     final = agent.evaluate(eval_env, args.eval_episodes)
     best = final
+    if args.save:
+        agent.save(f"{args.save}.seed{seed}.fundl")  # the final network
     if cb.best_weights is not None:
         net.set_weights(cb.best_weights)
         best = agent.evaluate(eval_env, args.eval_episodes)
@@ -100,14 +106,28 @@ def main(argv=None):
     p.add_argument("--gradient-steps", type=int, default=128)
     p.add_argument("--target-update", type=int, default=10)
     p.add_argument("--no-double", dest="double", action="store_false")
-    p.add_argument("--lr-decay", choices=["none", "cosine"], default="none",
+    p.add_argument("--lr-decay", choices=["none", "cosine"], default="cosine",
                    help="cosine: the learning rate falls to 0 over the run's gradient steps")
     p.add_argument("--eval-every", type=int, default=5000)
     p.add_argument("--eval-episodes", type=int, default=100)
     p.add_argument("--verbose", type=int, default=1)
     p.add_argument("--plots", default=None, help="folder for the learning-curve PNG")
+    p.add_argument("--save", default=None,
+                   help="save each seed's final agent to SAVE.seed<k>.fundl")
+    p.add_argument("--blas-threads", type=int, default=1,
+                   help="BLAS threads while training (default 1: products of 256-wide layers "
+                        "gain nothing from more, and lose up to 10x when other processes "
+                        "share the cores); 0 leaves the BLAS library's own setting")
     args = p.parse_args(argv)
+    if args.blas_threads:
+        from threadpoolctl import threadpool_limits
 
+        with threadpool_limits(limits=args.blas_threads, user_api="blas"):
+            return _main(args)
+    return _main(args)
+
+
+def _main(args):
     results = []
     for seed in args.seeds:
         r = run(seed, args)
