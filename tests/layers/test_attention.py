@@ -279,3 +279,17 @@ def test_mha_functional_with_key_and_mask_inputs():
                                mha(q, v, key=k, attention_mask=mask).numpy(), rtol=1e-5,
                                atol=1e-6)
     assert mha.key_kernel.shape == (2, 2, 3)
+
+
+def test_functional_model_with_scores_output_saves_and_loads(tmp_path):
+    x_in = Input(shape=(6, 8))
+    out, scores = MultiHeadAttention(num_heads=2, key_dim=4, dropout=0.1, seed=2)(
+        x_in, x_in, return_attention_scores=True, use_causal_mask=True)
+    a_out = Attention(use_scale=True)([out, x_in], use_causal_mask=True)
+    model = Model(x_in, [a_out, scores])
+    assert model.count_params() == 288 + 1  # Keras's count for these sizes, plus the scale
+    x = _x((2, 6, 8)).astype("float32")
+    path = os.path.join(tmp_path, "m.fundl")
+    model.save(path)
+    for a, b in zip(model.predict(x, verbose=0), load_model(path).predict(x, verbose=0)):
+        np.testing.assert_array_equal(a, b)
