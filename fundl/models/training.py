@@ -654,6 +654,8 @@ class Trainer:
         """
         total = None
         parts = []
+        if ys is None:  # no targets: only add_loss terms and penalties (checked by _prepare)
+            ys = [None] * len(outs)
         for y, out, loss, lw in zip(ys, outs, self._losses, self._loss_weights):
             if loss is None:
                 parts.append(None)
@@ -897,7 +899,7 @@ class Trainer:
             for name, part in zip(self._output_names(), parts):
                 if part is not None:
                     logs[f"{name}_loss"] = float(part.item())
-        for y, out, metrics in zip(ys, outs, self._metrics):
+        for y, out, metrics in zip(ys or (), outs, self._metrics):  # no targets: no metrics
             if metrics:
                 pred = backend.to_numpy(out.data)
                 mask = get_mask(out) if _MASKS else None
@@ -928,6 +930,9 @@ class Trainer:
             outs = self(xs if len(xs) > 1 else xs[0], training=True)
             outs = list(outs.values()) if isinstance(outs, dict) else _as_list(outs)
             total, parts = self._compute_loss(ys, outs, sample_weight, penalties)
+            if total is None and not penalties and self._has_losses():
+                # add_loss() in call shows itself only once data flows: the first step
+                total, parts = self._compute_loss(ys, outs, sample_weight, True)
             if total is None:
                 raise self._no_loss_error("fit")
             if not total.requires_grad:
@@ -946,6 +951,8 @@ class Trainer:
             outs = self(xs if len(xs) > 1 else xs[0], training=False)
             outs = list(outs.values()) if isinstance(outs, dict) else _as_list(outs)
             total, parts = self._compute_loss(ys, outs, sample_weight, penalties)
+            if total is None and not penalties and self._has_losses():
+                total, parts = self._compute_loss(ys, outs, sample_weight, True)
             if total is None:
                 raise self._no_loss_error("evaluate")
             return self._logs(total, parts, ys, outs)
@@ -1660,7 +1667,7 @@ class Trainer:
         weights = self.weights
         return backend.device_of(weights[0].data) if weights else backend.get_device()
 
-    def __call__(self, inputs, training=None, **kwargs):
+    def __call__(self, inputs, *args, training=None, **kwargs):
         if isinstance(inputs, dict):
             names = getattr(self, "input_names", None) or []
             missing = [k for k in names if k not in inputs]
@@ -1686,4 +1693,4 @@ class Trainer:
 
             inputs = [convert(a) for a in inputs] if isinstance(inputs, (list, tuple)) \
                 else convert(inputs)
-        return super().__call__(inputs, training=training, **kwargs)
+        return super().__call__(inputs, *args, training=training, **kwargs)

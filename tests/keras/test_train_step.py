@@ -377,3 +377,27 @@ def test_non_finite_loss_in_a_custom_step_warns_once():
         m.fit(x, y, epochs=2, batch_size=8, verbose=0)
     msgs = [str(w.message) for w in caught if "loss is nan" in str(w.message)]
     assert len(msgs) == 1 and "epoch 0, step 0" in msgs[0]
+
+
+def test_add_loss_joins_the_compiled_loss_and_compute_loss():
+    class Penalised(Layer):
+        def call(self, x, training=None):
+            self.add_loss(0.5 * (x * x).mean())
+            return x
+
+        def compute_output_shape(self, input_shape):
+            return input_shape
+
+    x, y = _blobs(16)
+    fl.manual_seed(0)
+    m = Sequential([Dense(1, input_dim=4), Penalised()])
+    m.compile(optimizer=SGD(0.0), loss="mse")
+    out = m.predict(x)
+    mse = float(((out - y) ** 2).mean())
+    penalty = 0.5 * float((out ** 2).mean())
+    assert m.evaluate(x, y, batch_size=16, verbose=0) == pytest.approx(mse + penalty, rel=1e-5)
+    y_pred = m(x)
+    total = m.compute_loss(x, y, y_pred)
+    assert float(total.item()) == pytest.approx(mse + penalty, rel=1e-5)
+    h = m.fit(x, y, batch_size=16, epochs=1, verbose=0).history
+    assert h["loss"][0] == pytest.approx(mse + penalty, rel=1e-5)
