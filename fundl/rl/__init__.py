@@ -22,5 +22,5 @@ from .qlearning import QLearning
 from .replay import ReplayBuffer
 from .schedules import ExponentialSchedule, LinearSchedule
 
-__all__ = ["Callback", "DQN", "EvalCallback", "ExponentialSchedule", "LambdaCallback", "LinearSchedule",
-           "QLearning", "ReplayBuffer"]
+__all__ = ["Callback", "DQN", "EvalCallback", "ExponentialSchedule", "LambdaCallback",
+           "LinearSchedule", "QLearning", "ReplayBuffer"]

@@ -6,16 +6,6 @@ import numbers
 import numpy
 
 
-def require_gymnasium(owner):
-    """Import gymnasium or raise an ImportError naming the extra to install."""
-    try:
-        import gymnasium
-    except ImportError as e:  # pragma: no cover - gymnasium is in the test environment
-        raise ImportError(f"{owner} needs gymnasium for its environments: "
-                          "pip install 'fundl[rl]'") from e
-    return gymnasium
-
-
 def is_discrete(space) -> bool:
     """True for a gymnasium ``Discrete`` space (checked without importing gymnasium)."""
     return type(space).__name__ == "Discrete" and hasattr(space, "n")

@@ -54,7 +54,8 @@ class LambdaCallback(Callback):
 
     Example:
         >>> returns = []
-        >>> cb = fl.rl.LambdaCallback(on_episode_end=lambda ep, logs: returns.append(logs["return"]))
+        >>> cb = fl.rl.LambdaCallback(
+        ...     on_episode_end=lambda episode, logs: returns.append(logs["return"]))
     """
 
     def __init__(self, on_train_begin=None, on_step=None, on_episode_end=None,

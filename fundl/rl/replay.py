@@ -146,14 +146,14 @@ class ReplayBuffer:
         n, k = self.capacity, self.frame_stack
         i = (self._head + 1) % n
         self.frames[i] = frame
-        # The slots i .. i+k-1 (the oldest frames) had stacks reaching back to slot i.
+        # The transitions at slots i .. i+k-1 (now the oldest) had stacks reaching back to
+        # slot i: they are gone. (Slot i-1 was rewritten just before, so no old transition
+        # there still points at slot i as its next frame.)
         for j in range(i, i + k):
             j %= n
             if self.valid[j]:
                 self.valid[j] = False
                 self.size -= 1
-        # The previous slot's transition (if any) now has its next frame overwritten? No:
-        # slot i-1 is the newest but one, its next frame is the one just written by design.
         self._head = i
         self._written += 1
         return i

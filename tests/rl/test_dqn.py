@@ -87,8 +87,8 @@ def test_train_step_matches_pytorch(loss, clip):
     with torch.no_grad():
         a_star = forward(tw, nxt).argmax(1, keepdim=True)
         v = forward([torch.tensor(w) for w in tgt], nxt).gather(1, a_star).squeeze(1)
-        y = torch.tensor(rew, dtype=torch.float64) + 0.95 * (1 - torch.tensor(term,
-                                                                              dtype=torch.float64)) * v
+        not_done = 1 - torch.tensor(term, dtype=torch.float64)
+        y = torch.tensor(rew, dtype=torch.float64) + 0.95 * not_done * v
     q = forward(tw, obs).gather(1, torch.tensor(act).unsqueeze(1)).squeeze(1)
     ref = (torch.nn.functional.smooth_l1_loss(q, y) if loss == "huber"
            else torch.nn.functional.mse_loss(q, y))
