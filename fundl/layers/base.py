@@ -1,22 +1,28 @@
 """The Layer base class: lazy weights, automatic tracking, configs, and symbolic calls.
 
 A layer stores hyper-parameters in ``__init__``, creates its weights in ``build(input_shape)``
-the first time it is called, and computes in ``call(x, training=...)`` with functional ops.
-Weights and sub-layers assigned as attributes are tracked automatically, so
-``weights``/``trainable_weights`` are derived, never hand-listed.
+the first time it is called (or when ``build`` is called by hand: either way, once), and
+computes in ``call(inputs)`` with functional ops. Weights and sub-layers assigned as
+attributes are tracked automatically, so ``weights``/``trainable_weights`` are derived, never
+hand-listed.
+
+The call context (Keras 3's rules): ``call`` gets ``training=`` only when its signature takes
+it, and ``mask=`` likewise; a layer called with ``training=None`` inside another layer's call
+inherits that call's value, so a Dropout inside a custom block trains when the model trains;
+the outermost call with None means inference.
 
 Called on a :class:`SymbolicTensor` (from :func:`~fundl.layers.Input`), a layer does no math:
 it records a node of the functional graph and returns a new SymbolicTensor whose shape comes
-from ``compute_output_shape``, so shape errors surface when the model is defined.
+from ``compute_output_shape`` or, for a layer without one, from running ``call`` once on
+zeros, so shape errors surface when the model is defined.
 
 Example:
     >>> class Scale(Layer):
     ...     def build(self, input_shape):
-    ...         self.scale = self.add_weight("scale", (input_shape[-1],), "ones")
-    ...     def call(self, x, training=False):
-    ...         return x * self.scale
-    ...     def compute_output_shape(self, input_shape):
-    ...         return input_shape
+    ...         self.scale = self.add_weight(shape=(input_shape[-1],), initializer="ones",
+    ...                                      name="scale")
+    ...     def call(self, inputs):
+    ...         return inputs * self.scale
 """
 from __future__ import annotations
 
@@ -1338,17 +1344,28 @@ class Layer:
                              f"{{'input_shape': [...]}}, got {config!r}.")
         raw = config["input_shape"]
         several = bool(raw) and all(isinstance(s, (list, tuple)) for s in raw)
-        shapes = [tuple(s) for s in raw] if several else [tuple(raw)]
-        if type(self).build is not Layer.build:
-            if not self.built:
-                self._maybe_build(shapes if several else shapes[0])
-            return
+        shape = [tuple(s) for s in raw] if several else tuple(raw)
+        if type(self).build is Layer.build:
+            self._run_on_zeros(shape)
+        elif not self.built:
+            self.build(shape)
+
+    def _run_on_zeros(self, input_shape):
+        """One forward pass on zeros of ``input_shape`` (unknown sizes as 1), without a graph,
+        in inference mode: what creates the weights of a layer that builds them lazily."""
+        several = isinstance(input_shape, list)
+        shapes = input_shape if several else [input_shape]
         zeros = [Tensor(numpy.zeros(tuple(1 if s is None else s for s in shape),
                                     dtype=self.dtype)) for shape in shapes]
-        with no_grad():
-            self(zeros if several else zeros[0], training=False)
-        self.built = True
-        self.input_spec_shape = shapes if several else shapes[0]
+        object.__setattr__(self, "built", True)  # the pass must not build again
+        self.input_spec_shape = input_shape
+        try:
+            with no_grad():
+                self(zeros if several else zeros[0], training=False)
+        except Exception:
+            object.__setattr__(self, "built", False)
+            self.input_spec_shape = None
+            raise
 
     @classmethod
     def from_config(cls, config: dict, custom_objects=None):

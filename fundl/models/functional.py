@@ -161,6 +161,33 @@ class Model(Trainer, Layer):
             return "functional"
         return super()._name_prefix()
 
+    def build(self, input_shape=None):
+        """Build the model for inputs of ``input_shape`` (batch axis first, may be None).
+
+        A functional model is built when defined. A subclassed model, whose layers create
+        their weights on their first call, runs one forward pass on zeros of that shape
+        (Keras 3 traces ``call`` the same way), so ``summary()``, ``count_params()`` and
+        ``set_weights`` work before any data is seen.
+
+        Example:
+            >>> model = MyModel(); model.build((None, 784)); model.summary()   # doctest: +SKIP
+        """
+        if self._graph:
+            return
+        if input_shape is None:
+            raise ValueError(f"{type(self).__name__} '{self.name}': build() needs the input "
+                             "shape of a subclassed model, e.g. model.build((None, 784)).")
+        several = isinstance(input_shape, list)
+        shape = [tuple(s) for s in input_shape] if several else tuple(input_shape)
+        self._run_on_zeros(shape)
+
+    def _maybe_build(self, input_shape, several=False):
+        # On the way into a call with real data: mark built, and let that call create the
+        # sub-layers' weights (a pass on zeros would only repeat it).
+        if not self.built:
+            object.__setattr__(self, "built", True)
+            self.input_spec_shape = input_shape
+
     # -- the symbolic ends (Keras's model.input(s) / model.output(s)) ------------------------
     def _symbolic_ends(self, what):
         if self._graph:

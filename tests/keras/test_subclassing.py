@@ -388,3 +388,34 @@ def test_build_config_of_a_layer_with_its_own_build():
     clone.build_from_config(layer.get_build_config())
     assert [w.shape for w in clone.weights] == [(4, 3), (3,)]
     assert_error(ValueError, clone.build_from_config, {"shape": [1]}, contains=["input_shape"])
+
+
+def test_build_by_hand_of_a_subclassed_model_creates_its_weights():
+    model = Regressor(hidden=3)
+    model.build((None, 4))
+    assert model.built and model.count_params() == (4 * 3 + 3) + (3 + 1) + (
+        4 * 8 + 8 + 8 * 4 + 4 + 4 + 1) == 100
+    lines = []
+    model.summary(print_fn=lines.append)
+    assert " Total params: 100 (400.00 B)" in lines
+    x, _ = _data(2)
+    assert model(x).shape == (2, 1)
+
+
+def test_build_by_hand_that_fails_leaves_the_model_unbuilt():
+    class NeedsThree(fl.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.dense = Dense(2)
+
+        def call(self, x):
+            if x.shape[-1] != 3:
+                raise ValueError("three features please")
+            return self.dense(x)
+
+    model = NeedsThree()
+    with pytest.raises(ValueError, match="three features"):
+        model.build((None, 5))
+    assert not model.built
+    model.build((None, 3))
+    assert model.built and len(model.weights) == 2
