@@ -1249,6 +1249,12 @@ class Trainer:
             train, val = self._array_batches(x, y, batch_size or 32, shuffle, class_weight,
                                              sample_weight, steps_per_epoch, validation_split,
                                              self._own_step("train_step"))
+        if (validation_data is not None or validation_split) and self._own_step("train_step") \
+                and not self._overrides("test_step") and not self._needs_y():
+            raise ValueError(f"fit: validation needs a test step: model '{self.name}' trains "
+                             "with its own train_step and compile() has no loss, so the built-in "
+                             "evaluation has nothing to compute. Override test_step(data) as "
+                             "well (returning a dict of logs), or drop validation_data.")
         if validation_data is not None:
             val = self._validation_batches(validation_data, validation_steps,
                                            validation_batch_size or batch_size or 32,
@@ -1370,7 +1376,8 @@ class Trainer:
         self.stop_training = False
         state = {"warned": False, "class_weight": class_weight}
         if not custom:
-            state["weights"] = self._trainable_for_step()
+            # A model fed by a generator may be built by its first batch (_builtin_epoch).
+            state["weights"] = self._trainable_for_step() if self.built else None
             # Decided once per fit, not per step: whether any layer adds a penalty.
             state["penalties"] = self._has_losses()
         run_epoch = self._custom_epoch if custom else self._builtin_epoch
@@ -1407,6 +1414,8 @@ class Trainer:
                 bx, by, bsw, count = batch
             else:
                 bx, by, bsw, count = self._unpack_batch(batch, "fit", state["class_weight"])
+                if step_weights is None:
+                    state["weights"] = step_weights = self._trainable_for_step()
             logs = self._train_step(bx, by, bsw, step_weights, penalties)
             if not state["warned"] and not math.isfinite(logs["loss"]):
                 state["warned"] = True  # once per fit: cheap, since the loss is a float anyway

@@ -401,3 +401,25 @@ def test_add_loss_joins_the_compiled_loss_and_compute_loss():
     assert float(total.item()) == pytest.approx(mse + penalty, rel=1e-5)
     h = m.fit(x, y, batch_size=16, epochs=1, verbose=0).history
     assert h["loss"][0] == pytest.approx(mse + penalty, rel=1e-5)
+
+
+def test_validation_with_an_own_train_step_and_no_loss_asks_for_a_test_step():
+    x = _binary_patterns(16)
+    vae = VAE()
+    vae.compile(optimizer=Adam(0.01))
+    assert_error(ValueError, vae.fit, x, epochs=1, verbose=0, validation_data=(x, x),
+                 contains=["validation", "test_step", "no loss"])
+
+
+def test_pydataset_without_len_runs_with_steps_per_epoch():
+    x, y = _blobs(32)
+
+    class Stream(fl.utils.PyDataset):
+        def __getitem__(self, i):
+            return x[(i % 4) * 8:(i % 4 + 1) * 8], y[(i % 4) * 8:(i % 4 + 1) * 8]
+
+    fl.manual_seed(0)
+    m = StepNet()
+    m.compile(optimizer=SGD(0.1), loss="binary_crossentropy")
+    assert len(m.fit(Stream(), steps_per_epoch=4, epochs=2, verbose=0).history["loss"]) == 2
+    assert_error(TypeError, m.fit, Stream(), verbose=0, contains=["__len__", "steps_per_epoch"])
