@@ -110,6 +110,7 @@ def _layers_with_constraints():
          {"kernel": "MaxNorm"}),
         (lambda: L.Conv1D(2, 2, bias_constraint=nn), (1, 4, 2), {"bias": "NonNeg"}),
         (lambda: L.Conv2DTranspose(2, 2, kernel_constraint=nn), (1, 3, 3, 2), {"kernel": "NonNeg"}),
+        (lambda: L.Conv1DTranspose(2, 2, bias_constraint=nn), (1, 3, 2), {"bias": "NonNeg"}),
         (lambda: L.DepthwiseConv2D(2, depthwise_constraint=nn, bias_constraint=nn), (1, 3, 3, 2),
          {"depthwise_kernel": "NonNeg", "bias": "NonNeg"}),
         (lambda: L.SeparableConv2D(2, 2, pointwise_constraint="unit_norm"), (1, 3, 3, 2),
@@ -127,7 +128,7 @@ def _layers_with_constraints():
     ]
 
 
-@pytest.mark.parametrize("case", range(12))
+@pytest.mark.parametrize("case", range(13))
 def test_layer_weights_carry_their_constraints_and_configs_keep_them(case):
     make, shape, expected = _layers_with_constraints()[case]
     layer = make()

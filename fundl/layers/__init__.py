@@ -8,8 +8,8 @@ from .core import (
     Activation, Dense, Dropout, Flatten, GaussianNoise, Input, InputLayer, Lambda, Reshape,
 )
 from .conv import (
-    Conv1D, Conv2D, Conv2DTranspose, Conv3D, DepthwiseConv2D, SeparableConv2D, UpSampling2D,
-    ZeroPadding1D, ZeroPadding2D, ZeroPadding3D,
+    Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose, Conv3D, DepthwiseConv2D, SeparableConv2D,
+    UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D, ZeroPadding3D,
 )
 from .graph import GraphConv
 from .noise import GaussianDropout, SpatialDropout1D, SpatialDropout2D
@@ -36,6 +36,7 @@ __all__ = [
     "Cropping1D", "Cropping2D", "Permute", "RepeatVector", "GaussianDropout",
     "SpatialDropout1D", "SpatialDropout2D", "add", "average", "concatenate", "maximum",
     "minimum", "multiply", "subtract", "DepthwiseConv2D", "SeparableConv2D",
+    "Conv1DTranspose", "UpSampling1D",
     "Activation", "Add", "Average", "Concatenate", "Dense", "Dropout", "Flatten", "GaussianNoise",
     "GraphConv", "Input", "InputLayer", "Lambda", "Layer", "Maximum", "Minimum", "Multiply",
     "Reshape", "Subtract", "SymbolicTensor", "register_serializable",

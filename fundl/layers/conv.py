@@ -1,5 +1,5 @@
-"""Convolution layers: Conv1D/2D/3D, DepthwiseConv2D, SeparableConv2D, Conv2DTranspose,
-ZeroPadding1D/2D/3D, UpSampling2D.
+"""Convolution layers: Conv1D/2D/3D, DepthwiseConv2D, SeparableConv2D, Conv1DTranspose,
+Conv2DTranspose, ZeroPadding1D/2D/3D, UpSampling1D/2D.
 
 Keras 3 names, arguments, defaults and weight layouts: a ``Conv2D`` kernel is
 ``(kh, kw, in_channels // groups, filters)`` and a ``Conv2DTranspose`` kernel
@@ -655,6 +655,122 @@ class Conv2DTranspose(_ShapeChecks, Layer):
                 "bias_constraint": serialize_object(self.bias_constraint)}
 
 
+
+class Conv1DTranspose(_ShapeChecks, Layer):
+    """1-D transposed convolution over ``(batch, steps, channels)``: the adjoint of a strided
+    Conv1D (sequence decoders, e.g. Keras's time-series autoencoder).
+
+    Args:
+        filters: the number of output channels.
+        kernel_size: an int.
+        strides: an int (the upsampling factor).
+        padding: "valid" or "same".
+        output_padding: None, or an int smaller than ``strides``: extra steps at the end.
+        data_format: None or "channels_last", or "channels_first".
+        dilation_rate: an int.
+        activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
+        bias_regularizer, activity_regularizer, kernel_constraint, bias_constraint: as in
+        :class:`Conv1D`.
+
+    Weights: ``kernel`` (kernel_size, filters, in_channels) (Keras's layout; PyTorch's
+    ``ConvTranspose1d.weight`` is ``kernel.transpose(2, 1, 0)``), ``bias`` (filters,). It runs
+    as the 2-D transposed convolution op on a height-1 image.
+
+    Output length as Keras's: "valid" ``n*s + max(k' - s, 0)``, "same" ``n*s``; with
+    output_padding ``(n - 1)*s + k' - 2*pad + output_padding``, k' = dilation*(k - 1) + 1.
+
+    Example:
+        >>> Conv1DTranspose(16, 7, strides=2, padding="same")(fl.randn(2, 50, 32)).shape
+        (2, 100, 16)
+    """
+
+    _rank = 1
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", output_padding=None,
+                 data_format=None, dilation_rate=1, activation=None, use_bias=True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 kernel_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(**kwargs)
+        who = "Conv1DTranspose"
+        if not _is_int(filters) or filters < 1:
+            raise ValueError(f"{who}: filters must be a positive int, got {filters!r}.")
+        self.filters = int(filters)
+        self.kernel_size = _int_tuple(who, "kernel_size", kernel_size, 1)
+        self.strides = _int_tuple(who, "strides", strides, 1)
+        self.padding = _padding_mode(who, padding, ("valid", "same"))
+        self.output_padding = (None if output_padding is None
+                               else _int_tuple(who, "output_padding", output_padding, 1, 0))
+        if self.output_padding is not None and self.output_padding[0] >= self.strides[0]:
+            raise ValueError(f"{who}: output_padding must be smaller than strides, got "
+                             f"output_padding={output_padding!r} with strides {self.strides[0]}.")
+        self.data_format = _data_format(who, data_format)
+        self.dilation_rate = _int_tuple(who, "dilation_rate", dilation_rate, 1)
+        self.activation = activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = deserialize_object(initializers, kernel_initializer)
+        self.bias_initializer = deserialize_object(initializers, bias_initializer)
+        self.kernel_regularizer = deserialize_object(regularizers, kernel_regularizer)
+        self.bias_regularizer = deserialize_object(regularizers, bias_regularizer)
+        self.activity_regularizer = deserialize_object(regularizers, activity_regularizer)
+        self.kernel_constraint = deserialize_object(constraints, kernel_constraint)
+        self.bias_constraint = deserialize_object(constraints, bias_constraint)
+
+    def build(self, input_shape):
+        self._channels = self._check_channels(input_shape, building=True)
+        self.kernel = _add_weight(self, "kernel", self.kernel_size + (self.filters, self._channels),
+                                  self.kernel_initializer, self.kernel_regularizer,
+                                  self.kernel_constraint)
+        self.bias = (_add_weight(self, "bias", (self.filters,), self.bias_initializer,
+                                 self.bias_regularizer, self.bias_constraint)
+                     if self.use_bias else None)
+
+    def call(self, x, training=None):
+        self._check_channels(x.shape)
+        if self.data_format == "channels_first":
+            x = F.transpose(x, (0, 2, 1))
+        # (batch, steps, c) as a height-1 image; the kernel as a (1, k, filters, c) one
+        kernel = F.reshape(self.kernel, (1,) + tuple(self.kernel.shape))
+        y = F.conv2d_transpose(F.expand_dims(x, 1), kernel, self.bias,
+                               strides=(1, self.strides[0]), padding=self.padding,
+                               output_padding=(None if self.output_padding is None
+                                               else (0, self.output_padding[0])),
+                               dilation_rate=(1, self.dilation_rate[0]))
+        y = F.squeeze(y, 1)
+        if self.data_format == "channels_first":
+            y = F.transpose(y, (0, 2, 1))
+        return self.activation(y)
+
+    def compute_output_shape(self, input_shape):
+        if self.built:
+            self._check_channels(input_shape)
+        else:
+            self._check_rank(input_shape)
+        (n,) = self._spatial(input_shape)
+        pad = None if self.output_padding is None else self.output_padding[0]
+        length = _transpose_length(n, self.kernel_size[0], self.strides[0],
+                                   self.dilation_rate[0], self.padding, pad)
+        if length is not None and length < 1:
+            raise ValueError(f"{self._who()}: the output would be empty for input shape "
+                             f"{tuple(input_shape)}.")
+        return self._assemble(input_shape[0], (length,), self.filters)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters,
+                "kernel_size": list(self.kernel_size), "strides": list(self.strides),
+                "padding": self.padding,
+                "output_padding": (None if self.output_padding is None
+                                   else list(self.output_padding)),
+                "data_format": self.data_format, "dilation_rate": list(self.dilation_rate),
+                "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
+                "kernel_initializer": serialize_object(self.kernel_initializer),
+                "bias_initializer": serialize_object(self.bias_initializer),
+                "kernel_regularizer": serialize_object(self.kernel_regularizer),
+                "bias_regularizer": serialize_object(self.bias_regularizer),
+                "activity_regularizer": serialize_object(self.activity_regularizer),
+                "kernel_constraint": serialize_object(self.kernel_constraint),
+                "bias_constraint": serialize_object(self.bias_constraint)}
+
 # -- zero padding ---------------------------------------------------------------------------------
 class _ZeroPadding(_ShapeChecks, Layer):
     """The shared body of ZeroPadding1D/2D/3D; ``self.pads`` holds (before, after) per axis."""
@@ -798,3 +914,42 @@ class UpSampling2D(_ShapeChecks, Layer):
     def get_config(self):
         return {**super().get_config(), "size": list(self.size), "data_format": self.data_format,
                 "interpolation": self.interpolation}
+
+
+class UpSampling1D(_ShapeChecks, Layer):
+    """Repeats each step ``size`` times along the steps axis of ``(batch, steps, features)``.
+
+    Args:
+        size: the upsampling factor (an int).
+
+    No weights. Output ``(batch, steps * size, features)``; the gradient sums over the
+    repeats.
+
+    Example:
+        >>> UpSampling1D(2)(fl.ones(1, 3, 4)).shape
+        (1, 6, 4)
+    """
+
+    _rank = 1
+    data_format = "channels_last"
+
+    def __init__(self, size=2, **kwargs):
+        super().__init__(**kwargs)
+        (self.size,) = _int_tuple("UpSampling1D", "size", size, 1)
+
+    def build(self, input_shape):
+        self._check_rank(input_shape)
+
+    def call(self, x, training=None):
+        self._check_rank(x.shape)
+        # a (batch, steps, 1, features) image upsampled (size, 1): repeats each step
+        y = F.upsample2d(F.expand_dims(x, 2), (self.size, 1))
+        return F.squeeze(y, 2)
+
+    def compute_output_shape(self, input_shape):
+        self._check_rank(input_shape)
+        n = input_shape[1]
+        return (input_shape[0], None if n is None else n * self.size, input_shape[2])
+
+    def get_config(self):
+        return {**super().get_config(), "size": self.size}
