@@ -310,3 +310,28 @@ def test_keyword_input_with_inferred_shape():
     assert out.shape == (None, 3)
     model = Model([x, k], out)
     np.testing.assert_allclose(model.predict([np.ones((2, 3)), np.ones((2, 3))], verbose=0), 2.0)
+
+
+def test_names_are_unique_in_the_session_and_reset():
+    from fundl.layers.base import reset_name_counters
+
+    assert [Dense(1).name for _ in range(3)] == ["dense", "dense_1", "dense_2"]
+    assert [Sequential().name, Sequential().name] == ["sequential", "sequential_1"]
+    x = Input(shape=(2,))
+    assert Model(x, Dense(1)(x)).name == "functional"
+
+    class MyModel(Model):
+        def call(self, inputs):
+            return inputs
+
+    assert [MyModel().name, MyModel().name] == ["my_model", "my_model_1"]
+    assert Dense(1, name="dense").name == "dense"  # a given name is kept as it is
+    reset_name_counters()
+    assert Dense(1).name == "dense"
+
+
+def test_get_layer_by_keras_name():
+    model = Sequential([Input(shape=(6, 6, 1)), Conv2D(2, 3), MaxPooling2D(), Flatten(),
+                        Dense(2)])
+    assert type(model.get_layer("conv2d")) is Conv2D
+    assert model.get_layer("max_pooling2d").output.shape == (None, 2, 2, 2)
