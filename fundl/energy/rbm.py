@@ -178,11 +178,12 @@ class RBM:
                 for b in rng.permutation(n_batches).tolist():
                     self._update(X[bounds[b]:bounds[b + 1]], rng)
             if self.verbose:
+                elapsed = time.perf_counter() - start
                 what = ("pseudo-likelihood", float(self.score_samples(X).mean())) \
                     if self.visible == "bernoulli" else \
                     ("mean free energy", float(self.free_energy(X).mean()))
                 print(f"[RBM] Iteration {epoch + 1}, {what[0]} = {what[1]:.2f}, time = "
-                      f"{time.perf_counter() - start:.2f}s")
+                      f"{elapsed:.2f}s")
         return self
 
     def _blas_threads(self, X):
