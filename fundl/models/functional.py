@@ -428,10 +428,8 @@ class Model(Trainer, Layer):
             layer_cls = get_registered(spec["class_name"], custom_objects)
             if not (isinstance(layer_cls, type) and issubclass(layer_cls, Layer)):
                 raise ValueError(f"Model config: {spec['class_name']!r} is not a layer class.")
-            layer = layer_cls.from_config(spec["config"], custom_objects=custom_objects)
-            if spec.get("auto_name"):
-                layer._auto_name = True
-            layers[spec["config"]["name"]] = layer
+            layer = _layer_from_spec(layer_cls, spec, custom_objects)
+            layers[layer.name] = layer
         produced = {}  # (layer name, node index) -> list of output SymbolicTensors
         for name, index, _ in config["input_layers"]:
             layer = layers[name]
@@ -473,10 +471,24 @@ class Model(Trainer, Layer):
 
 def _layer_spec(layer):
     """A layer's entry in a model config: its registered class name and config."""
-    spec = {"class_name": registered_name(type(layer)), "config": layer.get_config()}
+    # The name is kept beside the config too (as Keras does): a user's get_config may leave
+    # it out, and the graph's links refer to layers by name.
+    spec = {"class_name": registered_name(type(layer)), "name": layer.name,
+            "config": layer.get_config()}
     if getattr(layer, "_auto_name", False):
         spec["auto_name"] = True  # its weights' file keys come from its class, not its name
     return spec
+
+
+def _layer_from_spec(layer_cls, spec, custom_objects):
+    """The layer of a model config's entry, named as it was in the model."""
+    layer = layer_cls.from_config(spec["config"], custom_objects=custom_objects)
+    name = spec.get("name") or spec["config"].get("name")
+    if name is not None and layer.name != name:
+        layer.name = name  # a get_config without "name": the graph's links need it
+    if spec.get("auto_name"):
+        layer._auto_name = True
+    return layer
 
 
 def _node_spec(node, ref):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..layers.base import Layer, SymbolicTensor, _reraise_in_context, get_registered
 from ..layers.core import Input, _InputNode
-from .functional import Model, _layer_spec
+from .functional import Model, _layer_from_spec, _layer_spec
 
 
 class Sequential(Model):
@@ -201,10 +201,7 @@ class Sequential(Model):
             layer_cls = get_registered(spec["class_name"], custom_objects)
             if not (isinstance(layer_cls, type) and issubclass(layer_cls, Layer)):
                 raise ValueError(f"Sequential config: {spec['class_name']!r} is not a layer class.")
-            layer = layer_cls.from_config(spec["config"], custom_objects=custom_objects)
-            if spec.get("auto_name"):
-                layer._auto_name = True
-            model.add(layer)
+            model.add(_layer_from_spec(layer_cls, spec, custom_objects))
         if not config.get("trainable", True):  # True would unfreeze layers frozen one by one
             model.trainable = False
         return model

@@ -335,3 +335,57 @@ def test_get_layer_by_keras_name():
                         Dense(2)])
     assert type(model.get_layer("conv2d")) is Conv2D
     assert model.get_layer("max_pooling2d").output.shape == (None, 2, 2, 2)
+
+
+class CustomDense(Layer):
+    """The functional guide's layer: its get_config holds "units" only (no name)."""
+
+    def __init__(self, units=32):
+        super().__init__()
+        self.units = units
+
+    def build(self, input_shape):
+        self.w = self.add_weight(shape=(input_shape[-1], self.units),
+                                 initializer="random_normal", trainable=True)
+        self.b = self.add_weight(shape=(self.units,), initializer="random_normal",
+                                 trainable=True)
+
+    def call(self, inputs):
+        return inputs @ self.w + self.b
+
+    def get_config(self):
+        return {"units": self.units}
+
+
+def test_custom_layer_whose_config_has_no_name_round_trips():
+    inputs = Input((4,))
+    outputs = CustomDense(10)(CustomDense(6)(inputs))
+    model = Model(inputs, outputs)
+    config = model.get_config()
+    new_model = Model.from_config(config, custom_objects={"CustomDense": CustomDense})
+    assert [layer.name for layer in new_model.layers] == [layer.name for layer in model.layers]
+    new_model.set_weights(model.get_weights())
+    x = _x((2, 4))
+    np.testing.assert_allclose(new_model.predict(x, verbose=0), model.predict(x, verbose=0),
+                               rtol=1e-6)
+    stack = Sequential([Input((4,)), CustomDense(3)])
+    clone = Sequential.from_config(stack.get_config(), custom_objects={"CustomDense": CustomDense})
+    assert clone.layers[0].name == stack.layers[0].name
+
+
+def test_custom_layer_needing_a_static_batch_size():
+    class StatefulSum(Layer):
+        """Makes a state of the static batch size, as the guide's CustomRNN."""
+
+        def call(self, x):
+            state = fl.zeros(x.shape[0], x.shape[-1])
+            for t in range(x.shape[1]):
+                state = state + x[:, t, :]
+            return state
+
+    inputs = Input(shape=(5, 3), batch_size=4)
+    outputs = StatefulSum()(inputs)
+    assert outputs.shape == (4, 3)
+    model = Model(inputs, outputs)
+    x = _x((4, 5, 3))
+    np.testing.assert_allclose(model.predict(x, verbose=0), x.sum(axis=1), rtol=1e-5)
