@@ -13,7 +13,12 @@ builds (torchvision/Keras); each function's docstring says which variant it foll
     ['alexnet', 'densenet', 'densenet121']
 """
 from .alexnet import alexnet
+from .autoencoder import (
+    Sampling, VariationalAutoencoder, channel_autoencoder, conv_autoencoder, dense_autoencoder,
+    pretrain_greedy, stacked_autoencoder, variational_autoencoder,
+)
 from .dqn import mlp_q_network, nature_dqn
+from .gan import GAN, dcgan, dcgan_discriminator, dcgan_generator, mlp_gan, sample_quality
 from .densenet import densenet, densenet121, densenet169, densenet201, densenet_bc_cifar
 from .googlenet import googlenet
 from .lenet import lenet5
@@ -25,6 +30,9 @@ __all__ = [
     "googlenet", "lenet5", "list_models", "resnet", "resnet18", "resnet34", "resnet50",
     "resnet101", "resnet152", "resnet_cifar", "vgg", "vgg11", "vgg13", "vgg16", "vgg19",
     "mlp_q_network", "nature_dqn",
+    "Sampling", "VariationalAutoencoder", "channel_autoencoder", "conv_autoencoder",
+    "dense_autoencoder", "pretrain_greedy", "stacked_autoencoder", "variational_autoencoder",
+    "GAN", "dcgan", "dcgan_discriminator", "dcgan_generator", "mlp_gan", "sample_quality",
 ]
 
 _DESCRIPTIONS = {
@@ -54,6 +62,20 @@ _DESCRIPTIONS = {
     "nature_dqn": "Nature DQN (Mnih et al. 2015): 3 conv + 2 dense layers on 84x84x4 frames, "
                   "1.69M parameters (6 actions)",
     "mlp_q_network": "a multilayer-perceptron Q-network for vector observations (CartPole)",
+    "dense_autoencoder": "a fully connected autoencoder (sparse, denoising, or deep as Hinton "
+                         "& Salakhutdinov 2006)",
+    "conv_autoencoder": "a convolutional autoencoder: strided convolutions down, transposed "
+                        "convolutions up",
+    "stacked_autoencoder": "a stacked autoencoder for greedy layer-wise pre-training "
+                           "(pretrain_greedy)",
+    "variational_autoencoder": "a VAE (Kingma & Welling 2014) with its own train_step and "
+                               "sampling from the prior",
+    "channel_autoencoder": "the learned physical layer (O'Shea & Hoydis 2017): k bits over n "
+                           "real AWGN channel uses",
+    "mlp_gan": "a GAN of multilayer perceptrons (Goodfellow et al. 2014), non-saturating loss",
+    "dcgan": "DCGAN (Radford et al. 2016): strided convolutions, batch norm, ReLU/LeakyReLU",
+    "dcgan_generator": "DCGAN's generator (fractionally strided convolutions, tanh output)",
+    "dcgan_discriminator": "DCGAN's discriminator (strided convolutions, LeakyReLU 0.2)",
 }
 
 
