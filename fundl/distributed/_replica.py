@@ -89,12 +89,16 @@ class Replica:
     """A model replica with access to the training data, computing gradients on batches.
 
     Args:
-        spec: bytes from :func:`model_to_bytes`.
+        spec: bytes from :func:`model_to_bytes`, or ``[ref]`` of them in Ray's store.
         data: ``(xs, ys)``: lists of arrays (the inputs and targets, as ``fit`` standardised
             them), read-only views into Ray's object store on the worker's node.
     """
 
     def __init__(self, spec, data=None):
+        if isinstance(spec, list):  # [ref] of the bytes, see WorkerMixin._resolve
+            from ._runtime import import_ray
+
+            spec = import_ray().get(spec[0])
         self.model = model_from_bytes(spec)
         self.model._prepare_compiled()
         self.entries, self.trainable_keys = weight_keys(self.model)

@@ -180,14 +180,18 @@ def refresh_ray_config():
     """Make Ray re-read its settings from the environment (``RAY_AUTH_MODE`` above all).
 
     Ray reads them once, when it is imported, and re-reads them the same way itself when it
-    switches token authentication on; fundl does so around ``ray.init`` and after restoring
-    the environment, so that a temporary setting really is temporary.
+    switches token authentication on (and drops its cached token when it makes a new one);
+    fundl does so around ``ray.init`` and after restoring the environment, so that a
+    temporary setting really is temporary.
     """
     try:
-        from ray._raylet import Config
-    except ImportError:  # a Ray without this hook: it reads the environment at init
+        from ray._raylet import AuthenticationTokenLoader, Config
+    except ImportError:  # a Ray without these hooks: it reads the environment at init
         return
     Config.initialize("")
+    # The token is cached too, once read (from ~/.ray/auth_token, RAY_AUTH_TOKEN, ...):
+    # a second cluster with another token needs it read afresh.
+    AuthenticationTokenLoader.instance().reset_cache()
 
 
 def disconnect(started):

@@ -29,25 +29,35 @@ def _check_count(value, name, who):
 class WorkerMixin:
     """What every fundl actor answers: its incarnation (a new one after each restart)."""
 
-    def _mark(self):
+    def _mark(self, seed=None):
         # A restarted actor re-runs __init__ and so gets a new incarnation: the driver counts
         # restarts by seeing a worker's incarnation change.
         self.incarnation = uuid.uuid4().hex
+        if seed is not None:
+            # Each worker its own stream (dropout masks, noise): a fresh process would
+            # otherwise start every worker from the same default seed.
+            from ..tensor import manual_seed
+
+            manual_seed(seed)
 
     @staticmethod
     def _resolve(boxed):
-        """The data set from ``[ref]``: passed boxed, because Ray warns (rightly) about
-        top-level constructor arguments in the object store of restartable actors; the driver
-        holds the reference for the whole fit, so a restarted actor can read it again."""
+        """The value of ``[ref]``. Large constructor arguments (data, model file, shard
+        indices) are put in the object store by the driver and passed boxed: Ray warns (rightly)
+        about top-level constructor arguments in the object store of restartable actors; the
+        driver holds the references for the whole fit, so a restarted actor reads them again."""
         from . import _runtime
 
         return _runtime.import_ray().get(boxed[0])
 
     def ping(self):
-        """``(incarnation, process id)`` of this actor."""
+        """``(incarnation, process id, Ray node id)`` of this actor."""
         import os
 
-        return self.incarnation, os.getpid()
+        from . import _runtime
+
+        node = _runtime.import_ray().get_runtime_context().get_node_id()
+        return self.incarnation, os.getpid(), node
 
 
 class Strategy:
@@ -125,6 +135,21 @@ class Strategy:
     def _learning_rate_changed(self, model, lr):
         """Called when a callback changed ``model.optimizer.learning_rate`` between epochs."""
 
+    def _worker_seed(self, index):
+        """A seed for worker ``index``, derived from fundl's generator without drawing from
+        it (drawing would change the batches that ``fit`` would have drawn)."""
+        from ..tensor import get_rng
+
+        state = get_rng().bit_generator.state.get("state", {})
+        base = state.get("state", 0) if isinstance(state, dict) else 0
+        return int((int(base) + 7919 * (index + 1)) % (2 ** 32))
+
+    def _box(self, value):
+        """``[ref]`` of ``value`` in Ray's store, kept alive until the fit ends."""
+        ref = _runtime.import_ray().put(value)
+        self._refs.append(ref)
+        return [ref]
+
     def _actor(self, cls, **extra):
         """A Ray actor class for ``cls`` with the strategy's restart policy and resources."""
         ray = _runtime.import_ray()
@@ -149,6 +174,7 @@ class Strategy:
             except Exception:  # noqa: BLE001 - an actor already gone is what we want
                 pass
         self._all_actors = []
+        self._refs = []
 
     # -- fit ------------------------------------------------------------------------------------
     def fit(self, model, x=None, y=None, batch_size=None, epochs=1, verbose="auto",
@@ -218,6 +244,7 @@ class Strategy:
             # Put once: every worker on this node reads the same memory (zero-copy), a worker
             # on another node gets one copy.
             data_ref = ray.put((xs, ys))
+            self._refs = [data_ref]
             self._start(model, data_ref, n, batch_size)
             steps = self._steps(n, batch_size, steps_per_epoch)
             cbs = CallbackList(callbacks, add_history=True, add_progbar=verbose != 0,

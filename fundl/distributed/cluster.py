@@ -150,11 +150,21 @@ class LocalCluster:
         """
         ray = _runtime.import_ray()
         if not self._connected:
+            if ray.is_initialized():
+                raise RuntimeError("LocalCluster.connect: this process is already connected to "
+                                   "Ray; call ray.shutdown() (or leave the other session) "
+                                   "first.")
             env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": self._token,
                    "RAY_USAGE_STATS_ENABLED": "0"}
-            with _runtime.temporary_env(env):
-                _runtime.refresh_ray_config()
-                ray.init(address=self.address, log_to_driver=False, logging_level="WARNING")
+            try:
+                with _runtime.temporary_env(env):
+                    _runtime.refresh_ray_config()
+                    ray.init(address=self.address, log_to_driver=False,
+                             logging_level="WARNING")
+            except BaseException:
+                _runtime.refresh_ray_config()  # back to what the environment says
+                raise
+            # on success Ray keeps the mode and token it connected with (cached) until stop()
             self._connected = True
         self._wait(lambda: sum(n["Alive"] for n in ray.nodes()) >= self.num_nodes,
                    f"{self.num_nodes} nodes")
@@ -186,7 +196,12 @@ class LocalCluster:
             self._temp_dir = None
 
     def __enter__(self):
-        return self.start().connect()
+        self.start()
+        try:
+            return self.connect()
+        except BaseException:
+            self.stop()  # __exit__ does not run when __enter__ fails
+            raise
 
     def __exit__(self, *exc):
         self.stop()

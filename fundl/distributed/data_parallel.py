@@ -23,8 +23,8 @@ from .base import RunningLogs, Strategy, WorkerMixin, _check_count
 class _DataParallelWorker(WorkerMixin):
     """A model replica next to the whole data set (shared, read-only, in the object store)."""
 
-    def __init__(self, spec, data):
-        self._mark()
+    def __init__(self, spec, data, seed=None):
+        self._mark(seed)
         self.replica = Replica(spec, self._resolve(data))
 
     def step(self, weights, index):
@@ -72,9 +72,10 @@ class DataParallelStrategy(Strategy):
                          object_store_memory, log_to_driver)
 
     def _start(self, model, data_ref, n, batch_size):
-        spec = model_to_bytes(model, include_optimizer=False, who=self.name)
+        spec = self._box(model_to_bytes(model, include_optimizer=False, who=self.name))
         actor = self._actor(_DataParallelWorker, scheduling_strategy="SPREAD")
-        self.workers = [actor.remote(spec, [data_ref]) for _ in range(self.num_workers)]
+        self.workers = [actor.remote(spec, [data_ref], self._worker_seed(i))
+                        for i in range(self.num_workers)]
         self._all_actors = list(self.workers)
         self._entries, self._keys = weight_keys(model)
         self._trainable = model._trainable_for_step()[0]  # also builds the optimizer's slots

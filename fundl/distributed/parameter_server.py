@@ -53,10 +53,23 @@ class _ParameterServer:
         self.staleness_sum = 0
         self.pushes = 0
         self.update_s = 0.0
+        self.busy_s = 0.0
+        self._published = (None, None)
 
     def pull(self):
-        """``(version, {key: array})`` of every weight (copied by Ray into its store)."""
-        return self.version, {k: w.data for k, w in self.replica.entries.items()}
+        """``(version, [ref])``: the weights ``{key: array}`` of this version in Ray's store.
+
+        The weights are put into the store once per version and every worker pulling that
+        version reads the same object (zero-copy on the same node); the ref is boxed so
+        that Ray passes it on rather than fetching it here.
+        """
+        start = Timer.now()
+        if self._published[0] != self.version:
+            ray = _runtime.import_ray()
+            self._published = (self.version, [ray.put(
+                {k: w.data for k, w in self.replica.entries.items()})])
+        self.busy_s += Timer.now() - start
+        return self._published
 
     def _apply(self, grads, state):
         start = Timer.now()
@@ -74,6 +87,13 @@ class _ParameterServer:
             True when the push was applied (or is a repeat of an applied one), False when
             it was too stale (async with ``max_staleness``).
         """
+        start = Timer.now()
+        try:
+            return self._push(grads, count, version, tag, state, expected)
+        finally:
+            self.busy_s += Timer.now() - start
+
+    def _push(self, grads, count, version, tag, state, expected):
         if tag in self.applied:
             return True
         if self.mode == "async":
@@ -110,16 +130,17 @@ class _ParameterServer:
         return ({k: w.data for k, w in self.replica.entries.items()},
                 optimizer_state_by_key(self.optimizer, self.replica.trainable_keys),
                 {"version": self.version, "dropped": self.dropped, "update_s": self.update_s,
+                 "busy_s": self.busy_s,
                  "mean_staleness": self.staleness_sum / max(self.pushes, 1)})
 
 
 class _ParameterServerWorker(WorkerMixin):
     """A replica with one shard of the data; pulls, computes, pushes."""
 
-    def __init__(self, spec, data, shard, server, worker_index, mode):
-        self._mark()
+    def __init__(self, spec, data, shard, server, worker_index, mode, seed=None):
+        self._mark(seed)
         self.replica = Replica(spec, self._resolve(data))
-        self.shard = numpy.asarray(shard)
+        self.shard = numpy.asarray(self._resolve(shard))
         self.server = server
         self.worker_index = worker_index
         self.mode = mode
@@ -145,7 +166,8 @@ class _ParameterServerWorker(WorkerMixin):
         tag = (epoch, step, self.worker_index)
         for _ in range(_RETRIES + 1):
             t0 = Timer.now()
-            version, weights = ray.get(self.server.pull.remote())
+            version, box = ray.get(self.server.pull.remote())
+            weights = ray.get(box[0])
             t1 = Timer.now()
             self.replica.set_weights(weights)
             grads, logs = self.replica.gradients(xs, ys)
@@ -238,14 +260,15 @@ class ParameterServerStrategy(Strategy):
         from ..tensor import get_rng
 
         ray = _runtime.import_ray()
-        spec = model_to_bytes(model, include_optimizer=True, who=self.name)
-        worker_spec = model_to_bytes(model, include_optimizer=False, who=self.name)
+        spec = self._box(model_to_bytes(model, include_optimizer=True, who=self.name))
+        worker_spec = self._box(model_to_bytes(model, include_optimizer=False, who=self.name))
         # The server is not restarted: it is the state; a checkpoint= file is its backup.
         self.server = ray.remote(_ParameterServer).options(max_restarts=0).remote(
             spec, self.mode, self.max_staleness)
         shards = numpy.array_split(get_rng().permutation(n), self.num_workers)
         actor = self._actor(_ParameterServerWorker, scheduling_strategy="SPREAD")
-        self.workers = [actor.remote(worker_spec, [data_ref], shard, self.server, i, self.mode)
+        self.workers = [actor.remote(worker_spec, [data_ref], self._box(shard), self.server, i,
+                                     self.mode, self._worker_seed(i))
                         for i, shard in enumerate(shards)]
         self._all_actors = [self.server] + list(self.workers)
         self._server_update_s = 0.0
@@ -309,5 +332,6 @@ class ParameterServerStrategy(Strategy):
         set_optimizer_state_by_key(model.optimizer, opt_state, entries, keys)
         self.stats["steps"] = counters["version"]
         self.stats["update_s"] = counters["update_s"]
+        self.stats["server_busy_s"] = counters["busy_s"]
         self.stats["dropped"] = counters["dropped"]
         self.stats["mean_staleness"] = counters["mean_staleness"]

@@ -30,10 +30,10 @@ from .base import RunningLogs, Strategy, WorkerMixin, _check_count
 class _Stage(WorkerMixin):
     """A Sequential of consecutive layers of the model, with its own optimizer."""
 
-    def __init__(self, spec, first, last):
+    def __init__(self, spec, first, last, seed=None):
         from ..tensor import Tensor
 
-        self._mark()
+        self._mark(seed)
         self._tensor = Tensor
         self.replica = Replica(spec)
         self.model = self.replica.model
@@ -247,7 +247,8 @@ class PipelineStrategy(Strategy):
         specs, self._key_maps = self._stage_specs(model)
         actor = self._actor(_Stage, scheduling_strategy="SPREAD")
         last = len(specs) - 1
-        self.workers = [actor.remote(spec, s == 0, s == last) for s, spec in enumerate(specs)]
+        self.workers = [actor.remote(self._box(spec), s == 0, s == last, self._worker_seed(s))
+                        for s, spec in enumerate(specs)]
         self._all_actors = list(self.workers)
         self._data = data_ref
 

@@ -2,8 +2,10 @@
 convergence of the asynchronous parameter server, History and callbacks, a killed worker,
 and resuming from a checkpoint. One Ray session serves the whole module (it takes seconds
 to start); tiny models and few steps keep the module short."""
+import importlib.util
 import inspect
 import os
+import pathlib
 import signal
 
 import numpy as np
@@ -103,7 +105,7 @@ def test_killed_worker_is_restarted_and_training_goes_on():
     class KillWorker(fl.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
             if batch == 3 and not killed:
-                _, pid = ray.get(strategy.workers[0].ping.remote())
+                _, pid, _ = ray.get(strategy.workers[0].ping.remote())
                 os.kill(pid, signal.SIGKILL)  # the process dies mid-epoch
                 killed.append(pid)
 
@@ -173,3 +175,18 @@ def test_through_model_fit():
                         strategy=DataParallelStrategy(num_workers=2))
     assert "loss" in history.history
     assert _max_diff(ref, model) < 1e-5
+
+
+def test_distributed_mnist_example(capsys):
+    root = os.environ.get("FUNDL_DATA_DIR")
+    if not root or not pathlib.Path(root, "mnist").is_dir():
+        pytest.skip("FUNDL_DATA_DIR with mnist/ is not set (CI sets it)")
+    path = pathlib.Path(__file__).resolve().parents[2] / "examples" / "distributed_mnist.py"
+    spec = importlib.util.spec_from_file_location("distributed_mnist", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    accuracy = example.main(["--epochs", "1", "--train-size", "6000", "--hidden", "64",
+                             "--batch-size", "64"])
+    out = capsys.readouterr().out
+    assert "Test accuracy" in out and "2 async workers" in out
+    assert accuracy > 0.6  # 6000 images, one epoch: far above chance (0.1)
