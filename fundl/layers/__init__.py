@@ -3,6 +3,9 @@ from .base import Layer, SymbolicTensor, register_serializable
 from .channel import AWGN, EnergyNormalization
 from .activation import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from .attention import Attention, MultiHeadAttention
+from .augmentation import (
+    RandomContrast, RandomFlip, RandomRotation, RandomTranslation, RandomZoom,
+)
 from .embedding import Embedding, Masking
 from .core import (
     Activation, Dense, Dropout, Flatten, GaussianNoise, Input, InputLayer, Lambda, Reshape,
@@ -31,6 +34,7 @@ from .pool import (
 )
 
 __all__ = [
+    "RandomContrast", "RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom",
     "Attention", "MultiHeadAttention", "RBF", "AWGN", "EnergyNormalization",
     "ELU", "LeakyReLU", "PReLU", "ReLU", "Softmax", "Normalization", "Rescaling",
     "Cropping1D", "Cropping2D", "Permute", "RepeatVector", "GaussianDropout",
