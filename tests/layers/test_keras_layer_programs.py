@@ -1,7 +1,8 @@
 """Keras example programs built on the new layers, ported by changing the imports only
 (tiny sizes): "Text classification with Transformer" (a subclassed TransformerBlock around
 MultiHeadAttention, a token-and-position embedding) and "Image classification from scratch"
-(Rescaling, SeparableConv2D residual blocks, functional merges)."""
+(RandomFlip/RandomRotation augmentation, Rescaling, SeparableConv2D residual blocks,
+functional merges)."""
 import numpy as np
 
 import fundl as fl
@@ -75,9 +76,17 @@ def test_text_classification_with_transformer():
 def test_image_classification_from_scratch_blocks():
     fl.manual_seed(1)
 
+    data_augmentation_layers = [layers.RandomFlip("horizontal"), layers.RandomRotation(0.1)]
+
+    def data_augmentation(images):
+        for layer in data_augmentation_layers:
+            images = layer(images)
+        return images
+
     def make_model(input_shape, num_classes):
         inputs = layers.Input(shape=input_shape)
-        x = layers.Rescaling(1.0 / 255)(inputs)
+        x = data_augmentation(inputs)
+        x = layers.Rescaling(1.0 / 255)(x)
         x = layers.Conv2D(8, 3, strides=2, padding="same")(x)
         x = layers.BatchNormalization()(x)
         x = layers.Activation("relu")(x)
