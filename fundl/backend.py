@@ -2,9 +2,10 @@
 
 Every op is written once against an array module ``xp`` that is either ``numpy``
 or ``cupy``; :func:`get_array_module` picks the right one for a given array.
-This module also holds the two pieces of global state fundl allows: the default
-device and the default floating-point dtype. It leaves the process's memory allocator alone:
-:func:`fundl.config.tune_process` tunes it on request (:func:`_tune_malloc`).
+This module also holds the user's two settings: the default device and the default
+floating-point dtype (the speed machinery's state lives in :mod:`fundl.runtime`). It leaves
+the process's memory allocator alone: :func:`fundl.config.tune_process` tunes it on request
+(:func:`_tune_malloc`).
 
 Example:
     >>> import fundl as fl
@@ -21,6 +22,9 @@ import warnings
 
 import numpy
 
+from . import runtime
+
+_RT = runtime.state()
 _DEVICES = ("cpu", "gpu")
 _default_device = "cpu"
 _default_dtype = numpy.dtype(numpy.float32)
@@ -165,21 +169,20 @@ def get_array_module(x):
     return _cupy.get_array_module(x)
 
 
-_ONES = {}
-
-
 def ones_vector(n: int, dtype, xp=numpy):
-    """A read-only vector of ``n`` ones, cached: bias gradients and row sums are GEMVs with it
-    on every training step, and allocating it each time costs more than the GEMV."""
+    """A read-only vector of ``n`` ones, cached (in ``fundl.runtime.state().ones``): bias
+    gradients and row sums are GEMVs with it on every training step, and allocating it each
+    time costs more than the GEMV."""
     key = (xp.__name__, n, numpy.dtype(dtype).str)
-    v = _ONES.get(key)
+    cache = _RT.ones
+    v = cache.get(key)
     if v is None:
-        if len(_ONES) > 256:  # a cache, not a leak: shapes are few in practice
-            _ONES.clear()
+        if len(cache) > 256:  # a cache, not a leak: shapes are few in practice
+            cache.clear()
         v = xp.ones(n, dtype=dtype)
         if xp is numpy:
             v.flags.writeable = False
-        _ONES[key] = v
+        cache[key] = v
     return v
 
 

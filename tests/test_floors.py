@@ -11,7 +11,7 @@ import pathlib
 import pytest
 
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "fundl"
-LOWER = ["backend.py", "tensor.py", "autograd.py", "functional.py", "ops", "kernels"]
+LOWER = ["backend.py", "runtime.py", "tensor.py", "autograd.py", "functional.py", "ops", "kernels"]
 UPPER = {"layers", "models", "optimizers", "callbacks", "cli", "_cli_train", "_cli_playground",
          "saving", "zoo", "datasets", "losses", "metrics", "activations", "initializers",
          "regularizers", "constraints", "applications", "cluster", "decomposition", "classic",

@@ -32,6 +32,7 @@ import warnings
 
 import numpy
 
+from .. import runtime
 from ..backend import device_of, get_array_module
 from . import _parallel
 from . import activation as _activation
@@ -56,6 +57,7 @@ __all__ = ["activation_grad", "avg_pool", "avg_pool_grad", "batch_norm_affine",
            "run_region", "spmm", "threads"]
 
 _NUMBA = numba is not None
+_RT = runtime.state()
 if not _NUMBA:
     warnings.warn(
         f"fundl: Numba could not be imported ({IMPORT_ERROR!r}); convolution and pooling fall back "
@@ -114,7 +116,7 @@ def chunk_matmul(a, b, out=None):
     (:func:`fundl.kernels.blas.matmul`: MKL's sequential GEMM when installed); elsewhere, and
     for CuPy arrays, ``xp.matmul``.
     """
-    if type(a) is numpy.ndarray and getattr(_parallel._local, "inside", False):
+    if type(a) is numpy.ndarray and getattr(_RT.local, "inside", False):
         from . import blas
 
         return blas.matmul(a, b, out)
@@ -125,28 +127,37 @@ _OPENBLAS_SERIAL = 1 << 18  # multiply-adds below which OpenBLAS itself uses one
 _SERIAL_MAX = 1 << 23  # and up to which fundl keeps a product on one thread (see matmul)
 
 
+def serial_product(m: int, k: int, n: int) -> bool:
+    """Whether :func:`matmul` runs an (m, k) @ (k, n) NumPy product on the calling thread.
+
+    Decided from the sizes and the runtime's configuration only (never from what ran
+    before): products of 2^18 to 2^23 multiply-adds, when fundl runs more than one thread
+    and ``fundl.runtime.state().serial_medium_products`` is on (the default).
+    """
+    return _OPENBLAS_SERIAL <= m * k * n <= _SERIAL_MAX and _RT.serial_medium_products and \
+        _parallel.threads() > 1
+
+
 def matmul(a, b, out=None):
     """``a @ b`` of two 2-D arrays, as the ops' dense products take it on the CPU.
 
     Medium-sized products (2^18 to 2^23 multiply-adds: LeNet-5's C5 and F6) run on the
-    calling thread once fundl's parallel regions are in use (a process that has run one, for
-    a convolution or a recurrent layer; an MLP alone keeps BLAS's threads). Why: after
-    a product that OpenBLAS splits over its threads, its workers spin on the other cores for
-    up to ~0.1 s, and a compiled parallel region that needs those cores waits for them (a
-    LeNet-5 convolution backward: 0.57 ms, 3.8 ms right after OpenBLAS's two threads ran C5);
-    two threads gain little on products this small. They go through fundl's GEMM library
-    (MKL's sequential GEMM when installed), else through OpenBLAS set to one thread.
+    calling thread whenever fundl runs more than one thread (:func:`serial_product`). Why:
+    after a product that OpenBLAS splits over its threads, its workers spin on the other
+    cores for up to ~0.1 s, and a compiled parallel region that needs those cores waits for
+    them (a LeNet-5 convolution backward: 0.57 ms, 3.8 ms right after OpenBLAS's two threads
+    ran C5); two threads gain little on products this small. They go through fundl's GEMM
+    library (MKL's sequential GEMM when installed), else through OpenBLAS set to one thread.
     Everything else (larger or smaller products, CuPy) is ``xp.matmul``.
     """
-    if type(a) is numpy.ndarray and type(b) is numpy.ndarray and a.ndim == 2 == b.ndim:
-        if _OPENBLAS_SERIAL <= a.shape[0] * a.shape[1] * b.shape[1] <= _SERIAL_MAX and \
-                _parallel.regions_in_use():
-            from . import blas
+    if type(a) is numpy.ndarray and type(b) is numpy.ndarray and a.ndim == 2 == b.ndim and \
+            serial_product(a.shape[0], a.shape[1], b.shape[1]):
+        from . import blas
 
-            if blas.library(a.dtype) == "mkl" and b.dtype == a.dtype:
-                return blas.matmul(a, b, out)
-            with _parallel.single_threaded_blas():
-                return numpy.matmul(a, b, out=out)
+        if blas.library(a.dtype) == "mkl" and b.dtype == a.dtype:
+            return blas.matmul(a, b, out)
+        with _parallel.single_threaded_blas():
+            return numpy.matmul(a, b, out=out)
     return get_array_module(a).matmul(a, b, out=out)
 
 

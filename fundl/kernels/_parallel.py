@@ -22,7 +22,12 @@ needs a BLAS that runs concurrent single-threaded GEMMs side by side, as NumPy's
 other). OpenBLAS's own threads are the regions' enemy: after a product it splits over them,
 its workers spin on the other cores for up to ~0.1 s, and a region waits for those cores
 (a LeNet-5 convolution backward: 0.57 -> 3.8 ms); :func:`fundl.kernels.matmul` keeps the
-medium-sized products of dense layers on one thread once regions are in use.
+medium-sized products of dense layers on one thread whenever fundl runs more than one thread
+(a fixed rule: ``fundl.runtime.state().serial_medium_products``).
+
+Its state (the thread count and pool, the BLAS thread counts to restore, whether regions are
+safe, the per-thread "inside a chunk" flag) lives in :func:`fundl.runtime.state`, which also
+resets it in a forked child.
 
 The number of threads is ``FUNDL_NUM_THREADS``, else the BLAS library's own thread count
 (``OPENBLAS_NUM_THREADS``/``OMP_NUM_THREADS`` set it), else 1. The BLAS thread count is read
@@ -37,23 +42,20 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
-import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy
+
+from .. import runtime
 
 MIN_SPLIT_BYTES = 8 << 20
 """Memory-bound kernels split over threads only when they move at least this much: batch
 norm's passes over ResNet-20's 8 MB activations gained (57 -> 44 ms per step), those over
 2 MB ones lost."""
 
-_lock = threading.Lock()
-_state = None  # (number of threads, BLAS controllers, thread pool), set up on first use
-_active = 0  # maps in progress (BLAS stays single-threaded while any is)
-_saved = None  # the BLAS thread counts to restore when the last map ends
-_local = threading.local()  # .inside: this thread is running a chunk (nested maps run serially)
+_RT = runtime.state()  # this module's state: parallel, blas_single_depth, blas_saved,
+# regions_ok, lock and local (.inside: this thread runs a chunk; nested maps run serially)
 
 
 def _threads_from(environ, blas_threads) -> tuple:
@@ -87,12 +89,11 @@ def _import_threadpoolctl():
 
 
 def _setup():
-    global _state
-    state = _state
+    state = _RT.parallel
     if state is not None:  # the common case, without the lock
         return state
-    with _lock:
-        if _state is None:
+    with _RT.lock:
+        if _RT.parallel is None:
             try:
                 ThreadpoolController = _import_threadpoolctl()
                 blas = [c for c in ThreadpoolController().lib_controllers
@@ -109,8 +110,8 @@ def _setup():
                 threads = 1
             pool = ThreadPoolExecutor(threads - 1, thread_name_prefix="fundl") if threads > 1 \
                 else None
-            _state = (threads, blas, pool)
-    return _state
+            _RT.parallel = (threads, blas, pool)
+    return _RT.parallel
 
 
 def threads() -> int:
@@ -140,20 +141,20 @@ def slices(n: int, nbytes: int) -> list:
 def _blas_single(blas, enter):
     """Enter (set every BLAS library to one thread) or leave a map; counted, so that
     overlapping maps from several caller threads restore the counts only when the last ends."""
-    global _active, _saved
-    with _lock:
+    rt = _RT
+    with rt.lock:
         if enter:
-            _active += 1
-            if _active == 1:
-                _saved = [c.num_threads for c in blas]
+            rt.blas_single_depth += 1
+            if rt.blas_single_depth == 1:
+                rt.blas_saved = [c.num_threads for c in blas]
                 for c in blas:
                     c.set_num_threads(1)
         else:
-            _active -= 1
-            if _active == 0 and _saved is not None:
-                for c, n in zip(blas, _saved):
+            rt.blas_single_depth -= 1
+            if rt.blas_single_depth == 0 and rt.blas_saved is not None:
+                for c, n in zip(blas, rt.blas_saved):
                     c.set_num_threads(n)
-                _saved = None
+                rt.blas_saved = None
 
 
 @contextlib.contextmanager
@@ -177,18 +178,19 @@ def map_chunks(fn, items) -> list:
     a chunk runs serially.
     """
     n_threads, blas, pool = _setup()
-    if n_threads == 1 or len(items) < 2 or getattr(_local, "inside", False):
+    if n_threads == 1 or len(items) < 2 or getattr(_RT.local, "inside", False):
         return [fn(item) for item in items]
     n_threads = min(n_threads, len(items))
     out = [None] * len(items)
 
     def share(k):
-        _local.inside = True
+        local = _RT.local
+        local.inside = True
         try:
             for i in range(k, len(items), n_threads):
                 out[i] = fn(items[i])
         finally:
-            _local.inside = False
+            local.inside = False
 
     try:
         _blas_single(blas, True)
@@ -210,22 +212,22 @@ def map_chunks(fn, items) -> list:
     return out
 
 
-_regions = None  # Numba runs parallel regions on a thread-safe threading layer (set on first use)
 def _numba_regions() -> bool:
     """Whether Numba's parallel regions can be used: its threading layer is thread-safe (GNU
     OpenMP, present on Linux, or TBB), not the ``workqueue`` fallback, which aborts the
     process when two Python threads start regions at once."""
-    global _regions
-    if _regions is None:
+    ok = _RT.regions_ok
+    if ok is None:
         try:
             import numba
             from numba.np.ufunc import parallel
 
             parallel._launch_threads()  # picks the layer, as the first parallel call would
-            _regions = numba.threading_layer() in ("omp", "tbb")
+            ok = numba.threading_layer() in ("omp", "tbb")
         except Exception:  # noqa: BLE001 - no Numba, or a layer that failed to load
-            _regions = False
-    return _regions
+            ok = False
+        _RT.regions_ok = ok
+    return ok
 
 
 def map_compiled(loop, n_items, *args):
@@ -241,7 +243,7 @@ def map_compiled(loop, n_items, *args):
     source over a one-item slice of the tuples; with one item or one thread, or inside a
     chunk, the Python source runs them one after the other on this thread.
     """
-    if n_items < 2 or threads() == 1 or getattr(_local, "inside", False):
+    if n_items < 2 or threads() == 1 or getattr(_RT.local, "inside", False):
         return loop.py_func(*args)
     if not regions():
         map_chunks(lambda i: loop.py_func(*[(a[i],) if type(a) is tuple else a for a in args]),
@@ -250,20 +252,11 @@ def map_compiled(loop, n_items, *args):
     return run_region(loop, n_items, *args)
 
 
-_ran_region = False  # a parallel region has run in this process
-
-
-def regions_in_use() -> bool:
-    """Whether this process has run a parallel region (and so will again: a convolution or
-    recurrent layer) and may run more now."""
-    return _ran_region and regions()
-
-
 def regions() -> bool:
     """Whether a Numba parallel region may run here and now: more than one thread, a
     thread-safe threading layer, not a forked child of a process that ran regions, not inside
     a chunk of :func:`map_chunks` (which runs nested work serially)."""
-    return threads() > 1 and not getattr(_local, "inside", False) and _numba_regions()
+    return threads() > 1 and not getattr(_RT.local, "inside", False) and _numba_regions()
 
 
 def run_region(loop, n_items, *args):
@@ -274,8 +267,6 @@ def run_region(loop, n_items, *args):
         return loop.py_func(*args)
     import numba
 
-    global _ran_region
-    _ran_region = True
     n_threads, blas, _ = _setup()
     old = numba.get_num_threads()
     want = max(1, min(n_threads, n_items, numba.config.NUMBA_NUM_THREADS))
@@ -288,23 +279,3 @@ def run_region(loop, n_items, *args):
         _blas_single(blas, False)
         if want != old:
             numba.set_num_threads(old)  # the user's own parallel loops keep theirs
-
-
-def _after_fork_in_child():
-    """A forked child has the pool object but none of its threads, and maybe a held lock;
-    Numba's OpenMP threads are gone too (a region started in the child would abort it)."""
-    global _state, _lock, _active, _saved, _regions
-    _lock = threading.Lock()
-    if _state is not None and _saved is not None:  # forked mid-map: undo its BLAS setting
-        for c, n in zip(_state[1], _saved):
-            c.set_num_threads(n)
-    _state, _active, _saved = None, 0, None
-    # Numba's OpenMP threads, if the parent started them (for fundl or for the user's own
-    # parallel loops), are gone: a region started here would make Numba terminate the child
-    launched = getattr(sys.modules.get("numba.np.ufunc.parallel"), "_is_initialized", True)
-    if _regions or ("numba" in sys.modules and launched):
-        _regions = False
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)

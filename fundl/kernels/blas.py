@@ -42,6 +42,7 @@ import os
 
 import numpy
 
+from .. import runtime
 from ._jit import jit
 
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
@@ -49,7 +50,6 @@ ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
 # other ILP64 OpenBLAS builds, scipy-openblas32, and plain CBLAS (OpenBLAS, MKL's LP64, ...)
 _NAMES = (("scipy_cblas_", "64_", True), ("cblas_", "64_", True), ("scipy_cblas_", "", False),
           ("cblas_", "", False))
-_cache = {}
 
 
 def _library():
@@ -167,7 +167,8 @@ def library(dtype=numpy.float32):
 
 
 def _pick(dtype):
-    if dtype not in _cache:
+    cache = runtime.state().gemm  # dtype -> (pointer, library): looked up once per dtype
+    if dtype not in cache:
         found = (None, None)
         if dtype in (numpy.dtype(numpy.float32), numpy.dtype(numpy.float64)):
             choice = _choice()
@@ -181,8 +182,8 @@ def _pick(dtype):
                 found = (_checked(_library, dtype), "numpy")
             if found[0] is None:
                 found = (None, None)
-        _cache[dtype] = found
-    return _cache[dtype]
+        cache[dtype] = found
+    return cache[dtype]
 
 
 @jit

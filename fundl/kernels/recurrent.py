@@ -44,9 +44,11 @@ import math
 
 import numpy
 
-from .. import backend
+from .. import backend, runtime
 from ._jit import FLOAT_DTYPES, numba, parallel_jit, prange
 from .blas import gemm
+
+_RT = runtime.state()
 
 DEFAULT_ACTIVATION = "tanh"
 DEFAULT_RECURRENT_ACTIVATION = "sigmoid"
@@ -192,20 +194,18 @@ def gru_backward_step_reference(dh, gates, h_prev, dxz, dhz, dh_prev, activation
 
 
 # -- Numba kernels ------------------------------------------------------------------------------
-_use_compiled = True
-
-
 def use_compiled(flag: bool) -> bool:
     """Switch the compiled kernels (Numba, and CUDA for CuPy arrays) on or off (off: the
-    references run everywhere); returns the old setting.
+    references run everywhere); returns the old setting. The setting is
+    ``fundl.runtime.state().compiled_recurrent``.
 
     Example:
         >>> old = use_compiled(False)   # e.g. to time the plain NumPy version
         >>> use_compiled(old)
     """
-    global _use_compiled
-    old = _use_compiled
-    _use_compiled = bool(flag)
+    rt = runtime.state()
+    old = rt.compiled_recurrent
+    rt.compiled_recurrent = bool(flag)
     return old
 
 
@@ -608,7 +608,7 @@ def compiled(name):
 def _pick(name, arrays, activation, recurrent_activation):
     """The compiled kernel when it applies (default activations; NumPy float32 arrays: Numba,
     CuPy float32/float64 arrays: :mod:`fundl.kernels.recurrent_cuda`), else None."""
-    if not _use_compiled or activation != "tanh" or recurrent_activation != "sigmoid":
+    if not _RT.compiled_recurrent or activation != "tanh" or recurrent_activation != "sigmoid":
         return None
     a = arrays[0]
     if type(a) is numpy.ndarray:  # first: this runs twice per time step on the CPU

@@ -20,7 +20,8 @@ Arrays are time-major inside (``(T, B, ...)``, one contiguous block per step); i
 outputs are batch-major ``(B, T, ...)`` as in Keras. Gate blocks follow Keras' weight layout:
 LSTM ``[i, f, c, o]``, GRU ``[z, r, h]``; ``kernel`` is ``(features, gates * units)``,
 ``recurrent_kernel`` ``(units, gates * units)``. The big per-sequence buffers are recycled
-from call to call once nothing refers to them any more (see ``_Workspace``).
+from call to call once nothing refers to them any more (see
+:class:`fundl.runtime.Workspace`).
 
 Masks: ``mask`` (B, T) booleans; at a step where it is False the state is carried over
 unchanged (the step neither updates the state nor receives gradient through its gates), as
@@ -29,67 +30,20 @@ state where it enters the recurrent product (Keras' recurrent dropout), never el
 """
 from __future__ import annotations
 
-import sys
-
 import numpy
 
+from .. import runtime
 from ..autograd import Function
 from ..backend import get_array_module
 from ..kernels import even_slices, map_compiled, threads
 from ..kernels import recurrent as kernels
 from ..tensor import Tensor
 
+_RT = runtime.state()
+
 ACTIVATIONS = tuple(kernels.ACTIVATIONS)
 """Activation names the fused ops support (others run as the step-by-step graph)."""
 
-
-class _Workspace:
-    """Big per-sequence NumPy buffers, recycled from one call to the next.
-
-    Why: a fresh multi-megabyte array is mapped from the OS and every one of its pages faults
-    on first touch; on the machines we measured, the buffers of one LSTM step (gates,
-    projections, their gradients) cost more in page faults than in arithmetic (a 28-step
-    forward of 64 x 128 went from 6.1 to 3.1 ms with recycled memory).
-
-    An array is handed out again only when nothing but this pool refers to it (CPython's
-    reference count): while a graph keeps it for the backward, or a Tensor, a view or a
-    gradient still uses it, it is left alone, so recycling can never change a result. At most
-    ``max_bytes`` are kept; arrays of shapes no longer in use are dropped to make room.
-    """
-
-    def __init__(self, max_bytes):
-        self.max_bytes = max_bytes
-        self.arrays = []
-        self.nbytes = 0
-        # the pool, the loop variable and getrefcount's own argument: nobody else
-        self._free_refs = 3 if sys.implementation.name == "cpython" else None
-
-    def empty(self, xp, shape, dtype):
-        """An uninitialised array of ``shape``/``dtype`` (recycled when possible, NumPy only)."""
-        if xp is not numpy or self._free_refs is None:
-            return xp.empty(shape, dtype=dtype)
-        for a in self.arrays:
-            if a.shape == shape and a.dtype == dtype and sys.getrefcount(a) == self._free_refs:
-                return a
-        a = numpy.empty(shape, dtype=dtype)
-        if a.nbytes <= self.max_bytes:
-            self._make_room(a.nbytes)
-            if self.nbytes + a.nbytes <= self.max_bytes:
-                self.arrays.append(a)
-                self.nbytes += a.nbytes
-        return a
-
-    def _make_room(self, nbytes):
-        keep = []
-        for a in self.arrays:  # oldest first
-            if self.nbytes + nbytes > self.max_bytes and sys.getrefcount(a) == self._free_refs:
-                self.nbytes -= a.nbytes
-            else:
-                keep.append(a)
-        self.arrays = keep
-
-
-_workspace = _Workspace(64 << 20)
 
 WHOLE = [slice(None)]
 """One batch part, the whole batch (the ops' Python loops)."""
@@ -168,7 +122,7 @@ class _Sweep(Function):
         """
         xp = get_array_module(x)
         b, t, d = x.shape
-        x1 = _workspace.empty(xp, (t, b, lead + d + ones), x.dtype)
+        x1 = _RT.workspace.empty(xp, (t, b, lead + d + ones), x.dtype)
         xt = x.transpose(1, 0, 2)
         x1[..., lead:lead + d] = xt[::-1] if self.go_backwards else xt
         if ones:
@@ -266,12 +220,12 @@ class _Sweep(Function):
     def _project(self, xp, x1, wb):
         """The input projection of every step, ``[x_t, 1] @ [W; b]``: one GEMM, (T, B, G*H)."""
         t, b = x1.shape[:2]
-        xz = _workspace.empty(xp, (t, b, wb.shape[1]), x1.dtype)
+        xz = _RT.workspace.empty(xp, (t, b, wb.shape[1]), x1.dtype)
         xp.matmul(x1.reshape(t * b, -1), wb, out=xz.reshape(t * b, -1))
         return xz
 
     def _empty(self, xp, shape, dtype):
-        return _workspace.empty(xp, shape, dtype)
+        return _RT.workspace.empty(xp, shape, dtype)
 
     def _gate_buffer(self, xp, t, b, width, dtype):
         """Activated gates of every step for the backward; one step's worth (reused at every
@@ -337,7 +291,7 @@ class _Sweep(Function):
         t = dzs[0].shape[0]
         dxs = []
         for dz in dzs:
-            dx = _workspace.empty(xp, (t, dz.shape[1], w.shape[0]), dz.dtype)
+            dx = _RT.workspace.empty(xp, (t, dz.shape[1], w.shape[0]), dz.dtype)
             xp.matmul(dz.reshape(-1, dz.shape[2]), w.T, out=dx.reshape(-1, w.shape[0]))
             dxs.append((dx[::-1] if self.go_backwards else dx).transpose(1, 0, 2))
         if len(dxs) == 1:

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import fundl as fl
+from fundl import runtime
 from fundl.kernels import blas
 from fundl.kernels import recurrent as kernels
 
@@ -19,7 +20,7 @@ def _gemm_or_skip(dtype):
 def gemm_library(request, monkeypatch):
     """Each GEMM library in turn (MKL only where the optional package is installed)."""
     monkeypatch.setenv("FUNDL_BLAS", request.param)
-    monkeypatch.setattr(blas, "_cache", {})
+    monkeypatch.setattr(runtime.state(), "gemm", {})
     if request.param == "mkl" and blas._checked(blas._mkl, np.dtype(np.float32)) is None:
         pytest.skip("MKL is not installed (pip install 'fundl[mkl]')")
     return request.param
@@ -72,10 +73,10 @@ def test_without_the_gemm_the_lstm_loops_over_time_in_python(monkeypatch):
 
 
 def test_fundl_blas_chooses_the_library(monkeypatch):
-    monkeypatch.setattr(blas, "_cache", {})
+    monkeypatch.setattr(runtime.state(), "gemm", {})
     monkeypatch.setenv("FUNDL_BLAS", "numpy")
     assert blas.library() in ("numpy", None)
-    monkeypatch.setattr(blas, "_cache", {})
+    monkeypatch.setattr(runtime.state(), "gemm", {})
     monkeypatch.setenv("FUNDL_BLAS", "openblas")
     with pytest.raises(ValueError, match="FUNDL_BLAS must be 'auto', 'mkl' or 'numpy'"):
         blas.gemm_function(np.float32)
@@ -83,10 +84,10 @@ def test_fundl_blas_chooses_the_library(monkeypatch):
 
 def test_without_mkl_auto_takes_numpys_blas_and_mkl_is_an_error(monkeypatch):
     monkeypatch.setattr(blas, "_mkl", lambda: None)  # as if the package were not installed
-    monkeypatch.setattr(blas, "_cache", {})
+    monkeypatch.setattr(runtime.state(), "gemm", {})
     monkeypatch.delenv("FUNDL_BLAS", raising=False)
     assert blas.library() in ("numpy", None)
-    monkeypatch.setattr(blas, "_cache", {})
+    monkeypatch.setattr(runtime.state(), "gemm", {})
     monkeypatch.setenv("FUNDL_BLAS", "mkl")
     with pytest.raises(RuntimeError, match=r"pip install 'fundl\[mkl\]'"):
         blas.gemm_function(np.float32)
@@ -157,7 +158,7 @@ def test_chunk_matmul_uses_the_library_only_inside_a_parallel_chunk(monkeypatch)
     a = np.ones((4, 3), np.float32)
     np.testing.assert_array_equal(all_kernels.chunk_matmul(a, a.T), a @ a.T)
     assert not calls  # on the caller's thread BLAS keeps its threads: numpy.matmul
-    monkeypatch.setattr(_parallel._local, "inside", True, raising=False)
+    monkeypatch.setattr(runtime.state().local, "inside", True, raising=False)
     np.testing.assert_array_equal(all_kernels.chunk_matmul(a, a.T), a @ a.T)
     assert calls == [1]
 

@@ -7,6 +7,7 @@ import pytest
 
 import fundl as fl
 from fundl import kernels
+from fundl import runtime
 from fundl.kernels import _parallel
 
 
@@ -28,7 +29,7 @@ def three_threads(monkeypatch):
 
     blas = _FakeBLAS(2)
     pool = ThreadPoolExecutor(2)
-    monkeypatch.setattr(_parallel, "_state", (3, [blas], pool))
+    monkeypatch.setattr(runtime.state(), "parallel", (3, [blas], pool))
     yield blas
     pool.shutdown()
 
@@ -118,7 +119,7 @@ def test_parallel_convolution_matches_serial(three_threads, monkeypatch):
 
     parallel = run()
     assert three_threads.history  # it did run in parallel
-    monkeypatch.setattr(_parallel, "_state", (1, [], None))
+    monkeypatch.setattr(runtime.state(), "parallel", (1, [], None))
     for got, want in zip(parallel, run()):
         np.testing.assert_allclose(got, want, rtol=1e-12)
 
@@ -139,7 +140,7 @@ def test_split_batch_norm_and_activation_kernels_match_serial(three_threads, mon
     monkeypatch.setattr(_parallel, "MIN_SPLIT_BYTES", 1)
     split = {name: fn() for name, fn in cases.items()}
     assert three_threads.history  # the kernels did run split
-    monkeypatch.setattr(_parallel, "_state", (1, [], None))
+    monkeypatch.setattr(runtime.state(), "parallel", (1, [], None))
     for name, fn in cases.items():
         # per-thread sums merge in another order: equal to rounding
         np.testing.assert_allclose(split[name], fn(), rtol=1e-6, atol=1e-6, err_msg=name)
@@ -155,15 +156,15 @@ def test_without_threadpoolctl_everything_runs_serially(monkeypatch):
     import sys
 
     monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # import fails
-    monkeypatch.setattr(_parallel, "_state", None)
+    monkeypatch.setattr(runtime.state(), "parallel", None)
     monkeypatch.delenv("FUNDL_NUM_THREADS", raising=False)
     assert _parallel.threads() == 1
     assert kernels.map_chunks(lambda i: i, [1, 2, 3], np.zeros(1)) == [1, 2, 3]
-    monkeypatch.setattr(_parallel, "_state", None)
+    monkeypatch.setattr(runtime.state(), "parallel", None)
     monkeypatch.setenv("FUNDL_NUM_THREADS", "2")
     with pytest.warns(RuntimeWarning, match="threadpoolctl found no BLAS library"):
         assert _parallel.threads() == 1
-    monkeypatch.setattr(_parallel, "_state", None)  # the next test sets it up afresh
+    monkeypatch.setattr(runtime.state(), "parallel", None)  # the next test sets it up afresh
 
 
 def _numba_loop():
@@ -183,7 +184,7 @@ def test_map_compiled_runs_every_item_with_blas_single_threaded(three_threads, m
     if runner == "region" and not _parallel._numba_regions():
         pytest.skip("Numba has no thread-safe threading layer here")
     if runner == "python threads":
-        monkeypatch.setattr(_parallel, "_regions", False)
+        monkeypatch.setattr(runtime.state(), "regions_ok", False)
     n = 1 if runner == "one item" else 5
     outs = tuple(np.zeros(i + 1) for i in range(n))   # one array per item, of another size
     kernels.map_compiled(loop, n, outs, tuple(range(n)), 2.0)
@@ -213,25 +214,27 @@ def test_a_forked_child_runs_the_compiled_recurrent_loops_without_parallel_regio
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
 
 
-def test_medium_products_stay_on_one_thread_while_regions_are_in_use(three_threads,
-                                                                     monkeypatch):
-    """kernels.matmul: once regions are in use, products of 2^18 to 2^23 multiply-adds run
+def test_medium_products_stay_on_one_thread_whatever_ran_before(three_threads, monkeypatch):
+    """kernels.matmul: with more than one thread, products of 2^18 to 2^23 multiply-adds run
     single-threaded (MKL's sequential GEMM, or OpenBLAS set to one thread) so that OpenBLAS's
-    workers do not spin on the cores the next parallel region needs; others go to
-    numpy.matmul unchanged."""
+    workers do not spin on the cores a parallel region needs; others go to numpy.matmul
+    unchanged. The choice depends on the sizes and the runtime's configuration only."""
     from fundl.kernels import blas
 
-    monkeypatch.setattr(_parallel, "regions_in_use", lambda: True)
     monkeypatch.setattr(blas, "library", lambda dtype=None: "numpy")
     rng = np.random.default_rng(3)
-    for (m, k, n), single in (((64, 400, 120), True), ((8, 8, 8), False),
-                              ((512, 512, 64), False)):
-        three_threads.history.clear()
-        a = rng.standard_normal((k, m)).T          # a transposed view, as the backward's
-        b = rng.standard_normal((k, n))
-        np.testing.assert_allclose(kernels.matmul(a, b), a @ b, rtol=1e-12)
-        assert three_threads.history == ([1, 2] if single else []), (m, k, n)
-    monkeypatch.setattr(_parallel, "regions_in_use", lambda: False)  # BLAS's own threads
+    cases = (((64, 400, 120), True), ((8, 8, 8), False), ((512, 512, 64), False))
+    for ran_a_region_before in (False, True):
+        if ran_a_region_before:
+            fl.conv2d(np.ones((2, 6, 6, 3), np.float32), np.ones((3, 3, 3, 4), np.float32))
+        for (m, k, n), single in cases:
+            three_threads.history.clear()
+            a = rng.standard_normal((k, m)).T          # a transposed view, as the backward's
+            b = rng.standard_normal((k, n))
+            assert kernels.serial_product(m, k, n) == single
+            np.testing.assert_allclose(kernels.matmul(a, b), a @ b, rtol=1e-12)
+            assert three_threads.history == ([1, 2] if single else []), (m, k, n)
+    monkeypatch.setattr(runtime.state(), "serial_medium_products", False)  # BLAS's threads
     three_threads.history.clear()
     kernels.matmul(rng.standard_normal((64, 400)), rng.standard_normal((400, 120)))
     assert three_threads.history == []
@@ -274,15 +277,16 @@ def test_a_fork_between_forward_and_backward_and_after_the_users_own_regions():
             a[i] += 1
 
     users_loop(np.zeros(4))
-    saved = _parallel._regions
+    rt = runtime.state()
+    saved = rt.regions_ok
     try:
-        _parallel._regions = None  # as if fundl had never started one itself
+        rt.regions_ok = None  # as if fundl had never started one itself
         want = fl.conv2d(x.numpy(), k.numpy(), padding="same").numpy()
-        _parallel._regions = None
+        rt.regions_ok = None
         status = _in_a_fork(lambda: np.allclose(
             fl.conv2d(x.numpy(), k.numpy(), padding="same").numpy(), want, atol=1e-5))
     finally:
-        _parallel._regions = saved
+        rt.regions_ok = saved
     assert status == 0
 
 

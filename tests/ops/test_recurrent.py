@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import fundl as fl
+from fundl import runtime
 from fundl.kernels import recurrent as kernels
 from fundl.ops.recurrent import gru, lstm, simple_rnn
 from fundl.testing import assert_error, gradcheck
@@ -246,9 +247,9 @@ def test_compiled_loops_without_a_parallel_region(cell, runner, monkeypatch):
 
     _parallel.threads()  # set up first, then override
     if runner == "python threads":
-        monkeypatch.setattr(_parallel, "_regions", False)
+        monkeypatch.setattr(runtime.state(), "regions_ok", False)
     else:
-        monkeypatch.setattr(_parallel, "_state", (1, [], None))
+        monkeypatch.setattr(runtime.state(), "parallel", (1, [], None))
     _compare_parts_with_python_loop(cell, 3, PART_OPTIONS[-1], monkeypatch)
 
 
@@ -440,7 +441,9 @@ def test_a_retained_graph_still_backpropagates_after_other_calls():
 
 
 def test_training_steps_recycle_the_same_buffers():
-    from fundl.ops.recurrent import _workspace
+    from fundl import runtime
+
+    _workspace = runtime.state().workspace
 
     x, w, u, b, h, c = (a.astype(np.float32) for a in arrays(4, (4 * H,), batch=5, steps=7))
     wt = fl.tensor(w, requires_grad=True)

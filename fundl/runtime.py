@@ -1,0 +1,194 @@
+"""The runtime state of fundl's speed machinery, in one documented object.
+
+The compiled kernels, the parallel regions and the GEMM library keep a little state between
+calls: how many threads to use, the BLAS thread counts to restore, whether Numba's threading
+layer is safe, caches of looked-up GEMM pointers and of constant vectors, the recycled
+buffers of the recurrent ops. All of it lives here, in one :class:`Runtime` object
+(:func:`state`), instead of module-level globals scattered over ``fundl.kernels``,
+``fundl.ops`` and ``fundl.backend``, so that it can be read in one place and reset by tests
+(:meth:`Runtime.reset`). Nothing here is decided by what ran earlier in the process: each
+field is configuration (read from the environment or set by the user) or a cache whose
+contents never change a result.
+
+Fields of :class:`Runtime` (process-wide unless said otherwise):
+
+- ``parallel``: ``(threads, BLAS controllers, thread pool)`` or None until the first parallel
+  op asks (:mod:`fundl.kernels._parallel` fills it from ``FUNDL_NUM_THREADS`` or the BLAS
+  thread count, through threadpoolctl);
+- ``blas_single_depth``, ``blas_saved``: how many maps/regions run with BLAS set to one
+  thread right now, and the thread counts to restore when the last one ends (BLAS's thread
+  count is the process's, so this count is too);
+- ``lock``: guards the two fields above and the lazy set-ups;
+- ``regions_ok``: whether Numba's threading layer can run parallel regions from several
+  threads (None: not asked yet); False in a forked child of a process whose OpenMP threads
+  were started;
+- ``serial_medium_products``: configuration of :func:`fundl.kernels.matmul` (default True):
+  dense products of 2^18 to 2^23 multiply-adds run on the calling thread when fundl runs
+  more than one thread, so that OpenBLAS's spinning workers never hold the cores a parallel
+  region needs. A fixed rule, whatever ran before;
+- ``compiled_recurrent``: the recurrent ops use their compiled (Numba/CUDA) kernels (True) or
+  the plain-``xp`` references everywhere (:func:`fundl.kernels.recurrent.use_compiled`);
+- ``gemm``: dtype -> (GEMM function pointer, library name) found by
+  :func:`fundl.kernels.blas.gemm_function` (a lookup cache);
+- ``ones``: the read-only vectors of ones of :func:`fundl.backend.ones_vector` (a cache);
+- ``workspace``: the recurrent ops' pool of big buffers (:class:`Workspace`), recycled only
+  when nothing else refers to them;
+- ``local`` (thread-local): ``local.inside`` is True while this thread runs a chunk of
+  :func:`fundl.kernels.map_chunks` (nested parallel work then runs serially).
+
+What stays outside, on purpose: the user's settings of :mod:`fundl.backend` (default device
+and dtype, and the CuPy module once imported: public API, ``fl.set_device``);
+``fundl.backend.MALLOC_TUNED`` (what :func:`fundl.config.tune_process` did); pure memos of
+functions of their arguments (``fundl.ops.conv``'s and ``fundl.ops.pool``'s plan caches,
+``fundl.kernels.blas._mkl``'s loaded library, the compiled CUDA kernels of
+``fundl.kernels.conv_cuda`` and ``fundl.kernels.recurrent_cuda``), and constants
+(``fundl.kernels._NUMBA``: whether Numba could be imported).
+
+Example:
+    >>> import fundl.runtime
+    >>> rt = fundl.runtime.state()
+    >>> rt.compiled_recurrent
+    True
+    >>> rt.reset()      # tests: back to the state of a fresh process
+"""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+
+import numpy
+
+__all__ = ["Runtime", "Workspace", "state"]
+
+
+class Workspace:
+    """Big NumPy buffers, recycled from one call to the next.
+
+    Why: a fresh multi-megabyte array is mapped from the OS and every one of its pages faults
+    on first touch; the buffers of one LSTM step (gates, projections, their gradients) cost
+    more in page faults than in arithmetic (a 28-step forward of 64 x 128 went from 6.1 to
+    3.1 ms with recycled memory).
+
+    An array is handed out again only when nothing but this pool refers to it (CPython's
+    reference count): while a graph keeps it for the backward, or a Tensor, a view or a
+    gradient still uses it, it is left alone, so recycling can never change a result. At most
+    ``max_bytes`` are kept; arrays of shapes no longer in use are dropped to make room. A
+    lock makes it safe to use from several threads.
+
+    Example:
+        >>> ws = Workspace(1 << 20)
+        >>> a = ws.empty(numpy, (4, 4), numpy.float32)
+        >>> del a; b = ws.empty(numpy, (4, 4), numpy.float32)   # the same memory again
+    """
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self.arrays = []
+        self.nbytes = 0
+        self._lock = threading.Lock()
+        # the pool's list, the loop variable and getrefcount's own argument: nobody else
+        self._free_refs = 3 if sys.implementation.name == "cpython" else None
+
+    def empty(self, xp, shape, dtype):
+        """An uninitialised array of ``shape``/``dtype`` (recycled when possible, NumPy only)."""
+        if xp is not numpy or self._free_refs is None:
+            return xp.empty(shape, dtype=dtype)
+        with self._lock:
+            for a in self.arrays:
+                if a.shape == shape and a.dtype == dtype and \
+                        sys.getrefcount(a) == self._free_refs:
+                    return a
+            a = numpy.empty(shape, dtype=dtype)
+            if a.nbytes <= self.max_bytes:
+                self._make_room(a.nbytes)
+                if self.nbytes + a.nbytes <= self.max_bytes:
+                    self.arrays.append(a)
+                    self.nbytes += a.nbytes
+            return a
+
+    def _make_room(self, nbytes):
+        keep = []
+        for a in self.arrays:  # oldest first
+            if self.nbytes + nbytes > self.max_bytes and sys.getrefcount(a) == self._free_refs:
+                self.nbytes -= a.nbytes
+            else:
+                keep.append(a)
+        self.arrays = keep
+
+    def clear(self):
+        """Forget every pooled buffer (those still in use stay valid: they are not freed)."""
+        with self._lock:
+            self.arrays, self.nbytes = [], 0
+
+
+WORKSPACE_BYTES = 64 << 20
+"""The recurrent ops' workspace holds at most this much."""
+
+
+class Runtime:
+    """The speed machinery's state (see the module docstring for every field).
+
+    One per process (:func:`state`); ``local`` is per thread.
+    """
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.local = threading.local()
+        self.workspace = Workspace(WORKSPACE_BYTES)
+        self._fresh()
+
+    def _fresh(self):
+        self.parallel = None
+        self.blas_single_depth = 0
+        self.blas_saved = None
+        self.regions_ok = None
+        self.serial_medium_products = True
+        self.compiled_recurrent = True
+        self.gemm = {}
+        self.ones = {}
+
+    def reset(self) -> None:
+        """Back to a fresh process's state (for tests): BLAS thread counts restored if a map
+        was in progress, the thread pool shut down, caches and settings cleared."""
+        with self.lock:
+            if self.parallel is not None and self.blas_saved is not None:
+                for c, n in zip(self.parallel[1], self.blas_saved):
+                    c.set_num_threads(n)
+            pool = self.parallel[2] if self.parallel is not None else None
+            self._fresh()
+            self.workspace.clear()
+        self.local.inside = False
+        if pool is not None:
+            pool.shutdown(wait=False)
+
+    def after_fork_in_child(self) -> None:
+        """A forked child has the pool object but none of its threads, and maybe a held lock;
+        Numba's OpenMP threads are gone too (a region started in the child would abort it)."""
+        self.lock = threading.Lock()
+        self.workspace._lock = threading.Lock()
+        if self.parallel is not None and self.blas_saved is not None:  # forked mid-map
+            for c, n in zip(self.parallel[1], self.blas_saved):
+                c.set_num_threads(n)
+        self.parallel, self.blas_single_depth, self.blas_saved = None, 0, None
+        # Numba's OpenMP threads, if the parent started them (for fundl or for the user's own
+        # parallel loops), are gone: a region started here would make Numba terminate the child
+        launched = getattr(sys.modules.get("numba.np.ufunc.parallel"), "_is_initialized", True)
+        if self.regions_ok or ("numba" in sys.modules and launched):
+            self.regions_ok = False
+
+
+_STATE = Runtime()
+
+
+def state() -> Runtime:
+    """The process's :class:`Runtime` (the same object on every call).
+
+    Example:
+        >>> fundl.runtime.state().serial_medium_products = False   # BLAS's threads for all
+    """
+    return _STATE
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: _STATE.after_fork_in_child())

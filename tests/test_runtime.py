@@ -1,0 +1,90 @@
+"""fundl.runtime: the speed machinery's state in one object, reset by tests."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+import fundl as fl
+from fundl import backend, kernels, runtime
+from fundl.kernels import blas
+from fundl.kernels import recurrent as rkernels
+
+
+def test_state_is_one_object_holding_the_machinerys_state():
+    rt = runtime.state()
+    assert runtime.state() is rt
+    v = backend.ones_vector(7, np.float32)
+    assert rt.ones[("numpy", 7, np.dtype(np.float32).str)] is v
+    blas.gemm_function(np.float32)
+    assert np.dtype(np.float32) in rt.gemm
+    old = rkernels.use_compiled(False)
+    try:
+        assert rt.compiled_recurrent is False
+    finally:
+        rkernels.use_compiled(old)
+
+
+def test_reset_clears_caches_and_settings_and_restores_blas():
+    rt = runtime.state()
+    saved = (rt.parallel, rt.blas_saved, rt.blas_single_depth, rt.regions_ok, rt.gemm, rt.ones,
+             rt.compiled_recurrent, rt.serial_medium_products)
+
+    class FakeBLAS:
+        num_threads = 1
+
+        def set_num_threads(self, n):
+            self.num_threads = n
+
+    fake = FakeBLAS()
+    try:
+        rt.parallel, rt.blas_saved, rt.blas_single_depth = (2, [fake], None), [4], 1
+        rt.compiled_recurrent = rt.serial_medium_products = False
+        backend.ones_vector(3, np.float64)
+        rt.reset()
+        assert fake.num_threads == 4  # a map in progress had set BLAS to one thread
+        assert rt.parallel is None and rt.blas_saved is None and rt.blas_single_depth == 0
+        assert rt.ones == {} and rt.gemm == {} and rt.regions_ok is None
+        assert rt.compiled_recurrent and rt.serial_medium_products
+        assert rt.workspace.arrays == []
+    finally:
+        (rt.parallel, rt.blas_saved, rt.blas_single_depth, rt.regions_ok, rt.gemm, rt.ones,
+         rt.compiled_recurrent, rt.serial_medium_products) = saved
+
+
+def test_results_are_the_same_after_a_reset():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 6, 6, 3)).astype(np.float32)
+    k = rng.standard_normal((3, 3, 3, 5)).astype(np.float32)
+    want = fl.conv2d(x, k, padding="same").numpy()
+    runtime.state().reset()
+    np.testing.assert_array_equal(fl.conv2d(x, k, padding="same").numpy(), want)
+
+
+def test_workspace_recycles_only_unreferenced_buffers():
+    ws = runtime.Workspace(1 << 20)
+    a = ws.empty(np, (8, 8), np.float32)
+    b = ws.empty(np, (8, 8), np.float32)
+    assert a is not b  # a is still referenced here
+    del b
+    c = ws.empty(np, (8, 8), np.float32)
+    assert c is not a and ws.nbytes == 2 * a.nbytes
+    big = ws.empty(np, (1 << 20,), np.float32)  # larger than the pool: not kept
+    assert all(x is not big for x in ws.arrays)
+    ws.clear()
+    assert ws.arrays == [] and ws.nbytes == 0
+
+
+def test_matmuls_choice_does_not_depend_on_what_ran_before():
+    """In a fresh process, the choice for a medium product is the same before and after a
+    convolution ran a parallel region."""
+    code = ("import numpy as np, fundl as fl; from fundl import kernels; "
+            "a = kernels.serial_product(64, 400, 120); "
+            "fl.conv2d(np.ones((4, 8, 8, 3), np.float32), np.ones((3, 3, 3, 4), np.float32)); "
+            "print(a == kernels.serial_product(64, 400, 120))")
+    env = dict(os.environ, FUNDL_NUM_THREADS="2")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, env=env)
+    assert out.stdout.strip() == "True", out.stderr
+    assert kernels.serial_product(64, 400, 120) == (kernels.threads() > 1)
+    assert not kernels.serial_product(8, 8, 8)
