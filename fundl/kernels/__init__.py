@@ -1,8 +1,10 @@
 """Compiled CPU hot spots, behind one narrow interface that ops call.
 
 Each function here takes and returns arrays of the current back-end. For NumPy arrays it runs
-a Numba kernel (serial; batch norm and activation gradients on large arrays split into row
-slices over threads, see :mod:`fundl.kernels._parallel`); for CuPy arrays (and for NumPy when
+a Numba kernel, on all cores where the work is large enough: the convolutions' batch chunks,
+pooling, ReLU, activation gradients and the LSTM/GRU time loops as compiled parallel regions,
+batch norm's passes as row slices on Python threads (see :mod:`fundl.kernels._parallel`;
+their state lives in :mod:`fundl.runtime`); for CuPy arrays (and for NumPy when
 Numba cannot be imported, after one warning at import) it runs a plain-``xp`` reference with
 the same signature and results, which the tests compare the kernels against. im2col/col2im
 and the recurrent gates also have one-launch CUDA kernels for CuPy arrays

@@ -15,11 +15,17 @@ except Exception as e:  # noqa: BLE001 - ImportError, or a broken install (llvml
 
 
 def jit(fn):
-    """Compile ``fn`` with Numba (serial, cached on disk), or return it unchanged without Numba.
+    """Compile ``fn`` with Numba (one thread, cached on disk), or return it unchanged without
+    Numba.
 
-    Serial on purpose: with 2 cores, ``parallel=True`` kernels fought BLAS's threads and were
-    slower (DESIGN.md). ``error_model="numpy"`` drops the division-by-zero branch that blocks
-    vectorisation; ``nogil`` lets other Python threads run while a kernel works.
+    A kernel compiled here runs on the thread that calls it. Parallelism is a level up: the
+    :func:`parallel_jit` drivers (convolutions, pooling, the LSTM/GRU time loops, ReLU and
+    activation gradients) call such kernels once per batch part inside one Numba parallel
+    region, and batch norm's passes run as row slices on Python threads (see
+    :mod:`fundl.kernels._parallel`). A kernel that was itself ``parallel=True`` would nest
+    one region inside another and fight BLAS's threads (measured slower on 2 cores).
+    ``error_model="numpy"`` drops the division-by-zero branch that blocks vectorisation;
+    ``nogil`` lets other Python threads run while a kernel works.
     """
     if numba is None:
         return fn
