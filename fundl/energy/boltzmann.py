@@ -90,35 +90,54 @@ class BoltzmannMachine:
             S[:, i] = rng.random(S.shape[0]) < p
 
     def fit(self, X, y=None):
-        """Learn from binary X ``(n_samples, n_visible)``; returns self."""
+        """Learn from binary X ``(n_samples, n_visible)`` for ``n_iter`` epochs, starting from
+        small random weights; returns self."""
         self._check_params()
         X = self._check_X(X, "BoltzmannMachine.fit")
+        self._initialise()
+        for _ in range(self.n_iter):
+            self._epoch(X)
+        return self
+
+    def partial_fit(self, X, y=None):
+        """One epoch over X from the current weights (initialising them on the first call);
+        returns self."""
+        self._check_params()
+        X = self._check_X(X, "BoltzmannMachine.partial_fit")
+        if getattr(self, "weights_", None) is None:
+            self._initialise()
+        self._epoch(X)
+        return self
+
+    def _initialise(self):
         rng = check_random_state(self.random_state)
         n_units = self.n_visible + self.n_hidden
-        W = rng.normal(0, 0.01, (n_units, n_units))
-        self.weights_ = numpy.triu(W, 1) + numpy.triu(W, 1).T
+        W = numpy.triu(rng.normal(0, 0.01, (n_units, n_units)), 1)
+        self.weights_ = W + W.T
         self.bias_ = numpy.zeros(n_units)
         self.particles_ = (rng.random((self.n_particles, n_units)) < 0.5).astype(numpy.float64)
         self.random_state_ = rng
         self.n_features_in_ = self.n_visible
+
+    def _epoch(self, X):
+        rng = self.random_state_
+        n_units = self.n_visible + self.n_hidden
         hidden = numpy.arange(self.n_visible, n_units)
         every = numpy.arange(n_units)
-        for _ in range(self.n_iter):
-            order = rng.permutation(X.shape[0])
-            for s in range(0, X.shape[0], self.batch_size):
-                v = X[order[s:s + self.batch_size]]
-                clamped = numpy.hstack([v, (rng.random((v.shape[0], self.n_hidden)) < 0.5)
-                                        .astype(numpy.float64)])
-                for _ in range(self.k):
-                    self._sweep(clamped, hidden, rng)
-                for _ in range(self.k):
-                    self._sweep(self.particles_, every, rng)
-                free = self.particles_
-                dW = clamped.T @ clamped / clamped.shape[0] - free.T @ free / free.shape[0]
-                numpy.fill_diagonal(dW, 0.0)
-                self.weights_ += self.learning_rate * dW
-                self.bias_ += self.learning_rate * (clamped.mean(axis=0) - free.mean(axis=0))
-        return self
+        order = rng.permutation(X.shape[0])
+        for s in range(0, X.shape[0], self.batch_size):
+            v = X[order[s:s + self.batch_size]]
+            clamped = numpy.hstack([v, (rng.random((v.shape[0], self.n_hidden)) < 0.5)
+                                    .astype(numpy.float64)])
+            for _ in range(self.k):
+                self._sweep(clamped, hidden, rng)
+            for _ in range(self.k):
+                self._sweep(self.particles_, every, rng)
+            free = self.particles_
+            dW = clamped.T @ clamped / clamped.shape[0] - free.T @ free / free.shape[0]
+            numpy.fill_diagonal(dW, 0.0)
+            self.weights_ += self.learning_rate * dW
+            self.bias_ += self.learning_rate * (clamped.mean(axis=0) - free.mean(axis=0))
 
     def energy(self, S):
         """``E(s)`` of each row of S ``(n, n_units)`` (visible units first)."""

@@ -43,3 +43,11 @@ def test_errors():
     big = BoltzmannMachine(4, 30, n_iter=0).fit(X)
     with pytest.raises(ValueError, match="n_visible \\+ n_hidden <= 20"):
         big.log_likelihood(X)
+
+
+def test_partial_fit_continues_fit():
+    a = BoltzmannMachine(4, 2, n_iter=3, random_state=0).fit(X)
+    b = BoltzmannMachine(4, 2, n_iter=0, random_state=0).fit(X)
+    for _ in range(3):
+        b.partial_fit(X)
+    numpy.testing.assert_array_equal(a.weights_, b.weights_)

@@ -62,3 +62,19 @@ def test_dbn_example(load_example, need_data):
     assert out["dbn_loss"][-1] < out["dbn_loss"][0]
     assert out["random_loss"][-1] < out["random_loss"][0]
     assert 0 <= out["dbn_accuracy"] <= 1
+
+
+def test_markov_example(tmp_path, load_example):
+    out = load_example("markov_chain").main(["--steps", "3000", "--plots", str(tmp_path)])
+    assert abs(out["freq"] - out["pi"]).max() < 0.05
+    assert out["gaps"][-1] < 1e-4 < 0.1 < out["gaps"][0]
+    assert out["bm_stationary_error"] < 1e-10 and out["gibbs_tv"] < 0.1
+    assert (tmp_path / "markov_chain.png").stat().st_size > 0
+
+
+def test_boltzmann_example(tmp_path, load_example):
+    out = load_example("boltzmann_machine").main(["--epochs", "10", "--block", "5",
+                                                  "--plots", str(tmp_path)])
+    lls = [ll for _, ll in out["curve"]]
+    assert lls[-1] > lls[0] + 0.3
+    assert (tmp_path / "boltzmann_loglik.png").stat().st_size > 0
