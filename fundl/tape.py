@@ -169,7 +169,7 @@ class GradientTape:
             TypeError: a source or target that is not a Tensor.
 
         Example:
-            >>> grads = tape.gradient(loss, model.trainable_weights)
+            >>> grads = tape.gradient(loss, model.trainable_weights)   # doctest: +SKIP
         """
         if self._used and not self.persistent:
             raise RuntimeError("GradientTape.gradient: a non-persistent tape can compute "
