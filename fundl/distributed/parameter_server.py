@@ -27,6 +27,7 @@ applies a gradient twice.
 from __future__ import annotations
 
 import math
+import uuid
 
 import numpy
 
@@ -41,7 +42,12 @@ _RETRIES = 3  # recomputations of a batch whose push was too stale (async, max_s
 class _ParameterServer:
     """The weights, the optimizer (from the compiled model's config) and its state."""
 
-    def __init__(self, spec, mode, max_staleness):
+    def __init__(self, spec, mode, max_staleness, worker_args=None):
+        # What the workers need to (re)build themselves: boxed refs of the worker model file,
+        # the data and each shard. Workers ask for them in __init__ (so a restarted worker
+        # gets them again) instead of taking refs as constructor arguments, which Ray warns
+        # about for restartable actors; the server, never restarted, can hold them.
+        self.worker_args = worker_args or []
         self.replica = Replica(spec)
         self.optimizer = self.replica.model.optimizer
         self.optimizer.build(self.replica.trainable)
@@ -116,6 +122,10 @@ class _ParameterServer:
             self.pushes += 1
         return True
 
+    def worker_setup(self, index):
+        """``(model file, data, shard)`` of worker ``index``, each a boxed ref."""
+        return self.worker_args[index]
+
     def skipped(self):
         self.dropped += 1
 
@@ -137,8 +147,13 @@ class _ParameterServer:
 class _ParameterServerWorker(WorkerMixin):
     """A replica with one shard of the data; pulls, computes, pushes."""
 
-    def __init__(self, spec, data, shard, server, worker_index, mode, seed=None):
+    def __init__(self, server_name, worker_index, mode, seed=None):
         self._mark(seed)
+        ray = _runtime.import_ray()
+        # The server by name, not a handle argument: Ray counts a handle among the
+        # constructor arguments it warns about for restartable actors.
+        server = ray.get_actor(server_name)
+        spec, data, shard = ray.get(server.worker_setup.remote(worker_index))
         self.replica = Replica(spec, self._resolve(data))
         self.shard = numpy.asarray(self._resolve(shard))
         self.server = server
@@ -262,14 +277,15 @@ class ParameterServerStrategy(Strategy):
         ray = _runtime.import_ray()
         spec = self._box(model_to_bytes(model, include_optimizer=True, who=self.name))
         worker_spec = self._box(model_to_bytes(model, include_optimizer=False, who=self.name))
-        # The server is not restarted: it is the state; a checkpoint= file is its backup.
-        self.server = ray.remote(_ParameterServer).options(max_restarts=0).remote(
-            spec, self.mode, self.max_staleness)
         shards = numpy.array_split(get_rng().permutation(n), self.num_workers)
+        worker_args = [(worker_spec, [data_ref], self._box(shard)) for shard in shards]
+        # The server is not restarted: it is the state; a checkpoint= file is its backup.
+        name = f"fundl-parameter-server-{uuid.uuid4().hex}"
+        self.server = ray.remote(_ParameterServer).options(max_restarts=0, name=name).remote(
+            spec, self.mode, self.max_staleness, worker_args)
         actor = self._actor(_ParameterServerWorker, scheduling_strategy="SPREAD")
-        self.workers = [actor.remote(worker_spec, [data_ref], self._box(shard), self.server, i,
-                                     self.mode, self._worker_seed(i))
-                        for i, shard in enumerate(shards)]
+        self.workers = [actor.remote(name, i, self.mode, self._worker_seed(i))
+                        for i in range(self.num_workers)]
         self._all_actors = [self.server] + list(self.workers)
         self._server_update_s = 0.0
 
