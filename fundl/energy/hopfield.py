@@ -44,8 +44,7 @@ class Hopfield:
         n_steps_: the sweeps the last ``recall`` ran.
 
     Example:
-        >>> net = Hopfield(6)
-        >>> net.store([[1, -1, 1, -1, 1, -1]])
+        >>> net = Hopfield(6).store([[1, -1, 1, -1, 1, -1]])
         >>> net.recall([1, -1, 1, -1, 1, 1]).tolist()
         [1.0, -1.0, 1.0, -1.0, 1.0, -1.0]
     """
