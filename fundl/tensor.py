@@ -311,6 +311,8 @@ class Variable(Tensor):
     Attributes:
         constraint: None, or a function ``array -> array`` the optimizer applies to the
             weight after each update (see :mod:`fundl.constraints`).
+        trainable: the weight's own flag, as created (``add_weight(trainable=...)``); a frozen
+            layer's weights keep it, but stop requiring gradients.
 
     Example:
         >>> w = layer.add_weight(shape=(3,), initializer="zeros", name="w")
@@ -318,25 +320,28 @@ class Variable(Tensor):
         array([1., 1., 1.], dtype=float32)
     """
 
-    __slots__ = ("constraint",)
+    __slots__ = ("constraint", "trainable")
 
     def __init__(self, data, requires_grad=False, dtype=None, device=None, name=None,
-                 constraint=None):
+                 constraint=None, trainable=True):
         super().__init__(data, requires_grad=requires_grad, dtype=dtype, device=device, name=name)
         self.constraint = constraint
+        self.trainable = bool(trainable)
 
     @classmethod
-    def _from_array(cls, data, name=None, constraint=None):
+    def _from_array(cls, data, name=None, constraint=None, trainable=True):
         """Wrap an array of the back-end without conversion (what ``add_weight`` uses)."""
         v = cls._wrap(data)
         v.name = name
         v.constraint = constraint
+        v.trainable = bool(trainable)
         return v
 
     @classmethod
     def _wrap(cls, data, creator=None, out_index=0):
         v = super()._wrap.__func__(cls, data, creator, out_index)
         v.constraint = None
+        v.trainable = True
         return v
 
 

@@ -682,7 +682,8 @@ class Layer:
             raise ValueError(f"{who}: the initializer of weight {name!r} returned shape "
                              f"{value.shape}, expected {shape}.")
         w = Variable._from_array(backend.to_device(value, backend.get_device()), name=name,
-                                 constraint=_constraint(given["constraint"]))
+                                 constraint=_constraint(given["constraint"]),
+                                 trainable=trainable)
         w.requires_grad = bool(trainable and self._trainable)
         penalty = deserialize_object(regularizers, given["regularizer"])
         self._own_weights.append([w, trainable, penalty])
@@ -740,7 +741,18 @@ class Layer:
         return [w for _, w, t in self._weight_entries() if not t]
 
     trainable_variables = trainable_weights
+    non_trainable_variables = non_trainable_weights
     variables = weights
+
+    @property
+    def compute_dtype(self) -> str:
+        """The dtype of the computation (Keras 3): the layer's dtype (no mixed precision)."""
+        return self.dtype
+
+    @property
+    def variable_dtype(self) -> str:
+        """The dtype of the weights (Keras 3): the layer's dtype."""
+        return self.dtype
 
     def count_params(self) -> int:
         """The number of scalars in all the weights."""

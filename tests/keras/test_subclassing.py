@@ -419,3 +419,15 @@ def test_build_by_hand_that_fails_leaves_the_model_unbuilt():
     assert not model.built
     model.build((None, 3))
     assert model.built and len(model.weights) == 2
+
+
+def test_keras_variable_and_dtype_attributes():
+    layer = ComputeSum()
+    layer(np.ones((1, 2), "float32"))
+    assert layer.total.trainable is False
+    dense = Dense(2)
+    dense(np.ones((1, 2), "float32"))
+    dense.trainable = False
+    assert all(w.trainable for w in dense.weights)           # the variable's own flag
+    assert dense.non_trainable_variables == dense.weights    # the layer is frozen
+    assert dense.compute_dtype == dense.variable_dtype == "float32"
