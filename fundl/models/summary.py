@@ -37,6 +37,22 @@ def readable_memory_size(size: float) -> str:
     return f"{size:.2f} PB"
 
 
+def _optimizer_params(model):
+    """(count, bytes) of a built optimizer's state, as Keras 3 counts it: the slots (momenta,
+    second moments, ...) plus the iteration counter (int64) and, unless it is a schedule, the
+    learning rate (float32); (0, 0) before the optimizer has state."""
+    optimizer = getattr(model, "optimizer", None)
+    slots = getattr(optimizer, "_slots", None)
+    if not slots:
+        return 0, 0
+    arrays = [a for entry in slots for a in entry.values()]
+    count = sum(int(a.size) for a in arrays) + 1
+    size = sum(int(a.size) * a.dtype.itemsize for a in arrays) + 8
+    if not callable(getattr(optimizer, "_learning_rate", None)):
+        count, size = count + 1, size + 4
+    return count, size
+
+
 def _first_output_shape(layer):
     nodes = layer.__dict__.get("_inbound_nodes") or []
     if not nodes:
@@ -233,10 +249,13 @@ def summary(model, line_length=None, positions=None, print_fn=None, expand_neste
     n_fixed = sum(w.size for w in non_trainable)
     size_train = sum(w.size * w.dtype.itemsize for w in trainable)
     size_fixed = sum(w.size * w.dtype.itemsize for w in non_trainable)
-    print_fn(f" Total params: {n_train + n_fixed:,} "
-             f"({readable_memory_size(size_train + size_fixed)})")
+    n_opt, size_opt = _optimizer_params(model)
+    print_fn(f" Total params: {n_train + n_fixed + n_opt:,} "
+             f"({readable_memory_size(size_train + size_fixed + size_opt)})")
     print_fn(f" Trainable params: {n_train:,} ({readable_memory_size(size_train)})")
     print_fn(f" Non-trainable params: {n_fixed:,} ({readable_memory_size(size_fixed)})")
+    if n_opt:
+        print_fn(f" Optimizer params: {n_opt:,} ({readable_memory_size(size_opt)})")
     if not model.built:
         print_fn(" The model is not built yet: give the first layer input_shape=... (or start "
                  "with an Input), or call fit/predict, to see shapes and parameter counts.")

@@ -189,3 +189,18 @@ def test_long_cells_wrap_inside_their_column():
     model = Sequential([Dense(2, input_dim=2, name="a_really_long_layer_name_" * 3)])
     lines = _lines(model, line_length=60)
     assert {len(line) for line in lines[1:-3]} == {60}
+
+
+def test_optimizer_params_are_listed_once_the_optimizer_has_state():
+    import numpy as np
+
+    model = _mlp()
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    assert not any("Optimizer params" in line for line in _lines(model))
+    x = np.zeros((4, 100), "float32")
+    y = np.eye(10, dtype="float32")[[0, 1, 2, 3]]
+    model.fit(x, y, epochs=1, verbose=0)
+    lines = _lines(model)
+    # Adam: two moments per weight, plus the iteration counter and the learning rate (Keras).
+    assert " Optimizer params: 14,230 (55.59 KB)" in lines
+    assert _total(lines, "Total") == "21,344"
