@@ -79,10 +79,14 @@ class ArrayBatches:
         steps: batches per epoch (None: one pass, the last batch short; more than one pass
             wraps around).
         rng: the NumPy Generator used for shuffling.
+        keys: ``(x_keys, y_keys)``: the dict keys ``xs``/``ys`` came from (None for arrays or
+            lists), so that :meth:`as_tuples` gives dicts back.
     """
 
-    def __init__(self, xs, ys, sample_weight, batch_size, shuffle=False, steps=None, rng=None):
+    def __init__(self, xs, ys, sample_weight, batch_size, shuffle=False, steps=None, rng=None,
+                 keys=(None, None)):
         self.xs, self.ys, self.sample_weight = xs, ys, sample_weight
+        self.keys = keys
         self.n = len(xs[0])
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -115,12 +119,13 @@ class ArrayBatches:
 
     def as_tuples(self):
         """One epoch as Keras-style batches ``x``, ``(x, y)`` or ``(x, y, sw)`` (custom steps)."""
+        x_keys, y_keys = self.keys
         for bx, by, bsw, _ in self.epoch():
-            x = bx[0] if len(bx) == 1 else bx
+            x = dict(zip(x_keys, bx)) if x_keys else bx[0] if len(bx) == 1 else bx
             if by is None:
                 yield x if bsw is None else (x, None, bsw)
                 continue
-            y = by[0] if len(by) == 1 else by
+            y = dict(zip(y_keys, by)) if y_keys else by[0] if len(by) == 1 else by
             yield (x, y) if bsw is None else (x, y, bsw)
 
 

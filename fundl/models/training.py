@@ -1319,16 +1319,10 @@ class Trainer:
         For a ``train_step`` of the user's own, the arrays are only standardised: building the
         model and matching targets to outputs is up to that step (a GAN has no ``call``).
         """
+        keys = (None, None)
         if own_step:
-            self._check_compiled("fit")
-            xs = self._standardize_x(x, "fit")
-            ys = self._standardize_y(y, "fit")
-            n = _num_samples(xs, "input")
-            if ys is not None and _num_samples(ys, "target") != n:
-                raise ValueError(f"fit: x has {n} samples but y has "
-                                 f"{_num_samples(ys, 'target')}; they must match.")
-            if n == 0:
-                raise ValueError("fit: x has no samples.")
+            xs, ys, keys = self._own_step_arrays(x, y, "fit")
+            n = len(xs[0])
         else:
             xs, ys, n = self._prepare(x, y, "fit", need_y=self._needs_y())
         sw = self._sample_weights(ys, sample_weight, class_weight, n)
@@ -1340,23 +1334,45 @@ class Trainer:
                                  f"no validation samples out of {n}.")
             cut = (lambda arrays, a, b: None if arrays is None else [v[a:b] for v in arrays])
             val = ArrayBatches(cut(xs, split, n), cut(ys, split, n),
-                               None if sw is None else sw[split:], batch_size)
+                               None if sw is None else sw[split:], batch_size, keys=keys)
             xs, ys = cut(xs, 0, split), cut(ys, 0, split)
             sw = None if sw is None else sw[:split]
-        return ArrayBatches(xs, ys, sw, batch_size, shuffle, steps, get_rng()), val
+        return ArrayBatches(xs, ys, sw, batch_size, shuffle, steps, get_rng(), keys), val
+
+    def _own_step_arrays(self, x, y, what):
+        """Arrays for a ``train_step``/``test_step`` of the user's own: standardised only.
+
+        Dicts stay dicts (their keys are returned, so the step gets a dict back, as in Keras),
+        whatever the model's input names: the step decides what they mean.
+        """
+        self._check_compiled(what)
+        x_keys = list(x) if isinstance(x, dict) else None
+        y_keys = list(y) if isinstance(y, dict) else None
+        xs = [_to_array(x[k]) for k in x_keys] if x_keys else self._standardize_x(x, what)
+        ys = [_to_array(y[k]) for k in y_keys] if y_keys else self._standardize_y(y, what)
+        if not xs:
+            raise ValueError(f"{what}: x is an empty dict.")
+        n = _num_samples(xs, "input")
+        if ys is not None and _num_samples(ys, "target") != n:
+            raise ValueError(f"{what}: x has {n} samples but y has "
+                             f"{_num_samples(ys, 'target')}; they must match.")
+        if n == 0:
+            raise ValueError(f"{what}: x has no samples.")
+        return xs, ys, (x_keys, y_keys)
 
     def _validation_batches(self, data, steps, batch_size, own_step):
         if is_dataset(data):
             return DatasetBatches(data, steps, "fit: validation_data")
         data = tuple(data)
         what = "fit (validation_data)"
+        keys = (None, None)
         if own_step or self._own_step("test_step"):
-            vxs, vys = self._standardize_x(data[0], what), self._standardize_y(data[1], what)
+            vxs, vys, keys = self._own_step_arrays(data[0], data[1], what)
         else:
             vxs, vys, _ = self._prepare(data[0], data[1], what, need_y=self._needs_y())
         sw = None if len(data) == 2 or data[2] is None else self._sample_weights(
             vys, data[2], None, len(vxs[0]), what)
-        return ArrayBatches(vxs, vys, sw, batch_size, steps=steps)
+        return ArrayBatches(vxs, vys, sw, batch_size, steps=steps, keys=keys)
 
     def _fit_epochs(self, train, val, cbs, epochs, initial_epoch=0, validation_freq=1,
                     custom=False, class_weight=None):
@@ -1575,9 +1591,9 @@ class Trainer:
                                  f"batches: {', '.join(given)} cannot be given with it.")
             data = DatasetBatches(x, steps, "evaluate: x")
         elif self._own_step("test_step"):
-            xs, ys = self._standardize_x(x, "evaluate"), self._standardize_y(y, "evaluate")
+            xs, ys, keys = self._own_step_arrays(x, y, "evaluate")
             sw = self._sample_weights(ys, sample_weight, None, len(xs[0]), "evaluate")
-            data = ArrayBatches(xs, ys, sw, batch_size or 32, steps=steps)
+            data = ArrayBatches(xs, ys, sw, batch_size or 32, steps=steps, keys=keys)
         else:
             xs, ys, n = self._prepare(x, y, "evaluate", need_y=self._needs_y())
             sw = self._sample_weights(ys, sample_weight, None, n, "evaluate")

@@ -423,3 +423,42 @@ def test_pydataset_without_len_runs_with_steps_per_epoch():
     m.compile(optimizer=SGD(0.1), loss="binary_crossentropy")
     assert len(m.fit(Stream(), steps_per_epoch=4, epochs=2, verbose=0).history["loss"]) == 2
     assert_error(TypeError, m.fit, Stream(), verbose=0, contains=["__len__", "steps_per_epoch"])
+
+
+def test_an_own_train_step_gets_dict_inputs_as_dicts():
+    class TwoInputs(Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.a = Dense(1)
+            self.b = Dense(1)
+            self.seen = []
+
+        def call(self, left, right, training=None):
+            return self.a(left) + self.b(right)
+
+        def train_step(self, data):
+            x, y = data
+            self.seen.append((sorted(x), sorted(y)))
+            with fl.GradientTape() as tape:
+                pred = self(x["left"], x["right"], training=True)
+                loss = F.mean(F.square(pred - y["target"]))
+            grads = tape.gradient(loss, self.trainable_weights)
+            self.optimizer.apply(grads, self.trainable_weights)
+            return {"loss": loss}
+
+        def test_step(self, data):
+            x, y = data
+            return {"loss": F.mean(F.square(self(x["left"], x["right"]) - y["target"]))}
+
+    rng = np.random.default_rng(0)
+    left, right = rng.standard_normal((32, 3)), rng.standard_normal((32, 2))
+    target = left[:, :1] - right[:, 1:]
+    fl.manual_seed(0)
+    m = TwoInputs()
+    m.compile(optimizer=SGD(0.1))
+    h = m.fit({"left": left, "right": right}, {"target": target}, batch_size=8, epochs=5,
+              verbose=0, validation_split=0.25).history
+    assert m.seen[0] == (["left", "right"], ["target"])
+    assert h["loss"][-1] < 0.5 * h["loss"][0] and "val_loss" in h
+    assert m.evaluate({"left": left, "right": right}, {"target": target}, verbose=0) < \
+        h["loss"][0]
