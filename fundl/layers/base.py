@@ -520,8 +520,7 @@ class Layer:
         # when they are JSON-safe (Keras 3 records them the same way), which is what lets a
         # subclassed model or layer be rebuilt with cls.from_config(layer.get_config()).
         auto = None
-        if getattr(cls.get_config, "_fundl_auto_config", False) and cls.__init__ is not \
-                Layer.__init__:
+        if getattr(cls.get_config, "_fundl_auto_config", False) and not _base_init(cls):
             auto = _constructor_arguments(cls, args, kwargs)
         object.__setattr__(obj, "_auto_config", auto)
         return obj
