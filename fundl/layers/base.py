@@ -533,6 +533,7 @@ class Layer:
         if name is not None and not isinstance(name, str):
             raise TypeError(f"{type(self).__name__}: name must be a string, got "
                             f"{type(name).__name__}.")
+        object.__setattr__(self, "_call_spec", _call_spec(type(self)))
         object.__setattr__(self, "_own_weights", [])     # [Tensor, trainable, regularizer]
         object.__setattr__(self, "_sublayers", {})       # key -> Layer ("block", "blocks.0")
         self._auto_name = name is None
@@ -988,7 +989,46 @@ class Layer:
             ValueError, TypeError: from building or ``call``, re-raised with the layer's name
                 and the input shapes prepended.
         """
-        spec = _CALL_SPECS.get(type(self)) or _call_spec(type(self))
+        # The hot path (a built layer on one Tensor, no masks alive, no extra arguments): this
+        # runs for every layer at every step, so it does the least.
+        if type(inputs) is Tensor and not args and not kwargs and not _MASKS and self.built:
+            spec = self._call_spec
+            context = _CALL_CONTEXT
+            outer = context.training
+            if outer is None and _LOSS_HOLDERS:
+                self._clear_added_losses()
+            if training is None:
+                training = outer if outer is not None else spec.training_default
+            elif training is not True and training is not False:
+                training = bool(training)
+            if training is outer:  # inherited: the context already says so
+                try:
+                    out = (self.call(inputs, training=training) if spec.passes_training
+                           else self.call(inputs))
+                except (ValueError, TypeError) as e:
+                    _reraise_in_context(self, e, inputs.data.shape)
+            else:
+                context.training = training
+                try:
+                    out = (self.call(inputs, training=training) if spec.passes_training
+                           else self.call(inputs))
+                except (ValueError, TypeError) as e:
+                    _reraise_in_context(self, e, inputs.data.shape)
+                finally:
+                    context.training = outer
+            if self.activity_regularizer is not None:
+                self._activity_losses = [self.activity_regularizer(o) / o.shape[0]
+                                         for o in _flatten(out)[0]]
+            return out
+        return self._call_general(inputs, args, training, kwargs)
+
+    def _call_general(self, inputs, args, training, kwargs):
+        """``__call__`` for everything but the hot path: arrays, lists, several inputs,
+        keyword arguments, masks, symbolic inputs, the first call (which builds)."""
+        try:
+            spec = self._call_spec
+        except AttributeError:  # a subclass whose __init__ skipped Layer's
+            spec = _call_spec(type(self))
         if args or kwargs:
             inputs, args, training, kwargs = self._sort_arguments(spec, inputs, args, training,
                                                                   kwargs)
