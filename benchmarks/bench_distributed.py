@@ -65,6 +65,7 @@ class Clock(fl.callbacks.Callback):
         super().__init__()
         self.test, self.target, self.strategy = test, target, strategy
         self.warm = {}
+        self.nodes = None
         self.epoch_times, self.accuracies = [], []
         self.trained = 0.0
         self.time_to_target = None
@@ -79,6 +80,10 @@ class Clock(fl.callbacks.Callback):
         if len(self.epoch_times) == 1 and self.strategy is not None:
             # the first epoch compiles Numba kernels in every worker: leave it out
             self.warm = dict(self.strategy.stats)
+            import ray
+
+            self.nodes = len({p[2] for p in ray.get([w.ping.remote()
+                                                     for w in self.strategy.workers])})
         if self.test is not None:
             acc = self.model.evaluate(*self.test, batch_size=2000, verbose=0)[1]
             self.accuracies.append(acc)
@@ -91,8 +96,11 @@ def run(build, data, workers, steps, epochs, test=None, seed=0):
     """One fit; returns the measurements (workers=0: one process, no Ray)."""
     (x, y) = data
     model = compiled(build, seed)
-    strategy = (None if workers == 0 else
-                fl.distributed.ParameterServerStrategy(num_workers=workers, mode="async"))
+    # One CPU's worth of Ray resources per 2 / workers: with 2 workers on 2 nodes of 1 CPU,
+    # one on each node (Ray's SPREAD alone is best effort); with 4, two per node.
+    strategy = (None if workers == 0 else fl.distributed.ParameterServerStrategy(
+        num_workers=workers, mode="async",
+        resources_per_worker={"CPU": 1.0 if workers == 1 else 2.0 / workers}))
     clock = Clock(test, strategy=strategy)
     if workers == 0:
         model.fit(x, y, batch_size=128, epochs=epochs, steps_per_epoch=steps, verbose=0,
@@ -109,6 +117,7 @@ def run(build, data, workers, steps, epochs, test=None, seed=0):
            "time_to_97": clock.time_to_target, "epochs_run": len(clock.epoch_times),
            "best_accuracy": max(clock.accuracies) if clock.accuracies else None}
     if stats:
+        out["worker_nodes"] = clock.nodes
         updates = max(stats["steps"], 1)
         worker_time = stats["comm_s"] + stats["compute_s"]
         out.update(comm_share=stats["comm_s"] / worker_time,
@@ -120,12 +129,12 @@ def run(build, data, workers, steps, epochs, test=None, seed=0):
 
 
 def table(rows):
-    lines = ["| setting | model | workers | samples/s | time to 97 % | comm share | "
+    lines = ["| setting | model | workers (nodes used) | samples/s | time to 97 % | comm share | "
              "t_c / t_m / t_s per update (ms) | staleness |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         workers = {0: "1 process, no Ray", -1: "1 process, no Ray, 1 thread"}.get(
-            r["workers"], str(r["workers"]))
+            r["workers"], f"{r['workers']} ({r.get('worker_nodes')})")
         ttt = "-" if r["model"] != "mlp" else (
             f"{r['time_to_97']:.0f} s" if r["time_to_97"] else
             f"not reached (best {100 * (r['best_accuracy'] or 0):.1f} %)")

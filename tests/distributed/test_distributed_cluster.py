@@ -31,7 +31,8 @@ def test_parameter_server_on_two_nodes():
                                fl.layers.Dense(2, activation="softmax")])
         model.compile(optimizer=fl.optimizers.Adam(0.02),
                       loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-        strategy = ParameterServerStrategy(num_workers=2)
+        # one CPU each on nodes of one CPU: one worker per node
+        strategy = ParameterServerStrategy(num_workers=2, resources_per_worker={"CPU": 1})
         nodes = set()
 
         class WhereAreTheWorkers(fl.callbacks.Callback):
@@ -41,7 +42,7 @@ def test_parameter_server_on_two_nodes():
 
         history = strategy.fit(model, *_data(), batch_size=32, epochs=3, verbose=0,
                                callbacks=[WhereAreTheWorkers()])
-        assert nodes == set(cluster.node_ids())  # SPREAD: one worker on each node
+        assert nodes == set(cluster.node_ids())
         assert history.history["accuracy"][-1] > 0.85
     finally:
         cluster.stop()
