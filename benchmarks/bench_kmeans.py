@@ -8,14 +8,20 @@ for both), so both average over the same number of different starts. Each conten
 process of its own (see _common.run_isolated), alternating. Prints the median seconds per fit,
 the ratio fundl / scikit-learn with its range over the paired rounds, and (--check, in this
 process) the inertia both reach from the same seeds.
+
+The two libraries draw different k-means++ starts from the same seed, and the number of Lloyd
+iterations depends on the start, so the per-seed ratio mixes speed per iteration with luck.
+--same-init removes the luck: the parent draws k-means++ starts (fundl's, seeds 0, 1, ...) and
+both fit from exactly those centres (n_init = 1); both then run the same iterations (scikit-
+learn's Lloyd and fundl's give the same result from the same start).
 """
 import argparse
+import json
 import os
 import statistics
 import subprocess
 import sys
 import time
-import json
 
 import numpy as np
 
@@ -41,13 +47,17 @@ def make(name, args):
     else:
         from sklearn.cluster import KMeans
     X, _ = load_data(args.samples)
+    if args.same_init:
+        starts = np.load(args.same_init)
+        return lambda seed: KMeans(n_clusters=args.k, init=starts[str(seed)], n_init=1,
+                                   max_iter=300, tol=1e-4).fit(X)
     return lambda seed: KMeans(n_clusters=args.k, n_init=args.n_init, max_iter=300, tol=1e-4,
                                random_state=seed).fit(X)
 
 
 def child(name, args):
     fit = make(name, args)
-    fit(1000)  # warm-up: imports, BLAS threads, page faults
+    fit(args.rounds if args.same_init else 1000)  # warm-up: imports, BLAS threads, page faults
     out = []
     for seed in range(args.rounds):
         start = time.perf_counter()
@@ -64,10 +74,28 @@ def main():
     parser.add_argument("--n-init", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=3, help="fits per process (seeds 0..)")
     parser.add_argument("--processes", type=int, default=2, help="processes per contender")
+    parser.add_argument("--same-init", nargs="?", const="draw", default=None,
+                        help="fit both from the same k-means++ starts")
     parser.add_argument("--only", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.only:
         return child(args.only, args)
+    if args.same_init:
+        import tempfile
+
+        from fundl.cluster.kmeans import _kmeans_plusplus, _row_norms_sq
+
+        X, _ = load_data(args.samples)
+        Xc = X - X.mean(axis=0)
+        starts = {}
+        for seed in range(args.rounds + 1):  # the last one is the warm-up's
+            c = _kmeans_plusplus(Xc, _row_norms_sq(Xc, np), args.k, np.random.default_rng(seed),
+                                 np)
+            starts[str(seed)] = c + X.mean(axis=0)
+        path = os.path.join(tempfile.mkdtemp(), "starts.npz")
+        np.savez(path, **starts)
+        sys.argv = [a for a in sys.argv if not a.startswith("--same-init")] + \
+            [f"--same-init={path}"]
     _, source = load_data(10)
     runs = {"fundl": [], "scikit-learn": []}
     peaks = {}
@@ -82,7 +110,8 @@ def main():
             result = json.loads(lines[-1][len("KMEANS_BENCH "):])
             runs[name].extend(result["runs"])
             peaks[name] = max(peaks.get(name, 0), result["peak_mb"])
-    print(f"\nk-means on {source} ({args.samples} x 784, k={args.k}, n_init={args.n_init}, "
+    how = "the same k-means++ starts, n_init=1" if args.same_init else f"n_init={args.n_init}"
+    print(f"\nk-means on {source} ({args.samples} x 784, k={args.k}, {how}, "
           f"max_iter=300, tol=1e-4, float32), {THREADS} threads, "
           f"{args.rounds} seeds x {args.processes} processes each")
     for name, rs in runs.items():

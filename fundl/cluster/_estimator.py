@@ -6,6 +6,7 @@ Used by :mod:`fundl.cluster`, :mod:`fundl.decomposition`, :mod:`fundl.classic` a
 """
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy
@@ -69,7 +70,10 @@ def check_array(X, who: str, *, ndim=2, dtype="float", allow_empty=False, name="
                          "needed.")
     if dtype == "float" and X.dtype not in (numpy.float32, numpy.float64):
         X = X.astype(numpy.float64)
-    if X.dtype.kind == "f" and not bool(xp.isfinite(X).all()):
+    # the sum is finite when every entry is (one pass, no temporary); only a non-finite sum,
+    # which a huge but finite entry can also cause, needs the element-wise check
+    if X.dtype.kind == "f" and not math.isfinite(float(X.sum())) and \
+            not bool(xp.isfinite(X).all()):
         raise ValueError(f"{who}: {name} contains NaN or infinity; remove or impute those "
                          "values first.")
     return X
