@@ -45,16 +45,12 @@ from . import sparse as _sparse
 from ._jit import FLOAT_DTYPES, IMPORT_ERROR, numba
 from ._parallel import bounds_of, even_slices, map_compiled, regions, run_region
 from .blas import gemm_function
-from .conv import _conv_backward_chunks as conv_backward_chunks
-from .conv import _conv_forward_chunks as conv_forward_chunks
-from .conv import inner as conv_inner
-from .conv import im2col_input as conv_im2col_input
 
 __all__ = ["activation_grad", "avg_pool", "avg_pool_grad", "batch_norm_affine",
            "batch_norm_grad_sums", "batch_norm_grad_x", "batch_norm_stats", "bounds_of",
-           "chunk_matmul",
-           "col2im", "compiled", "conv_backward_chunks", "conv_forward_chunks", "conv_inner",
-           "conv_im2col_input", "even_slices", "gemm_function", "im2col", "map_chunks",
+           "chunk_matmul", "col2im", "compiled", "ConvPlan", "CONV_GEMM_WIDTH", "conv_backward",
+           "conv_backward_reference", "conv_forward", "conv_forward_reference", "conv_plan",
+           "even_slices", "gemm_function", "im2col", "map_chunks",
            "map_compiled", "matmul", "max_pool", "max_pool_grad", "regions", "relu",
            "run_region", "spmm", "threads"]
 
@@ -281,3 +277,9 @@ def spmm(indptr, indices, values, dense):
     if compiled(dense) and dense.ndim == 2 and dense.dtype in FLOAT_DTYPES:
         return _sparse.spmm_numba(indptr, indices, values, dense)
     return _sparse.spmm_reference(indptr, indices, values, dense)
+
+
+# the convolution's entry points (imported last: they call the dispatchers above)
+from .convolution import GEMM_WIDTH as CONV_GEMM_WIDTH  # noqa: E402
+from .convolution import (ConvPlan, conv_backward, conv_backward_reference,  # noqa: E402
+                          conv_forward, conv_forward_reference, conv_plan)

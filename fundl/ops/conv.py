@@ -22,7 +22,7 @@ ranks. Four refinements, measured on the LeNet-5 and ResNet-20 shapes (see
   widened into that many shifted copies (2.2x faster for LeNet's first convolution);
 - batch chunks: each chunk of the batch is im2col-ed (padding implicitly: no padded copy, and
   col2im writes the input gradient straight into its rows) and multiplied a few MB at a
-  time, and cols larger than ``_KEEP_BYTES`` are recomputed in the backward instead of being
+  time, and cols larger than ``KEEP_BYTES`` are recomputed in the backward instead of being
   kept: a ResNet-20 layer would otherwise keep 75 MB, and keeping them was no faster than
   building them twice (538-575 vs 542-547 ms per ResNet-20 step);
 - parallel chunks: every thread takes whole chunks, BLAS single-threaded meanwhile, so
@@ -35,36 +35,27 @@ ranks. Four refinements, measured on the LeNet-5 and ResNet-20 shapes (see
   Python threads that split had cost 4.4 -> 5.3 ms). Without regions (see
   :func:`fundl.kernels.regions`) and on the GPU, the chunks are Python functions run by
   :func:`fundl.kernels.map_chunks`.
+
+The op itself only checks arguments and changes layouts: which of these paths runs, with
+which chunks, is a :class:`fundl.kernels.ConvPlan` cached per geometry, and
+:func:`fundl.kernels.conv_forward` / :func:`fundl.kernels.conv_backward` (in
+:mod:`fundl.kernels.convolution`, with the sizes quoted above) run it.
 """
 from __future__ import annotations
 
 import functools
-import math
 import numbers
 
 import numpy
 
 from .. import kernels
 from ..autograd import Function
-from ..backend import get_array_module, ones_vector
-from ..kernels.conv import pad_5d
+from ..backend import get_array_module
 from ..tensor import Tensor
 from .activation import FUSABLE, apply_in_place
 from .shape import Pad
 
 _FORMATS = ("channels_last", "channels_first")
-_GEMM_WIDTH = 40  # GEMM columns (out channels x block) to aim for; see the note below
-# Measured on whole LeNet-5 training steps at 2 threads (ms): width 24: 4.23-4.31, 32: 3.99-4.05,
-# 40: 3.78-3.86, 48: 3.85-4.07, 64: 3.95-4.05; ResNet-20 steps did not change beyond noise.
-_CHUNK_BYTES = 1 << 22  # cols per chunk on Python threads (LeNet: one; ResNet-20: a few images)
-_CHUNK_BYTES_REGION = 1 << 19  # in a compiled region: cols that stay in the core's L2 cache
-# (ResNet-20 steps, A/B in one process: 4 MB 348 ms, 2 MB 320, 1 MB 311, 512 KB 300, 256 KB
-# 304; LeNet-5 3.56-3.60 ms for all; on Python threads 1 MB was slower than 4: 443 vs 415)
-_KEEP_BYTES = 1 << 24  # cols up to this size are kept for the backward, larger recomputed
-_KEEP_BYTES_GPU = 1 << 27  # on the GPU (memory is plentiful, every recomputation launches)
-_CHUNK_BYTES_GPU = 1 << 30  # cols per chunk on the GPU: the whole batch unless it is huge
-
-
 # -- argument normalisation shared with pool.py -------------------------------------------------
 def _ints(value, n, what, op):
     """``value`` (an int, or a sequence of ``n`` ints) as a tuple of ``n`` positive ints."""
@@ -221,7 +212,7 @@ def _conv_plan(x_shape, kernel_shape, bias_shape, expected_dims, strides, paddin
     # kernel's zeros to its work.
     wo, block = out[2], 1
     if on_cpu and g == 1 and dilation[2] == 1:  # prefer a block dividing the width: no overhang
-        want = min(-(-_GEMM_WIDTH // c_out), wo)
+        want = min(-(-kernels.CONV_GEMM_WIDTH // c_out), wo)
         block = next((b for b in range(want, 2 * want) if wo % b == 0), want)
     # Every window a whole row of x: a 1x1 kernel at stride 1 without padding (ResNet's and
     # GoogLeNet's 1x1 convolutions), or a kernel as large as the unpadded input (LeNet's C5).
@@ -239,25 +230,14 @@ def _conv_plan(x_shape, kernel_shape, bias_shape, expected_dims, strides, paddin
     return op, cf, ksize, out, block, pads, (cols_ksize, cols_strides, dilation)
 
 
-def _chunks(n, per):
-    """A batch of ``n`` as chunks of about ``per`` items, in a multiple of the thread count.
-
-    So that every thread of :func:`fundl.kernels.map_chunks` gets an equal share (5 chunks on
-    2 threads left one thread idle for a fifth of the op).
-    """
-    count = -(-n // per)
-    if count > 1:
-        count = -(-count // kernels.threads()) * kernels.threads()
-    return kernels.even_slices(n, count)
-
-
 class Conv(Function):
     """N-D convolution (cross-correlation, as in every DL framework) by im2col + GEMM.
 
     y[n, o, :] = sum_{taps t, channels c} x_pad[n, o*s + t*d, c] kernel[t, c, :] + bias.
-    Gradients: [kernel; bias] = cols^T @ gy, x = col2im(gy @ kernel^T) cropped, with the
-    kernel widened by :meth:`_widen` (and its gradient folded back by :meth:`_fold`) when
-    outputs are blocked.
+    Gradients: [kernel; bias] = cols^T @ gy, x = col2im(gy @ kernel^T) cropped. The op only
+    checks the arguments and changes layouts; a :class:`fundl.kernels.ConvPlan` (cached per
+    geometry) says how the work runs, and :func:`fundl.kernels.conv_forward` /
+    :func:`fundl.kernels.conv_backward` run it, whichever path that is.
     """
 
     def __init__(self, dims, strides, padding, dilation_rate, groups, data_format,
@@ -274,249 +254,51 @@ class Conv(Function):
         self.activation = activation  # applied to the output in place, chunk by chunk
 
     def check(self, x, kernel, bias=None):
+        on_cpu = type(x) is numpy.ndarray
         key = (x.shape, kernel.shape, None if bias is None else bias.shape, self.dims,
                _frozen(self.strides), _frozen(self.padding), _frozen(self.dilation_rate),
-               self.groups, self.data_format, type(x) is numpy.ndarray)
-        (self.op, self.cf, self.ksize, self.out, self.block, self.pads,
-         self.cols_geometry) = _cached(_conv_plan, key)
-        _check_float(self.op, x=x, kernel=kernel, bias=bias)
-
-    def _widen(self, kernel):
-        """The kernel as a GEMM operand: (taps * cg, block * out) rows and columns."""
-        xp = get_array_module(kernel)
-        k5 = kernel.reshape(self.ksize + kernel.shape[-2:])  # (kd, kh, kw, cg, out)
-        if self.block == 1:
-            return k5
-        kw, sw = self.ksize[2], self.cols_geometry[1][2] // self.block
-        wide = xp.zeros(self.cols_geometry[0] + (k5.shape[3], self.block, k5.shape[4]),
-                        dtype=k5.dtype)
-        for j in range(self.block):  # block output j sees the kernel shifted by j strides
-            wide[:, :, j * sw:j * sw + kw, :, j, :] = k5
-        return wide.reshape(wide.shape[:4] + (-1,))
-
-    def _fold(self, g_wide):
-        """The adjoint of :meth:`_widen`: sum the block's shifted copies back into one kernel."""
-        if self.block == 1:
-            return g_wide
-        kw, sw = self.ksize[2], self.cols_geometry[1][2] // self.block
-        c_out = g_wide.shape[-1] // self.block
-        g = g_wide.reshape(g_wide.shape[:4] + (self.block, c_out))
-        return sum(g[:, :, j * sw:j * sw + kw, :, j, :] for j in range(self.block))
+               self.groups, self.data_format, on_cpu)
+        op, self.cf, ksize, out, block, pads, cols = _cached(_conv_plan, key)
+        _check_float(op, x=x, kernel=kernel, bias=bias)
+        x5_shape = _as_5d_shape(x.shape, self.cf)
+        cols_ksize, cols_strides, dilation = cols if cols is not None else (ksize, None, None)
+        self.plan = kernels.conv_plan(
+            op, x5_shape, kernel.shape, ksize, out, self.groups, pads, cols_ksize,
+            cols_strides or (1, 1, 1), dilation or (1, 1, 1), block, bias is not None,
+            x.dtype.str, kernel.dtype.str, on_cpu, kernels.compiled(x),
+            kernels.threads() if on_cpu else 1, on_cpu and kernels.regions())
 
     def forward(self, x, kernel, bias=None):
-        if not self.block:
-            return self._forward_direct(x, kernel, bias)
-        xp = get_array_module(x)
         x5 = _as_5d(_channels_last(x, self.cf))
-        g, c_out = self.groups, kernel.shape[-1] * self.block
-        w = self._widen(kernel).reshape(-1, g, c_out // g).transpose(1, 0, 2)  # (g, taps, out/g)
-        self.taps = w.shape[1]
-        # With a bias, cols get a column of ones and the kernel a last row holding the bias:
-        # the GEMM adds it (numpy's broadcast add over a few channels was as slow as the
-        # im2col), and the kernel-gradient GEMM returns the bias gradient as its last row.
-        self.ones = bias is not None
-        if self.ones:
-            wb = xp.empty((g, w.shape[1] + 1, c_out // g), dtype=w.dtype)
-            wb[:, :-1] = w
-            if self.block == 1:
-                wb[:, -1] = bias.reshape(g, -1)
-            else:  # (blocking implies groups == 1) the bias once per output of the block
-                wb[0, -1].reshape(self.block, -1)[...] = bias
-            w = wb
-        # The batch goes through in chunks (im2col-ed and multiplied chunk by chunk, on
-        # parallel threads for large inputs). Small cols are kept for the kernel gradient;
-        # large ones (ResNet sizes: 75 MB a layer) are recomputed in the backward.
-        n, rows = x5.shape[0], self.out[0] * self.out[1] * -(-self.out[2] // self.block)
-        row_bytes = rows * w.shape[1] * x.dtype.itemsize
-        # CPU chunks are sized for the caches; on the GPU, where each chunk costs launches and
-        # memory is plentiful, the batch is one chunk unless its cols would pass 1 GiB.
-        self.region = self._region_gemm(x5, w)
-        per = _CHUNK_BYTES_REGION if self.region is not None else \
-            _CHUNK_BYTES if xp is numpy else _CHUNK_BYTES_GPU
-        self.chunks = _chunks(n, max(1, per // row_bytes))
-        if self.region is not None and len(self.chunks) < kernels.threads() <= n:
-            # one chunk per thread at least: LeNet-5's single chunk is split in two here
-            self.chunks = kernels.even_slices(n, kernels.threads())
-        keep = self.needs_grad[1] and n * row_bytes <= (_KEEP_BYTES if xp is numpy
-                                                        else _KEEP_BYTES_GPU)
-        y = xp.empty((g, n * rows, c_out // g), dtype=xp.result_type(x.dtype, w.dtype))
-        self.rows, self.x5_shape = rows, x5.shape
-        if self.region is not None:
-            x5, kept = self._forward_region(x5, w, y, keep)
-            if self.activation:
-                apply_in_place(self.activation, y)
-        else:
-            def chunk(part):  # cols of a batch chunk, and its rows of y
-                cols = kernels.im2col(x5[part], *self.cols_geometry, g, ones=self.ones,
-                                      pads=self.pads)
-                rows_of_y = y[:, part.start * rows:part.stop * rows]
-                kernels.chunk_matmul(cols, w, out=rows_of_y)
-                if self.activation:  # while the chunk's outputs are still in cache
-                    apply_in_place(self.activation, rows_of_y)
-                return cols if keep else None
-
-            kept = kernels.map_chunks(chunk, self.chunks, x)
-            kept = kept if keep else []
-        self.kernel_shape = kernel.shape
-        self.save(kept, x5 if self.needs_grad[1] and not keep else None,
-                  w if self.needs_grad[0] else None)
-        # (groups, M, out/groups) -> (M, out): a view for groups == 1
-        blocks_w = rows // (self.out[0] * self.out[1]) * self.block  # width incl. overhang
-        y = y.transpose(1, 0, 2).reshape(n, self.out[0], self.out[1], blocks_w, kernel.shape[-1])
-        y = y[:, :, :, :self.out[2]]  # the overhang of the last block, if any
-        y = y.reshape((n,) + self.out[3 - (kernel.ndim - 2):] + (kernel.shape[-1],))
+        fuse = self.activation
+        need = self.needs_grad
+        y5, self.kept = kernels.conv_forward(
+            self.plan, x5, kernel, bias, need[0], need[1],
+            (lambda rows: apply_in_place(fuse, rows)) if fuse else None)
+        y = y5.reshape((x.shape[0],) + self.plan.out[3 - (kernel.ndim - 2):] + (kernel.shape[-1],))
         y = _channels_back(y, self.cf)
-        self.y = y if self.activation else None  # the activation's gradient reads it
+        self.y = y if fuse else None  # the activation's gradient reads it
         return y
-
-    # -- the CPU's batch chunks in one compiled parallel region ---------------------------------
-    def _region_gemm(self, x5, w):
-        """The GEMM for :func:`fundl.kernels.conv._conv_forward_chunks` when the chunks can run
-        in a Numba parallel region (NumPy arrays of one float dtype, Numba, a reachable GEMM,
-        :func:`fundl.kernels.regions`), else None: the chunks then run through
-        :func:`fundl.kernels.map_chunks` (also on the GPU, as one chunk)."""
-        if not (kernels.compiled(x5) and type(w) is numpy.ndarray and w.dtype == x5.dtype
-                and kernels.regions()):
-            return None
-        return kernels.gemm_function(x5.dtype)
-
-    def _forward_region(self, x5, w, y, keep):
-        """Every chunk's im2col and GEMM in one region; returns (x5 as the region read it:
-        padded beforehand where implicit padding does not pay, the cols if ``keep``)."""
-        x5, lo, positions = kernels.conv_im2col_input(x5, *self.cols_geometry, self.groups,
-                                                      self.pads)
-        # thread t takes the chunks first[t]:first[t + 1]
-        first = kernels.bounds_of(kernels.even_slices(len(self.chunks), kernels.threads()))
-        self.plan = (lo, positions, kernels.bounds_of(self.chunks), first, x5.shape)
-        self.width = w.shape[1]  # cols columns: the taps, then the ones of the bias if any
-        threads, most = len(first) - 1, self._most_rows() * w.shape[0]
-        bufs = numpy.empty((len(self.chunks) if keep else threads, most * self.width), x5.dtype)
-        kernels.run_region(kernels.conv_forward_chunks, threads, self.region, x5, bufs, keep,
-                           numpy.ascontiguousarray(w), y, positions, *self.cols_geometry, lo,
-                           *self.plan[2:4])
-        return x5, (bufs if keep else None)
-
-    def _most_rows(self):
-        return max(c.stop - c.start for c in self.chunks) * self.rows
-
-    def _backward_region(self, bufs, x5, w, gyg):
-        """Both gradients, chunk by chunk, in one region: (gx (5-D) or None, the summed
-        ``[dkernel; dbias]`` rows or None)."""
-        dtype, g, co = gyg.dtype, self.groups, gyg.shape[2]
-        need_x, need_w = self.needs_grad[0], self.needs_grad[1]
-        lo, positions, chunks, first, x5_shape = self.plan
-        threads, most = len(first) - 1, self._most_rows() * g
-        kept = bufs is not None  # the forward's cols, one buffer per chunk
-        recompute = need_w and not kept
-        if not kept:
-            bufs = numpy.empty((threads, most * self.width) if need_w else (0, 0), dtype)
-        gx = numpy.empty(x5_shape if need_x else (0, 1, 1, 1, 1), dtype)
-        gwb = numpy.empty((threads, g, self.width, co) if need_w else (0, 1, 1, 1), dtype)
-        w_t = numpy.ascontiguousarray(w[:, :self.taps].transpose(0, 2, 1)) if need_x else \
-            numpy.empty((g, co, self.taps), dtype)
-        gbufs = numpy.empty((threads, most * self.taps) if need_x else (0, 0), dtype)
-        x5 = x5 if recompute else numpy.empty((0, 1, 1, 1, 1), dtype)
-        kernels.run_region(kernels.conv_backward_chunks, threads, self.region, x5, bufs,
-                           kept, recompute, gyg, gyg.strides[1] // gyg.itemsize, w_t,
-                           self.width, gx, gwb, gbufs, positions, *self.cols_geometry, lo,
-                           chunks, first)
-        if need_x and x5_shape != self.x5_shape:  # x was padded beforehand: crop the padding
-            gx = gx[kernels.conv_inner(self.x5_shape, self.pads)]
-        return (gx if need_x else None), (gwb.sum(axis=0) if need_w else None)
 
     def backward(self, gy):
         if self.activation:  # through the fused activation first, from the kept output
             gy = kernels.activation_grad(self.activation, gy, self.y)
-        if not self.block:
-            return self._backward_direct(gy)
-        kept, x5, w = self.saved
-        xp = get_array_module(gy)
-        g, c_out, taps, rows = self.groups, self.kernel_shape[-1] * self.block, self.taps, self.rows
         gy5 = _as_5d(_channels_last(gy, self.cf))
-        overhang = -(-self.out[2] // self.block) * self.block - self.out[2]
-        if overhang:  # the cropped outputs of the last block get no gradient
-            gy5 = pad_5d(gy5, ((0, 0), (0, 0), (0, overhang)))
-        gy2 = xp.ascontiguousarray(gy5.reshape(-1, c_out))
-        gyg = gy2.reshape(gy2.shape[0], g, c_out // g).transpose(1, 0, 2)  # (groups, M, out/g)
-        need_bias = len(self.needs_grad) > 2 and self.needs_grad[2]
-        if self.region is not None:
-            gx5, gwb = self._backward_region(kept, x5, w, gyg)
-            return self._gradients(gx5, gwb, gy2, need_bias)
-        gx5 = xp.empty(self.x5_shape, gy.dtype) if self.needs_grad[0] else None
-
-        def chunk(i):  # a batch chunk's part of [dkernel; dbias]; its rows of gx written
-            part = self.chunks[i]
-            g_part = gyg[:, part.start * rows:part.stop * rows]
-            gwb_part = None
-            if self.needs_grad[1]:  # rows of gwb: the kernel's taps, then the bias if any
-                cols = kept[i] if kept else kernels.im2col(
-                    x5[part], *self.cols_geometry, g, ones=self.ones, pads=self.pads)
-                gwb_part = kernels.chunk_matmul(cols.transpose(0, 2, 1), g_part)
-            if self.needs_grad[0]:
-                gcols = kernels.chunk_matmul(g_part, w[:, :taps].transpose(0, 2, 1))
-                # straight into this chunk's rows of gx; the padding's gradient is dropped
-                kernels.col2im(gcols, (part.stop - part.start,) + self.x5_shape[1:],
-                               *self.cols_geometry, g, pads=self.pads, out=gx5[part])
-            return gwb_part
-
-        parts = kernels.map_chunks(chunk, range(len(self.chunks)), gy)
-        gwb = None
-        if self.needs_grad[1]:
-            gwb = parts[0]
-            for p in parts[1:]:
-                gwb = gwb + p
-        return self._gradients(gx5, gwb, gy2, need_bias)
-
-    def _gradients(self, gx5, gwb, gy2, need_bias):
-        """The op's gradients from gx (5-D) and ``gwb`` (groups, taps [+1], out/g): the
-        kernel's rows, then the bias's if it has one."""
-        xp = get_array_module(gy2)
-        taps, c_out = self.taps, self.kernel_shape[-1] * self.block
-        gx = gk = gb = None
-        if gx5 is not None:
-            n_spatial = len(self.kernel_shape) - 2
-            gx = _channels_back(gx5.reshape(gx5.shape[:1] + gx5.shape[4 - n_spatial:]), self.cf)
-        gb_wide = None
-        if gwb is not None:
-            g_wide = gwb[:, :taps].transpose(1, 0, 2).reshape(
-                self.cols_geometry[0] + (self.kernel_shape[-2], c_out))
-            gk = self._fold(g_wide).reshape(self.kernel_shape)
-            gb_wide = gwb[:, taps].reshape(c_out) if need_bias else None
-        elif need_bias:  # a frozen kernel: no cols at hand
-            gb_wide = ones_vector(gy2.shape[0], gy2.dtype, xp) @ gy2
-        if gb_wide is not None:
-            gb = gb_wide.reshape(self.block, -1).sum(axis=0)
-        return gx, gk, gb
-
-    # -- the im2col-free case (the plan's block 0): x is its own cols matrix ---------------------
-    def _forward_direct(self, x, kernel, bias):
-        x_cl = _channels_last(x, self.cf)
-        x2 = x_cl.reshape(x.shape[0] * math.prod(self.out), math.prod(kernel.shape[:-1]))
-        k2 = kernel.reshape(x2.shape[1], kernel.shape[-1])
-        y = kernels.matmul(x2, k2)
-        if bias is not None:
-            y += bias
-        if self.activation:
-            apply_in_place(self.activation, y)
-        self.x_cl_shape, self.kernel_shape = x_cl.shape, kernel.shape
-        self.save(x2 if self.needs_grad[1] else None, k2 if self.needs_grad[0] else None)
-        y = y.reshape((x.shape[0],) + self.out[3 - (kernel.ndim - 2):] + (kernel.shape[-1],))
-        y = _channels_back(y, self.cf)
-        self.y = y if self.activation else None
-        return y
-
-    def _backward_direct(self, gy):
-        x2, k2 = self.saved
-        gy2 = _channels_last(gy, self.cf).reshape(-1, self.kernel_shape[-1])
         need = self.needs_grad
-        gx = gk = gb = None
-        if need[0]:
-            gx = _channels_back(kernels.matmul(gy2, k2.T).reshape(self.x_cl_shape), self.cf)
-        if need[1]:
-            gk = kernels.matmul(x2.T, gy2).reshape(self.kernel_shape)
-        if len(need) > 2 and need[2]:
-            gb = ones_vector(gy2.shape[0], gy2.dtype, get_array_module(gy2)) @ gy2
+        gx5, gk, gb = kernels.conv_backward(self.plan, self.kept, gy5, need[0], need[1],
+                                            len(need) > 2 and need[2])
+        gx = None
+        if gx5 is not None:
+            n_spatial = len(self.plan.kernel_shape) - 2
+            gx = _channels_back(gx5.reshape(gx5.shape[:1] + gx5.shape[4 - n_spatial:]), self.cf)
         return gx, gk, gb
+
+
+def _as_5d_shape(shape, channels_first):
+    """The (N, D, H, W, C) shape of an input of ``shape`` (see :func:`_as_5d`)."""
+    if channels_first:
+        shape = (shape[0],) + tuple(shape[2:]) + (shape[1],)
+    return (shape[0],) + (1,) * (5 - len(shape)) + tuple(shape[1:])
 
 
 def conv(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, groups=1,

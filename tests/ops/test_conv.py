@@ -102,11 +102,11 @@ def test_conv2d_without_bias():
 def test_conv2d_in_batch_chunks(monkeypatch, keep):
     # one image per chunk; the kernel gradient from kept cols, or from cols recomputed in the
     # backward (what large inputs get)
-    import fundl.ops.conv as module
+    import fundl.kernels.convolution as module
 
-    monkeypatch.setattr(module, "_CHUNK_BYTES", 1)
-    monkeypatch.setattr(module, "_CHUNK_BYTES_REGION", 1)
-    monkeypatch.setattr(module, "_KEEP_BYTES", 1 << 30 if keep else 0)
+    _set_size(monkeypatch, module, "CHUNK_BYTES", 1)
+    _set_size(monkeypatch, module, "CHUNK_BYTES_REGION", 1)
+    _set_size(monkeypatch, module, "KEEP_BYTES", 1 << 30 if keep else 0)
     rng = np.random.default_rng(12)
     x, k = rng.standard_normal((3, 5, 6, 2)), rng.standard_normal((3, 3, 2, 4))
     b = rng.standard_normal(4)
@@ -512,13 +512,13 @@ def test_compiled_region_matches_the_python_chunks(xs, ks, kwargs, constant, kee
     """The CPU's chunks in one compiled parallel region (im2col, GEMMs, col2im per chunk)
     give what the Python chunks give, for every geometry, with either input constant."""
     from fundl import kernels
-    import fundl.ops.conv as module
+    import fundl.kernels.convolution as module
 
     if not kernels.regions() or kernels.gemm_function(np.float64) is None:
         pytest.skip("no Numba parallel regions or no reachable GEMM here")
-    monkeypatch.setattr(module, "_CHUNK_BYTES", 1)  # a chunk per sample
-    monkeypatch.setattr(module, "_CHUNK_BYTES_REGION", 1)
-    monkeypatch.setattr(module, "_KEEP_BYTES", 1 << 30 if keep else 0)
+    _set_size(monkeypatch, module, "CHUNK_BYTES", 1)  # a chunk per sample
+    _set_size(monkeypatch, module, "CHUNK_BYTES_REGION", 1)
+    _set_size(monkeypatch, module, "KEEP_BYTES", 1 << 30 if keep else 0)
     regions = []
     real_run = kernels.run_region
     monkeypatch.setattr(kernels, "run_region", lambda *a: regions.append(1) or real_run(*a))
@@ -544,11 +544,11 @@ def test_compiled_region_with_more_chunks_than_a_region_takes_in_a_tuple(monkeyp
     """130 chunks (a chunk per sample): the chunk bounds reach the region as arrays, since a
     Numba parallel region refuses tuples of more than 100 items."""
     from fundl import kernels
-    import fundl.ops.conv as module
+    import fundl.kernels.convolution as module
 
     if not kernels.regions() or kernels.gemm_function(np.float32) is None:
         pytest.skip("no Numba parallel regions or no reachable GEMM here")
-    monkeypatch.setattr(module, "_CHUNK_BYTES_REGION", 1)
+    _set_size(monkeypatch, module, "CHUNK_BYTES_REGION", 1)
     rng = np.random.default_rng(9)
     x = fl.tensor(rng.standard_normal((130, 5, 5, 2)).astype(np.float32), requires_grad=True)
     k = fl.tensor(rng.standard_normal((3, 3, 2, 3)).astype(np.float32), requires_grad=True)
@@ -565,3 +565,12 @@ def test_compiled_region_with_more_chunks_than_a_region_takes_in_a_tuple(monkeyp
     np.testing.assert_allclose(y.numpy(), y2.numpy(), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(k.grad, k2.grad, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(x.grad, x2.grad, rtol=1e-5, atol=1e-5)
+
+
+def _set_size(monkeypatch, module, name, value):
+    """Change a size of fundl.kernels.convolution for this test; plans are cached per
+    geometry, so meanwhile the ops plan afresh on every call (nothing stale stays cached)."""
+    from fundl import kernels
+
+    monkeypatch.setattr(module, name, value)
+    monkeypatch.setattr(kernels, "conv_plan", module.conv_plan.__wrapped__)

@@ -1,0 +1,481 @@
+"""A convolution's machinery behind one entry point per direction, driven by a plan.
+
+:func:`conv_plan` turns a convolution's geometry (from :mod:`fundl.ops.conv`, which checks
+the arguments) into a :class:`ConvPlan`: the output blocking, the batch chunks, and which of
+three paths runs underneath:
+
+- ``"direct"``: every window is a whole row of x (1x1 kernels at stride 1, kernels as large
+  as the input): x reshaped is the cols matrix, one GEMM each way, no im2col;
+- ``"region"``: every batch chunk's im2col and GEMMs in one compiled Numba parallel region
+  (:func:`fundl.kernels.conv._conv_forward_chunks`), NumPy arrays where regions can run;
+- ``"chunks"``: the same chunks as Python functions run by :func:`fundl.kernels.map_chunks`
+  (Python threads on the CPU without regions; one chunk, serially, on the GPU).
+
+:func:`conv_forward` and :func:`conv_backward` take the plan and plain arrays (x and the
+kernel as the op has them, 5-D channels-last) and return plain arrays; what one path keeps
+for the backward travels in a :class:`ConvSaved`. The ops read the same whatever runs
+underneath. :func:`conv_forward_reference` and :func:`conv_backward_reference` compute the
+same results in plain NumPy (a direct sum over the kernel's taps, no im2col): the tests
+compare every path against them.
+
+Plans are cached per geometry (:func:`conv_plan` is memoised), so a layer pays for one
+dictionary lookup per call.
+
+Example:
+    >>> plan = conv_plan("conv2d", (8, 1, 28, 28, 1), (5, 5, 1, 6), (1, 5, 5), (1, 24, 24),
+    ...                  1, ((0, 0),) * 3, (1, 1, 1), (1, 1, 1), True, "float32", "float32")
+    >>> y5, saved = conv_forward(plan, x5, kernel, bias, need_x=False, need_k=True)
+    >>> gx5, gk, gb = conv_backward(plan, saved, gy5, need_x=False, need_k=True, need_b=True)
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+
+import numpy
+
+from .. import kernels as _k
+from ..backend import get_array_module, ones_vector
+from . import _parallel
+from .conv import _conv_backward_chunks, _conv_forward_chunks, im2col_input, inner, pad_5d
+from .conv import _implicit as implicit_padding
+from .conv import _out_shape as out_shape
+from .conv import _padded as padded_shape
+
+GEMM_WIDTH = 40
+"""GEMM columns (out channels x block) that output blocking aims for. Measured on whole
+LeNet-5 training steps at 2 threads (ms): width 24: 4.23-4.31, 32: 3.99-4.05, 40: 3.78-3.86,
+48: 3.85-4.07, 64: 3.95-4.05; ResNet-20 steps did not change beyond noise."""
+CHUNK_BYTES = 1 << 22
+"""cols per chunk on Python threads (LeNet: one; ResNet-20: a few images)."""
+CHUNK_BYTES_REGION = 1 << 19
+"""cols per chunk in a compiled region: they stay in the core's L2 cache (ResNet-20 steps,
+A/B in one process: 4 MB 348 ms, 2 MB 320, 1 MB 311, 512 KB 300, 256 KB 304; LeNet-5
+3.56-3.60 ms for all; on Python threads 1 MB was slower than 4: 443 vs 415)."""
+CHUNK_BYTES_GPU = 1 << 30
+"""cols per chunk on the GPU: the whole batch unless it is huge (each chunk launches)."""
+KEEP_BYTES = 1 << 24
+"""cols up to this size are kept for the backward, larger recomputed: a ResNet-20 layer would
+otherwise keep 75 MB, and keeping them was no faster than building them twice."""
+KEEP_BYTES_GPU = 1 << 27
+"""The same on the GPU (memory is plentiful, every recomputation launches)."""
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ConvPlan:
+    """How one convolution geometry runs: everything but the arrays.
+
+    Attributes:
+        op: the op's name, for messages.
+        path: ``"direct"``, ``"region"`` or ``"chunks"`` (see the module docstring).
+        x5_shape: x as (N, D, H, W, C), channels-last, unpadded.
+        kernel_shape: the kernel's own shape (kd.., C // groups, out).
+        groups: channel groups.
+        ksize: (kd, kh, kw); out: output positions (Do, Ho, Wo).
+        block: outputs neighbouring along the width that share one cols row (1: none).
+        pads: zero padding per spatial axis, with the overhang of the last block.
+        cols_ksize, cols_strides, dilation: the window im2col cuts (widened by the block).
+        ones: a bias is added (cols get a column of ones, the GEMM weights a bias row).
+        rows: cols rows per sample; taps: cols columns without the ones; width: with them.
+        chunks: the batch's chunks (slices); keep_fits: all chunks' cols fit ``KEEP_BYTES``.
+        lo, positions, padded: the region path's implicit padding before each axis, output
+            positions and x's shape as the region reads it (padded beforehand where implicit
+            padding does not pay); chunk_bounds, first: the chunks and each thread's first
+            chunk as the compiled driver takes them.
+    """
+
+    op: str
+    path: str
+    x5_shape: tuple
+    kernel_shape: tuple
+    groups: int
+    ksize: tuple
+    out: tuple
+    block: int
+    pads: tuple
+    cols_ksize: tuple
+    cols_strides: tuple
+    dilation: tuple
+    ones: bool
+    rows: int
+    taps: int
+    width: int
+    chunks: tuple = ()
+    keep_fits: bool = False
+    lo: tuple = ()
+    positions: tuple = ()
+    padded: tuple = ()
+    chunk_bounds: object = None
+    first: object = None
+
+    @property
+    def cols_geometry(self):
+        """(ksize, strides, dilation) of the windows im2col cuts."""
+        return self.cols_ksize, self.cols_strides, self.dilation
+
+    @property
+    def c_out(self):
+        """GEMM columns: output channels times the block."""
+        return self.kernel_shape[-1] * self.block
+
+    def most_rows(self):
+        """cols rows of the largest chunk (per group)."""
+        return max(c.stop - c.start for c in self.chunks) * self.rows
+
+
+@dataclasses.dataclass(eq=False)
+class ConvSaved:
+    """What :func:`conv_forward` keeps for :func:`conv_backward` (None: not needed).
+
+    ``cols``: the direct path's x as a matrix, the chunks' cols (a list, one per chunk) or the
+    region's cols buffers (one per chunk), when kept; ``x5``: x (as the region read it) when
+    the cols are built again in the backward; ``w``: the GEMM weights (groups, width,
+    out / groups) with the bias row, for the input gradient.
+    """
+
+    cols: object = None
+    x5: object = None
+    w: object = None
+
+
+def _chunks(n, per, threads):
+    """A batch of ``n`` as chunks of about ``per`` items, in a multiple of ``threads``, so
+    that every thread gets an equal share (5 chunks on 2 threads left one thread idle for a
+    fifth of the op)."""
+    count = -(-n // per)
+    if count > 1:
+        count = -(-count // threads) * threads
+    return tuple(_parallel.even_slices(n, count))
+
+
+@functools.lru_cache(maxsize=256)
+def conv_plan(op, x5_shape, kernel_shape, ksize, out, groups, pads, cols_ksize, cols_strides,
+              dilation, block, ones, x_dtype, w_dtype, on_cpu=True, compiled=False, threads=1,
+              regions=False):
+    """The :class:`ConvPlan` of a checked convolution geometry (memoised).
+
+    Args:
+        op: the op's name. x5_shape: x as (N, D, H, W, C). kernel_shape: the kernel's shape.
+        ksize, out: (kd, kh, kw) and the output positions (Do, Ho, Wo).
+        groups: channel groups. pads: (before, after) per spatial axis, incl. the overhang.
+        cols_ksize, cols_strides, dilation: im2col's window; ``block``: outputs per cols
+            row along the width, 0 when every window is a whole row of x (the direct path).
+        ones: a bias is added. x_dtype, w_dtype: the dtypes (str) of x and the kernel.
+        on_cpu: NumPy arrays (CuPy: one big chunk). compiled: :func:`fundl.kernels.compiled`
+            of x. threads: :func:`fundl.kernels.threads`. regions:
+            :func:`fundl.kernels.regions` (a compiled parallel region may run).
+
+    Returns:
+        ConvPlan.
+    """
+    c_in_g = kernel_shape[-2]
+    if not block:
+        taps = math.prod(kernel_shape[:-1])
+        return ConvPlan(op, "direct", x5_shape, kernel_shape, groups, ksize, out, 1, pads,
+                        ksize, (1, 1, 1), dilation, ones, math.prod(out), taps, taps + ones)
+    n = x5_shape[0]
+    rows = out[0] * out[1] * -(-out[2] // block)
+    taps = math.prod(cols_ksize) * c_in_g
+    width = taps + ones
+    row_bytes = rows * width * numpy.dtype(x_dtype).itemsize
+    region = on_cpu and compiled and regions and x_dtype == w_dtype and \
+        _k.gemm_function(x_dtype) is not None
+    per = CHUNK_BYTES_REGION if region else CHUNK_BYTES if on_cpu else CHUNK_BYTES_GPU
+    chunks = _chunks(n, max(1, per // row_bytes), threads)
+    if region and len(chunks) < threads <= n:
+        # one chunk per thread at least: LeNet-5's single chunk is split in two here
+        chunks = tuple(_parallel.even_slices(n, threads))
+    keep_fits = n * row_bytes <= (KEEP_BYTES if on_cpu else KEEP_BYTES_GPU)
+    common = dict(op=op, x5_shape=x5_shape, kernel_shape=kernel_shape, groups=groups,
+                  ksize=ksize, out=out, block=block, pads=pads, cols_ksize=cols_ksize,
+                  cols_strides=cols_strides, dilation=dilation, ones=ones, rows=rows,
+                  taps=taps, width=width, chunks=chunks, keep_fits=keep_fits)
+    if not region:
+        return ConvPlan(path="chunks", **common)
+    # what the region reads (as im2col_input makes it): x padded beforehand where implicit
+    # padding does not pay, else x with the padding left to the kernel
+    if implicit_padding(x5_shape, cols_ksize, dilation, groups, pads):
+        padded, lo = x5_shape, tuple(b for b, _ in pads)
+        positions = out_shape(padded_shape(x5_shape, pads), cols_ksize, cols_strides, dilation)
+    else:
+        padded, lo = padded_shape(x5_shape, pads), (0, 0, 0)
+        positions = out_shape(padded, cols_ksize, cols_strides, dilation)
+    first = _parallel.bounds_of(_parallel.even_slices(len(chunks), threads))
+    return ConvPlan(path="region", lo=lo, positions=positions, padded=padded,
+                    chunk_bounds=_parallel.bounds_of(list(chunks)), first=first, **common)
+
+
+# -- the GEMM weights: the kernel widened for the output blocks, with the bias row ------------
+def widen(plan, kernel):
+    """The kernel as a GEMM operand: (kd, kh, kw', C // groups, block * out), the block's
+    outputs each seeing the kernel shifted by one stride (zeros elsewhere)."""
+    xp = get_array_module(kernel)
+    k5 = kernel.reshape(plan.ksize + kernel.shape[-2:])  # (kd, kh, kw, cg, out)
+    if plan.block == 1:
+        return k5
+    kw, sw = plan.ksize[2], plan.cols_strides[2] // plan.block
+    wide = xp.zeros(plan.cols_ksize + (k5.shape[3], plan.block, k5.shape[4]), dtype=k5.dtype)
+    for j in range(plan.block):  # block output j sees the kernel shifted by j strides
+        wide[:, :, j * sw:j * sw + kw, :, j, :] = k5
+    return wide.reshape(wide.shape[:4] + (-1,))
+
+
+def fold(plan, g_wide):
+    """The adjoint of :func:`widen`: the block's shifted copies summed back into one kernel."""
+    if plan.block == 1:
+        return g_wide
+    kw, sw = plan.ksize[2], plan.cols_strides[2] // plan.block
+    c_out = g_wide.shape[-1] // plan.block
+    g = g_wide.reshape(g_wide.shape[:4] + (plan.block, c_out))
+    return sum(g[:, :, j * sw:j * sw + kw, :, j, :] for j in range(plan.block))
+
+
+def gemm_weights(plan, kernel, bias):
+    """(groups, width, out / groups): the widened kernel per group, then (with a bias) a last
+    row holding the bias: the GEMM adds it (NumPy's broadcast add over a few channels was as
+    slow as the im2col), and the kernel-gradient GEMM returns the bias gradient as its last
+    row."""
+    xp = get_array_module(kernel)
+    g, c_out = plan.groups, plan.c_out
+    w = widen(plan, kernel).reshape(-1, g, c_out // g).transpose(1, 0, 2)  # (g, taps, out/g)
+    if not plan.ones:
+        return w
+    wb = xp.empty((g, w.shape[1] + 1, c_out // g), dtype=w.dtype)
+    wb[:, :-1] = w
+    if plan.block == 1:
+        wb[:, -1] = bias.reshape(g, -1)
+    else:  # (blocking implies groups == 1) the bias once per output of the block
+        wb[0, -1].reshape(plan.block, -1)[...] = bias
+    return wb
+
+
+# -- the entry points ----------------------------------------------------------------------------
+def conv_forward(plan, x5, kernel, bias=None, need_x=True, need_k=True, epilogue=None):
+    """The convolution of ``x5`` (N, D, H, W, C) by ``kernel`` (+ ``bias``) as ``plan`` says.
+
+    Args:
+        plan: the geometry's :class:`ConvPlan`.
+        x5: x, 5-D channels-last (NumPy or CuPy).
+        kernel, bias: as the op has them (bias None when the plan has none).
+        need_x, need_k: x's and the kernel's gradients will be asked for (what to keep).
+        epilogue: None, or a function applied in place to blocks of the output rows (a fused
+            activation; chunk by chunk while they are in cache where possible).
+
+    Returns:
+        (y5 (N, Do, Ho, Wo, out) channels-last, a :class:`ConvSaved` for the backward).
+    """
+    xp = get_array_module(x5)
+    n, c_out = x5.shape[0], kernel.shape[-1]
+    if plan.path == "direct":
+        x2 = x5.reshape(n * plan.rows, plan.taps)
+        k2 = kernel.reshape(plan.taps, c_out)
+        y = _k.matmul(x2, k2)
+        if bias is not None:
+            y += bias
+        if epilogue is not None:
+            epilogue(y)
+        saved = ConvSaved(cols=x2 if need_k else None, w=k2 if need_x else None)
+        return y.reshape((n,) + plan.out + (c_out,)), saved
+    g, rows = plan.groups, plan.rows
+    w = gemm_weights(plan, kernel, bias)
+    keep = need_k and plan.keep_fits
+    y = xp.empty((g, n * rows, plan.c_out // g), dtype=xp.result_type(x5.dtype, w.dtype))
+    if plan.path == "region":
+        x5, kept = _forward_region(plan, x5, w, y, keep)
+        if epilogue is not None:
+            epilogue(y)
+    else:
+        def chunk(part):  # cols of a batch chunk, and its rows of y
+            cols = _k.im2col(x5[part], *plan.cols_geometry, g, ones=plan.ones, pads=plan.pads)
+            rows_of_y = y[:, part.start * rows:part.stop * rows]
+            _k.chunk_matmul(cols, w, out=rows_of_y)
+            if epilogue is not None:  # while the chunk's outputs are still in cache
+                epilogue(rows_of_y)
+            return cols if keep else None
+
+        kept = _k.map_chunks(chunk, plan.chunks, x5)
+        kept = kept if keep else None
+    saved = ConvSaved(cols=kept, x5=x5 if need_k and not keep else None,
+                      w=w if need_x else None)
+    # (groups, M, out/groups) -> (M, out): a view for groups == 1
+    blocks_w = rows // (plan.out[0] * plan.out[1]) * plan.block  # width incl. overhang
+    y = y.transpose(1, 0, 2).reshape(n, plan.out[0], plan.out[1], blocks_w, c_out)
+    return y[:, :, :, :plan.out[2]], saved  # the overhang of the last block, if any
+
+
+def conv_backward(plan, saved, gy5, need_x=True, need_k=True, need_b=False):
+    """The gradients of :func:`conv_forward` from ``gy5`` (N, Do, Ho, Wo, out).
+
+    Args:
+        plan, saved: the forward's plan and what it kept.
+        gy5: the output's gradient, 5-D channels-last.
+        need_x, need_k, need_b: the gradients wanted (x's, the kernel's, the bias's).
+
+    Returns:
+        (gx5 (N, D, H, W, C) or None, g_kernel (kernel_shape) or None, g_bias or None).
+    """
+    xp = get_array_module(gy5)
+    c_out = plan.kernel_shape[-1]
+    if plan.path == "direct":
+        gy2 = gy5.reshape(-1, c_out)
+        gx = gk = gb = None
+        if need_x:
+            gx = _k.matmul(gy2, saved.w.T).reshape(plan.x5_shape)
+        if need_k:
+            gk = _k.matmul(saved.cols.T, gy2).reshape(plan.kernel_shape)
+        if need_b:
+            gb = ones_vector(gy2.shape[0], gy2.dtype, xp) @ gy2
+        return gx, gk, gb
+    g, rows, taps = plan.groups, plan.rows, plan.taps
+    overhang = -(-plan.out[2] // plan.block) * plan.block - plan.out[2]
+    if overhang:  # the cropped outputs of the last block get no gradient
+        gy5 = pad_5d(gy5, ((0, 0), (0, 0), (0, overhang)))
+    gy2 = xp.ascontiguousarray(gy5.reshape(-1, plan.c_out))
+    gyg = gy2.reshape(gy2.shape[0], g, plan.c_out // g).transpose(1, 0, 2)  # (g, M, out/g)
+    if plan.path == "region":
+        gx5, gwb = _backward_region(plan, saved, gyg, need_x, need_k)
+    else:
+        gx5 = xp.empty(plan.x5_shape, gy5.dtype) if need_x else None
+        kept, x5, w = saved.cols, saved.x5, saved.w
+
+        def chunk(i):  # a batch chunk's part of [dkernel; dbias]; its rows of gx written
+            part = plan.chunks[i]
+            g_part = gyg[:, part.start * rows:part.stop * rows]
+            gwb_part = None
+            if need_k:  # rows of gwb: the kernel's taps, then the bias if any
+                cols = kept[i] if kept is not None else _k.im2col(
+                    x5[part], *plan.cols_geometry, g, ones=plan.ones, pads=plan.pads)
+                gwb_part = _k.chunk_matmul(cols.transpose(0, 2, 1), g_part)
+            if need_x:
+                gcols = _k.chunk_matmul(g_part, w[:, :taps].transpose(0, 2, 1))
+                # straight into this chunk's rows of gx; the padding's gradient is dropped
+                _k.col2im(gcols, (part.stop - part.start,) + plan.x5_shape[1:],
+                          *plan.cols_geometry, g, pads=plan.pads, out=gx5[part])
+            return gwb_part
+
+        parts = _k.map_chunks(chunk, range(len(plan.chunks)), gy5)
+        gwb = None
+        if need_k:
+            gwb = parts[0]
+            for p in parts[1:]:
+                gwb = gwb + p
+    gk = gb_wide = None
+    if gwb is not None:
+        g_wide = gwb[:, :taps].transpose(1, 0, 2).reshape(
+            plan.cols_ksize + (plan.kernel_shape[-2], plan.c_out))
+        gk = fold(plan, g_wide).reshape(plan.kernel_shape)
+        gb_wide = gwb[:, taps].reshape(plan.c_out) if need_b else None
+    elif need_b:  # a frozen kernel: no cols at hand
+        gb_wide = ones_vector(gy2.shape[0], gy2.dtype, xp) @ gy2
+    gb = gb_wide.reshape(plan.block, -1).sum(axis=0) if gb_wide is not None else None
+    return gx5, gk, gb
+
+
+# -- the region path: every chunk in one compiled parallel region ------------------------------
+def _forward_region(plan, x5, w, y, keep):
+    """Every chunk's im2col and GEMM in one region; returns (x5 as the region read it, the
+    cols buffers if ``keep``)."""
+    x5, _, _ = im2col_input(x5, plan.cols_ksize, plan.cols_strides, plan.dilation, plan.groups,
+                            plan.pads)
+    threads = len(plan.first) - 1
+    most = plan.most_rows() * w.shape[0]
+    bufs = numpy.empty((len(plan.chunks) if keep else threads, most * plan.width), x5.dtype)
+    _k.run_region(_conv_forward_chunks, threads, _k.gemm_function(x5.dtype), x5, bufs, keep,
+                  numpy.ascontiguousarray(w), y, plan.positions, *plan.cols_geometry, plan.lo,
+                  plan.chunk_bounds, plan.first)
+    return x5, (bufs if keep else None)
+
+
+def _backward_region(plan, saved, gyg, need_x, need_w):
+    """Both gradients, chunk by chunk, in one region: (gx (5-D, unpadded) or None, the summed
+    ``[dkernel; dbias]`` rows or None). The compiled driver takes every array typed, so an
+    empty array stands for one that is not needed."""
+    dtype, g, co = gyg.dtype, plan.groups, gyg.shape[2]
+    threads, most = len(plan.first) - 1, plan.most_rows() * g
+    bufs, x5, w = saved.cols, saved.x5, saved.w
+    kept = bufs is not None  # the forward's cols, one buffer per chunk
+    recompute = need_w and not kept
+    if not kept:
+        bufs = numpy.empty((threads, most * plan.width) if need_w else (0, 0), dtype)
+    gx = numpy.empty(plan.padded if need_x else (0, 1, 1, 1, 1), dtype)
+    gwb = numpy.empty((threads, g, plan.width, co) if need_w else (0, 1, 1, 1), dtype)
+    w_t = numpy.ascontiguousarray(w[:, :plan.taps].transpose(0, 2, 1)) if need_x else \
+        numpy.empty((g, co, plan.taps), dtype)
+    gbufs = numpy.empty((threads, most * plan.taps) if need_x else (0, 0), dtype)
+    x5 = x5 if recompute else numpy.empty((0, 1, 1, 1, 1), dtype)
+    _k.run_region(_conv_backward_chunks, threads, _k.gemm_function(dtype), x5, bufs, kept,
+                  recompute, gyg, gyg.strides[1] // gyg.itemsize, w_t, plan.width, gx, gwb,
+                  gbufs, plan.positions, *plan.cols_geometry, plan.lo, plan.chunk_bounds,
+                  plan.first)
+    if need_x and plan.padded != plan.x5_shape:  # x was padded beforehand: crop the padding
+        gx = gx[inner(plan.x5_shape, plan.pads)]
+    return (gx if need_x else None), (gwb.sum(axis=0) if need_w else None)
+
+
+# -- plain-NumPy references: a direct sum over the kernel's taps (no im2col, no GEMM chunks) ---
+def conv_forward_reference(x5, kernel, bias, strides, pads, dilation, groups):
+    """A convolution in plain ``xp``, independent of the compiled paths: for each kernel tap,
+    the strided view of the zero-padded x it reads, contracted with that tap's weights.
+
+    Args:
+        x5: (N, D, H, W, C). kernel: (kd, kh, kw, C // groups, out) (1-D and 2-D kernels
+            with leading size-1 axes). bias: (out,) or None.
+        strides, dilation: 3 ints; pads: 3 (before, after) pairs; groups: channel groups.
+
+    Returns:
+        y5 (N, Do, Ho, Wo, out).
+    """
+    xp = get_array_module(x5)
+    xpad = pad_5d(x5, pads)
+    kd, kh, kw, cg, c_out = kernel.shape
+    n = x5.shape[0]
+    out = tuple((p - d * (k - 1) - 1) // s + 1 for p, k, s, d in
+                zip(xpad.shape[1:4], (kd, kh, kw), strides, dilation))
+    og = c_out // groups
+    y = xp.zeros((n,) + out + (c_out,), dtype=xp.result_type(x5.dtype, kernel.dtype))
+    for a in range(kd):
+        for b in range(kh):
+            for e in range(kw):
+                tap = xpad[:, a * dilation[0]:a * dilation[0] + strides[0] * (out[0] - 1) + 1:
+                           strides[0],
+                           b * dilation[1]:b * dilation[1] + strides[1] * (out[1] - 1) + 1:
+                           strides[1],
+                           e * dilation[2]:e * dilation[2] + strides[2] * (out[2] - 1) + 1:
+                           strides[2]]
+                for gi in range(groups):
+                    y[..., gi * og:(gi + 1) * og] += tap[..., gi * cg:(gi + 1) * cg] @ \
+                        kernel[a, b, e, :, gi * og:(gi + 1) * og]
+    if bias is not None:
+        y += bias
+    return y
+
+
+def conv_backward_reference(x5, kernel, gy5, strides, pads, dilation, groups):
+    """The gradients of :func:`conv_forward_reference`, tap by tap, in plain ``xp``.
+
+    Returns:
+        (gx5 like x5, g_kernel like kernel, g_bias (out,)).
+    """
+    xp = get_array_module(x5)
+    xpad = pad_5d(x5, pads)
+    kd, kh, kw, cg, c_out = kernel.shape
+    og = c_out // groups
+    out = gy5.shape[1:4]
+    gxpad = xp.zeros(xpad.shape, dtype=gy5.dtype)
+    gk = xp.zeros(kernel.shape, dtype=gy5.dtype)
+    for a in range(kd):
+        for b in range(kh):
+            for e in range(kw):
+                index = (slice(None),) + tuple(
+                    slice(t * d, t * d + s * (o - 1) + 1, s)
+                    for t, d, s, o in zip((a, b, e), dilation, strides, out))
+                tap = xpad[index]
+                for gi in range(groups):
+                    gyg = gy5[..., gi * og:(gi + 1) * og]
+                    cin = slice(gi * cg, (gi + 1) * cg)
+                    gk[a, b, e, :, gi * og:(gi + 1) * og] = xp.tensordot(
+                        tap[..., cin], gyg, axes=([0, 1, 2, 3], [0, 1, 2, 3]))
+                    gxpad[index + (cin,)] += gyg @ kernel[a, b, e, :, gi * og:(gi + 1) * og].T
+    gx = gxpad[inner(x5.shape, pads)]
+    return gx, gk, gy5.sum(axis=(0, 1, 2, 3))

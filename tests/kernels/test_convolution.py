@@ -1,0 +1,113 @@
+"""fundl.kernels.convolution: the convolution's entry points, on every path, against the
+plain-NumPy references (a direct sum over the kernel's taps, no im2col, no chunks)."""
+import numpy as np
+import pytest
+
+from fundl import kernels
+from fundl.kernels import convolution
+from fundl.ops.conv import Conv, _as_5d
+
+# (x shape, kernel shape, strides, padding as pairs per axis, dilation, groups)
+GEOMETRIES = [
+    ((3, 9, 9, 2), (3, 3, 2, 4), (1, 1), ((1, 1), (1, 1)), (1, 1), 1),     # blocked, padded
+    ((2, 8, 7, 1), (5, 5, 1, 6), (1, 1), ((2, 2), (2, 2)), (1, 1), 1),     # LeNet's C1
+    ((2, 9, 9, 4), (3, 3, 2, 6), (2, 2), ((0, 1), (1, 0)), (1, 1), 2),     # grouped, strided
+    ((2, 10, 10, 3), (3, 3, 3, 5), (1, 1), ((2, 2), (2, 2)), (2, 2), 1),   # dilated
+    ((2, 11, 3), (3, 3, 4), (2,), ((1, 1),), (1,), 1),                     # 1-D
+    ((1, 5, 5, 5, 2), (2, 3, 2, 2, 3), (1, 2, 1), ((1, 0), (0, 1), (1, 1)), (1, 1, 1), 1),
+    ((3, 5, 5, 6), (1, 1, 6, 4), (1, 1), ((0, 0), (0, 0)), (1, 1), 1),     # direct: 1x1
+    ((3, 5, 5, 2), (5, 5, 2, 7), (1, 1), ((0, 0), (0, 0)), (1, 1), 1),     # direct: whole
+]
+
+
+def _plan(x, k, b, strides, pads, dilation, groups, path, monkeypatch):
+    if path == "chunks":
+        monkeypatch.setattr(kernels, "regions", lambda: False)
+    fn = Conv(None, strides, pads, dilation, groups, "channels_last")
+    fn.check(x, k, b)
+    return fn.plan
+
+
+def _reference_args(k, strides, pads, dilation):
+    lead = 3 - len(strides)
+    return (k.reshape((1,) * lead + k.shape), (1,) * lead + tuple(strides),
+            ((0, 0),) * lead + tuple(pads), (1,) * lead + tuple(dilation))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "no bias"])
+@pytest.mark.parametrize("path", ["chunks", "region"])
+@pytest.mark.parametrize("geometry", GEOMETRIES, ids=lambda g: f"x{g[0]}-k{g[1]}-g{g[5]}")
+def test_every_path_matches_the_reference(geometry, path, bias, dtype, monkeypatch):
+    if path == "region" and not (kernels.regions() and kernels.gemm_function(dtype)):
+        pytest.skip("no Numba parallel regions or no reachable GEMM here")
+    xs, ks, strides, pads, dilation, groups = geometry
+    rng = np.random.default_rng(len(xs) * 7 + ks[-1])
+    x = rng.standard_normal(xs).astype(dtype)
+    k = rng.standard_normal(ks).astype(dtype)
+    b = rng.standard_normal(ks[-1]).astype(dtype) if bias else None
+    plan = _plan(x, k, b, strides, pads, dilation, groups, path, monkeypatch)
+    if plan.path != "direct":
+        assert plan.path == path
+    x5 = _as_5d(x)
+    k5, s3, p3, d3 = _reference_args(k, strides, pads, dilation)
+    want = convolution.conv_forward_reference(x5, k5, b, s3, p3, d3, groups)
+    tol = dict(rtol=1e-10, atol=1e-10) if dtype == np.float64 else dict(rtol=2e-4, atol=2e-4)
+    for need in ((True, True), (True, False), (False, True)):
+        y5, saved = kernels.conv_forward(plan, x5, k, b, *need)
+        np.testing.assert_allclose(y5, want, **tol)
+        gy5 = rng.standard_normal(y5.shape).astype(dtype)
+        gx5, gk, gb = kernels.conv_backward(plan, saved, gy5, *need, bias)
+        wx, wk, wb = convolution.conv_backward_reference(x5, k5, gy5, s3, p3, d3, groups)
+        if need[0]:
+            np.testing.assert_allclose(gx5, wx, **tol)
+        else:
+            assert gx5 is None
+        if need[1]:
+            np.testing.assert_allclose(gk, wk.reshape(k.shape), **tol)
+        else:
+            assert gk is None
+        if bias:
+            np.testing.assert_allclose(gb, wb, **tol)
+        else:
+            assert gb is None
+
+
+def test_the_references_are_the_textbook_sum():
+    """The reference itself, against the definition written out with loops."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 1, 5, 6, 4))
+    k = rng.standard_normal((1, 3, 2, 2, 6))   # groups=2: 2 input channels per group
+    want = np.zeros((2, 1, 2, 5, 6))
+    for n in range(2):
+        for i in range(2):
+            for j in range(5):
+                for o in range(6):
+                    g = o // 3
+                    for a in range(3):
+                        for e in range(2):
+                            want[n, 0, i, j, o] += x[n, 0, 2 * i + a, j + e, 2 * g:2 * g + 2] @ \
+                                k[0, a, e, :, o]
+    got = convolution.conv_forward_reference(x, k, None, (1, 2, 1), ((0, 0),) * 3, (1, 1, 1), 2)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    # the backward reference is the adjoint: <conv(x), gy> = <x, gx> and = <k, gk>
+    gy = rng.standard_normal(want.shape)
+    gx, gk, gb = convolution.conv_backward_reference(x, k, gy, (1, 2, 1), ((0, 0),) * 3,
+                                                     (1, 1, 1), 2)
+    inner = (got * gy).sum()
+    np.testing.assert_allclose((gx * x).sum(), inner, rtol=1e-10)
+    np.testing.assert_allclose((gk * k).sum(), inner, rtol=1e-10)
+    np.testing.assert_allclose(gb, gy.sum(axis=(0, 1, 2, 3)), rtol=1e-12)
+
+
+def test_plans_are_cached_per_geometry():
+    x, k = np.ones((2, 6, 6, 3), np.float32), np.ones((3, 3, 3, 4), np.float32)
+    plans = []
+    for _ in range(2):
+        fn = Conv(None, 1, "same", 1, 1, "channels_last")
+        fn.check(x, k)
+        plans.append(fn.plan)
+    assert plans[0] is plans[1]
+    fn = Conv(None, 1, "same", 1, 1, "channels_last")
+    fn.check(np.ones((3, 6, 6, 3), np.float32), k)   # another batch size: another plan
+    assert fn.plan is not plans[0] and fn.plan.x5_shape[0] == 3
