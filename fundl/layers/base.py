@@ -347,13 +347,13 @@ class Node:
     """One call of a layer inside a functional graph: its layer, inputs and outputs.
 
     ``input_structure`` says how the inputs were given: ``"single"`` (one tensor), ``"list"``
-    (one list, as merge layers take) or ``"args"`` (several positional arguments,
-    ``layer(a, b)``); ``training`` is the value passed explicitly in that call (None: the
+    (one list, as merge layers take), ``"args"`` (several positional arguments,
+    ``layer(a, b)``) or ``"dict"`` (one dict, its ``keys`` kept); ``training`` is the value passed explicitly in that call (None: the
     model's own), as in ``base_model(inputs, training=False)``.
     """
 
     __slots__ = ("layer", "inputs", "outputs", "kwargs", "input_structure", "training",
-                 "tensor_kwargs")
+                 "tensor_kwargs", "keys")
 
     def __init__(self, layer, inputs, kwargs, input_structure, training=None):
         self.layer = layer
@@ -362,6 +362,7 @@ class Node:
         self.input_structure = input_structure
         self.training = training
         self.tensor_kwargs = []         # names of the keyword inputs, the last of ``inputs``
+        self.keys = None                # the keys of a dict input ("dict" structure)
         self.outputs = []
 
 
@@ -1036,12 +1037,22 @@ class Layer:
             call_inputs = inputs                 # layer, every step
             shapes = inputs.data.shape
         else:
-            flat, structure = _flatten(inputs) if not args else ([inputs, *args], "args")
+            keys = None
+            if args:
+                flat, structure = [inputs, *args], "args"
+            elif isinstance(inputs, dict):  # a dict of inputs reaches call as a dict (Keras)
+                keys, flat, structure = list(inputs), list(inputs.values()), "dict"
+            else:
+                flat, structure = _flatten(inputs)
             if any(isinstance(x, SymbolicTensor) for x in flat) or kwargs and any(
                     isinstance(v, SymbolicTensor) for v in kwargs.values()):
-                return self._symbolic_call(flat, structure, training, kwargs)
+                return self._symbolic_call(flat, structure, training, kwargs, keys)
             device = self._device_of_weights()
-            if structure == "single":
+            if structure == "dict":
+                call_inputs = {k: x if isinstance(x, Tensor) else Tensor(x, device=device)
+                               for k, x in zip(keys, flat)}
+                shapes = {k: t.shape for k, t in call_inputs.items()}
+            elif structure == "single":
                 x = flat[0]
                 call_inputs = x if isinstance(x, Tensor) else Tensor(x, device=device)
                 shapes = call_inputs.shape
@@ -1110,7 +1121,7 @@ class Layer:
             kwargs.pop("mask")
         return inputs, args, training, kwargs
 
-    def _symbolic_call(self, flat, structure, training, kwargs):
+    def _symbolic_call(self, flat, structure, training, kwargs, keys=None):
         """Record a node of the functional graph and return symbolic outputs.
 
         Symbolic tensors given by keyword (``mha(query, value, key=k)``) are inputs of the node
@@ -1125,7 +1136,8 @@ class Layer:
                             "(from Input) with real data in one call; got "
                             f"{[type(x).__name__ for x in everything]}.")
         shapes = [x.shape for x in flat]
-        in_shape = shapes[0] if structure == "single" else shapes
+        in_shape = (shapes[0] if structure == "single" else dict(zip(keys, shapes))
+                    if structure == "dict" else shapes)
         kw_shapes = {f"{k}_shape": kwargs[k].shape for k in tensor_kwargs}
         several = structure == "args" or bool(tensor_kwargs)
         constants = {k: v for k, v in kwargs.items() if k not in tensor_kwargs}
@@ -1148,13 +1160,15 @@ class Layer:
             except NotImplementedError:
                 # No compute_output_shape of its own: run call on zeros to learn the shapes
                 # (Keras 3 traces call symbolically; this is the eager equivalent).
-                out_shape, dtypes = self._infer_output_spec(flat, structure, training, kwargs)
+                out_shape, dtypes = self._infer_output_spec(flat, structure, training, kwargs,
+                                                            keys)
         except (ValueError, TypeError) as e:
             _reraise_in_context(self, e, in_shape)
         if isinstance(out_shape, tuple) and out_shape and isinstance(out_shape[0], (tuple, list)):
             out_shape = [tuple(s) for s in out_shape]  # several outputs given as a tuple
         node = Node(self, everything, constants, structure, training)
         node.tensor_kwargs = tensor_kwargs
+        node.keys = keys
         self._inbound_nodes.append(node)
         multi = isinstance(out_shape, list)
         shapes_out = out_shape if multi else [out_shape]
@@ -1179,7 +1193,7 @@ class Layer:
         else:
             self._maybe_build(shapes)
 
-    def _infer_output_spec(self, flat, structure, training=None, kwargs=None):
+    def _infer_output_spec(self, flat, structure, training=None, kwargs=None, keys=None):
         """Output shape(s) and dtypes from running ``call`` on zeros (for the functional API).
 
         The unknown sizes (the batch axis, None axes) are filled twice with different small
@@ -1201,7 +1215,8 @@ class Layer:
         shapes = [tuple(x.shape) for x in flat]
         cache_key = None
         if not kwargs:
-            cache_key = (tuple(shapes), structure, training, tuple(tensor_kwargs))
+            cache_key = (tuple(shapes), structure, training, tuple(tensor_kwargs),
+                         tuple(keys or ()))
             cached = self.__dict__.get("_inferred_specs", {}).get(cache_key)
             if cached is not None:
                 return cached
@@ -1213,7 +1228,8 @@ class Layer:
             values = [Tensor(numpy.zeros(c, dtype=x.dtype)) for c, x in zip(concrete, flat)]
             kwargs.update(zip(tensor_kwargs, values[n_positional:]))
             values = values[:n_positional]
-            call_in = values[0] if structure == "single" else values
+            call_in = (values[0] if structure == "single" else dict(zip(keys, values))
+                       if structure == "dict" else values)
             saved_losses = self._activity_losses
             try:
                 with no_grad(), numpy.errstate(all="ignore"):
@@ -1554,6 +1570,8 @@ def _input_mask(inputs):
 
 def _batchless(shapes):
     """Input shapes with the batch axis replaced by None (the shape a layer is built for)."""
+    if isinstance(shapes, dict):
+        return {k: (None,) + tuple(s[1:]) for k, s in shapes.items()}
     if isinstance(shapes, list):
         return [(None,) + tuple(s[1:]) for s in shapes]
     return (None,) + tuple(shapes[1:])
@@ -1580,6 +1598,8 @@ def _reraise_in_context(layer, error, shapes):
 
 def _fmt_shapes(shapes):
     """Shapes for messages: ``(32, 170)`` or ``[(32, 4), (32, 5)]``."""
+    if isinstance(shapes, dict):
+        return "{" + ", ".join(f"{k!r}: {tuple(s)}" for k, s in shapes.items()) + "}"
     if isinstance(shapes, list):
         return "[" + ", ".join(str(tuple(s)) for s in shapes) + "]"
     return str(tuple(shapes))

@@ -267,6 +267,8 @@ class Model(Trainer, Layer):
                 args = args[:len(args) - len(named)]
             if node.input_structure == "args":
                 out = node.layer(*args, training=node_training, **kwargs)
+            elif node.input_structure == "dict":
+                out = node.layer(dict(zip(node.keys, args)), training=node_training, **kwargs)
             else:
                 out = node.layer(args if node.input_structure == "list" else args[0],
                                  training=node_training, **kwargs)
@@ -447,6 +449,8 @@ class Model(Trainer, Layer):
                 args = args[:len(args) - len(named)]
             if spec["structure"] == "args":
                 out = layers[name](*args, **kwargs)
+            elif spec["structure"] == "dict":
+                out = layers[name](dict(zip(spec["keys"], args)), **kwargs)
             else:
                 out = layers[name](args if spec["structure"] == "list" else args[0], **kwargs)
             index = counts.get(name, 0)
@@ -501,6 +505,8 @@ def _node_spec(node, ref):
         spec["kwargs"] = kwargs  # constants only (use_causal_mask=True, ...): checked above
     if node.tensor_kwargs:
         spec["tensor_kwargs"] = list(node.tensor_kwargs)
+    if node.input_structure == "dict":
+        spec["keys"] = list(node.keys)
     return spec
 
 

@@ -389,3 +389,34 @@ def test_custom_layer_needing_a_static_batch_size():
     model = Model(inputs, outputs)
     x = _x((4, 5, 3))
     np.testing.assert_allclose(model.predict(x, verbose=0), x.sum(axis=1), rtol=1e-5)
+
+
+class Weighted(Layer):
+    """Takes a dict of inputs, as Keras layers may."""
+
+    def build(self, input_shape):
+        self.seen = input_shape
+        self.scale = self.add_weight(shape=(input_shape["a"][-1],), initializer="ones",
+                                     name="scale")
+
+    def call(self, inputs):
+        return inputs["a"] * self.scale + inputs["b"]
+
+
+def test_dict_input_reaches_call_as_a_dict():
+    layer = Weighted()
+    a, b = _x((2, 3), 1), _x((2, 3), 2)
+    out = layer({"a": a, "b": b})
+    assert layer.seen == {"a": (None, 3), "b": (None, 3)}
+    np.testing.assert_allclose(out.numpy(), a + b, rtol=1e-6)
+
+
+def test_dict_input_in_a_functional_graph_and_its_config():
+    a, b = Input(shape=(3,), name="a"), Input(shape=(3,), name="b")
+    out = Weighted(name="w")({"a": a, "b": b})
+    assert out.shape == (None, 3)
+    model = Model([a, b], out)
+    xa, xb = _x((2, 3), 1), _x((2, 3), 2)
+    np.testing.assert_allclose(model.predict([xa, xb], verbose=0), xa + xb, rtol=1e-6)
+    clone = Model.from_config(model.get_config(), custom_objects={"Weighted": Weighted})
+    np.testing.assert_allclose(clone.predict([xa, xb], verbose=0), xa + xb, rtol=1e-6)
