@@ -9,8 +9,11 @@ back to pixels. The ``VAE`` model overrides ``train_step``: under a ``fl.Gradien
 computes the reconstruction loss (binary cross-entropy summed over the 784 pixels) and the KL
 divergence to N(0, I), takes the gradients of their sum, applies them, and reports three
 ``fl.metrics.Mean`` trackers, which ``fit`` resets at every epoch and logs in the History.
-With ``--plots DIR`` it writes test digits beside their reconstructions, and a grid of digits
-decoded from a regular grid of latent points (``--latent 2``).
+After training it reports the test negative ELBO (reconstruction + KL per digit, in nats; an
+upper bound on -log p(x)). With ``--plots DIR`` it writes test digits beside their
+reconstructions, digits decoded from samples of the prior z ~ N(0, I) (the generative
+model at work), and a grid of digits decoded from a regular grid of latent points
+(``--latent 2``). ``fundl.zoo.variational_autoencoder`` builds the same model in one call.
 """
 import argparse
 import os
@@ -100,6 +103,19 @@ def load(n_train, n_test):
     return x, xt, yt[:n_test]
 
 
+def test_elbo(vae, x):
+    """The negative ELBO per digit on ``x``, and its two terms: (total, reconstruction, KL).
+
+    One posterior sample per digit (the reparameterised z), as in training.
+    """
+    z_mean, z_log_var, z = (t.numpy() if hasattr(t, "numpy") else t
+                            for t in vae.encoder.predict(x, verbose=0))
+    p = np.clip(vae.decoder.predict(z, verbose=0), 1e-7, 1 - 1e-7)
+    rec = float(-(x * np.log(p) + (1 - x) * np.log(1 - p)).sum(1).mean())
+    kl = float((-0.5 * (1 + z_log_var - z_mean ** 2 - np.exp(z_log_var))).sum(1).mean())
+    return rec + kl, rec, kl
+
+
 def plot(vae, x_test, latent, directory):
     import matplotlib
 
@@ -118,6 +134,16 @@ def plot(vae, x_test, latent, directory):
     fig.savefig(path, dpi=100)
     plt.close(fig)
     paths = [path]
+    z = np.random.default_rng(0).standard_normal((100, latent)).astype("float32")
+    samples = vae.decoder.predict(z, verbose=0).reshape(10, 10, 28, 28)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.imshow(samples.transpose(0, 2, 1, 3).reshape(280, 280), cmap="gray")
+    ax.set_title("digits decoded from z ~ N(0, I)")
+    ax.axis("off")
+    path = os.path.join(directory, "vae_prior_samples.png")
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    paths.append(path)
     if latent == 2:
         n = 15
         grid = np.linspace(-2, 2, n)
@@ -154,12 +180,15 @@ def main(argv=None):
     seconds = time.perf_counter() - start
     recon = vae.predict(x_test)
     bce = float(losses.binary_crossentropy(x_test, recon).numpy().mean() * 784)
+    elbo, elbo_rec, elbo_kl = test_elbo(vae, x_test)
     print(f"test reconstruction loss (BCE summed over pixels): {bce:.1f} "
           f"({args.epochs} epochs, {seconds:.0f} s)")
+    print(f"test negative ELBO {elbo:.1f} nats per digit (reconstruction {elbo_rec:.1f} + KL "
+          f"{elbo_kl:.1f})")
     if args.plots:
         for path in plot(vae, x_test, args.latent, args.plots):
             print("wrote", path)
-    return {"history": history.history, "test_reconstruction_loss": bce}
+    return {"history": history.history, "test_reconstruction_loss": bce, "test_elbo": elbo}
 
 
 if __name__ == "__main__":

@@ -11,3 +11,5 @@ def test_vae_example_trains_with_its_custom_step(tmp_path, load_example, need_da
     assert out["test_reconstruction_loss"] < 450        # 543 for all-0.5 pixels
     assert (tmp_path / "vae_reconstructions.png").stat().st_size > 0
     assert (tmp_path / "vae_latent_grid.png").stat().st_size > 0
+    assert (tmp_path / "vae_prior_samples.png").stat().st_size > 0
+    assert out["test_reconstruction_loss"] < out["test_elbo"] < 600
