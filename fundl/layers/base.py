@@ -348,8 +348,9 @@ class Node:
 
     ``input_structure`` says how the inputs were given: ``"single"`` (one tensor), ``"list"``
     (one list, as merge layers take), ``"args"`` (several positional arguments,
-    ``layer(a, b)``) or ``"dict"`` (one dict, its ``keys`` kept); ``training`` is the value passed explicitly in that call (None: the
-    model's own), as in ``base_model(inputs, training=False)``.
+    ``layer(a, b)``) or ``"dict"`` (one dict, its ``keys`` kept); ``training`` is the value
+    passed explicitly in that call (None: the model's own), as in
+    ``base_model(inputs, training=False)``.
     """
 
     __slots__ = ("layer", "inputs", "outputs", "kwargs", "input_structure", "training",
@@ -618,8 +619,8 @@ class Layer:
             TypeError: too many positional arguments, or one given twice.
 
         Example:
-            >>> self.kernel = self.add_weight(shape=(n_in, self.units), initializer="glorot_uniform",
-            ...                               name="kernel")
+            >>> self.kernel = self.add_weight(shape=(n_in, self.units),
+            ...                               initializer="glorot_uniform", name="kernel")
             >>> self.bias = self.add_weight("bias", (self.units,), "zeros")    # the older form
         """
         who = f"{type(self).__name__} '{self.name}'"
@@ -1497,7 +1498,7 @@ def _base_init(cls) -> bool:
 
 
 def _constructor_arguments(cls, args, kwargs):
-    """The arguments ``cls(*args, **kwargs)`` was given, by name, if all are JSON-safe; else None."""
+    """The arguments ``cls(*args, **kwargs)`` was given, by name, if all JSON-safe; else None."""
     try:
         bound = _init_signature(cls).bind(None, *args, **kwargs)
     except TypeError:

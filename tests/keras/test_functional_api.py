@@ -191,7 +191,7 @@ def test_global_pooling_head_on_a_cnn():
     assert model.predict(_x((2, 5, 7, 3)), verbose=0).shape == (2, 2)
 
 
-# -- JSON -------------------------------------------------------------------------------------------
+# -- JSON ----------------------------------------------------------------------------------------
 
 def test_to_json_and_model_from_json_functional():
     inputs = Input(shape=(5,))

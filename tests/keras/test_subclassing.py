@@ -6,7 +6,6 @@ import pytest
 
 import fundl as fl
 from fundl.layers import Dense, Dropout, Input, Layer
-from fundl.layers.base import registered_name
 from fundl.tensor import Variable
 from fundl.testing import assert_error
 

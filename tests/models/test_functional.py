@@ -1,6 +1,5 @@
 """The functional Model: multi-input/-output, shared layers, nesting, errors, subclassing."""
 import numpy as np
-import pytest
 
 import fundl as fl
 from fundl.layers import Add, Concatenate, Dense, Input, Layer
