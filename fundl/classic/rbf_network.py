@@ -7,13 +7,7 @@ from ..cluster import KMeans
 from ..cluster._estimator import (
     check_array, check_fitted, check_n_features, check_positive_int, check_random_state,
 )
-
-
-def _spacing_gamma(centers):
-    # Haykin's width rule sigma = d_max / sqrt(2M), as gamma = 1 / (2 sigma²) = M / d_max²
-    sq = (centers ** 2).sum(axis=1)
-    d2 = numpy.maximum(sq[:, None] - 2 * centers @ centers.T + sq[None, :], 0)
-    return len(centers) / float(d2.max()) if d2.max() > 0 else 1.0
+from ..layers.rbf import RBF
 
 
 class RBFNetwork:
@@ -75,7 +69,7 @@ class RBFNetwork:
         km = KMeans(n_clusters=k, n_init=3, random_state=rng).fit(X)
         self.centers_ = km.cluster_centers_
         self.gamma_ = float(self.gamma) if self.gamma is not None else \
-            _spacing_gamma(self.centers_)
+            RBF.spacing_gamma(self.centers_)
         self._regression = y.dtype.kind == "f"
         if self._regression:
             if not numpy.isfinite(y).all():

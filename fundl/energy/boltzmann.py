@@ -7,7 +7,7 @@ import itertools
 import numpy
 
 from ..cluster._estimator import (
-    check_array, check_fitted, check_n_features, check_positive_int, check_random_state,
+    check_array, check_fitted, check_positive_int, check_random_state,
 )
 
 _MAX_EXACT_UNITS = 20

@@ -43,7 +43,8 @@ def test_from_kmeans_and_end_to_end_training_on_moons():
     numpy.testing.assert_allclose(rbf.centers.numpy(), km.cluster_centers_, rtol=1e-6)
     assert rbf.get_config()["gamma"] == pytest.approx(RBF.spacing_gamma(km.cluster_centers_))
     model = Sequential([rbf, Dense(2, activation="softmax")])
-    model.compile(optimizer=Adam(learning_rate=0.05), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(optimizer=Adam(learning_rate=0.05), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
     history = model.fit(x, y, epochs=30, batch_size=32, verbose=0)
     assert history.history["loss"][-1] < 0.5 * history.history["loss"][0]
     assert (model.predict(x).argmax(axis=1) == y).mean() > 0.9
