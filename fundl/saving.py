@@ -376,7 +376,8 @@ def save_model(model, path, include_optimizer: bool = True) -> None:
     if not model.built:
         raise ValueError(f"save: model '{model.name}' is not built yet, so it has no weights to "
                          "save; give the first layer an input_shape or call fit/predict first.")
-    config = {"class_name": type(model).__name__, "config": model.get_config()}
+    config = {"class_name": type(model).__name__, "config": model.get_config(),
+              "build_config": model.get_build_config()}
     if model.compiled:
         config["compile"] = _serialize_compile(model)
     members = {"metadata.json": _metadata("model"), "config.json": None,
@@ -467,6 +468,10 @@ def _load_model(archive, custom_objects, compile):  # noqa: A002
     except (KeyError, TypeError, IndexError, AttributeError, RecursionError) as e:
         raise CorruptFileError(f"{archive.path}: the model config is malformed: {e!r}") from e
     if not model.built:
+        # A subclassed model creates its weights on its first call: one pass on zeros of the
+        # shape it was built for (Keras 3's build_from_config).
+        model.build_from_config(_checked_build_config(archive, config.get("build_config")))
+    if not model.built:
         raise ValueError(f"load_model: the saved model '{model.name}' has no input shape, so its "
                          "weights cannot be placed; save models after building them.")
     # The architecture says what the weights must be: nothing else is read, and nothing is
@@ -507,6 +512,30 @@ def _load_model(archive, custom_objects, compile):  # noqa: A002
             opt_state = archive.arrays("optimizer.npz", expected)
             model.optimizer.set_state(opt_state, weights)
     return model
+
+
+_MAX_BUILD_ELEMENTS = 1 << 26  # zeros of a saved build shape: a model's input, not gigabytes
+
+
+def _checked_build_config(archive, build):
+    """The ``build_config`` of a file, checked before a forward pass allocates its zeros."""
+    if build is None:
+        return None
+    shape = build.get("input_shape") if isinstance(build, dict) else None
+    shapes = shape if shape and all(isinstance(s, list) for s in shape) else [shape]
+    total = 0
+    for s in shapes:
+        if not isinstance(s, list) or not 1 <= len(s) <= 8 or not all(
+                d is None or (isinstance(d, int) and not isinstance(d, bool) and 0 < d)
+                for d in s):
+            raise CorruptFileError(f"{archive.path}: build_config holds an invalid input shape "
+                                   f"{shape!r}.")
+        total += int(numpy.prod([d or 1 for d in s], dtype=numpy.float64))
+    if total > _MAX_BUILD_ELEMENTS:
+        raise CorruptFileError(f"{archive.path}: build_config asks for inputs of {total:,} "
+                               f"values, more than the {_MAX_BUILD_ELEMENTS:,} a model's build "
+                               "may take; refusing to build it.")
+    return build
 
 
 def _deserialize_spec(value, custom_objects):
