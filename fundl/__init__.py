@@ -36,6 +36,7 @@ _LAZY_NAMES = {
     "Sequential": ("models", "Sequential"),
     "Model": ("models", "Model"),
     "Input": ("layers", "Input"),
+    "Variable": ("tensor", "Variable"),
     "GradientTape": ("tape", "GradientTape"),
     "grad": ("tape", "grad"),
     "function": ("graph_mode", "function"),
