@@ -22,7 +22,7 @@ Example:
     >>> model.fit(x, y, epochs=3, batch_size=64,
     ...           strategy=fl.distributed.ParameterServerStrategy(num_workers=2))
 """
-from ._runtime import connect, disconnect, import_ray
+from ._runtime import connect, disconnect
 from .base import Strategy
 from .cluster import LocalCluster
 from .data_parallel import DataParallelStrategy
@@ -30,4 +30,4 @@ from .parameter_server import ParameterServerStrategy
 from .pipeline import PipelineStrategy
 
 __all__ = ["ParameterServerStrategy", "DataParallelStrategy", "PipelineStrategy", "Strategy",
-           "LocalCluster", "connect", "disconnect", "import_ray"]
+           "LocalCluster", "connect", "disconnect"]

@@ -23,16 +23,24 @@ from .base import RunningLogs, Strategy, WorkerMixin, _check_count
 class _DataParallelWorker(WorkerMixin):
     """A model replica next to the whole data set (shared, read-only, in the object store)."""
 
-    def __init__(self, spec, data, seed=None):
+    def __init__(self, seed=None):
         self._mark(seed)
-        self.replica = Replica(spec, self._resolve(data))
+        self.replica = None
 
-    def step(self, weights, index):
+    def step(self, weights, index, setup):
         """Gradients of the batch ``index`` with ``weights``.
+
+        ``setup`` is ``([model file ref], [data ref])``: every call carries these two
+        references (a few bytes), and the first call of a process rebuilds the replica from
+        them. So a restarted worker rebuilds itself on its retried call, and no object-store
+        reference is a constructor argument (which Ray warns about for restartable actors).
 
         Returns:
             ``(grads, state, logs, count, compute seconds, incarnation)``.
         """
+        if self.replica is None:
+            spec, data = setup
+            self.replica = Replica(spec, self._resolve(data))
         start = Timer.now()
         self.replica.set_weights(weights)
         xs, ys = self.replica.batch(index)
@@ -73,9 +81,9 @@ class DataParallelStrategy(Strategy):
 
     def _start(self, model, data_ref, n, batch_size):
         spec = self._box(model_to_bytes(model, include_optimizer=False, who=self.name))
+        self._setup = (spec, [data_ref])
         actor = self._actor(_DataParallelWorker, scheduling_strategy="SPREAD")
-        self.workers = [actor.remote(spec, [data_ref], self._worker_seed(i))
-                        for i in range(self.num_workers)]
+        self.workers = [actor.remote(self._worker_seed(i)) for i in range(self.num_workers)]
         self._all_actors = list(self.workers)
         self._entries, self._keys = weight_keys(model)
         self._trainable = model._trainable_for_step()[0]  # also builds the optimizer's slots
@@ -99,7 +107,7 @@ class DataParallelStrategy(Strategy):
             t0 = Timer.now()
             weights = ray.put({k: w.data for k, w in self._entries.items()})
             parts = [p for p in numpy.array_split(index, self.num_workers) if len(p)]
-            results = ray.get([w.step.remote(weights, p)
+            results = ray.get([w.step.remote(weights, p, self._setup)
                                for w, p in zip(self.workers, parts)])
             t1 = Timer.now()
             counts = [r[3] for r in results]
