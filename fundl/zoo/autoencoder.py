@@ -66,7 +66,7 @@ def _join(name, encoder, decoder, input_shape, noise):
 
 def dense_autoencoder(input_dim, code_dim, hidden=(), activation="relu", code_activation=None,
                       output_activation="sigmoid", code_regularizer=None, input_noise=None,
-                      name="dense_autoencoder"):
+                      kernel_regularizer=None, name="dense_autoencoder"):
     """A fully connected autoencoder: ``input_dim -> *hidden -> code_dim -> *reversed(hidden)
     -> input_dim``.
 
@@ -86,6 +86,8 @@ def dense_autoencoder(input_dim, code_dim, hidden=(), activation="relu", code_ac
             ``fundl.regularizers.KLSparsity(0.05, 3.0)`` (a sparse autoencoder).
         input_noise: None, a number (the stddev of ``GaussianNoise`` added in training only:
             a denoising autoencoder) or a noise layer such as ``GaussianDropout(0.3)``.
+        kernel_regularizer: a weight penalty for every Dense kernel (e.g.
+            ``fundl.regularizers.L2(1.5e-3)``, the weight decay of Ng's sparse autoencoder).
         name: the model's name.
 
     Returns:
@@ -106,17 +108,19 @@ def dense_autoencoder(input_dim, code_dim, hidden=(), activation="relu", code_ac
 
     x = Input(shape=(input_dim,), name="encoder_input")
     h = x
+    reg = kernel_regularizer
     for i, units in enumerate(hidden, 1):
-        h = Dense(units, activation=activation, name=f"encoder_{i}")(h)
+        h = Dense(units, activation=activation, kernel_regularizer=reg, name=f"encoder_{i}")(h)
     code = Dense(code_dim, activation=code_activation, activity_regularizer=code_regularizer,
-                 name="code")(h)
+                 kernel_regularizer=reg, name="code")(h)
     encoder = Model(x, code, name="encoder")
 
     z = Input(shape=(code_dim,), name="decoder_input")
     h = z
     for i, units in enumerate(reversed(hidden), 1):
-        h = Dense(units, activation=activation, name=f"decoder_{i}")(h)
-    out = Dense(input_dim, activation=output_activation, name="reconstruction")(h)
+        h = Dense(units, activation=activation, kernel_regularizer=reg, name=f"decoder_{i}")(h)
+    out = Dense(input_dim, activation=output_activation, kernel_regularizer=reg,
+                name="reconstruction")(h)
     decoder = Model(z, out, name="decoder")
     return _join(name, encoder, decoder, (input_dim,), noise)
 
