@@ -1,0 +1,109 @@
+"""Pictures the examples share beyond fundl.viz: grouped bar charts, line and scatter plots.
+
+Not an example itself: the examples load it by its path (beside them), so that it is found both
+when an example runs as ``python examples/<name>.py`` and when a test loads the example file.
+Figures come from fundl.viz's figure helper: their own Agg canvas, no pyplot, no change of
+matplotlib's global backend.
+"""
+import os
+
+import numpy as np
+
+from fundl.viz._figure import new_figure, save
+
+
+def path(folder, name):
+    """``folder/name``, the folder created if missing (what ``--plots DIR`` writes into)."""
+    os.makedirs(folder, exist_ok=True)
+    return os.path.join(folder, name)
+
+
+def grouped_bars(groups, series, title="", ylabel="test accuracy", xlabel="", errors=None,
+                 ylim=None, to_file=None, figsize=(6.4, 3.8)):
+    """A bar per series in each group, the value written on top of each bar.
+
+    Args:
+        groups: the group names along the x axis, e.g. ``["100 labels", "1000 labels"]``.
+        series: ``{name: [value per group]}``, one colour per name (legend).
+        title, ylabel, xlabel: the axes' texts.
+        errors: optional ``{name: [error per group]}`` drawn as error bars (e.g. the std).
+        ylim: ``(low, high)`` of the y axis (default: from 0, or just below the smallest bar
+            when all bars are high, so that differences stay visible).
+        to_file: a path; the figure is written there as a PNG.
+        figsize: ``(width, height)`` in inches.
+
+    Returns:
+        matplotlib.figure.Figure with one axes.
+    """
+    fig = new_figure(figsize)
+    ax = fig.add_subplot(1, 1, 1)
+    names = list(series)
+    width = 0.8 / len(names)
+    x = np.arange(len(groups))
+    low = min(min(v) for v in series.values())
+    for k, name in enumerate(names):
+        values = np.asarray(series[name], dtype=np.float64)
+        err = None if errors is None else errors.get(name)
+        bars = ax.bar(x + (k - (len(names) - 1) / 2) * width, values, width, label=name,
+                      yerr=err, capsize=3 if err is not None else 0)
+        for bar, value in zip(bars, values):
+            ax.annotate(f"{value:.3f}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                        xytext=(0, 2), textcoords="offset points", ha="center", va="bottom",
+                        fontsize=7)
+    ax.set_xticks(x)
+    ax.set_xticklabels(groups)
+    if ylim is None:
+        ylim = (0.0, 1.05) if low < 0.6 else (max(0.0, low - 0.1), 1.02)
+    ax.set_ylim(*ylim)
+    ax.set_ylabel(ylabel)
+    if xlabel:
+        ax.set_xlabel(xlabel)
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return save(fig, to_file)
+
+
+def figure(figsize):
+    """An empty Figure on its own Agg canvas (fundl.viz's helper)."""
+    return new_figure(figsize)
+
+
+def save_figure(fig, to_file):
+    """Write ``fig`` as a PNG; returns ``fig``."""
+    return save(fig, to_file)
+
+
+def scatter_classes(points, labels, title="", to_file=None, figsize=(5.6, 5.0), names=None):
+    """2-D points coloured by class, with a legend (e.g. a PCA view of hidden features).
+
+    Args:
+        points: ``(n, 2)``.
+        labels: ``(n,)`` integer classes.
+        title: the axes' title.
+        to_file: a path; the figure is written there as a PNG.
+        figsize: ``(width, height)`` in inches.
+        names: optional class names for the legend.
+
+    Returns:
+        matplotlib.figure.Figure with one axes.
+    """
+    fig = new_figure(figsize)
+    ax = fig.add_subplot(1, 1, 1)
+    colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+              "#7f7f7f", "#bcbd22", "#17becf"]
+    for k in np.unique(labels):
+        mine = labels == k
+        label = names[k] if names is not None else f"class {k}"
+        ax.scatter(points[mine, 0], points[mine, 1], s=5, alpha=0.7,
+                   color=colors[int(k) % len(colors)], label=label)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, markerscale=2, loc="best")
+    fig.tight_layout()
+    return save(fig, to_file)
+
