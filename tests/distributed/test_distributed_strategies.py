@@ -190,3 +190,24 @@ def test_distributed_mnist_example(capsys):
     out = capsys.readouterr().out
     assert "Test accuracy" in out and "2 async workers" in out
     assert accuracy > 0.6  # 6000 images, one epoch: far above chance (0.1)
+
+
+@pytest.mark.slow
+def test_pipeline_carries_the_optimizer_state_in_and_out():
+    # Adam's moments from a first, local epoch go into the stages and come back out: a
+    # pipeline epoch after a local one equals two local epochs
+    x, y = _data(64)
+    ref = _mlp(optimizer=fl.optimizers.Adam(0.01))
+    fl.manual_seed(1)
+    ref.fit(x, y, batch_size=16, epochs=2, verbose=0)
+    model = _mlp(optimizer=fl.optimizers.Adam(0.01))
+    fl.manual_seed(1)
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    PipelineStrategy(stages=[2], micro_batches=2).fit(model, x, y, batch_size=16, epochs=2,
+                                                      initial_epoch=1, verbose=0)
+    assert _max_diff(ref, model) < 1e-5
+    assert model.optimizer.iterations == ref.optimizer.iterations == 8
+    m_ref = ref.optimizer.get_state()
+    m_new = model.optimizer.get_state()
+    for key in m_ref:
+        np.testing.assert_allclose(m_new[key], m_ref[key], rtol=1e-4, atol=1e-7)
