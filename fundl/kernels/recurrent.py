@@ -590,6 +590,123 @@ def _gru_backward_parts(fn, hx1s, ut, hs, gates, dxzs, dhzs, gy, dh, dh_direct, 
                             dh_direct[lo:hi], lo, mask, rm, need_h0, dwbs[i], dus[i], drbs[i])
 
 
+# -- plain-NumPy references of the four drivers above (same signatures, ``fn`` and the scratch
+# arrays unused): a Python time loop over each part with the step references and xp.matmul,
+# independent of the compiled sweeps; the tests compare the drivers against them.
+def _keep_rows(mask, k, lo, hi):
+    """Rows of the part whose step k is padding (bool (P, 1)), or None without a mask."""
+    return None if not mask.shape[0] else (mask[k, lo:hi] == 0)[:, None]
+
+
+def _masked_input(hs, k, lo, hi, rm):
+    h = hs[k, lo:hi]
+    return h * rm[lo:hi] if rm.shape[0] else h
+
+
+def lstm_forward_parts_reference(fn, hx1s, wb, u, xzs, hzs, hs, cs, gates, los, mask, rm,
+                                 from_state):
+    """What :func:`_lstm_forward_parts` computes, in plain NumPy (the tests' ground truth)."""
+    n = u.shape[0]
+    for hx1, lo in zip(hx1s, los):
+        t, p, _ = hx1.shape
+        hi = lo + p
+        xz = hx1[:, :, n:] @ wb
+        for k in range(t):
+            hx1[k, :, :n] = _masked_input(hs, k, lo, hi, rm)
+            hz = hx1[k, :, :n] @ u if k or from_state else numpy.zeros((p, u.shape[1]), u.dtype)
+            lstm_forward_step_reference(xz[k], hz, cs[k, lo:hi], gates[k % gates.shape[0], lo:hi],
+                                        cs[k + 1, lo:hi], hs[k + 1, lo:hi])
+            pad = _keep_rows(mask, k, lo, hi)
+            if pad is not None:
+                hs[k + 1, lo:hi] = numpy.where(pad, hs[k, lo:hi], hs[k + 1, lo:hi])
+                cs[k + 1, lo:hi] = numpy.where(pad, cs[k, lo:hi], cs[k + 1, lo:hi])
+
+
+def lstm_backward_parts_reference(fn, hx1s, ut, cs, gates, dzs, gy, dh, dc, dc_prev, los, mask,
+                                  rm, need_h0, dalls):
+    """What :func:`_lstm_backward_parts` computes, in plain NumPy (the same buffers: c0's
+    gradient ends in ``dc`` after an even number of steps, else in ``dc_prev``)."""
+    for hx1, dz, dall, lo in zip(hx1s, dzs, dalls, los):
+        t, p, kk = hx1.shape
+        hi = lo + p
+        d_h, d_c, d_cp = dh[lo:hi], dc[lo:hi], dc_prev[lo:hi]
+        for k in range(t - 1, -1, -1):
+            if gy.shape[0]:
+                d_h += gy[lo:hi, k]
+            pad = _keep_rows(mask, k, lo, hi)
+            if pad is not None:  # a padded step passes dh and dc through untouched
+                keep_h, keep_c = d_h.copy(), d_c.copy()
+                d_h[...] = numpy.where(pad, 0, d_h)
+                d_c[...] = numpy.where(pad, 0, d_c)
+            lstm_backward_step_reference(d_h, d_c, gates[k, lo:hi], cs[k, lo:hi],
+                                         cs[k + 1, lo:hi], dz[k], d_cp)
+            if k or need_h0:
+                d_h[...] = dz[k] @ ut
+                if rm.shape[0]:
+                    d_h *= rm[lo:hi]
+            if pad is not None:
+                d_h[...] = numpy.where(pad, keep_h, d_h)
+                d_cp[...] = numpy.where(pad, keep_c, d_cp)
+            d_c, d_cp = d_cp, d_c
+        dall[...] = hx1.reshape(t * p, kk).T @ dz.reshape(t * p, -1)
+
+
+def gru_forward_parts_reference(fn, hx1s, wb, u, xzs, hzs, rbias, hs, gates, los, mask, rm,
+                                from_state):
+    """What :func:`_gru_forward_parts` computes, in plain NumPy."""
+    n = u.shape[0]
+    for hx1, lo in zip(hx1s, los):
+        t, p, _ = hx1.shape
+        hi = lo + p
+        xz = hx1[:, :, n:] @ wb
+        for k in range(t):
+            hx1[k, :, :n] = _masked_input(hs, k, lo, hi, rm)
+            hz = hx1[k, :, :n] @ u if k or from_state else numpy.zeros((p, u.shape[1]), u.dtype)
+            gru_forward_step_reference(xz[k], hz, rbias, hs[k, lo:hi],
+                                       gates[k % gates.shape[0], lo:hi], hs[k + 1, lo:hi])
+            pad = _keep_rows(mask, k, lo, hi)
+            if pad is not None:
+                hs[k + 1, lo:hi] = numpy.where(pad, hs[k, lo:hi], hs[k + 1, lo:hi])
+
+
+def gru_backward_parts_reference(fn, hx1s, ut, hs, gates, dxzs, dhzs, gy, dh, dh_direct, los,
+                                 mask, rm, need_h0, dwbs, dus, drbs):
+    """What :func:`_gru_backward_parts` computes, in plain NumPy."""
+    n = ut.shape[1]
+    for hx1, dxz, dhz, dwb, du, drb, lo in zip(hx1s, dxzs, dhzs, dwbs, dus, drbs, los):
+        t, p, kk = hx1.shape
+        hi = lo + p
+        d_h, d_direct = dh[lo:hi], dh_direct[lo:hi]
+        for k in range(t - 1, -1, -1):
+            if gy.shape[0]:
+                d_h += gy[lo:hi, k]
+            pad = _keep_rows(mask, k, lo, hi)
+            if pad is not None:  # a padded step passes dh through untouched
+                keep = d_h.copy()
+                d_h[...] = numpy.where(pad, 0, d_h)
+            gru_backward_step_reference(d_h, gates[k, lo:hi], hs[k, lo:hi], dxz[k], dhz[k],
+                                        d_direct)
+            if k or need_h0:
+                d_h[...] = dhz[k] @ ut
+                if rm.shape[0]:
+                    d_h *= rm[lo:hi]
+                d_h += d_direct
+            else:
+                d_h[...] = d_direct
+            if pad is not None:
+                d_h[...] = numpy.where(pad, keep, d_h)
+        drb[...] = dhz.reshape(t * p, -1).sum(axis=0)
+        dwb[...] = hx1[:, :, n:].reshape(t * p, kk - n).T @ dxz.reshape(t * p, -1)
+        du[...] = hx1[:, :, :n].reshape(t * p, n).T @ dhz.reshape(t * p, -1)
+
+
+REFERENCES = {"lstm_forward_parts": lstm_forward_parts_reference,
+              "lstm_backward_parts": lstm_backward_parts_reference,
+              "gru_forward_parts": gru_forward_parts_reference,
+              "gru_backward_parts": gru_backward_parts_reference}
+"""The plain-NumPy reference of each compiled driver (the tests compare them)."""
+
+
 _KERNELS = {"lstm_forward": _lstm_forward, "lstm_backward": _lstm_backward,
             "gru_forward": _gru_forward, "gru_backward": _gru_backward,
             "lstm_forward_sweep": _lstm_forward_sweep,

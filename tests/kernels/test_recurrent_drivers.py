@@ -1,0 +1,132 @@
+"""The compiled LSTM/GRU drivers (whole time loops over batch parts) against their
+plain-NumPy references in fundl.kernels.recurrent (independent Python loops, not py_func)."""
+import numpy as np
+import pytest
+
+from fundl import kernels
+from fundl.kernels import blas
+from fundl.kernels import recurrent as R
+
+T, D, H = 5, 3, 4
+
+
+def _inputs(cell, dtype, batch, los, masked, dropout, from_state, bias, seed):
+    rng = np.random.default_rng(seed)
+    g = 4 if cell == "lstm" else 3
+    parts = list(zip(los, list(los[1:]) + [batch]))
+    x = rng.standard_normal((T, batch, D)).astype(dtype)
+    ones = 1 if bias else 0
+    hx1s = []
+    for lo, hi in parts:
+        hx1 = np.zeros((T, hi - lo, H + D + ones), dtype)
+        hx1[..., H:H + D] = x[:, lo:hi]
+        if bias:
+            hx1[..., -1] = 1
+        hx1s.append(hx1)
+    wb = (rng.standard_normal((D + ones, g * H)) * 0.5).astype(dtype)
+    u = (rng.standard_normal((H, g * H)) * 0.5).astype(dtype)
+    hs = np.zeros((T + 1, batch, H), dtype)
+    cs = np.zeros((T + 1, batch, H), dtype)
+    if from_state:
+        hs[0] = rng.standard_normal((batch, H))
+        cs[0] = rng.standard_normal((batch, H))
+    mask = (rng.random((T, batch)) > 0.3).astype(np.uint8) if masked else \
+        np.zeros((0, 0), np.uint8)
+    rm = (rng.random((batch, H)) > 0.2).astype(dtype) / 0.8 if dropout else \
+        np.zeros((0, 0), dtype)
+    rbias = rng.standard_normal(g * H).astype(dtype)
+    gy = rng.standard_normal((batch, T, H)).astype(dtype)
+    return dict(hx1s=hx1s, wb=wb, u=u, hs=hs, cs=cs, mask=mask, rm=rm, rbias=rbias, gy=gy,
+                g=g, parts=parts, rng=rng)
+
+
+CASES = [  # (batch, part starts, masked, dropout, from_state, bias)
+    (6, (0,), False, False, False, True),
+    (7, (0, 3), True, False, True, True),
+    (9, (0, 2, 6), True, True, False, False),
+    (8, (0, 4), False, True, True, True),
+]
+
+
+@pytest.mark.parametrize("dtype", [  # float64 compiles every driver once more (~minutes)
+    np.float32, pytest.param(np.float64, marks=pytest.mark.slow)], ids=["float32", "float64"])
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"B{c[0]}-parts{len(c[1])}"
+                         f"{'-mask' if c[2] else ''}{'-dropout' if c[3] else ''}"
+                         f"{'-h0' if c[4] else ''}{'-bias' if c[5] else ''}")
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_driver_matches_its_numpy_reference(cell, case, dtype):
+    if R.compiled(f"{cell}_forward_parts") is None:
+        pytest.skip("Numba is not installed")
+    fn = blas.gemm_function(dtype)
+    if fn is None:
+        pytest.skip("no reachable GEMM here")
+    batch, los, masked, dropout, from_state, bias = case
+    tol = dict(rtol=1e-10, atol=1e-10) if dtype == np.float64 else dict(rtol=3e-4, atol=3e-4)
+    results = []
+    for compiled in (True, False):
+        a = _inputs(cell, dtype, batch, los, masked, dropout, from_state, bias, seed=1)
+        g, parts, rng = a["g"], a["parts"], a["rng"]
+        gates = np.zeros((T, batch, 4 * H), dtype)
+        xzs = tuple(np.zeros((T, hi - lo, g * H), dtype) for lo, hi in parts)
+        hzs = tuple(np.zeros((hi - lo, g * H), dtype) for lo, hi in parts)
+        hx1s = tuple(a["hx1s"])
+        name = f"{cell}_forward_parts"
+        if cell == "lstm":
+            args = (fn, hx1s, a["wb"], a["u"], xzs, hzs, a["hs"], a["cs"], gates, los,
+                    a["mask"], a["rm"], from_state)
+        else:
+            args = (fn, hx1s, a["wb"], a["u"], xzs, hzs, a["rbias"], a["hs"], gates, los,
+                    a["mask"], a["rm"], from_state)
+        if compiled:
+            kernels.map_compiled(R.compiled(name), len(parts), *args)
+        else:
+            R.REFERENCES[name](*args)
+        ut = np.ascontiguousarray(a["u"].T)
+        dh = rng.standard_normal((batch, H)).astype(dtype)
+        name = f"{cell}_backward_parts"
+        if cell == "lstm":
+            dc = rng.standard_normal((batch, H)).astype(dtype)
+            dc_prev = np.zeros_like(dc)
+            dzs = tuple(np.zeros((T, hi - lo, 4 * H), dtype) for lo, hi in parts)
+            dalls = tuple(np.zeros((H + D + bias, 4 * H), dtype) for _ in parts)
+            args = (fn, hx1s, ut, a["cs"], gates, dzs, a["gy"], dh, dc, dc_prev, los,
+                    a["mask"], a["rm"], True, dalls)
+            outs = [dzs, dh, dc, dc_prev, dalls]
+        else:
+            dh_direct = np.zeros_like(dh)
+            dxzs = tuple(np.zeros((T, hi - lo, 3 * H), dtype) for lo, hi in parts)
+            dhzs = tuple(np.zeros((T, hi - lo, 3 * H), dtype) for lo, hi in parts)
+            dwbs = tuple(np.zeros((D + bias, 3 * H), dtype) for _ in parts)
+            dus = tuple(np.zeros((H, 3 * H), dtype) for _ in parts)
+            drbs = tuple(np.zeros(3 * H, dtype) for _ in parts)
+            args = (fn, hx1s, ut, a["hs"], gates, dxzs, dhzs, a["gy"], dh, dh_direct, los,
+                    a["mask"], a["rm"], True, dwbs, dus, drbs)
+            outs = [dxzs, dhzs, dh, dwbs, dus, drbs]
+        if compiled:
+            kernels.map_compiled(R.compiled(name), len(parts), *args)
+        else:
+            R.REFERENCES[name](*args)
+        results.append([hx1s, a["hs"], a["cs"], gates] + outs)
+    got, want = results
+
+    def flat(v):
+        return list(v) if isinstance(v, (tuple, list)) else [v]
+
+    for g_, w_ in zip(got, want):
+        for x, y in zip(flat(g_), flat(w_)):
+            np.testing.assert_allclose(x, y, **tol)
+
+
+def test_references_agree_with_the_step_references_on_one_part():
+    """The driver reference over one part is the textbook LSTM: h_1 of a single step."""
+    dtype = np.float64
+    a = _inputs("lstm", dtype, 3, (0,), False, False, False, True, seed=4)
+    gates = np.zeros((T, 3, 4 * H), dtype)
+    R.lstm_forward_parts_reference(None, a["hx1s"], a["wb"], a["u"], None, None, a["hs"],
+                                   a["cs"], gates, (0,), a["mask"], a["rm"], False)
+    x0 = a["hx1s"][0][0, :, H:]
+    z = x0 @ a["wb"]
+    sig = 1 / (1 + np.exp(-z))
+    c1 = sig[:, :H] * np.tanh(z[:, 2 * H:3 * H])
+    np.testing.assert_allclose(a["cs"][1], c1, rtol=1e-12)
+    np.testing.assert_allclose(a["hs"][1], sig[:, 3 * H:] * np.tanh(c1), rtol=1e-12)
