@@ -1239,7 +1239,10 @@ class Trainer:
                                 verbose=verbose, callbacks=callbacks,
                                 validation_split=validation_split,
                                 validation_data=validation_data, shuffle=shuffle,
-                                initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch)
+                                initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch,
+                                class_weight=class_weight, sample_weight=sample_weight,
+                                validation_batch_size=validation_batch_size,
+                                validation_freq=validation_freq)
         self._check_compiled("fit")
         custom = self._overrides("train_step")
         if dataset:

@@ -755,8 +755,11 @@ def test_fit_with_a_strategy_hands_the_call_over_to_strategy_fit():
     assert model.fit(x, y, batch_size=8, epochs=2, verbose=0, strategy=s) == "history"
     assert s.call[0] is model and s.call[1] is x and s.call[2] is y
     assert s.call[3]["batch_size"] == 8 and s.call[3]["epochs"] == 2
+    # every fit argument reaches the strategy (one it cannot honour must say so, not vanish)
     assert set(s.call[3]) == {"batch_size", "epochs", "verbose", "callbacks", "validation_split",
-                              "validation_data", "shuffle", "initial_epoch", "steps_per_epoch"}
+                              "validation_data", "shuffle", "initial_epoch", "steps_per_epoch",
+                              "class_weight", "sample_weight", "validation_batch_size",
+                              "validation_freq"}
     assert_error(TypeError, model.fit, x, y, strategy=object(),
                  contains=["strategy", "object"])
 
