@@ -1,18 +1,8 @@
-"""Quick runs of the estimator examples (k-means, perceptron, RBF, Hopfield, RBM, DBN) on tiny
-settings: they run, write their pictures, and their results move the right way."""
+"""Quick runs of the estimator examples (perceptron, RBF, Hopfield, RBM, DBN, Markov chain,
+Boltzmann machine) on tiny settings (examples/kmeans_mnist.py is tested in
+test_generative_examples.py): they run, write their pictures, and their results move the right way."""
 import pytest
 
-
-
-@pytest.mark.slow
-def test_kmeans_example(tmp_path, load_example, need_data):
-    need_data("mnist")
-    out = load_example("kmeans_mnist").main(["--samples", "1500", "--n-init", "1",
-                                             "--no-sklearn", "--plots", str(tmp_path)])
-    assert out["purity"] > 0.4  # 10 random groups would give ~0.11
-    assert out["blob_updates"] >= 2
-    assert (tmp_path / "kmeans_iterations.png").stat().st_size > 0
-    assert (tmp_path / "kmeans_mnist_centres.png").stat().st_size > 0
 
 
 def test_perceptron_example(tmp_path, load_example):
