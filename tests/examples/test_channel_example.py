@@ -21,8 +21,8 @@ def test_theory_curves_are_exact(load_example):
 
 def test_channel_example_trains_and_reports(tmp_path, load_example):
     ex = load_example("channel_autoencoder")
-    out = ex.main(["--systems", "2,2", "--epochs", "6", "--messages", "8000", "--lr", "1e-2", "--blocks",
-                   "20000", "--errors", "200", "--ebn0", "0", "4", "2", "--plots",
+    out = ex.main(["--systems", "2,2", "--epochs", "6", "--messages", "8000", "--lr", "1e-2",
+                   "--blocks", "20000", "--errors", "200", "--ebn0", "0", "4", "2", "--plots",
                    str(tmp_path)])
     r = out[(2, 2)]
     assert r["loss"][-1] < r["loss"][0]
