@@ -1,8 +1,7 @@
 """Quick runs of the estimator examples (perceptron, RBF, Hopfield, RBM, DBN, Markov chain,
-Boltzmann machine) on tiny settings (examples/kmeans_mnist.py is tested in
-test_generative_examples.py): they run, write their pictures, and their results move the right way."""
+Boltzmann machine) on tiny settings: they run, write their pictures, and their results move
+the right way. (examples/kmeans_mnist.py is tested in test_generative_examples.py.)"""
 import pytest
-
 
 
 def test_perceptron_example(tmp_path, load_example):
