@@ -76,7 +76,8 @@ def save_figure(fig, to_file):
     return save(fig, to_file)
 
 
-def scatter_classes(points, labels, title="", to_file=None, figsize=(5.6, 5.0), names=None):
+def scatter_classes(points, labels, title="", to_file=None, figsize=(6.4, 5.4), names=None,
+                    clip=0.5):
     """2-D points coloured by class, with a legend (e.g. a PCA view of hidden features).
 
     Args:
@@ -86,6 +87,9 @@ def scatter_classes(points, labels, title="", to_file=None, figsize=(5.6, 5.0), 
         to_file: a path; the figure is written there as a PNG.
         figsize: ``(width, height)`` in inches.
         names: optional class names for the legend.
+        clip: the axes show the points between the ``clip`` and ``100 - clip`` percentiles
+            of each coordinate (a few far outliers would squeeze the rest into a corner);
+            0 shows every point.
 
     Returns:
         matplotlib.figure.Figure with one axes.
@@ -99,10 +103,15 @@ def scatter_classes(points, labels, title="", to_file=None, figsize=(5.6, 5.0), 
         label = names[k] if names is not None else f"class {k}"
         ax.scatter(points[mine, 0], points[mine, 1], s=5, alpha=0.7,
                    color=colors[int(k) % len(colors)], label=label)
+    if clip:
+        lo, hi = np.percentile(points, [clip, 100 - clip], axis=0)
+        margin = 0.05 * (hi - lo)
+        ax.set_xlim(lo[0] - margin[0], hi[0] + margin[0])
+        ax.set_ylim(lo[1] - margin[1], hi[1] + margin[1])
     ax.set_xticks([])
     ax.set_yticks([])
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, markerscale=2, loc="best")
     fig.tight_layout()
     return save(fig, to_file)

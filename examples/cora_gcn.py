@@ -1,7 +1,7 @@
 """Semi-supervised node classification on Cora or Citeseer with Kipf & Welling's 2-layer GCN.
 
     FUNDL_DATA_DIR=../shared/data python examples/cora_gcn.py [--dataset citeseer]
-        [--epochs 200] [--seed 0] [--seeds 10] [--nodewise]
+        [--epochs 200] [--seed 0] [--seeds 10] [--nodewise] [--plots DIR]
 
 ``--seeds N`` trains with seeds 0..N-1 and prints the mean and spread of the test accuracy
 (the paper: Cora 81.5 %, Citeseer 70.3 %). ``--nodewise`` uses the lecture's node-wise form
@@ -14,8 +14,15 @@ full batch, row-normalised features; the paper reports 81.5 % test accuracy. The
 batch, and the loss only sees the 140 labelled training nodes, so this is a plain training
 loop rather than ``fit``. (Kipf's code also stops early when the validation loss has not
 improved for 10 epochs; with these settings that rarely triggers, and it is left out.)
+
+With ``--plots DIR`` it writes the loss and the train/validation accuracy per epoch, and a 2-D
+view of what the first layer learned: the 16 hidden features of every node (ReLU output,
+without dropout) projected on their first two principal components (``fundl.decomposition.PCA``),
+coloured by the node's class (the run of ``--seed``, or of the first seed of ``--seeds``).
 """
 import argparse
+import importlib.util
+import os
 import time
 
 import numpy as np
@@ -32,7 +39,11 @@ def accuracy(logits, y, index):
 
 
 def train(g, args, seed):
-    """One run: returns (train, val, test accuracy, seconds)."""
+    """One run: returns (train, val, test accuracy, seconds, pictures).
+
+    ``pictures`` is None, or with ``args.plots`` a dict: ``history`` (loss and train/val
+    accuracy per epoch) and ``hidden`` (the first layer's output for every node, eval mode).
+    """
     fl.manual_seed(seed)
     # Row-normalise the bag-of-words features (each row sums to 1), as Kipf's preprocessing.
     rowsum = g.x.sum(axis=1, keepdims=True)
@@ -46,14 +57,16 @@ def train(g, args, seed):
                     self_kernel=args.nodewise)
     gc2 = GraphConv(g.num_classes, use_bias=False, self_kernel=args.nodewise)
 
-    def forward(training):
+    def forward(training, hidden=False):
         h = gc1([drop1(x, training=training), adjacency])
-        return gc2([drop2(h, training=training), adjacency])
+        return h if hidden else gc2([drop2(h, training=training), adjacency])
 
     forward(False)  # build the weights
     weights = gc1.trainable_weights + gc2.trainable_weights
     optimizer = Adam(learning_rate=0.01)
     train_y = g.y[g.train_index]
+    record = bool(getattr(args, "plots", None))
+    history = {"loss": [], "accuracy": [], "val_accuracy": []}
     start = time.perf_counter()
     for epoch in range(1, args.epochs + 1):
         logits = forward(True)
@@ -63,6 +76,12 @@ def train(g, args, seed):
             w.grad = None
         loss.backward()
         optimizer.apply([w.grad for w in weights], weights)
+        if record:  # one more forward pass per epoch, only for the pictures
+            with fl.no_grad():
+                out = forward(False).numpy()
+            history["loss"].append(float(loss.item()))
+            history["accuracy"].append(accuracy(out, g.y, g.train_index))
+            history["val_accuracy"].append(accuracy(out, g.y, g.val_index))
         if args.verbose and (epoch % 20 == 0 or epoch == 1):
             with fl.no_grad():
                 out = forward(False).numpy()
@@ -72,8 +91,30 @@ def train(g, args, seed):
     seconds = time.perf_counter() - start
     with fl.no_grad():
         out = forward(False).numpy()
+        pictures = {"history": history, "hidden": forward(False, hidden=True).numpy()} \
+            if record else None
     return (accuracy(out, g.y, g.train_index), accuracy(out, g.y, g.val_index),
-            accuracy(out, g.y, g.test_index), seconds)
+            accuracy(out, g.y, g.test_index), seconds, pictures)
+
+
+def plot(g, dataset, pictures, test_acc, folder):
+    """The pictures of ``--plots``: curves per epoch and a PCA view of the hidden features."""
+    spec = importlib.util.spec_from_file_location(  # examples/_plots.py, beside this file
+        "_plots", os.path.join(os.path.dirname(os.path.abspath(__file__)), "_plots.py"))
+    plots = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plots)
+    paths = [plots.path(folder, f"cora_gcn_{dataset}_history.png"),
+             plots.path(folder, f"cora_gcn_{dataset}_hidden_pca.png")]
+    fl.viz.plot_history(pictures["history"], to_file=paths[0])
+    pca = fl.decomposition.PCA(n_components=2)
+    points = pca.fit_transform(pictures["hidden"].astype(np.float64))
+    explained = 100 * float(np.sum(pca.explained_variance_ratio_))
+    plots.scatter_classes(
+        points, g.y, to_file=paths[1],
+        title=f"{dataset}: the GCN's 16 hidden features of all {len(g.y)} nodes (test "
+              f"accuracy {100 * test_acc:.1f} %)\nPCA, 2 components: {explained:.0f} % of the "
+              f"variance (axes at the 0.5-99.5th percentiles)")
+    return paths
 
 
 def main(argv=None):
@@ -85,17 +126,22 @@ def main(argv=None):
                         help="run seeds 0..N-1 and report the mean and spread")
     parser.add_argument("--nodewise", action="store_true",
                         help="the node-wise form: separate self (W0) and neighbour (W1) weights")
+    parser.add_argument("--plots", default=None, help="write PNG pictures to this directory")
     args = parser.parse_args(argv)
     g = planetoid.load_data(args.dataset)
     seeds = list(range(args.seeds)) if args.seeds else [args.seed]
     args.verbose = len(seeds) == 1
     tests = []
     for seed in seeds:
-        train_acc, val_acc, test_acc, seconds = train(g, args, seed)
+        train_acc, val_acc, test_acc, seconds, pictures = train(g, args, seed)
         tests.append(test_acc)
         print(f"{args.dataset} seed {seed}: train accuracy {train_acc:.4f}, val accuracy "
               f"{val_acc:.4f}, test accuracy {test_acc:.4f} ({args.epochs} epochs in "
               f"{seconds:.1f} s)")
+        if pictures is not None:
+            for path in plot(g, args.dataset, pictures, test_acc, args.plots):
+                print(f"wrote {path}")
+            args.plots = None  # the first seed's run only
     if len(seeds) > 1:
         tests = np.array(tests) * 100
         print(f"{args.dataset}: test accuracy {tests.mean():.1f} +- {tests.std():.1f} % over "
