@@ -19,7 +19,7 @@ def path(folder, name):
 
 
 def grouped_bars(groups, series, title="", ylabel="test accuracy", xlabel="", errors=None,
-                 ylim=None, to_file=None, figsize=(6.4, 3.8)):
+                 ylim=None, to_file=None, figsize=(6.4, 4.2)):
     """A bar per series in each group, the value written on top of each bar.
 
     Args:
@@ -61,7 +61,9 @@ def grouped_bars(groups, series, title="", ylabel="test accuracy", xlabel="", er
     if title:
         ax.set_title(title, fontsize=10)
     ax.grid(True, axis="y", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    # below the axes: inside, it would hide the bars' tops
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12 if not xlabel else -0.2),
+              ncol=1 if max(len(n) for n in names) > 30 else len(names), frameon=False)
     fig.tight_layout()
     return save(fig, to_file)
 

@@ -1,6 +1,7 @@
 """Multitask learning (the lecture's slide): one shared trunk, two heads, trained jointly.
 
     FUNDL_DATA_DIR=../shared/data python examples/multitask_mnist.py [--train 10000] [--epochs 5]
+        [--plots DIR]
 
 Task A is the digit (10 classes); task B is a second label of the same image: whether the
 digit is "written thick", i.e. has more ink than the median image of its own class (a
@@ -10,8 +11,12 @@ digit and a sigmoid head for the thickness, and is trained on the sum of the two
 weighted by ``loss_weights``; it is compared with two single-task networks of the same shape,
 each trained on its own task for the same number of epochs. The table gives the test accuracy
 of each task, and the number of weights (the multitask network has one trunk instead of two).
+With ``--plots DIR`` it writes the multitask network's training curves (both losses and both
+accuracies) and a bar chart of the test accuracies, multitask against single-task, as PNGs.
 """
 import argparse
+import importlib.util
+import os
 import time
 
 import numpy as np
@@ -79,6 +84,7 @@ def main(argv=None):
     parser.add_argument("--weight-thick", type=float, default=1.0,
                         help="loss weight of the thickness head (the digit head's is 1)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--plots", default=None, help="write PNG pictures to this directory")
     args = parser.parse_args(argv)
 
     (x_train, y_train), (x_test, y_test) = mnist.load_data()
@@ -92,8 +98,8 @@ def main(argv=None):
     start = time.perf_counter()
     fl.manual_seed(args.seed)
     joint = multitask_model({"digit": 1.0, "thick": args.weight_thick})
-    joint.fit(x_train, {"digit": y_train, "thick": t_train}, epochs=args.epochs,
-              batch_size=64, verbose=0)
+    history = joint.fit(x_train, {"digit": y_train, "thick": t_train}, epochs=args.epochs,
+                        batch_size=64, verbose=0)
     digit_p, thick_p = joint.predict(x_test, batch_size=1024)
     results["multitask (one trunk, two heads)"] = (
         np.mean(digit_p.argmax(1) == y_test), np.mean((thick_p > 0.5) == (t_test > 0.5)),
@@ -118,7 +124,27 @@ def main(argv=None):
     for name, (digit, thick, weights) in results.items():
         print(f"{name:34s} {digit:10.4f} {thick:10.4f} {weights:10,d}")
     print(f"({seconds:.0f} s)")
+    if args.plots:
+        for path in plot(results, history, args, args.plots):
+            print(f"wrote {path}")
     return results
+
+
+def plot(results, history, args, folder):
+    """The pictures of ``--plots``: the joint network's curves, the accuracies as bars."""
+    spec = importlib.util.spec_from_file_location(  # examples/_plots.py, beside this file
+        "_plots", os.path.join(os.path.dirname(os.path.abspath(__file__)), "_plots.py"))
+    plots = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plots)
+    paths = [plots.path(folder, "multitask_mnist_history.png"),
+             plots.path(folder, "multitask_mnist_accuracy.png")]
+    fl.viz.plot_history(history, to_file=paths[0])
+    series = {f"{name} ({weights:,} weights)": [digit, thick]
+              for name, (digit, thick, weights) in results.items()}
+    plots.grouped_bars(["digit (10 classes)", "thick or thin (2 classes)"], series,
+                       title=f"MNIST, {args.train} training images, {args.epochs} epochs: "
+                             f"test accuracy per task", to_file=paths[1])
+    return paths
 
 
 if __name__ == "__main__":
