@@ -1,7 +1,7 @@
 """The lecture's three training protocols on MNIST with few labels.
 
     FUNDL_DATA_DIR=../shared/data python examples/training_protocols.py [--labels 100 1000]
-        [--unlabelled 20000] [--pretrain-epochs 5] [--seeds 2]
+        [--unlabelled 20000] [--pretrain-epochs 5] [--seeds 2] [--plots DIR]
 
 (a) **supervised from scratch**: a 784-256-64-10 network trained on the labelled images only;
 (b) **unsupervised pre-training, then a linear SVM**: an autoencoder (784-256-64-256-784)
@@ -13,9 +13,12 @@
 
 Every protocol sees the same labelled images and gets the same number of gradient steps;
 the test accuracy on all 10,000 test images is reported, averaged over ``--seeds`` draws of
-the labelled set.
+the labelled set. With ``--plots DIR`` it writes the table as a grouped bar chart (the three
+protocols at each label count, the spread over the draws as error bars).
 """
 import argparse
+import importlib.util
+import os
 import time
 
 import numpy as np
@@ -97,6 +100,7 @@ def main(argv=None):
     parser.add_argument("--pretrain-epochs", type=int, default=5)
     parser.add_argument("--steps", type=int, default=600, help="gradient steps per protocol")
     parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--plots", default=None, help="write PNG pictures to this directory")
     args = parser.parse_args(argv)
     (x_train, y_train), (x_test, y_test) = mnist.load_data()
     x_train = x_train.reshape(-1, 784).astype(np.float32) / 255
@@ -105,11 +109,12 @@ def main(argv=None):
     start = time.perf_counter()
     # The autoencoder sees only images, never a label: the last unlabelled images of the set.
     enc = pretrain_autoencoder(x_train[-args.unlabelled:], args.pretrain_epochs, seed=0)
-    table = {}
+    table, spread = {}, {}
     for n in args.labels:
         runs = [run(x_train, y_train, x_test, y_test, enc, n, args.steps, seed)
                 for seed in range(args.seeds)]
         table[n] = {name: float(np.mean([r[name] for r in runs])) for name in runs[0]}
+        spread[n] = {name: float(np.std([r[name] for r in runs])) for name in runs[0]}
     print(f"MNIST test accuracy, mean of {args.seeds} draws of the labelled images "
           f"({args.steps} gradient steps each; autoencoder: {args.unlabelled} unlabelled "
           f"images, {args.pretrain_epochs} epochs)")
@@ -118,7 +123,27 @@ def main(argv=None):
     for name in names:
         print(f"{name:42s}" + "".join(f"{table[n][name]:17.4f}" for n in table))
     print(f"({time.perf_counter() - start:.0f} s)")
+    if args.plots:
+        print(f"wrote {plot(table, spread, args, args.plots)}")
     return table
+
+
+def plot(table, spread, args, folder):
+    """The table as a grouped bar chart: one group per label count, one bar per protocol."""
+    spec = importlib.util.spec_from_file_location(  # examples/_plots.py, beside this file
+        "_plots", os.path.join(os.path.dirname(os.path.abspath(__file__)), "_plots.py"))
+    plots = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plots)
+    names = list(next(iter(table.values())))
+    path = plots.path(folder, "training_protocols.png")
+    plots.grouped_bars(
+        [f"{n} labels" for n in table], {name: [table[n][name] for n in table] for name in names},
+        errors={name: [spread[n][name] for n in table] for name in names} if args.seeds > 1
+        else None,
+        title=f"MNIST test accuracy, mean of {args.seeds} draws of the labels "
+              f"({args.steps} steps each;\nautoencoder: {args.unlabelled} unlabelled images, "
+              f"{args.pretrain_epochs} epochs)", to_file=path)
+    return path
 
 
 if __name__ == "__main__":
