@@ -217,7 +217,8 @@ class RBM:
         # negative statistics with p(v | h) in place of the sampled v (Hinton's practical
         # guide, 2010): less noise per update; measured on binarised MNIST (5k samples, one
         # epoch, 3 seeds) exact pseudo-likelihood -126/-121/-131 against -133/-135/-142 with
-        # the sampled v, which is scikit-learn's statistic
+        # the sampled v, which is scikit-learn's statistic; after 10 epochs on 10k samples
+        # (one seed) no difference was left (-104.5 against -105.0)
         lr_pos = self.learning_rate / v_pos.shape[0]
         lr_neg = self.learning_rate / v_mean.shape[0]
         W = self.components_
