@@ -40,11 +40,14 @@ Example:
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 
 import numpy
 
 from .. import backend, runtime
+from ._parallel import even_slices
 from ._jit import FLOAT_DTYPES, numba, parallel_jit, prange
 from .blas import gemm
 
@@ -759,6 +762,63 @@ def sweeps(cell, a, activation="tanh", recurrent_activation="sigmoid"):
     fn = blas.gemm_function(a.dtype)
     return None if fn is None else (fn, compiled(f"{cell}_forward_parts"),
                                     compiled(f"{cell}_backward_parts"))
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class SweepPlan:
+    """How a recurrent op's time loop runs (:func:`sweep_plan`).
+
+    Attributes:
+        cell: ``"lstm"`` or ``"gru"``.
+        compiled: the compiled drivers run the whole loop (NumPy float32, default
+            activations, Numba and a GEMM pointer); else a Python loop over time calls the
+            step dispatchers (CuPy, float64, other activations).
+        parts: the batch's parts (slices), one per thread for the drivers; the whole batch
+            for the Python loop. starts: the first row of each part.
+        forward, backward: the drivers (:func:`_lstm_forward_parts`, ...) or None.
+    """
+
+    cell: str
+    compiled: bool
+    parts: tuple
+    starts: tuple
+    forward: object = None
+    backward: object = None
+
+
+@functools.lru_cache(maxsize=256)
+def _sweep_plan(cell, batch, dtype, activation, recurrent_activation, threads, min_rows,
+                max_parts, use_compiled):
+    found = sweeps(cell, numpy.empty(0, dtype), activation, recurrent_activation) \
+        if use_compiled else None
+    if found is None:
+        return SweepPlan(cell, False, (slice(None),), (0,))
+    n = max(1, min(threads, batch // min_rows, max_parts))
+    parts = tuple(even_slices(batch, n))
+    return SweepPlan(cell, True, parts, tuple(s.start for s in parts), found[1], found[2])
+
+
+def sweep_plan(cell, x, weights, activation="tanh", recurrent_activation="sigmoid",
+               threads=1, min_rows=16, max_parts=64):
+    """The :class:`SweepPlan` of a ``cell`` op on input ``x`` (B, T, D) with ``weights``
+    (the kernel, the recurrent kernel, the bias if any), cached per geometry; ``threads``:
+    how many parts at most (:func:`fundl.kernels.threads`).
+
+    The drivers hand the weights to BLAS as raw memory of x's dtype: weights of another
+    dtype (or not NumPy arrays) keep the Python loop, which lets NumPy promote. A part has
+    at least ``min_rows`` rows (thinner GEMMs lose efficiency) and there are at most
+    ``max_parts`` (a Numba parallel region takes tuples of at most 100 items).
+
+    Example:
+        >>> plan = sweep_plan("lstm", x, (w, u, b), threads=2)
+        >>> plan.compiled, len(plan.parts)
+        (True, 2)
+    """
+    ok = type(x) is numpy.ndarray and all(type(a) is numpy.ndarray and a.dtype == x.dtype
+                                          for a in weights if a is not None)
+    return _sweep_plan(cell, x.shape[0], x.dtype.str, activation, recurrent_activation,
+                       threads, min_rows, max_parts,
+                       ok and _RT.compiled_recurrent and numba is not None)
 
 
 # -- dispatchers: what the ops call ------------------------------------------------------------

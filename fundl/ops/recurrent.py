@@ -30,12 +30,14 @@ state where it enters the recurrent product (Keras' recurrent dropout), never el
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy
 
 from .. import runtime
 from ..autograd import Function
 from ..backend import get_array_module
-from ..kernels import even_slices, map_compiled, threads
+from ..kernels import gemm_function, map_compiled, threads
 from ..kernels import recurrent as kernels
 from ..tensor import Tensor
 
@@ -47,6 +49,30 @@ ACTIVATIONS = tuple(kernels.ACTIVATIONS)
 
 WHOLE = [slice(None)]
 """One batch part, the whole batch (the ops' Python loops)."""
+
+
+@dataclasses.dataclass(eq=False)
+class _Saved:
+    """What the LSTM's and GRU's forward keeps for the backward, the same on every path.
+
+    ``inputs``: per batch part, the time-major ``[h_{t-1}, x_t, 1]`` rows (the Python GRU
+    loop: ``[x_t, 1]``, the whole batch); ``wb``: ``[W; input bias]``; ``u``: the recurrent
+    kernel; ``hs``, ``cs``: the states (T + 1, B, H) (``cs`` None for the GRU); ``gates``:
+    the activated gates of every step; ``mf``: the float mask (T, B, 1) or None; ``plan``:
+    the :class:`~fundl.kernels.recurrent.SweepPlan`; ``masks``: the drivers' (mask, recurrent
+    dropout mask) arrays, or None on the Python loop; ``rbias``: the GRU's recurrent bias.
+    """
+
+    inputs: list
+    wb: object
+    u: object
+    hs: object
+    gates: object
+    mf: object
+    plan: object
+    masks: object = None
+    cs: object = None
+    rbias: object = None
 
 
 class _Sweep(Function):
@@ -140,7 +166,7 @@ class _Sweep(Function):
         return m.astype(dtype), m
 
     # -- the compiled loops over batch parts (LSTM, GRU) ----------------------------------
-    cell = None  # "lstm" or "gru": the compiled loops of kernels.recurrent.sweeps, if any
+    cell = None  # "lstm" or "gru": the compiled drivers of kernels.recurrent.sweep_plan
     MIN_PART_ROWS = 16
     """Batch rows below which a part is not worth a thread (thinner GEMMs lose efficiency)."""
     MAX_PARTS = 64
@@ -148,19 +174,11 @@ class _Sweep(Function):
     parallel region takes tuples of at most 100 items."""
 
     def _plan(self, x, *weights):
-        """(the compiled loops or None, the batch parts: one per thread, or the whole batch).
-
-        The loops hand the weights to BLAS as raw memory of x's dtype: weights of another
-        dtype (or not NumPy arrays) keep the Python loop, which lets NumPy promote.
-        """
-        sweeps = None
-        if self.cell is not None and all(type(a) is numpy.ndarray and a.dtype == x.dtype
-                                         for a in weights if a is not None):
-            sweeps = kernels.sweeps(self.cell, x, self.activation, self.recurrent_activation)
-        if sweeps is None:
-            return None, WHOLE
-        n = max(1, min(threads(), x.shape[0] // self.MIN_PART_ROWS, self.MAX_PARTS))
-        return sweeps, even_slices(x.shape[0], n)
+        """The op's :class:`fundl.kernels.recurrent.SweepPlan` (cached per geometry): the
+        compiled drivers over batch parts, or the Python loop over the whole batch."""
+        return kernels.sweep_plan(self.cell, x, weights, self.activation,
+                                  self.recurrent_activation, threads(), self.MIN_PART_ROWS,
+                                  self.MAX_PARTS)
 
     def _compiled_masks(self, dtype):
         """The sequence mask as (T, B) uint8 in processing order and the recurrent dropout
@@ -174,22 +192,21 @@ class _Sweep(Function):
             numpy.ascontiguousarray(self.rec_mask, dtype)
         return mask, rm
 
-    def _forward_parts(self, sweeps, hx1s, parts, wb, u, shared, masks, from_state):
+    def _forward_parts(self, plan, hx1s, wb, u, shared, masks, from_state):
         """Run the compiled forward loop of every batch part on the threads; ``shared`` are
         the whole-batch arrays the loop writes (its rows of them) after its own scratch."""
         u = numpy.ascontiguousarray(u)
         g = u.shape[1]
-        # scratch from the workspace here, before the threads: it is not thread-safe
+        # scratch from the workspace here, before the threads
         xzs = tuple(self._empty(numpy, (hx1.shape[0], hx1.shape[1], g), u.dtype)
                     for hx1 in hx1s)
         hzs = tuple(numpy.empty((hx1.shape[1], g), u.dtype) for hx1 in hx1s)
-        map_compiled(sweeps[1], len(parts), sweeps[0], tuple(hx1s), wb, u, xzs, hzs, *shared,
-                     self._starts(parts), *masks, from_state)
+        map_compiled(plan.forward, len(plan.parts), gemm_function(u.dtype), tuple(hx1s), wb, u,
+                     xzs, hzs, *shared, plan.starts, *masks, from_state)
 
-    @staticmethod
-    def _starts(parts):
-        """The first batch row of each part, as the compiled loops take them."""
-        return tuple(s.start for s in parts)
+    def _backward_parts(self, plan, *args):
+        """Run the compiled backward loop of every batch part on the threads."""
+        map_compiled(plan.backward, len(plan.parts), gemm_function(args[1].dtype), *args)
 
     def _transposed(self, xp, u):
         """``u.T`` as a C-contiguous workspace array: BLAS runs ~25 % faster on it than on
@@ -368,7 +385,7 @@ class LSTMSequence(_Sweep):
     (B, T, H) when ``return_sequences``, then ``h_T`` and ``c_T`` (B, H).
 
     On the CPU (NumPy float32, default activations) the time loops run compiled
-    (:func:`fundl.kernels.recurrent.sweeps`: GEMM and gate math of every step in one
+    (:func:`fundl.kernels.recurrent.sweep_plan`: GEMM and gate math of every step in one
     call that holds no lock), and the batch is cut into parts that run their loops on
     parallel threads: samples never interact, so each part is the whole LSTM over its own
     samples, and only the weight gradients are summed over the parts at the end. Why: one
@@ -383,21 +400,20 @@ class LSTMSequence(_Sweep):
     cell = "lstm"
 
     def forward(self, x, w, u, *rest):
-        sweeps, parts = self._plan(x, w, u, *rest[:int(self.has_bias)])
-        xp, states, hx1s, wb, hs = self._begin_shared(x, w, u, rest, parts)
+        plan = self._plan(x, w, u, *rest[:int(self.has_bias)])
+        xp, states, hx1s, wb, hs = self._begin_shared(x, w, u, rest, plan.parts)
         t, b, n = x.shape[1], x.shape[0], u.shape[0]
         cs = self._empty(xp, (t + 1, b, n), x.dtype)
         cs[0] = states[1] if states else 0
         gates = self._gate_buffer(xp, t, b, 4 * n, x.dtype)
         mf, mb = self._mask_time_major(xp, x.dtype)
         masks = None
-        if sweeps is None:
-            self._forward_loop(xp, hx1s[0], wb, u, hs, cs, gates, mb, bool(states))
-        else:
+        if plan.compiled:
             masks = self._compiled_masks(x.dtype)
-            self._forward_parts(sweeps, hx1s, parts, wb, u, (hs, cs, gates), masks,
-                                bool(states))
-        self.save(hx1s, wb, u, hs, cs, gates, mf, sweeps, parts, masks)
+            self._forward_parts(plan, hx1s, wb, u, (hs, cs, gates), masks, bool(states))
+        else:
+            self._forward_loop(xp, hx1s[0], wb, u, hs, cs, gates, mb, bool(states))
+        self.save(_Saved(hx1s, wb, u, hs, gates, mf, plan, masks, cs=cs))
         return self._outputs(hs, (hs[t], cs[t]))
 
     def _forward_loop(self, xp, hx1, wb, u, hs, cs, gates, mb, from_state):
@@ -416,7 +432,8 @@ class LSTMSequence(_Sweep):
                 cs[k + 1] = xp.where(mb[k], cs[k + 1], cs[k])
 
     def backward(self, *grads):
-        hx1s, wb, u, hs, cs, gates, mf, sweeps, parts, masks = self.saved
+        (kept,) = self.saved
+        hx1s, hs, cs, gates, plan = kept.inputs, kept.hs, kept.cs, kept.gates, kept.plan
         xp = get_array_module(hs)
         gyt, (gh, gc) = self._grads_in(grads)
         t, b, n = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
@@ -424,21 +441,22 @@ class LSTMSequence(_Sweep):
         dc = xp.zeros((b, n), hs.dtype) if gc is None else xp.array(gc, copy=True, order="C")
         dc_prev = xp.empty_like(dc)
         dzs = [self._empty(xp, (t, hx1.shape[1], 4 * n), hs.dtype) for hx1 in hx1s]
-        ut = self._transposed(xp, u)
-        if sweeps is None:
-            dc = self._backward_loop(xp, ut, hs, cs, gates, dzs[0], gyt, dh, dc, dc_prev, mf)
-            return self._shared_grads(xp, hx1s, wb, dzs, parts, dh, dc)
+        ut = self._transposed(xp, kept.u)
+        if not plan.compiled:
+            dc = self._backward_loop(xp, ut, hs, cs, gates, dzs[0], gyt, dh, dc, dc_prev,
+                                     kept.mf)
+            return self._shared_grads(xp, hx1s, kept.wb, dzs, plan.parts, dh, dc)
         gy = self._seq_grad(grads, hs.dtype)
         # not from the workspace: views of these become the weights' gradients
         dalls = tuple(numpy.empty((hx1.shape[2], 4 * n), hs.dtype) for hx1 in hx1s)
-        map_compiled(sweeps[2], len(parts), sweeps[0], tuple(hx1s), ut, cs, gates, tuple(dzs),
-                     gy, dh, dc, dc_prev, self._starts(parts), *masks, self.has_state, dalls)
+        self._backward_parts(plan, tuple(hx1s), ut, cs, gates, tuple(dzs), gy, dh, dc, dc_prev,
+                             plan.starts, *kept.masks, self.has_state, dalls)
         dall = dalls[0]
         for d in dalls[1:]:
             dall += d
         # every step swaps the roles of dc and dc_prev: dc_0 ends in dc after an even count
         dc0 = dc if t % 2 == 0 else dc_prev
-        return self._shared_grads(xp, hx1s, wb, dzs, parts, dh, dc0, dall)
+        return self._shared_grads(xp, hx1s, kept.wb, dzs, plan.parts, dh, dc0, dall)
 
     def _backward_loop(self, xp, ut, hs, cs, gates, dz, gyt, dh, dc, dc_prev, mf):
         """The backward sweep in Python; returns the gradient of c_0 (dh becomes that of h_0)."""
@@ -487,7 +505,7 @@ class GRUSequence(_Sweep):
         bias, states = self._split_inputs(rest)
         b, t, d = x.shape
         n = u.shape[0]
-        sweeps, parts = self._plan(x, w, u, bias)
+        plan = self._plan(x, w, u, bias)
         # C order whatever w's (the compiled loops read rows of wb as raw memory)
         wb = xp.ascontiguousarray(xp.concatenate([w, bias[:1]]) if bias is not None else w)
         rbias = bias[1] if bias is not None else xp.zeros(3 * n, dtype=x.dtype)
@@ -496,17 +514,17 @@ class GRUSequence(_Sweep):
         hs[0] = states[0] if states else 0
         gates = self._gate_buffer(xp, t, b, 4 * n, x.dtype)
         mf, mb = self._mask_time_major(xp, x.dtype)
-        if sweeps is None:
-            x1 = self._inputs_time_major(x, bias is not None)
-            self._forward_loop(xp, x1, wb, u, rbias, hs, gates, mb, bool(states))
-            self.save(x1, wb, u, hs, gates, mf, None, parts, None)
-        else:
+        masks = None
+        if plan.compiled:
             masks = self._compiled_masks(x.dtype)
             # [h_{t-1}, x_t, 1] per part: h_{t-1} is written by the loop for dU's GEMM
-            hx1s = [self._inputs_time_major(x[s], bias is not None, lead=n) for s in parts]
-            self._forward_parts(sweeps, hx1s, parts, wb, u, (rbias, hs, gates), masks,
-                                bool(states))
-            self.save(hx1s, wb, u, hs, gates, mf, sweeps, parts, masks)
+            inputs = [self._inputs_time_major(x[s], bias is not None, lead=n)
+                      for s in plan.parts]
+            self._forward_parts(plan, inputs, wb, u, (rbias, hs, gates), masks, bool(states))
+        else:
+            inputs = [self._inputs_time_major(x, bias is not None)]
+            self._forward_loop(xp, inputs[0], wb, u, rbias, hs, gates, mb, bool(states))
+        self.save(_Saved(inputs, wb, u, hs, gates, mf, plan, masks, rbias=rbias))
         return self._outputs(hs, (hs[t],))
 
     def _forward_loop(self, xp, x1, wb, u, rbias, hs, gates, mb, from_state):
@@ -523,31 +541,32 @@ class GRUSequence(_Sweep):
                 hs[k + 1] = xp.where(mb[k], hs[k + 1], hs[k])
 
     def backward(self, *grads):
-        x1s, wb, u, hs, gates, mf, sweeps, parts, masks = self.saved
+        (kept,) = self.saved
+        x1s, wb, u, hs, gates, plan = kept.inputs, kept.wb, kept.u, kept.hs, kept.gates, kept.plan
         xp = get_array_module(hs)
         gyt, (gh,) = self._grads_in(grads)
         t, b, n = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
         dh = xp.zeros((b, n), hs.dtype) if gh is None else xp.array(gh, copy=True, order="C")
         dh_direct = xp.empty_like(dh)
-        dxzs = [self._empty(xp, (t, s.shape[1], 3 * n), hs.dtype) for s in
-                ([x1s] if sweeps is None else x1s)]
+        dxzs = [self._empty(xp, (t, s.shape[1], 3 * n), hs.dtype) for s in x1s]
         dhzs = [self._empty(xp, a.shape, hs.dtype) for a in dxzs]
         ut = self._transposed(xp, u)
-        if sweeps is None:
-            self._backward_loop(xp, ut, hs, gates, dxzs[0], dhzs[0], gyt, dh, dh_direct, mf)
-            return self._grads(xp, x1s, wb, u, hs, dxzs[0], dhzs[0], dh)
+        if not plan.compiled:
+            self._backward_loop(xp, ut, hs, gates, dxzs[0], dhzs[0], gyt, dh, dh_direct,
+                                kept.mf)
+            return self._grads(xp, x1s[0], wb, u, hs, dxzs[0], dhzs[0], dh)
         gy = self._seq_grad(grads, hs.dtype)
         # not from the workspace: views of these become the weights' gradients
         sums = [(numpy.empty((x1.shape[2] - n, 3 * n), hs.dtype),
                  numpy.empty((n, 3 * n), hs.dtype), numpy.empty(3 * n, hs.dtype)) for x1 in x1s]
-        map_compiled(sweeps[2], len(parts), sweeps[0], tuple(x1s), ut, hs, gates, tuple(dxzs),
-                     tuple(dhzs), gy, dh, dh_direct, self._starts(parts), *masks,
+        self._backward_parts(plan, tuple(x1s), ut, hs, gates, tuple(dxzs), tuple(dhzs), gy, dh,
+                             dh_direct, plan.starts, *kept.masks,
                      self.has_state, *zip(*sums))
         dwb, du, drb = sums[0]
         for more in sums[1:]:
             for total, part in zip(sums[0], more):
                 total += part
-        return self._assemble(xp, dxzs, parts, wb, dwb, du, drb, dh)
+        return self._assemble(xp, dxzs, plan.parts, wb, dwb, du, drb, dh)
 
     def _backward_loop(self, xp, ut, hs, gates, dxz, dhz, gyt, dh, dh_direct, mf):
         """The backward sweep in Python (dh becomes the gradient of h_0)."""
