@@ -56,6 +56,8 @@ _FORMAT = "fundl-rl"
 _FORMAT_VERSION = 1
 _MEMBERS = ("metadata.json", "agent.json", "q_network.fundl", "optimizer.json", "optimizer.npz")
 _LOSSES = ("huber", "mse")
+_MAX_JSON = 16 * 2 ** 20        # bytes a settings member may declare
+_MAX_NETWORK = 8 * 2 ** 30      # bytes the network or optimizer member may declare
 
 
 def _real(owner, arg, value, low=None, high=None, allow_none=False):
@@ -617,6 +619,12 @@ class DQN:
                 if missing:
                     raise ValueError(f"DQN.load: {path} is not a fundl DQN file (missing "
                                      f"{missing}).")
+                for m in _MEMBERS:  # sizes are checked before anything is inflated
+                    limit = _MAX_NETWORK if m.endswith((".fundl", ".npz")) else _MAX_JSON
+                    if z.getinfo(m).file_size > limit:
+                        raise ValueError(f"DQN.load: {path}: member {m} declares "
+                                         f"{z.getinfo(m).file_size:,} bytes, more than the "
+                                         f"{limit:,} allowed (a damaged or hostile file).")
                 raw = {m: z.read(m) for m in _MEMBERS}
         except (zipfile.BadZipFile, EOFError, OSError) as e:
             if isinstance(e, (FileNotFoundError, PermissionError)):
