@@ -1,6 +1,7 @@
 """Layer transfer on MNIST: a CNN trained on digits 0-4 helps to learn digits 5-9 from few labels.
 
     FUNDL_DATA_DIR=/work/shared/data python examples/transfer_learning.py [--labels 5 10 50]
+        [--plots DIR] [--limit N]
 
 1. Train a small CNN (a convolutional base: Conv-ReLU-MaxPool x 2 and a third Conv-ReLU,
    then a dense head) on all the training digits 0-4 (3 epochs).
@@ -15,8 +16,15 @@ Both are tested on every test image of digits 5-9, for several random draws of t
 images. Measured (3 draws, 100 s in all on two quiet CPU cores): with 5 labels per class the
 transferred features give 86 % against 78 % from scratch, with 10 labels 93 % against 90 %,
 with 50 labels 96.4 % against 95.0 %: the fewer the labels, the more the transfer helps.
+
+With ``--plots DIR`` it writes the pre-training curves and the test accuracy against the
+number of labels (transfer and from scratch, the spread over the draws as error bars) as PNGs.
+``--limit N`` pre-trains on the first N training images of digits 0-4 and tests on the first
+N test images of each task (a quick run).
 """
 import argparse
+import importlib.util
+import os
 import time
 
 import numpy as np
@@ -90,7 +98,7 @@ def few_labels(x, y, per_class, rng):
     return x[index], y[index]
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--labels", type=int, nargs="+", default=[5, 10, 50],
                         help="labelled training images per class of digits 5-9")
@@ -100,7 +108,11 @@ def main():
     parser.add_argument("--steps", type=int, default=600,
                         help="gradient steps on the few labels (batch 32), the same for both")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    parser.add_argument("--limit", type=int, default=None,
+                        help="pre-train on the first N images of digits 0-4 and test on the "
+                             "first N test images of each task (a quick run)")
+    parser.add_argument("--plots", default=None, help="write PNG pictures to this directory")
+    args = parser.parse_args(argv)
     fl.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
 
@@ -115,16 +127,17 @@ def main():
     pretrained_base = build_base()
     source = compiled(pretrained_base)
     source.summary()
-    source.fit(x_train[low_train], y_train[low_train], batch_size=128,
-               epochs=args.pretrain_epochs, verbose=2)
-    _, accuracy = source.evaluate(x_test[low_test], y_test[low_test], batch_size=1000,
-                                  verbose=0)
+    x_source, y_source = x_train[low_train][:args.limit], y_train[low_train][:args.limit]
+    pretraining = source.fit(x_source, y_source, batch_size=128, epochs=args.pretrain_epochs,
+                             verbose=2)
+    _, accuracy = source.evaluate(x_test[low_test][:args.limit], y_test[low_test][:args.limit],
+                                  batch_size=1000, verbose=0)
     print(f"digits 0-4: test accuracy {accuracy:.4f} "
-          f"({low_train.sum()} training images, {time.perf_counter() - start:.0f} s)\n")
+          f"({len(x_source)} training images, {time.perf_counter() - start:.0f} s)\n")
 
     # 2. and 3. the target task: digits 5-9 (as classes 0-4) from a few labels
     x_high, y_high = x_train[~low_train], y_train[~low_train] - 5
-    xt_high, yt_high = x_test[high_test], y_test[high_test] - 5
+    xt_high, yt_high = x_test[high_test][:args.limit], y_test[high_test][:args.limit] - 5
     results = []
     for per_class in args.labels:
         accuracies = {"transfer": [], "scratch": []}
@@ -162,6 +175,31 @@ def main():
               f"{np.std(acc['transfer']):.4f}  {np.mean(acc['scratch']):.4f} +- "
               f"{np.std(acc['scratch']):.4f}")
     print(f"Total time: {time.perf_counter() - start:.0f} s")
+    if args.plots:
+        for path in plot(results, pretraining, args, len(yt_high), args.plots):
+            print(f"wrote {path}")
+    return results
+
+
+def plot(results, pretraining, args, n_test, folder):
+    """The pictures of ``--plots``: pre-training curves; accuracy against labels per class."""
+    spec = importlib.util.spec_from_file_location(  # examples/_plots.py, beside this file
+        "_plots", os.path.join(os.path.dirname(os.path.abspath(__file__)), "_plots.py"))
+    plots = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plots)
+    paths = [plots.path(folder, "transfer_learning_pretraining.png"),
+             plots.path(folder, "transfer_learning_accuracy.png")]
+    fl.viz.plot_history(pretraining, to_file=paths[0])
+    kinds = {"transfer (frozen base, new head)": "transfer", "from scratch": "scratch"}
+    plots.grouped_bars(
+        [f"{per_class}" for per_class, _, _ in results],
+        {label: [np.mean(acc[kind]) for _, _, acc in results] for label, kind in kinds.items()},
+        errors={label: [np.std(acc[kind]) for _, _, acc in results]
+                for label, kind in kinds.items()} if args.draws > 1 else None,
+        xlabel="labelled training images per class of digits 5-9",
+        title=f"digits 5-9: test accuracy ({n_test} images), mean of {args.draws} draws",
+        to_file=paths[1])
+    return paths
 
 
 if __name__ == "__main__":
