@@ -46,8 +46,9 @@ def grouped_bars(groups, series, title="", ylabel="test accuracy", xlabel="", er
         err = None if errors is None else errors.get(name)
         bars = ax.bar(x + (k - (len(names) - 1) / 2) * width, values, width, label=name,
                       yerr=err, capsize=3 if err is not None else 0)
-        for bar, value in zip(bars, values):
-            ax.annotate(f"{value:.3f}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+        tops = values + (0 if err is None else np.asarray(err, dtype=np.float64))
+        for bar, value, top in zip(bars, values, tops):  # above the error bar, if any
+            ax.annotate(f"{value:.3f}", (bar.get_x() + bar.get_width() / 2, top),
                         xytext=(0, 2), textcoords="offset points", ha="center", va="bottom",
                         fontsize=7)
     ax.set_xticks(x)

@@ -1,6 +1,6 @@
 """A character-level language model: an LSTM learns to write like Poe, Carroll and Shakespeare.
 
-    python examples/char_lm.py [--epochs 80] [--temperature 0.5 1.0] [--length 400]
+    python examples/char_lm.py [--epochs 80] [--temperature 0.5 1.0] [--length 400] [--plots DIR]
 
 Trained on ``examples/data/poems.txt`` (17 KB of public-domain verse; sources in
 ``examples/data/README.md``): Embedding -> LSTM(256, return_sequences=True) -> Dense(vocab),
@@ -9,6 +9,7 @@ cross-entropy from logits, Adam). Then it writes new text one character at a tim
 the LSTM's *cell* directly: the state (h, c) is carried from one character to the next, the
 model's scores for the next character are divided by a temperature (low: safe and
 repetitive, high: adventurous and misspelt) and sampled. README has a measured sample.
+With ``--plots DIR`` it writes the training loss and perplexity per epoch as a PNG.
 """
 import argparse
 import os
@@ -50,7 +51,7 @@ def sample(model, seed, length, temperature, rng, chars, index):
     return seed + "".join(out)
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=80)
     parser.add_argument("--windows", type=int, default=1024, help="random windows per epoch")
@@ -61,7 +62,8 @@ def main():
     parser.add_argument("--length", type=int, default=400, help="characters to generate")
     parser.add_argument("--seed-text", default="Once upon a ")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    parser.add_argument("--plots", default=None, help="write PNG pictures to this directory")
+    args = parser.parse_args(argv)
     fl.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
 
@@ -82,10 +84,13 @@ def main():
     model.compile(optimizer=fl.optimizers.Adam(2e-3, clipnorm=1.0),
                   loss=SparseCategoricalCrossentropy(from_logits=True))
     start = time.perf_counter()
+    curves = {"loss": [], "perplexity": []}
     for epoch in range(args.epochs):
         x, y = windows(codes, args.seq_length, args.windows, rng)
         history = model.fit(x, y, batch_size=args.batch_size, epochs=1, verbose=0)
         loss = history.history["loss"][-1]
+        curves["loss"].append(loss)
+        curves["perplexity"].append(float(np.exp(loss)))
         print(f"epoch {epoch + 1}/{args.epochs}  loss {loss:.3f}  "
               f"({np.exp(loss):.2f} perplexity, {time.perf_counter() - start:.0f} s)")
         if (epoch + 1) % 10 == 0 and epoch + 1 < args.epochs:
@@ -94,6 +99,11 @@ def main():
     for t in args.temperature:
         print(f"\n--- temperature {t} ---")
         print(sample(model, args.seed_text, args.length, t, rng, chars, index))
+    if args.plots:
+        path = os.path.join(args.plots, "char_lm_history.png")
+        fl.viz.plot_history(curves, to_file=path)
+        print(f"\nwrote {path}")
+    return curves
 
 
 if __name__ == "__main__":
