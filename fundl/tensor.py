@@ -99,7 +99,8 @@ class Tensor:
         (2, 1)
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "creator", "out_index", "name", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "creator", "out_index", "name", "_keras_mask",
+                 "__weakref__")
     # NumPy must hand `ndarray <op> Tensor` to the Tensor's reflected operator.
     __array_ufunc__ = None
     __array_priority__ = 1000.0
@@ -110,6 +111,7 @@ class Tensor:
         self.creator = None
         self.out_index = 0
         self.name = name
+        self._keras_mask = None  # a sequence mask (fundl.layers._masking), as Keras's
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -123,6 +125,7 @@ class Tensor:
         t.creator = creator
         t.out_index = out_index
         t.name = None
+        t._keras_mask = None
         t.requires_grad = creator is not None
         return t
 

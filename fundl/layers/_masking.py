@@ -1,9 +1,10 @@
 """Sequence masks that travel with tensors: the registry behind ``attach_mask``/``get_mask``.
 
-Padded sequences need a mask of shape (batch, timesteps) saying which steps are real. Keras
-keeps it on the tensor (``_keras_mask``); fundl's Tensor has fixed slots, so the mask lives
-in a registry keyed by ``id(tensor)`` that holds the tensor only weakly: an entry disappears
-with its tensor, and a new tensor that reuses a dead one's id never inherits its mask.
+Padded sequences need a mask of shape (batch, timesteps) saying which steps are real. As in
+Keras it lives on the tensor, in its ``_keras_mask`` slot: it goes away with the tensor, a
+new tensor never inherits another's, and threads share nothing. :data:`_MASKS` holds the
+masked tensors weakly only so that callers can skip all mask handling while no mask is alive
+anywhere (``if _MASKS:``, a fast path of ``Layer.__call__`` and the training loop).
 
 Who writes and who reads (Keras 3's rules):
 
@@ -25,7 +26,27 @@ import weakref
 
 from ..tensor import Tensor
 
-_MASKS: dict = {}  # id(tensor) -> (weak reference to the tensor, boolean mask array)
+_MASKS: dict = {}
+"""Weak references to the tensors that carry a mask, keyed by the reference's own id (alive
+while it is in here, so never reused), each removed when its tensor dies. Truthy while any
+masked tensor is alive; the masks themselves are on the tensors. (Not a ``WeakSet``: its
+lookups compare tensors with ``==``, which is elementwise for a Tensor.)"""
+
+
+def _forget(ref):
+    _MASKS.pop(id(ref), None)
+
+
+def _track(tensor):
+    """Count ``tensor`` (which had no mask) among the masked ones until it dies or loses its
+    mask."""
+    ref = weakref.ref(tensor, _forget)
+    _MASKS[id(ref)] = ref
+
+
+def _untrack(tensor):
+    for key in [k for k, r in _MASKS.items() if r() is tensor]:
+        del _MASKS[key]
 
 
 def attach_mask(tensor, mask):
@@ -39,6 +60,7 @@ def attach_mask(tensor, mask):
         ``tensor`` itself.
 
     Raises:
+        TypeError: ``tensor`` cannot carry a mask (not a Tensor).
         ValueError: the mask's shape is not ``tensor.shape[:2]``.
 
     Example:
@@ -46,19 +68,27 @@ def attach_mask(tensor, mask):
         >>> get_mask(x).sum()
         3
     """
-    key = id(tensor)
     if mask is None:
-        _MASKS.pop(key, None)
+        if getattr(tensor, "_keras_mask", None) is not None:
+            tensor._keras_mask = None
+            _untrack(tensor)
         return tensor
     if isinstance(mask, Tensor):
         mask = mask.data
-    shape = tuple(getattr(tensor, "shape", ()))
+    shape = tuple(tensor.shape)
     if tuple(mask.shape) != shape[:2]:
         raise ValueError(f"attach_mask: a mask must have shape (batch, timesteps) = {shape[:2]} "
                          f"for a tensor of shape {shape}, got {tuple(mask.shape)}.")
     if mask.dtype != bool:
         mask = mask.astype(bool)
-    _MASKS[key] = (weakref.ref(tensor, lambda _, k=key: _MASKS.pop(k, None)), mask)
+    had = getattr(tensor, "_keras_mask", None) is not None
+    try:
+        tensor._keras_mask = mask
+    except AttributeError:  # an object without the slot (a NumPy array)
+        raise TypeError(f"attach_mask: masks are attached to Tensors, got "
+                        f"{type(tensor).__name__}; wrap it with fl.tensor(...) first.") from None
+    if not had:
+        _track(tensor)
     return tensor
 
 
@@ -69,10 +99,9 @@ def get_mask(tensor):
         >>> get_mask(Embedding(10, 2, mask_zero=True)(np.array([[3, 0]])))
         array([[ True, False]])
     """
-    entry = _MASKS.get(id(tensor))
-    if entry is None or entry[0]() is not tensor:
-        return None
-    return entry[1]
+    if type(tensor) is Tensor:  # the common case, without getattr's default
+        return tensor._keras_mask
+    return getattr(tensor, "_keras_mask", None)
 
 
 def pass_mask_on(layer, inputs, output):

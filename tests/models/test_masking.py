@@ -211,3 +211,47 @@ def test_unmasked_models_are_unaffected_to_the_bit(loss, weighted):
             model, sw, grad=True)
         keep = attach_mask(fl.zeros(2, 5, 1), MASK)
     assert get_mask(keep) is not None
+
+
+def test_the_mask_lives_on_the_tensor_and_the_liveness_registry_empties():
+    """Masks are an attribute of the Tensor (as Keras's ``_keras_mask``); the module keeps
+    only weak references to know whether any masked tensor is alive."""
+    import gc
+
+    from fundl.layers import _masking
+
+    before = len(_masking._MASKS)
+    t = fl.zeros(2, 3, 1)
+    m = np.array([[1, 1, 0], [1, 0, 0]], bool)
+    _masking.attach_mask(t, m)
+    _masking.attach_mask(t, m)               # attaching again counts it once
+    assert t._keras_mask is not None and (t._keras_mask == m).all()
+    assert len(_masking._MASKS) == before + 1
+    _masking.attach_mask(t, None)
+    assert t._keras_mask is None and len(_masking._MASKS) == before
+    _masking.attach_mask(t, m)
+    del t
+    gc.collect()
+    assert len(_masking._MASKS) == before
+
+
+def test_masks_do_not_leak_between_threads_or_objects():
+    import threading
+
+    from fundl.layers import _masking
+
+    seen = {}
+
+    def work(i):
+        t = _masking.attach_mask(fl.zeros(2, 3, 1), np.full((2, 3), i % 2 == 0))
+        seen[i] = bool(_masking.get_mask(t).all()) == (i % 2 == 0)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert all(seen.values()) and len(seen) == 8
+    assert _masking.get_mask(np.zeros((2, 3))) is None     # a plain array carries none
+    with pytest.raises(TypeError, match="attach_mask"):
+        _masking.attach_mask(np.zeros((2, 3, 1)), np.ones((2, 3), bool))
