@@ -16,7 +16,7 @@ def test_fashion_cnn_plots(tmp_path, load_example, need_data):
     pytest.importorskip("matplotlib")
     accuracy = load_example("fashion_cnn").main(
         ["--epochs", "1", "--limit", "300", "--width", "8", "--plots", str(tmp_path)])
-    assert 0.0 <= accuracy <= 1.0
+    assert accuracy > 0.2  # chance is 0.1
     for name in ["history", "filters", "feature_maps_block1", "feature_maps_block2",
                  "confusion"]:
         assert drawn(tmp_path / f"fashion_cnn_{name}.png"), name
