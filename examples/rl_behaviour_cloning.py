@@ -16,9 +16,8 @@ The classic caveat (Ross et al., 2011): the clone's small mistakes can lead it t
 expert never visited, where it has no data, so errors compound. CartPole is forgiving: measured
 with the defaults (one seed, 2 cores shared with other jobs): expert 500.0 over 50 episodes;
 clones from 1, 5 and 20 demonstrations 500.0 ± 0.0, 488.2 ± 57.9 and 428.0 ± 147.6, with
-training accuracies 0.80, 0.89 and 0.93. More demonstrations did not help here: the expert
-acts near-randomly where both actions are equally good, and cloning those choices more
-faithfully is no better; one seed cannot separate the three.
+training accuracies 0.80, 0.89 and 0.93. More demonstrations did not help in this run; one
+seed cannot tell whether the differences between the three are real.
 """
 import argparse
 import time
