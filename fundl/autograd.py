@@ -299,6 +299,114 @@ def backward(tensor: Tensor, gradient=None, retain_graph: bool = False) -> None:
         >>> x.grad
         array([2., 4.], dtype=float32)
     """
+    gradient = _seed(tensor, gradient)
+    accumulate = _LeafGradients(gradient)
+    if tensor.creator is None:  # a leaf: d(t)/d(t) is the identity
+        accumulate(tensor, gradient)
+        return
+    pending = _Pending()
+    pending.send(tensor.creator, tensor.out_index, gradient)
+    _walk(pending, accumulate, retain_graph)
+
+
+def _walk(pending, reached, retain_graph, every_tensor=False):
+    """The backward walk: run each pending function's backward, highest rank first, and send
+    the gradient of each of its inputs on, to ``reached(input, g)`` (leaves only, unless
+    ``every_tensor``) and to the function that computed the input.
+
+    Why highest rank first: a function's rank exceeds that of every function that made one of
+    its inputs, so when it is popped all the gradients flowing into it have arrived.
+    """
+    try:
+        while pending.heap:
+            fn = heappop(pending.heap)[2]
+            gys, fn._gys = fn._gys, None
+            gxs = fn.backward(gys) if fn.n_outputs == 1 else fn.backward(*gys)
+            if type(gxs) is not tuple:
+                gxs = (gxs,)
+            for x, need, g in zip(fn.inputs, fn.needs_grad, gxs):
+                if not need or g is None:
+                    continue
+                if g.shape != x.data.shape or g.dtype != x.data.dtype:
+                    g = _fit_gradient(fn, x, g)
+                c = x.creator
+                if c is None or every_tensor:
+                    reached(x, g)
+                if c is not None:
+                    pending.send(c, x.out_index, g)
+            if not retain_graph:  # free the saved arrays and the links as we go
+                fn.inputs = None
+                fn.saved = ()
+    except BaseException:
+        pending.drop()
+        raise
+
+
+class _Pending:
+    """Functions waiting for their backward: a heap on (-rank, arrival). A single-output
+    function keeps its incoming gradient in ``_gys`` itself; a multi-output one keeps a list
+    with one entry per output (None where no gradient arrived)."""
+
+    __slots__ = ("heap", "count")
+
+    def __init__(self):
+        self.heap = []
+        self.count = 0  # ties broken by arrival, never by comparing functions
+
+    def send(self, fn, index, g):
+        """Add gradient ``g`` of output ``index`` of ``fn``, scheduling ``fn`` on its first."""
+        gys = fn._gys
+        if gys is None:  # the first gradient to reach fn
+            if fn.inputs is None:
+                _freed(fn)
+            heappush(self.heap, (-fn.rank, self.count, fn))
+            self.count += 1
+            if fn.n_outputs == 1:
+                fn._gys = g
+                return
+            fn._gys = gys = [None] * fn.n_outputs
+        if fn.n_outputs == 1:
+            fn._gys = gys + g
+        else:
+            gys[index] = g if gys[index] is None else gys[index] + g
+
+    def drop(self):
+        """After an error: functions still waiting hold partial gradients in ``_gys``; a
+        later backward would take them for "already scheduled" and add to them."""
+        for entry in self.heap:
+            entry[2]._gys = None
+
+
+def _owner(a):
+    """The id of the memory owner of array ``a`` (itself, or the array it is a view of)."""
+    base = a.base
+    return id(a) if base is None else id(base)
+
+
+class _LeafGradients:
+    """Accumulates gradients into leaves' ``.grad`` so that no two ``.grad`` arrays, nor the
+    caller's ``gradient``, share memory: updating one in place (clipping, an optimizer) cannot
+    change another. Fresh arrays and views of unshared temporaries are kept as they are."""
+
+    __slots__ = ("handed",)
+
+    def __init__(self, seed):
+        self.handed = {_owner(seed)}  # owners already stored in some .grad, and the seed's
+
+    def __call__(self, x, g):
+        if x.grad is not None:
+            x.grad = x.grad + g
+            return
+        owner = _owner(g)
+        if owner in self.handed:
+            g = g.copy()
+        else:
+            self.handed.add(owner)
+        x.grad = g
+
+
+def _seed(tensor, gradient):
+    """The gradient backward starts from, checked (ones for a one-element tensor)."""
     if not tensor.requires_grad:
         raise RuntimeError(
             "backward: this tensor does not require a gradient and has no graph. Create the inputs "
@@ -312,98 +420,23 @@ def backward(tensor: Tensor, gradient=None, retain_graph: bool = False) -> None:
                 f"shape {data.shape}. Pass backward(gradient) with that shape, or reduce first (.sum())."
             )
         # asarray(1) + reshape: two C calls, where ones() is a slower Python-level helper
-        gradient = backend.get_array_module(data).asarray(1, dtype=data.dtype).reshape(data.shape)
-    else:
-        xp = backend.get_array_module(data)
-        if isinstance(gradient, Tensor):
-            gradient = gradient.data
-        gradient = xp.asarray(gradient, dtype=data.dtype)
-        if gradient.shape != data.shape:
-            raise ValueError(f"backward: gradient of shape {gradient.shape} given for a tensor of "
-                             f"shape {data.shape}; they must be equal.")
-    root = tensor.creator
-    if root is None:  # a leaf: d(t)/d(t) is the identity
-        tensor.grad = gradient.copy() if tensor.grad is None else tensor.grad + gradient
-        return
-    if root.inputs is None:
-        _freed(root)
-    if root.n_outputs == 1:
-        root._gys = gradient
-    else:
-        root._gys = [None] * root.n_outputs
-        root._gys[tensor.out_index] = gradient
-    # Functions wait in a heap ordered by rank: a function's rank exceeds that of every function
-    # that made one of its inputs, so when it is popped all gradients flowing into it have arrived.
-    # A single-output function keeps its incoming gradient in `_gys` itself; a multi-output one
-    # keeps a list with one entry per output (None where no gradient arrived).
-    heap = [(-root.rank, 0, root)]
-    pushed = 1
-    # ids of the memory owners (an array, or a view's base) already stored in some leaf's .grad,
-    # plus the caller's gradient: a leaf whose gradient shares one of them gets a copy, so no two
-    # .grad arrays share memory and updating one in place (clipping, an optimizer) cannot change
-    # another one or the caller's array. Fresh arrays and views of unshared temporaries are kept.
-    base = gradient.base
-    handed = {id(gradient) if base is None else id(base)}
-    try:
-        while heap:
-            fn = heappop(heap)[2]
-            gys = fn._gys
-            fn._gys = None
-            gxs = fn.backward(gys) if fn.n_outputs == 1 else fn.backward(*gys)
-            if type(gxs) is not tuple:
-                gxs = (gxs,)
-            for x, need, g in zip(fn.inputs, fn.needs_grad, gxs):
-                if not need or g is None:
-                    continue
-                data = x.data
-                if g.shape != data.shape or g.dtype != data.dtype:
-                    g = _fit_gradient(fn, x, g)
-                c = x.creator
-                if c is None:
-                    if x.grad is not None:
-                        x.grad = x.grad + g
-                        continue
-                    base = g.base
-                    owner = id(g) if base is None else id(base)
-                    if owner in handed:
-                        g = g.copy()
-                    else:
-                        handed.add(owner)
-                    x.grad = g
-                    continue
-                prev = c._gys
-                if prev is None:  # the first gradient to reach c: schedule it
-                    if c.inputs is None:
-                        _freed(c)
-                    heappush(heap, (-c.rank, pushed, c))
-                    pushed += 1
-                    if c.n_outputs == 1:
-                        c._gys = g
-                        continue
-                    c._gys = [None] * c.n_outputs
-                if c.n_outputs == 1:
-                    c._gys = prev + g
-                else:
-                    slots = c._gys
-                    j = x.out_index
-                    slots[j] = g if slots[j] is None else slots[j] + g
-            if not retain_graph:
-                fn.inputs = None
-                fn.saved = ()
-    except BaseException:
-        # Functions still waiting hold partial gradients in `_gys`; a later backward would take
-        # them for "already scheduled" and add to them. Drop them so the graph stays usable.
-        for entry in heap:
-            entry[2]._gys = None
-        raise
+        return backend.get_array_module(data).asarray(1, dtype=data.dtype).reshape(data.shape)
+    xp = backend.get_array_module(data)
+    if isinstance(gradient, Tensor):
+        gradient = gradient.data
+    gradient = xp.asarray(gradient, dtype=data.dtype)
+    if gradient.shape != data.shape:
+        raise ValueError(f"backward: gradient of shape {gradient.shape} given for a tensor of "
+                         f"shape {data.shape}; they must be equal.")
+    return gradient
 
 
 def gradients_of(outputs, seeds, targets, retain_graph: bool = False) -> list:
     """d(outputs)/d(targets) as arrays, without touching any ``.grad`` (for ``fl.grad``/tapes).
 
-    The same reverse walk as :func:`backward`, but the gradient reaching each tensor of
-    ``targets`` (leaf or intermediate) is summed and returned instead of stored in ``.grad``,
-    so existing ``.grad`` accumulation is left exactly as it was.
+    The same reverse walk as :func:`backward` (:func:`_walk`), but the gradient reaching each
+    tensor of ``targets`` (leaf or intermediate) is summed and returned instead of stored in
+    ``.grad``, so existing ``.grad`` accumulation is left exactly as it was.
 
     Args:
         outputs: Tensors that require a gradient, where back-propagation starts.
@@ -417,7 +450,7 @@ def gradients_of(outputs, seeds, targets, retain_graph: bool = False) -> list:
     wanted = {id(t): i for i, t in enumerate(targets)}
     found = [None] * len(targets)
     # The caller's seeds count as handed out: a result that is a seed (or a view of one) is copied.
-    handed = {id(s) if s.base is None else id(s.base) for s in seeds}
+    handed = {_owner(s) for s in seeds}
 
     def collect(x, g):
         i = wanted.get(id(x))
@@ -426,66 +459,14 @@ def gradients_of(outputs, seeds, targets, retain_graph: bool = False) -> list:
         if found[i] is not None:
             found[i] = found[i] + g
             return
-        base = g.base
-        owner = id(g) if base is None else id(base)
+        owner = _owner(g)
         found[i] = g.copy() if owner in handed else g  # no two results share memory
         handed.add(owner)
 
-    heap, pushed = [], 0
+    pending = _Pending()
     for t, seed in zip(outputs, seeds):
         collect(t, seed)
-        fn = t.creator
-        if fn is None:
-            continue
-        if fn.inputs is None:
-            _freed(fn)
-        if fn._gys is None:
-            heappush(heap, (-fn.rank, pushed, fn))
-            pushed += 1
-            fn._gys = seed if fn.n_outputs == 1 else [None] * fn.n_outputs
-            if fn.n_outputs == 1:
-                continue
-        if fn.n_outputs == 1:
-            fn._gys = fn._gys + seed
-        else:
-            j = t.out_index
-            fn._gys[j] = seed if fn._gys[j] is None else fn._gys[j] + seed
-    try:
-        while heap:
-            fn = heappop(heap)[2]
-            gys = fn._gys
-            fn._gys = None
-            gxs = fn.backward(gys) if fn.n_outputs == 1 else fn.backward(*gys)
-            if type(gxs) is not tuple:
-                gxs = (gxs,)
-            for x, need, g in zip(fn.inputs, fn.needs_grad, gxs):
-                if not need or g is None:
-                    continue
-                if g.shape != x.data.shape or g.dtype != x.data.dtype:
-                    g = _fit_gradient(fn, x, g)
-                collect(x, g)
-                c = x.creator
-                if c is None:
-                    continue  # a leaf: its .grad is not ours to touch
-                if c._gys is None:
-                    if c.inputs is None:
-                        _freed(c)
-                    heappush(heap, (-c.rank, pushed, c))
-                    pushed += 1
-                    if c.n_outputs == 1:
-                        c._gys = g
-                        continue
-                    c._gys = [None] * c.n_outputs
-                if c.n_outputs == 1:
-                    c._gys = c._gys + g
-                else:
-                    j = x.out_index
-                    c._gys[j] = g if c._gys[j] is None else c._gys[j] + g
-            if not retain_graph:
-                fn.inputs = None
-                fn.saved = ()
-    except BaseException:
-        for entry in heap:  # as in backward: leave no half-summed gradients behind
-            entry[2]._gys = None
-        raise
+        if t.creator is not None:
+            pending.send(t.creator, t.out_index, seed)
+    _walk(pending, collect, retain_graph, every_tensor=True)
     return found

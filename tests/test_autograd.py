@@ -489,3 +489,90 @@ def test_grad_mode_is_per_thread():
     finally:
         release.set()
         t.join(5)
+
+
+# -- the engine against a textbook reference on random graphs -----------------------------------
+def _reference_backward(root, seed):
+    """The textbook engine, ~20 lines: a topological order by depth-first search, then every
+    function's backward in reverse order, gradients summed per (function, output) and per
+    leaf. Returns {id(leaf): gradient}; leaves the graph as it found it."""
+    from fundl.autograd import unbroadcast
+
+    order, seen = [], set()
+
+    def visit(fn):
+        if fn is not None and id(fn) not in seen:
+            seen.add(id(fn))
+            for x in fn.inputs:
+                visit(getattr(x, "creator", None))   # (constants are no Tensors)
+            order.append(fn)
+
+    visit(root.creator)
+    grads, leaves = {(id(root.creator), root.out_index): seed}, {}
+    for fn in reversed(order):
+        gys = [grads.get((id(fn), j)) for j in range(fn.n_outputs)]
+        if all(g is None for g in gys):
+            continue
+        gxs = fn.backward(gys[0]) if fn.n_outputs == 1 else fn.backward(*gys)
+        for x, need, g in zip(fn.inputs, fn.needs_grad, gxs if type(gxs) is tuple else (gxs,)):
+            if need and g is not None:
+                g = unbroadcast(g, x.shape) if g.shape != x.shape else g
+                key, table = ((id(x.creator), x.out_index), grads) if x.creator else (id(x), leaves)
+                table[key] = g if key not in table else table[key] + g
+    return leaves
+
+
+class _Halves(Function):
+    """A two-output op for the random graphs: the left and right halves of the last axis."""
+
+    def forward(self, x):
+        self.n = x.shape[-1] // 2
+        self.shape = x.shape
+        return x[..., :self.n].copy(), x[..., self.n:].copy()
+
+    def backward(self, g_left, g_right):
+        g = np.zeros(self.shape)
+        if g_left is not None:
+            g[..., :self.n] = g_left
+        if g_right is not None:
+            g[..., self.n:] = g_right
+        return g
+
+
+def _random_graph(rng):
+    """A random graph of float64 ops over a few leaves (some constant, one broadcast): shared
+    subexpressions, a two-output op whose outputs are used once, twice or not at all."""
+    leaves = [fl.tensor(rng.standard_normal((3, 4)), requires_grad=bool(rng.random() < 0.8))
+              for _ in range(3)]
+    leaves.append(fl.tensor(rng.standard_normal(4), requires_grad=True))   # broadcast
+    leaves[0].requires_grad_(True)
+    nodes = list(leaves)
+    ops = [lambda a, b: a + b, lambda a, b: a * b, lambda a, b: a - b,
+           lambda a, b: fl.tanh(a) * b, lambda a, b: fl.maximum(a, b), lambda a, b: a / (b * b + 1),
+           lambda a, b: fl.exp(0.1 * a) + fl.sigmoid(b)]
+    for _ in range(int(rng.integers(3, 12))):
+        a, b = (nodes[int(rng.integers(len(nodes)))] for _ in range(2))
+        if rng.random() < 0.15 and a.ndim == 2:
+            left, right = _Halves().apply(a)
+            keep = rng.integers(3)   # use the left, the right or both halves
+            halves = [left, right] if keep == 2 else [(left, right)[keep]]
+            nodes.append(fl.concatenate((halves * 2)[:2], axis=-1))  # back to (3, 4)
+            continue
+        nodes.append(ops[int(rng.integers(len(ops)))](a, b))
+    out = sum((n * float(rng.standard_normal())).sum() for n in nodes[-3:] if n.requires_grad)
+    return leaves, out
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_engine_matches_the_reference_engine_on_random_graphs(seed):
+    rng = np.random.default_rng(seed)
+    leaves, out = _random_graph(rng)
+    if not isinstance(out, fl.Tensor) or not out.requires_grad:
+        pytest.skip("this draw has no gradient path")
+    want = _reference_backward(out, np.ones(out.shape))
+    out.backward()
+    for leaf in leaves:
+        if id(leaf) in want:
+            np.testing.assert_allclose(leaf.grad, want[id(leaf)], rtol=1e-12, atol=1e-12)
+        else:
+            assert leaf.grad is None
