@@ -70,12 +70,14 @@ def run(seed, args):
 
 
 def plot(results, folder):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # a Figure with its own Agg canvas: no pyplot, no process-wide backend switch
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     os.makedirs(folder, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig = Figure(figsize=(8, 4.5))
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
     for r in results:
         returns, ends = r["returns"], r["ends"]
         window = np.array([returns[max(0, i - 19):i + 1].mean() for i in range(len(returns))])

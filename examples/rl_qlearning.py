@@ -76,15 +76,17 @@ def taxi(args):
 
 
 def plot_frozenlake(agent, returns, env, folder):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # a Figure with its own Agg canvas: no pyplot, no process-wide backend switch
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     desc = env.unwrapped.desc.astype(str)
     n = desc.shape[0]
     values = agent.q_table_.max(axis=1).reshape(n, n)
     policy = agent.q_table_.argmax(axis=1).reshape(n, n)
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 4.5))
+    fig = Figure(figsize=(10, 4.5))
+    FigureCanvasAgg(fig)
+    ax, ax2 = fig.subplots(1, 2)
     im = ax.imshow(values, cmap="viridis")
     fig.colorbar(im, ax=ax, fraction=0.046, label="max_a Q(s, a)")
     for i in range(n):
