@@ -1,8 +1,9 @@
 """The public lower-case API of differentiable operations (``fundl.functional`` and ``fl.*``).
 
 Each function builds one op (a :class:`~fundl.autograd.Function`) and applies it; the ops
-live in :mod:`fundl.ops`, one family per module. Importing this module also gives
-:class:`~fundl.tensor.Tensor` its operators and methods (``x + y``, ``x.sum()``, ...).
+live in :mod:`fundl.ops`, one family per module. The operators and methods of
+:class:`~fundl.tensor.Tensor` (``x + y``, ``x.sum()``, ...) are defined on the class and call
+these functions.
 """
 from __future__ import annotations
 
@@ -54,33 +55,3 @@ __all__ = [
     "log1p", "multiply", "negative", "norm", "one_hot", "power", "shape", "sign", "square",
     "subtract", "erf", "std",
 ]
-
-
-def _reflected(fn):
-    def method(self, other):
-        return fn(other, self)
-
-    return method
-
-
-def _install_tensor_methods():
-    """Attach the operators and methods to Tensor (the ops are defined above the tensor floor)."""
-    operators = {
-        "__add__": add, "__radd__": _reflected(add), "__sub__": sub, "__rsub__": _reflected(sub),
-        "__mul__": mul, "__rmul__": _reflected(mul), "__truediv__": div,
-        "__rtruediv__": _reflected(div), "__pow__": pow, "__rpow__": _reflected(pow),
-        "__matmul__": matmul, "__rmatmul__": _reflected(matmul), "__neg__": neg, "__abs__": abs,
-        "__getitem__": getitem, "__lt__": less, "__le__": less_equal, "__gt__": greater,
-        "__ge__": greater_equal, "__eq__": equal, "__ne__": not_equal,
-    }
-    methods = [exp, log, sqrt, abs, sum, mean, max, min, var, logsumexp, reshape, transpose,
-               expand_dims, squeeze, broadcast_to, clip, matmul, relu, leaky_relu, elu, sigmoid,
-               tanh, softplus, softmax, log_softmax, maximum, minimum, to, pad]
-    for name, fn in operators.items():
-        setattr(Tensor, name, fn)
-    for fn in methods:
-        setattr(Tensor, fn.__name__, fn)
-    Tensor.T = property(lambda self: transpose(self), doc="The tensor with its axes reversed.")
-
-
-_install_tensor_methods()

@@ -184,8 +184,6 @@ class Tensor:
     def __index__(self) -> int:
         return int(self.data)
 
-    __hash__ = object.__hash__
-
     def __iter__(self):
         for i in range(len(self)):
             yield self[i]
@@ -239,6 +237,167 @@ class Tensor:
             retain_graph: keep the graph so ``backward`` can run through it again.
         """
         _engine.backward(self, gradient, retain_graph)
+
+    # -- operators and methods: the ops of fundl.functional, imported on first use ---------
+    # (fundl.ops builds on Tensor, so this floor cannot import it at module level; `_op`
+    # fetches the ops once, then each call is one attribute lookup away from the op)
+    def __add__(self, other):
+        return _op.add(self, other)
+
+    def __radd__(self, other):
+        return _op.add(other, self)
+
+    def __sub__(self, other):
+        return _op.sub(self, other)
+
+    def __rsub__(self, other):
+        return _op.sub(other, self)
+
+    def __mul__(self, other):
+        return _op.mul(self, other)
+
+    def __rmul__(self, other):
+        return _op.mul(other, self)
+
+    def __truediv__(self, other):
+        return _op.div(self, other)
+
+    def __rtruediv__(self, other):
+        return _op.div(other, self)
+
+    def __pow__(self, other):
+        return _op.pow(self, other)
+
+    def __rpow__(self, other):
+        return _op.pow(other, self)
+
+    def __matmul__(self, other):
+        return _op.matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return _op.matmul(other, self)
+
+    def __neg__(self):
+        return _op.neg(self)
+
+    def __abs__(self):
+        return _op.abs(self)
+
+    def __getitem__(self, index):
+        return _op.getitem(self, index)
+
+    def __lt__(self, other):
+        return _op.less(self, other)
+
+    def __le__(self, other):
+        return _op.less_equal(self, other)
+
+    def __gt__(self, other):
+        return _op.greater(self, other)
+
+    def __ge__(self, other):
+        return _op.greater_equal(self, other)
+
+    def __eq__(self, other):
+        return _op.equal(self, other)
+
+    def __ne__(self, other):
+        return _op.not_equal(self, other)
+
+    __hash__ = object.__hash__  # (defining __eq__ would otherwise remove it)
+
+    @property
+    def T(self) -> "Tensor":
+        """The tensor with its axes reversed."""
+        return _op.transpose(self)
+
+    # methods: fl.<name>(tensor, ...) (see each function for its arguments)
+    def exp(self):
+        return _op.exp(self)
+
+    def log(self):
+        return _op.log(self)
+
+    def sqrt(self):
+        return _op.sqrt(self)
+
+    def abs(self):
+        return _op.abs(self)
+
+    def sum(self, *args, **kwargs):
+        return _op.sum(self, *args, **kwargs)
+
+    def mean(self, *args, **kwargs):
+        return _op.mean(self, *args, **kwargs)
+
+    def max(self, *args, **kwargs):
+        return _op.max(self, *args, **kwargs)
+
+    def min(self, *args, **kwargs):
+        return _op.min(self, *args, **kwargs)
+
+    def var(self, *args, **kwargs):
+        return _op.var(self, *args, **kwargs)
+
+    def logsumexp(self, *args, **kwargs):
+        return _op.logsumexp(self, *args, **kwargs)
+
+    def reshape(self, *args, **kwargs):
+        return _op.reshape(self, *args, **kwargs)
+
+    def transpose(self, *args, **kwargs):
+        return _op.transpose(self, *args, **kwargs)
+
+    def expand_dims(self, *args, **kwargs):
+        return _op.expand_dims(self, *args, **kwargs)
+
+    def squeeze(self, *args, **kwargs):
+        return _op.squeeze(self, *args, **kwargs)
+
+    def broadcast_to(self, *args, **kwargs):
+        return _op.broadcast_to(self, *args, **kwargs)
+
+    def clip(self, *args, **kwargs):
+        return _op.clip(self, *args, **kwargs)
+
+    def matmul(self, other):
+        return _op.matmul(self, other)
+
+    def relu(self):
+        return _op.relu(self)
+
+    def leaky_relu(self, *args, **kwargs):
+        return _op.leaky_relu(self, *args, **kwargs)
+
+    def elu(self, *args, **kwargs):
+        return _op.elu(self, *args, **kwargs)
+
+    def sigmoid(self):
+        return _op.sigmoid(self)
+
+    def tanh(self):
+        return _op.tanh(self)
+
+    def softplus(self, *args, **kwargs):
+        return _op.softplus(self, *args, **kwargs)
+
+    def softmax(self, *args, **kwargs):
+        return _op.softmax(self, *args, **kwargs)
+
+    def log_softmax(self, *args, **kwargs):
+        return _op.log_softmax(self, *args, **kwargs)
+
+    def maximum(self, other):
+        return _op.maximum(self, other)
+
+    def minimum(self, other):
+        return _op.minimum(self, other)
+
+    def to(self, *args, **kwargs):
+        return _op.to(self, *args, **kwargs)
+
+    def pad(self, *args, **kwargs):
+        return _op.pad(self, *args, **kwargs)
 
     # -- weights as variables (Keras) ----------------------------------------------------------
     # A layer's weight is a Tensor updated in place; Keras code reads and writes it through
@@ -453,6 +612,25 @@ def ones_like(t, dtype=None, requires_grad=False) -> Tensor:
     return _factory(xp.ones(data.shape, dtype=dtype or data.dtype), requires_grad,
                     backend.device_of(data))
 
+
+class _Ops:
+    """The ops behind Tensor's operators and methods (:mod:`fundl.functional`), fetched on
+    first use: they build on Tensor, so this module cannot import them when it loads. The
+    first attribute asked for copies them all onto this object; later lookups are plain
+    attribute hits."""
+
+    def __getattr__(self, name):
+        from . import functional
+
+        self.__dict__.update((k, v) for k, v in vars(functional).items()
+                             if not k.startswith("_"))
+        try:
+            return self.__dict__[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+_op = _Ops()
 
 # The engine builds on Tensor; it is imported last so that Tensor exists when it loads.
 from . import autograd as _engine  # noqa: E402

@@ -273,3 +273,21 @@ def test_manual_seed_resets_the_gpu_generator():
     tensor_module._gpu_rng = object()
     fl.manual_seed(0)
     assert tensor_module._gpu_rng is None
+
+
+def test_operators_and_methods_are_defined_on_the_class():
+    """Tensor's operators are written in fundl/tensor.py (delegating to the ops), not attached
+    to the class by another module at import."""
+    import fundl.functional as functional
+    from fundl.tensor import Tensor
+
+    for name in ("__add__", "__radd__", "__matmul__", "__getitem__", "__eq__", "sum", "reshape",
+                 "relu", "to", "T"):
+        member = Tensor.__dict__[name]
+        fn = member.fget if isinstance(member, property) else member
+        assert fn.__module__ == "fundl.tensor", name
+    assert not hasattr(functional, "_install_tensor_methods")
+    t = fl.tensor([[1.0, -2.0]])
+    assert (2 - t).tolist() == [[1.0, 4.0]] and (t ** 2).sum().item() == 5.0
+    assert t.T.shape == (2, 1) and abs(t).tolist() == [[1.0, 2.0]]
+    assert t in {t: 1}   # hashable by identity despite the elementwise __eq__
