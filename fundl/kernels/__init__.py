@@ -17,7 +17,9 @@ The convolution and pooling kernels take channels-last arrays with three spatial
 ``(N, D, H, W, C)`` (1-D and 2-D ops add size-1 axes), with the convolutions' zero padding as
 an argument (pooling's inputs come padded); window geometry is given as 3-tuples of ints.
 :func:`map_chunks` and :func:`threads` run an op's batch chunks on all
-cores (:func:`map_compiled` those of a Numba parallel loop). The recurrent cells' gate math
+cores (:func:`map_compiled` those of a Numba parallel loop). A convolution goes through one
+entry point per direction, :func:`conv_forward` and :func:`conv_backward`, driven by a
+:class:`ConvPlan` (:mod:`fundl.kernels.convolution`), whatever path runs underneath. The recurrent cells' gate math
 lives in :mod:`fundl.kernels.recurrent`, with its own
 dispatchers; the CSR sparse x dense product of graph convolutions (:func:`spmm`) in
 :mod:`fundl.kernels.sparse`.

@@ -15,8 +15,10 @@ Every function exists twice with the same signature:
 The ops' Python loops call the dispatchers :func:`lstm_forward_step`,
 :func:`lstm_backward_step`, :func:`gru_forward_step` and :func:`gru_backward_step`, which pick
 one or the other. Every array is 2-D ``(batch, n)`` and C-contiguous; outputs are written into
-the arrays given. On the CPU the LSTM and GRU ops run whole time loops instead, Numba kernels
-that call the per-step GEMM themselves (:func:`sweeps`).
+the arrays given. On the CPU the LSTM and GRU ops run whole time loops instead, Numba drivers
+that call the per-step GEMM themselves, one batch part per thread; :func:`sweep_plan` says
+which runs (a :class:`SweepPlan`, cached per geometry), and each driver has a plain-NumPy
+reference in :data:`REFERENCES` that the tests compare it against.
 Gate blocks follow the Keras layout along the last axis: LSTM ``[i, f, c, o]``, GRU
 ``[z, r, h]``.
 
@@ -816,9 +818,13 @@ def sweep_plan(cell, x, weights, activation="tanh", recurrent_activation="sigmoi
     """
     ok = type(x) is numpy.ndarray and all(type(a) is numpy.ndarray and a.dtype == x.dtype
                                           for a in weights if a is not None)
+    from . import blas
+
+    # (whether the GEMM is reachable is part of the key: tests change the library mid-process)
+    ok = ok and _RT.compiled_recurrent and numba is not None and \
+        blas.gemm_function(x.dtype) is not None
     return _sweep_plan(cell, x.shape[0], x.dtype.str, activation, recurrent_activation,
-                       threads, min_rows, max_parts,
-                       ok and _RT.compiled_recurrent and numba is not None)
+                       threads, min_rows, max_parts, ok)
 
 
 # -- dispatchers: what the ops call ------------------------------------------------------------
