@@ -8,6 +8,7 @@ def drawn(path):
     return min(image.shape[:2]) > 50 and float(image[..., :3].std()) > 0.02
 
 
+@pytest.mark.slow
 def test_multitask_mnist_plots(tmp_path, load_example, need_data):
     need_data("mnist")
     pytest.importorskip("matplotlib")
