@@ -107,3 +107,43 @@ def test_errors():
     rbm = RBM(n_components=2, n_iter=1).fit(X)
     with pytest.raises(ValueError, match="3 features"):
         rbm.transform(numpy.zeros((2, 4)))
+
+
+@pytest.mark.parametrize("n_iter, averaged", [(3, 140), (1, 70)])
+def test_fit_averages_the_last_epochs_iterates(n_iter, averaged):
+    # 1400 samples in 140 batches: the last epoch's 140 iterates, or the second half of one
+    train, _ = _digits_binary()
+    seen = []
+
+    class Recording(RBM):
+        def _update(self, v_pos, rng):
+            super()._update(v_pos, rng)
+            seen.append([p.copy() for p in self._params()])
+
+    settings = dict(n_components=8, learning_rate=0.05, n_iter=n_iter, random_state=0)
+    avg = Recording(**settings).fit(train)
+    assert len(seen) == 140 * n_iter
+    seen_avg, seen = seen, []
+    last = Recording(average=False, **settings).fit(train)
+    # averaging draws no random numbers: both runs follow the same path
+    for a, b in zip(seen_avg, seen):
+        for p, q in zip(a, b):
+            numpy.testing.assert_array_equal(p, q)
+    numpy.testing.assert_array_equal(avg.h_samples_, last.h_samples_)
+    for i, name in enumerate(("components_", "intercept_hidden_", "intercept_visible_")):
+        numpy.testing.assert_array_equal(getattr(last, name), seen[-1][i])
+        expected = numpy.mean([s[i] for s in seen[-averaged:]], axis=0)
+        numpy.testing.assert_allclose(getattr(avg, name), expected, rtol=1e-10, atol=1e-12)
+        assert not numpy.allclose(getattr(avg, name), seen[-averaged - 1][i])
+
+
+def test_averaging_improves_the_held_out_pseudo_likelihood():
+    # at a fixed learning rate PCD's iterates oscillate; their last-epoch mean scores higher
+    train, test = _digits_binary()
+    gains = []
+    for seed in (0, 1):
+        settings = dict(n_components=32, learning_rate=0.1, n_iter=10, random_state=seed)
+        gains.append(RBM(**settings).fit(train).pseudo_likelihood(test).mean()
+                     - RBM(average=False, **settings).fit(train).pseudo_likelihood(test).mean())
+    # measured +0.69 and +0.70 nats; the last iterate is not a fluke of one seed
+    assert min(gains) > 0.3
