@@ -385,6 +385,9 @@ class VariationalAutoencoder(Model):
         self.total_loss_tracker = metrics.Mean(name="loss")
         self.reconstruction_loss_tracker = metrics.Mean(name="reconstruction_loss")
         self.kl_loss_tracker = metrics.Mean(name="kl_loss")
+        # the players are built models, so this one has its weights (save_weights works) even
+        # though fit never calls it: train_step calls the players
+        self.built = True
 
     @property
     def metrics(self):

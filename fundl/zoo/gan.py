@@ -86,6 +86,9 @@ class GAN(Model):
         self.g_loss_tracker = metrics.Mean(name="g_loss")
         self.d_real_tracker = metrics.Mean(name="d_real")
         self.d_fake_tracker = metrics.Mean(name="d_fake")
+        # the players are built models, so this one has its weights (save_weights works) even
+        # though fit never calls it: train_step calls the players
+        self.built = True
 
     @property
     def metrics(self):

@@ -171,3 +171,14 @@ def test_channel_autoencoder_learns_a_code_with_unit_energy():
 def test_bad_arguments(call, match):
     with pytest.raises((ValueError, TypeError), match=match):
         call()
+
+
+def test_vae_weights_save_and_load(tmp_path):
+    vae = variational_autoencoder(6, latent_dim=2, hidden=(4,))
+    vae.compile(optimizer="adam")
+    x = _data((6,), n=8)
+    vae.fit(x, epochs=1, verbose=0)
+    vae.save_weights(tmp_path / "vae.weights.npz")
+    other = variational_autoencoder(6, latent_dim=2, hidden=(4,))
+    other.load_weights(tmp_path / "vae.weights.npz")
+    np.testing.assert_array_equal(other.predict(x, verbose=0), vae.predict(x, verbose=0))

@@ -115,3 +115,14 @@ def test_sample_quality_and_gan_bad_input():
         mlp_gan(0)
     with pytest.raises(ValueError, match="label_smoothing"):
         mlp_gan(2, 4, label_smoothing=0.7)
+
+
+def test_gan_weights_save_and_load(tmp_path):
+    gan = _compiled(mlp_gan(3, 6, hidden=(5,), dropout=0.0))
+    gan.fit(np.zeros((8, 6), "float32"), epochs=1, verbose=0)
+    gan.save_weights(tmp_path / "gan.weights.npz")
+    other = mlp_gan(3, 6, hidden=(5,), dropout=0.0)
+    other.load_weights(tmp_path / "gan.weights.npz")
+    z = np.ones((2, 3), "float32")
+    np.testing.assert_array_equal(other.generator.predict(z, verbose=0),
+                                  gan.generator.predict(z, verbose=0))
