@@ -300,7 +300,7 @@ def backward(tensor: Tensor, gradient=None, retain_graph: bool = False) -> None:
         array([2., 4.], dtype=float32)
     """
     gradient = _seed(tensor, gradient)
-    accumulate = _LeafGradients(gradient)
+    accumulate = _leaf_gradients(gradient)
     if tensor.creator is None:  # a leaf: d(t)/d(t) is the identity
         accumulate(tensor, gradient)
         return
@@ -317,9 +317,10 @@ def _walk(pending, reached, retain_graph, every_tensor=False):
     Why highest rank first: a function's rank exceeds that of every function that made one of
     its inputs, so when it is popped all the gradients flowing into it have arrived.
     """
+    heap, send = pending.heap, pending.send  # (locals: this loop runs once per op and edge)
     try:
-        while pending.heap:
-            fn = heappop(pending.heap)[2]
+        while heap:
+            fn = heappop(heap)[2]
             gys, fn._gys = fn._gys, None
             gxs = fn.backward(gys) if fn.n_outputs == 1 else fn.backward(*gys)
             if type(gxs) is not tuple:
@@ -333,7 +334,7 @@ def _walk(pending, reached, retain_graph, every_tensor=False):
                 if c is None or every_tensor:
                     reached(x, g)
                 if c is not None:
-                    pending.send(c, x.out_index, g)
+                    send(c, x.out_index, g)
             if not retain_graph:  # free the saved arrays and the links as we go
                 fn.inputs = None
                 fn.saved = ()
@@ -383,26 +384,25 @@ def _owner(a):
     return id(a) if base is None else id(base)
 
 
-class _LeafGradients:
-    """Accumulates gradients into leaves' ``.grad`` so that no two ``.grad`` arrays, nor the
-    caller's ``gradient``, share memory: updating one in place (clipping, an optimizer) cannot
-    change another. Fresh arrays and views of unshared temporaries are kept as they are."""
+def _leaf_gradients(seed):
+    """A function ``(leaf, g)`` that accumulates ``g`` into ``leaf.grad`` so that no two
+    ``.grad`` arrays, nor the caller's ``seed``, share memory: updating one in place (clipping,
+    an optimizer) cannot change another. Fresh arrays and views of unshared temporaries are
+    kept as they are."""
+    handed = {_owner(seed)}  # owners already stored in some .grad, and the seed's
 
-    __slots__ = ("handed",)
-
-    def __init__(self, seed):
-        self.handed = {_owner(seed)}  # owners already stored in some .grad, and the seed's
-
-    def __call__(self, x, g):
+    def accumulate(x, g):
         if x.grad is not None:
             x.grad = x.grad + g
             return
         owner = _owner(g)
-        if owner in self.handed:
+        if owner in handed:
             g = g.copy()
         else:
-            self.handed.add(owner)
+            handed.add(owner)
         x.grad = g
+
+    return accumulate
 
 
 def _seed(tensor, gradient):
