@@ -92,8 +92,16 @@ def test_kmeans_example(tmp_path, load_example, need_data):
     out = load_example("kmeans_mnist").main(["--train", "1000", "--test", "200", "--n-init",
                                             "1", "--plots", str(tmp_path)])
     assert 0.3 < out["purity"] <= 1 and 0.3 < out["test_purity"] <= 1
-    # Lloyd's steps never raise the within-cluster squared distance of the 2-D picture
+    # Lloyd's steps never raise the within-cluster squared distance of the 2-D picture: each
+    # assignment step and each update step lowers (or keeps) J = sum ||x - c_assigned||^2
     assert len(out["lloyd"]) == 7
+    ex = load_example("kmeans_mnist")
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal((-1.5, 1.0), 0.45, (100, 2)),
+                        rng.normal((1.5, -1.0), 0.45, (100, 2))])
+    steps = ex.lloyd_steps(x, np.array([[-2.0, -2.0], [2.0, 2.0]]), steps=3)
+    j = [((x - c[a]) ** 2).sum() for c, a in steps[1:]]
+    assert all(b <= a + 1e-9 for a, b in zip(j, j[1:])), j
     assert (tmp_path / "kmeans_lloyd.png").stat().st_size > 0
 
 
