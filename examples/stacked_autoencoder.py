@@ -1,6 +1,6 @@
 """A stacked autoencoder: greedy layer-wise pre-training, then fine-tuning with few labels.
 
-    python examples/stacked_autoencoder.py [--unlabelled 20000] [--labels 300] [--plots DIR]
+    python examples/stacked_autoencoder.py [--unlabelled 20000] [--labels 100] [--plots DIR]
 
 The lecture's recipe (Bengio et al. 2007): train the first layer as an autoencoder of the
 pixels, the second as an autoencoder of the first layer's codes, and so on
@@ -8,7 +8,9 @@ pixels, the second as an autoencoder of the first layer's codes, and so on
 then put a softmax on top of the pre-trained encoder and fine-tune the whole stack on the few
 labelled digits. The same network trained from random weights on the same labels is the
 baseline; both are scored on the test set. A linear probe (a softmax trained on the frozen
-codes of each encoder) measures the features themselves.
+codes of each encoder) measures the features themselves. By default the stack is a denoising
+one (Vincent et al. 2010: Gaussian noise of stddev 0.3 on each level's input while
+pre-training).
 With ``--plots DIR`` it draws the test accuracy of both during fine-tuning.
 """
 import argparse
@@ -47,15 +49,15 @@ def classifier(encoder, seed, lr):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--unlabelled", type=int, default=20000)
-    parser.add_argument("--labels", type=int, default=300, help="labelled digits (10 classes)")
+    parser.add_argument("--labels", type=int, default=100, help="labelled digits (10 classes)")
     parser.add_argument("--test", type=int, default=10000)
     parser.add_argument("--hidden", type=int, nargs="+", default=[256, 64])
-    parser.add_argument("--pretrain-epochs", type=int, default=5, help="per level")
-    parser.add_argument("--finetune-epochs", type=int, default=30)
-    parser.add_argument("--finetune-lr", type=float, default=1e-3)
+    parser.add_argument("--pretrain-epochs", type=int, default=20, help="per level")
+    parser.add_argument("--finetune-epochs", type=int, default=100)
+    parser.add_argument("--finetune-lr", type=float, default=3e-3)
     parser.add_argument("--activation", default="sigmoid", help="the hidden units' activation")
-    parser.add_argument("--noise", type=float, default=0.0,
-                        help="a stacked denoising autoencoder with this input noise")
+    parser.add_argument("--noise", type=float, default=0.3,
+                        help="a stacked denoising autoencoder with this input noise (0: none)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--plots", default=None, help="write PNGs to this directory")
     args = parser.parse_args(argv)
