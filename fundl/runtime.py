@@ -6,9 +6,11 @@ layer is safe, caches of looked-up GEMM pointers and of constant vectors, the re
 buffers of the recurrent ops. All of it lives here, in one :class:`Runtime` object
 (:func:`state`), instead of module-level globals scattered over ``fundl.kernels``,
 ``fundl.ops`` and ``fundl.backend``, so that it can be read in one place and reset by tests
-(:meth:`Runtime.reset`). Nothing here is decided by what ran earlier in the process: each
+(:meth:`Runtime.reset`). Each
 field is configuration (read from the environment or set by the user) or a cache whose
-contents never change a result.
+contents never change a result, except ``regions_ran``, which the "auto" setting of
+``serial_medium_products`` follows (documented below; set that field to make the choice
+fixed).
 
 Fields of :class:`Runtime` (process-wide unless said otherwise):
 
@@ -22,10 +24,16 @@ Fields of :class:`Runtime` (process-wide unless said otherwise):
 - ``regions_ok``: whether Numba's threading layer can run parallel regions from several
   threads (None: not asked yet); False in a forked child of a process whose OpenMP threads
   were started;
-- ``serial_medium_products``: configuration of :func:`fundl.kernels.matmul` (default True):
-  dense products of 2^18 to 2^23 multiply-adds run on the calling thread when fundl runs
-  more than one thread, so that OpenBLAS's spinning workers never hold the cores a parallel
-  region needs. A fixed rule, whatever ran before;
+- ``serial_medium_products``: configuration of :func:`fundl.kernels.matmul`: True, dense
+  products of 2^18 to 2^23 multiply-adds run on the calling thread (when fundl runs more than
+  one thread), so that OpenBLAS's spinning workers never hold the cores a parallel region
+  needs; False, they keep BLAS's own threads; None (the default), "auto": True once this
+  process has run a parallel region (``regions_ran``). Measured here (loaded 2-core
+  machine, one process, min of interleaved runs): a LeNet-5 step 33 ms serial vs 108 ms
+  with BLAS's threads; an MLP alone (784-256-128-10) 8 ms with BLAS's threads vs 25 ms
+  serial, which is why no single fixed rule serves both; set it to True or False to make
+  the choice independent of what ran before;
+- ``regions_ran``: a parallel region has run in this process (what "auto" follows);
 - ``compiled_recurrent``: the recurrent ops use their compiled (Numba/CUDA) kernels (True) or
   the plain-``xp`` references everywhere (:func:`fundl.kernels.recurrent.use_compiled`);
 - ``gemm``: dtype -> (GEMM function pointer, library name) found by
@@ -49,6 +57,7 @@ Example:
     >>> rt = fundl.runtime.state()
     >>> rt.compiled_recurrent
     True
+    >>> rt.serial_medium_products = True   # fixed: medium products always on one thread
     >>> rt.reset()      # tests: back to the state of a fresh process
 """
 from __future__ import annotations
@@ -143,7 +152,8 @@ class Runtime:
         self.blas_single_depth = 0
         self.blas_saved = None
         self.regions_ok = None
-        self.serial_medium_products = True
+        self.serial_medium_products = None
+        self.regions_ran = False
         self.compiled_recurrent = True
         self.gemm = {}
         self.ones = {}

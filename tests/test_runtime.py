@@ -28,7 +28,7 @@ def test_state_is_one_object_holding_the_machinerys_state():
 def test_reset_clears_caches_and_settings_and_restores_blas():
     rt = runtime.state()
     saved = (rt.parallel, rt.blas_saved, rt.blas_single_depth, rt.regions_ok, rt.gemm, rt.ones,
-             rt.compiled_recurrent, rt.serial_medium_products)
+             rt.compiled_recurrent, rt.serial_medium_products, rt.regions_ran)
 
     class FakeBLAS:
         num_threads = 1
@@ -40,16 +40,18 @@ def test_reset_clears_caches_and_settings_and_restores_blas():
     try:
         rt.parallel, rt.blas_saved, rt.blas_single_depth = (2, [fake], None), [4], 1
         rt.compiled_recurrent = rt.serial_medium_products = False
+        rt.regions_ran = True
         backend.ones_vector(3, np.float64)
         rt.reset()
         assert fake.num_threads == 4  # a map in progress had set BLAS to one thread
         assert rt.parallel is None and rt.blas_saved is None and rt.blas_single_depth == 0
         assert rt.ones == {} and rt.gemm == {} and rt.regions_ok is None
-        assert rt.compiled_recurrent and rt.serial_medium_products
+        assert rt.compiled_recurrent and rt.serial_medium_products is None
+        assert rt.regions_ran is False
         assert rt.workspace.arrays == []
     finally:
         (rt.parallel, rt.blas_saved, rt.blas_single_depth, rt.regions_ok, rt.gemm, rt.ones,
-         rt.compiled_recurrent, rt.serial_medium_products) = saved
+         rt.compiled_recurrent, rt.serial_medium_products, rt.regions_ran) = saved
 
 
 def test_results_are_the_same_after_a_reset():
@@ -75,16 +77,20 @@ def test_workspace_recycles_only_unreferenced_buffers():
     assert ws.arrays == [] and ws.nbytes == 0
 
 
-def test_matmuls_choice_does_not_depend_on_what_ran_before():
-    """In a fresh process, the choice for a medium product is the same before and after a
-    convolution ran a parallel region."""
-    code = ("import numpy as np, fundl as fl; from fundl import kernels; "
-            "a = kernels.serial_product(64, 400, 120); "
+def test_matmuls_choice_set_explicitly_does_not_depend_on_what_ran_before():
+    """In a fresh process: with serial_medium_products set, the choice for a medium product
+    is the same before and after a convolution ran a parallel region; "auto" (the default)
+    follows whether a region ran, and says so in regions_ran."""
+    code = ("import numpy as np, fundl as fl; from fundl import kernels, runtime; "
+            "rt = runtime.state(); auto = [kernels.serial_product(64, 400, 120)]; "
+            "rt.serial_medium_products = True; fixed = [kernels.serial_product(64, 400, 120)]; "
             "fl.conv2d(np.ones((4, 8, 8, 3), np.float32), np.ones((3, 3, 3, 4), np.float32)); "
-            "print(a == kernels.serial_product(64, 400, 120))")
+            "fixed.append(kernels.serial_product(64, 400, 120)); "
+            "rt.serial_medium_products = None; auto.append(kernels.serial_product(64, 400, 120)); "
+            "print(fixed[0] == fixed[1] == (kernels.threads() > 1), auto[0] is False, "
+            "auto[1] == (rt.regions_ran and kernels.regions()))")
     env = dict(os.environ, FUNDL_NUM_THREADS="2")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120, env=env)
-    assert out.stdout.strip() == "True", out.stderr
-    assert kernels.serial_product(64, 400, 120) == (kernels.threads() > 1)
+    assert out.stdout.split() == ["True", "True", "True"], out.stderr
     assert not kernels.serial_product(8, 8, 8)

@@ -22,8 +22,8 @@ needs a BLAS that runs concurrent single-threaded GEMMs side by side, as NumPy's
 other). OpenBLAS's own threads are the regions' enemy: after a product it splits over them,
 its workers spin on the other cores for up to ~0.1 s, and a region waits for those cores
 (a LeNet-5 convolution backward: 0.57 -> 3.8 ms); :func:`fundl.kernels.matmul` keeps the
-medium-sized products of dense layers on one thread whenever fundl runs more than one thread
-(a fixed rule: ``fundl.runtime.state().serial_medium_products``).
+medium-sized products of dense layers on one thread once regions are in use (or always or
+never: ``fundl.runtime.state().serial_medium_products``).
 
 Its state (the thread count and pool, the BLAS thread counts to restore, whether regions are
 safe, the per-thread "inside a chunk" flag) lives in :func:`fundl.runtime.state`, which also
@@ -267,6 +267,7 @@ def run_region(loop, n_items, *args):
         return loop.py_func(*args)
     import numba
 
+    _RT.regions_ran = True  # what serial_medium_products="auto" follows (fundl.runtime)
     n_threads, blas, _ = _setup()
     old = numba.get_num_threads()
     want = max(1, min(n_threads, n_items, numba.config.NUMBA_NUM_THREADS))

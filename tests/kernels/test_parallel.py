@@ -214,30 +214,30 @@ def test_a_forked_child_runs_the_compiled_recurrent_loops_without_parallel_regio
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
 
 
-def test_medium_products_stay_on_one_thread_whatever_ran_before(three_threads, monkeypatch):
-    """kernels.matmul: with more than one thread, products of 2^18 to 2^23 multiply-adds run
-    single-threaded (MKL's sequential GEMM, or OpenBLAS set to one thread) so that OpenBLAS's
-    workers do not spin on the cores a parallel region needs; others go to numpy.matmul
-    unchanged. The choice depends on the sizes and the runtime's configuration only."""
+def test_medium_products_follow_the_runtimes_setting(three_threads, monkeypatch):
+    """kernels.matmul: products of 2^18 to 2^23 multiply-adds run single-threaded (MKL's
+    sequential GEMM, or OpenBLAS set to one thread) where fundl.runtime's
+    serial_medium_products says so: always (True), never (False), or once regions ran
+    ("auto", None); others go to numpy.matmul unchanged."""
     from fundl.kernels import blas
 
+    rt = runtime.state()
     monkeypatch.setattr(blas, "library", lambda dtype=None: "numpy")
+    monkeypatch.setattr(_parallel, "regions", lambda: True)
     rng = np.random.default_rng(3)
     cases = (((64, 400, 120), True), ((8, 8, 8), False), ((512, 512, 64), False))
-    for ran_a_region_before in (False, True):
-        if ran_a_region_before:
-            fl.conv2d(np.ones((2, 6, 6, 3), np.float32), np.ones((3, 3, 3, 4), np.float32))
-        for (m, k, n), single in cases:
+    for mode, ran, serial in ((True, False, True), (True, True, True), (False, True, False),
+                              (None, True, True), (None, False, False)):
+        monkeypatch.setattr(rt, "serial_medium_products", mode)
+        monkeypatch.setattr(rt, "regions_ran", ran)
+        for (m, k, n), medium in cases:
             three_threads.history.clear()
             a = rng.standard_normal((k, m)).T          # a transposed view, as the backward's
             b = rng.standard_normal((k, n))
-            assert kernels.serial_product(m, k, n) == single
+            single = medium and serial
+            assert kernels.serial_product(m, k, n) == single, (mode, ran, m, k, n)
             np.testing.assert_allclose(kernels.matmul(a, b), a @ b, rtol=1e-12)
-            assert three_threads.history == ([1, 2] if single else []), (m, k, n)
-    monkeypatch.setattr(runtime.state(), "serial_medium_products", False)  # BLAS's threads
-    three_threads.history.clear()
-    kernels.matmul(rng.standard_normal((64, 400)), rng.standard_normal((400, 120)))
-    assert three_threads.history == []
+            assert three_threads.history == ([1, 2] if single else []), (mode, ran, m, k, n)
 
 
 def _in_a_fork(fn):
