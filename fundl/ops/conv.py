@@ -272,9 +272,9 @@ class Conv(Function):
         x5 = _as_5d(_channels_last(x, self.cf))
         fuse = self.activation
         need = self.needs_grad
-        y5, self.kept = kernels.conv_forward(
-            self.plan, x5, kernel, bias, need[0], need[1],
-            (lambda rows: apply_in_place(fuse, rows)) if fuse else None)
+        y5, kept = kernels.conv_forward(self.plan, x5, kernel, bias, need[0], need[1],
+                                        (lambda rows: apply_in_place(fuse, rows)) if fuse else None)
+        self.save(kept)
         y = y5.reshape((x.shape[0],) + self.plan.out[3 - (kernel.ndim - 2):] + (kernel.shape[-1],))
         y = _channels_back(y, self.cf)
         self.y = y if fuse else None  # the activation's gradient reads it
@@ -285,7 +285,7 @@ class Conv(Function):
             gy = kernels.activation_grad(self.activation, gy, self.y)
         gy5 = _as_5d(_channels_last(gy, self.cf))
         need = self.needs_grad
-        gx5, gk, gb = kernels.conv_backward(self.plan, self.kept, gy5, need[0], need[1],
+        gx5, gk, gb = kernels.conv_backward(self.plan, self.saved[0], gy5, need[0], need[1],
                                             len(need) > 2 and need[2])
         gx = None
         if gx5 is not None:

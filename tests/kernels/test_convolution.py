@@ -111,3 +111,16 @@ def test_plans_are_cached_per_geometry():
     fn = Conv(None, 1, "same", 1, 1, "channels_last")
     fn.check(np.ones((3, 6, 6, 3), np.float32), k)   # another batch size: another plan
     assert fn.plan is not plans[0] and fn.plan.x5_shape[0] == 3
+
+
+def test_what_the_forward_keeps_is_freed_by_the_backward():
+    """The op keeps its ConvSaved through Function.save, so backward() frees it (the cols of a
+    large layer are megabytes), as every op's saved arrays."""
+    import fundl as fl
+
+    x = fl.tensor(np.ones((2, 6, 6, 3), np.float32), requires_grad=True)
+    k = fl.tensor(np.ones((3, 3, 3, 4), np.float32), requires_grad=True)
+    y = fl.conv2d(x, k, padding="same")
+    assert isinstance(y.creator.saved[0], convolution.ConvSaved)
+    y.sum().backward()
+    assert y.creator.saved == ()
