@@ -34,7 +34,6 @@ from .ops.reduce import logsumexp, max, mean, min, sum, var
 from .ops.shape import (
     broadcast_to, concatenate, expand_dims, getitem, pad, reshape, squeeze, stack, transpose,
 )
-from .tensor import Tensor
 
 __all__ = [
     "abs", "add", "broadcast_to", "clip", "concatenate", "div", "elu", "equal", "exp",
