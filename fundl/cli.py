@@ -212,9 +212,13 @@ def main(argv=None) -> int:
     if args.command in ("demo", "train"):
         # The command owns its process: take fundl's process-wide speed settings
         # (a library user opts in with the same call, see fundl.config).
+        import warnings
+
         from .config import tune_process
 
-        tune_process()
+        with warnings.catch_warnings():  # OpenMP already running (fundl.cli.main called twice
+            warnings.simplefilter("ignore", RuntimeWarning)  # in one process): nothing to do
+            tune_process()
     return args.run(args)
 
 
