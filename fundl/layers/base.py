@@ -476,6 +476,8 @@ _INIT_SIGNATURES: dict[type, inspect.Signature] = {}
 # The layers holding add_loss terms (id -> weak reference): the outermost call of a forward
 # pass clears those inside it. Empty unless add_loss is used, so the check costs nothing else.
 _LOSS_HOLDERS: dict[int, weakref.ref] = {}
+# Whether any layer has called add_metric (then fit/evaluate look for their values).
+_METRIC_LAYERS = weakref.WeakSet()
 
 
 class Layer:
@@ -899,6 +901,49 @@ class Layer:
         self._uses_add_loss = True
         self._added_losses.append(loss)
         _LOSS_HOLDERS[id(self)] = weakref.ref(self)
+
+    def add_metric(self, value, name=None, aggregation="mean") -> None:
+        """Report a value computed in ``call`` in ``fit``/``evaluate``'s logs (tf.keras's
+        ``add_metric``; Keras 3 dropped it for :class:`fundl.metrics.Metric` trackers).
+
+        The built-in training and test steps log the latest value under ``name`` for each
+        batch and average it over the epoch's samples, like a metric function. A custom
+        ``train_step`` reports what it returns (use a ``fundl.metrics.Mean`` there).
+
+        Args:
+            value: a scalar Tensor or a number (a larger Tensor is averaged).
+            name: the log key (required).
+            aggregation: ``"mean"`` (the only one, as tf.keras's default).
+
+        Raises:
+            ValueError: no name, or another aggregation. TypeError: a value of another type.
+
+        Example:
+            >>> class Probe(Layer):
+            ...     def call(self, x):
+            ...         self.add_metric(x.mean(), name="mean_activation")
+            ...         return x
+        """
+        who = f"{type(self).__name__} '{self.name}'"
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"{who}: add_metric needs a name= for its log key, got {name!r}.")
+        if aggregation not in ("mean", None):
+            raise ValueError(f"{who}: add_metric aggregation must be 'mean', got "
+                             f"{aggregation!r}.")
+        if isinstance(value, Tensor):
+            value = float(backend.to_numpy(value.data).mean())
+        elif isinstance(value, bool) or not isinstance(value, (int, float, numpy.number)):
+            raise TypeError(f"{who}: add_metric expects a scalar Tensor or a number, got "
+                            f"{type(value).__name__}.")
+        self.__dict__.setdefault("_added_metrics", {})[name] = float(value)
+        _METRIC_LAYERS.add(self)
+
+    def _added_metric_values(self) -> dict:
+        """``{name: latest value}`` of :meth:`add_metric` in this layer and the layers in it."""
+        out = dict(self.__dict__.get("_added_metrics") or {})
+        for _, layer in self._named_sublayers():
+            out.update(layer._added_metric_values())
+        return out
 
     def _clear_added_losses(self) -> None:
         """Forget the add_loss terms of this layer and of every layer inside it."""

@@ -33,6 +33,7 @@ from .. import backend, losses as losses_module, metrics as metrics_module
 from .. import optimizers as optimizers_module
 from ..autograd import gradients_of, no_grad
 from ..layers._masking import _MASKS, get_mask
+from ..layers import base as layers_base
 from ..tensor import Tensor, get_rng
 from .data_adapter import ArrayBatches, DatasetBatches, is_dataset, unpack_x_y_sample_weight
 
@@ -913,6 +914,8 @@ class Trainer:
                     if mask is not None and values.shape == tuple(mask.shape):
                         values = values[backend.to_numpy(mask)]  # the real steps only
                     logs[name] = float(values.sum()) / max(values.size, 1)
+        if layers_base._METRIC_LAYERS:  # some layer used add_metric: its latest values
+            logs.update(self._added_metric_values())
         return logs
 
     def _no_loss_error(self, what):
