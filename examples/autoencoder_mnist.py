@@ -13,38 +13,24 @@ fitted on the same training digits gives the linear baseline. With ``--plots DIR
 digits (top), the autoencoder's reconstructions (middle) and PCA's (bottom).
 """
 import argparse
+import importlib.util
 import os
 import time
 
 import numpy as np
 
 import fundl as fl
-from fundl.decomposition import PCA
 from fundl.zoo import dense_autoencoder
 
 
-def load(n_train, n_test):
-    from fundl.datasets import mnist
+# examples/_data.py (the image examples' shared loading and picture helpers), found beside this
+# file so that both ``python examples/<name>.py`` and the tests' loader find it
+_spec = importlib.util.spec_from_file_location(
+    "_data", os.path.join(os.path.dirname(os.path.abspath(__file__)), "_data.py"))
+_data = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_data)
 
-    (x, _), (xt, _) = mnist.load_data()
-    x = x[:n_train].reshape(-1, 784).astype("float32") / 255
-    xt = xt[:n_test].reshape(-1, 784).astype("float32") / 255
-    return x, xt
 
-
-def picture(rows, path, scale=2):
-    """Rows of 28x28 images (a list of (10, 784) arrays) as one grayscale PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    grid = np.ones((len(rows) * 29 - 1, 10 * 29 - 1), dtype="float32")
-    for r, images in enumerate(rows):
-        for c, img in enumerate(images[:10]):
-            grid[r * 29:r * 29 + 28, c * 29:c * 29 + 28] = np.clip(img.reshape(28, 28), 0, 1)
-    plt.imsave(path, np.kron(grid, np.ones((scale, scale))), cmap="gray", vmin=0, vmax=1)
-    return path
 
 
 def main(argv=None):
@@ -60,10 +46,8 @@ def main(argv=None):
     parser.add_argument("--plots", default=None, help="write PNGs to this directory")
     args = parser.parse_args(argv)
 
-    x, x_test = load(args.train, args.test)
-    pca = PCA(n_components=args.code).fit(x)
-    pca_rec = pca.inverse_transform(pca.transform(x_test))
-    pca_mse = float(np.mean((pca_rec - x_test) ** 2))
+    x, x_test = _data.load_flat(args.train, args.test)
+    pca_rec, pca_mse = _data.pca_baseline(x, x_test, args.code)
 
     fl.manual_seed(args.seed)
     ae = dense_autoencoder(784, args.code, hidden=tuple(args.hidden))
@@ -79,7 +63,7 @@ def main(argv=None):
     out = {"history": history.history, "ae_mse": ae_mse, "pca_mse": pca_mse}
     if args.plots:
         os.makedirs(args.plots, exist_ok=True)
-        out["picture"] = picture([x_test, ae_rec, pca_rec],
+        out["picture"] = _data.picture([x_test, ae_rec, pca_rec],
                                  os.path.join(args.plots, "autoencoder_vs_pca.png"))
         print("wrote", out["picture"], "(rows: test digits, autoencoder, PCA)")
     return out

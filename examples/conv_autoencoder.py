@@ -9,14 +9,22 @@ pixel beside PCA with as many components as the code has numbers (capped at 784)
 test digits above their reconstructions with ``--plots DIR``.
 """
 import argparse
+import importlib.util
 import os
 import time
 
 import numpy as np
 
 import fundl as fl
-from fundl.decomposition import PCA
 from fundl.zoo import conv_autoencoder
+
+
+# examples/_data.py (the image examples' shared loading and picture helpers), found beside this
+# file so that both ``python examples/<name>.py`` and the tests' loader find it
+_spec = importlib.util.spec_from_file_location(
+    "_data", os.path.join(os.path.dirname(os.path.abspath(__file__)), "_data.py"))
+_data = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_data)
 
 
 def load(n_train, n_test):
@@ -26,19 +34,6 @@ def load(n_train, n_test):
     return (x[:n_train, ..., None].astype("float32") / 255,
             xt[:n_test, ..., None].astype("float32") / 255)
 
-
-def picture(rows, path, scale=2):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    grid = np.ones((len(rows) * 29 - 1, 10 * 29 - 1), dtype="float32")
-    for r, images in enumerate(rows):
-        for c, img in enumerate(images[:10]):
-            grid[r * 29:r * 29 + 28, c * 29:c * 29 + 28] = np.clip(img.reshape(28, 28), 0, 1)
-    plt.imsave(path, np.kron(grid, np.ones((scale, scale))), cmap="gray", vmin=0, vmax=1)
-    return path
 
 
 def main(argv=None):
@@ -66,15 +61,13 @@ def main(argv=None):
     mse = float(np.mean((rec - x_test) ** 2))
     size = int(np.prod(ae.get_layer("encoder").outputs[0].shape[1:]))
     k = min(size, 784, len(x))
-    pca = PCA(n_components=k).fit(x.reshape(len(x), -1))
-    flat = x_test.reshape(len(x_test), -1)
-    pca_mse = float(np.mean((pca.inverse_transform(pca.transform(flat)) - flat) ** 2))
+    _, pca_mse = _data.pca_baseline(x, x_test, k)
     print(f"conv autoencoder (code of {size} numbers): test MSE per pixel {mse:.5f}; PCA-{k} "
           f"{pca_mse:.5f} ({args.epochs} epochs on {len(x)} digits, {seconds:.0f} s)")
     out = {"history": history.history, "test_mse": mse, "pca_mse": pca_mse, "code_size": size}
     if args.plots:
         os.makedirs(args.plots, exist_ok=True)
-        out["picture"] = picture([x_test, rec], os.path.join(args.plots, "conv_ae.png"))
+        out["picture"] = _data.picture([x_test, rec], os.path.join(args.plots, "conv_ae.png"))
         print("wrote", out["picture"])
     return out
 

@@ -18,14 +18,22 @@ samples, a picture of the generator walking in latent space (each row interpolat
 between two random ``z``), and the training curves.
 """
 import argparse
+import importlib.util
 import os
 import time
 
 import numpy as np
 
 import fundl as fl
-from fundl.layers import Dense
 from fundl.zoo import dcgan, sample_quality
+
+
+# examples/_data.py (the image examples' shared loading and picture helpers), found beside this
+# file so that both ``python examples/<name>.py`` and the tests' loader find it
+_spec = importlib.util.spec_from_file_location(
+    "_data", os.path.join(os.path.dirname(os.path.abspath(__file__)), "_data.py"))
+_data = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_data)
 
 
 def load(n_train):
@@ -37,42 +45,7 @@ def load(n_train):
     return x, y[:n_train], xt, yt
 
 
-def classifier(cache_dir, x, y, epochs=3, seed=0):
-    """An MLP classifier of the real images (784-256-10), loaded from the cache if there."""
-    path = os.path.join(cache_dir, "fashion_mnist_classifier.zip") if cache_dir else None
-    if path and os.path.exists(path):
-        return fl.models.load_model(path)
-    fl.manual_seed(seed)
-    model = fl.Sequential([Dense(256, activation="relu", input_shape=(784,)),
-                           Dense(10, activation="softmax")])
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
-    model.fit(x.reshape(len(x), -1), y, epochs=epochs, batch_size=128, verbose=0)
-    if path:
-        os.makedirs(cache_dir, exist_ok=True)
-        model.save(path)
-    return model
 
-
-def tile(images, nrow):
-    """(N, H, W) images in [0, 1] as one picture, ``nrow`` per row, 1-pixel gaps."""
-    n, h, w = images.shape
-    rows = -(-n // nrow)
-    out = np.ones((rows * (h + 1) - 1, nrow * (w + 1) - 1), dtype="float32")
-    for i, img in enumerate(images):
-        r, c = divmod(i, nrow)
-        out[r * (h + 1):r * (h + 1) + h, c * (w + 1):c * (w + 1) + w] = img
-    return out
-
-
-def save_picture(array, path, scale=2):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plt.imsave(path, np.kron(array, np.ones((scale, scale))), cmap="gray", vmin=0, vmax=1)
-    return path
 
 
 def interpolation(gan, rows=6, cols=10, seed=0):
@@ -103,7 +76,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     x, y, x_test, y_test = load(args.train)
-    judge = classifier(args.cache or args.plots, x, y, args.classifier_epochs, args.seed)
+    judge = _data.judge_classifier(args.cache or args.plots, x, y, "fashion_mnist",
+                                   args.classifier_epochs, args.seed)
     acc = float(np.mean(np.argmax(judge.predict(x_test.reshape(-1, 784), verbose=0), 1)
                         == y_test))
 
@@ -141,10 +115,11 @@ def main(argv=None):
           f"spread {ceiling['class_spread']:.2f}/10, score {ceiling['inception_score']:.2f}")
     if args.plots:
         os.makedirs(args.plots, exist_ok=True)
-        paths = [save_picture(tile(samples[:64, ..., 0], 8),
-                              os.path.join(args.plots, "dcgan_fashion_samples.png")),
-                 save_picture(tile(interpolation(gan, seed=args.seed), 10),
-                              os.path.join(args.plots, "dcgan_fashion_interpolation.png"))]
+        paths = [_data.save_picture(_data.tile(samples[:64, ..., 0], 8),
+                                    os.path.join(args.plots, "dcgan_fashion_samples.png")),
+                 _data.save_picture(_data.tile(interpolation(gan, seed=args.seed), 10),
+                                    os.path.join(args.plots,
+                                                 "dcgan_fashion_interpolation.png"))]
         import matplotlib
 
         matplotlib.use("Agg")

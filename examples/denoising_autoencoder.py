@@ -11,6 +11,7 @@ peak signal-to-noise ratio ``PSNR = 10 log10(1 / MSE)`` against the clean digits
 denoised test digits.
 """
 import argparse
+import importlib.util
 import os
 import time
 
@@ -20,31 +21,15 @@ import fundl as fl
 from fundl.zoo import dense_autoencoder
 
 
-def load(n_train, n_test):
-    from fundl.datasets import mnist
-
-    (x, _), (xt, _) = mnist.load_data()
-    return (x[:n_train].reshape(-1, 784).astype("float32") / 255,
-            xt[:n_test].reshape(-1, 784).astype("float32") / 255)
-
-
-def psnr(a, b):
-    """Peak signal-to-noise ratio in dB of images in [0, 1]."""
-    return float(10 * np.log10(1.0 / np.mean((a - b) ** 2)))
+# examples/_data.py (the image examples' shared loading and picture helpers), found beside this
+# file so that both ``python examples/<name>.py`` and the tests' loader find it
+_spec = importlib.util.spec_from_file_location(
+    "_data", os.path.join(os.path.dirname(os.path.abspath(__file__)), "_data.py"))
+_data = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_data)
 
 
-def picture(rows, path, scale=2):
-    import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    grid = np.ones((len(rows) * 29 - 1, 10 * 29 - 1), dtype="float32")
-    for r, images in enumerate(rows):
-        for c, img in enumerate(images[:10]):
-            grid[r * 29:r * 29 + 28, c * 29:c * 29 + 28] = np.clip(img.reshape(28, 28), 0, 1)
-    plt.imsave(path, np.kron(grid, np.ones((scale, scale))), cmap="gray", vmin=0, vmax=1)
-    return path
 
 
 def main(argv=None):
@@ -61,7 +46,7 @@ def main(argv=None):
     parser.add_argument("--plots", default=None, help="write PNGs to this directory")
     args = parser.parse_args(argv)
 
-    x, x_test = load(args.train, args.test)
+    x, x_test = _data.load_flat(args.train, args.test)
     noisy = x_test + np.random.default_rng(args.seed + 1).normal(
         0, args.noise, x_test.shape).astype("float32")
     fl.manual_seed(args.seed)
@@ -71,8 +56,8 @@ def main(argv=None):
     history = ae.fit(x, x, epochs=args.epochs, batch_size=args.batch_size, verbose=2)
     seconds = time.perf_counter() - start
     cleaned = ae.predict(noisy, batch_size=1000, verbose=0)
-    before, after = psnr(noisy, x_test), psnr(cleaned, x_test)
-    clipped = psnr(np.clip(noisy, 0, 1), x_test)
+    before, after = _data.psnr(noisy, x_test), _data.psnr(cleaned, x_test)
+    clipped = _data.psnr(np.clip(noisy, 0, 1), x_test)
     print(f"PSNR on test digits with Gaussian noise sigma = {args.noise}: noisy {before:.2f} dB "
           f"(clipped to [0, 1]: {clipped:.2f} dB), denoised {after:.2f} dB ({args.epochs} "
           f"epochs, {seconds:.0f} s)")
@@ -80,7 +65,7 @@ def main(argv=None):
            "psnr_denoised": after}
     if args.plots:
         os.makedirs(args.plots, exist_ok=True)
-        out["picture"] = picture([x_test, noisy, cleaned],
+        out["picture"] = _data.picture([x_test, noisy, cleaned],
                                  os.path.join(args.plots, "denoising_ae.png"))
         print("wrote", out["picture"], "(rows: clean, noisy, denoised)")
     return out

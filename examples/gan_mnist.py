@@ -16,14 +16,22 @@ The same numbers for real test digits are printed as the ceiling. With ``--plots
 writes a grid of samples and the training curves.
 """
 import argparse
+import importlib.util
 import os
 import time
 
 import numpy as np
 
 import fundl as fl
-from fundl.layers import Dense
 from fundl.zoo import mlp_gan, sample_quality
+
+
+# examples/_data.py (the image examples' shared loading and picture helpers), found beside this
+# file so that both ``python examples/<name>.py`` and the tests' loader find it
+_spec = importlib.util.spec_from_file_location(
+    "_data", os.path.join(os.path.dirname(os.path.abspath(__file__)), "_data.py"))
+_data = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_data)
 
 
 def load(n_train, name="mnist"):
@@ -35,42 +43,7 @@ def load(n_train, name="mnist"):
     return x, y[:n_train], xt, yt
 
 
-def classifier(cache_dir, x, y, name, epochs=3, seed=0):
-    """An MLP classifier of the real data (784-256-10), loaded from the cache if there."""
-    path = os.path.join(cache_dir, f"{name}_classifier.zip") if cache_dir else None
-    if path and os.path.exists(path):
-        return fl.models.load_model(path), path
-    fl.manual_seed(seed)
-    model = fl.Sequential([Dense(256, activation="relu", input_shape=(x.shape[1],)),
-                           Dense(10, activation="softmax")])
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
-    model.fit(x, y, epochs=epochs, batch_size=128, verbose=0)
-    if path:
-        os.makedirs(cache_dir, exist_ok=True)
-        model.save(path)
-    return model, path
 
-
-def tile(images, nrow):
-    """(N, H, W) images in [0, 1] as one (rows*H, nrow*W) picture with 1-pixel gaps."""
-    n, h, w = images.shape
-    rows = -(-n // nrow)
-    out = np.ones((rows * (h + 1) - 1, nrow * (w + 1) - 1), dtype="float32")
-    for i, img in enumerate(images):
-        r, c = divmod(i, nrow)
-        out[r * (h + 1):r * (h + 1) + h, c * (w + 1):c * (w + 1) + w] = img
-    return out
-
-
-def save_picture(array, path, scale=2):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plt.imsave(path, np.kron(array, np.ones((scale, scale))), cmap="gray", vmin=0, vmax=1)
-    return path
 
 
 def main(argv=None):
@@ -91,7 +64,7 @@ def main(argv=None):
 
     x, y, x_test, y_test = load(args.train)
     cache = args.cache or args.plots
-    judge, _ = classifier(cache, x, y, "mnist", args.classifier_epochs, args.seed)
+    judge = _data.judge_classifier(cache, x, y, "mnist", args.classifier_epochs, args.seed)
     acc = float(np.mean(np.argmax(judge.predict(x_test, verbose=0), 1) == y_test))
 
     fl.manual_seed(args.seed)
@@ -114,7 +87,7 @@ def main(argv=None):
           f"score {ceiling['inception_score']:.2f}")
     if args.plots:
         os.makedirs(args.plots, exist_ok=True)
-        path = save_picture(tile(samples[:100].reshape(-1, 28, 28), 10),
+        path = _data.save_picture(_data.tile(samples[:100].reshape(-1, 28, 28), 10),
                             os.path.join(args.plots, "gan_mnist_samples.png"))
         print("wrote", path)
         fig = fl.viz.plot_history(history, to_file=os.path.join(args.plots,

@@ -12,6 +12,7 @@ penalty works; about 0.5 without it, ``--beta 0``) and the reconstruction error.
 filters (pen strokes, as in Ng's notes).
 """
 import argparse
+import importlib.util
 import os
 import time
 
@@ -23,12 +24,13 @@ from fundl.regularizers import KLSparsity
 from fundl.zoo import dense_autoencoder
 
 
-def load(n_train, n_test):
-    from fundl.datasets import mnist
+# examples/_data.py (the image examples' shared loading and picture helpers), found beside this
+# file so that both ``python examples/<name>.py`` and the tests' loader find it
+_spec = importlib.util.spec_from_file_location(
+    "_data", os.path.join(os.path.dirname(os.path.abspath(__file__)), "_data.py"))
+_data = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_data)
 
-    (x, _), (xt, _) = mnist.load_data()
-    return (x[:n_train].reshape(-1, 784).astype("float32") / 255,
-            xt[:n_test].reshape(-1, 784).astype("float32") / 255)
 
 
 def half_sse(y_true, y_pred):
@@ -39,11 +41,6 @@ def half_sse(y_true, y_pred):
 
 def filters_picture(kernel, path, count=100, scale=2):
     """The first ``count`` columns of a (784, units) kernel, each scaled to [0, 1], as tiles."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     w = kernel[:, :count].T
     w = (w - w.min(1, keepdims=True)) / (np.ptp(w, axis=1, keepdims=True) + 1e-12)
     side = int(np.ceil(np.sqrt(len(w))))
@@ -51,8 +48,7 @@ def filters_picture(kernel, path, count=100, scale=2):
     for i, f in enumerate(w):
         r, c = divmod(i, side)
         grid[r * 29:r * 29 + 28, c * 29:c * 29 + 28] = f.reshape(28, 28)
-    plt.imsave(path, np.kron(grid, np.ones((scale, scale))), cmap="gray", vmin=0, vmax=1)
-    return path
+    return _data.save_picture(grid, path, scale)
 
 
 def main(argv=None):
@@ -71,7 +67,7 @@ def main(argv=None):
     parser.add_argument("--plots", default=None, help="write PNGs to this directory")
     args = parser.parse_args(argv)
 
-    x, x_test = load(args.train, args.test)
+    x, x_test = _data.load_flat(args.train, args.test)
     fl.manual_seed(args.seed)
     reg = KLSparsity(args.rho, args.beta) if args.beta > 0 else None
     decay = fl.regularizers.L2(args.weight_decay / 2) if args.weight_decay > 0 else None
