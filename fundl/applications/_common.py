@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numbers
 
-from ..layers import GlobalAveragePooling2D, GlobalMaxPooling2D, Input
+from ..layers import Dense, GlobalAveragePooling2D, GlobalMaxPooling2D, Input
 from ..layers.base import SymbolicTensor
 
 _POOLINGS = (None, "avg", "max")
@@ -94,6 +94,15 @@ def pool(x, pooling):
     if pooling == "max":
         return GlobalMaxPooling2D(name="max_pool")(x)
     return x
+
+
+def avg_pool_top(x, include_top, pooling, classes, classifier_activation):
+    """ResNet's and DenseNet's head: with ``include_top``, global average pooling
+    (``avg_pool``) and the classifier (``predictions``); without it, ``pool(x, pooling)``."""
+    if include_top:
+        x = GlobalAveragePooling2D(name="avg_pool")(x)
+        return Dense(classes, activation=classifier_activation, name="predictions")(x)
+    return pool(x, pooling)
 
 
 def finish(who, start, outputs, name):

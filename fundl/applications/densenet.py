@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 from ..layers import (
-    Activation, AveragePooling2D, BatchNormalization, Concatenate, Conv2D, Dense,
-    GlobalAveragePooling2D, MaxPooling2D, ZeroPadding2D,
+    Activation, AveragePooling2D, BatchNormalization, Concatenate, Conv2D, MaxPooling2D,
+    ZeroPadding2D,
 )
-from ._common import check_args, finish, input_of, pool
+from ._common import avg_pool_top, check_args, finish, input_of
 
 _EPS = 1.001e-5
 _GROWTH = 32
@@ -53,11 +53,7 @@ def _densenet(depth, include_top, weights, input_tensor, input_shape, pooling, c
             x = _transition(x, f"pool{i + 2}")
     x = BatchNormalization(epsilon=_EPS, name="bn")(x)
     x = Activation("relu", name="relu")(x)
-    if include_top:
-        x = GlobalAveragePooling2D(name="avg_pool")(x)
-        x = Dense(classes, activation=classifier_activation, name="predictions")(x)
-    else:
-        x = pool(x, pooling)
+    x = avg_pool_top(x, include_top, pooling, classes, classifier_activation)
     return finish(who, inputs, x, name)
 
 

@@ -1,11 +1,8 @@
 """ResNet50, ResNet101 and ResNet152 as Keras builds them (He et al., 2016; version 1)."""
 from __future__ import annotations
 
-from ..layers import (
-    Activation, Add, BatchNormalization, Conv2D, Dense, GlobalAveragePooling2D, MaxPooling2D,
-    ZeroPadding2D,
-)
-from ._common import check_args, finish, input_of, pool
+from ..layers import Activation, Add, BatchNormalization, Conv2D, MaxPooling2D, ZeroPadding2D
+from ._common import avg_pool_top, check_args, finish, input_of
 
 _EPS = 1.001e-5  # Keras's batch-norm epsilon in its ResNets
 STACKS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
@@ -52,11 +49,7 @@ def _resnet(depth, include_top, weights, input_tensor, input_shape, pooling, cla
     x = MaxPooling2D(3, strides=2, name="pool1_pool")(x)
     for i, (filters, blocks) in enumerate(zip((64, 128, 256, 512), STACKS[depth])):
         x = _stack(x, filters, blocks, stride1=1 if i == 0 else 2, name=f"conv{i + 2}")
-    if include_top:
-        x = GlobalAveragePooling2D(name="avg_pool")(x)
-        x = Dense(classes, activation=classifier_activation, name="predictions")(x)
-    else:
-        x = pool(x, pooling)
+    x = avg_pool_top(x, include_top, pooling, classes, classifier_activation)
     return finish(who, inputs, x, name)
 
 
