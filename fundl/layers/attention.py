@@ -21,11 +21,12 @@ import numbers
 
 import numpy
 
-from .. import backend, constraints, initializers, regularizers
+from .. import backend
 from .. import functional as F
 from ..tensor import Tensor
 from ._weights import add_weight_with_constraint as _add_weight
-from .base import Layer, SymbolicTensor, deserialize_object, serialize_object
+from ._weights import set_weight_options, weight_options_config
+from .base import Layer, SymbolicTensor
 from .core import _check_rate, _seed_generator, _uniform
 
 _LARGE_NEGATIVE = {numpy.dtype("float16"): -65504.0}  # others -1e9, as Keras
@@ -143,13 +144,9 @@ class MultiHeadAttention(Layer):
                                 f"ints, got {attention_axes!r}.")
             attention_axes = tuple(int(a) for a in axes)
         self.attention_axes = attention_axes
-        self.kernel_initializer = deserialize_object(initializers, kernel_initializer)
-        self.bias_initializer = deserialize_object(initializers, bias_initializer)
-        self.kernel_regularizer = deserialize_object(regularizers, kernel_regularizer)
-        self.bias_regularizer = deserialize_object(regularizers, bias_regularizer)
-        self.activity_regularizer = deserialize_object(regularizers, activity_regularizer)
-        self.kernel_constraint = deserialize_object(constraints, kernel_constraint)
-        self.bias_constraint = deserialize_object(constraints, bias_constraint)
+        set_weight_options(self, kernel_initializer, bias_initializer, kernel_regularizer,
+                           bias_regularizer, activity_regularizer, kernel_constraint,
+                           bias_constraint)
         self._return_scores = False
 
     # -- shapes ------------------------------------------------------------------------------
@@ -311,13 +308,7 @@ class MultiHeadAttention(Layer):
                 "output_shape": self.output_shape,
                 "attention_axes": (None if self.attention_axes is None
                                    else list(self.attention_axes)),
-                "kernel_initializer": serialize_object(self.kernel_initializer),
-                "bias_initializer": serialize_object(self.bias_initializer),
-                "kernel_regularizer": serialize_object(self.kernel_regularizer),
-                "bias_regularizer": serialize_object(self.bias_regularizer),
-                "activity_regularizer": serialize_object(self.activity_regularizer),
-                "kernel_constraint": serialize_object(self.kernel_constraint),
-                "bias_constraint": serialize_object(self.bias_constraint), "seed": self.seed}
+                **weight_options_config(self), "seed": self.seed}
 
 
 class Attention(Layer):

@@ -23,6 +23,7 @@ import numbers
 from .. import activations, constraints, initializers, regularizers
 from .. import functional as F
 from ._weights import add_weight_with_constraint as _add_weight
+from ._weights import set_weight_options, weight_options_config
 from .base import Layer, deserialize_object, serialize_object
 
 _SPATIAL = {1: "steps", 2: "height, width", 3: "depth, height, width"}
@@ -183,13 +184,9 @@ class _Conv(_ShapeChecks, Layer):
         self.data_format = _data_format(who, data_format)
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
-        self.kernel_initializer = deserialize_object(initializers, kernel_initializer)
-        self.bias_initializer = deserialize_object(initializers, bias_initializer)
-        self.kernel_regularizer = deserialize_object(regularizers, kernel_regularizer)
-        self.bias_regularizer = deserialize_object(regularizers, bias_regularizer)
-        self.activity_regularizer = deserialize_object(regularizers, activity_regularizer)
-        self.kernel_constraint = deserialize_object(constraints, kernel_constraint)
-        self.bias_constraint = deserialize_object(constraints, bias_constraint)
+        set_weight_options(self, kernel_initializer, bias_initializer, kernel_regularizer,
+                           bias_regularizer, activity_regularizer, kernel_constraint,
+                           bias_constraint)
 
     def build(self, input_shape):
         self._channels = self._check_channels(input_shape, building=True)
@@ -232,13 +229,7 @@ class _Conv(_ShapeChecks, Layer):
                 "padding": padding, "data_format": self.data_format,
                 "dilation_rate": list(self.dilation_rate), "groups": self.groups,
                 "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
-                "kernel_initializer": serialize_object(self.kernel_initializer),
-                "bias_initializer": serialize_object(self.bias_initializer),
-                "kernel_regularizer": serialize_object(self.kernel_regularizer),
-                "bias_regularizer": serialize_object(self.bias_regularizer),
-                "activity_regularizer": serialize_object(self.activity_regularizer),
-                "kernel_constraint": serialize_object(self.kernel_constraint),
-                "bias_constraint": serialize_object(self.bias_constraint)}
+                **weight_options_config(self)}
 
 
 _CONV_ARGS = """
@@ -595,13 +586,9 @@ class Conv2DTranspose(_ShapeChecks, Layer):
         self.dilation_rate = _int_tuple(who, "dilation_rate", dilation_rate, 2)
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
-        self.kernel_initializer = deserialize_object(initializers, kernel_initializer)
-        self.bias_initializer = deserialize_object(initializers, bias_initializer)
-        self.kernel_regularizer = deserialize_object(regularizers, kernel_regularizer)
-        self.bias_regularizer = deserialize_object(regularizers, bias_regularizer)
-        self.activity_regularizer = deserialize_object(regularizers, activity_regularizer)
-        self.kernel_constraint = deserialize_object(constraints, kernel_constraint)
-        self.bias_constraint = deserialize_object(constraints, bias_constraint)
+        set_weight_options(self, kernel_initializer, bias_initializer, kernel_regularizer,
+                           bias_regularizer, activity_regularizer, kernel_constraint,
+                           bias_constraint)
 
     def build(self, input_shape):
         self._channels = self._check_channels(input_shape, building=True)
@@ -646,13 +633,7 @@ class Conv2DTranspose(_ShapeChecks, Layer):
                                    else list(self.output_padding)),
                 "data_format": self.data_format, "dilation_rate": list(self.dilation_rate),
                 "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
-                "kernel_initializer": serialize_object(self.kernel_initializer),
-                "bias_initializer": serialize_object(self.bias_initializer),
-                "kernel_regularizer": serialize_object(self.kernel_regularizer),
-                "bias_regularizer": serialize_object(self.bias_regularizer),
-                "activity_regularizer": serialize_object(self.activity_regularizer),
-                "kernel_constraint": serialize_object(self.kernel_constraint),
-                "bias_constraint": serialize_object(self.bias_constraint)}
+                **weight_options_config(self)}
 
 
 
@@ -708,13 +689,9 @@ class Conv1DTranspose(_ShapeChecks, Layer):
         self.dilation_rate = _int_tuple(who, "dilation_rate", dilation_rate, 1)
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
-        self.kernel_initializer = deserialize_object(initializers, kernel_initializer)
-        self.bias_initializer = deserialize_object(initializers, bias_initializer)
-        self.kernel_regularizer = deserialize_object(regularizers, kernel_regularizer)
-        self.bias_regularizer = deserialize_object(regularizers, bias_regularizer)
-        self.activity_regularizer = deserialize_object(regularizers, activity_regularizer)
-        self.kernel_constraint = deserialize_object(constraints, kernel_constraint)
-        self.bias_constraint = deserialize_object(constraints, bias_constraint)
+        set_weight_options(self, kernel_initializer, bias_initializer, kernel_regularizer,
+                           bias_regularizer, activity_regularizer, kernel_constraint,
+                           bias_constraint)
 
     def build(self, input_shape):
         self._channels = self._check_channels(input_shape, building=True)
@@ -763,13 +740,7 @@ class Conv1DTranspose(_ShapeChecks, Layer):
                                    else list(self.output_padding)),
                 "data_format": self.data_format, "dilation_rate": list(self.dilation_rate),
                 "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
-                "kernel_initializer": serialize_object(self.kernel_initializer),
-                "bias_initializer": serialize_object(self.bias_initializer),
-                "kernel_regularizer": serialize_object(self.kernel_regularizer),
-                "bias_regularizer": serialize_object(self.bias_regularizer),
-                "activity_regularizer": serialize_object(self.activity_regularizer),
-                "kernel_constraint": serialize_object(self.kernel_constraint),
-                "bias_constraint": serialize_object(self.bias_constraint)}
+                **weight_options_config(self)}
 
 # -- zero padding ---------------------------------------------------------------------------------
 class _ZeroPadding(_ShapeChecks, Layer):

@@ -5,13 +5,12 @@ import math
 
 import numpy
 
-from .. import activations, backend, constraints, initializers, regularizers
+from .. import activations, backend
 from .. import functional as F
 from ..tensor import Tensor, get_gpu_rng, get_rng
 from ._weights import add_weight_with_constraint as _add_weight
-from .base import (
-    Layer, SymbolicTensor, _as_shape, deserialize_object, get_registered, serialize_object,
-)
+from ._weights import set_weight_options, weight_options_config
+from .base import Layer, SymbolicTensor, _as_shape, get_registered
 
 
 class InputLayer(Layer):
@@ -133,13 +132,9 @@ class Dense(Layer):
         self.units = int(units)
         self.activation = activations.get(activation)
         self.use_bias = use_bias
-        self.kernel_initializer = deserialize_object(initializers, kernel_initializer)
-        self.bias_initializer = deserialize_object(initializers, bias_initializer)
-        self.kernel_regularizer = deserialize_object(regularizers, kernel_regularizer)
-        self.bias_regularizer = deserialize_object(regularizers, bias_regularizer)
-        self.activity_regularizer = deserialize_object(regularizers, activity_regularizer)
-        self.kernel_constraint = deserialize_object(constraints, kernel_constraint)
-        self.bias_constraint = deserialize_object(constraints, bias_constraint)
+        set_weight_options(self, kernel_initializer, bias_initializer, kernel_regularizer,
+                           bias_regularizer, activity_regularizer, kernel_constraint,
+                           bias_constraint)
 
     def build(self, input_shape):
         if len(input_shape) < 2 or input_shape[-1] is None:
@@ -170,13 +165,7 @@ class Dense(Layer):
     def get_config(self):
         return {**super().get_config(), "units": self.units,
                 "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
-                "kernel_initializer": serialize_object(self.kernel_initializer),
-                "bias_initializer": serialize_object(self.bias_initializer),
-                "kernel_regularizer": serialize_object(self.kernel_regularizer),
-                "bias_regularizer": serialize_object(self.bias_regularizer),
-                "activity_regularizer": serialize_object(self.activity_regularizer),
-                "kernel_constraint": serialize_object(self.kernel_constraint),
-                "bias_constraint": serialize_object(self.bias_constraint)}
+                **weight_options_config(self)}
 
 
 class Activation(Layer):
