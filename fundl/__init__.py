@@ -28,7 +28,7 @@ from . import (  # noqa: E402 - the subpackages build on the names above
 # `import fundl` stays quick and optional dependencies (Ray, gymnasium, matplotlib) are only
 # touched by those who use them: `fl.cluster`, `fl.rl`, `fl.Sequential`, ...
 _LAZY_MODULES = {
-    "config",
+    "config", "runtime",
     "applications", "classic", "cluster", "constraints", "decomposition", "distributed",
     "energy", "preprocessing", "random", "rl", "utils", "viz",
 }
