@@ -25,6 +25,19 @@ def discrete_size(space, owner, what):
     return int(space.n)
 
 
+def check_real(owner, arg, value, low=None, high=None, allow_none=False):
+    """``value`` as a float, checked to lie in ``[low, high]`` (None: no bound on that side)."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{owner}: `{arg}` must be a number, got {value!r} of type "
+                        f"{type(value).__name__}.")
+    value = float(value)
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ValueError(f"{owner}: `{arg}` must lie in [{low}, {high}], got {value}.")
+    return value
+
+
 def check_count(owner, arg, value):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{owner}: `{arg}` must be a positive integer, got {value!r}.")

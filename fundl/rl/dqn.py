@@ -48,6 +48,7 @@ from ..layers import Layer
 from ..tensor import Tensor
 from .. import optimizers as _optimizers
 from ._spaces import check_count, check_env, discrete_size, is_discrete, make_rng, seed_from
+from ._spaces import check_real as _real
 from .callbacks import _CallbackList
 from .replay import ReplayBuffer
 from .schedules import LinearSchedule
@@ -58,18 +59,6 @@ _MEMBERS = ("metadata.json", "agent.json", "q_network.fundl", "optimizer.json", 
 _LOSSES = ("huber", "mse")
 _MAX_JSON = 16 * 2 ** 20        # bytes a settings member may declare
 _MAX_NETWORK = 8 * 2 ** 30      # bytes the network or optimizer member may declare
-
-
-def _real(owner, arg, value, low=None, high=None, allow_none=False):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{owner}: `{arg}` must be a number, got {value!r} of type "
-                        f"{type(value).__name__}.")
-    value = float(value)
-    if (low is not None and value < low) or (high is not None and value > high):
-        raise ValueError(f"{owner}: `{arg}` must lie in [{low}, {high}], got {value}.")
-    return value
 
 
 def _nonneg_int(owner, arg, value):

@@ -14,15 +14,7 @@ from __future__ import annotations
 import math
 import numbers
 
-
-def _number(owner, arg, value, low=None, high=None):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{owner}: `{arg}` must be a number, got {value!r} of type "
-                        f"{type(value).__name__}.")
-    value = float(value)
-    if (low is not None and value < low) or (high is not None and value > high):
-        raise ValueError(f"{owner}: `{arg}` must lie in [{low}, {high}], got {value}.")
-    return value
+from ._spaces import check_real as _number
 
 
 class LinearSchedule:
