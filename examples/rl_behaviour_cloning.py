@@ -20,9 +20,19 @@ training accuracies 0.80, 0.89 and 0.93. More demonstrations did not help in thi
 seed cannot tell whether the differences between the three are real.
 """
 import argparse
+import importlib.util
+import os
 import time
 
 import numpy as np
+
+
+# examples/_threads.py (the BLAS thread limit shared with rl_cartpole_dqn.py), found beside
+# this file so that both ``python examples/<name>.py`` and the tests' loader find it
+_spec = importlib.util.spec_from_file_location(
+    "_threads", os.path.join(os.path.dirname(os.path.abspath(__file__)), "_threads.py"))
+_threads = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_threads)
 
 
 def train_expert(seed, steps):
@@ -94,17 +104,9 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--eval-episodes", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--blas-threads", type=int, default=1,
-                   help="BLAS threads while training (default 1: products of 256-wide layers "
-                        "gain nothing from more, and lose up to 10x when other processes "
-                        "share the cores); 0 leaves the BLAS library's own setting")
+    _threads.add_blas_threads(p)
     args = p.parse_args(argv)
-    if args.blas_threads:
-        from threadpoolctl import threadpool_limits
-
-        with threadpool_limits(limits=args.blas_threads, user_api="blas"):
-            return _main(args)
-    return _main(args)
+    return _threads.run_with_blas_threads(args.blas_threads, _main, args)
 
 
 def _main(args):

@@ -21,10 +21,19 @@ one are kept; at the end both the final network and that best checkpoint are eva
 100 episodes, and both results are printed. ``--plots DIR`` writes the learning curve.
 """
 import argparse
+import importlib.util
 import os
 import time
 
 import numpy as np
+
+
+# examples/_threads.py (the BLAS thread limit shared with rl_behaviour_cloning.py), found beside
+# this file so that both ``python examples/<name>.py`` and the tests' loader find it
+_spec = importlib.util.spec_from_file_location(
+    "_threads", os.path.join(os.path.dirname(os.path.abspath(__file__)), "_threads.py"))
+_threads = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_threads)
 
 
 def learning_rate(args):
@@ -116,17 +125,9 @@ def main(argv=None):
     p.add_argument("--plots", default=None, help="folder for the learning-curve PNG")
     p.add_argument("--save", default=None,
                    help="save each seed's final agent to SAVE.seed<k>.fundl")
-    p.add_argument("--blas-threads", type=int, default=1,
-                   help="BLAS threads while training (default 1: products of 256-wide layers "
-                        "gain nothing from more, and lose up to 10x when other processes "
-                        "share the cores); 0 leaves the BLAS library's own setting")
+    _threads.add_blas_threads(p)
     args = p.parse_args(argv)
-    if args.blas_threads:
-        from threadpoolctl import threadpool_limits
-
-        with threadpool_limits(limits=args.blas_threads, user_api="blas"):
-            return _main(args)
-    return _main(args)
+    return _threads.run_with_blas_threads(args.blas_threads, _main, args)
 
 
 def _main(args):
