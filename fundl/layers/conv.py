@@ -527,7 +527,31 @@ def _transpose_length(n, k, s, d, padding, output_padding):
     return (n - 1) * s + window - 2 * pad + output_padding
 
 
-class Conv2DTranspose(_ShapeChecks, Layer):
+class _ConvTranspose(_ShapeChecks, Layer):
+    """The weights and config Conv1DTranspose and Conv2DTranspose share (kernel laid out
+    ``kernel_size + (filters, channels)``, as Keras)."""
+
+    def build(self, input_shape):
+        self._channels = self._check_channels(input_shape, building=True)
+        self.kernel = _add_weight(self, "kernel", self.kernel_size + (self.filters, self._channels),
+                                  self.kernel_initializer, self.kernel_regularizer,
+                                  self.kernel_constraint)
+        self.bias = (_add_weight(self, "bias", (self.filters,), self.bias_initializer,
+                                 self.bias_regularizer, self.bias_constraint)
+                     if self.use_bias else None)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters,
+                "kernel_size": list(self.kernel_size), "strides": list(self.strides),
+                "padding": self.padding,
+                "output_padding": (None if self.output_padding is None
+                                   else list(self.output_padding)),
+                "data_format": self.data_format, "dilation_rate": list(self.dilation_rate),
+                "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
+                **weight_options_config(self)}
+
+
+class Conv2DTranspose(_ConvTranspose):
     """2-D transposed convolution ("deconvolution"): the adjoint of a strided Conv2D.
 
     Each input pixel scatters ``x[n, i, j, :] @ kernel[a, b].T`` to output pixel ``(i*sh +
@@ -590,15 +614,6 @@ class Conv2DTranspose(_ShapeChecks, Layer):
                            bias_regularizer, activity_regularizer, kernel_constraint,
                            bias_constraint)
 
-    def build(self, input_shape):
-        self._channels = self._check_channels(input_shape, building=True)
-        self.kernel = _add_weight(self, "kernel", self.kernel_size + (self.filters, self._channels),
-                                  self.kernel_initializer, self.kernel_regularizer,
-                                  self.kernel_constraint)
-        self.bias = (_add_weight(self, "bias", (self.filters,), self.bias_initializer,
-                                 self.bias_regularizer, self.bias_constraint)
-                     if self.use_bias else None)
-
     def call(self, x, training=None):
         self._check_channels(x.shape)
         first = self.data_format == "channels_first"
@@ -625,19 +640,8 @@ class Conv2DTranspose(_ShapeChecks, Layer):
                              f"{tuple(input_shape)}.")
         return self._assemble(input_shape[0], out, self.filters)
 
-    def get_config(self):
-        return {**super().get_config(), "filters": self.filters,
-                "kernel_size": list(self.kernel_size), "strides": list(self.strides),
-                "padding": self.padding,
-                "output_padding": (None if self.output_padding is None
-                                   else list(self.output_padding)),
-                "data_format": self.data_format, "dilation_rate": list(self.dilation_rate),
-                "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
-                **weight_options_config(self)}
 
-
-
-class Conv1DTranspose(_ShapeChecks, Layer):
+class Conv1DTranspose(_ConvTranspose):
     """1-D transposed convolution over ``(batch, steps, channels)``: the adjoint of a strided
     Conv1D (sequence decoders, e.g. Keras's time-series autoencoder).
 
@@ -693,15 +697,6 @@ class Conv1DTranspose(_ShapeChecks, Layer):
                            bias_regularizer, activity_regularizer, kernel_constraint,
                            bias_constraint)
 
-    def build(self, input_shape):
-        self._channels = self._check_channels(input_shape, building=True)
-        self.kernel = _add_weight(self, "kernel", self.kernel_size + (self.filters, self._channels),
-                                  self.kernel_initializer, self.kernel_regularizer,
-                                  self.kernel_constraint)
-        self.bias = (_add_weight(self, "bias", (self.filters,), self.bias_initializer,
-                                 self.bias_regularizer, self.bias_constraint)
-                     if self.use_bias else None)
-
     def call(self, x, training=None):
         self._check_channels(x.shape)
         if self.data_format == "channels_first":
@@ -732,15 +727,6 @@ class Conv1DTranspose(_ShapeChecks, Layer):
                              f"{tuple(input_shape)}.")
         return self._assemble(input_shape[0], (length,), self.filters)
 
-    def get_config(self):
-        return {**super().get_config(), "filters": self.filters,
-                "kernel_size": list(self.kernel_size), "strides": list(self.strides),
-                "padding": self.padding,
-                "output_padding": (None if self.output_padding is None
-                                   else list(self.output_padding)),
-                "data_format": self.data_format, "dilation_rate": list(self.dilation_rate),
-                "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
-                **weight_options_config(self)}
 
 # -- zero padding ---------------------------------------------------------------------------------
 class _ZeroPadding(_ShapeChecks, Layer):
