@@ -99,6 +99,8 @@ def plot(dbn, logs_dbn, logs_random, acc_dbn, acc_random, args, folder):
     # components_ is (hidden, 784): its transpose is a Dense kernel (784, hidden)
     fl.viz.plot_filters(dbn.rbms_[0].components_.T, shape=(28, 28), max_filters=64,
                         to_file=paths[0])
+    from matplotlib.ticker import MaxNLocator
+
     fig = plots.figure((9.0, 3.6))
     epochs = np.arange(1, args.epochs + 1)
     for k, name in enumerate(["loss", "accuracy"]):
@@ -106,6 +108,7 @@ def plot(dbn, logs_dbn, logs_random, acc_dbn, acc_random, args, folder):
         ax.plot(epochs, logs_dbn[name], marker="o", markersize=3, label="DBN-initialised")
         ax.plot(epochs, logs_random[name], marker="o", markersize=3, label="random (Glorot)")
         ax.set_xlabel("fine-tuning epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(f"training {name}")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)

@@ -1,7 +1,7 @@
 """The Nature DQN pipeline on Atari (Pong or Breakout): gymnasium's wrappers, fundl's network.
 
     python examples/rl_atari_dqn.py                          # Pong, a 5,000-step smoke run
-    python examples/rl_atari_dqn.py --game Breakout --steps 20000
+    python examples/rl_atari_dqn.py --game Breakout --steps 20000 --plots plots/
 
 Needs ``pip install 'fundl[atari]'`` (gymnasium's Atari extra, ale-py with its ROMs, and
 OpenCV for the preprocessing wrapper). The pipeline, as in Mnih et al. (2015):
@@ -23,10 +23,16 @@ for a full run (about the Nature paper's settings, Adam instead of RMSprop as is
         --final-eps 0.01 --lr 1e-4 --save pong.fundl
 
 The default is a short smoke run that reports the throughput in frames per second (4 frames
-per agent step) before and after training starts.
+per agent step) before and after training starts. ``--plots DIR`` writes what the network
+sees (one observation's 4 stacked 84x84 frames) and the run's returns: the clipped reward
+summed over each episode so far, per agent step, with the finished episodes' returns marked
+(a short run may finish none: a Pong game lasts about 800 agent steps).
 """
 import argparse
+import importlib.util
+import os
 import time
+from array import array
 
 import numpy as np
 
@@ -55,14 +61,18 @@ def make_env(game, seed=0):
     return env
 
 
-def throughput_callback(fl):
+def throughput_callback(fl, record_returns=False):
     """A callback that notes (step, time) at the start, just before training begins, 40 steps
-    later (the first gradient steps compile fundl's CPU kernels, ~seconds), and at the end."""
+    later (the first gradient steps compile fundl's CPU kernels, ~seconds), and at the end.
+    With ``record_returns`` it also keeps the running episode return after every agent step
+    (``.running``, 4 bytes a step) for the returns picture."""
 
     class Marks(fl.rl.Callback):
         def __init__(self):
             super().__init__()
             self.marks = {}
+            self.running = array("f") if record_returns else None
+            self._episode = 0.0
 
         def on_train_begin(self, logs=None):
             self.marks["start"] = (self.agent.num_timesteps, time.perf_counter())
@@ -73,6 +83,12 @@ def throughput_callback(fl):
                 self.marks["acting"] = (step, time.perf_counter())
             elif step == starts + 40:
                 self.marks["warm"] = (step, time.perf_counter())
+            if self.running is not None:
+                self._episode += logs["reward"]
+                self.running.append(self._episode)
+
+        def on_episode_end(self, episode, logs=None):
+            self._episode = 0.0
 
         def on_train_end(self, logs=None):
             self.marks["end"] = (self.agent.num_timesteps, time.perf_counter())
@@ -97,6 +113,7 @@ def main(argv=None):
     p.add_argument("--device", default=None, help="'gpu' to train on a CUDA GPU (CuPy)")
     p.add_argument("--save", default=None, help="write the trained agent to this file")
     p.add_argument("--verbose", type=int, default=1)
+    p.add_argument("--plots", default=None, help="write PNG pictures to this directory")
     args = p.parse_args(argv)
 
     import fundl as fl
@@ -121,7 +138,7 @@ def main(argv=None):
         optimizer=fl.optimizers.Adam(args.lr, epsilon=1.5e-4),
         exploration_fraction=args.exploration_fraction, exploration_final_eps=args.final_eps,
         max_grad_norm=10, frame_stack=4, random_state=args.seed, verbose=args.verbose)
-    meter = throughput_callback(fl)
+    meter = throughput_callback(fl, record_returns=bool(args.plots))
     agent.learn(env, args.steps, callbacks=[meter])
     marks = meter.marks
     if "acting" in marks:
@@ -143,7 +160,47 @@ def main(argv=None):
     if args.save:
         agent.save(args.save)
         print(f"saved the agent to {args.save}")
+    if args.plots:
+        for path in plot(fl, env, agent, meter.running, args, args.plots):
+            print(f"wrote {path}")
     return agent
+
+
+def plot(fl, env, agent, running, args, folder):
+    """The pictures of ``--plots``: one observation's 4 frames, the returns of the run."""
+    spec = importlib.util.spec_from_file_location(  # examples/_plots.py, beside this file
+        "_plots", os.path.join(os.path.dirname(os.path.abspath(__file__)), "_plots.py"))
+    plots = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plots)
+    paths = [plots.path(folder, "rl_atari_dqn_observation.png"),
+             plots.path(folder, "rl_atari_dqn_returns.png")]
+    # an observation some steps into a new episode (the first ones repeat the reset frame),
+    # chosen by the trained agent: the (84, 84, 4) stack as 4 images, oldest first
+    obs, _ = env.reset(seed=args.seed + 1)
+    for _ in range(60):
+        obs, _, terminated, truncated, _ = env.step(agent.act(obs, greedy=True))
+        if terminated or truncated:
+            obs, _ = env.reset()
+    frames = np.moveaxis(np.asarray(obs), -1, 0)
+    fl.viz.image_grid(frames, nrow=4, titles=[f"t-{3 - k}" if k < 3 else "t" for k in range(4)],
+                      to_file=paths[0], figsize=(8.0, 2.4))
+    fig = plots.figure((7.0, 3.8))
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot(np.arange(1, len(running) + 1), np.asarray(running), linewidth=1,
+            label="running episode return")
+    if agent.episode_returns_:
+        ax.plot(agent.episode_end_steps_, agent.episode_returns_, "o", color="C3",
+                label="finished episodes")
+    ax.axvline(agent.learning_starts, color="grey", linestyle=":", label="training starts")
+    ax.set_xlabel("agent step (4 frames each)")
+    ax.set_ylabel("return (clipped rewards)")
+    ax.set_title(f"{args.game}: DQN, {args.steps:,} agent steps, "
+                 f"{len(agent.episode_returns_)} episodes finished", fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    plots.save_figure(fig, paths[1])
+    return paths
 
 
 if __name__ == "__main__":
