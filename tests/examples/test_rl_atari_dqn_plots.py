@@ -30,7 +30,7 @@ def test_running_returns_restart_at_each_episode(load_example):
     import fundl as fl
 
     marks = load_example("rl_atari_dqn").throughput_callback(fl, record_returns=True)
-    marks.agent = SimpleNamespace(learning_starts=100)  # learn() sets the real agent
+    marks.set_model(SimpleNamespace(learning_starts=100))  # learn() sets the real agent
     marks.on_step(0, {"reward": 1.0})
     marks.on_step(1, {"reward": -1.0})
     marks.on_step(2, {"reward": 1.0})
