@@ -2,6 +2,7 @@
 
     python examples/rl_behaviour_cloning.py                       # trains the expert first
     python examples/rl_behaviour_cloning.py --expert agent.fundl  # a saved fl.rl.DQN agent
+    python examples/rl_behaviour_cloning.py --plots plots/        # also the bar chart
 
 The expert is a DQN agent for CartPole-v1 (trained here with the settings of
 ``examples/rl_cartpole_dqn.py``, or loaded from ``--expert``, e.g. a file written by that
@@ -105,6 +106,7 @@ def main(argv=None):
     p.add_argument("--eval-episodes", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
     _threads.add_blas_threads(p)
+    p.add_argument("--plots", default=None, help="write PNG pictures to this directory")
     args = p.parse_args(argv)
     return _threads.run_with_blas_threads(args.blas_threads, _main, args)
 
@@ -129,7 +131,45 @@ def _main(args):
         results[n] = (mean, std)
         print(f"behaviour cloning from {n:3d} expert episodes ({len(x):6d} state-action pairs, "
               f"training accuracy {hist['accuracy'][-1]:.3f}): return {mean:.1f} ± {std:.1f}")
+    if args.plots:
+        print(f"wrote {plot(results, args, args.plots)}")
     return results
+
+
+def plot(results, args, folder):
+    """The picture of ``--plots``: a bar per number of demonstrations, the expert as a line."""
+    spec = importlib.util.spec_from_file_location(  # examples/_plots.py, beside this file
+        "_plots", os.path.join(os.path.dirname(os.path.abspath(__file__)), "_plots.py"))
+    plots = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plots)
+    path = plots.path(folder, "rl_behaviour_cloning.png")
+    demos = [n for n in results if n != "expert"]
+    means = np.array([results[n][0] for n in demos])
+    stds = np.array([results[n][1] for n in demos])
+    expert_mean, expert_std = results["expert"]
+    fig = plots.figure((6.4, 4.2))
+    ax = fig.add_subplot(1, 1, 1)
+    x = np.arange(len(demos))
+    bars = ax.bar(x, means, 0.6, yerr=stds, capsize=4, color="C0",
+                  label=f"clone (mean ± std over {args.eval_episodes} episodes)")
+    for bar, mean, top in zip(bars, means, means + stds):
+        ax.annotate(f"{mean:.1f}", (bar.get_x() + bar.get_width() / 2, top), xytext=(0, 2),
+                    textcoords="offset points", ha="center", va="bottom", fontsize=8)
+    ax.axhline(expert_mean, color="C3", linestyle="--",
+               label=f"expert DQN: {expert_mean:.1f} ± {expert_std:.1f}")
+    ax.set_xticks(x)
+    ax.set_xticklabels([str(n) for n in demos])
+    ax.set_xlabel("expert episodes demonstrated")
+    ax.set_ylabel("return (CartPole-v1, max 500)")
+    ax.set_ylim(0, 1.15 * max(expert_mean, float((means + stds).max()), 1.0))
+    ax.set_title("behaviour cloning: the clone's return", fontsize=10)
+    ax.grid(True, axis="y", alpha=0.3)
+    # below the axes: inside, it would hide the bars' tops
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2,
+              frameon=False)
+    fig.tight_layout()
+    plots.save_figure(fig, path)
+    return path
 
 
 if __name__ == "__main__":
