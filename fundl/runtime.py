@@ -8,9 +8,7 @@ buffers of the recurrent ops. All of it lives here, in one :class:`Runtime` obje
 ``fundl.ops`` and ``fundl.backend``, so that it can be read in one place and reset by tests
 (:meth:`Runtime.reset`). Each
 field is configuration (read from the environment or set by the user) or a cache whose
-contents never change a result, except ``regions_ran``, which the "auto" setting of
-``serial_medium_products`` follows (documented below; set that field to make the choice
-fixed).
+contents never change a result, and no choice depends on what ran earlier in the process.
 
 Fields of :class:`Runtime` (process-wide unless said otherwise):
 
@@ -27,13 +25,14 @@ Fields of :class:`Runtime` (process-wide unless said otherwise):
 - ``serial_medium_products``: configuration of :func:`fundl.kernels.matmul`: True, dense
   products of 2^18 to 2^23 multiply-adds run on the calling thread (when fundl runs more than
   one thread), so that OpenBLAS's spinning workers never hold the cores a parallel region
-  needs; False, they keep BLAS's own threads; None (the default), "auto": True once this
-  process has run a parallel region (``regions_ran``). Measured here (loaded 2-core
-  machine, one process, min of interleaved runs): a LeNet-5 step 33 ms serial vs 108 ms
-  with BLAS's threads; an MLP alone (784-256-128-10) 8 ms with BLAS's threads vs 25 ms
-  serial, which is why no single fixed rule serves both; set it to True or False to make
-  the choice independent of what ran before;
-- ``regions_ran``: a parallel region has run in this process (what "auto" follows);
+  needs; False, they keep BLAS's own threads; None (the default), "auto": decided by the call
+  itself, never by what ran before: inside a model's ``fit``/``evaluate``/``predict``/
+  ``*_on_batch`` (:func:`model_products`), True when the model has convolution, pooling or
+  recurrent layers (whose parallel regions follow the products), else False; outside a
+  model, False. Measured here (loaded 2-core machine, one process, min of interleaved runs):
+  a LeNet-5 step 33 ms serial vs 108 ms with BLAS's threads; an MLP alone (784-256-128-10)
+  8 ms with BLAS's threads vs 25 ms serial, which is why no single fixed rule serves both;
+- ``regions_ran``: a parallel region has run in this process (information only);
 - ``compiled_recurrent``: the recurrent ops use their compiled (Numba/CUDA) kernels (True) or
   the plain-``xp`` references everywhere (:func:`fundl.kernels.recurrent.use_compiled`);
 - ``gemm``: dtype -> (GEMM function pointer, library name) found by
@@ -42,7 +41,9 @@ Fields of :class:`Runtime` (process-wide unless said otherwise):
 - ``workspace``: the recurrent ops' pool of big buffers (:class:`Workspace`), recycled only
   when nothing else refers to them;
 - ``local`` (thread-local): ``local.inside`` is True while this thread runs a chunk of
-  :func:`fundl.kernels.map_chunks` (nested parallel work then runs serially).
+  :func:`fundl.kernels.map_chunks` (nested parallel work then runs serially);
+  ``local.model_regions`` is the "auto" rule's answer for the model this thread is running
+  (None outside a model call, see :func:`model_products`).
 
 What stays outside, on purpose: the user's settings of :mod:`fundl.backend` (default device
 and dtype, and the CuPy module once imported: public API, ``fl.set_device``);
@@ -62,6 +63,7 @@ Example:
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -189,6 +191,28 @@ class Runtime:
 
 
 _STATE = Runtime()
+
+
+@contextlib.contextmanager
+def model_products(uses_regions: bool):
+    """While a model runs (its ``fit``, ``evaluate``, ``predict``, ``*_on_batch``): the "auto"
+    rule of ``serial_medium_products`` for this thread, from the model's own layers.
+
+    Args:
+        uses_regions: the model has layers whose compiled parallel regions follow its dense
+            products (convolutions, pooling, recurrent layers).
+
+    Example:
+        >>> with fundl.runtime.model_products(True):   # what Model.fit does for a CNN
+        ...     pass
+    """
+    local = _STATE.local
+    before = getattr(local, "model_regions", None)
+    local.model_regions = bool(uses_regions)
+    try:
+        yield
+    finally:
+        local.model_regions = before
 
 
 def state() -> Runtime:

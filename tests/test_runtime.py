@@ -77,20 +77,51 @@ def test_workspace_recycles_only_unreferenced_buffers():
     assert ws.arrays == [] and ws.nbytes == 0
 
 
-def test_matmuls_choice_set_explicitly_does_not_depend_on_what_ran_before():
-    """In a fresh process: with serial_medium_products set, the choice for a medium product
-    is the same before and after a convolution ran a parallel region; "auto" (the default)
-    follows whether a region ran, and says so in regions_ran."""
+def test_matmuls_choice_does_not_depend_on_what_ran_before():
+    """In a fresh process: the choice for a medium product is the same before and after a
+    convolution ran a parallel region, set explicitly or "auto" (the default), which follows
+    only the model running now (model_products)."""
     code = ("import numpy as np, fundl as fl; from fundl import kernels, runtime; "
             "rt = runtime.state(); auto = [kernels.serial_product(64, 400, 120)]; "
             "rt.serial_medium_products = True; fixed = [kernels.serial_product(64, 400, 120)]; "
             "fl.conv2d(np.ones((4, 8, 8, 3), np.float32), np.ones((3, 3, 3, 4), np.float32)); "
             "fixed.append(kernels.serial_product(64, 400, 120)); "
             "rt.serial_medium_products = None; auto.append(kernels.serial_product(64, 400, 120)); "
-            "print(fixed[0] == fixed[1] == (kernels.threads() > 1), auto[0] is False, "
-            "auto[1] == (rt.regions_ran and kernels.regions()))")
+            "cm = runtime.model_products(True); cm.__enter__(); "
+            "inside = kernels.serial_product(64, 400, 120); cm.__exit__(None, None, None); "
+            "auto.append(kernels.serial_product(64, 400, 120)); "
+            "print(fixed[0] == fixed[1] == (kernels.threads() > 1), auto == [False] * 3, "
+            "inside == kernels.regions())")
     env = dict(os.environ, FUNDL_NUM_THREADS="2")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120, env=env)
     assert out.stdout.split() == ["True", "True", "True"], out.stderr
     assert not kernels.serial_product(8, 8, 8)
+
+
+def test_a_model_decides_by_its_own_layers():
+    """fit/predict run with the rule of the model's layers: a CNN keeps medium products on
+    one thread, an MLP keeps BLAS's threads, whatever ran before."""
+    import fundl as fl
+    from fundl.layers import Conv2D, Dense, Flatten
+
+    seen = []
+    real = kernels.serial_product
+
+    def spy(m, k, n):
+        seen.append(getattr(runtime.state().local, "model_regions", None))
+        return real(m, k, n)
+
+    cnn = fl.Sequential([fl.Input(shape=(6, 6, 1)), Conv2D(2, 3), Flatten(), Dense(2)])
+    mlp = fl.Sequential([fl.Input(shape=(4,)), Dense(3), Dense(2)])
+    assert cnn._uses_parallel_regions() and not mlp._uses_parallel_regions()
+    kernels.serial_product = spy
+    try:
+        cnn.predict(np.ones((2, 6, 6, 1), "float32"), verbose=0)
+        cnn_flags, seen[:] = set(seen), []
+        mlp.predict(np.ones((2, 4), "float32"), verbose=0)
+        mlp_flags = set(seen)
+    finally:
+        kernels.serial_product = real
+    assert cnn_flags == {True} and mlp_flags == {False}
+    assert getattr(runtime.state().local, "model_regions", None) is None   # restored

@@ -131,15 +131,16 @@ def serial_product(m: int, k: int, n: int) -> bool:
     """Whether :func:`matmul` runs an (m, k) @ (k, n) NumPy product on the calling thread.
 
     Products of 2^18 to 2^23 multiply-adds, when ``fundl.runtime.state()
-    .serial_medium_products`` says so: True or False as set, or (None, the default) once
-    this process has run a parallel region and regions can run now (see
-    :mod:`fundl.runtime` for why and for the measurements).
+    .serial_medium_products`` says so: True or False as set, or (None, the default) while
+    this thread runs a model with convolution, pooling or recurrent layers and regions can
+    run (:func:`fundl.runtime.model_products`; see :mod:`fundl.runtime` for why and for the
+    measurements). The answer depends on the call, never on what ran before.
     """
     if not _OPENBLAS_SERIAL <= m * k * n <= _SERIAL_MAX:
         return False
     mode = _RT.serial_medium_products
     if mode is None:
-        return _RT.regions_ran and _parallel.regions()
+        return bool(getattr(_RT.local, "model_regions", None)) and _parallel.regions()
     return bool(mode) and _parallel.threads() > 1
 
 
@@ -147,8 +148,8 @@ def matmul(a, b, out=None):
     """``a @ b`` of two 2-D arrays, as the ops' dense products take it on the CPU.
 
     Medium-sized products (2^18 to 2^23 multiply-adds: LeNet-5's C5 and F6) run on the
-    calling thread where :func:`serial_product` says so (by default once parallel regions
-    are in use: a network with convolutions or recurrent layers). Why:
+    calling thread where :func:`serial_product` says so (by default while a model with
+    convolutions, pooling or recurrent layers runs). Why:
     after a product that OpenBLAS splits over its threads, its workers spin on the other
     cores for up to ~0.1 s, and a compiled parallel region that needs those cores waits for
     them (a LeNet-5 convolution backward: 0.57 ms, 3.8 ms right after OpenBLAS's two threads

@@ -511,6 +511,10 @@ class Layer:
     """
 
     supports_masking = False  # True: the input's mask is passed on to the output (Keras)
+    # True for layers whose ops run compiled parallel regions over the batch (convolutions,
+    # pooling, recurrent layers): a model holding one keeps its medium dense products on one
+    # thread while it runs (fundl.runtime's "auto" rule for kernels.matmul).
+    uses_parallel_regions = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -937,6 +941,11 @@ class Layer:
                             f"{type(value).__name__}.")
         self.__dict__.setdefault("_added_metrics", {})[name] = float(value)
         _METRIC_LAYERS.add(self)
+
+    def _uses_parallel_regions(self) -> bool:
+        """Whether this layer or one inside it runs compiled parallel regions."""
+        return self.uses_parallel_regions or any(
+            layer._uses_parallel_regions() for _, layer in self._named_sublayers())
 
     def _added_metric_values(self) -> dict:
         """``{name: latest value}`` of :meth:`add_metric` in this layer and the layers in it."""

@@ -154,6 +154,8 @@ class _ShapeChecks:
 class _Conv(_ShapeChecks, Layer):
     """The shared body of Conv1D/2D/3D (``_rank`` spatial axes)."""
 
+    uses_parallel_regions = True  # see Layer.uses_parallel_regions
+
     _paddings = ("valid", "same")
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None,
@@ -315,6 +317,8 @@ Conv3D.__doc__ = Conv3D.__doc__.replace("{args}", _CONV_ARGS.replace("{causal}",
 # -- depthwise and separable convolutions ---------------------------------------------------------
 class _DepthwiseBase(_ShapeChecks, Layer):
     """Argument checks and the depthwise step shared by DepthwiseConv2D and SeparableConv2D."""
+
+    uses_parallel_regions = True  # see Layer.uses_parallel_regions
 
     _rank = 2
 
@@ -530,6 +534,8 @@ def _transpose_length(n, k, s, d, padding, output_padding):
 class _ConvTranspose(_ShapeChecks, Layer):
     """The weights and config Conv1DTranspose and Conv2DTranspose share (kernel laid out
     ``kernel_size + (filters, channels)``, as Keras)."""
+
+    uses_parallel_regions = True  # see Layer.uses_parallel_regions
 
     def build(self, input_shape):
         self._channels = self._check_channels(input_shape, building=True)

@@ -18,6 +18,8 @@ from .conv import _data_format, _int_tuple, _padding_mode, _ShapeChecks, _window
 class _Pooling(_ShapeChecks, Layer):
     """The shared body of the windowed poolings (``_rank`` spatial axes, ``_op`` the function)."""
 
+    uses_parallel_regions = True  # see Layer.uses_parallel_regions
+
     _op = None
 
     def __init__(self, pool_size, strides=None, padding="valid", data_format=None, **kwargs):

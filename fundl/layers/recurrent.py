@@ -425,6 +425,8 @@ class RNN(Layer):
         (4, 10, 32)
     """
 
+    uses_parallel_regions = True  # see Layer.uses_parallel_regions
+
     def __init__(self, cell, return_sequences=False, return_state=False, go_backwards=False,
                  zero_output_for_mask=False, **kwargs):
         super().__init__(**kwargs)

@@ -24,6 +24,7 @@ What differs between model kinds is asked through three methods that ``Model`` a
 from __future__ import annotations
 
 import collections.abc
+import functools
 import math
 import warnings
 
@@ -34,6 +35,7 @@ from .. import optimizers as optimizers_module
 from ..autograd import gradients_of, no_grad
 from ..layers._masking import _MASKS, get_mask
 from ..layers import base as layers_base
+from ..runtime import model_products
 from ..tensor import Tensor, get_rng
 from .data_adapter import ArrayBatches, DatasetBatches, is_dataset, unpack_x_y_sample_weight
 
@@ -313,6 +315,17 @@ def _flat_arrays(x):
         if isinstance(a, numpy.ndarray):
             out.append(a)
     return out
+
+
+def _runs_the_model(method):
+    """Run ``method`` with the model's own rule for medium dense products (see
+    :func:`fundl.runtime.model_products`): decided by its layers, not by what ran before."""
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        with model_products(self._uses_parallel_regions()):
+            return method(self, *args, **kwargs)
+
+    return run
 
 
 class Trainer:
@@ -1107,6 +1120,7 @@ class Trainer:
                 w.grad = backend.get_array_module(w.data).zeros_like(w.data)
 
     # -- single batches ----------------------------------------------------------------------
+    @_runs_the_model
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None,
                        return_dict=False):
         """One gradient step on one batch; returns the loss (and metrics) of that batch.
@@ -1137,6 +1151,7 @@ class Trainer:
         logs = self._train_step(xs, ys, sw, self._trainable_for_step(), self._has_losses())
         return self._format_result(logs, return_dict)
 
+    @_runs_the_model
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         """The loss (and metrics) of one batch in inference mode, without updating anything.
 
@@ -1174,6 +1189,7 @@ class Trainer:
         return self._has_compiled_loss()
 
     # -- fit --------------------------------------------------------------------------------------
+    @_runs_the_model
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
             sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
@@ -1556,6 +1572,7 @@ class Trainer:
         cbs.on_test_end(logs)
         return logs
 
+    @_runs_the_model
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
                  steps=None, callbacks=None, return_dict=False, **kwargs):
         """The loss (and metrics) over a dataset, in batches, without training.
@@ -1613,6 +1630,7 @@ class Trainer:
             raise ValueError("evaluate: the data gave no batch to evaluate.")
         return self._format_result(logs, return_dict)
 
+    @_runs_the_model
     def predict(self, x, batch_size=None, verbose=0, steps=None, callbacks=None, **kwargs):
         """The model's outputs for ``x`` as NumPy arrays, computed in batches without a graph.
 

@@ -217,8 +217,8 @@ def test_a_forked_child_runs_the_compiled_recurrent_loops_without_parallel_regio
 def test_medium_products_follow_the_runtimes_setting(three_threads, monkeypatch):
     """kernels.matmul: products of 2^18 to 2^23 multiply-adds run single-threaded (MKL's
     sequential GEMM, or OpenBLAS set to one thread) where fundl.runtime's
-    serial_medium_products says so: always (True), never (False), or once regions ran
-    ("auto", None); others go to numpy.matmul unchanged."""
+    serial_medium_products says so: always (True), never (False), or while a model with
+    parallel regions runs ("auto", None); others go to numpy.matmul unchanged."""
     from fundl.kernels import blas
 
     rt = runtime.state()
@@ -229,7 +229,7 @@ def test_medium_products_follow_the_runtimes_setting(three_threads, monkeypatch)
     for mode, ran, serial in ((True, False, True), (True, True, True), (False, True, False),
                               (None, True, True), (None, False, False)):
         monkeypatch.setattr(rt, "serial_medium_products", mode)
-        monkeypatch.setattr(rt, "regions_ran", ran)
+        monkeypatch.setattr(rt.local, "model_regions", ran, raising=False)
         for (m, k, n), medium in cases:
             three_threads.history.clear()
             a = rng.standard_normal((k, m)).T          # a transposed view, as the backward's
