@@ -32,7 +32,6 @@ Fields of :class:`Runtime` (process-wide unless said otherwise):
   model, False. Measured here (loaded 2-core machine, one process, min of interleaved runs):
   a LeNet-5 step 33 ms serial vs 108 ms with BLAS's threads; an MLP alone (784-256-128-10)
   8 ms with BLAS's threads vs 25 ms serial, which is why no single fixed rule serves both;
-- ``regions_ran``: a parallel region has run in this process (information only);
 - ``compiled_recurrent``: the recurrent ops use their compiled (Numba/CUDA) kernels (True) or
   the plain-``xp`` references everywhere (:func:`fundl.kernels.recurrent.use_compiled`);
 - ``gemm``: dtype -> (GEMM function pointer, library name) found by
@@ -155,7 +154,6 @@ class Runtime:
         self.blas_saved = None
         self.regions_ok = None
         self.serial_medium_products = None
-        self.regions_ran = False
         self.compiled_recurrent = True
         self.gemm = {}
         self.ones = {}

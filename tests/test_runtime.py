@@ -28,7 +28,7 @@ def test_state_is_one_object_holding_the_machinerys_state():
 def test_reset_clears_caches_and_settings_and_restores_blas():
     rt = runtime.state()
     saved = (rt.parallel, rt.blas_saved, rt.blas_single_depth, rt.regions_ok, rt.gemm, rt.ones,
-             rt.compiled_recurrent, rt.serial_medium_products, rt.regions_ran)
+             rt.compiled_recurrent, rt.serial_medium_products)
 
     class FakeBLAS:
         num_threads = 1
@@ -40,18 +40,16 @@ def test_reset_clears_caches_and_settings_and_restores_blas():
     try:
         rt.parallel, rt.blas_saved, rt.blas_single_depth = (2, [fake], None), [4], 1
         rt.compiled_recurrent = rt.serial_medium_products = False
-        rt.regions_ran = True
         backend.ones_vector(3, np.float64)
         rt.reset()
         assert fake.num_threads == 4  # a map in progress had set BLAS to one thread
         assert rt.parallel is None and rt.blas_saved is None and rt.blas_single_depth == 0
         assert rt.ones == {} and rt.gemm == {} and rt.regions_ok is None
         assert rt.compiled_recurrent and rt.serial_medium_products is None
-        assert rt.regions_ran is False
         assert rt.workspace.arrays == []
     finally:
         (rt.parallel, rt.blas_saved, rt.blas_single_depth, rt.regions_ok, rt.gemm, rt.ones,
-         rt.compiled_recurrent, rt.serial_medium_products, rt.regions_ran) = saved
+         rt.compiled_recurrent, rt.serial_medium_products) = saved
 
 
 def test_results_are_the_same_after_a_reset():

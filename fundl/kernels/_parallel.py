@@ -267,7 +267,6 @@ def run_region(loop, n_items, *args):
         return loop.py_func(*args)
     import numba
 
-    _RT.regions_ran = True  # information only (fundl.runtime)
     n_threads, blas, _ = _setup()
     old = numba.get_num_threads()
     want = max(1, min(n_threads, n_items, numba.config.NUMBA_NUM_THREADS))
