@@ -1,7 +1,7 @@
 """LeNet-5 and ResNet-20 training steps and LeNet-5 inference: fundl against PyTorch eager.
 
     python benchmarks/bench_cnn.py [--rounds 5] [--processes 2] [--skip-resnet]
-                                   [--malloc default|tuned|both]
+                                   [--malloc default|tuned|both] [--select keras-way]
 
 Contenders, float32, on FUNDL_BENCH_THREADS (2) threads, each timed in processes of its own
 (``_common.run_isolated``: in a shared process OpenBLAS's spinning worker threads slow PyTorch
@@ -14,6 +14,10 @@ down, which would flatter fundl), alternating between contenders:
   ``cross_entropy`` and an ``optim.SGD`` step.
 - LeNet-5 inference, batch 64: ``model.predict(x, batch_size=64)`` against a forward under
   ``torch.no_grad()``.
+- The same LeNet-5 the Keras-tutorial way ("keras-way"), training step and inference as above:
+  Conv2D(6, 5, padding="same", ReLU), 2x2 max pooling, Conv2D(16, 5, ReLU), max pooling,
+  Flatten, Dense(120, ReLU), Dense(84, ReLU), Dense(10, softmax) (the same 61,706 weights);
+  against the same network in PyTorch eager (ReLU, ``MaxPool2d(2)``, ``Linear(400, 120)``).
 - ResNet-20 training step, 32x32x3, batch 128: ``fundl.zoo.resnet_cifar(20)`` (option A
   shortcuts, BatchNormalization) compiled with ``SGD(0.1, momentum=0.9)``; against a
   PyTorch ResNet-20 written below with the same architecture (the common CIFAR one:
@@ -62,7 +66,8 @@ from _common import (THREADS, import_torch, print_gemm_library, report,  # noqa:
 LENET_BATCH, RESNET_BATCH, CLASSES = 64, 128, 10
 LENET_PARAMS, RESNET20_PARAMS = 61_706, 269_722
 LENET_LR, RESNET_LR, MOMENTUM = 0.01, 0.1, 0.9
-TARGETS = {"LeNet-5 train": 0.8, "ResNet-20 train": 1.5}
+TARGETS = {"LeNet-5 train": 0.65, "LeNet-5 keras-way train": 0.65, "LeNet-5 infer": 0.8,
+           "LeNet-5 keras-way infer": 0.8, "ResNet-20 train": 1.0}
 
 
 def data(batch, shape, seed):
@@ -102,6 +107,25 @@ def fundl_lenet(compiled=True):
     return model
 
 
+def fundl_lenet_keras(compiled=True):
+    """LeNet-5 as the Keras tutorials write it: ReLU, max pooling, padding="same" on C1."""
+    import fundl as fl
+    from fundl.layers import Conv2D, Dense, Flatten, Input, MaxPooling2D
+
+    fl.manual_seed(0)
+    model = fl.Sequential([
+        Input((28, 28, 1)), Conv2D(6, 5, padding="same", activation="relu"), MaxPooling2D(2),
+        Conv2D(16, 5, activation="relu"), MaxPooling2D(2), Flatten(),
+        Dense(120, activation="relu"), Dense(84, activation="relu"),
+        Dense(CLASSES, activation="softmax")])
+    check_count("fundl LeNet-5 keras-way", trainable_count(model.trainable_weights),
+                LENET_PARAMS)
+    if compiled:
+        model.compile(optimizer=fl.optimizers.SGD(LENET_LR),
+                      loss="sparse_categorical_crossentropy")
+    return model
+
+
 def fundl_resnet():
     import fundl as fl
 
@@ -123,6 +147,16 @@ def fundl_lenet_infer():
     return lambda: model.predict(x, batch_size=LENET_BATCH)
 
 
+def fundl_lenet_keras_train():
+    model, (x, y) = fundl_lenet_keras(), lenet_data()
+    return lambda: model.train_on_batch(x, y)
+
+
+def fundl_lenet_keras_infer():
+    model, (x, _) = fundl_lenet_keras(compiled=False), lenet_data()
+    return lambda: model.predict(x, batch_size=LENET_BATCH)
+
+
 def fundl_resnet_train():
     model, (x, y) = fundl_resnet(), resnet_data()
     return lambda: model.train_on_batch(x, y)
@@ -137,6 +171,16 @@ def torch_lenet(torch):
         nn.Conv2d(16, 120, 5), nn.Tanh(), nn.Flatten(),
         nn.Linear(120, 84), nn.Tanh(), nn.Linear(84, CLASSES))
     check_count("PyTorch LeNet-5", trainable_count(net.parameters()), LENET_PARAMS)
+    return net
+
+
+def torch_lenet_keras(torch):
+    nn = torch.nn
+    net = nn.Sequential(
+        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+        nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, CLASSES))
+    check_count("PyTorch LeNet-5 keras-way", trainable_count(net.parameters()), LENET_PARAMS)
     return net
 
 
@@ -208,9 +252,9 @@ def torch_train(net_fn, data_fn, lr, momentum, device="cpu"):
     return step
 
 
-def torch_lenet_infer():
+def torch_lenet_infer(net_fn=torch_lenet):
     torch = import_torch()
-    net = torch_lenet(torch).eval()
+    net = net_fn(torch).eval()
     tx = nchw(torch, lenet_data()[0])
 
     def forward():
@@ -238,7 +282,10 @@ def copy_weights(torch, model, net):
                 if f_type is Conv2D:
                     arrays = [(module.weight, layer.kernel.numpy().transpose(3, 2, 0, 1))]
                 elif f_type is Dense:
-                    arrays = [(module.weight, layer.kernel.numpy().T)]
+                    k = layer.kernel.numpy()
+                    if module.in_features == 400:  # after Flatten: fundl's rows are (h, w, c)
+                        k = k.reshape(5, 5, 16, -1).transpose(2, 0, 1, 3).reshape(400, -1)
+                    arrays = [(module.weight, k.T)]
                 else:
                     arrays = [(module.weight, layer.gamma.numpy()),
                               (module.bias, layer.beta.numpy()),
@@ -255,7 +302,8 @@ def copy_weights(torch, model, net):
 
 def check_agreement(torch, resnet):
     """From the same weights and data, fundl's and PyTorch's first training losses agree."""
-    nets = [("LeNet-5", fundl_lenet, torch_lenet, lenet_data)]
+    nets = [("LeNet-5", fundl_lenet, torch_lenet, lenet_data),
+            ("LeNet-5 keras-way", fundl_lenet_keras, torch_lenet_keras, lenet_data)]
     if resnet:
         nets.append(("ResNet-20", fundl_resnet, torch_resnet20, resnet_data))
     for name, fundl_fn, torch_fn, data_fn in nets:
@@ -271,10 +319,15 @@ def check_agreement(torch, resnet):
 
 
 def builders(torch_available, resnet):
-    out = {"LeNet-5 train fundl": fundl_lenet_train, "LeNet-5 infer fundl": fundl_lenet_infer}
+    out = {"LeNet-5 train fundl": fundl_lenet_train, "LeNet-5 infer fundl": fundl_lenet_infer,
+           "LeNet-5 keras-way train fundl": fundl_lenet_keras_train,
+           "LeNet-5 keras-way infer fundl": fundl_lenet_keras_infer}
     if torch_available:
         out["LeNet-5 train torch"] = lambda: torch_train(torch_lenet, lenet_data, LENET_LR, 0.0)
         out["LeNet-5 infer torch"] = torch_lenet_infer
+        out["LeNet-5 keras-way train torch"] = lambda: torch_train(
+            torch_lenet_keras, lenet_data, LENET_LR, 0.0)
+        out["LeNet-5 keras-way infer torch"] = lambda: torch_lenet_infer(torch_lenet_keras)
     if resnet:
         out["ResNet-20 train fundl"] = fundl_resnet_train
         if torch_available:
@@ -301,6 +354,9 @@ def time_all(cases, only, args):
 def print_tables(label, times, peaks):
     titles = {"LeNet-5 train": f"LeNet-5 training step (28x28x1, batch {LENET_BATCH}, SGD)",
               "LeNet-5 infer": f"LeNet-5 inference (batch {LENET_BATCH}: predict / no_grad)",
+              "LeNet-5 keras-way train": f"LeNet-5 keras-way training step (ReLU, max pooling, "
+                                         f"batch {LENET_BATCH}, SGD)",
+              "LeNet-5 keras-way infer": f"LeNet-5 keras-way inference (batch {LENET_BATCH})",
               "ResNet-20 train": f"ResNet-20 training step (32x32x3, batch {RESNET_BATCH}, "
                                  "SGD momentum)"}
     summary = []
@@ -326,6 +382,8 @@ def main():
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--skip-resnet", action="store_true")
     parser.add_argument("--malloc", choices=("default", "tuned", "both"), default="both")
+    parser.add_argument("--select", default="",
+                        help="time only the cases whose name contains this text, e.g. keras-way")
     args, _ = parser.parse_known_args()
     only = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--only=")), None)
     # run_isolated starts the children with --only=<name> alone: they get --rounds from here
@@ -336,7 +394,8 @@ def main():
     # Check for torch without importing it here: a child inherits this process's peak memory
     # (ru_maxrss survives exec), so the parent stays small until the timing is done.
     torch_available = only is not None or importlib.util.find_spec("torch") is not None
-    cases = builders(torch_available, resnet=not args.skip_resnet)
+    cases = {name: fn for name, fn in builders(torch_available, resnet=not args.skip_resnet).items()
+             if args.select in name}
     if only is not None:  # a child: time one contender (run_isolated exits)
         time_all(cases, only, args)
         raise SystemExit(f"unknown contender {only!r}; choose from {sorted(cases)}")
