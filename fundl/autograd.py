@@ -126,6 +126,10 @@ class _NoGrad(tuple):
 
 _NO_GRAD = _NoGrad()
 
+# Graph mode (fundl.graph_mode, ``fl.function``) sets this to its tracer while it records the ops
+# a function applies; None otherwise, so eager mode pays one comparison per op.
+_tracer = None
+
 
 class Function:
     """Base class of every differentiable operation.
@@ -169,6 +173,8 @@ class Function:
 
     def apply(self, *inputs):
         """Run the op on Tensors, arrays or numbers; returns a Tensor (or a tuple of them)."""
+        if _tracer is not None:  # graph mode is tracing: it records this call, then runs it
+            return _tracer.record(self, inputs)
         arrays = []
         needs = []
         record = False

@@ -25,6 +25,9 @@ from . import backend
 
 _rng = numpy.random.default_rng()
 _gpu_rng = None  # CuPy's generator for GPU draws, seeded from _rng when first needed
+# Graph mode (fundl.graph_mode) sets this while it traces a function, to learn when Python code
+# reads a Tensor's value (an `if` on it would be frozen into the traced plan); None otherwise.
+_trace_hook = None
 
 
 def manual_seed(seed: int) -> None:
@@ -173,15 +176,23 @@ class Tensor:
         return body
 
     def __bool__(self) -> bool:
+        if _trace_hook is not None:
+            _trace_hook(self, "bool")
         return bool(self.data)
 
     def __float__(self) -> float:
+        if _trace_hook is not None:
+            _trace_hook(self, "float")
         return float(self.data)
 
     def __int__(self) -> int:
+        if _trace_hook is not None:
+            _trace_hook(self, "int")
         return int(self.data)
 
     def __index__(self) -> int:
+        if _trace_hook is not None:
+            _trace_hook(self, "index")
         return int(self.data)
 
     def __iter__(self):
@@ -191,6 +202,8 @@ class Tensor:
     # -- conversions -----------------------------------------------------------------------
     def __array__(self, dtype=None, copy=None):
         # numpy.asarray(t), and lists of Tensors in fl.tensor([...]), see the values, not objects.
+        if _trace_hook is not None:
+            _trace_hook(self, "array")
         a = backend.to_numpy(self.data)
         if dtype is not None and a.dtype != dtype:
             return a.astype(dtype)
@@ -198,12 +211,16 @@ class Tensor:
 
     def numpy(self) -> numpy.ndarray:
         """The data as a NumPy array (copied from the GPU if needed; shares memory on the CPU)."""
+        if _trace_hook is not None:
+            _trace_hook(self, "numpy")
         return backend.to_numpy(self.data)
 
     def item(self):
         """The value of a one-element tensor as a Python number."""
         if self.data.size != 1:
             raise ValueError(f"item(): expected a tensor with one element, got shape {self.shape}.")
+        if _trace_hook is not None:
+            _trace_hook(self, "item")
         return self.data.item()
 
     def tolist(self):

@@ -347,7 +347,7 @@ class Trainer:
 
     # -- compile ----------------------------------------------------------------------------
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None,
-                run_eagerly=None, steps_per_execution=1, **kwargs):
+                run_eagerly=None, steps_per_execution=1, jit_compile="auto", **kwargs):
         """Configure training.
 
         Args:
@@ -359,8 +359,13 @@ class Trainer:
                 :class:`~fundl.metrics.Metric` objects, or a list/dict per output. They are
                 logged under the name given (``"acc"`` as ``"acc"``) or the object's ``name``.
             loss_weights: a list or dict of floats weighting each output's loss.
-            run_eagerly: accepted for Keras compatibility (fundl always runs eagerly).
+            run_eagerly: True runs every step eagerly (it wins over ``jit_compile``).
             steps_per_execution: accepted for Keras compatibility; only 1.
+            jit_compile: True runs the built-in training step's forward pass, loss and
+                backward through graph mode (:func:`fundl.function`): traced once per batch
+                shape, then replayed without per-op Python dispatch, with the same numbers as
+                eager mode; the optimizer update is unchanged. A step that cannot be traced
+                runs eagerly after one warning. ``"auto"`` (Keras's default) and False: eager.
 
         As in Keras, the weights that are trainable now are the ones training updates until
         the next ``compile``: freeze layers (``layer.trainable = False``) before compiling.
@@ -375,13 +380,21 @@ class Trainer:
         """
         if kwargs:
             _unknown_kwargs("compile", kwargs, ["optimizer", "loss", "metrics", "loss_weights",
-                                                "run_eagerly", "steps_per_execution"])
+                                                "run_eagerly", "steps_per_execution",
+                                                "jit_compile"])
         if run_eagerly is not None:
             _bool_arg("compile", "run_eagerly", run_eagerly)
         if steps_per_execution != 1:
             raise ValueError(f"compile: steps_per_execution={steps_per_execution!r} is not "
                              "supported; fundl runs one step per call (leave it at 1).")
+        if jit_compile not in (True, False, "auto"):
+            raise ValueError(f"compile: jit_compile must be True, False or 'auto', got "
+                             f"{jit_compile!r}.")
         self._check_compile_specs(loss, metrics, loss_weights)
+        self._graph_step = None
+        if jit_compile is True and not run_eagerly:
+            from ..graph_mode import model_step
+            self._graph_step = model_step(self)  # None (after a warning) for a custom train_step
         self.optimizer = optimizers_module.get(optimizer)
         self._loss_spec, self._metric_spec, self._loss_weight_spec = loss, metrics, loss_weights
         self._compiled_for = None
@@ -943,14 +956,9 @@ class Trainer:
         for w in flips:  # weights whose trainable state changed since compile()
             w.requires_grad = not w.requires_grad
         try:
-            outs = self(xs if len(xs) > 1 else xs[0], training=True)
-            outs = list(outs.values()) if isinstance(outs, dict) else _as_list(outs)
-            total, parts = self._compute_loss(ys, outs, sample_weight, penalties)
-            if total is None and not penalties and self._has_losses():
-                # add_loss() in call shows itself only once data flows: the first step
-                total, parts = self._compute_loss(ys, outs, sample_weight, True)
-            if total is None:
-                raise self._no_loss_error("fit")
+            # compile(jit_compile=True): the same forward and loss, replayed as a traced plan
+            total, parts, outs = (self._graph_step or self._forward_loss)(
+                xs, ys, sample_weight, penalties)
             if not total.requires_grad:
                 raise RuntimeError(f"fit: the loss of model '{self.name}' does not depend on any "
                                    "trainable weight.")
@@ -961,6 +969,20 @@ class Trainer:
         weights = [w for w in trainable if w.grad is not None]
         self.optimizer.apply([w.grad for w in weights], weights)
         return self._logs(total, parts, ys, outs)
+
+    _graph_step = None
+
+    def _forward_loss(self, xs, ys, sample_weight, penalties):
+        """The training step's outputs and losses: ``(total, parts, outs)``."""
+        outs = self(xs if len(xs) > 1 else xs[0], training=True)
+        outs = list(outs.values()) if isinstance(outs, dict) else _as_list(outs)
+        total, parts = self._compute_loss(ys, outs, sample_weight, penalties)
+        if total is None and not penalties and self._has_losses():
+            # add_loss() in call shows itself only once data flows: the first step
+            total, parts = self._compute_loss(ys, outs, sample_weight, True)
+        if total is None:
+            raise self._no_loss_error("fit")
+        return total, parts, outs
 
     def _test_step(self, xs, ys, sample_weight, penalties=True):
         with no_grad():

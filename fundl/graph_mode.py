@@ -1,0 +1,753 @@
+"""Graph mode: ``fl.function`` traces a Python function of Tensors once and replays it.
+
+The lecture's TensorFlow idea (``tf.function``): the computational graph is *built once and run
+many times*. Eager fundl builds a fresh graph at every call: each op goes through
+``Function.apply`` (Tensor wrapping, the conversion of plain inputs, rank bookkeeping). Here the
+first call of a function for a given input *signature* runs it eagerly while a tracer writes
+down every op applied (which op object, where each input came from, where its outputs go): the
+**plan**. Later calls with the same signature replay the plan: one loop calling each op's
+``forward`` on raw arrays, no Tensor per intermediate, no Python code of the function itself.
+
+Where an input of a recorded op comes from (a *slot*):
+
+* an argument of the function (a Tensor, or an array, which is wrapped as a Tensor);
+* a **captured** Tensor, e.g. a layer's weight: the plan keeps the Tensor and reads its
+  ``.data`` at every replay, so weights updated by an optimizer between calls are seen;
+* an earlier op's output;
+* a constant (a Python number or an array that existed before the call, frozen as traced).
+
+The replay is differentiable: it is **one** autograd :class:`~fundl.autograd.Function` (a
+super-op) whose inputs are the arguments and the captured Tensors, and whose ``backward`` walks
+the recorded ops in reverse, calling their ``backward`` and summing gradients into the slots
+(broadcast gradients summed back to their input's shape as the engine does). So
+``loss = f(x, y); loss.backward()`` and GradientTape work unchanged.
+
+What cannot be traced (the plan would freeze a value that must change) is detected while
+tracing and the function then runs eagerly for that signature, after one warning saying why:
+
+* Python control flow on a Tensor's value (``if t > 0``, ``t.item()``, ``float(t)``,
+  ``t.numpy()``, ``numpy.asarray(t)`` on an argument or an intermediate);
+* random numbers drawn outside an op with fundl's generator (a mask drawn in Python and
+  multiplied in would be replayed with the traced mask); draws made *inside* an op, such as
+  :func:`random_op` below, are fine: the op runs again at every replay;
+* model state changed outside an op (BatchNormalization's moving averages in training mode,
+  updated in place by the layer) where graph mode knows the state (``model.compile(...,
+  jit_compile=True)`` checks the model's non-trainable weights).
+
+Example:
+    >>> @fl.function
+    ... def loss_fn(x, y):
+    ...     return ((model(x) - y) ** 2).mean()
+    >>> loss = loss_fn(x, y)        # traces: runs eagerly, records the plan
+    >>> loss = loss_fn(x2, y2)      # same shapes and dtypes: replays the plan
+    >>> loss.backward()             # gradients reach the model's weights as in eager mode
+"""
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import warnings
+import weakref
+from collections import OrderedDict
+
+import numpy
+
+from . import autograd, backend
+from .autograd import Function, is_grad_enabled, unbroadcast
+from .tensor import Tensor
+
+# (`fundl.tensor` the attribute is the function fl.tensor: take the module itself)
+tensor_module = sys.modules[Tensor.__module__]
+
+__all__ = ["function", "GraphFunction", "random_op"]
+
+_MAX_PLANS = 16        # signatures kept per function (least recently used dropped first)
+_RETRACE_WARNING = 8   # warn once when a function has traced this many times
+_FUNDL_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+# -- the trace ------------------------------------------------------------------------------
+class _Untraceable(Exception):
+    """Raised inside graph mode only; never reaches the user."""
+
+
+class _Step:
+    """One recorded op: the op object, where its inputs come from, where its outputs go."""
+
+    __slots__ = ("op", "sources", "out_slots", "n_outputs", "needs_grad", "any_grad")
+
+    def __init__(self, op, sources, out_slots, n_outputs):
+        self.op = op
+        self.sources = sources      # per input: an int slot, or ("const", value)
+        self.out_slots = out_slots  # per output: its slot
+        self.n_outputs = n_outputs
+        self.needs_grad = op.needs_grad
+        self.any_grad = op.needs_grad is not autograd._NO_GRAD
+
+
+class _Tracer:
+    """Records the ops applied while a function runs (``autograd._tracer`` points here)."""
+
+    def __init__(self, name):
+        self.name = name
+        self.n_slots = 0
+        self.by_tensor = {}    # id(Tensor) -> slot (arguments, op outputs, captured Tensors)
+        self.by_array = {}     # id(array) -> slot (the data of the above, for raw-array inputs)
+        self.keep = []         # the Tensors/arrays behind the ids, alive until the trace ends
+        self.captured = []     # (slot, Tensor) read by reference at replay
+        self.traced = set()    # ids of Tensors whose *values* the plan does not freeze
+        self.steps = []
+        self.problem = None    # why the function cannot be replayed, or None
+        self.random_draws = 0
+        self.born = {}         # id -> Tensor wrapped while tracing (ops' outputs and others)
+        self.other_problem = False  # a problem other than random draws
+
+    def new_slot(self, t):
+        slot = self.n_slots
+        self.n_slots += 1
+        self.by_tensor[id(t)] = slot
+        self.keep.append(t)
+        if isinstance(t, Tensor):
+            self.by_array.setdefault(id(t.data), slot)
+            self.keep.append(t.data)
+        return slot
+
+    def argument(self, t):
+        slot = self.new_slot(t)
+        self.traced.add(id(t))
+        return slot
+
+    def fail(self, reason, random=False):
+        """Note why the plan cannot be replayed (the first non-random reason wins)."""
+        if random:
+            if self.problem is None:
+                self.problem = reason
+        elif not self.other_problem:
+            self.other_problem = True
+            self.problem = reason
+
+    # called by Function.apply (autograd) for every op while tracing
+    def record(self, op, inputs):
+        sources = []
+        call_inputs = list(inputs)
+        plain = [i for i, x in enumerate(inputs) if not isinstance(x, Tensor)]
+        if plain:  # convert numbers/arrays exactly as apply() would, so replay gets the same
+            arrays = [x.data if isinstance(x, Tensor) else x for x in inputs]
+            autograd._convert_plain(inputs, arrays)
+            for i in plain:
+                call_inputs[i] = arrays[i]
+        for x in call_inputs:
+            if isinstance(x, Tensor):
+                slot = self.by_tensor.get(id(x))
+                if slot is None:
+                    slot = self.by_array.get(id(x.data))
+                    if slot is not None and x.requires_grad:
+                        # a new leaf around traced data: its gradient would go to the wrong place
+                        self.fail(f"a new Tensor that requires grad wraps a traced value (input "
+                                  f"of {op.name} at {_user_line()})")
+                    # else t.detach() of a traced value: the value flows, no gradient (the op's
+                    # needs_grad is False for it)
+                if slot is None:
+                    if id(x) in self.born:
+                        # made while tracing but by no op (a comparison `x > 0`, a Tensor
+                        # wrapped around computed data): its value would be frozen
+                        self.fail(f"a Tensor made outside an op (e.g. by a comparison such as "
+                                  f"`x > 0`) is an input of {op.name} at {_user_line()}; its "
+                                  "value would be frozen into the plan")
+                    slot = self.new_slot(x)  # a Tensor from outside: read by reference
+                    self.captured.append((slot, x))
+                sources.append(slot)
+            else:
+                slot = self.by_array.get(id(x))
+                if slot is None and getattr(x, "base", None) is not None:
+                    base = self.by_array.get(id(x.base))
+                    if base is not None:
+                        self.fail(f"a view of a traced value's array (op {op.name}) is used as a "
+                                  "constant")
+                sources.append(slot if slot is not None else ("const", x))
+        tracer, autograd._tracer = autograd._tracer, None  # the op's own inner applies: eager
+        try:
+            out = op.apply(*call_inputs)
+        finally:
+            autograd._tracer = tracer
+        outs = out if type(out) is tuple else (out,)
+        out_slots = []
+        for t in outs:
+            out_slots.append(self.new_slot(t))
+            self.traced.add(id(t))
+        self.steps.append(_Step(op, sources, out_slots, len(outs)))
+        return out
+
+
+# What a Tensor's value read during a trace means, for the warning.
+_VALUE_READS = {
+    "bool": "`if`/`while`/`and`/`or` on a Tensor's value",
+    "float": "float() of a Tensor",
+    "int": "int() of a Tensor",
+    "index": "a Tensor used as a Python index",
+    "item": "Tensor.item()",
+    "numpy": "Tensor.numpy() or .tolist()",
+    "array": "numpy.asarray() of a Tensor",
+}
+
+
+def _user_line():
+    """``file:line`` of the innermost frame outside fundl (where the user's code did it)."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        path = os.path.abspath(frame.f_code.co_filename)
+        if not path.startswith(_FUNDL_DIR):
+            return f"{os.path.basename(path)}:{frame.f_lineno}"
+        frame = frame.f_back
+    return "?"
+
+
+def _value_read(t, what):
+    """Hook of tensor.py: a traced Tensor's value is read by Python code (not by an op)."""
+    tracer = autograd._tracer
+    if tracer is not None and (id(t) in tracer.traced or id(t) in tracer.born):
+        tracer.fail(f"{_VALUE_READS.get(what, what)} at {_user_line()} cannot be traced (its "
+                    "result would be frozen into the plan)")
+
+
+def _recording_wrap(wrap, tracer):
+    """Tensor._wrap while tracing: remembers the Tensors created (see _Tracer.record)."""
+    born = tracer.born
+
+    def recording(cls, data, creator=None, out_index=0):
+        t = wrap(cls, data, creator, out_index)
+        born[id(t)] = t
+        return t
+
+    return recording
+
+
+class _RecordingGenerator:
+    """Stands for fundl's random generator while tracing: counts draws made outside ops."""
+
+    def __init__(self, real, tracer):
+        self._real = real
+        self._tracer = tracer
+
+    def __getattr__(self, name):
+        attr = getattr(self._real, name)
+        if callable(attr):
+            tracer = self._tracer
+
+            def draw(*args, **kwargs):
+                if autograd._tracer is tracer:  # not inside an op (ops run with no tracer)
+                    tracer.random_draws += 1
+                    tracer.fail(f"a random draw outside an op (generator.{name}() at "
+                                f"{_user_line()}) would be frozen into the plan", random=True)
+                return attr(*args, **kwargs)
+
+            return draw
+        return attr
+
+
+# -- the replay -----------------------------------------------------------------------------
+class _Plan:
+    """A traced function for one signature: steps, slots, the structure of its outputs."""
+
+    def __init__(self, name, tracer, arg_slots, out_slots, rebuild):
+        self.name = name
+        self.steps = tracer.steps
+        self.n_slots = tracer.n_slots
+        self.arg_slots = arg_slots
+        self.captured = [t for _, t in tracer.captured]
+        self.capture_slots = [s for s, _ in tracer.captured]
+        self.capture_grad = [t.requires_grad for t in self.captured]
+        self.out_slots = out_slots
+        self.rebuild = rebuild      # outputs' Tensors -> the function's return structure
+        self.owner = None           # weakref to the replay whose backward still needs the ops
+        self.in_slots = arg_slots + self.capture_slots
+        self.verified = False       # compared once with an eager run on new inputs
+
+    def still_valid(self):
+        for t, rg in zip(self.captured, self.capture_grad):
+            if t.requires_grad is not rg:
+                return False
+        return True
+
+    def ops_for_replay(self):
+        """The op objects to run: the recorded ones, or copies when a replay whose backward
+        has not run yet still holds what they saved (two calls, then two backwards)."""
+        owner = self.owner() if self.owner is not None else None
+        if owner is None or owner.inputs is None:
+            return [s.op for s in self.steps]
+        copies = []
+        for s in self.steps:
+            c = object.__new__(type(s.op))
+            c.__dict__.update(s.op.__dict__)
+            c.needs_grad = s.needs_grad
+            copies.append(c)
+        return copies
+
+
+class _Replay(Function):
+    """One replay of a plan as a single autograd op (the super-op)."""
+
+    def __init__(self, plan):
+        self.plan = plan
+
+    @property
+    def name(self):
+        return f"fl.function({self.plan.name})"
+
+    def forward(self, *arrays):
+        plan = self.plan
+        ops = plan.ops_for_replay()
+        self.ops = ops
+        values = [None] * plan.n_slots
+        for slot, a in zip(plan.in_slots, arrays):
+            values[slot] = a
+        for k, (step, op) in enumerate(zip(plan.steps, ops)):
+            ins = [values[s] if type(s) is int else s[1] for s in step.sources]
+            try:
+                y = op.forward(*ins)
+            except Exception as e:
+                raise _replay_error(self.name, k, op, ins, e) from e
+            if step.n_outputs == 1:
+                values[step.out_slots[0]] = y
+            else:
+                for slot, a in zip(step.out_slots, y):
+                    values[slot] = a
+        self.values = values if self.needs_grad is not autograd._NO_GRAD else None
+        outs = tuple(values[s] for s in plan.out_slots)
+        return outs if len(outs) != 1 else outs[0]
+
+    def backward(self, *gys):
+        plan = self.plan
+        values = self.values
+        grads = [None] * plan.n_slots
+        for slot, g in zip(plan.out_slots, gys):
+            if g is not None:
+                grads[slot] = g if grads[slot] is None else grads[slot] + g
+        for step, op in zip(reversed(plan.steps), reversed(self.ops)):
+            if not step.any_grad:
+                continue
+            if step.n_outputs == 1:
+                g = grads[step.out_slots[0]]
+                if g is None:
+                    continue
+                gxs = op.backward(g)
+            else:
+                gs = [grads[s] for s in step.out_slots]
+                if all(g is None for g in gs):
+                    continue
+                gxs = op.backward(*gs)
+            if type(gxs) is not tuple:
+                gxs = (gxs,)
+            for src, need, g in zip(step.sources, step.needs_grad, gxs):
+                if not need or g is None or type(src) is not int:
+                    continue
+                x = values[src]
+                if g.shape != x.shape or g.dtype != x.dtype:
+                    g = _fit(op, x, g)
+                grads[src] = g if grads[src] is None else grads[src] + g
+        self.values = None
+        return tuple(grads[s] for s in plan.in_slots)
+
+
+def _fit(op, x, g):
+    """Bring a recorded op's gradient to its input's shape and dtype (as the engine does)."""
+    if g.shape != x.shape:
+        g2 = unbroadcast(g, x.shape)
+        if g2 is None:
+            raise ValueError(f"{op.name}.backward returned a gradient of shape {g.shape} for an "
+                             f"input of shape {x.shape}; they do not broadcast. This is a bug in "
+                             f"the op {op.name}.")
+        g = g2
+    if g.dtype != x.dtype:
+        g = g.astype(x.dtype)
+    return g
+
+
+def _replay_error(name, k, op, ins, e):
+    shapes = ", ".join(str(getattr(a, "shape", type(a).__name__)) for a in ins)
+    msg = (f"{name}: op {op.name} (step {k} of the traced plan) failed during replay: {e} "
+           f"(input shapes {shapes})")
+    try:
+        return type(e)(msg)
+    except Exception:  # an exception class whose constructor wants other arguments
+        return RuntimeError(msg)
+
+
+# -- signatures -----------------------------------------------------------------------------
+def _training_context():
+    base = sys.modules.get("fundl.layers.base")
+    return None if base is None else base._CALL_CONTEXT.training
+
+
+def _signature(value):
+    """A hashable key for one argument: shape/dtype for Tensors and arrays, value otherwise."""
+    if isinstance(value, Tensor):
+        return ("T", value.data.shape, value.data.dtype.str, value.requires_grad,
+                backend.device_of(value.data))
+    if isinstance(value, numpy.ndarray) or (hasattr(value, "shape") and hasattr(value, "dtype")
+                                            and hasattr(value, "__array__")):
+        return ("A", tuple(value.shape), value.dtype.str, backend.device_of(value))
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__,) + tuple(_signature(v) for v in value)
+    if isinstance(value, dict):
+        return ("dict",) + tuple((k, _signature(value[k])) for k in sorted(value, key=str))
+    try:
+        hash(value)
+    except TypeError:
+        return ("id", id(value))  # an unhashable object: by identity (a model, a layer...)
+    return (type(value).__name__, value)
+
+
+def _wrap_args(value, tracer):
+    """Arguments with every Tensor/array registered as a traced slot (arrays become Tensors)."""
+    if isinstance(value, Tensor):
+        if id(value) in tracer.by_tensor:  # the same Tensor passed twice
+            return value, [tracer.by_tensor[id(value)]]
+        return value, [tracer.argument(value)]
+    if isinstance(value, numpy.ndarray) or (hasattr(value, "shape") and hasattr(value, "dtype")
+                                            and hasattr(value, "__array__")):
+        t = Tensor._wrap(value)
+        return t, [tracer.argument(t)]
+    if isinstance(value, (list, tuple)):
+        items, slots = [], []
+        for v in value:
+            w, s = _wrap_args(v, tracer)
+            items.append(w)
+            slots += s
+        return type(value)(items) if type(value) in (list, tuple) else value, slots
+    if isinstance(value, dict):
+        out, slots = {}, []
+        for k in value:
+            out[k], s = _wrap_args(value[k], tracer)
+            slots += s
+        return out, slots
+    return value, []
+
+
+def _arg_arrays(value, out):
+    """The arrays/Tensors of the arguments in the order _wrap_args registered them."""
+    if isinstance(value, Tensor):
+        out.append(value)
+    elif isinstance(value, numpy.ndarray) or (hasattr(value, "shape") and hasattr(value, "dtype")
+                                              and hasattr(value, "__array__")):
+        out.append(Tensor._wrap(value))
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _arg_arrays(v, out)
+    elif isinstance(value, dict):
+        for k in value:
+            _arg_arrays(value[k], out)
+    return out
+
+
+def _flatten_outputs(result, tracer):
+    """``(slots of the output Tensors, rebuild(tensors) -> the same structure)``."""
+    slots = []
+
+    def walk(v):
+        if isinstance(v, Tensor):
+            slot = tracer.by_tensor.get(id(v))
+            if slot is None:  # a Tensor made without an op (fl.tensor(...)) or captured
+                raise _Untraceable("it returns a Tensor that no op produced (a constant or a "
+                                   "new Tensor); return op results, or run it eagerly")
+            index = len(slots)
+            slots.append(slot)
+            return lambda ts: ts[index]
+        if isinstance(v, (list, tuple)):
+            parts = [walk(x) for x in v]
+            kind = type(v)
+            if kind in (list, tuple):
+                return lambda ts: kind(p(ts) for p in parts)
+            return lambda ts: kind(*(p(ts) for p in parts))  # a namedtuple
+        if isinstance(v, dict):
+            parts = {k: walk(x) for k, x in v.items()}
+            return lambda ts: {k: p(ts) for k, p in parts.items()}
+        if v is None or isinstance(v, (bool, int, float, str)):
+            return lambda ts: v
+        raise _Untraceable(f"it returns a {type(v).__name__}, not Tensors (or lists, tuples, "
+                           "dicts of them)")
+
+    rebuild = walk(result)
+    return slots, rebuild
+
+
+def _tensors_of(value, out):
+    """The Tensors of a returned structure, in the order _flatten_outputs lists them."""
+    if isinstance(value, Tensor):
+        out.append(value)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _tensors_of(v, out)
+    elif isinstance(value, dict):
+        for v in value.values():
+            _tensors_of(v, out)
+    return out
+
+
+def _compare(eager, replayed):
+    """None if the eager outputs equal the replayed arrays, else what differs."""
+    if len(eager) != len(replayed):
+        return "its outputs change structure between calls"
+    for i, (t, a) in enumerate(zip(eager, replayed)):
+        e = backend.to_numpy(t.data)
+        a = backend.to_numpy(a)
+        if e.shape != a.shape or e.dtype != a.dtype:
+            return f"output {i} changes shape or dtype between eager mode and the plan"
+        tol = 1e-12 if e.dtype == numpy.float64 else 1e-5
+        if e.dtype.kind in "fc":
+            if not numpy.allclose(e, a, rtol=tol, atol=tol, equal_nan=True):
+                return f"output {i} of the plan differs from eager mode on new inputs"
+        elif not numpy.array_equal(e, a):
+            return f"output {i} of the plan differs from eager mode on new inputs"
+    return None
+
+
+# -- the public decorator ---------------------------------------------------------------------
+class GraphFunction:
+    """A Python function of Tensors traced into plans and replayed (made by :func:`function`).
+
+    Attributes:
+        python_function: the original function.
+        trace_count: how many times it was traced (one per new signature).
+        plans: the number of signatures currently cached.
+    """
+
+    def __init__(self, fn, name=None, max_plans=_MAX_PLANS, warn=True, watch=None):
+        functools.update_wrapper(self, fn)
+        self.python_function = fn
+        self._name = name or getattr(fn, "__qualname__", getattr(fn, "__name__", repr(fn)))
+        self._plans = OrderedDict()   # signature -> _Plan, or a reason string (runs eagerly)
+        self._max_plans = max_plans
+        self._warn = warn
+        self._watch = watch           # () -> Tensors that only ops may change (model state)
+        self.trace_count = 0
+        self._retrace_warned = False
+        self._redraws = set()         # signatures whose trace drew random numbers once
+
+    @property
+    def plans(self) -> int:
+        return sum(isinstance(p, _Plan) for p in self._plans.values())
+
+    def __get__(self, instance, owner):
+        if instance is None:
+            return self
+        # a method: one GraphFunction per instance, kept on the instance
+        key = "_graph_fn_" + self.__name__
+        try:
+            return instance.__dict__[key]
+        except (KeyError, AttributeError):
+            bound = GraphFunction(self.python_function.__get__(instance, owner), self._name,
+                                  self._max_plans, self._warn)
+            try:
+                instance.__dict__[key] = bound
+            except AttributeError:
+                pass
+            return bound
+
+    def __repr__(self):
+        return f"<fl.function {self._name}: {self.plans} plan(s)>"
+
+    def signature(self, args, kwargs):
+        return (_signature(args), _signature(kwargs), is_grad_enabled(), _training_context(),
+                backend.get_default_dtype())
+
+    def __call__(self, *args, **kwargs):
+        if autograd._tracer is not None:  # called inside another traced function: inline it
+            return self.python_function(*args, **kwargs)
+        key = self.signature(args, kwargs)
+        plan = self._plans.get(key)
+        if plan is not None:
+            if type(plan) is str:
+                return self.python_function(*args, **kwargs)
+            if plan.still_valid():
+                self._plans.move_to_end(key)
+                if not plan.verified:
+                    return self._verify(key, plan, args, kwargs)
+                return self._replay(plan, args, kwargs)
+        return self._trace(key, args, kwargs)
+
+    def _replay(self, plan, args, kwargs):
+        inputs = _arg_arrays((args, kwargs), [])
+        inputs += plan.captured
+        replay = _Replay(plan)
+        out = replay.apply(*inputs)
+        if replay.needs_grad is not autograd._NO_GRAD:
+            plan.owner = weakref.ref(replay)
+        outs = out if type(out) is tuple else (out,)
+        return plan.rebuild(outs)
+
+    def _verify(self, key, plan, args, kwargs):
+        """The first replay of a plan: run the plan's ops and the function eagerly on the same
+        inputs (the same random numbers), return the eager result and keep the plan only if
+        both agree. A value computed in Python from the inputs and frozen into the plan (which
+        the trace cannot see: arithmetic on ``.data``) shows up here as a difference."""
+        rng = tensor_module._rng
+        state = rng.bit_generator.state
+        inputs = _arg_arrays((args, kwargs), []) + plan.captured
+        replay = _Replay(plan)
+        replay.needs_grad = autograd._NO_GRAD
+        try:
+            replayed = replay.forward(*[t.data for t in inputs])
+        except Exception as e:
+            replayed = e
+        rng.bit_generator.state = state
+        result = self.python_function(*args, **kwargs)
+        if isinstance(replayed, Exception):
+            problem = f"its traced plan fails on new inputs ({replayed})"
+        else:
+            replayed = replayed if len(plan.out_slots) != 1 else (replayed,)
+            problem = _compare(_tensors_of(result, []), replayed)
+        if problem is None:
+            plan.verified = True
+            return result
+        self._store(key, problem)
+        if self._warn:
+            warnings.warn(f"fl.function({self._name}): {problem} (a value computed in Python "
+                          "from the inputs, e.g. through `.data`, was frozen into the plan); "
+                          "running it eagerly.", stacklevel=3)
+        return result
+
+    def _trace(self, key, args, kwargs):
+        self.trace_count += 1
+        if self.trace_count == _RETRACE_WARNING and not self._retrace_warned and self._warn:
+            self._retrace_warned = True
+            warnings.warn(f"fl.function({self._name}) has been traced {self.trace_count} times: "
+                          "each new input shape, dtype or Python argument value traces anew. "
+                          "Keep shapes fixed (e.g. drop the last partial batch) or pass numbers "
+                          "as Tensors.", stacklevel=3)
+        tracer = _Tracer(self._name)
+        watched = [] if self._watch is None else [(t, backend.to_numpy(t.data).copy())
+                                                  for t in self._watch()]
+        (wargs, wkwargs), arg_slots = _wrap_args((args, kwargs), tracer)
+        real_rng = tensor_module._rng
+        tensor_module._rng = _RecordingGenerator(real_rng, tracer)
+        previous_hook = tensor_module._trace_hook
+        tensor_module._trace_hook = _value_read
+        wrap = Tensor.__dict__["_wrap"]
+        Tensor._wrap = classmethod(_recording_wrap(wrap.__func__, tracer))
+        autograd._tracer = tracer
+        try:
+            result = self.python_function(*wargs, **wkwargs)
+        finally:
+            autograd._tracer = None
+            Tensor._wrap = wrap
+            tensor_module._trace_hook = previous_hook
+            if tensor_module._rng is not None and isinstance(tensor_module._rng,
+                                                              _RecordingGenerator):
+                tensor_module._rng = real_rng  # (manual_seed inside the function replaced it)
+        problem = tracer.problem
+        if problem is None and any(not numpy.array_equal(backend.to_numpy(t.data), before)
+                                   for t, before in watched):
+            names = [t.name for t, before in watched
+                     if not numpy.array_equal(backend.to_numpy(t.data), before)]
+            problem = (f"it updates state outside an op ({', '.join(map(str, names))}: e.g. "
+                       "BatchNormalization's moving averages in training)")
+        if problem is None:
+            try:
+                out_slots, rebuild = _flatten_outputs(result, tracer)
+            except _Untraceable as e:
+                problem = str(e)
+        if problem is not None:
+            if tracer.random_draws and key not in self._redraws and not tracer.other_problem:
+                # the first call may build layers (their initial weights are random draws):
+                # trace once more before giving up
+                self._redraws.add(key)
+                return result
+            self._store(key, problem)
+            if self._warn:
+                warnings.warn(f"fl.function({self._name}): {problem}; running it eagerly.",
+                              stacklevel=3)
+            return result
+        self._store(key, _Plan(self._name, tracer, arg_slots, out_slots, rebuild))
+        return result
+
+    def _store(self, key, plan):
+        self._plans[key] = plan
+        self._plans.move_to_end(key)
+        while len(self._plans) > self._max_plans:
+            self._plans.popitem(last=False)
+
+
+def model_step(model):
+    """The traced forward + loss of ``model``'s built-in training step (``compile(...,
+    jit_compile=True)``), or None, after a warning, when the model has its own train_step."""
+    if model._overrides("train_step"):
+        warnings.warn(f"compile(jit_compile=True): model '{model.name}' overrides train_step "
+                      "(or compute_loss/compute_metrics); graph mode traces only the built-in "
+                      "step, so it runs eagerly.", stacklevel=3)
+        return None
+    return GraphFunction(model._forward_loss, name=f"{model.name}.train_step",
+                         watch=lambda: model.non_trainable_weights)
+
+
+def function(func=None, *, reduce_retracing=False, jit_compile=None, name=None):
+    """Trace a function of Tensors into a plan once per input signature, and replay it
+    (TensorFlow's ``tf.function``).
+
+    Args:
+        func: the function (``@fl.function``), or None for ``@fl.function(...)``.
+        reduce_retracing: accepted for TensorFlow compatibility (plans are per exact shape).
+        jit_compile: accepted for TensorFlow compatibility.
+        name: the name used in messages (default: the function's qualified name).
+
+    Returns:
+        A :class:`GraphFunction`: call it like the function. Its first call for a signature
+        (the shapes, dtypes and ``requires_grad`` of Tensor/array arguments, the values of
+        other arguments, grad mode, the ``training`` flag of the layer-call context, the default
+        dtype) runs the function eagerly and records a plan; later calls replay it, returning
+        the same structure of Tensors, differentiable as in eager mode.
+
+    A function that reads a Tensor's value in Python (``if``, ``.item()``, ``float()``,
+    ``.numpy()``) or draws random numbers outside an op runs eagerly, after one warning.
+
+    Example:
+        >>> @fl.function
+        ... def step(x, y):
+        ...     return fl.losses.mean_squared_error(y, model(x)).mean()
+        >>> loss = step(x, y); loss.backward()
+    """
+    def make(f):
+        if not callable(f):
+            raise TypeError(f"fl.function: expected a callable, got {type(f).__name__}.")
+        if isinstance(f, GraphFunction):
+            return f
+        return GraphFunction(f, name=name)
+
+    if func is None:
+        return make
+    return make(func)
+
+
+# -- random numbers inside an op -------------------------------------------------------------
+class RandomOp(Function):
+    """A zero-input op whose forward calls ``draw()``: replayed plans draw afresh every time."""
+
+    def __init__(self, draw):
+        self.draw = draw
+
+    @property
+    def name(self):
+        return "RandomOp"
+
+    def forward(self):
+        return self.draw()
+
+    def backward(self, *gys):  # pragma: no cover - no inputs, nothing to return
+        return ()
+
+
+def random_op(draw):
+    """Run ``draw()`` (a function returning a new array of random numbers) as an op, so that a
+    traced plan draws fresh values at every replay instead of freezing the traced ones.
+
+    Args:
+        draw: a function of no arguments returning an array.
+
+    Returns:
+        A Tensor (no gradient) holding ``draw()``.
+
+    Example:
+        >>> noise = random_op(lambda: fl.get_rng().standard_normal(x.shape).astype(x.dtype))
+    """
+    return RandomOp(draw).apply()
