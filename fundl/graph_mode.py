@@ -308,11 +308,11 @@ class _Replay(Function):
                 y = op.forward(*ins)
             except Exception as e:
                 raise _replay_error(self.name, k, op, ins, e) from e
-            if step.n_outputs == 1:
-                values[step.out_slots[0]] = y
-            else:
+            if type(y) is tuple:  # (a one-element tuple too: an op may return one)
                 for slot, a in zip(step.out_slots, y):
                     values[slot] = a
+            else:
+                values[step.out_slots[0]] = y
         self.values = values if self.needs_grad is not autograd._NO_GRAD else None
         outs = tuple(values[s] for s in plan.out_slots)
         return outs if len(outs) != 1 else outs[0]

@@ -8,6 +8,7 @@ import numpy
 from .. import activations, backend
 from .. import functional as F
 from ..tensor import Tensor, get_gpu_rng, get_rng
+from ..graph_mode import random_op
 from ._weights import add_weight_with_constraint as _add_weight
 from ._weights import set_weight_options, weight_options_config
 from .base import Layer, SymbolicTensor, _as_shape, get_registered
@@ -358,9 +359,13 @@ class Dropout(Layer):
                                  f"broadcast to the input shape {x.shape}; use 1 or None per "
                                  "axis.")
         keep = 1.0 - self.rate
-        mask = ((_uniform(shape, x.data, self._seed_gen) < keep).astype(x.dtype)
-                * x.dtype.type(1.0 / keep))
-        return x * mask
+        like, seed_gen = x.data.ravel()[:1].copy(), self._seed_gen  # dtype and device only
+
+        def draw():  # drawn inside an op, so that a graph-mode replay draws a fresh mask
+            return ((_uniform(shape, like, seed_gen) < keep).astype(like.dtype)
+                    * like.dtype.type(1.0 / keep))
+
+        return x * random_op(draw)
 
     def compute_output_shape(self, input_shape):
         return input_shape
