@@ -1,5 +1,23 @@
-"""The one Numba decorator every CPU kernel uses, and whether Numba could be imported at all."""
+"""The one Numba decorator every CPU kernel uses, whether Numba could be imported at all, and
+when the kernels compile (:func:`ready`).
+
+Compiling every kernel a LeNet-5 needs took ~23 s of CPU (45-57 s on a loaded 2-core
+machine) before its first training step, on a fresh install whose Numba cache is empty. By
+default (``FUNDL_COMPILE=background``) a kernel group whose kernels are not known to be in
+Numba's disk cache does not block: a background process (:mod:`fundl.kernels._warmup`)
+compiles the group's kernels into that cache while this process runs the plain-NumPy
+references, which compute the same results to float rounding; each group switches to its
+compiled kernels as soon as the worker reports it done (loading them from the cache takes
+milliseconds). The first run is therefore not bit-identical to later ones.
+``FUNDL_COMPILE=foreground`` (or :func:`set_compile_policy`) compiles in this process on
+first use instead, as Numba does by itself: the test suite runs that way, so that it tests
+the compiled kernels. Either way one line on stderr says what is happening.
+"""
 from __future__ import annotations
+
+import os
+import sys
+import threading
 
 import numpy
 
@@ -70,3 +88,234 @@ def cached_kernel_modules() -> set:
         if root.is_dir():
             found.update(p.name.split(".", 1)[0] for p in root.rglob("*.nbi"))
     return found
+
+
+# -- when kernels compile: in this process (foreground) or in a background worker --------------
+POLICIES = ("background", "foreground")
+COMPILE_ENV = "FUNDL_COMPILE"
+GROUPS = ("conv", "pool", "activation", "norm", "sparse", "recurrent")
+"""The kernel groups :func:`ready` knows: one per kernel module (the warm-up compiles each)."""
+
+_READY = {}  # (group, dtype char) -> True once the group's kernels may be called
+_LOCK = threading.RLock()
+_STATE = {"policy": None, "worker": None, "said": set()}
+
+
+def set_compile_policy(policy):
+    """Choose when kernels compile: ``"background"`` or ``"foreground"`` (None: back to
+    ``FUNDL_COMPILE``, else background); returns the policy in force before.
+
+    ``"foreground"`` compiles each kernel in this process on its first call (the first step
+    waits for it, results bit-identical from the first step on); ``"background"`` runs the
+    NumPy references while a worker process compiles (see the module's documentation).
+    Groups already switched to their compiled kernels stay switched.
+
+    Example:
+        >>> old = set_compile_policy("foreground")
+        >>> set_compile_policy(old)
+        'foreground'
+    """
+    if policy is not None and policy not in POLICIES:
+        raise ValueError(f"fundl.kernels.set_compile_policy: policy must be one of {POLICIES} "
+                         f"or None, got {policy!r}.")
+    with _LOCK:
+        old = compile_policy()
+        _STATE["policy"] = policy
+        if policy == "foreground":  # nothing waits for the worker any more
+            _READY.update(dict.fromkeys(_pending(), True))
+        return old
+
+
+def compile_policy() -> str:
+    """The compile policy in force: set by :func:`set_compile_policy`, else the
+    ``FUNDL_COMPILE`` environment variable, else ``"background"``."""
+    policy = _STATE["policy"]
+    if policy is not None:
+        return policy
+    value = os.environ.get(COMPILE_ENV, "").strip().lower() or "background"
+    if value not in POLICIES:
+        raise ValueError(f"fundl: {COMPILE_ENV} must be one of {POLICIES}, got "
+                         f"{os.environ.get(COMPILE_ENV)!r}; unset it for the default "
+                         f"(background).")
+    return value
+
+
+def ready(group, dtype) -> bool:
+    """Whether the compiled kernels of ``group`` (one of :data:`GROUPS`) may be called on
+    arrays of ``dtype`` now; False while a background worker still compiles them (call the
+    plain-NumPy reference meanwhile).
+
+    True at once when Numba's cache holds the group's kernels from an earlier run (a stamp
+    the worker writes beside Numba's cache files), under the foreground policy, for dtypes
+    the kernels are not compiled for, and when no worker can run. The first call for a group
+    that is not cached starts the worker (one process, groups compiled in the order asked).
+
+    Example:
+        >>> ready("conv", numpy.float32)     # doctest: +SKIP
+        False
+    """
+    key = (group, dtype.char if isinstance(dtype, numpy.dtype) else numpy.dtype(dtype).char)
+    if _READY.get(key):
+        return True
+    return _query(key)
+
+
+def _pending():
+    return [k for k, v in _READY.items() if not v]
+
+
+def _say(text):
+    """One line on stderr, once per process for each text (the user's only sign of it)."""
+    if text not in _STATE["said"]:
+        _STATE["said"].add(text)
+        print(f"fundl: {text}", file=sys.stderr, flush=True)
+
+
+def _query(key) -> bool:
+    group, char = key
+    if numba is None or numpy.dtype(char) not in FLOAT_DTYPES:
+        _READY[key] = True
+        return True
+    with _LOCK:
+        if _READY.get(key):
+            return True
+        if key not in _READY:  # the first ask for this group in this process
+            if stamped(group, char):
+                _READY[key] = True
+                return True
+            if compile_policy() == "foreground":
+                _say(f"compiling the {group} kernels ({numpy.dtype(char).name}) on first use, "
+                     f"which takes seconds; later runs load them from Numba's cache.")
+                _READY[key] = True
+                return True
+            worker = _STATE["worker"]
+            if worker is not None and worker.done.get("exited"):
+                worker = None  # it left after idling: a new one takes this group
+            if worker is None:
+                try:
+                    worker = _STATE["worker"] = _Worker()
+                except OSError as e:
+                    _say(f"cannot start the kernel compiler process ({e}); compiling in this "
+                         f"process instead.")
+                    _READY[key] = True
+                    return True
+                _say("compiling CPU kernels in a background process (once per install); the "
+                     "first steps run on NumPy reference kernels meanwhile, not bit-identical "
+                     f"to later runs. Set {COMPILE_ENV}=foreground to wait for them instead.")
+            _READY[key] = False
+            worker.ask(group, char)
+        worker = _STATE["worker"]
+        status = worker.status(group, char) if worker is not None else "failed"
+        if status == "running":
+            return False
+        if status == "failed":
+            _say(f"the kernel compiler process failed ({worker.error if worker else ''}); "
+                 "compiling in this process instead.")
+        _READY[key] = True
+        return True
+
+
+def _source_key() -> str:
+    """What the stamps are valid for: Numba, Python, the CPU and every kernel source's size
+    and modification time (Numba's own cache index is keyed by the last)."""
+    import pathlib
+    import platform
+
+    parts = [numba.__version__, platform.python_version(), platform.machine()]
+    try:
+        import llvmlite.binding as llvm
+
+        parts.append(llvm.get_host_cpu_name())
+    except Exception:  # noqa: BLE001 - an unknown CPU name only makes stamps rarer
+        pass
+    for p in sorted(pathlib.Path(__file__).resolve().parent.glob("*.py")):
+        st = p.stat()
+        parts.append(f"{p.name}:{st.st_size}:{st.st_mtime_ns}")
+    return "\n".join(parts)
+
+
+def _stamp_path(group, char):
+    """Where the stamp of ``group`` lives: beside the Numba cache of its kernels (None when
+    Numba exposes no cache location)."""
+    import pathlib
+
+    try:
+        from . import conv
+
+        root = conv._im2col_kernel._cache._cache_path  # the locator Numba chose for this tree
+    except Exception:  # noqa: BLE001 - another Numba's internals: no stamps, no worker
+        return None
+    return pathlib.Path(root) / f"fundl-compiled-{group}-{char}.txt"
+
+
+def stamped(group, char) -> bool:
+    """Whether the warm-up worker compiled ``group`` for dtype ``char`` into this cache, for
+    these sources (see :func:`_source_key`)."""
+    path = _stamp_path(group, char)
+    try:
+        return path is not None and path.read_text() == _source_key()
+    except OSError:
+        return False
+
+
+def write_stamp(group, char):
+    """Record that ``group`` (dtype ``char``) is compiled in the cache (the worker's last act)."""
+    path = _stamp_path(group, char)
+    if path is not None:
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(_source_key())
+        os.replace(tmp, path)  # atomic: a reader never sees half a stamp
+
+
+class _Worker:
+    """The background compiler: ``python -m fundl.kernels._warmup``, fed "group char" lines
+    on its stdin, answering "done group char" or "failed group char message" on its stdout
+    (read by a daemon thread). It exits when this process closes its stdin (or exits)."""
+
+    def __init__(self):
+        import subprocess
+
+        env = dict(os.environ, **{COMPILE_ENV: "foreground"})
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "fundl.kernels._warmup"], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True, bufsize=1)
+        self.done = {}
+        self.error = ""
+        self.pid = os.getpid()
+        threading.Thread(target=self._read, name="fundl-compile", daemon=True).start()
+
+    def ask(self, group, char):
+        try:
+            self.proc.stdin.write(f"{group} {char}\n")
+            self.proc.stdin.flush()
+        except (OSError, ValueError) as e:
+            self.done[(group, char)] = "failed"
+            self.error = str(e)
+
+    def _read(self):
+        for line in self.proc.stdout:
+            word, group, char, *rest = line.split(maxsplit=3) + ["", "", ""]
+            if word in ("done", "failed"):
+                if word == "failed":
+                    self.error = " ".join(rest).strip()
+                self.done[(group, char)] = word
+        self.error = self.error or f"exit code {self.proc.wait()}"
+        self.done["exited"] = True
+
+    def status(self, group, char) -> str:
+        """``"running"``, ``"done"`` or ``"failed"`` for the group asked of this worker."""
+        got = self.done.get((group, char))
+        if got is not None:
+            return got
+        return "failed" if self.done.get("exited") or os.getpid() != self.pid else "running"
+
+
+def _after_fork():
+    # a forked child shares no worker: what it still waited for compiles in the foreground
+    _STATE["worker"] = None
+    for k in _pending():
+        _READY[k] = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)

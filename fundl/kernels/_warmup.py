@@ -1,0 +1,168 @@
+"""The background kernel compiler: ``python -m fundl.kernels._warmup``.
+
+Started by :func:`fundl.kernels._jit.ready` when a kernel group is first needed and Numba's
+disk cache lacks it. It reads lines ``"<group> <dtype char>"`` (``"conv f"``) on stdin, runs
+that group's warm-up (:data:`WARMUPS`: small forward and backward passes through the same
+layers and ops a model uses, so that every kernel compiles with the argument types a
+training or inference step passes), which compiles the kernels into Numba's cache, writes
+the group's stamp and answers ``"done <group> <char>"`` (or ``"failed <group> <char> <why>"``)
+on stdout. It exits when its stdin closes (its parent exited) or after
+:data:`IDLE_SECONDS` without a request.
+
+Run by hand, ``python -m fundl.kernels._warmup conv pool`` compiles those groups (float32)
+and exits: a way to fill the cache up front, e.g. in a container image.
+"""
+from __future__ import annotations
+
+import select
+import sys
+
+import numpy
+
+IDLE_SECONDS = 60.0
+"""A worker with nothing to do for this long exits (a later group starts a new one)."""
+
+_BATCH = 16  # samples: enough for two parts per region and activations above 256 KB
+
+
+def _backward(y):
+    """Sum ``y`` and run the backward pass (what a training step does after the forward)."""
+    y.sum().backward()
+
+
+def _tensor(shape, dtype, seed=0):
+    import fundl as fl
+
+    data = numpy.random.default_rng(seed).standard_normal(shape).astype(dtype)
+    return fl.tensor(data, requires_grad=True)
+
+
+def _run_layers(layers, shape, dtype, batches=(_BATCH, 1), training=True):
+    """Each layer forward (and backward when ``training``) on inputs of ``(batch,) + shape``
+    for every batch size (one sample takes the kernels' serial paths)."""
+    for batch in batches:
+        for layer in layers:
+            x = _tensor((batch,) + shape, dtype)
+            y = layer(x, training=training) if training is not None else layer(x)
+            if training:
+                _backward(y)
+
+
+def _conv(dtype):
+    from fundl import layers as L
+
+    _run_layers([L.Conv2D(6, 5, padding="same", activation="tanh", dtype=dtype),   # 1 channel
+                 L.Conv2D(6, 5, activation="relu", dtype=dtype)], (28, 28, 1), dtype)
+    _run_layers([L.Conv2D(16, 3, padding="same", activation="relu", dtype=dtype),  # implicit pad
+                 L.Conv2D(8, 3, strides=2, padding="same", dtype=dtype),
+                 L.Conv2D(16, 5, dtype=dtype)], (12, 12, 16), dtype)
+    _run_layers([L.Conv1D(8, 3, padding="same", activation="relu", dtype=dtype)], (20, 4), dtype)
+    _run_layers([L.Conv2D(16, 3, padding="same", dtype=dtype)], (12, 12, 16), dtype,
+                training=False)
+
+
+def _pool(dtype):
+    from fundl import layers as L
+
+    for shape in ((24, 24, 6), (8, 8, 16)):
+        _run_layers([L.MaxPooling2D(2), L.AveragePooling2D(2), L.MaxPooling2D(3, 2, "same"),
+                     L.AveragePooling2D(3, 1, "same")], shape, dtype)
+    _run_layers([L.MaxPooling1D(2), L.AveragePooling1D(2)], (20, 4), dtype)
+
+
+def _activation(dtype):
+    from fundl import layers as L
+    from fundl import ops
+
+    # above and below the parallel regions' threshold (256 KB), above the kernels' (4096)
+    for shape in ((32, 32, 8), (8, 8, 16)):
+        for kind in ("relu", "tanh", "sigmoid"):
+            _run_layers([L.Conv2D(shape[-1], 1, activation=kind, dtype=dtype)], shape, dtype)
+        x = _tensor((_BATCH,) + shape, dtype)
+        _backward(ops.relu(x) + ops.tanh(x) + ops.sigmoid(x))
+
+
+def _norm(dtype):
+    from fundl import layers as L
+
+    for shape in ((8, 8, 16), (32,)):
+        _run_layers([L.BatchNormalization(dtype=dtype)], shape, dtype)
+        _run_layers([L.BatchNormalization(dtype=dtype)], shape, dtype, training=False)
+    _run_layers([L.BatchNormalization(dtype=dtype)], (64, 64, 16), dtype, batches=(_BATCH,))
+
+
+def _recurrent(dtype):
+    from fundl import layers as L
+
+    if numpy.dtype(dtype) != numpy.float32:  # float64 runs the references (recurrent._pick)
+        return
+    for cell in (L.LSTM, L.GRU):
+        _run_layers([cell(16, dtype=dtype), cell(16, return_sequences=True, dtype=dtype)],
+                    (5, 4), dtype, batches=(64, 8))
+        _run_layers([cell(16, dtype=dtype)], (5, 4), dtype, batches=(64, 8), training=False)
+
+
+def _sparse(dtype):
+    from fundl import kernels
+
+    indptr = numpy.array([0, 2, 3], numpy.int64)
+    indices = numpy.array([0, 1, 1], numpy.int64)
+    kernels.spmm(indptr, indices, numpy.ones(3, dtype), numpy.ones((2, 4), dtype))
+
+
+WARMUPS = {"conv": _conv, "pool": _pool, "activation": _activation, "norm": _norm,
+           "sparse": _sparse, "recurrent": _recurrent}
+"""Per kernel group, the work that compiles its kernels (for one dtype)."""
+
+
+def warm(group, char):
+    """Compile ``group``'s kernels for dtype ``char`` into Numba's cache and stamp it."""
+    from ._jit import write_stamp
+
+    WARMUPS[group](numpy.dtype(char))
+    write_stamp(group, char)
+
+
+def _requests():
+    """Lines from stdin until it closes or stays silent for :data:`IDLE_SECONDS`."""
+    while True:
+        readable, _, _ = select.select([sys.stdin], [], [], IDLE_SECONDS)
+        if not readable:
+            return
+        line = sys.stdin.readline()
+        if not line:
+            return
+        yield line
+
+
+def main(argv=None) -> int:
+    """Serve requests from stdin, or compile the groups named in ``argv`` (float32) and exit."""
+    import warnings
+
+    argv = sys.argv[1:] if argv is None else argv
+    warnings.simplefilter("ignore")  # nobody reads this process's warnings
+    if argv:
+        unknown = [g for g in argv if g not in WARMUPS]
+        if unknown:
+            print(f"fundl.kernels._warmup: unknown kernel group(s) {unknown}; choose from "
+                  f"{sorted(WARMUPS)}.", file=sys.stderr)
+            return 2
+        for group in argv:
+            warm(group, "f")
+        return 0
+    for line in _requests():
+        parts = line.split()
+        if len(parts) != 2 or parts[0] not in WARMUPS:
+            continue
+        group, char = parts
+        try:
+            warm(group, char)
+            print(f"done {group} {char}", flush=True)
+        except Exception as e:  # noqa: BLE001 - the parent compiles in the foreground instead
+            print(f"failed {group} {char} {type(e).__name__}: {e}".replace("\n", " "),
+                  flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
