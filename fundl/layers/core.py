@@ -102,6 +102,10 @@ class _InputNode:
         self.input_structure = "single"
 
 
+# Activations the linear op applies itself (one graph node and one pass fewer; see fl.linear).
+_FUSED = {activations.relu: "relu", activations.tanh: "tanh", activations.sigmoid: "sigmoid"}
+
+
 class Dense(Layer):
     """A fully connected layer: ``activation(x @ kernel + bias)``.
 
@@ -154,6 +158,9 @@ class Dense(Layer):
                 f"Dense '{self.name}': expected last input axis of size {self.kernel.shape[0]} "
                 f"(set when the layer was built), got input of shape {x.shape}. Did the previous "
                 "layer change size?")
+        fused = _FUSED.get(self.activation)  # applied inside the linear op, see fl.linear
+        if fused is not None:
+            return F.linear(x, self.kernel, self.bias, activation=fused)
         y = F.linear(x, self.kernel, self.bias)
         return self.activation(y)
 

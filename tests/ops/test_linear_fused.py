@@ -1,0 +1,127 @@
+"""linear(..., activation=...): the dense layer with its activation fused into the op.
+
+Checked against the plain-NumPy formula, PyTorch, finite differences (float64) and the unfused
+ops (bit for bit in float32 and float64: the fused op applies the same arithmetic), plus what
+``no_grad`` keeps and the errors.
+"""
+import numpy as np
+import pytest
+
+import fundl as fl
+from fundl.ops.linalg import Linear
+from fundl.testing import assert_error, check_op
+
+ACTS = {"relu": lambda a: np.maximum(a, 0), "tanh": np.tanh,
+        "sigmoid": lambda a: 1 / (1 + np.exp(-a))}
+UNFUSED = {"relu": fl.relu, "tanh": fl.tanh, "sigmoid": fl.sigmoid}
+
+
+def _torch_act(kind):
+    import torch
+
+    return {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid}[kind]
+
+
+def _torch_linear(kind):
+    def fn(a, k, b=None):
+        import torch.nn.functional as F
+
+        return _torch_act(kind)(F.linear(a, k.T, b))
+    return fn
+
+
+@pytest.mark.parametrize("kind", sorted(ACTS))
+@pytest.mark.parametrize("x_shape", [(6, 3), (2, 5, 3)], ids=str)
+@pytest.mark.parametrize("bias", [True, False])
+def test_fused_linear_against_numpy_torch_and_gradcheck(kind, x_shape, bias):
+    rng = np.random.default_rng(7)
+    x, w = rng.standard_normal(x_shape), rng.standard_normal((3, 4))
+    inputs = [x, w] + ([rng.standard_normal(4)] if bias else [])
+
+    def reference(a, k, b=None):
+        return ACTS[kind](a @ k + (0 if b is None else b))
+
+    def fn(*t):
+        return fl.linear(*t, activation=kind)
+
+    check_op(fn, _torch_linear(kind), inputs, reference=reference)
+
+
+@pytest.mark.parametrize("kind", sorted(ACTS))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_linear_equals_unfused_exactly(kind, dtype):
+    """Same forward values and gradients as activation(linear(...)), bit for bit, on sizes
+    above the compiled activation-gradient kernels' threshold (4096 elements)."""
+    rng = np.random.default_rng(8)
+    arrays = [rng.standard_normal((64, 32)), rng.standard_normal((32, 96)) * 0.3,
+              rng.standard_normal(96)]
+    results = []
+    for fused in (True, False):
+        ts = [fl.tensor(a.astype(dtype), requires_grad=True) for a in arrays]
+        y = fl.linear(*ts, activation=kind) if fused else UNFUSED[kind](fl.linear(*ts))
+        gy = np.random.default_rng(9).standard_normal(y.shape).astype(dtype)
+        (y * fl.tensor(gy)).sum().backward()
+        assert y.dtype == dtype and all(t.grad.dtype == dtype for t in ts)
+        results.append([y.numpy()] + [t.grad for t in ts])
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_fused_linear_float32_against_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(10)
+    x, w, b = (rng.standard_normal(s).astype(np.float32) for s in ((16, 20), (20, 8), (8,)))
+    ts = [fl.tensor(a, requires_grad=True) for a in (x, w, b)]
+    y = fl.linear(*ts, activation="relu")
+    y.sum().backward()
+    tt = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
+    ty = torch.relu(torch.nn.functional.linear(tt[0], tt[1].T, tt[2]))
+    ty.sum().backward()
+    np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-5, atol=1e-5)
+    for t, u in zip(ts, tt):
+        np.testing.assert_allclose(t.grad, u.grad.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_fused_linear_under_no_grad_keeps_nothing():
+    """Inference: the op neither records a graph nor keeps its inputs or output."""
+    x = fl.tensor(np.ones((4, 3), np.float32))
+    w = fl.tensor(np.ones((3, 2), np.float32), requires_grad=True)
+    op = Linear("relu")
+    with fl.no_grad():
+        y = op.apply(x, w)
+    assert y.creator is None and not y.requires_grad
+    assert not hasattr(op, "saved") and "y" not in op.__dict__
+    np.testing.assert_array_equal(y.numpy(), np.full((4, 2), 3, np.float32))
+
+
+def test_fused_linear_first_layer_gets_no_input_gradient():
+    rng = np.random.default_rng(11)
+    x = fl.tensor(rng.standard_normal((5, 3)))
+    w = fl.tensor(rng.standard_normal((3, 2)), requires_grad=True)
+    fl.linear(x, w, activation="tanh").sum().backward()
+    assert x.grad is None and w.grad.shape == (3, 2)
+
+
+def test_fused_linear_bad_activation():
+    assert_error(ValueError, fl.linear, fl.ones(2, 3), fl.ones(3, 2), activation="softmax",
+                 contains=["linear", "softmax", "relu"])
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid", "softmax", None])
+def test_dense_fused_or_not_gives_the_same_layer(activation):
+    """Dense fuses relu/tanh/sigmoid into its op; outputs and gradients equal the composition."""
+    fl.manual_seed(0)
+    layer = fl.layers.Dense(7, activation=activation)
+    x = fl.tensor(np.random.default_rng(12).standard_normal((5, 4)).astype(np.float32))
+    y = layer(x)
+    act = fl.activations.get(activation)
+    want = act(fl.linear(x, layer.kernel, layer.bias))
+    np.testing.assert_array_equal(y.numpy(), want.numpy())
+    fused = activation in ("relu", "tanh", "sigmoid")
+    assert (y.creator.name == "Linear") == (fused or activation is None)
+    y.sum().backward()
+    grads = [layer.kernel.grad.copy(), layer.bias.grad.copy()]
+    layer.kernel.grad = layer.bias.grad = None
+    want.sum().backward()
+    np.testing.assert_array_equal(grads[0], layer.kernel.grad)
+    np.testing.assert_array_equal(grads[1], layer.bias.grad)
