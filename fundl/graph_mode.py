@@ -60,11 +60,12 @@ from .tensor import Tensor
 # (`fundl.tensor` the attribute is the function fl.tensor: take the module itself)
 tensor_module = sys.modules[Tensor.__module__]
 
-__all__ = ["function", "GraphFunction", "random_op"]
+__all__ = ["function", "GraphFunction", "random_op", "state_update"]
 
 _MAX_PLANS = 16        # signatures kept per function (least recently used dropped first)
 _RETRACE_WARNING = 8   # warn once when a function has traced this many times
 _FUNDL_DIR = os.path.dirname(os.path.abspath(__file__))
+_ORIGINAL_WRAP = Tensor.__dict__["_wrap"].__func__  # (restored after every trace)
 
 
 # -- the trace ------------------------------------------------------------------------------
@@ -101,6 +102,7 @@ class _Tracer:
         self.problem = None    # why the function cannot be replayed, or None
         self.random_draws = 0
         self.born = {}         # id -> Tensor wrapped while tracing (ops' outputs and others)
+        self.updated = set()   # ids of Tensors that state_update ops change (replayed)
         self.other_problem = False  # a problem other than random draws
 
     def new_slot(self, t):
@@ -193,14 +195,20 @@ _VALUE_READS = {
 
 
 def _user_line():
-    """``file:line`` of the innermost frame outside fundl (where the user's code did it)."""
+    """``file:line`` of the innermost frame outside fundl (where the user's code did it), and
+    the innermost layer whose ``call`` was running, if any."""
     frame = sys._getframe(1)
+    layer = None
     while frame is not None:
+        if layer is None and frame.f_code.co_name == "call":
+            owner = frame.f_locals.get("self")
+            if owner is not None and hasattr(owner, "built"):
+                layer = f" (in {type(owner).__name__} '{getattr(owner, 'name', '?')}')"
         path = os.path.abspath(frame.f_code.co_filename)
         if not path.startswith(_FUNDL_DIR):
-            return f"{os.path.basename(path)}:{frame.f_lineno}"
+            return f"{os.path.basename(path)}:{frame.f_lineno}{layer or ''}"
         frame = frame.f_back
-    return "?"
+    return "?" + (layer or "")
 
 
 def _value_read(t, what):
@@ -253,11 +261,21 @@ class _Plan:
     def __init__(self, name, tracer, arg_slots, out_slots, rebuild):
         self.name = name
         self.steps = tracer.steps
-        self.n_slots = tracer.n_slots
+        # constants get slots of their own, filled once: every source is then a slot index
+        self.template = [None] * tracer.n_slots
+        for step in self.steps:
+            for i, src in enumerate(step.sources):
+                if type(src) is not int:
+                    step.sources[i] = len(self.template)
+                    self.template.append(src[1])
+        self.n_slots = len(self.template)
+        # an op's outputs have consecutive slots (new_slot numbers them in order)
+        self.forward_program = [(st.op, tuple(st.sources), st.out_slots[0]) for st in self.steps]
         self.arg_slots = arg_slots
         self.captured = [t for _, t in tracer.captured]
         self.capture_slots = [s for s, _ in tracer.captured]
         self.capture_grad = [t.requires_grad for t in self.captured]
+        self.captured_tuple = tuple(self.captured)
         self.out_slots = out_slots
         self.rebuild = rebuild      # outputs' Tensors -> the function's return structure
         self.owner = None           # weakref to the replay whose backward still needs the ops
@@ -270,26 +288,28 @@ class _Plan:
                 return False
         return True
 
-    def ops_for_replay(self):
-        """The op objects to run: the recorded ones, or copies when a replay whose backward
-        has not run yet still holds what they saved (two calls, then two backwards)."""
+    def program(self):
+        """``(op, input slots, output slot)`` per step, with the recorded op objects, or copies
+        of them when a replay whose backward has not run yet still holds what they saved (two
+        calls, then two backwards)."""
         owner = self.owner() if self.owner is not None else None
         if owner is None or owner.inputs is None:
-            return [s.op for s in self.steps]
+            return self.forward_program
         copies = []
         for s in self.steps:
             c = object.__new__(type(s.op))
             c.__dict__.update(s.op.__dict__)
             c.needs_grad = s.needs_grad
-            copies.append(c)
+            copies.append((c, tuple(s.sources), s.out_slots[0]))
         return copies
 
 
 class _Replay(Function):
     """One replay of a plan as a single autograd op (the super-op)."""
 
-    def __init__(self, plan):
+    def __init__(self, plan, program=None):
         self.plan = plan
+        self.program = program  # None: the plan's
 
     @property
     def name(self):
@@ -297,56 +317,55 @@ class _Replay(Function):
 
     def forward(self, *arrays):
         plan = self.plan
-        ops = plan.ops_for_replay()
-        self.ops = ops
-        values = [None] * plan.n_slots
+        program = self.program or plan.program()
+        values = plan.template.copy()
         for slot, a in zip(plan.in_slots, arrays):
             values[slot] = a
-        for k, (step, op) in enumerate(zip(plan.steps, ops)):
-            ins = [values[s] if type(s) is int else s[1] for s in step.sources]
-            try:
-                y = op.forward(*ins)
-            except Exception as e:
-                raise _replay_error(self.name, k, op, ins, e) from e
-            if type(y) is tuple:  # (a one-element tuple too: an op may return one)
-                for slot, a in zip(step.out_slots, y):
-                    values[slot] = a
-            else:
-                values[step.out_slots[0]] = y
-        self.values = values if self.needs_grad is not autograd._NO_GRAD else None
+        op = None
+        try:
+            for op, sources, out in program:  # the whole replay: one loop, no Tensors
+                y = op.forward(*[values[s] for s in sources])
+                if type(y) is tuple:  # several outputs (or a one-element tuple): next slots
+                    values[out:out + len(y)] = y
+                else:
+                    values[out] = y
+        except Exception as e:
+            k = next(i for i, step in enumerate(program) if step[0] is op)
+            raise _replay_error(self.name, k, op, [values[s] for s in program[k][1]], e) from e
+        if self.needs_grad is not autograd._NO_GRAD:
+            self.save(values, program)
         outs = tuple(values[s] for s in plan.out_slots)
         return outs if len(outs) != 1 else outs[0]
 
     def backward(self, *gys):
         plan = self.plan
-        values = self.values
+        values, program = self.saved
         grads = [None] * plan.n_slots
         for slot, g in zip(plan.out_slots, gys):
             if g is not None:
                 grads[slot] = g if grads[slot] is None else grads[slot] + g
-        for step, op in zip(reversed(plan.steps), reversed(self.ops)):
+        for step, (op, sources, out) in zip(reversed(plan.steps), reversed(program)):
             if not step.any_grad:
                 continue
             if step.n_outputs == 1:
-                g = grads[step.out_slots[0]]
+                g = grads[out]
                 if g is None:
                     continue
                 gxs = op.backward(g)
             else:
-                gs = [grads[s] for s in step.out_slots]
+                gs = grads[out:out + step.n_outputs]
                 if all(g is None for g in gs):
                     continue
                 gxs = op.backward(*gs)
             if type(gxs) is not tuple:
                 gxs = (gxs,)
-            for src, need, g in zip(step.sources, step.needs_grad, gxs):
-                if not need or g is None or type(src) is not int:
+            for src, need, g in zip(sources, step.needs_grad, gxs):
+                if not need or g is None:  # (constants never need one)
                     continue
                 x = values[src]
                 if g.shape != x.shape or g.dtype != x.dtype:
                     g = _fit(op, x, g)
                 grads[src] = g if grads[src] is None else grads[src] + g
-        self.values = None
         return tuple(grads[s] for s in plan.in_slots)
 
 
@@ -399,6 +418,18 @@ def _signature(value):
     return (type(value).__name__, value)
 
 
+def _fast_key(args):
+    """The signature of positional arguments that are all Tensors (the common call), or None;
+    the same fields as :func:`_signature`, in a shape that can never equal one of its keys."""
+    parts = []
+    for a in args:
+        if type(a) is not Tensor:
+            return None
+        d = a.data
+        parts.append((d.shape, d.dtype, a.requires_grad, type(d)))
+    return (tuple(parts), is_grad_enabled(), _training_context(), backend.get_default_dtype())
+
+
 def _wrap_args(value, tracer):
     """Arguments with every Tensor/array registered as a traced slot (arrays become Tensors)."""
     if isinstance(value, Tensor):
@@ -423,6 +454,20 @@ def _wrap_args(value, tracer):
             slots += s
         return out, slots
     return value, []
+
+
+def _as_tensors(value):
+    """The arguments with arrays wrapped as Tensors (what a traced function receives)."""
+    if isinstance(value, Tensor):
+        return value
+    if isinstance(value, numpy.ndarray) or (hasattr(value, "shape") and hasattr(value, "dtype")
+                                            and hasattr(value, "__array__")):
+        return Tensor._wrap(value)
+    if type(value) in (list, tuple):
+        return type(value)(_as_tensors(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _as_tensors(v) for k, v in value.items()}
+    return value
 
 
 def _arg_arrays(value, out):
@@ -524,6 +569,7 @@ class GraphFunction:
         self.trace_count = 0
         self._retrace_warned = False
         self._redraws = set()         # signatures whose trace drew random numbers once
+        self._warned = set()          # reasons already warned about (once each)
 
     @property
     def plans(self) -> int:
@@ -555,10 +601,13 @@ class GraphFunction:
     def __call__(self, *args, **kwargs):
         if autograd._tracer is not None:  # called inside another traced function: inline it
             return self.python_function(*args, **kwargs)
-        key = self.signature(args, kwargs)
+        key = None if kwargs else _fast_key(args)
+        if key is None:
+            key = self.signature(args, kwargs)
         plan = self._plans.get(key)
         if plan is not None:
-            if type(plan) is str:
+            if type(plan) is str:  # cannot be traced: eager (arrays as Tensors, as traced)
+                args, kwargs = _as_tensors((args, kwargs))
                 return self.python_function(*args, **kwargs)
             if plan.still_valid():
                 self._plans.move_to_end(key)
@@ -568,8 +617,11 @@ class GraphFunction:
         return self._trace(key, args, kwargs)
 
     def _replay(self, plan, args, kwargs):
-        inputs = _arg_arrays((args, kwargs), [])
-        inputs += plan.captured
+        if kwargs or not all(type(a) is Tensor for a in args):
+            inputs = _arg_arrays((args, kwargs), [])
+            inputs += plan.captured
+        else:
+            inputs = args + plan.captured_tuple
         replay = _Replay(plan)
         out = replay.apply(*inputs)
         if replay.needs_grad is not autograd._NO_GRAD:
@@ -585,13 +637,17 @@ class GraphFunction:
         rng = tensor_module._rng
         state = rng.bit_generator.state
         inputs = _arg_arrays((args, kwargs), []) + plan.captured
-        replay = _Replay(plan)
+        # (state updates left out: the eager run below makes them, once)
+        program = [(_NO_EFFECT if isinstance(op, StateUpdate) else op, sources, out)
+                   for op, sources, out in plan.program()]
+        replay = _Replay(plan, program)
         replay.needs_grad = autograd._NO_GRAD
         try:
             replayed = replay.forward(*[t.data for t in inputs])
         except Exception as e:
             replayed = e
         rng.bit_generator.state = state
+        args, kwargs = _as_tensors((args, kwargs))
         result = self.python_function(*args, **kwargs)
         if isinstance(replayed, Exception):
             problem = f"its traced plan fails on new inputs ({replayed})"
@@ -602,10 +658,9 @@ class GraphFunction:
             plan.verified = True
             return result
         self._store(key, problem)
-        if self._warn:
-            warnings.warn(f"fl.function({self._name}): {problem} (a value computed in Python "
-                          "from the inputs, e.g. through `.data`, was frozen into the plan); "
-                          "running it eagerly.", stacklevel=3)
+        self._warn_once(f"fl.function({self._name}): {problem} (a value computed in Python "
+                        "from the inputs, e.g. through `.data`, was frozen into the plan); "
+                        "running it eagerly.")
         return result
 
     def _trace(self, key, args, kwargs):
@@ -637,10 +692,10 @@ class GraphFunction:
                                                               _RecordingGenerator):
                 tensor_module._rng = real_rng  # (manual_seed inside the function replaced it)
         problem = tracer.problem
-        if problem is None and any(not numpy.array_equal(backend.to_numpy(t.data), before)
-                                   for t, before in watched):
-            names = [t.name for t, before in watched
-                     if not numpy.array_equal(backend.to_numpy(t.data), before)]
+        changed = [t for t, before in watched if id(t) not in tracer.updated
+                   and not numpy.array_equal(backend.to_numpy(t.data), before)]
+        if problem is None and changed:
+            names = [t.name for t in changed]
             problem = (f"it updates state outside an op ({', '.join(map(str, names))}: e.g. "
                        "BatchNormalization's moving averages in training)")
         if problem is None:
@@ -655,12 +710,16 @@ class GraphFunction:
                 self._redraws.add(key)
                 return result
             self._store(key, problem)
-            if self._warn:
-                warnings.warn(f"fl.function({self._name}): {problem}; running it eagerly.",
-                              stacklevel=3)
+            self._warn_once(f"fl.function({self._name}): {problem}; running it eagerly.")
             return result
         self._store(key, _Plan(self._name, tracer, arg_slots, out_slots, rebuild))
         return result
+
+    def _warn_once(self, message):
+        """One warning per function (a new signature hitting the same problem stays quiet)."""
+        if self._warn and not self._warned:
+            self._warned.add(message)
+            warnings.warn(message, stacklevel=4)
 
     def _store(self, key, plan):
         self._plans[key] = plan
@@ -751,3 +810,41 @@ def random_op(draw):
         >>> noise = random_op(lambda: fl.get_rng().standard_normal(x.shape).astype(x.dtype))
     """
     return RandomOp(draw).apply()
+
+
+class StateUpdate(Function):
+    """An op whose forward updates state in place (``update(*arrays)``): replayed plans update
+    it at every replay. Its output, an empty array, is not meant to be used."""
+
+    def __init__(self, update):
+        self.update = update
+
+    def forward(self, *arrays):
+        self.update(*arrays)
+        return arrays[0][:0]
+
+    def backward(self, gy):  # pragma: no cover - its output feeds nothing
+        return (None,) * len(self.needs_grad)
+
+
+def state_update(targets, update, *inputs):
+    """Run ``update(*arrays of inputs)``, which changes the Tensors ``targets`` in place (a
+    layer's moving averages), as an op: a traced plan (:func:`function`) then repeats the
+    update at every replay, and graph mode knows the change of ``targets`` is replayed.
+
+    Args:
+        targets: the Tensors ``update`` changes (their ``.data`` in place).
+        update: a function of the inputs' arrays.
+        *inputs: Tensors (no gradient flows through the update).
+
+    Example:
+        >>> state_update((self.moving_mean,), lambda m: self.moving_mean.data.__imul__(0.9)
+        ...              or None, batch_mean)
+    """
+    tracer = autograd._tracer
+    if tracer is not None:
+        tracer.updated.update(id(t) for t in targets)
+    StateUpdate(update).apply(*[t.detach() if isinstance(t, Tensor) else t for t in inputs])
+
+
+_NO_EFFECT = StateUpdate(lambda *arrays: None)

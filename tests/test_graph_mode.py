@@ -1,0 +1,363 @@
+"""Graph mode (fl.function): traced plans give eager mode's numbers, replay fresh random draws,
+see updated weights, retrace on new signatures and fall back to eager with one warning."""
+import warnings
+
+import numpy as np
+import pytest
+
+import fundl as fl
+from fundl import graph_mode
+from fundl.testing import gradcheck
+
+
+def _tensor(rng, shape, dtype="float64", requires_grad=False):
+    return fl.Tensor(rng.standard_normal(shape).astype(dtype), requires_grad=requires_grad)
+
+
+def _quiet(fn, *args):
+    """Call ``fn`` and fail the test on any warning (graph mode must not fall back)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        return fn(*args)
+
+
+def _chain(w, b):
+    def f(x, y):
+        h = fl.functional.tanh(x @ w + b)
+        return ((h * y - 0.5 * h.exp()) ** 2).mean() + fl.functional.sigmoid(h).sum()
+    return f
+
+
+@pytest.mark.parametrize("dtype, tol", [("float64", 1e-12), ("float32", 1e-6)])
+def test_forward_and_gradients_equal_eager(dtype, tol):
+    rng = np.random.default_rng(0)
+    w, b = _tensor(rng, (4, 3), dtype, True), _tensor(rng, (3,), dtype, True)
+    eager = _chain(w, b)
+    traced = fl.function(eager)
+    for step in range(4):  # trace, verify, then two pure replays
+        x = _tensor(rng, (5, 4), dtype, True)
+        y = _tensor(rng, (5, 3), dtype)
+        got = _quiet(traced, x, y)
+        got.backward()
+        g = [w.grad, b.grad, x.grad]
+        w.grad = b.grad = x.grad = None
+        want = eager(x, y)
+        want.backward()
+        assert got.dtype == want.dtype
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=tol, atol=tol)
+        for a, e in zip(g, [w.grad, b.grad, x.grad]):
+            assert a.dtype == e.dtype and a.shape == e.shape
+            np.testing.assert_allclose(a, e, rtol=tol, atol=tol)
+        w.grad = b.grad = x.grad = None
+    assert traced.trace_count == 1 and traced.plans == 1
+    assert type(got.creator).__name__ == "_Replay"  # a replay, not an eager graph
+
+
+def test_replay_gradcheck_float64():
+    rng = np.random.default_rng(1)
+    w = _tensor(rng, (3, 2), requires_grad=True)
+    b = _tensor(rng, (2,), requires_grad=True)
+    traced = fl.function(_chain(w, b))
+    x, y = _tensor(rng, (4, 3), requires_grad=True), _tensor(rng, (4, 2))
+    traced(x, y)
+    traced(x, y)  # the plan is in use from here on
+    assert gradcheck(lambda x_, w_, b_: fl.function(_chain(w_, b_))(x_, y), [x, w, b])
+    assert gradcheck(lambda x_: traced(x_, y), [x])
+
+
+def test_broadcast_gradients_summed_to_input_shape():
+    rng = np.random.default_rng(2)
+    b = _tensor(rng, (1, 3), requires_grad=True)
+    traced = fl.function(lambda x: (x * b + b).sum())
+    for _ in range(3):
+        x = _tensor(rng, (4, 3), requires_grad=True)
+        traced(x).backward()
+        np.testing.assert_allclose(b.grad, x.numpy().sum(0, keepdims=True) + 4, rtol=1e-12)
+        b.grad = None
+
+
+def test_captured_weights_updated_between_calls_are_seen():
+    rng = np.random.default_rng(3)
+    w = _tensor(rng, (3, 3), requires_grad=True)
+    traced = fl.function(lambda x: (x @ w).sum())
+    x = _tensor(rng, (2, 3))
+    for _ in range(4):
+        got = traced(x)
+        np.testing.assert_allclose(got.numpy(), (x.numpy() @ w.numpy()).sum(), rtol=1e-12)
+        w.data -= 0.1            # in place, as optimizers do
+    w.data = w.data * 2.0        # or a new array
+    np.testing.assert_allclose(traced(x).numpy(), (x.numpy() @ w.numpy()).sum(), rtol=1e-12)
+
+
+def test_retrace_on_new_shape_dtype_or_python_value():
+    traced = fl.function(lambda x, k: x * k)
+    rng = np.random.default_rng(4)
+    traced(_tensor(rng, (2, 3)), 2.0)
+    traced(_tensor(rng, (2, 3)), 2.0)
+    assert traced.trace_count == 1
+    out = traced(_tensor(rng, (5, 3)), 2.0)
+    assert out.shape == (5, 3) and traced.trace_count == 2
+    traced(_tensor(rng, (2, 3), "float32"), 2.0)
+    assert traced.trace_count == 3
+    x = _tensor(rng, (2, 3))
+    np.testing.assert_allclose(traced(x, 3.0).numpy(), x.numpy() * 3)
+    assert traced.trace_count == 4 and traced.plans == 4
+
+
+def test_plan_cache_is_bounded():
+    traced = graph_mode.GraphFunction(lambda x: x * 2, max_plans=3, warn=False)
+    for n in range(1, 7):
+        traced(fl.ones(n))
+    assert traced.plans == 3
+
+
+def test_grad_mode_is_part_of_the_signature_and_inference_replays():
+    rng = np.random.default_rng(5)
+    w = _tensor(rng, (3, 2), requires_grad=True)
+    traced = fl.function(lambda x: fl.functional.relu(x @ w))
+    x = _tensor(rng, (4, 3))
+    with fl.no_grad():
+        for _ in range(3):
+            y = traced(x)
+            assert not y.requires_grad
+    np.testing.assert_allclose(y.numpy(), np.maximum(x.numpy() @ w.numpy(), 0), rtol=1e-12)
+    y = traced(x)
+    assert y.requires_grad and traced.trace_count == 2
+
+
+def test_array_and_structured_arguments_and_outputs():
+    rng = np.random.default_rng(6)
+    w = _tensor(rng, (3,), requires_grad=True)
+
+    def f(inputs, scale=1.0):
+        a, b = inputs["a"], inputs["b"]
+        return {"sum": (a * w).sum() * scale, "pair": (a + b, b * 2), "none": None}
+
+    traced = fl.function(f)
+    for _ in range(3):
+        a, b = rng.standard_normal((2, 3)), rng.standard_normal((2, 3))
+        out = traced({"a": a, "b": b}, scale=2.0)
+        assert out["none"] is None
+        np.testing.assert_allclose(out["sum"].numpy(), 2 * (a * w.numpy()).sum(), rtol=1e-12)
+        np.testing.assert_allclose(out["pair"][0].numpy(), a + b)
+        np.testing.assert_allclose(out["pair"][1].numpy(), b * 2)
+    assert traced.trace_count == 1
+
+
+def test_two_calls_then_two_backwards():
+    """A replay whose backward has not run keeps its own copies of the ops' saved arrays."""
+    rng = np.random.default_rng(7)
+    w = _tensor(rng, (3, 3), requires_grad=True)
+    traced = fl.function(lambda x: (fl.functional.tanh(x @ w) ** 2).sum())
+    traced(_tensor(rng, (2, 3)))
+    traced(_tensor(rng, (2, 3)))
+    x1, x2 = _tensor(rng, (2, 3)), _tensor(rng, (2, 3))
+    l1, l2 = traced(x1), traced(x2)
+    l2.backward()
+    g2 = w.grad
+    w.grad = None
+    l1.backward()
+    g1 = w.grad
+    for x, g in ((x1, g1), (x2, g2)):
+        w.grad = None
+        (fl.functional.tanh(x @ w) ** 2).sum().backward()
+        np.testing.assert_allclose(g, w.grad, rtol=1e-12)
+
+
+def test_retain_graph_and_gradient_tape():
+    rng = np.random.default_rng(8)
+    w = _tensor(rng, (3, 2), requires_grad=True)
+    traced = fl.function(lambda x: (x @ w).exp().sum())
+    x = _tensor(rng, (4, 3))
+    traced(x)
+    traced(x)
+    loss = traced(x)
+    loss.backward(retain_graph=True)
+    first = w.grad.copy()
+    loss.backward()
+    np.testing.assert_allclose(w.grad, 2 * first, rtol=1e-12)
+    with fl.GradientTape() as tape:
+        loss = traced(x)
+    (gw,) = tape.gradient(loss, [w])
+    np.testing.assert_allclose(gw, first, rtol=1e-12)
+
+
+def test_detach_inside_stops_the_gradient():
+    rng = np.random.default_rng(9)
+    w = _tensor(rng, (3,), requires_grad=True)
+    traced = fl.function(lambda x: (x * w * (x * w).detach()).sum())
+    x = _tensor(rng, (3,))
+    for _ in range(3):
+        w.grad = None
+        traced(x).backward()
+        np.testing.assert_allclose(w.grad, x.numpy() ** 2 * w.numpy(), rtol=1e-12)
+
+
+def test_nested_function_and_method():
+    inner = fl.function(lambda x: x * 3)
+
+    class Scaler:
+        def __init__(self):
+            self.w = fl.Tensor(np.array([2.0]), requires_grad=True)
+
+        @fl.function
+        def __call__(self, x):
+            return inner(x) * self.w
+
+    s = Scaler()
+    for _ in range(3):
+        out = _quiet(s, fl.Tensor(np.ones(2)))
+    np.testing.assert_allclose(out.numpy(), [6.0, 6.0])
+    assert "function" in repr(Scaler.__call__)
+
+
+def test_decorator_with_options_and_python_function():
+    @fl.function(reduce_retracing=True, name="double")
+    def double(x):
+        return x * 2
+
+    assert double.python_function(fl.ones(2)).numpy().tolist() == [2.0, 2.0]
+    assert double(fl.ones(2)).numpy().tolist() == [2.0, 2.0]
+    assert "double" in repr(double)
+    with pytest.raises(TypeError, match="fl.function: expected a callable"):
+        fl.function(3)
+
+
+# -- fallbacks ----------------------------------------------------------------------------------
+def _branchy(x):
+    if x.sum() > 0:
+        return x * 2
+    return x * 3
+
+
+def _item(x):
+    return x * x.sum().item()
+
+
+def _to_float(x):
+    return x * float(x.mean())
+
+
+def _numpy(x):
+    return x * fl.Tensor(x.numpy().max())
+
+
+def _comparison_mask(x):
+    return x * (x > 0)
+
+
+def _frozen_data(x):
+    return x * fl.Tensor(x.data.max())  # arithmetic on .data: only the first replay can tell
+
+
+@pytest.mark.parametrize("fn, why", [
+    (_branchy, "`if`/`while`/`and`/`or` on a Tensor's value at test_graph_mode.py"),
+    (_item, "Tensor.item()"),
+    (_to_float, "float() of a Tensor"),
+    (_numpy, "Tensor.numpy()"),
+    (_comparison_mask, "a Tensor made outside an op"),
+    (_frozen_data, "differs from eager mode on new inputs"),
+])
+def test_untraceable_functions_fall_back_to_eager_with_one_warning(fn, why):
+    traced = fl.function(fn)
+    rng = np.random.default_rng(10)
+    xs = [fl.Tensor(rng.standard_normal(4) * s) for s in (1, -1, 2, -3, 1)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        outs = [traced(x) for x in xs]
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 1, messages
+    assert messages[0].startswith(f"fl.function({fn.__name__}): ")
+    assert why in messages[0] and "running it eagerly" in messages[0]
+    for x, out in zip(xs, outs):
+        np.testing.assert_allclose(out.numpy(), fn(x).numpy(), rtol=1e-12)
+
+
+def test_random_draw_outside_an_op_falls_back():
+    def noisy(x):
+        return x + fl.Tensor(fl.get_rng().standard_normal(x.shape))
+
+    traced = fl.function(noisy)
+    with pytest.warns(UserWarning, match=r"a random draw outside an op \(generator"):
+        outs = [traced(fl.zeros(3, dtype="float64")).numpy() for _ in range(4)]
+    assert not np.allclose(outs[2], outs[3])  # fresh noise every call
+
+
+def test_random_op_draws_fresh_values_at_every_replay():
+    def noisy(x):
+        return x + graph_mode.random_op(lambda: fl.get_rng().standard_normal(x.shape))
+
+    traced = fl.function(noisy)
+    fl.manual_seed(0)
+    outs = [_quiet(traced, fl.zeros(3, dtype="float64")).numpy() for _ in range(4)]
+    assert traced.trace_count == 1
+    fl.manual_seed(0)
+    eager = [noisy(fl.zeros(3, dtype="float64")).numpy() for _ in range(4)]
+    np.testing.assert_allclose(outs, eager)  # the same draws, in the same order
+    assert not np.allclose(outs[2], outs[3])
+
+
+def test_dropout_masks_are_fresh_per_replay_and_match_eager():
+    layer = fl.layers.Dropout(0.25)
+    traced = fl.function(lambda x: layer(x, training=True))
+    x = fl.ones(200, 50, dtype="float64")
+    fl.manual_seed(3)
+    got = [_quiet(traced, x).numpy() for _ in range(4)]
+    fl.manual_seed(3)
+    want = [layer(x, training=True).numpy() for _ in range(4)]
+    np.testing.assert_allclose(got, want)
+    assert not np.array_equal(got[2], got[3])
+    kept = np.mean([g != 0 for g in got])
+    assert abs(kept - 0.75) < 0.02
+    np.testing.assert_allclose(got[3][got[3] != 0], 1 / 0.75)
+
+
+def test_state_update_replays():
+    state = fl.Tensor(np.zeros(3))
+
+    def step(x):
+        y = x * 2
+        graph_mode.state_update((state,), lambda a: state.data.__iadd__(a), y)
+        return y.sum()
+
+    traced = fl.function(step)
+    for i in range(4):
+        _quiet(traced, fl.Tensor(np.full(3, float(i))))
+    np.testing.assert_allclose(state.numpy(), 2 * (0 + 1 + 2 + 3))
+    assert traced.trace_count == 1
+
+
+def test_error_inside_a_replay_names_the_op():
+    rng = np.random.default_rng(11)
+    w = _tensor(rng, (3, 2))
+    traced = fl.function(lambda x: x @ w)
+    x = _tensor(rng, (4, 3))
+    traced(x)
+    traced(x)
+    w.data = rng.standard_normal((5, 2))  # no longer fits the traced shapes
+    with pytest.raises(ValueError, match=r"fl.function\(.*<lambda>\): op MatMul \(step 0 of "
+                                         r"the traced plan\) failed during replay.*\(4, 3\), "
+                                         r"\(5, 2\)"):
+        traced(x)
+
+
+def test_retracing_often_warns_once():
+    traced = fl.function(lambda x: x + 1)
+    with pytest.warns(UserWarning, match="has been traced 8 times"):
+        for n in range(1, 10):
+            traced(fl.ones(n))
+
+
+def test_eager_mode_is_untouched_after_tracing():
+    """The tracer's hooks are gone after a trace, also one that raised."""
+    from fundl import autograd
+    tensor_module = graph_mode.tensor_module
+
+    def bad(x):
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        fl.function(bad)(fl.ones(2))
+    assert autograd._tracer is None and tensor_module._trace_hook is None
+    assert type(tensor_module._rng).__name__ == "Generator"
+    assert fl.Tensor._wrap.__func__ is graph_mode._ORIGINAL_WRAP
