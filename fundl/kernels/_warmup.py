@@ -110,8 +110,17 @@ def _sparse(dtype):
     kernels.spmm(indptr, indices, numpy.ones(3, dtype), numpy.ones((2, 4), dtype))
 
 
+def _fused(dtype):
+    from . import fused
+
+    w, g = numpy.zeros(8, dtype), numpy.ones(8, dtype)
+    m, v = numpy.zeros(8, dtype), numpy.zeros(8, dtype)
+    fused.sgd_update_numba(w, g, m, 0.1, 0.9, False)  # the argument types of SGD.update_step
+    fused.adam_update_numba(w, g, m, v, v, 0.1, 0.9, 0.999, 1e-7, False)  # Adam.update_step
+
+
 WARMUPS = {"conv": _conv, "pool": _pool, "activation": _activation, "norm": _norm,
-           "sparse": _sparse, "recurrent": _recurrent}
+           "sparse": _sparse, "recurrent": _recurrent, "fused": _fused}
 """Per kernel group, the work that compiles its kernels (for one dtype)."""
 
 

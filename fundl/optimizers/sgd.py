@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 from ..backend import get_array_module
+from ..kernels import fused
 from .base import Optimizer, _real, register
+
+_MIN_FUSED = 4096  # elements: below, NumPy's two calls cost less than a kernel call
 
 
 @register
@@ -40,6 +43,13 @@ class SGD(Optimizer):
 
     def update_step(self, grad, weight, learning_rate):
         w = weight.data
+        m = self._slots[self._index[id(weight)]]["momentum"] if self.momentum != 0 else w
+        if fused.usable(w, grad, m, min_size=_MIN_FUSED):  # one pass, the same numbers
+            fused.sgd_update_numba(fused.flat(w), fused.flat(grad), fused.flat(m),
+                                   float(learning_rate), float(self.momentum),
+                                   bool(self.nesterov))
+            return
+        # the reference (and the path for small weights, CuPy, no Numba)
         step = get_array_module(grad).multiply(grad, learning_rate, out=self._scratch(grad))
         if self.momentum == 0:
             w -= step

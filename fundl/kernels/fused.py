@@ -1,0 +1,98 @@
+"""Optimizer updates in one pass over each weight: Numba kernels and their plain-``xp`` references.
+
+Why: NumPy runs an update rule as a chain of whole-array operations, each reading and writing
+the weight-sized arrays again: plain SGD is two passes (``step = lr * g``, ``w -= step``),
+Adam ten (momentum, velocity, square root, division, scaling, subtraction). On an MLP's
+784 x 256 kernel that is memory traffic and one interpreter round trip per operation, every
+step. A compiled loop reads each element of ``w``, ``g`` and the slots once and writes ``w``
+and the slots once.
+
+The kernels do the references' float arithmetic in the same order and in the weight's dtype
+(the scalars are first rounded to it, as NumPy does with a Python float against a float32
+array), so both give the same numbers; the tests compare them bit for bit. Two kernels, one
+per rule family, each compiled for float32 and float64 on first use (kernel group
+``"fused"`` of :func:`fundl.kernels._jit.ready`):
+
+    sgd_update(w, g, m, lr, mu, nesterov)
+        mu == 0:  w -= lr * g
+        else:     m = mu * m - lr * g;  w += m   (nesterov: w += mu * m - lr * g)
+    adam_update(w, g, m, v, vhat, alpha, beta_1, beta_2, eps, amsgrad)
+        m += (g - m)(1 - beta_1);  v += (g^2 - v)(1 - beta_2);  [vhat = max(vhat, v)]
+        w -= alpha m / (sqrt(v or vhat) + eps)
+
+All arrays are 1-D views of C-contiguous arrays of one dtype (:func:`flat`); ``m``/``vhat``
+are ignored (any array of the dtype) where the rule has no such slot.
+"""
+from __future__ import annotations
+
+import numpy
+
+from ._jit import FLOAT_DTYPES, jit, ready
+from ._jit import numba as _numba
+
+
+@jit
+def sgd_update_numba(w, g, m, lr, mu, nesterov):
+    """In-place SGD step on flat arrays (see the module docstring)."""
+    lr_ = w.dtype.type(lr)  # rounded to the weight's dtype first, as NumPy does
+    if mu == 0.0:
+        for i in range(w.shape[0]):
+            w[i] -= g[i] * lr_
+        return
+    mu_ = w.dtype.type(mu)
+    for i in range(w.shape[0]):
+        step = g[i] * lr_
+        mi = m[i] * mu_ - step
+        m[i] = mi
+        if nesterov:
+            w[i] = (w[i] - step) + mi * mu_
+        else:
+            w[i] += mi
+
+
+@jit
+def adam_update_numba(w, g, m, v, vhat, alpha, beta_1, beta_2, eps, amsgrad):
+    """In-place Adam step on flat arrays (see the module docstring)."""
+    c1 = w.dtype.type(1.0 - beta_1)  # as NumPy: 1 - beta in float64, then rounded
+    c2 = w.dtype.type(1.0 - beta_2)
+    eps_ = w.dtype.type(eps)
+    alpha_ = w.dtype.type(alpha)
+    for i in range(w.shape[0]):
+        gi = g[i]
+        mi = m[i] + (gi - m[i]) * c1
+        m[i] = mi
+        vi = v[i] + (gi * gi - v[i]) * c2
+        v[i] = vi
+        if amsgrad:  # vhat = maximum(vhat, v), NaN from either side kept, as NumPy's
+            h = vhat[i]
+            if h > vi or h != h:
+                vi = h
+            vhat[i] = vi
+        w[i] -= (mi / (numpy.sqrt(vi) + eps_)) * alpha_
+
+
+def flat(a):
+    """``a`` as a 1-D view (the kernels' layout); ``a`` must be C-contiguous."""
+    return a.reshape(-1)
+
+
+_ENABLED = True  # tests switch the kernels off to run the references
+
+
+def usable(w, g, *slots, min_size=0) -> bool:
+    """Whether the kernels may update ``w`` (with gradient ``g`` and ``slots``) now.
+
+    NumPy arrays of one float dtype and shape, all C-contiguous, at least ``min_size``
+    elements (below it NumPy's few calls cost less than a kernel call), Numba present and the
+    ``"fused"`` group compiled or allowed to compile (:func:`fundl.kernels._jit.ready`).
+    """
+    if not _ENABLED or _numba is None or type(w) is not numpy.ndarray or w.size < min_size:
+        return False
+    dtype = w.dtype
+    if dtype not in FLOAT_DTYPES or not w.flags.c_contiguous:
+        return False
+    for a in (g,) + slots:
+        if type(a) is not numpy.ndarray or a.dtype != dtype or a.shape != w.shape or \
+                not a.flags.c_contiguous:
+            return False
+    return ready("fused", dtype)
