@@ -1,0 +1,247 @@
+"""Graph mode (fl.function, compile(jit_compile=True)) against eager fundl and PyTorch eager.
+
+    python benchmarks/bench_graph_mode.py [--case all|mlp|dqn|tiny] [--repeats 3]
+
+The small-network cases where per-op Python dispatch is a large part of the time:
+
+- ``mlp``: one ``model.fit`` epoch of 784-256-ReLU-128-ReLU-10 softmax, SGD lr 0.1, batch 128,
+  float32, over ``--samples`` samples (MNIST when $FUNDL_DATA_DIR has it, else random data; as
+  ``bench_mlp_fit.py``), eager vs ``jit_compile=True``, and a PyTorch eager loop.
+- ``dqn``: one training step of a DQN-sized network (``bench_dqn.py --config small``): MLP
+  4-64-ReLU-64-ReLU-2, batch 32, Huber loss, Adam, through ``model.train_on_batch``, eager vs
+  ``jit_compile=True``, and the same step in PyTorch eager.
+- ``tiny``: ``bench_dispatch.py``'s 5-op graph (mul, add, tanh, exp, sum on 10-element float32
+  tensors) forward + backward, eager vs ``fl.function``, and PyTorch eager.
+
+Every contender runs in a process of its own (``_common.run_isolated``: 2 processes per
+contender, alternating); one comparison gives the median time of each; ``--repeats``
+independent comparisons give the median and range of each ratio (below 1: faster than the
+baseline). The machine's load average is printed: on a shared machine the ratios are noisy.
+"""
+import argparse
+import os
+import statistics
+import sys
+
+import numpy as np
+
+from _common import THREADS, import_torch, run_isolated
+
+
+def _args():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--case", choices=["all", "mlp", "dqn", "tiny"], default="all")
+    p.add_argument("--samples", type=int, default=60000, help="MLP epoch size")
+    p.add_argument("--steps", type=int, default=200, help="DQN-sized train steps per timed call")
+    p.add_argument("--repeats", type=int, default=3, help="isolated comparisons per case")
+    p.add_argument("--only", default=None, help=argparse.SUPPRESS)
+    return p.parse_args()
+
+
+ARGS = _args()
+BATCH, LR = 128, 0.1
+
+
+# -- MLP epoch ------------------------------------------------------------------------------------
+def _mnist_like():
+    if os.environ.get("FUNDL_DATA_DIR"):
+        try:
+            from fundl.datasets import mnist
+
+            (x, y), _ = mnist.load_data()
+            x = x.reshape(-1, 784).astype(np.float32) / 255
+            return x[:ARGS.samples], y[:ARGS.samples].astype(np.int64)
+        except (OSError, ValueError):
+            pass
+    rng = np.random.default_rng(0)
+    return (rng.random((ARGS.samples, 784), dtype=np.float32),
+            rng.integers(0, 10, ARGS.samples))
+
+
+def fundl_mlp(jit):
+    import fundl as fl
+    from fundl.layers import Dense
+
+    x, y = _mnist_like()
+    y1 = np.eye(10, dtype=np.float32)[y]
+    fl.manual_seed(0)
+    model = fl.Sequential([Dense(256, activation="relu", input_dim=784),
+                           Dense(128, activation="relu"), Dense(10, activation="softmax")])
+    model.compile(loss="categorical_crossentropy", optimizer=fl.optimizers.SGD(LR),
+                  metrics=["accuracy"], jit_compile=jit)
+    return lambda: model.fit(x, y1, batch_size=BATCH, epochs=1, verbose=0)
+
+
+def torch_mlp():
+    torch = import_torch()
+    x, y = _mnist_like()
+    net = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(),
+                              torch.nn.Linear(256, 128), torch.nn.ReLU(),
+                              torch.nn.Linear(128, 10))
+    opt = torch.optim.SGD(net.parameters(), lr=LR)
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+
+    def epoch():
+        order = torch.randperm(len(tx))
+        for start in range(0, len(tx), BATCH):
+            idx = order[start:start + BATCH].sort().values
+            logits = net(tx[idx])
+            loss = torch.nn.functional.cross_entropy(logits, ty[idx])
+            acc = (logits.argmax(1) == ty[idx]).float().mean()  # fit reports accuracy too
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss.item(), acc.item()
+
+    return epoch
+
+
+# -- DQN-sized train step --------------------------------------------------------------------------
+def _dqn_batches():
+    rng = np.random.default_rng(0)
+    return [(rng.standard_normal((32, 4)).astype(np.float32),
+             rng.standard_normal((32, 2)).astype(np.float32)) for _ in range(16)]
+
+
+def fundl_dqn(jit):
+    import fundl as fl
+
+    batches = _dqn_batches()
+    fl.manual_seed(0)
+    net = fl.zoo.mlp_q_network(4, 2, hidden=(64, 64))
+    net.compile(optimizer=fl.optimizers.Adam(1e-3), loss="huber", jit_compile=jit)
+
+    def steps():
+        for i in range(ARGS.steps):
+            x, y = batches[i % len(batches)]
+            net.train_on_batch(x, y)
+
+    return steps
+
+
+def torch_dqn():
+    torch = import_torch()
+    batches = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in _dqn_batches()]
+    net = torch.nn.Sequential(torch.nn.Linear(4, 64), torch.nn.ReLU(), torch.nn.Linear(64, 64),
+                              torch.nn.ReLU(), torch.nn.Linear(64, 2))
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+
+    def steps():
+        for i in range(ARGS.steps):
+            x, y = batches[i % len(batches)]
+            loss = torch.nn.functional.huber_loss(net(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss.item()  # train_on_batch returns the loss as a float
+
+    return steps
+
+
+# -- tiny graph -----------------------------------------------------------------------------------
+def _tiny_data():
+    return (np.random.default_rng(0).standard_normal(10).astype(np.float32),
+            np.random.default_rng(1).standard_normal(10).astype(np.float32))
+
+
+def _graph(x, y):  # 5 ops: mul, add, tanh, exp, sum
+    return ((x * y + x).tanh().exp()).sum()
+
+
+def fundl_tiny(traced):
+    import fundl as fl
+
+    a, b = _tiny_data()
+    x, y = fl.tensor(a, requires_grad=True), fl.tensor(b, requires_grad=True)
+    fn = fl.function(_graph) if traced else _graph
+
+    def step():
+        x.grad = y.grad = None
+        fn(x, y).backward()
+
+    return step
+
+
+def torch_tiny():
+    torch = import_torch()
+    a, b = _tiny_data()
+    x, y = torch.tensor(a, requires_grad=True), torch.tensor(b, requires_grad=True)
+
+    def step():
+        x.grad = y.grad = None
+        _graph(x, y).backward()
+
+    return step
+
+
+CASES = {
+    "mlp": ("MLP epoch 784-256-128-10, batch 128 (model.fit)", "s", dict(number=1, rounds=2, warmup=1),
+            {"fundl eager": lambda: fundl_mlp(False),
+             "fundl jit_compile": lambda: fundl_mlp(True),
+             "PyTorch eager": torch_mlp}),
+    "dqn": (f"DQN-sized train step 4-64-64-2, batch 32, Adam + Huber ({ARGS.steps} steps per "
+            "call, time per step)", "us", dict(number=1, rounds=5, warmup=2),
+            {"fundl eager": lambda: fundl_dqn(False),
+             "fundl jit_compile": lambda: fundl_dqn(True),
+             "PyTorch eager": torch_dqn}),
+    "tiny": ("5-op graph forward + backward, 10-element float32 tensors", "us",
+             dict(number=2000, rounds=7, warmup=200),
+             {"fundl eager": lambda: fundl_tiny(False),
+              "fundl fl.function": lambda: fundl_tiny(True),
+              "PyTorch eager": torch_tiny}),
+}
+
+
+def _check_equal():
+    """Graph mode gives eager mode's numbers on the benchmarked MLP step (before timing)."""
+    import fundl as fl
+    from fundl.layers import Dense
+
+    rng = np.random.default_rng(1)
+    x, y = rng.random((256, 784), dtype=np.float32), rng.integers(0, 10, 256)
+    runs = []
+    for jit in (False, True):
+        fl.manual_seed(0)
+        model = fl.Sequential([Dense(256, activation="relu", input_dim=784),
+                               Dense(128, activation="relu"), Dense(10, activation="softmax")])
+        model.compile(loss="sparse_categorical_crossentropy", optimizer=fl.optimizers.SGD(LR),
+                      jit_compile=jit)
+        runs.append(model.fit(x, y, batch_size=BATCH, epochs=2, verbose=0,
+                              shuffle=False).history["loss"])
+    np.testing.assert_allclose(runs[1], runs[0], rtol=1e-6)
+
+
+def main():
+    selected = list(CASES) if ARGS.case == "all" else [ARGS.case]
+    if ARGS.only is None:
+        _check_equal()
+        load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+        print(f"load average {load}; {os.cpu_count()} CPUs; {THREADS} threads")
+    for key in selected:
+        title, unit, timing, contenders = CASES[key]
+        # names unique across cases: a child process (--only=NAME) finds its own case
+        builders = {f"{key}: {name}": fn for name, fn in contenders.items()
+                    if import_torch() is not None or not name.startswith("PyTorch")}
+        if ARGS.only is not None and ARGS.only not in builders:
+            continue
+        results = [run_isolated(builders, **timing)[0] for _ in range(ARGS.repeats)]
+        scale = {"s": 1.0, "us": 1e6}[unit]
+        per = ARGS.steps if key == "dqn" else 1
+        print(f"\n{title}; median of {ARGS.repeats} isolated comparisons [range]")
+        for name in builders:
+            ts = [r[name] * scale / per for r in results]
+            print(f"  {name:<24s} {statistics.median(ts):10.3f} {unit}  "
+                  f"[{min(ts):.3f} - {max(ts):.3f}]")
+        for base in (f"{key}: fundl eager", f"{key}: PyTorch eager"):
+            if base not in builders:
+                continue
+            for name in builders:
+                if name == base or (base.endswith("fundl eager") and "PyTorch" in name):
+                    continue
+                ratios = [r[name] / r[base] for r in results]
+                print(f"  {name} / {base.split(': ')[1]}: {statistics.median(ratios):.2f} "
+                      f"[{min(ratios):.2f} - {max(ratios):.2f}]")
+
+
+if __name__ == "__main__":
+    main()
