@@ -25,6 +25,9 @@ THREADS = int(os.environ.get("FUNDL_BENCH_THREADS", "2"))
 os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
 os.environ.setdefault("OPENBLAS_NUM_THREADS", str(THREADS))
 os.environ.setdefault("MKL_NUM_THREADS", str(THREADS))
+# Time compiled kernels only: on a cold Numba cache fundl would otherwise run its NumPy
+# references while a background process compiles (fundl.kernels._jit).
+os.environ.setdefault("FUNDL_COMPILE", "foreground")
 
 
 def import_torch():

@@ -15,10 +15,13 @@ class _UserError(Exception):
 
 
 def _announce_compilation(modules):
-    """Say that kernels compile once, when Numba's cache lacks any of ``modules``."""
-    from .kernels._jit import cached_kernel_modules, numba
+    """Say that kernels compile once, when Numba's cache lacks any of ``modules`` and they
+    compile in this process (``FUNDL_COMPILE=foreground``); by default a background process
+    compiles them, and :mod:`fundl.kernels._jit` says so itself when it starts."""
+    from .kernels._jit import cached_kernel_modules, compile_policy, numba
 
-    if numba is not None and not set(modules) <= cached_kernel_modules():
+    if numba is not None and compile_policy() == "foreground" and \
+            not set(modules) <= cached_kernel_modules():
         print("fundl: compiling CPU kernels, once (about 20 s; later runs load them from "
               "Numba's cache).", flush=True)
 

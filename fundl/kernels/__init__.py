@@ -45,6 +45,7 @@ from . import norm as _norm
 from . import pool as _pool
 from . import sparse as _sparse
 from ._jit import FLOAT_DTYPES, IMPORT_ERROR, numba
+from ._jit import ready as _ready
 from ._parallel import bounds_of, even_slices, map_compiled, regions, run_region
 from .blas import gemm_function
 
@@ -68,9 +69,12 @@ if not _NUMBA:
 _MIN_KERNEL_SIZE = 4096  # elements; a Numba call costs ~3 us more than a small NumPy expression
 
 
-def compiled(a) -> bool:
-    """True when kernels called on array ``a`` run compiled (a NumPy array, Numba available)."""
-    return _NUMBA and type(a) is numpy.ndarray
+def compiled(a, group="conv") -> bool:
+    """True when the kernels of ``group`` (a kernel module: "conv", the convolution's, by
+    default; "pool", "activation", "norm", "sparse") called on array ``a`` run compiled: a
+    NumPy array, Numba available, and the group compiled or allowed to compile now (not while
+    a background process compiles it: :func:`fundl.kernels._jit.ready`)."""
+    return _NUMBA and type(a) is numpy.ndarray and _ready(group, a.dtype)
 
 
 def activation_grad(kind, gy, y):
@@ -83,7 +87,7 @@ def activation_grad(kind, gy, y):
         raise ValueError(f"activation_grad: kind must be one of {_activation.KINDS}, got "
                          f"{kind!r}.")
     # small arrays: NumPy's few passes stay in cache and cost less than a kernel call
-    if (y.size >= _MIN_KERNEL_SIZE and compiled(y) and type(gy) is numpy.ndarray
+    if (y.size >= _MIN_KERNEL_SIZE and compiled(y, "activation") and type(gy) is numpy.ndarray
             and gy.shape == y.shape and gy.dtype == y.dtype and y.dtype in FLOAT_DTYPES):
         return _activation.activation_grad_numba(kind, gy, y)
     return _activation.activation_grad_reference(kind, gy, y)
@@ -92,7 +96,7 @@ def activation_grad(kind, gy, y):
 def relu(x):
     """``max(x, 0)`` as a new array, as ``xp.maximum(x, 0)`` computes it; large C-contiguous
     NumPy float arrays split over a parallel region (ResNet-20's 8 MB activations)."""
-    if compiled(x) and x.dtype in FLOAT_DTYPES and x.flags.c_contiguous and \
+    if compiled(x, "activation") and x.dtype in FLOAT_DTYPES and x.flags.c_contiguous and \
             x.nbytes >= _activation.MIN_REGION_BYTES and _parallel.regions():
         return _activation.relu_numba(x)
     return get_array_module(x).maximum(x, 0)
@@ -217,28 +221,28 @@ def col2im(cols, x_shape, ksize, strides, dilation, groups, pads=None, out=None)
 
 def max_pool(x, pool, strides):
     """Window maxima of a (-inf padded) ``x`` and the int32 tap number of each; ``(y, arg)``."""
-    if compiled(x):
+    if compiled(x, "pool"):
         return _pool.max_pool_numba(x, pool, strides)
     return _pool.max_pool_reference(x, pool, strides)
 
 
 def max_pool_grad(gy, arg, x_shape, pool, strides):
     """Gradient of :func:`max_pool`: each ``gy`` entry added to its window's maximum."""
-    if compiled(gy):
+    if compiled(gy, "pool"):
         return _pool.max_pool_grad_numba(gy, arg, x_shape, pool, strides)
     return _pool.max_pool_grad_reference(gy, arg, x_shape, pool, strides)
 
 
 def avg_pool(x, pool, strides, scale):
     """Window sums of a (zero padded) ``x`` times ``scale`` (Do, Ho, Wo)."""
-    if compiled(x):
+    if compiled(x, "pool"):
         return _pool.avg_pool_numba(x, pool, strides, scale)
     return _pool.avg_pool_reference(x, pool, strides, scale)
 
 
 def avg_pool_grad(gy, x_shape, pool, strides, scale):
     """Gradient of :func:`avg_pool`: ``gy * scale`` added to every tap of its window."""
-    if compiled(gy):
+    if compiled(gy, "pool"):
         return _pool.avg_pool_grad_numba(gy, x_shape, pool, strides, scale)
     return _pool.avg_pool_grad_reference(gy, x_shape, pool, strides, scale)
 
@@ -251,28 +255,28 @@ def batch_norm_stats(x, axis):
     Returns:
         (mean, var), each (C,) in x's dtype.
     """
-    if compiled(x) and _norm.fits(axis, x):
+    if compiled(x, "norm") and _norm.fits(axis, x):
         return _norm.batch_norm_stats_numba(x, axis)
     return _norm.batch_norm_stats_reference(x, axis)
 
 
 def batch_norm_affine(x, axis, mean, scale, shift):
     """``(x - mean) * scale + shift`` with (C,) factors along ``axis``; a new array."""
-    if compiled(x) and _norm.fits(axis, x, mean, scale, shift):
+    if compiled(x, "norm") and _norm.fits(axis, x, mean, scale, shift):
         return _norm.batch_norm_affine_numba(x, axis, mean, scale, shift)
     return _norm.batch_norm_affine_reference(x, axis, mean, scale, shift)
 
 
 def batch_norm_grad_sums(gy, x, axis, mean):
     """Per-channel ``(sum(gy), sum(gy * (x - mean)))`` over every axis but ``axis``."""
-    if compiled(x) and _norm.fits(axis, x, gy, mean):
+    if compiled(x, "norm") and _norm.fits(axis, x, gy, mean):
         return _norm.batch_norm_grad_sums_numba(gy, x, axis, mean)
     return _norm.batch_norm_grad_sums_reference(gy, x, axis, mean)
 
 
 def batch_norm_grad_x(gy, x, axis, mean, p, q, scale):
     """``((gy - (x - mean) * p) - q) * scale`` with (C,) factors: batch norm's input gradient."""
-    if compiled(x) and _norm.fits(axis, x, gy, mean, p, q, scale):
+    if compiled(x, "norm") and _norm.fits(axis, x, gy, mean, p, q, scale):
         return _norm.batch_norm_grad_x_numba(gy, x, axis, mean, p, q, scale)
     return _norm.batch_norm_grad_x_reference(gy, x, axis, mean, p, q, scale)
 
@@ -283,7 +287,7 @@ def spmm(indptr, indices, values, dense):
     ``indptr`` (n_rows + 1,), ``indices`` and ``values`` (nnz,) are the CSR arrays; the result
     has dense's dtype. See :mod:`fundl.kernels.sparse`.
     """
-    if compiled(dense) and dense.ndim == 2 and dense.dtype in FLOAT_DTYPES:
+    if compiled(dense, "sparse") and dense.ndim == 2 and dense.dtype in FLOAT_DTYPES:
         return _sparse.spmm_numba(indptr, indices, values, dense)
     return _sparse.spmm_reference(indptr, indices, values, dense)
 

@@ -93,7 +93,7 @@ def cached_kernel_modules() -> set:
 # -- when kernels compile: in this process (foreground) or in a background worker --------------
 POLICIES = ("background", "foreground")
 COMPILE_ENV = "FUNDL_COMPILE"
-GROUPS = ("conv", "pool", "activation", "norm", "sparse", "recurrent")
+GROUPS = ("conv", "pool", "activation", "norm", "sparse", "recurrent", "fused")
 """The kernel groups :func:`ready` knows: one per kernel module (the warm-up compiles each)."""
 
 _READY = {}  # (group, dtype char) -> True once the group's kernels may be called
@@ -180,12 +180,12 @@ def _query(key) -> bool:
         if _READY.get(key):
             return True
         if key not in _READY:  # the first ask for this group in this process
-            if stamped(group, char):
+            if stamped(group, char) or _indexed(group, char):
                 _READY[key] = True
                 return True
             if compile_policy() == "foreground":
-                _say(f"compiling the {group} kernels ({numpy.dtype(char).name}) on first use, "
-                     f"which takes seconds; later runs load them from Numba's cache.")
+                _say("compiling CPU kernels on first use (tens of seconds in all, once per "
+                     "install: later runs load them from Numba's cache).")
                 _READY[key] = True
                 return True
             worker = _STATE["worker"]
@@ -215,9 +215,13 @@ def _query(key) -> bool:
         return True
 
 
-def _source_key() -> str:
-    """What the stamps are valid for: Numba, Python, the CPU and every kernel source's size
-    and modification time (Numba's own cache index is keyed by the last)."""
+_DEPENDS = {"conv": ("conv.py", "blas.py"), "recurrent": ("recurrent.py", "blas.py")}
+"""The sources a group's compiled code comes from (its own module's by default)."""
+
+
+def _source_key(group) -> str:
+    """What a stamp is valid for: Numba, Python, the CPU and the size and modification time
+    of the group's sources (Numba's own cache index is keyed by the last)."""
     import pathlib
     import platform
 
@@ -228,10 +232,21 @@ def _source_key() -> str:
         parts.append(llvm.get_host_cpu_name())
     except Exception:  # noqa: BLE001 - an unknown CPU name only makes stamps rarer
         pass
-    for p in sorted(pathlib.Path(__file__).resolve().parent.glob("*.py")):
-        st = p.stat()
-        parts.append(f"{p.name}:{st.st_size}:{st.st_mtime_ns}")
+    here = pathlib.Path(__file__).resolve().parent
+    for name in _DEPENDS.get(group, (f"{group}.py",)):
+        st = (here / name).stat()
+        parts.append(f"{name}:{st.st_size}:{st.st_mtime_ns}")
     return "\n".join(parts)
+
+
+def _dispatchers(group):
+    """The Numba kernels defined in the group's module."""
+    import importlib
+
+    module = importlib.import_module(f"{__package__}.{group}")
+    return [v for v in vars(module).values()
+            if isinstance(v, numba.core.dispatcher.Dispatcher) and
+            v.py_func.__module__ == module.__name__]
 
 
 def _stamp_path(group, char):
@@ -240,12 +255,23 @@ def _stamp_path(group, char):
     import pathlib
 
     try:
-        from . import conv
-
-        root = conv._im2col_kernel._cache._cache_path  # the locator Numba chose for this tree
-    except Exception:  # noqa: BLE001 - another Numba's internals: no stamps, no worker
+        root = _dispatchers(group)[0]._cache._cache_path  # the locator Numba chose
+    except Exception:  # noqa: BLE001 - another Numba's internals: no stamps
         return None
     return pathlib.Path(root) / f"fundl-compiled-{group}-{char}.txt"
+
+
+def _indexed(group, char) -> bool:
+    """Whether Numba's cache holds a fresh entry for every kernel of ``group``, some of them
+    for dtype ``char`` (a cache filled by earlier foreground runs; signatures it lacks still
+    compile on first use)."""
+    name = numpy.dtype(char).name
+    try:
+        indexes = [d._cache._cache_file._load_index() for d in _dispatchers(group)]
+    except Exception:  # noqa: BLE001 - another Numba's internals: ask the stamp only
+        return False
+    return bool(indexes) and all(indexes) and \
+        any(name in str(key[0]) for index in indexes for key in index)
 
 
 def stamped(group, char) -> bool:
@@ -253,7 +279,7 @@ def stamped(group, char) -> bool:
     these sources (see :func:`_source_key`)."""
     path = _stamp_path(group, char)
     try:
-        return path is not None and path.read_text() == _source_key()
+        return path is not None and path.read_text() == _source_key(group)
     except OSError:
         return False
 
@@ -263,7 +289,7 @@ def write_stamp(group, char):
     path = _stamp_path(group, char)
     if path is not None:
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(_source_key())
+        tmp.write_text(_source_key(group))
         os.replace(tmp, path)  # atomic: a reader never sees half a stamp
 
 

@@ -72,14 +72,14 @@ def _pool(dtype):
 
 def _activation(dtype):
     from fundl import layers as L
-    from fundl import ops
+    from fundl.ops.activation import relu, sigmoid, tanh
 
     # above and below the parallel regions' threshold (256 KB), above the kernels' (4096)
     for shape in ((32, 32, 8), (8, 8, 16)):
         for kind in ("relu", "tanh", "sigmoid"):
             _run_layers([L.Conv2D(shape[-1], 1, activation=kind, dtype=dtype)], shape, dtype)
         x = _tensor((_BATCH,) + shape, dtype)
-        _backward(ops.relu(x) + ops.tanh(x) + ops.sigmoid(x))
+        _backward(relu(x) + tanh(x) + sigmoid(x))
 
 
 def _norm(dtype):

@@ -51,6 +51,7 @@ import numpy
 from .. import backend, runtime
 from ._parallel import even_slices
 from ._jit import FLOAT_DTYPES, numba, parallel_jit, prange
+from ._jit import ready as _ready
 from .blas import gemm
 
 _RT = runtime.state()
@@ -737,7 +738,9 @@ def _pick(name, arrays, activation, recurrent_activation):
         # float64 (gradient checks) stays on the reference: Numba calls a scalar math.tanh
         # there, slower than NumPy's vectorised one; the kernel is still tested in float64
         # via compiled().
-        return compiled(name) if a.dtype == numpy.float32 else None
+        # (and not while a background process compiles them: fundl.kernels._jit.ready)
+        return compiled(name) if a.dtype == numpy.float32 and _ready("recurrent", a.dtype) \
+            else None
     if backend.device_of(a) == "gpu":
         from . import recurrent_cuda
 
@@ -822,7 +825,8 @@ def sweep_plan(cell, x, weights, activation="tanh", recurrent_activation="sigmoi
 
     # (whether the GEMM is reachable is part of the key: tests change the library mid-process)
     ok = ok and _RT.compiled_recurrent and numba is not None and \
-        blas.gemm_function(x.dtype) is not None
+        blas.gemm_function(x.dtype) is not None and \
+        (x.dtype != numpy.float32 or _ready("recurrent", x.dtype))  # float32: compiled
     return _sweep_plan(cell, x.shape[0], x.dtype.str, activation, recurrent_activation,
                        threads, min_rows, max_parts, ok)
 
