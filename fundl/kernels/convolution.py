@@ -47,6 +47,17 @@ GEMM_WIDTH = 40
 """GEMM columns (out channels x block) that output blocking aims for. Measured on whole
 LeNet-5 training steps at 2 threads (ms): width 24: 4.23-4.31, 32: 3.99-4.05, 40: 3.78-3.86,
 48: 3.85-4.07, 64: 3.95-4.05; ResNet-20 steps did not change beyond noise."""
+BLOCK_BELOW = 16
+"""Kernels at most ``BLOCK_NARROW`` wide with this many output channels or more are not
+output-blocked. A GEMM of 16 columns already ran at ~85 % of the rate of a wide one on one
+core (OpenBLAS 0.3, AMD EPYC; 6 columns: ~37 %, 8: ~70 %), and blocking b outputs of a k-wide
+kernel multiplies the work by (b - 1 + k) / k: ResNet-20's 16-channel 3x3 layers ran at block
+4 with twice the multiply-adds (single-threaded step 666 -> 594 ms without blocking in its
+16- and 32-channel stages). Wider kernels keep it: blocking also shrinks the cols that
+im2col writes by b / (b - 1 + k), which paid for LeNet-5's 5x5 C3 (16 channels; its step
+took longer unblocked)."""
+BLOCK_NARROW = 3
+"""See :data:`BLOCK_BELOW`."""
 CHUNK_BYTES = 1 << 22
 """cols per chunk on Python threads (LeNet: one; ResNet-20: a few images)."""
 CHUNK_BYTES_REGION = 1 << 19

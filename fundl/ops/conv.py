@@ -49,6 +49,7 @@ import numbers
 import numpy
 
 from .. import kernels
+from ..kernels import convolution as _convolution
 from ..autograd import Function
 from ..backend import get_array_module
 from ..tensor import Tensor
@@ -211,7 +212,11 @@ def _conv_plan(x_shape, kernel_shape, bias_shape, expected_dims, strides, paddin
     # On the GPU a thin GEMM is no problem for cuBLAS, and blocking would only add the widened
     # kernel's zeros to its work.
     wo, block = out[2], 1
-    if on_cpu and g == 1 and dilation[2] == 1:  # prefer a block dividing the width: no overhang
+    # Narrow kernels with enough output channels are not blocked: blocking's extra
+    # multiply-adds cost more than the wider GEMM gains (see kernels.convolution.BLOCK_BELOW).
+    blockable = c_out < _convolution.BLOCK_BELOW or ksize[-1] > _convolution.BLOCK_NARROW
+    if on_cpu and g == 1 and dilation[2] == 1 and blockable:
+        # prefer a block dividing the width: no overhang
         want = min(-(-kernels.CONV_GEMM_WIDTH // c_out), wo)
         block = next((b for b in range(want, 2 * want) if wo % b == 0), want)
     # Every window a whole row of x: a 1x1 kernel at stride 1 without padding (ResNet's and
