@@ -271,15 +271,18 @@ class _Plan:
         self.n_slots = len(self.template)
         # an op's outputs have consecutive slots (new_slot numbers them in order)
         self.forward_program = [(st.op, tuple(st.sources), st.out_slots[0]) for st in self.steps]
+        self.backward_steps = [(k, tuple(st.sources), st.out_slots[0], st.n_outputs, st.needs_grad)
+                               for k, st in reversed(list(enumerate(self.steps))) if st.any_grad]
         self.arg_slots = arg_slots
         self.captured = [t for _, t in tracer.captured]
         self.capture_slots = [s for s, _ in tracer.captured]
         self.capture_grad = [t.requires_grad for t in self.captured]
-        self.captured_tuple = tuple(self.captured)
         self.out_slots = out_slots
         self.rebuild = rebuild      # outputs' Tensors -> the function's return structure
         self.owner = None           # weakref to the replay whose backward still needs the ops
         self.in_slots = arg_slots + self.capture_slots
+        # a Tensor passed twice has one slot: its gradient goes out once
+        self.first_use = [s not in self.in_slots[:i] for i, s in enumerate(self.in_slots)]
         self.verified = False       # compared once with an eager run on new inputs
 
     def still_valid(self):
@@ -344,29 +347,30 @@ class _Replay(Function):
         for slot, g in zip(plan.out_slots, gys):
             if g is not None:
                 grads[slot] = g if grads[slot] is None else grads[slot] + g
-        for step, (op, sources, out) in zip(reversed(plan.steps), reversed(program)):
-            if not step.any_grad:
-                continue
-            if step.n_outputs == 1:
+        for k, sources, out, n_outputs, needs in plan.backward_steps:  # in reverse order
+            op = program[k][0]
+            if n_outputs == 1:
                 g = grads[out]
-                if g is None:
+                if g is None:  # no gradient reached this op
                     continue
+                grads[out] = None
                 gxs = op.backward(g)
             else:
-                gs = grads[out:out + step.n_outputs]
+                gs = grads[out:out + n_outputs]
                 if all(g is None for g in gs):
                     continue
                 gxs = op.backward(*gs)
             if type(gxs) is not tuple:
                 gxs = (gxs,)
-            for src, need, g in zip(sources, step.needs_grad, gxs):
-                if not need or g is None:  # (constants never need one)
-                    continue
-                x = values[src]
-                if g.shape != x.shape or g.dtype != x.dtype:
-                    g = _fit(op, x, g)
-                grads[src] = g if grads[src] is None else grads[src] + g
-        return tuple(grads[s] for s in plan.in_slots)
+            for src, need, g in zip(sources, needs, gxs):
+                if need and g is not None:  # (constants never need one)
+                    x = values[src]
+                    if g.shape != x.shape or g.dtype != x.dtype:
+                        g = _fit(op, x, g)
+                    old = grads[src]
+                    grads[src] = g if old is None else old + g
+        return tuple(grads[s] if first else None
+                     for s, first in zip(plan.in_slots, plan.first_use))
 
 
 def _fit(op, x, g):
@@ -399,35 +403,38 @@ def _training_context():
     return None if base is None else base._CALL_CONTEXT.training
 
 
-def _signature(value):
-    """A hashable key for one argument: shape/dtype for Tensors and arrays, value otherwise."""
-    if isinstance(value, Tensor):
-        return ("T", value.data.shape, value.data.dtype.str, value.requires_grad,
-                backend.device_of(value.data))
-    if isinstance(value, numpy.ndarray) or (hasattr(value, "shape") and hasattr(value, "dtype")
-                                            and hasattr(value, "__array__")):
-        return ("A", tuple(value.shape), value.dtype.str, backend.device_of(value))
-    if isinstance(value, (list, tuple)):
-        return (type(value).__name__,) + tuple(_signature(v) for v in value)
+def _is_array(value):
+    return type(value) is numpy.ndarray or (
+        hasattr(value, "shape") and hasattr(value, "dtype") and hasattr(value, "__array__"))
+
+
+def _key(value, inputs):
+    """A hashable key for an argument (shape, dtype and requires_grad of Tensors and arrays,
+    the value of anything else), appending its Tensors (arrays wrapped) to ``inputs`` in the
+    order :func:`_wrap_args` gives them slots."""
+    t = type(value)
+    if t is Tensor or isinstance(value, Tensor):
+        d = value.data
+        inputs.append(value)
+        return (d.shape, d.dtype, value.requires_grad, type(d))
+    if value is None or t is bool or t is int or t is float or t is str:
+        return (t, value)
+    if t is list or t is tuple:
+        return (t,) + tuple([_key(v, inputs) for v in value])
+    if t is dict:
+        return (dict,) + tuple([(k, _key(v, inputs)) for k, v in value.items()])
+    if _is_array(value):
+        inputs.append(Tensor._wrap(value))
+        return ("array", tuple(value.shape), value.dtype, t)
+    if isinstance(value, (list, tuple)):  # a namedtuple
+        return (t,) + tuple([_key(v, inputs) for v in value])
     if isinstance(value, dict):
-        return ("dict",) + tuple((k, _signature(value[k])) for k in sorted(value, key=str))
+        return (t,) + tuple([(k, _key(v, inputs)) for k, v in value.items()])
     try:
         hash(value)
     except TypeError:
         return ("id", id(value))  # an unhashable object: by identity (a model, a layer...)
-    return (type(value).__name__, value)
-
-
-def _fast_key(args):
-    """The signature of positional arguments that are all Tensors (the common call), or None;
-    the same fields as :func:`_signature`, in a shape that can never equal one of its keys."""
-    parts = []
-    for a in args:
-        if type(a) is not Tensor:
-            return None
-        d = a.data
-        parts.append((d.shape, d.dtype, a.requires_grad, type(d)))
-    return (tuple(parts), is_grad_enabled(), _training_context(), backend.get_default_dtype())
+    return (t, value)
 
 
 def _wrap_args(value, tracer):
@@ -436,8 +443,7 @@ def _wrap_args(value, tracer):
         if id(value) in tracer.by_tensor:  # the same Tensor passed twice
             return value, [tracer.by_tensor[id(value)]]
         return value, [tracer.argument(value)]
-    if isinstance(value, numpy.ndarray) or (hasattr(value, "shape") and hasattr(value, "dtype")
-                                            and hasattr(value, "__array__")):
+    if _is_array(value):
         t = Tensor._wrap(value)
         return t, [tracer.argument(t)]
     if isinstance(value, (list, tuple)):
@@ -446,7 +452,8 @@ def _wrap_args(value, tracer):
             w, s = _wrap_args(v, tracer)
             items.append(w)
             slots += s
-        return type(value)(items) if type(value) in (list, tuple) else value, slots
+        return (type(value)(items) if type(value) in (list, tuple)
+                else type(value)(*items)), slots  # (a namedtuple)
     if isinstance(value, dict):
         out, slots = {}, []
         for k in value:
@@ -460,30 +467,15 @@ def _as_tensors(value):
     """The arguments with arrays wrapped as Tensors (what a traced function receives)."""
     if isinstance(value, Tensor):
         return value
-    if isinstance(value, numpy.ndarray) or (hasattr(value, "shape") and hasattr(value, "dtype")
-                                            and hasattr(value, "__array__")):
+    if _is_array(value):
         return Tensor._wrap(value)
     if type(value) in (list, tuple):
         return type(value)(_as_tensors(v) for v in value)
+    if isinstance(value, tuple):  # a namedtuple
+        return type(value)(*[_as_tensors(v) for v in value])
     if isinstance(value, dict):
         return {k: _as_tensors(v) for k, v in value.items()}
     return value
-
-
-def _arg_arrays(value, out):
-    """The arrays/Tensors of the arguments in the order _wrap_args registered them."""
-    if isinstance(value, Tensor):
-        out.append(value)
-    elif isinstance(value, numpy.ndarray) or (hasattr(value, "shape") and hasattr(value, "dtype")
-                                              and hasattr(value, "__array__")):
-        out.append(Tensor._wrap(value))
-    elif isinstance(value, (list, tuple)):
-        for v in value:
-            _arg_arrays(v, out)
-    elif isinstance(value, dict):
-        for k in value:
-            _arg_arrays(value[k], out)
-    return out
 
 
 def _flatten_outputs(result, tracer):
@@ -594,16 +586,16 @@ class GraphFunction:
     def __repr__(self):
         return f"<fl.function {self._name}: {self.plans} plan(s)>"
 
-    def signature(self, args, kwargs):
-        return (_signature(args), _signature(kwargs), is_grad_enabled(), _training_context(),
-                backend.get_default_dtype())
+    def signature(self, args, kwargs, inputs):
+        """The key of a call's plan; fills ``inputs`` with the call's Tensors (see _key)."""
+        return (_key(args, inputs), _key(kwargs, inputs) if kwargs else None,
+                is_grad_enabled(), _training_context(), backend.get_default_dtype())
 
     def __call__(self, *args, **kwargs):
         if autograd._tracer is not None:  # called inside another traced function: inline it
             return self.python_function(*args, **kwargs)
-        key = None if kwargs else _fast_key(args)
-        if key is None:
-            key = self.signature(args, kwargs)
+        inputs = []
+        key = self.signature(args, kwargs, inputs)
         plan = self._plans.get(key)
         if plan is not None:
             if type(plan) is str:  # cannot be traced: eager (arrays as Tensors, as traced)
@@ -612,16 +604,12 @@ class GraphFunction:
             if plan.still_valid():
                 self._plans.move_to_end(key)
                 if not plan.verified:
-                    return self._verify(key, plan, args, kwargs)
-                return self._replay(plan, args, kwargs)
+                    return self._verify(key, plan, args, kwargs, inputs)
+                return self._replay(plan, inputs)
         return self._trace(key, args, kwargs)
 
-    def _replay(self, plan, args, kwargs):
-        if kwargs or not all(type(a) is Tensor for a in args):
-            inputs = _arg_arrays((args, kwargs), [])
-            inputs += plan.captured
-        else:
-            inputs = args + plan.captured_tuple
+    def _replay(self, plan, inputs):
+        inputs += plan.captured
         replay = _Replay(plan)
         out = replay.apply(*inputs)
         if replay.needs_grad is not autograd._NO_GRAD:
@@ -629,14 +617,14 @@ class GraphFunction:
         outs = out if type(out) is tuple else (out,)
         return plan.rebuild(outs)
 
-    def _verify(self, key, plan, args, kwargs):
+    def _verify(self, key, plan, args, kwargs, inputs):
         """The first replay of a plan: run the plan's ops and the function eagerly on the same
         inputs (the same random numbers), return the eager result and keep the plan only if
         both agree. A value computed in Python from the inputs and frozen into the plan (which
         the trace cannot see: arithmetic on ``.data``) shows up here as a difference."""
         rng = tensor_module._rng
         state = rng.bit_generator.state
-        inputs = _arg_arrays((args, kwargs), []) + plan.captured
+        inputs = inputs + plan.captured
         # (state updates left out: the eager run below makes them, once)
         program = [(_NO_EFFECT if isinstance(op, StateUpdate) else op, sources, out)
                    for op, sources, out in plan.program()]

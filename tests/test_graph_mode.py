@@ -144,6 +144,15 @@ def test_array_and_structured_arguments_and_outputs():
     assert traced.trace_count == 1
 
 
+def test_same_tensor_passed_twice_gets_its_gradient_once():
+    traced = fl.function(lambda a, b: (a * b).sum())
+    x = fl.Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    for _ in range(3):
+        x.grad = None
+        traced(x, x).backward()
+        np.testing.assert_allclose(x.grad, [2.0, 4.0])
+
+
 def test_two_calls_then_two_backwards():
     """A replay whose backward has not run keeps its own copies of the ops' saved arrays."""
     rng = np.random.default_rng(7)
