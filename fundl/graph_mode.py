@@ -679,6 +679,10 @@ class GraphFunction:
             if tensor_module._rng is not None and isinstance(tensor_module._rng,
                                                               _RecordingGenerator):
                 tensor_module._rng = real_rng  # (manual_seed inside the function replaced it)
+        if any(getattr(t, "_keras_mask", None) is not None
+               for t in list(tracer.born.values()) + list(tracer.keep)):
+            tracer.fail("a sequence mask (Embedding(mask_zero=True), Masking) is computed in "
+                        "Python from the data; it would be frozen into the plan")
         problem = tracer.problem
         changed = [t for t, before in watched if id(t) not in tracer.updated
                    and not numpy.array_equal(backend.to_numpy(t.data), before)]

@@ -144,6 +144,32 @@ def test_batch_norm_falls_back_with_one_warning_and_same_numbers():
     _assert_same(eager, graph, 0)
 
 
+def test_sequence_masks_fall_back_with_one_warning():
+    make = lambda: fl.Sequential([L.Input((6,), dtype="int64"),  # noqa: E731
+                                  L.Embedding(10, 4, mask_zero=True), L.SimpleRNN(5),
+                                  L.Dense(3, activation="softmax")])
+    rng = np.random.default_rng(0)
+    x = rng.integers(1, 10, (20, 6))
+    x[::3, 4:] = 0  # padding
+    y = rng.integers(0, 3, 20)
+    eager = _train(make, False, x, y, "sparse_categorical_crossentropy", batch_size=8)
+    graph = _train(make, True, x, y, "sparse_categorical_crossentropy", batch_size=8)
+    assert len(graph[2]._caught) == 1 and "sequence mask" in graph[2]._caught[0]
+    _assert_same(eager, graph, 0)
+
+
+def test_regularizers_are_part_of_the_plan():
+    make = lambda: fl.Sequential([  # noqa: E731
+        L.Input((12,)), L.Dense(8, activation="relu", kernel_regularizer="l2",
+                                activity_regularizer="l1"),
+        L.Dense(4, activation="softmax", bias_regularizer="l2")])
+    x, y = _data((12,))
+    eager = _train(make, False, x, y, "sparse_categorical_crossentropy")
+    graph = _train(make, True, x, y, "sparse_categorical_crossentropy")
+    assert graph[2]._caught == []
+    _assert_same(eager, graph, 1e-6)
+
+
 def test_custom_train_step_runs_eagerly_with_a_warning():
     class Custom(fl.Model):
         def train_step(self, data):
