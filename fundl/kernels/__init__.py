@@ -260,25 +260,34 @@ def batch_norm_stats(x, axis):
     return _norm.batch_norm_stats_reference(x, axis)
 
 
-def batch_norm_affine(x, axis, mean, scale, shift):
-    """``(x - mean) * scale + shift`` with (C,) factors along ``axis``; a new array."""
-    if compiled(x, "norm") and _norm.fits(axis, x, mean, scale, shift):
-        return _norm.batch_norm_affine_numba(x, axis, mean, scale, shift)
-    return _norm.batch_norm_affine_reference(x, axis, mean, scale, shift)
+def batch_norm_affine(x, axis, mean, scale, shift, residual=None, relu=False):
+    """``(x - mean) * scale + shift`` with (C,) factors along ``axis``, ``+ residual`` (x's
+    shape) when given, then ``max(., 0)`` when ``relu``; a new array, in one pass."""
+    if compiled(x, "norm") and _norm.fits(axis, x, mean, scale, shift) and (
+            residual is None or (type(residual) is numpy.ndarray and _norm.fits(
+                axis, x, residual) and residual.shape == x.shape)):
+        return _norm.batch_norm_affine_numba(x, axis, mean, scale, shift, residual, relu)
+    return _norm.batch_norm_affine_reference(x, axis, mean, scale, shift, residual, relu)
 
 
-def batch_norm_grad_sums(gy, x, axis, mean):
-    """Per-channel ``(sum(gy), sum(gy * (x - mean)))`` over every axis but ``axis``."""
-    if compiled(x, "norm") and _norm.fits(axis, x, gy, mean):
-        return _norm.batch_norm_grad_sums_numba(gy, x, axis, mean)
-    return _norm.batch_norm_grad_sums_reference(gy, x, axis, mean)
+def batch_norm_grad_sums(gy, x, axis, mean, scale=None, shift=None, y=None):
+    """Per-channel ``(sum(g), sum(g * (x - mean)))`` over every axis but ``axis``, g = gy, or
+    gy masked by a fused ReLU: recomputed from x with ``scale``/``shift``, or ``y > 0`` (then
+    g is returned third)."""
+    extra = [a for a in (scale, shift, y) if a is not None]
+    if compiled(x, "norm") and _norm.fits(axis, x, gy, mean, *extra) and all(
+            type(a) is numpy.ndarray for a in extra):
+        return _norm.batch_norm_grad_sums_numba(gy, x, axis, mean, scale, shift, y)
+    return _norm.batch_norm_grad_sums_reference(gy, x, axis, mean, scale, shift, y)
 
 
-def batch_norm_grad_x(gy, x, axis, mean, p, q, scale):
-    """``((gy - (x - mean) * p) - q) * scale`` with (C,) factors: batch norm's input gradient."""
-    if compiled(x, "norm") and _norm.fits(axis, x, gy, mean, p, q, scale):
-        return _norm.batch_norm_grad_x_numba(gy, x, axis, mean, p, q, scale)
-    return _norm.batch_norm_grad_x_reference(gy, x, axis, mean, p, q, scale)
+def batch_norm_grad_x(gy, x, axis, mean, p, q, scale, shift=None):
+    """``((g - (x - mean) * p) - q) * scale`` with (C,) factors: batch norm's input gradient;
+    g = gy, or with ``shift`` gy masked by the fused ReLU (recomputed from x)."""
+    extra = [] if shift is None else [shift]
+    if compiled(x, "norm") and _norm.fits(axis, x, gy, mean, p, q, scale, *extra):
+        return _norm.batch_norm_grad_x_numba(gy, x, axis, mean, p, q, scale, shift)
+    return _norm.batch_norm_grad_x_reference(gy, x, axis, mean, p, q, scale, shift)
 
 
 def spmm(indptr, indices, values, dense):

@@ -145,30 +145,58 @@ def _stats_kernel(x, mean, m2):
 
 
 @jit
-def _affine_kernel(x, mean, scale, shift, y):
+def _affine_kernel(x, mean, scale, shift, res, relu, y):
+    # res: (R, C) added after the affine map, or (0, C) for none; relu: then max(., 0).
+    # One loop per case: a branch inside the inner loop would stop its vectorisation.
     rows, c = x.shape
     length, _ = _geometry(rows, c)
     m = _repeat(mean, length, x)
     a = _repeat(scale, length, x)
     b = _repeat(shift, length, x)
+    zero = y.dtype.type(0)  # a float64 literal would promote the float32 loop
     xf = x.reshape(-1)
     yf = y.reshape(-1)
+    rf = res.reshape(-1)
+    added = rf.shape[0] > 0
     for s in range(0, xf.shape[0], length):
         e = min(s + length, xf.shape[0])
         xr = xf[s:e]
         yr = yf[s:e]
-        for j in range(xr.shape[0]):
-            yr[j] = (xr[j] - m[j]) * a[j] + b[j]
+        if added:
+            rr = rf[s:e]
+            if relu:
+                for j in range(xr.shape[0]):
+                    v = (xr[j] - m[j]) * a[j] + b[j] + rr[j]
+                    # as numpy.maximum(v, 0): NaN stays NaN
+                    yr[j] = v if v > zero or v != v else zero
+            else:
+                for j in range(xr.shape[0]):
+                    yr[j] = (xr[j] - m[j]) * a[j] + b[j] + rr[j]
+        elif relu:
+            for j in range(xr.shape[0]):
+                v = (xr[j] - m[j]) * a[j] + b[j]
+                yr[j] = v if v > zero or v != v else zero
+        else:
+            for j in range(xr.shape[0]):
+                yr[j] = (xr[j] - m[j]) * a[j] + b[j]
 
 
 @jit
-def _grad_sums_kernel(gy, x, mean, sum_gy, sum_gy_xc):
-    # sum_gy, sum_gy_xc (C,) float64 outputs, zero on entry
+def _grad_sums_kernel(gy, x, mean, scale, shift, y, mode, g, sum_gy, sum_gy_xc):
+    # sum_gy, sum_gy_xc (C,) float64 outputs, zero on entry. ``mode`` masks gy by a ReLU
+    # that followed the affine map first: 0 none; 1 where (x - mean) * scale + shift > 0
+    # (the forward's value, recomputed); 2 where y > 0, the masked gy written into g.
+    # (Unused arrays are empty; one loop per mode keeps each vectorised.)
     rows, c = x.shape
     length, block_rows = _geometry(rows, c)
     m = _repeat(mean, length, x)
+    a = _repeat(scale if mode == 1 else mean, length, x)
+    b = _repeat(shift if mode == 1 else mean, length, x)
+    zero = x.dtype.type(0)
     gf = gy.reshape(-1)
     xf = x.reshape(-1)
+    yf = y.reshape(-1)
+    of = g.reshape(-1)
     acc = numpy.empty(length, x.dtype)
     acc2 = numpy.empty(length, x.dtype)
     part = numpy.empty(c, numpy.float64)
@@ -181,9 +209,24 @@ def _grad_sums_kernel(gy, x, mean, sum_gy, sum_gy_xc):
             e = min(s + length, hi)
             gr = gf[s:e]
             xr = xf[s:e]
-            for j in range(gr.shape[0]):
-                acc[j] += gr[j]
-                acc2[j] += gr[j] * (xr[j] - m[j])
+            if mode == 0:
+                for j in range(gr.shape[0]):
+                    acc[j] += gr[j]
+                    acc2[j] += gr[j] * (xr[j] - m[j])
+            elif mode == 1:
+                for j in range(gr.shape[0]):
+                    d = xr[j] - m[j]
+                    v = gr[j] if d * a[j] + b[j] > zero else zero
+                    acc[j] += v
+                    acc2[j] += v * d
+            else:
+                yr = yf[s:e]
+                orow = of[s:e]
+                for j in range(gr.shape[0]):
+                    v = gr[j] if yr[j] > zero else zero
+                    orow[j] = v
+                    acc[j] += v
+                    acc2[j] += v * (xr[j] - m[j])
         _fold(acc, c, part)
         for ch in range(c):
             sum_gy[ch] += part[ch]
@@ -193,13 +236,16 @@ def _grad_sums_kernel(gy, x, mean, sum_gy, sum_gy_xc):
 
 
 @jit
-def _grad_x_kernel(gy, x, mean, p, q, scale, gx):
+def _grad_x_kernel(gy, x, mean, p, q, scale, shift, relu, gx):
+    # relu: gy masked where (x - mean) * scale + shift > 0 (the forward's ReLU, recomputed)
     rows, c = x.shape
     length, _ = _geometry(rows, c)
     mm = _repeat(mean, length, x)
     pp = _repeat(p, length, x)
     qq = _repeat(q, length, x)
     aa = _repeat(scale, length, x)
+    bb = _repeat(shift if relu else scale, length, x)
+    zero = x.dtype.type(0)
     gf = gy.reshape(-1)
     xf = x.reshape(-1)
     of = gx.reshape(-1)
@@ -208,8 +254,14 @@ def _grad_x_kernel(gy, x, mean, p, q, scale, gx):
         gr = gf[s:e]
         xr = xf[s:e]
         orow = of[s:e]
-        for j in range(xr.shape[0]):
-            orow[j] = ((gr[j] - (xr[j] - mm[j]) * pp[j]) - qq[j]) * aa[j]
+        if relu:
+            for j in range(xr.shape[0]):
+                d = xr[j] - mm[j]
+                v = gr[j] if d * aa[j] + bb[j] > zero else zero
+                orow[j] = ((v - d * pp[j]) - qq[j]) * aa[j]
+        else:
+            for j in range(xr.shape[0]):
+                orow[j] = ((gr[j] - (xr[j] - mm[j]) * pp[j]) - qq[j]) * aa[j]
 
 
 # -- Numba entry points (NumPy arrays that pass :func:`fits`) -------------------------------------
@@ -253,38 +305,58 @@ def batch_norm_stats_numba(x, axis):
     return mean.astype(x.dtype), var.astype(x.dtype)
 
 
-def batch_norm_affine_numba(x, axis, mean, scale, shift):
+def _none(x2):
+    """The empty (0, C) array that stands for an absent optional array in the kernels (their
+    argument types stay the same, so each compiles once per dtype)."""
+    return numpy.empty((0, x2.shape[1]), x2.dtype)
+
+
+def batch_norm_affine_numba(x, axis, mean, scale, shift, residual=None, relu=False):
     """Numba version of :func:`batch_norm_affine_reference`."""
     x2 = _rows(x)
+    r2 = _none(x2) if residual is None else _rows(residual, x)
     y = numpy.empty(x.shape, x.dtype)
     y2 = y.reshape(x2.shape)
-    _parallel.map_chunks(lambda r: _affine_kernel(x2[r], mean, scale, shift, y2[r]),
-                         _row_parts(x2, 2))
+    with_r = residual is not None
+    _parallel.map_chunks(
+        lambda r: _affine_kernel(x2[r], mean, scale, shift, r2[r] if with_r else r2,
+                                 bool(relu), y2[r]),
+        _row_parts(x2, 3 if with_r else 2))
     return y
 
 
-def batch_norm_grad_sums_numba(gy, x, axis, mean):
+def batch_norm_grad_sums_numba(gy, x, axis, mean, scale=None, shift=None, y=None):
     """Numba version of :func:`batch_norm_grad_sums_reference` (float64 accumulation)."""
     x2, gy2 = _rows(x), _rows(gy, x)
+    mode = 2 if y is not None else 1 if shift is not None else 0
+    y2 = _rows(y, x) if mode == 2 else _none(x2)
+    g = numpy.empty(x.shape, x.dtype) if mode == 2 else None
+    g2 = g.reshape(x2.shape) if mode == 2 else _none(x2)
+    a = scale if mode == 1 else mean
+    b = shift if mode == 1 else mean
 
     def part(rows):
         sums = numpy.zeros(x2.shape[1]), numpy.zeros(x2.shape[1])
-        _grad_sums_kernel(gy2[rows], x2[rows], mean, *sums)
+        full = (lambda v: v[rows]) if mode == 2 else (lambda v: v)
+        _grad_sums_kernel(gy2[rows], x2[rows], mean, a, b, full(y2), mode, full(g2), *sums)
         return sums
 
-    sums = _parallel.map_chunks(part, _row_parts(x2, 2))
-    sum_gy = sum(s[0] for s in sums)
-    sum_gy_xc = sum(s[1] for s in sums)
-    return sum_gy.astype(x.dtype), sum_gy_xc.astype(x.dtype)
+    sums = _parallel.map_chunks(part, _row_parts(x2, 2 + (mode == 2) * 2))
+    sum_gy = sum(s[0] for s in sums).astype(x.dtype)
+    sum_gy_xc = sum(s[1] for s in sums).astype(x.dtype)
+    return (sum_gy, sum_gy_xc) if g is None else (sum_gy, sum_gy_xc, g)
 
 
-def batch_norm_grad_x_numba(gy, x, axis, mean, p, q, scale):
+def batch_norm_grad_x_numba(gy, x, axis, mean, p, q, scale, shift=None):
     """Numba version of :func:`batch_norm_grad_x_reference`."""
     x2, gy2 = _rows(x), _rows(gy, x)
     gx = numpy.empty(x.shape, x.dtype)
     gx2 = gx.reshape(x2.shape)
-    _parallel.map_chunks(lambda r: _grad_x_kernel(gy2[r], x2[r], mean, p, q, scale, gx2[r]),
-                         _row_parts(x2, 3))
+    relu = shift is not None
+    b = shift if relu else scale
+    _parallel.map_chunks(
+        lambda r: _grad_x_kernel(gy2[r], x2[r], mean, p, q, scale, b, relu, gx2[r]),
+        _row_parts(x2, 3))
     return gx
 
 
@@ -334,49 +406,83 @@ def batch_norm_stats_reference(x, axis):
     return mean, _channel_sums(xc, xc) / n
 
 
-def batch_norm_affine_reference(x, axis, mean, scale, shift):
-    """``y = (x - mean) * scale + shift`` per channel, centred first (exact for |mean| >> std).
+def batch_norm_affine_reference(x, axis, mean, scale, shift, residual=None, relu=False):
+    """``y = (x - mean) * scale + shift`` per channel, centred first (exact for |mean| >> std);
+    then ``+ residual`` when given, then ``max(y, 0)`` when ``relu``.
 
     Args:
         x: (..., C, ...), channels along ``axis``.
         axis: the channel axis (a non-negative int).
         mean, scale, shift: (C,) each.
+        residual: None, or an array of x's shape added after the affine map (a residual
+            block's shortcut).
+        relu: apply a ReLU last (NaN stays NaN, as ``xp.maximum``).
 
     Returns:
         y of x's shape.
     """
+    xp = get_array_module(x)
     y = (_split(x, axis) - mean[:, None]) * scale[:, None] + shift[:, None]
-    return y.reshape(x.shape)
+    y = y.reshape(x.shape)
+    if residual is not None:
+        y = y + residual
+    if relu:
+        xp.maximum(y, 0, out=y)
+    return y
 
 
-def batch_norm_grad_sums_reference(gy, x, axis, mean):
-    """Per-channel ``sum(gy)`` and ``sum(gy * (x - mean))``, the reductions of the backward.
+def relu_mask_reference(x, axis, mean, scale, shift):
+    """Where the ReLU after ``(x - mean) * scale + shift`` let the gradient through: the
+    affine value, recomputed as the forward computed it, ``> 0`` (a bool array of x's shape)."""
+    v = (_split(x, axis) - mean[:, None]) * scale[:, None] + shift[:, None]
+    return (v > 0).reshape(x.shape)
+
+
+def batch_norm_grad_sums_reference(gy, x, axis, mean, scale=None, shift=None, y=None):
+    """Per-channel ``sum(g)`` and ``sum(g * (x - mean))``, the reductions of the backward,
+    where ``g`` is ``gy`` or, after a fused ReLU, ``gy`` masked by it.
 
     Args:
         gy: gradient of the output, x's shape.
         x: the op's input; channels along ``axis`` (a non-negative int).
         mean: (C,) the mean subtracted in the forward.
+        scale, shift: (C,) each, or None: a ReLU followed the affine map with these factors,
+            its mask recomputed from x (:func:`relu_mask_reference`).
+        y: None, or the fused output (a ReLU applied last, after a residual): mask ``y > 0``.
 
     Returns:
-        (sum_gy, sum_gy_xc), each (C,).
+        (sum_g, sum_g_xc), each (C,); with ``y``, also g (x's shape), the masked gy.
     """
-    g3 = _split(gy, axis)
-    return _channel_sums(g3), _channel_sums(g3, _split(x, axis) - mean[:, None])
+    xp = get_array_module(x)
+    g = gy
+    if y is not None:
+        g = xp.where(y > 0, gy, 0)
+    elif shift is not None:
+        g = xp.where(relu_mask_reference(x, axis, mean, scale, shift), gy, 0)
+    g3 = _split(g, axis)
+    sums = _channel_sums(g3), _channel_sums(g3, _split(x, axis) - mean[:, None])
+    return sums if y is None else sums + (g,)
 
 
-def batch_norm_grad_x_reference(gy, x, axis, mean, p, q, scale):
-    """``gx = ((gy - (x - mean) * p) - q) * scale`` per channel, the input gradient.
+def batch_norm_grad_x_reference(gy, x, axis, mean, p, q, scale, shift=None):
+    """``gx = ((g - (x - mean) * p) - q) * scale`` per channel, the input gradient; ``g`` is
+    ``gy``, or with ``shift`` given ``gy`` masked by the ReLU that followed the affine map
+    ``(x - mean) * scale + shift`` (recomputed).
 
     With p = inv * ggamma / n, q = gbeta / n and scale = gamma * inv this is training-mode
-    batch normalisation's gx = gamma * inv * (gy - mean(gy) - xh * mean(gy * xh)).
+    batch normalisation's gx = gamma * inv * (g - mean(g) - xh * mean(g * xh)).
 
     Args:
         gy: gradient of the output, x's shape.
         x: the op's input; channels along ``axis`` (a non-negative int).
         mean, p, q, scale: (C,) each.
+        shift: None, or (C,): mask gy by the fused ReLU first.
 
     Returns:
         gx of x's shape.
     """
+    xp = get_array_module(x)
+    if shift is not None:
+        gy = xp.where(relu_mask_reference(x, axis, mean, scale, shift), gy, 0)
     gx = ((_split(gy, axis) - (_split(x, axis) - mean[:, None]) * p[:, None]) - q[:, None])
     return (gx * scale[:, None]).reshape(x.shape)

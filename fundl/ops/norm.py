@@ -16,7 +16,7 @@ import numbers
 import operator
 
 from .. import kernels
-from ..autograd import Function
+from ..autograd import _NO_GRAD, Function
 from ..backend import get_array_module
 from ..tensor import Tensor
 
@@ -70,7 +70,8 @@ def _normalize_axes(op, axis, ndim, allow_tuple):
 
 
 class BatchNorm(Function):
-    """Batch normalisation along the channel axis ``axis`` (every other axis is reduced).
+    """Batch normalisation along the channel axis ``axis`` (every other axis is reduced),
+    optionally followed, in the same pass, by a residual addition and a ReLU.
 
     Training (no mean/var inputs): with m, v the batch mean and biased variance per channel,
     y = (x - m) / sqrt(v + eps) * gamma + beta; backward (n values per channel, xh the
@@ -78,18 +79,29 @@ class BatchNorm(Function):
     Inference (mean and var given): the same affine map with the given statistics, which are
     then differentiable inputs like gamma and beta.
 
-    Inputs, in order: x, then gamma if ``scale``, beta if ``center``, then mean and var in
-    inference mode; every parameter has shape (channels,). The statistics used are left in
-    ``self.stats`` as (mean, var) for the caller (moving averages). Saved for backward: x, the
-    mean, 1 / sqrt(v + eps) and gamma (x - mean is recomputed inside the backward's passes).
+    Fused epilogue (a ResNet's BatchNormalization -> ReLU and BatchNormalization -> Add ->
+    ReLU): ``residual`` adds an input r of x's shape, ``relu`` applies max(., 0) last:
+    y = max(bn(x) + r, 0). Backward: g = gy where y > 0 (else 0) is r's gradient and goes
+    through batch norm's backward as gy would; without a residual the mask is recomputed from
+    x inside batch norm's two backward passes (no pass of its own, y not kept).
+
+    Inputs, in order: x, then gamma if ``scale``, beta if ``center``, r if ``residual``, then
+    mean and var in inference mode; every parameter has shape (channels,). The statistics
+    used are left in ``self.stats`` as (mean, var) for the caller (moving averages). Saved for
+    backward: x, the mean, 1 / sqrt(v + eps), gamma, the affine map's scale and shift, and y
+    when a residual or inference mode needs it (x - mean is recomputed inside the backward's
+    passes).
     """
 
-    def __init__(self, axis=-1, epsilon=1e-3, scale=True, center=True, training=True):
+    def __init__(self, axis=-1, epsilon=1e-3, scale=True, center=True, training=True,
+                 residual=False, relu=False):
         self.axis = axis
         self.epsilon = epsilon
         self.scale = scale
         self.center = center
         self.training = training
+        self.residual = residual
+        self.relu = relu
         self.stats = None
 
     def _param_names(self):
@@ -103,6 +115,13 @@ class BatchNorm(Function):
             raise ValueError(f"{self.name}: x needs a channel axis, got a 0-d input.")
         self.axis = _normalize_axes(self.name, self.axis, x.ndim, allow_tuple=False)[0]
         c = x.shape[self.axis]
+        params = list(params)
+        if self.residual:
+            r = params.pop(self.scale + self.center)
+            if r.shape != x.shape:
+                raise ValueError(f"{self.name}: the residual must have x's shape {x.shape}, "
+                                 f"got {r.shape}.")
+            _check_float(self.name, "residual", r)
         for name, p in zip(self._param_names(), params):
             if p.shape != (c,):
                 raise ValueError(
@@ -118,11 +137,12 @@ class BatchNorm(Function):
         params = list(params)
         gamma = params.pop(0) if self.scale else None
         beta = params.pop(0) if self.center else None
-        return gamma, beta, params
+        residual = params.pop(0) if self.residual else None
+        return gamma, beta, residual, params
 
     def forward(self, x, *params):
         xp = get_array_module(x)
-        gamma, beta, stats = self._unpack(params)
+        gamma, beta, residual, stats = self._unpack(params)
         if self.training:
             # two-pass statistics, never the cancelling E[x^2] - E[x]^2 (see fundl.kernels.norm)
             mean, var = kernels.batch_norm_stats(x, self.axis)
@@ -138,35 +158,52 @@ class BatchNorm(Function):
         # Centre first, y = (x - mean) * scale + shift (x * scale + (shift - mean * scale) would
         # cancel when |mean| >> std). x itself is saved, not x - mean: it is alive in the graph
         # anyway, and backward recentres it on the fly.
-        y = kernels.batch_norm_affine(x, self.axis, mean, scale, shift)
-        self.save(x, mean, inv, gamma)
+        y = kernels.batch_norm_affine(x, self.axis, mean, scale, shift, residual, self.relu)
+        # the ReLU's mask: recomputed from x in training without a residual, else y > 0
+        if self.needs_grad is not _NO_GRAD:  # nothing kept for a backward that cannot come
+            keep_y = self.relu and (self.residual or not self.training)
+            self.save(x, mean, inv, gamma, scale, shift, y if keep_y else None)
         return y
 
     def backward(self, gy):
-        x, mean, inv, gamma = self.saved
+        x, mean, inv, gamma, scale, shift, y = self.saved
         need = self.needs_grad
-        scale = inv * gamma if gamma is not None else inv
-        k = 1 + self.scale + self.center  # index of mean, var in inference mode
+        k = 1 + self.scale + self.center + self.residual  # index of mean, var in inference mode
         gbeta = ggamma = None
-        # training: gx needs both sums; inference: only the parameters' gradients do
-        if self.training or any(need[1:]):
-            # sum(gy) and sum(gy * (x - mean)) in one pass; ggamma = sum(gy * xh)
-            gbeta, ggamma = kernels.batch_norm_grad_sums(gy, x, self.axis, mean)
+        gres = gy if self.residual else None
+        relu_shift = None  # given: the batch-norm passes mask gy by the ReLU themselves
+        if self.relu:
+            if y is None:
+                relu_shift = shift
+            elif self.training:  # masked in the first pass, which also writes g for r
+                gbeta, ggamma, gy = kernels.batch_norm_grad_sums(gy, x, self.axis, mean, y=y)
+                gres = gy
+            else:
+                gy = kernels.activation_grad("relu", gy, y)
+                gres = gy
+        # training: gx needs both sums; inference: only gamma's, beta's, mean's and var's do
+        if gbeta is None and (self.training or any(need[1:1 + self.scale + self.center])
+                              or any(need[k:])):
+            # sum(g) and sum(g * (x - mean)) in one pass; ggamma = sum(g * xh)
+            gbeta, ggamma = kernels.batch_norm_grad_sums(
+                gy, x, self.axis, mean, *((scale, relu_shift) if relu_shift is not None else ()))
+        if ggamma is not None:
             ggamma = ggamma * inv
+        extra = (gres if self.residual and need[k - 1] else None,) if self.residual else ()
         if self.training:
             gx = None
             if need[0]:
                 n = x.size // x.shape[self.axis]
-                # gx = scale * (gy - gbeta/n - xc * inv * ggamma/n), in one pass
+                # gx = scale * (g - gbeta/n - xc * inv * ggamma/n), in one pass
                 gx = kernels.batch_norm_grad_x(gy, x, self.axis, mean, inv * ggamma / n,
-                                               gbeta / n, scale)
-            return (gx,) + self._param_grads(ggamma, gbeta)
+                                               gbeta / n, scale, relu_shift)
+            return (gx,) + self._param_grads(ggamma, gbeta, extra)
         gx = gy * scale.reshape(self._bshape) if need[0] else None
         gmean = -gbeta * scale if need[k] else None
         gvar = None
         if need[k + 1]:  # d/dv (v + eps)^(-1/2) = -(v + eps)^(-3/2) / 2
             gvar = -0.5 * ggamma * scale * inv
-        return (gx,) + self._param_grads(ggamma, gbeta, (gmean, gvar))
+        return (gx,) + self._param_grads(ggamma, gbeta, extra + (gmean, gvar))
 
     def _param_grads(self, ggamma, gbeta, extra=()):
         out = []
@@ -317,12 +354,18 @@ class LocalResponseNorm(Function):
 
 
 def batch_norm(x, gamma, beta, mean=None, var=None, axis=-1, epsilon=1e-3,
-               return_stats=False):
+               return_stats=False, residual=None, activation=None):
     """Batch normalisation: ``(x - mean) / sqrt(var + epsilon) * gamma + beta`` per channel.
 
     Without ``mean``/``var`` (training mode) the statistics are the batch's: the mean and the
     biased variance over every axis except ``axis``. With both given (inference mode) they are
     used as they are (and are differentiable). One fused op with the closed-form backward.
+
+    ``residual`` and ``activation="relu"`` fuse what a residual network does next into the
+    same op: ``y = relu(batch_norm(x) + residual)``, the same values as the three ops one
+    after the other, in one pass over memory forward and inside batch norm's own passes
+    backward (the BatchNormalization layer uses it where a model's graph has
+    BatchNormalization -> ReLU, or BatchNormalization -> Add -> ReLU).
 
     Args:
         x: Tensor of shape (..., channels, ...), channels along ``axis``.
@@ -334,14 +377,16 @@ def batch_norm(x, gamma, beta, mean=None, var=None, axis=-1, epsilon=1e-3,
         return_stats: also return the mean and variance used (batch statistics in training
             mode, copies of ``mean``/``var`` otherwise), as Tensors without a graph; a layer
             uses them to update its moving averages.
+        residual: None, or a Tensor of x's shape added after the normalisation.
+        activation: None, or ``"relu"``: applied last.
 
     Returns:
         Tensor of x's shape; or ``(y, mean, var)`` with ``return_stats=True``, mean and var of
         shape (channels,).
 
     Raises:
-        ValueError: a parameter is not of shape (channels,), the axis is out of range, or only
-            one of mean/var is given.
+        ValueError: a parameter is not of shape (channels,), the axis is out of range, only
+            one of mean/var is given, a residual not of x's shape, or another activation.
         TypeError: non-float inputs, or a non-numeric epsilon.
 
     Example:
@@ -349,16 +394,22 @@ def batch_norm(x, gamma, beta, mean=None, var=None, axis=-1, epsilon=1e-3,
         >>> y, m, v = fl.batch_norm(x, fl.ones(3), fl.zeros(3), return_stats=True)
         >>> y.shape, m.shape
         ((8, 4, 4, 3), (3,))
+        >>> fl.batch_norm(x, fl.ones(3), fl.zeros(3), residual=x, activation="relu").shape
+        (8, 4, 4, 3)
     """
     if (mean is None) != (var is None):
         given = "mean" if var is None else "var"
         raise ValueError(f"BatchNorm: give both mean and var (inference mode) or neither "
                          f"(training mode, batch statistics); got only {given}.")
     epsilon = _check_number("BatchNorm", "epsilon", epsilon, low=0)
+    if activation not in (None, "relu"):
+        raise ValueError(f"BatchNorm: activation must be None or 'relu' (fused into the op), "
+                         f"got {activation!r}; apply other activations after it.")
     training = mean is None
     fn = BatchNorm(axis, epsilon, scale=gamma is not None, center=beta is not None,
-                   training=training)
-    inputs = [x] + [p for p in (gamma, beta) if p is not None]
+                   training=training, residual=residual is not None,
+                   relu=activation == "relu")
+    inputs = [x] + [p for p in (gamma, beta, residual) if p is not None]
     if not training:
         inputs += [mean, var]
     y = fn.apply(*inputs)
