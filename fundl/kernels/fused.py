@@ -22,6 +22,12 @@ per rule family, each compiled for float32 and float64 on first use (kernel grou
 
 All arrays are 1-D views of C-contiguous arrays of one dtype (:func:`flat`); ``m``/``vhat``
 are ignored (any array of the dtype) where the rule has no such slot.
+
+A third kernel serves the loss of a classifier, :func:`softmax_xent_numba`: the softmax
+cross-entropy of each row of logits and its gradient in one pass over the row (NumPy takes
+a dozen calls over the whole batch; :class:`fundl.ops.nn.SoftmaxCrossEntropy` keeps them as
+the reference). Its sums run in another order than the reference's, so the two agree to
+float rounding, not bit for bit.
 """
 from __future__ import annotations
 
@@ -96,3 +102,47 @@ def usable(w, g, *slots, min_size=0) -> bool:
                 not a.flags.c_contiguous:
             return False
     return ready("fused", dtype)
+
+
+@jit
+def softmax_xent_numba(z, t, idx, sparse, loss, gz):
+    """Softmax cross-entropy of each row of logits ``z`` (n, c) and its gradient, one pass.
+
+    ``sparse``: the targets are the class indices ``idx`` (n,) (``t`` is ignored), else the
+    distributions ``t`` (n, c) (``idx`` is ignored). Writes ``loss[r] = log(sum e) sum(t) -
+    sum(t s)`` with ``s = z - max(z)``, ``e = exp(s)`` (for indices: ``log(sum e) - s[idx]``)
+    and ``gz[r] = softmax(z) sum(t) - t`` (for indices: ``softmax(z) - onehot(idx)``): the
+    loss's gradient for an incoming gradient of 1, which the backward scales row by row.
+    """
+    n, c = z.shape
+    one = z.dtype.type(1.0)
+    for r in range(n):
+        top = z[r, 0]
+        for j in range(1, c):
+            if z[r, j] > top or z[r, j] != z[r, j]:
+                top = z[r, j]
+        total = z.dtype.type(0.0)
+        for j in range(c):
+            e = numpy.exp(z[r, j] - top)
+            gz[r, j] = e
+            total += e
+        log_total = numpy.log(total)
+        scale = one / total
+        if sparse:
+            k = idx[r]
+            if k < 0 or k >= c:  # the op checks first; a replayed plan may not
+                raise IndexError("softmax_xent: a class index is outside [0, classes)")
+            loss[r] = log_total - (z[r, k] - top)
+            for j in range(c):
+                gz[r, j] *= scale
+            gz[r, k] -= one
+        else:
+            t_sum = z.dtype.type(0.0)
+            dot = z.dtype.type(0.0)
+            for j in range(c):
+                t_sum += t[r, j]
+                dot += t[r, j] * (z[r, j] - top)
+            loss[r] = log_total * t_sum - dot
+            scale *= t_sum
+            for j in range(c):
+                gz[r, j] = gz[r, j] * scale - t[r, j]

@@ -1,8 +1,11 @@
 """Softmax, log-softmax and the fused, numerically stable cross-entropies (logits in)."""
 from __future__ import annotations
 
+import numpy
+
 from ..autograd import Function
 from ..backend import get_array_module, ones_vector
+from ..kernels import fused as _fused
 from ..tensor import Tensor
 from .activation import _sigmoid
 
@@ -107,11 +110,14 @@ class SoftmaxCrossEntropy(Function):
                              f"of shape {z.shape}, got values in [{int(t.min())}, {int(t.max())}].")
 
     def forward(self, z, t):
+        self.sparse = t.shape != z.shape
+        self.gz = None
+        if _fused_xent(z, t, self.sparse, self.needs_grad):
+            return self._forward_compiled(z, t)
         xp = get_array_module(z)
         shifted = z - _max_keep(z, -1)  # exp never overflows, sum(e) >= 1
         e = xp.exp(shifted)
         s = _sum_keep(e, -1)
-        self.sparse = t.shape != z.shape
         if self.sparse:  # only the target's log-probability is needed, not the whole row
             idx = t.astype(xp.intp)
             self.save(e, s, idx)
@@ -122,9 +128,30 @@ class SoftmaxCrossEntropy(Function):
         self.save(e, s, shifted, t, t_sum)
         return (xp.log(s) * t_sum - _sum_keep(t * shifted, -1))[..., 0]
 
+    def _forward_compiled(self, z, t):
+        """Loss and unit gradient of every row in one compiled pass (see
+        :func:`fundl.kernels.fused.softmax_xent_numba`); the backward only scales the rows."""
+        c = z.shape[-1]
+        z2 = z.reshape(-1, c)
+        loss = numpy.empty(z2.shape[0], z.dtype)
+        gz = numpy.empty_like(z2)
+        if self.sparse:
+            idx = numpy.ascontiguousarray(t.reshape(-1), dtype=numpy.int64)
+            _fused.softmax_xent_numba(z2, z2[:1], idx, True, loss, gz)
+        else:
+            t2 = t.reshape(-1, c)
+            if t2.dtype != z.dtype or not t2.flags.c_contiguous:
+                t2 = numpy.ascontiguousarray(t2, dtype=z.dtype)
+            _fused.softmax_xent_numba(z2, t2, _NO_INDEX, False, loss, gz)
+        if self.needs_grad[0]:
+            self.gz = gz.reshape(z.shape)
+        return loss.reshape(z.shape[:-1])
+
     def backward(self, gy):
         xp = get_array_module(gy)
         g = gy[..., None]
+        if self.gz is not None:  # the compiled forward kept the gradient for gy = 1
+            return self.gz * g, None
         if self.sparse:
             e, s, idx = self.saved
             gz = e * (g / s)  # softmax(z) gy
@@ -135,6 +162,24 @@ class SoftmaxCrossEntropy(Function):
         gz = (e * (t_sum / s) - t) * g if self.needs_grad[0] else None
         gt = (xp.log(s) - shifted) * g if self.needs_grad[1] else None
         return gz, gt
+
+
+_NO_INDEX = numpy.zeros(1, numpy.int64)  # the compiled kernel's unused index argument
+
+
+def _fused_xent(z, t, sparse, needs_grad):
+    """Whether :class:`SoftmaxCrossEntropy` runs its compiled one-pass kernel: NumPy logits
+    of a float dtype, C-contiguous, at least one row and class; no gradient wanted for the
+    targets (the kernel gives the logits' only); float targets or integer class indices."""
+    if type(z) is not numpy.ndarray or type(t) is not numpy.ndarray or z.ndim < 1 or \
+            z.size == 0 or not z.flags.c_contiguous or needs_grad[1]:
+        return False
+    if sparse:
+        if t.dtype.kind not in "iu":
+            return False
+    elif t.dtype.kind not in "fiub":
+        return False
+    return _fused.usable(z, z)
 
 
 class SigmoidBinaryCrossEntropy(Function):
