@@ -136,12 +136,47 @@ def _mkl():
 
 
 def _choice():
-    """``FUNDL_BLAS``: "auto" (MKL if installed, else NumPy's), "mkl" or "numpy"."""
+    """``FUNDL_BLAS``: "auto" (MKL if installed and the CPU is Intel's, else NumPy's), "mkl"
+    or "numpy"."""
     choice = os.environ.get("FUNDL_BLAS", "").strip().lower() or "auto"
     if choice not in ("auto", "mkl", "numpy"):
         raise ValueError(f"fundl: FUNDL_BLAS must be 'auto', 'mkl' or 'numpy', got "
                          f"{os.environ['FUNDL_BLAS']!r}.")
     return choice
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_vendor():
+    """The CPU's vendor string ("GenuineIntel", "AuthenticAMD", ...), or "" when unknown.
+
+    From ``/proc/cpuinfo`` on Linux, else ``platform.processor()`` (which names the vendor
+    on Windows and macOS on Intel)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    name = platform.processor()
+    return "GenuineIntel" if "Intel" in name else "AuthenticAMD" if "AMD" in name else ""
+
+
+def recurrent_products():
+    """Where the compiled LSTM/GRU loops take each step's recurrent product from: "fundl"
+    (:func:`fundl.kernels.recurrent.matmul_nt`, the default) or, when ``FUNDL_BLAS`` names a
+    library ("numpy" or "mkl"), that library.
+
+    Why: those products are small (32 x 128 @ 128 x 512 per part of a batch of 64), and a
+    library call packs both operands, the 256 KB recurrent kernel included, every step.
+    Measured on the 2-core AMD EPYC (Zen 4) development machine, one core: 32 x 128 @
+    128 x 512 in 29-31 us against 43 us for NumPy's OpenBLAS, 32 x 512 @ 512 x 128 in 22-25
+    against 42 us (the figures of whole steps are in benchmarks/bench_rnn.py's notes).
+    """
+    choice = _choice()
+    return "fundl" if choice == "auto" else choice
 
 
 def _checked(load, dtype):
@@ -156,8 +191,9 @@ def _checked(load, dtype):
 
 def gemm_function(dtype):
     """The ctypes pointer of ``cblas_sgemm`` (float32) or ``cblas_dgemm`` (float64), checked
-    against ``numpy.matmul``: MKL's (sequential) when the ``mkl`` package is installed, else
-    NumPy's own BLAS's; None when neither can be found or agrees (see ``FUNDL_BLAS`` above)."""
+    against ``numpy.matmul``: MKL's (sequential) when the ``mkl`` package is installed and the
+    CPU is Intel's (or ``FUNDL_BLAS=mkl``), else NumPy's own BLAS's; None when neither can be
+    found or agrees (see ``FUNDL_BLAS`` above)."""
     return _pick(numpy.dtype(dtype))[0]
 
 
@@ -172,7 +208,9 @@ def _pick(dtype):
         found = (None, None)
         if dtype in (numpy.dtype(numpy.float32), numpy.dtype(numpy.float64)):
             choice = _choice()
-            if choice != "numpy":
+            # MKL only where it was measured to win: on an AMD EPYC its GEMMs (AVX2 code
+            # paths there) made the LSTM step slower than OpenBLAS's (1.02 vs 0.88 of PyTorch)
+            if choice == "mkl" or choice == "auto" and cpu_vendor() == "GenuineIntel":
                 found = (_checked(_mkl, dtype), "mkl")
                 if found[0] is None and choice == "mkl":
                     raise RuntimeError("fundl: FUNDL_BLAS=mkl, but MKL could not be used: "

@@ -380,26 +380,106 @@ def _gru_backward(dh, gates, h_prev, dxz, dhz, dh_prev):
             dhp[j] = dhb[j] * gz[j]
 
 
+# -- a step's recurrent product in a kernel of our own ----------------------------------------
+# Why: a step's product is small (a 32-row part: 32 x 128 @ 128 x 512), and a BLAS library
+# packs both operands into its own layout at every call, the 256 KB recurrent kernel included,
+# 28 times per sequence. Here the kernel is transposed once per sequence and each output is a
+# dot product of two contiguous rows, computed in 4 x 4 blocks (16 sums in registers, each
+# row loaded once per block). Measured on the 2-core AMD EPYC (Zen 4) development machine, one
+# core, min of 15 x 28 products: 32 x 128 @ 128 x 512 in 29-31 us against 43 us for NumPy's
+# OpenBLAS (Haswell kernels), 32 x 512 @ 512 x 128 in 22-25 us against 42 us; the same with
+# the kernel compiled for AVX2 only (NUMBA_CPU_NAME=haswell). "reassoc" lets LLVM vectorise
+# the sums (their order changes, as in any BLAS); no other fast-math (NaNs stay NaNs).
+_dot_jit = numba.njit(cache=True, error_model="numpy", nogil=True,
+                      fastmath={"contract", "reassoc"}) if numba is not None else (lambda fn: fn)
+
+
+def matmul_nt_reference(a, bt, c):
+    """``c[...] = a @ bt.T`` in plain ``xp`` (the ground truth of :func:`matmul_nt`)."""
+    c[...] = a @ bt.T
+
+
+@_dot_jit
+def matmul_nt(a, bt, c):
+    """``c = a @ bt.T`` for C-contiguous 2-D arrays: ``a`` (M, K), ``bt`` (N, K), ``c`` (M, N).
+
+    The recurrent products of the compiled time loops (forward: ``h @ U`` with ``bt = U^T``;
+    backward: ``dz @ U^T`` with ``bt = U``). Any M, N, K (4 x 4 blocks, then the edges).
+
+    Example:
+        >>> matmul_nt(h, numpy.ascontiguousarray(u.T), hz)   # hz = h @ u
+    """
+    m, k = a.shape
+    n = bt.shape[0]
+    m4, n4 = m - m % 4, n - n % 4
+    zero = a.dtype.type(0)
+    for i in range(0, m4, 4):
+        a0, a1, a2, a3 = a[i], a[i + 1], a[i + 2], a[i + 3]
+        c0, c1, c2, c3 = c[i], c[i + 1], c[i + 2], c[i + 3]
+        for j in range(0, n4, 4):
+            b0, b1, b2, b3 = bt[j], bt[j + 1], bt[j + 2], bt[j + 3]
+            s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = zero
+            s20 = s21 = s22 = s23 = s30 = s31 = s32 = s33 = zero
+            for q in range(k):
+                x0, x1, x2, x3 = a0[q], a1[q], a2[q], a3[q]
+                y0, y1, y2, y3 = b0[q], b1[q], b2[q], b3[q]
+                s00 += x0 * y0
+                s01 += x0 * y1
+                s02 += x0 * y2
+                s03 += x0 * y3
+                s10 += x1 * y0
+                s11 += x1 * y1
+                s12 += x1 * y2
+                s13 += x1 * y3
+                s20 += x2 * y0
+                s21 += x2 * y1
+                s22 += x2 * y2
+                s23 += x2 * y3
+                s30 += x3 * y0
+                s31 += x3 * y1
+                s32 += x3 * y2
+                s33 += x3 * y3
+            c0[j], c0[j + 1], c0[j + 2], c0[j + 3] = s00, s01, s02, s03
+            c1[j], c1[j + 1], c1[j + 2], c1[j + 3] = s10, s11, s12, s13
+            c2[j], c2[j + 1], c2[j + 2], c2[j + 3] = s20, s21, s22, s23
+            c3[j], c3[j + 1], c3[j + 2], c3[j + 3] = s30, s31, s32, s33
+    # the edges: the last n % 4 columns of the blocked rows, then the last m % 4 rows
+    for i in range(m):
+        ai, ci = a[i], c[i]
+        for j in range(n4 if i < m4 else 0, n):
+            bj = bt[j]
+            s = zero
+            for q in range(k):
+                s += ai[q] * bj[q]
+            ci[j] = s
+
+
 # -- whole time loops: one batch part's GEMMs and gate math, without the GIL --------------------
 @jit
-def _recurrent_product(fn, hx1, u, hs, hz, k, lo, rm, nonzero):
+def _recurrent_product(fn, hx1, u, ut, hs, hz, k, lo, rm, nonzero, hp):
     """Step k of a part's forward: h_{k-1} (times the recurrent dropout mask ``rm``, if not
-    (0, 0)) into the first H columns of ``hx1[k]``, where the GEMM reads it and the weight
-    gradient will, then ``hz = that @ u`` (zeros when h_{k-1} is known to be zero)."""
+    (0, 0)) into the first H columns of ``hx1[k]``, where the weight gradient will read it,
+    then ``hz = that @ u`` (zeros when h_{k-1} is known to be zero): through
+    :func:`matmul_nt` when ``ut`` (G, H) is ``u``'s transpose (with ``rm``, the product's
+    input goes through the scratch ``hp`` (P, H)), through BLAS's ``fn`` when it is (0, 0)."""
     p, kk = hx1.shape[1], hx1.shape[2]
     n, g = u.shape
     for b in range(p):
         hrow, dst = hs[k, lo + b], hx1[k, b, :n]
         if rm.shape[0]:
-            mrow = rm[lo + b]
+            mrow, prow = rm[lo + b], hp[b]
             for j in range(n):
-                dst[j] = hrow[j] * mrow[j]
+                v = hrow[j] * mrow[j]
+                dst[j] = v
+                prow[j] = v
         else:
             dst[:] = hrow
-    if nonzero:
-        gemm(fn, False, hx1[k, 0], kk, u, g, hz, g, p, g, n, 0.0)
-    else:
+    if not nonzero:
         hz[:] = 0
+    elif ut.shape[0]:
+        matmul_nt(hp if rm.shape[0] else hs[k, lo:lo + p], ut, hz)
+    else:
+        gemm(fn, False, hx1[k, 0], kk, u, g, hz, g, p, g, n, 0.0)
 
 
 @jit
@@ -413,13 +493,15 @@ def _carry_over(mask, k, lo, p, states):
 
 
 @jit
-def _lstm_forward_sweep(fn, hx1, wb, u, xz, hz, hs, cs, gates, lo, mask, rm, from_state):
+def _lstm_forward_sweep(fn, hx1, wb, u, ut, xz, hz, hs, cs, gates, lo, mask, rm, from_state):
     """The forward of an LSTM over the rows ``lo:lo+P`` of the batch (one part).
 
     ``fn``: the GEMM of :func:`fundl.kernels.blas.gemm_function`. ``hx1`` (T, P, H + D + 1):
     the part's ``[h_{t-1}, x_t, 1]`` rows with x and the ones in place (h_{t-1} is written
     here); ``wb`` (D + 1, 4H) ``[W; b]`` (D rows without bias, then no ones column); ``u``
-    (H, 4H); ``xz`` (T, P, 4H) and ``hz`` (P, 4H) scratch; ``hs``, ``cs`` (T + 1, B, H) the
+    (H, 4H); ``ut`` (4H, H) its transpose for :func:`matmul_nt`, or (0, 0) to take each
+    step's product from BLAS; ``xz`` (T, P, 4H) and ``hz`` (P, 4H) scratch; ``hs``, ``cs``
+    (T + 1, B, H) the
     whole batch's states with step 0 set; ``gates`` (T or 1, B, 4H); ``mask`` (T, B) uint8
     or (0, 0); ``rm`` (B, H) recurrent dropout mask or (0, 0); ``from_state``: h0 may be
     nonzero. Every array C-contiguous.
@@ -429,8 +511,9 @@ def _lstm_forward_sweep(fn, hx1, wb, u, xz, hz, hs, cs, gates, lo, mask, rm, fro
     hi = lo + p
     # the input projections of all the part's steps: [x_t, 1] @ [W; b], one GEMM
     gemm(fn, False, hx1[0, 0, n:], kk, wb, g, xz, g, t * p, g, kk - n, 0.0)
+    hp = numpy.empty((p if rm.shape[0] else 0, n), hz.dtype)
     for k in range(t):
-        _recurrent_product(fn, hx1, u, hs, hz, k, lo, rm, k > 0 or from_state)
+        _recurrent_product(fn, hx1, u, ut, hs, hz, k, lo, rm, k > 0 or from_state, hp)
         _lstm_forward(xz[k], hz, cs[k, lo:hi], gates[k % gates.shape[0], lo:hi],
                       cs[k + 1, lo:hi], hs[k + 1, lo:hi])
         _carry_over(mask, k, lo, p, hs)
@@ -438,18 +521,20 @@ def _lstm_forward_sweep(fn, hx1, wb, u, xz, hz, hs, cs, gates, lo, mask, rm, fro
 
 
 @jit
-def _lstm_backward_sweep(fn, hx1, ut, cs, gates, dz, gy, dh, dc, dc_prev, lo, mask, rm,
+def _lstm_backward_sweep(fn, hx1, ut, u, cs, gates, dz, gy, dh, dc, dc_prev, lo, mask, rm,
                          need_h0, dall):
     """The backward of :func:`_lstm_forward_sweep` over the same part.
 
-    ``ut`` (4H, H) ``U^T``; ``dz`` (T, P, 4H) output: the gate-input gradients; ``gy``
+    ``ut`` (4H, H) ``U^T`` for BLAS, or, when ``u`` (H, 4H) is not (0, 0), unused: each
+    step's ``dz @ U^T`` then runs in :func:`matmul_nt`; ``dz`` (T, P, 4H) output: the
+    gate-input gradients; ``gy``
     (B, T, H) gradient of the output sequence or (0, 0, 0); ``dh``, ``dc``, ``dc_prev``
     (P, H): the part's rows of the final states' gradients on entry, of h0's and (in ``dc``
     after an even number of steps, else ``dc_prev``) c0's on exit; ``need_h0``: compute
     h0's; ``dall`` (H + D + 1, 4H) output: the part's ``[dU; dW; db]``.
     """
     t, p, kk = hx1.shape
-    g, n = ut.shape
+    g, n = dz.shape[2], dh.shape[1]  # (ut or u may be (0, 0))
     hi = lo + p
     keep_h = numpy.empty((p, n), dh.dtype)
     keep_c = numpy.empty((p, n), dh.dtype)
@@ -467,7 +552,10 @@ def _lstm_backward_sweep(fn, hx1, ut, cs, gates, dz, gy, dh, dc, dc_prev, lo, ma
         _lstm_backward(dh, dc, gates[k, lo:hi], cs[k, lo:hi], cs[k + 1, lo:hi], dz[k],
                        dc_prev)
         if k or need_h0:
-            gemm(fn, False, dz[k], g, ut, n, dh, n, p, n, g, 0.0)
+            if u.shape[0]:
+                matmul_nt(dz[k], u, dh)
+            else:
+                gemm(fn, False, dz[k], g, ut, n, dh, n, p, n, g, 0.0)
             if rm.shape[0]:
                 for b in range(p):
                     dh[b] *= rm[lo + b]
@@ -482,10 +570,11 @@ def _lstm_backward_sweep(fn, hx1, ut, cs, gates, dz, gy, dh, dc, dc_prev, lo, ma
 
 
 @jit
-def _gru_forward_sweep(fn, hx1, wb, u, xz, hz, rbias, hs, gates, lo, mask, rm, from_state):
+def _gru_forward_sweep(fn, hx1, wb, u, ut, xz, hz, rbias, hs, gates, lo, mask, rm, from_state):
     """The forward of a GRU (``reset_after``) over the rows ``lo:lo+P`` of the batch.
 
-    As :func:`_lstm_forward_sweep`, with ``wb`` (D + 1, 3H) ``[W; input bias]``, ``u`` (H, 3H),
+    As :func:`_lstm_forward_sweep`, with ``wb`` (D + 1, 3H) ``[W; input bias]``, ``u`` (H, 3H)
+    (``ut`` its transpose or (0, 0)),
     ``rbias`` (3H,) the recurrent bias (zeros without bias), ``xz`` (T, P, 3H) and ``hz``
     (P, 3H) scratch, ``hs`` (T + 1, B, H) and ``gates`` (T or 1, B, 4H).
     """
@@ -493,19 +582,21 @@ def _gru_forward_sweep(fn, hx1, wb, u, xz, hz, rbias, hs, gates, lo, mask, rm, f
     n, g = u.shape
     hi = lo + p
     gemm(fn, False, hx1[0, 0, n:], kk, wb, g, xz, g, t * p, g, kk - n, 0.0)
+    hp = numpy.empty((p if rm.shape[0] else 0, n), hz.dtype)
     for k in range(t):
-        _recurrent_product(fn, hx1, u, hs, hz, k, lo, rm, k > 0 or from_state)
+        _recurrent_product(fn, hx1, u, ut, hs, hz, k, lo, rm, k > 0 or from_state, hp)
         _gru_forward(xz[k], hz, rbias, hs[k, lo:hi], gates[k % gates.shape[0], lo:hi],
                      hs[k + 1, lo:hi])
         _carry_over(mask, k, lo, p, hs)
 
 
 @jit
-def _gru_backward_sweep(fn, hx1, ut, hs, gates, dxz, dhz, gy, dh, dh_direct, lo, mask, rm,
+def _gru_backward_sweep(fn, hx1, ut, u, hs, gates, dxz, dhz, gy, dh, dh_direct, lo, mask, rm,
                         need_h0, dwb, du, drb):
     """The backward of :func:`_gru_forward_sweep` over the same part.
 
-    ``ut`` (3H, H) ``U^T``; ``dxz``, ``dhz`` (T, P, 3H) outputs: the gradients of the input
+    ``ut`` (3H, H) ``U^T`` and ``u`` as in :func:`_lstm_backward_sweep`; ``dxz``, ``dhz``
+    (T, P, 3H) outputs: the gradients of the input
     projections and of the recurrent products; ``gy`` as in :func:`_lstm_backward_sweep`;
     ``dh`` (P, H): the part's rows of h_T's gradient on entry, of h0's on exit;
     ``dh_direct`` (P, H) scratch; ``need_h0``: compute h0's. Outputs summed over the part's
@@ -513,7 +604,7 @@ def _gru_backward_sweep(fn, hx1, ut, hs, gates, dxz, dhz, gy, dh, dh_direct, lo,
     (3H,) the recurrent bias's.
     """
     t, p, kk = hx1.shape
-    g, n = ut.shape
+    g, n = dhz.shape[2], dh.shape[1]  # (ut or u may be (0, 0))
     hi = lo + p
     keep = numpy.empty((p, n), dh.dtype)
     drb[:] = 0
@@ -532,7 +623,10 @@ def _gru_backward_sweep(fn, hx1, ut, hs, gates, dxz, dhz, gy, dh, dh_direct, lo,
             for j in range(g):
                 drb[j] += drow[j]
         if k or need_h0:
-            gemm(fn, False, dhz[k], g, ut, n, dh, n, p, n, g, 0.0)
+            if u.shape[0]:
+                matmul_nt(dhz[k], u, dh)
+            else:
+                gemm(fn, False, dhz[k], g, ut, n, dh, n, p, n, g, 0.0)
             if rm.shape[0]:
                 for b in range(p):
                     dh[b] *= rm[lo + b]
@@ -558,46 +652,49 @@ def _gru_backward_sweep(fn, hx1, ut, hs, gates, dxz, dhz, gy, dh, dh_direct, lo,
 
 
 @parallel_jit
-def _lstm_forward_parts(fn, hx1s, wb, u, xzs, hzs, hs, cs, gates, los, mask, rm, from_state):
+def _lstm_forward_parts(fn, hx1s, wb, u, ut, xzs, hzs, hs, cs, gates, los, mask, rm,
+                        from_state):
     """:func:`_lstm_forward_sweep` of every part (``hx1s``, ``xzs``, ``hzs``: one per part)."""
     for i in prange(len(los)):
-        _lstm_forward_sweep(fn, hx1s[i], wb, u, xzs[i], hzs[i], hs, cs, gates, los[i], mask,
+        _lstm_forward_sweep(fn, hx1s[i], wb, u, ut, xzs[i], hzs[i], hs, cs, gates, los[i], mask,
                             rm, from_state)
 
 
 @parallel_jit
-def _lstm_backward_parts(fn, hx1s, ut, cs, gates, dzs, gy, dh, dc, dc_prev, los, mask, rm,
+def _lstm_backward_parts(fn, hx1s, ut, u, cs, gates, dzs, gy, dh, dc, dc_prev, los, mask, rm,
                          need_h0, dalls):
     """:func:`_lstm_backward_sweep` of every part; ``dh``, ``dc``, ``dc_prev`` (B, H) are the
     whole batch's (each part works on its rows)."""
     for i in prange(len(los)):
         lo = los[i]
         hi = lo + hx1s[i].shape[1]
-        _lstm_backward_sweep(fn, hx1s[i], ut, cs, gates, dzs[i], gy, dh[lo:hi], dc[lo:hi],
+        _lstm_backward_sweep(fn, hx1s[i], ut, u, cs, gates, dzs[i], gy, dh[lo:hi], dc[lo:hi],
                              dc_prev[lo:hi], lo, mask, rm, need_h0, dalls[i])
 
 
 @parallel_jit
-def _gru_forward_parts(fn, hx1s, wb, u, xzs, hzs, rbias, hs, gates, los, mask, rm, from_state):
+def _gru_forward_parts(fn, hx1s, wb, u, ut, xzs, hzs, rbias, hs, gates, los, mask, rm,
+                       from_state):
     """:func:`_gru_forward_sweep` of every part."""
     for i in prange(len(los)):
-        _gru_forward_sweep(fn, hx1s[i], wb, u, xzs[i], hzs[i], rbias, hs, gates, los[i], mask,
+        _gru_forward_sweep(fn, hx1s[i], wb, u, ut, xzs[i], hzs[i], rbias, hs, gates, los[i], mask,
                            rm, from_state)
 
 
 @parallel_jit
-def _gru_backward_parts(fn, hx1s, ut, hs, gates, dxzs, dhzs, gy, dh, dh_direct, los, mask, rm,
-                        need_h0, dwbs, dus, drbs):
+def _gru_backward_parts(fn, hx1s, ut, u, hs, gates, dxzs, dhzs, gy, dh, dh_direct, los, mask,
+                        rm, need_h0, dwbs, dus, drbs):
     """:func:`_gru_backward_sweep` of every part; ``dh``, ``dh_direct`` (B, H) whole-batch."""
     for i in prange(len(los)):
         lo = los[i]
         hi = lo + hx1s[i].shape[1]
-        _gru_backward_sweep(fn, hx1s[i], ut, hs, gates, dxzs[i], dhzs[i], gy, dh[lo:hi],
+        _gru_backward_sweep(fn, hx1s[i], ut, u, hs, gates, dxzs[i], dhzs[i], gy, dh[lo:hi],
                             dh_direct[lo:hi], lo, mask, rm, need_h0, dwbs[i], dus[i], drbs[i])
 
 
-# -- plain-NumPy references of the four drivers above (same signatures, ``fn`` and the scratch
-# arrays unused): a Python time loop over each part with the step references and xp.matmul,
+# -- plain-NumPy references of the four drivers above (same signatures, ``fn``, the scratch
+# arrays and the second copy of the recurrent kernel, ``ut`` or ``u``, unused): a Python time
+# loop over each part with the step references and xp.matmul,
 # independent of the compiled sweeps; the tests compare the drivers against them.
 def _keep_rows(mask, k, lo, hi):
     """Rows of the part whose step k is padding (bool (P, 1)), or None without a mask."""
@@ -609,7 +706,7 @@ def _masked_input(hs, k, lo, hi, rm):
     return h * rm[lo:hi] if rm.shape[0] else h
 
 
-def lstm_forward_parts_reference(fn, hx1s, wb, u, xzs, hzs, hs, cs, gates, los, mask, rm,
+def lstm_forward_parts_reference(fn, hx1s, wb, u, ut, xzs, hzs, hs, cs, gates, los, mask, rm,
                                  from_state):
     """What :func:`_lstm_forward_parts` computes, in plain NumPy (the tests' ground truth)."""
     n = u.shape[0]
@@ -628,8 +725,8 @@ def lstm_forward_parts_reference(fn, hx1s, wb, u, xzs, hzs, hs, cs, gates, los, 
                 cs[k + 1, lo:hi] = numpy.where(pad, cs[k, lo:hi], cs[k + 1, lo:hi])
 
 
-def lstm_backward_parts_reference(fn, hx1s, ut, cs, gates, dzs, gy, dh, dc, dc_prev, los, mask,
-                                  rm, need_h0, dalls):
+def lstm_backward_parts_reference(fn, hx1s, ut, u, cs, gates, dzs, gy, dh, dc, dc_prev, los,
+                                  mask, rm, need_h0, dalls):
     """What :func:`_lstm_backward_parts` computes, in plain NumPy (the same buffers: c0's
     gradient ends in ``dc`` after an even number of steps, else in ``dc_prev``)."""
     for hx1, dz, dall, lo in zip(hx1s, dzs, dalls, los):
@@ -647,7 +744,7 @@ def lstm_backward_parts_reference(fn, hx1s, ut, cs, gates, dzs, gy, dh, dc, dc_p
             lstm_backward_step_reference(d_h, d_c, gates[k, lo:hi], cs[k, lo:hi],
                                          cs[k + 1, lo:hi], dz[k], d_cp)
             if k or need_h0:
-                d_h[...] = dz[k] @ ut
+                d_h[...] = dz[k] @ (u.T if u.shape[0] else ut)
                 if rm.shape[0]:
                     d_h *= rm[lo:hi]
             if pad is not None:
@@ -657,7 +754,7 @@ def lstm_backward_parts_reference(fn, hx1s, ut, cs, gates, dzs, gy, dh, dc, dc_p
         dall[...] = hx1.reshape(t * p, kk).T @ dz.reshape(t * p, -1)
 
 
-def gru_forward_parts_reference(fn, hx1s, wb, u, xzs, hzs, rbias, hs, gates, los, mask, rm,
+def gru_forward_parts_reference(fn, hx1s, wb, u, ut, xzs, hzs, rbias, hs, gates, los, mask, rm,
                                 from_state):
     """What :func:`_gru_forward_parts` computes, in plain NumPy."""
     n = u.shape[0]
@@ -675,10 +772,10 @@ def gru_forward_parts_reference(fn, hx1s, wb, u, xzs, hzs, rbias, hs, gates, los
                 hs[k + 1, lo:hi] = numpy.where(pad, hs[k, lo:hi], hs[k + 1, lo:hi])
 
 
-def gru_backward_parts_reference(fn, hx1s, ut, hs, gates, dxzs, dhzs, gy, dh, dh_direct, los,
-                                 mask, rm, need_h0, dwbs, dus, drbs):
+def gru_backward_parts_reference(fn, hx1s, ut, u, hs, gates, dxzs, dhzs, gy, dh, dh_direct,
+                                 los, mask, rm, need_h0, dwbs, dus, drbs):
     """What :func:`_gru_backward_parts` computes, in plain NumPy."""
-    n = ut.shape[1]
+    n = dh.shape[1]
     for hx1, dxz, dhz, dwb, du, drb, lo in zip(hx1s, dxzs, dhzs, dwbs, dus, drbs, los):
         t, p, kk = hx1.shape
         hi = lo + p
@@ -693,7 +790,7 @@ def gru_backward_parts_reference(fn, hx1s, ut, hs, gates, dxzs, dhzs, gy, dh, dh
             gru_backward_step_reference(d_h, gates[k, lo:hi], hs[k, lo:hi], dxz[k], dhz[k],
                                         d_direct)
             if k or need_h0:
-                d_h[...] = dhz[k] @ ut
+                d_h[...] = dhz[k] @ (u.T if u.shape[0] else ut)
                 if rm.shape[0]:
                     d_h *= rm[lo:hi]
                 d_h += d_direct
@@ -781,6 +878,9 @@ class SweepPlan:
         parts: the batch's parts (slices), one per thread for the drivers; the whole batch
             for the Python loop. starts: the first row of each part.
         forward, backward: the drivers (:func:`_lstm_forward_parts`, ...) or None.
+        own_gemm: the drivers' per-step recurrent products run in :func:`matmul_nt` (the
+            recurrent kernel's transpose made once per call); else in BLAS
+            (:func:`fundl.kernels.blas.recurrent_products` says which).
     """
 
     cell: str
@@ -789,18 +889,20 @@ class SweepPlan:
     starts: tuple
     forward: object = None
     backward: object = None
+    own_gemm: bool = False
 
 
 @functools.lru_cache(maxsize=256)
 def _sweep_plan(cell, batch, dtype, activation, recurrent_activation, threads, min_rows,
-                max_parts, use_compiled):
+                max_parts, use_compiled, own_gemm):
     found = sweeps(cell, numpy.empty(0, dtype), activation, recurrent_activation) \
         if use_compiled else None
     if found is None:
         return SweepPlan(cell, False, (slice(None),), (0,))
     n = max(1, min(threads, batch // min_rows, max_parts))
     parts = tuple(even_slices(batch, n))
-    return SweepPlan(cell, True, parts, tuple(s.start for s in parts), found[1], found[2])
+    return SweepPlan(cell, True, parts, tuple(s.start for s in parts), found[1], found[2],
+                     own_gemm)
 
 
 def sweep_plan(cell, x, weights, activation="tanh", recurrent_activation="sigmoid",
@@ -828,7 +930,7 @@ def sweep_plan(cell, x, weights, activation="tanh", recurrent_activation="sigmoi
         blas.gemm_function(x.dtype) is not None and \
         (x.dtype != numpy.float32 or _ready("recurrent", x.dtype))  # float32: compiled
     return _sweep_plan(cell, x.shape[0], x.dtype.str, activation, recurrent_activation,
-                       threads, min_rows, max_parts, ok)
+                       threads, min_rows, max_parts, ok, blas.recurrent_products() == "fundl")
 
 
 # -- dispatchers: what the ops call ------------------------------------------------------------

@@ -197,16 +197,25 @@ class _Sweep(Function):
         the whole-batch arrays the loop writes (its rows of them) after its own scratch."""
         u = numpy.ascontiguousarray(u)
         g = u.shape[1]
+        # U^T for the steps' products in kernels.recurrent.matmul_nt (or (0, 0): BLAS's)
+        ut = self._transposed(numpy, u) if plan.own_gemm else numpy.zeros((0, 0), u.dtype)
         # scratch from the workspace here, before the threads
         xzs = tuple(self._empty(numpy, (hx1.shape[0], hx1.shape[1], g), u.dtype)
                     for hx1 in hx1s)
         hzs = tuple(numpy.empty((hx1.shape[1], g), u.dtype) for hx1 in hx1s)
         map_compiled(plan.forward, len(plan.parts), gemm_function(u.dtype), tuple(hx1s), wb, u,
-                     xzs, hzs, *shared, plan.starts, *masks, from_state)
+                     ut, xzs, hzs, *shared, plan.starts, *masks, from_state)
 
-    def _backward_parts(self, plan, *args):
-        """Run the compiled backward loop of every batch part on the threads."""
-        map_compiled(plan.backward, len(plan.parts), gemm_function(args[1].dtype), *args)
+    def _backward_parts(self, plan, hx1s, u, *args):
+        """Run the compiled backward loop of every batch part on the threads: each step's
+        ``dz @ U^T`` in BLAS on ``U^T`` or in :func:`fundl.kernels.recurrent.matmul_nt` on
+        ``u`` itself (``plan.own_gemm``)."""
+        if plan.own_gemm:
+            ut, u = numpy.zeros((0, 0), u.dtype), numpy.ascontiguousarray(u)
+        else:
+            ut, u = self._transposed(numpy, u), numpy.zeros((0, 0), u.dtype)
+        map_compiled(plan.backward, len(plan.parts), gemm_function(u.dtype), hx1s, ut, u,
+                     *args)
 
     def _transposed(self, xp, u):
         """``u.T`` as a C-contiguous workspace array: BLAS runs ~25 % faster on it than on
@@ -441,16 +450,15 @@ class LSTMSequence(_Sweep):
         dc = xp.zeros((b, n), hs.dtype) if gc is None else xp.array(gc, copy=True, order="C")
         dc_prev = xp.empty_like(dc)
         dzs = [self._empty(xp, (t, hx1.shape[1], 4 * n), hs.dtype) for hx1 in hx1s]
-        ut = self._transposed(xp, kept.u)
         if not plan.compiled:
-            dc = self._backward_loop(xp, ut, hs, cs, gates, dzs[0], gyt, dh, dc, dc_prev,
-                                     kept.mf)
+            dc = self._backward_loop(xp, self._transposed(xp, kept.u), hs, cs, gates, dzs[0],
+                                     gyt, dh, dc, dc_prev, kept.mf)
             return self._shared_grads(xp, hx1s, kept.wb, dzs, plan.parts, dh, dc)
         gy = self._seq_grad(grads, hs.dtype)
         # not from the workspace: views of these become the weights' gradients
         dalls = tuple(numpy.empty((hx1.shape[2], 4 * n), hs.dtype) for hx1 in hx1s)
-        self._backward_parts(plan, tuple(hx1s), ut, cs, gates, tuple(dzs), gy, dh, dc, dc_prev,
-                             plan.starts, *kept.masks, self.has_state, dalls)
+        self._backward_parts(plan, tuple(hx1s), kept.u, cs, gates, tuple(dzs), gy, dh, dc,
+                             dc_prev, plan.starts, *kept.masks, self.has_state, dalls)
         dall = dalls[0]
         for d in dalls[1:]:
             dall += d
@@ -550,16 +558,15 @@ class GRUSequence(_Sweep):
         dh_direct = xp.empty_like(dh)
         dxzs = [self._empty(xp, (t, s.shape[1], 3 * n), hs.dtype) for s in x1s]
         dhzs = [self._empty(xp, a.shape, hs.dtype) for a in dxzs]
-        ut = self._transposed(xp, u)
         if not plan.compiled:
-            self._backward_loop(xp, ut, hs, gates, dxzs[0], dhzs[0], gyt, dh, dh_direct,
-                                kept.mf)
+            self._backward_loop(xp, self._transposed(xp, u), hs, gates, dxzs[0], dhzs[0], gyt,
+                                dh, dh_direct, kept.mf)
             return self._grads(xp, x1s[0], wb, u, hs, dxzs[0], dhzs[0], dh)
         gy = self._seq_grad(grads, hs.dtype)
         # not from the workspace: views of these become the weights' gradients
         sums = [(numpy.empty((x1.shape[2] - n, 3 * n), hs.dtype),
                  numpy.empty((n, 3 * n), hs.dtype), numpy.empty(3 * n, hs.dtype)) for x1 in x1s]
-        self._backward_parts(plan, tuple(x1s), ut, hs, gates, tuple(dxzs), tuple(dhzs), gy, dh,
+        self._backward_parts(plan, tuple(x1s), u, hs, gates, tuple(dxzs), tuple(dhzs), gy, dh,
                              dh_direct, plan.starts, *kept.masks,
                      self.has_state, *zip(*sums))
         dwb, du, drb = sums[0]

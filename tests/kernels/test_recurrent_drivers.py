@@ -53,8 +53,9 @@ CASES = [  # (batch, part starts, masked, dropout, from_state, bias)
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"B{c[0]}-parts{len(c[1])}"
                          f"{'-mask' if c[2] else ''}{'-dropout' if c[3] else ''}"
                          f"{'-h0' if c[4] else ''}{'-bias' if c[5] else ''}")
+@pytest.mark.parametrize("own_gemm", [True, False], ids=["matmul_nt", "blas"])
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_driver_matches_its_numpy_reference(cell, case, dtype):
+def test_driver_matches_its_numpy_reference(cell, case, dtype, own_gemm):
     if R.compiled(f"{cell}_forward_parts") is None:
         pytest.skip("Numba is not installed")
     fn = blas.gemm_function(dtype)
@@ -63,6 +64,7 @@ def test_driver_matches_its_numpy_reference(cell, case, dtype):
     batch, los, masked, dropout, from_state, bias = case
     tol = dict(rtol=1e-10, atol=1e-10) if dtype == np.float64 else dict(rtol=3e-4, atol=3e-4)
     results = []
+    empty = np.zeros((0, 0), dtype)
     for compiled in (True, False):
         a = _inputs(cell, dtype, batch, los, masked, dropout, from_state, bias, seed=1)
         g, parts, rng = a["g"], a["parts"], a["rng"]
@@ -70,18 +72,20 @@ def test_driver_matches_its_numpy_reference(cell, case, dtype):
         xzs = tuple(np.zeros((T, hi - lo, g * H), dtype) for lo, hi in parts)
         hzs = tuple(np.zeros((hi - lo, g * H), dtype) for lo, hi in parts)
         hx1s = tuple(a["hx1s"])
+        ut = np.ascontiguousarray(a["u"].T)
+        # the steps' products: kernels.recurrent.matmul_nt on U^T / U, or BLAS on U / U^T
+        fwd_bt, bwd_bt = (ut, a["u"]) if own_gemm else (empty, empty)
         name = f"{cell}_forward_parts"
         if cell == "lstm":
-            args = (fn, hx1s, a["wb"], a["u"], xzs, hzs, a["hs"], a["cs"], gates, los,
+            args = (fn, hx1s, a["wb"], a["u"], fwd_bt, xzs, hzs, a["hs"], a["cs"], gates, los,
                     a["mask"], a["rm"], from_state)
         else:
-            args = (fn, hx1s, a["wb"], a["u"], xzs, hzs, a["rbias"], a["hs"], gates, los,
+            args = (fn, hx1s, a["wb"], a["u"], fwd_bt, xzs, hzs, a["rbias"], a["hs"], gates, los,
                     a["mask"], a["rm"], from_state)
         if compiled:
             kernels.map_compiled(R.compiled(name), len(parts), *args)
         else:
             R.REFERENCES[name](*args)
-        ut = np.ascontiguousarray(a["u"].T)
         dh = rng.standard_normal((batch, H)).astype(dtype)
         name = f"{cell}_backward_parts"
         if cell == "lstm":
@@ -89,7 +93,7 @@ def test_driver_matches_its_numpy_reference(cell, case, dtype):
             dc_prev = np.zeros_like(dc)
             dzs = tuple(np.zeros((T, hi - lo, 4 * H), dtype) for lo, hi in parts)
             dalls = tuple(np.zeros((H + D + bias, 4 * H), dtype) for _ in parts)
-            args = (fn, hx1s, ut, a["cs"], gates, dzs, a["gy"], dh, dc, dc_prev, los,
+            args = (fn, hx1s, ut, bwd_bt, a["cs"], gates, dzs, a["gy"], dh, dc, dc_prev, los,
                     a["mask"], a["rm"], True, dalls)
             outs = [dzs, dh, dc, dc_prev, dalls]
         else:
@@ -99,7 +103,7 @@ def test_driver_matches_its_numpy_reference(cell, case, dtype):
             dwbs = tuple(np.zeros((D + bias, 3 * H), dtype) for _ in parts)
             dus = tuple(np.zeros((H, 3 * H), dtype) for _ in parts)
             drbs = tuple(np.zeros(3 * H, dtype) for _ in parts)
-            args = (fn, hx1s, ut, a["hs"], gates, dxzs, dhzs, a["gy"], dh, dh_direct, los,
+            args = (fn, hx1s, ut, bwd_bt, a["hs"], gates, dxzs, dhzs, a["gy"], dh, dh_direct, los,
                     a["mask"], a["rm"], True, dwbs, dus, drbs)
             outs = [dxzs, dhzs, dh, dwbs, dus, drbs]
         if compiled:
@@ -122,7 +126,7 @@ def test_references_agree_with_the_step_references_on_one_part():
     dtype = np.float64
     a = _inputs("lstm", dtype, 3, (0,), False, False, False, True, seed=4)
     gates = np.zeros((T, 3, 4 * H), dtype)
-    R.lstm_forward_parts_reference(None, a["hx1s"], a["wb"], a["u"], None, None, a["hs"],
+    R.lstm_forward_parts_reference(None, a["hx1s"], a["wb"], a["u"], None, None, None, a["hs"],
                                    a["cs"], gates, (0,), a["mask"], a["rm"], False)
     x0 = a["hx1s"][0][0, :, H:]
     z = x0 @ a["wb"]
