@@ -173,7 +173,8 @@ class Function:
 
     def apply(self, *inputs):
         """Run the op on Tensors, arrays or numbers; returns a Tensor (or a tuple of them)."""
-        if _tracer is not None:  # graph mode is tracing: it records this call, then runs it
+        # graph mode (fl.function) is tracing in this thread: it records the call, then runs it
+        if _tracer is not None and _tracer.in_this_thread():
             return _tracer.record(self, inputs)
         arrays = []
         needs = []

@@ -47,6 +47,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import threading
 import warnings
 import weakref
 from collections import OrderedDict
@@ -62,6 +63,7 @@ tensor_module = sys.modules[Tensor.__module__]
 
 __all__ = ["function", "GraphFunction", "random_op", "state_update"]
 
+_TRACE_LOCK = threading.RLock()  # one trace at a time: the hooks it sets are process-wide
 _MAX_PLANS = 16        # signatures kept per function (least recently used dropped first)
 _RETRACE_WARNING = 8   # warn once when a function has traced this many times
 _FUNDL_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -92,6 +94,7 @@ class _Tracer:
 
     def __init__(self, name):
         self.name = name
+        self.thread = threading.get_ident()
         self.n_slots = 0
         self.by_tensor = {}    # id(Tensor) -> slot (arguments, op outputs, captured Tensors)
         self.by_array = {}     # id(array) -> slot (the data of the above, for raw-array inputs)
@@ -128,6 +131,10 @@ class _Tracer:
         elif not self.other_problem:
             self.other_problem = True
             self.problem = reason
+
+    def in_this_thread(self):
+        """Whether the op being applied belongs to the trace (other threads run eagerly)."""
+        return threading.get_ident() == self.thread
 
     # called by Function.apply (autograd) for every op while tracing
     def record(self, op, inputs):
@@ -214,7 +221,8 @@ def _user_line():
 def _value_read(t, what):
     """Hook of tensor.py: a traced Tensor's value is read by Python code (not by an op)."""
     tracer = autograd._tracer
-    if tracer is not None and (id(t) in tracer.traced or id(t) in tracer.born):
+    if tracer is not None and (id(t) in tracer.traced or id(t) in tracer.born) and \
+            tracer.in_this_thread():
         tracer.fail(f"{_VALUE_READS.get(what, what)} at {_user_line()} cannot be traced (its "
                     "result would be frozen into the plan)")
 
@@ -244,7 +252,7 @@ class _RecordingGenerator:
             tracer = self._tracer
 
             def draw(*args, **kwargs):
-                if autograd._tracer is tracer:  # not inside an op (ops run with no tracer)
+                if autograd._tracer is tracer and tracer.in_this_thread():  # (not in an op)
                     tracer.random_draws += 1
                     tracer.fail(f"a random draw outside an op (generator.{name}() at "
                                 f"{_user_line()}) would be frozen into the plan", random=True)
@@ -313,6 +321,20 @@ class _Replay(Function):
     def __init__(self, plan, program=None):
         self.plan = plan
         self.program = program  # None: the plan's
+        self._state = ()
+
+    # What forward saves, (values, program); when the engine frees it after backward, the ops'
+    # own saved arrays go too, so memory between steps is what eager mode keeps.
+    @property
+    def saved(self):
+        return self._state
+
+    @saved.setter
+    def saved(self, value):
+        if not value and self._state:
+            for op, _, _ in self._state[1]:
+                op.saved = ()
+        self._state = value
 
     @property
     def name(self):
@@ -652,6 +674,10 @@ class GraphFunction:
         return result
 
     def _trace(self, key, args, kwargs):
+        with _TRACE_LOCK:
+            return self._trace_locked(key, args, kwargs)
+
+    def _trace_locked(self, key, args, kwargs):
         self.trace_count += 1
         if self.trace_count == _RETRACE_WARNING and not self._retrace_warned and self._warn:
             self._retrace_warned = True

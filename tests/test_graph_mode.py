@@ -370,3 +370,38 @@ def test_eager_mode_is_untouched_after_tracing():
     assert autograd._tracer is None and tensor_module._trace_hook is None
     assert type(tensor_module._rng).__name__ == "Generator"
     assert fl.Tensor._wrap.__func__ is graph_mode._ORIGINAL_WRAP
+
+
+def test_ops_of_other_threads_are_not_recorded():
+    import threading
+
+    started, release = threading.Event(), threading.Event()
+    other = {}
+
+    def worker():
+        started.wait()
+        other["y"] = fl.ones(3) * 5  # eager, in another thread, while the trace runs
+        release.set()
+
+    def f(x):
+        started.set()
+        release.wait(5)
+        return x * 2
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    traced = fl.function(f)
+    traced(fl.ones(3))
+    thread.join()
+    plan = next(iter(traced._plans.values()))
+    assert [s.op.name for s in plan.steps] == ["Mul"]
+    np.testing.assert_allclose(other["y"].numpy(), 5)
+
+
+def test_memory_of_a_replay_is_freed_by_backward():
+    w = fl.Tensor(np.ones((3, 3)), requires_grad=True)
+    traced = fl.function(lambda x: fl.functional.tanh(x @ w).sum())
+    for _ in range(3):
+        traced(fl.Tensor(np.ones((2, 3)))).backward()
+    plan = next(iter(traced._plans.values()))
+    assert all(not s.op.saved for s in plan.steps)  # nothing kept between steps
