@@ -293,6 +293,10 @@ def write_stamp(group, char):
         os.replace(tmp, path)  # atomic: a reader never sees half a stamp
 
 
+WORKER_TIMEOUT = 900.0
+"""Seconds after which a group the worker has not answered compiles in this process."""
+
+
 class _Worker:
     """The background compiler: ``python -m fundl.kernels._warmup``, fed "group char" lines
     on its stdin, answering "done group char" or "failed group char message" on its stdout
@@ -306,11 +310,15 @@ class _Worker:
             [sys.executable, "-m", "fundl.kernels._warmup"], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True, bufsize=1)
         self.done = {}
+        self.asked = {}
         self.error = ""
         self.pid = os.getpid()
         threading.Thread(target=self._read, name="fundl-compile", daemon=True).start()
 
     def ask(self, group, char):
+        import time
+
+        self.asked[(group, char)] = time.monotonic()
         try:
             self.proc.stdin.write(f"{group} {char}\n")
             self.proc.stdin.flush()
@@ -333,6 +341,11 @@ class _Worker:
         got = self.done.get((group, char))
         if got is not None:
             return got
+        import time
+
+        if time.monotonic() - self.asked.get((group, char), 0.0) > WORKER_TIMEOUT:
+            self.error = f"no answer after {WORKER_TIMEOUT:.0f} s"
+            return "failed"  # (a sys.executable that is not Python: never wait forever)
         return "failed" if self.done.get("exited") or os.getpid() != self.pid else "running"
 
 
