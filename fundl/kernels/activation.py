@@ -17,6 +17,8 @@ where regions can run, else large ones (8 MB moved and more) as slices on Python
 """
 from __future__ import annotations
 
+import weakref
+
 import numpy
 
 from ..backend import get_array_module
@@ -90,8 +92,39 @@ def relu_numba(x):
     return y
 
 
+# -- gradients already through ReLU ------------------------------------------------------------
+_RELU_DONE = {}  # id(g) -> (weak g, weak y): g is already 0 wherever y <= 0 (or NaN)
+
+
+def mark_relu_applied(g, y):
+    """Record that gradient ``g`` is already 0 wherever ``y`` is not positive, so that ReLU's
+    gradient of ``g`` from the output ``y``, ``where(y > 0, g, 0)``, is ``g`` itself: then
+    :func:`activation_grad_numba` / :func:`activation_grad_reference` return ``g`` without a
+    pass over memory (nor a new array).
+
+    Max pooling after a ReLU uses it (max(relu(x)) = relu(max(x))): its backward drops the
+    gradient of every window whose maximum is not positive, which is ReLU's gradient
+    restricted to the elements that get one. The record holds only while both arrays live
+    and is matched by identity (the very ``g`` object from the very ``y``): a gradient summed
+    with another branch's, or copied, is a new object and takes the normal pass.
+    """
+    try:
+        key = id(g)
+        _RELU_DONE[key] = (weakref.ref(g, lambda _, k=key: _RELU_DONE.pop(k, None)),
+                           weakref.ref(y))
+    except TypeError:  # an array type without weak references: no record, the normal pass
+        pass
+
+
+def _relu_applied(kind, gy, y):
+    entry = _RELU_DONE.get(id(gy)) if kind == "relu" and _RELU_DONE else None
+    return entry is not None and entry[0]() is gy and entry[1]() is y
+
+
 def activation_grad_numba(kind, gy, y):
     """Numba version of :func:`activation_grad_reference` (NumPy arrays)."""
+    if _relu_applied(kind, gy, y):
+        return gy
     gy = numpy.asarray(gy, order="C")  # not ascontiguousarray: it makes 0-d arrays 1-d
     y = numpy.asarray(y, order="C")
     gx = numpy.empty_like(y)
@@ -108,7 +141,12 @@ def activation_grad_numba(kind, gy, y):
 
 
 def activation_grad_reference(kind, gy, y):
-    """The gradient of activation ``kind`` ("relu", "tanh", "sigmoid") from its output ``y``."""
+    """The gradient of activation ``kind`` ("relu", "tanh", "sigmoid") from its output ``y``.
+
+    ``gy`` itself when :func:`mark_relu_applied` recorded that ReLU's gradient would not
+    change it."""
+    if _relu_applied(kind, gy, y):
+        return gy
     if kind == "relu":  # where, not gy * (y > 0): an inf or NaN in gy must not leak through a 0
         return get_array_module(y).where(y > 0, gy, 0)
     if kind == "tanh":

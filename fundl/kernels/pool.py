@@ -91,7 +91,9 @@ def _max_pool_grad_kernel(gy, arg, gx, pool, strides):
                 for ow in range(Wo):
                     o = (((n * D + od * sd) * H + oh * sh) * W + ow * sw) * C
                     for c in range(C):
-                        gf[o + offs[af[d + c]] + c] += gyf[d + c]
+                        a = af[d + c]
+                        if a >= 0:  # -1: a window whose gradient was dropped (after a ReLU)
+                            gf[o + offs[a] + c] += gyf[d + c]
                     d += C
 
 
@@ -426,7 +428,7 @@ def max_pool_grad_reference(gy, arg, x_shape, pool, strides):
 
     Args:
         gy: (N, Do, Ho, Wo, C) gradient of the pooled output.
-        arg: the tap numbers from :func:`max_pool_reference`.
+        arg: the tap numbers from :func:`max_pool_reference`; -1 drops a window's gradient.
         x_shape: the (padded) input shape.
         pool, strides: as given to the forward.
 

@@ -13,6 +13,7 @@ import numpy
 from .. import kernels
 from ..autograd import Function
 from ..backend import get_array_module
+from ..kernels.activation import mark_relu_applied
 from ..kernels.conv import inner, pad_5d
 from ..tensor import Tensor
 from .conv import (
@@ -85,7 +86,16 @@ class _Pool(Function):
 
 
 class MaxPool(_Pool):
-    """Window maxima; the gradient goes to the first maximum of each window (tap order)."""
+    """Window maxima; the gradient goes to the first maximum of each window (tap order).
+
+    After a ReLU fused into the op that made the input (``fl.conv(..., activation="relu")``,
+    Conv2D(activation="relu")), the backward also does that ReLU's gradient, which then costs
+    nothing: max(relu(x)) = relu(max(x)), so ReLU's gradient keeps exactly the windows whose
+    maximum is positive. The dropped windows' tap numbers become -1 (a pass over the pooled
+    output, a quarter of the input for 2x2 windows), and the input gradient is recorded with
+    :func:`fundl.kernels.activation.mark_relu_applied`, so the producer's ReLU gradient hands
+    it on instead of reading and writing the whole map again.
+    """
 
     kind = "max"
 
@@ -95,15 +105,33 @@ class MaxPool(_Pool):
         xpad = pad_5d(x5, self.pads, -numpy.inf)
         y5, arg = kernels.max_pool(xpad, self.pool3, self.stride3)
         if self.needs_grad[0]:
-            self.save(arg)
+            self.save(arg, y5)
             self.x5_shape, self.x_cl_shape, self.padded_shape = x5.shape, x_cl.shape, xpad.shape
         return self._out(y5, x)
 
+    def _relu_producer(self):
+        """The input, when the op that made it applied ReLU to it and differentiates that
+        from this very array (its ``activation`` and kept output ``y``); else None."""
+        inputs = getattr(self, "inputs", None)
+        creator = getattr(inputs[0], "creator", None) if inputs else None
+        y = getattr(creator, "y", None)
+        if getattr(creator, "activation", None) == "relu" and y is inputs[0].data:
+            return y
+        return None
+
     def backward(self, gy):
-        (arg,) = self.saved
+        arg, y5 = self.saved
+        relu_out = self._relu_producer()
+        if relu_out is not None:
+            xp = get_array_module(y5)
+            # in place: the tap numbers are this op's own, and dropping is idempotent
+            xp.copyto(arg, -1, where=~(y5 > 0))  # a NaN maximum is dropped too, as ReLU's
         gy5 = _as_5d(_channels_last(gy, self.cf))
-        return self._grad_out(kernels.max_pool_grad(gy5, arg, self.padded_shape, self.pool3,
-                                                    self.stride3))
+        gx = self._grad_out(kernels.max_pool_grad(gy5, arg, self.padded_shape, self.pool3,
+                                                  self.stride3))
+        if relu_out is not None:
+            mark_relu_applied(gx, relu_out)
+        return gx
 
 
 def _valid_counts(n, p, s, before, out):
