@@ -14,6 +14,14 @@ Every function exists twice with the same signature (``x`` of any rank, channels
   arrays whose arrays all share x's dtype (:func:`fits`); inputs of 8 MB and more run as
   row slices on parallel threads (:mod:`fundl.kernels._parallel`).
 
+The affine pass can also add a residual and apply a ReLU (``max(bn(x) + r, 0)``: a ResNet's
+BatchNormalization -> Add -> ReLU in one pass), and the backward passes then mask gy by that
+ReLU themselves: recomputed from x without a residual (``(x - mean) * scale + shift > 0``,
+the forward's own float operations, so the same mask), read from y with one. Which case runs
+is a runtime argument of the same kernels (absent arrays are empty), so each still compiles
+once per dtype. Measured on one thread, 128x32x32x16 float32 (loaded machine, minimum CPU
+times): forward 1.8 -> 1.1 ms for BN + ReLU, 2.5 -> 1.3 ms for BN + Add + ReLU.
+
 How the kernels are laid out (measured on 2 cores, float32, C = 16 to 64):
 
 - the flat array is walked in chunks of L = k*C elements (L near :data:`_CHUNK`), so the inner
@@ -216,17 +224,19 @@ def _grad_sums_kernel(gy, x, mean, scale, shift, y, mode, g, sum_gy, sum_gy_xc):
             elif mode == 1:
                 for j in range(gr.shape[0]):
                     d = xr[j] - m[j]
-                    v = gr[j] if d * a[j] + b[j] > zero else zero
+                    # a multiply by the mask as 0 or 1: vectorised better than a select here
+                    v = gr[j] * x.dtype.type(d * a[j] + b[j] > zero)
                     acc[j] += v
                     acc2[j] += v * d
             else:
                 yr = yf[s:e]
                 orow = of[s:e]
+                # two loops: in one, the stores to g kept the sums from vectorising
                 for j in range(gr.shape[0]):
-                    v = gr[j] if yr[j] > zero else zero
-                    orow[j] = v
-                    acc[j] += v
-                    acc2[j] += v * (xr[j] - m[j])
+                    orow[j] = gr[j] * x.dtype.type(yr[j] > zero)
+                for j in range(gr.shape[0]):
+                    acc[j] += orow[j]
+                    acc2[j] += orow[j] * (xr[j] - m[j])
         _fold(acc, c, part)
         for ch in range(c):
             sum_gy[ch] += part[ch]
@@ -257,7 +267,7 @@ def _grad_x_kernel(gy, x, mean, p, q, scale, shift, relu, gx):
         if relu:
             for j in range(xr.shape[0]):
                 d = xr[j] - mm[j]
-                v = gr[j] if d * aa[j] + bb[j] > zero else zero
+                v = gr[j] * x.dtype.type(d * aa[j] + bb[j] > zero)
                 orow[j] = ((v - d * pp[j]) - qq[j]) * aa[j]
         else:
             for j in range(xr.shape[0]):
@@ -452,13 +462,15 @@ def batch_norm_grad_sums_reference(gy, x, axis, mean, scale=None, shift=None, y=
 
     Returns:
         (sum_g, sum_g_xc), each (C,); with ``y``, also g (x's shape), the masked gy.
+
+    The mask multiplies (``gy * mask``), as the kernels do (a select did not vectorise
+    there): a NaN or infinite gy where the ReLU was off gives NaN, not 0.
     """
-    xp = get_array_module(x)
     g = gy
     if y is not None:
-        g = xp.where(y > 0, gy, 0)
+        g = gy * (y > 0).astype(gy.dtype)
     elif shift is not None:
-        g = xp.where(relu_mask_reference(x, axis, mean, scale, shift), gy, 0)
+        g = gy * relu_mask_reference(x, axis, mean, scale, shift).astype(gy.dtype)
     g3 = _split(g, axis)
     sums = _channel_sums(g3), _channel_sums(g3, _split(x, axis) - mean[:, None])
     return sums if y is None else sums + (g,)
@@ -481,8 +493,7 @@ def batch_norm_grad_x_reference(gy, x, axis, mean, p, q, scale, shift=None):
     Returns:
         gx of x's shape.
     """
-    xp = get_array_module(x)
     if shift is not None:
-        gy = xp.where(relu_mask_reference(x, axis, mean, scale, shift), gy, 0)
+        gy = gy * relu_mask_reference(x, axis, mean, scale, shift).astype(gy.dtype)
     gx = ((_split(gy, axis) - (_split(x, axis) - mean[:, None]) * p[:, None]) - q[:, None])
     return (gx * scale[:, None]).reshape(x.shape)

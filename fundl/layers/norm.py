@@ -16,6 +16,7 @@ from ..tensor import Tensor
 from ._masking import get_mask
 from ._weights import add_weight_with_constraint as _add_weight
 from .base import Layer, deserialize_object, serialize_object
+from .normalization_fusion import take_request
 
 
 def _real(layer, name, value, low=None, high=None):
@@ -143,15 +144,20 @@ class BatchNormalization(Layer):
 
     def call(self, x, training=None):
         self._check_input(x.shape)
+        # A model running this layer's output through an Add and/or a ReLU and nothing else
+        # asks for them fused into the op (fundl.layers.normalization_fusion): same values.
+        fused = take_request(self)
+        epilogue = {} if fused is None else {"residual": fused[0], "activation": "relu"}
         if training and self.trainable:
-            mask = get_mask(x)
+            mask = get_mask(x) if fused is None else None
             if mask is not None and x.ndim >= 3 and self._axis >= 2:
                 y, mean, var, any_real = self._masked_batch_norm(x, mask)
                 if not any_real:  # a batch of padding only says nothing about the statistics
                     return y
             else:
                 y, mean, var = F.batch_norm(x, self.gamma, self.beta, axis=self._axis,
-                                            epsilon=self.epsilon, return_stats=True)
+                                            epsilon=self.epsilon, return_stats=True,
+                                            **epilogue)
                 mean, var = mean.data, var.data
             # Plain array arithmetic, in place: no graph, and the Tensors stay the same objects
             # (model.weights, state_dict). The op keeps copies of any statistics it saved.
@@ -161,7 +167,7 @@ class BatchNormalization(Layer):
                 m += batch * (1.0 - self.momentum)
             return y
         return F.batch_norm(x, self.gamma, self.beta, self.moving_mean, self.moving_variance,
-                            axis=self._axis, epsilon=self.epsilon)
+                            axis=self._axis, epsilon=self.epsilon, **epilogue)
 
     def _masked_batch_norm(self, x, mask):
         """Training-mode batch norm whose statistics count the real steps of a (batch,

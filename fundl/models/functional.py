@@ -18,6 +18,7 @@ import json
 from ..layers.base import (
     Layer, SymbolicTensor, _snake, get_registered, registered_name, unique_name,
 )
+from ..layers import normalization_fusion
 from ..layers.core import _InputNode
 from ..tensor import Tensor
 from .training import Trainer
@@ -256,7 +257,15 @@ class Model(Trainer, Layer):
                 raise ValueError(f"Model '{self.name}': input {sym.name!r} expects shape "
                                  f"{sym.shape}, got {x.shape}.")
             values[id(sym)] = x
+        # BatchNormalization -> [Add ->] ReLU chains run as one fused op (same values)
+        fused = self.__dict__.get("_fused_steps")
+        if fused is None:
+            fused = self.__dict__["_fused_steps"] = normalization_fusion.plan(self._nodes,
+                                                                             self.outputs)
         for node in self._nodes:
+            step = fused.get(id(node)) if fused else None
+            if step is not None and (step is normalization_fusion.SKIP or step(values, training)):
+                continue
             args = [values[id(t)] for t in node.inputs]
             # A call made with an explicit training (base_model(x, training=False)) keeps it.
             node_training = training if node.training is None else node.training
