@@ -9,7 +9,7 @@ and the slots once.
 
 The kernels do the references' float arithmetic in the same order and in the weight's dtype
 (the scalars are first rounded to it, as NumPy does with a Python float against a float32
-array), so both give the same numbers; the tests compare them bit for bit. Two kernels, one
+array), so both give the same numbers; the tests compare them bit for bit. Three kernels, one
 per rule family, each compiled for float32 and float64 on first use (kernel group
 ``"fused"`` of :func:`fundl.kernels._jit.ready`):
 
@@ -19,6 +19,9 @@ per rule family, each compiled for float32 and float64 on first use (kernel grou
     adam_update(w, g, m, v, vhat, alpha, beta_1, beta_2, eps, amsgrad)
         m += (g - m)(1 - beta_1);  v += (g^2 - v)(1 - beta_2);  [vhat = max(vhat, v)]
         w -= alpha m / (sqrt(v or vhat) + eps)
+    rmsprop_update(w, g, v, m, a, lr, rho, mu, eps, centered)
+        v = rho v + (1 - rho) g^2;  [a = rho a + (1 - rho) g];  d = v [- a^2] + eps
+        s = lr g / sqrt(d);  mu > 0: m = mu m + s, w -= m;  else w -= s
 
 All arrays are 1-D views of C-contiguous arrays of one dtype (:func:`flat`); ``m``/``vhat``
 are ignored (any array of the dtype) where the rule has no such slot.
@@ -75,6 +78,34 @@ def adam_update_numba(w, g, m, v, vhat, alpha, beta_1, beta_2, eps, amsgrad):
                 vi = h
             vhat[i] = vi
         w[i] -= (mi / (numpy.sqrt(vi) + eps_)) * alpha_
+
+
+@jit
+def rmsprop_update_numba(w, g, v, m, a, lr, rho, mu, eps, centered):
+    """In-place RMSprop step on flat arrays (see the module docstring); ``m`` is used when
+    ``mu > 0``, ``a`` (the average gradient) when ``centered``."""
+    rho_ = w.dtype.type(rho)
+    c = w.dtype.type(1.0 - rho)
+    eps_ = w.dtype.type(eps)
+    lr_ = w.dtype.type(lr)
+    mu_ = w.dtype.type(mu)
+    for i in range(w.shape[0]):
+        gi = g[i]
+        vi = v[i] * rho_ + (gi * gi) * c
+        v[i] = vi
+        if centered:
+            ai = a[i] * rho_ + gi * c
+            a[i] = ai
+            d = (vi - ai * ai) + eps_
+        else:
+            d = vi + eps_
+        step = (gi / numpy.sqrt(d)) * lr_
+        if mu > 0.0:
+            mi = m[i] * mu_ + step
+            m[i] = mi
+            w[i] -= mi
+        else:
+            w[i] -= step
 
 
 def flat(a):

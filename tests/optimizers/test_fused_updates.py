@@ -1,4 +1,4 @@
-"""SGD and Adam's one-pass compiled updates (fundl.kernels.fused) against their NumPy references
+"""SGD, Adam and RMSprop's one-pass compiled updates (fundl.kernels.fused) against their NumPy references
 (bit for bit, float32 and float64) and against PyTorch's optimizers."""
 import numpy as np
 import pytest
@@ -33,6 +33,9 @@ OPTIMIZERS = {
     "adam": lambda: fl.optimizers.Adam(1e-2),
     "amsgrad": lambda: fl.optimizers.Adam(1e-2, amsgrad=True),
     "adamw": lambda: fl.optimizers.AdamW(1e-2, weight_decay=0.1),
+    "rmsprop": lambda: fl.optimizers.RMSprop(1e-2),
+    "rmsprop-momentum": lambda: fl.optimizers.RMSprop(1e-2, momentum=0.9),
+    "rmsprop-centered": lambda: fl.optimizers.RMSprop(1e-2, momentum=0.5, centered=True),
 }
 
 
@@ -69,7 +72,8 @@ def test_adam_amsgrad_keeps_nan():
     assert np.isfinite(w[[0, 3, 4]]).all()
 
 
-@pytest.mark.parametrize("name", ["sgd", "momentum", "nesterov", "adam", "amsgrad"])
+@pytest.mark.parametrize("name", ["sgd", "momentum", "nesterov", "adam", "amsgrad",
+                                  "rmsprop", "rmsprop-centered"])
 def test_fused_updates_against_torch(name):
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(1)
@@ -86,6 +90,13 @@ def test_fused_updates_against_torch(name):
         "adam": (fl.optimizers.Adam(1e-2, epsilon=0.0), torch.optim.Adam([tw], lr=1e-2, eps=0.0)),
         "amsgrad": (fl.optimizers.Adam(1e-2, epsilon=0.0, amsgrad=True),
                     torch.optim.Adam([tw], lr=1e-2, eps=0.0, amsgrad=True)),
+        # Keras adds epsilon inside the square root, PyTorch outside: with eps=0 both agree
+        "rmsprop": (fl.optimizers.RMSprop(1e-2, rho=0.9, epsilon=0.0),
+                    torch.optim.RMSprop([tw], lr=1e-2, alpha=0.9, eps=0.0)),
+        "rmsprop-centered": (fl.optimizers.RMSprop(1e-2, rho=0.9, momentum=0.5, epsilon=0.0,
+                                                   centered=True),
+                             torch.optim.RMSprop([tw], lr=1e-2, alpha=0.9, eps=0.0,
+                                                 momentum=0.5, centered=True)),
     }[name]
     for _ in range(5):
         g = rng.standard_normal(w0.shape)
