@@ -119,18 +119,19 @@ _ENABLED = True  # tests switch the kernels off to run the references
 def usable(w, g, *slots, min_size=0) -> bool:
     """Whether the kernels may update ``w`` (with gradient ``g`` and ``slots``) now.
 
-    NumPy arrays of one float dtype and shape, all C-contiguous, at least ``min_size``
+    NumPy arrays of one float dtype and shape, all C-contiguous and writeable (the one
+    signature compiled), at least ``min_size``
     elements (below it NumPy's few calls cost less than a kernel call), Numba present and the
     ``"fused"`` group compiled or allowed to compile (:func:`fundl.kernels._jit.ready`).
     """
     if not _ENABLED or _numba is None or type(w) is not numpy.ndarray or w.size < min_size:
         return False
     dtype = w.dtype
-    if dtype not in FLOAT_DTYPES or not w.flags.c_contiguous:
+    if dtype not in FLOAT_DTYPES or not w.flags.c_contiguous or not w.flags.writeable:
         return False
-    for a in (g,) + slots:
+    for a in (g,) + slots:  # (a read-only array would be a new signature to compile)
         if type(a) is not numpy.ndarray or a.dtype != dtype or a.shape != w.shape or \
-                not a.flags.c_contiguous:
+                not a.flags.c_contiguous or not a.flags.writeable:
             return False
     return ready("fused", dtype)
 

@@ -137,11 +137,13 @@ class SoftmaxCrossEntropy(Function):
         gz = numpy.empty_like(z2)
         if self.sparse:
             idx = numpy.ascontiguousarray(t.reshape(-1), dtype=numpy.int64)
+            if not idx.flags.writeable:  # the one signature compiled: writeable arrays
+                idx = idx.copy()
             _fused.softmax_xent_numba(z2, z2[:1], idx, True, loss, gz)
         else:
             t2 = t.reshape(-1, c)
-            if t2.dtype != z.dtype or not t2.flags.c_contiguous:
-                t2 = numpy.ascontiguousarray(t2, dtype=z.dtype)
+            if t2.dtype != z.dtype or not t2.flags.c_contiguous or not t2.flags.writeable:
+                t2 = numpy.array(t2, dtype=z.dtype, order="C")
             _fused.softmax_xent_numba(z2, t2, _NO_INDEX, False, loss, gz)
         if self.needs_grad[0]:
             self.gz = gz.reshape(z.shape)
@@ -172,7 +174,7 @@ def _fused_xent(z, t, sparse, needs_grad):
     of a float dtype, C-contiguous, at least one row and class; no gradient wanted for the
     targets (the kernel gives the logits' only); float targets or integer class indices."""
     if type(z) is not numpy.ndarray or type(t) is not numpy.ndarray or z.ndim < 1 or \
-            z.size == 0 or not z.flags.c_contiguous or needs_grad[1]:
+            z.size == 0 or not z.flags.c_contiguous or not z.flags.writeable or needs_grad[1]:
         return False
     if sparse:
         if t.dtype.kind not in "iu":

@@ -111,3 +111,20 @@ def test_nan_logits_give_nan_loss(monkeypatch):
     z = np.array([[0.0, np.nan, 1.0], [0.0, 1.0, 2.0]])
     loss, grad = _loss_and_grad(z, np.array([0, 1]), True, monkeypatch)
     assert np.isnan(loss[0]) and np.isfinite(loss[1]) and np.isnan(grad[0]).all()
+
+
+def test_read_only_targets_compile_no_new_signature(monkeypatch):
+    """Read-only targets (a memory-mapped dataset) are copied, so the kernel keeps its one
+    signature per dtype (a new one would compile in the middle of training)."""
+    rng = np.random.default_rng(3)
+    z = rng.standard_normal((8, 4)).astype(np.float32)
+    labels = rng.integers(0, 4, 8)
+    onehot = np.eye(4, dtype=np.float32)[labels]
+    for t in (labels, onehot):
+        t.setflags(write=False)
+    got = [_loss_and_grad(z, t, True, monkeypatch) for t in (labels, onehot)]
+    signatures = [str(s) for s in fused.softmax_xent_numba.signatures]
+    assert signatures and not any("readonly" in s for s in signatures), signatures
+    ref = [_loss_and_grad(z, t, False, monkeypatch) for t in (labels, onehot)]
+    for a, b in zip(got, ref):
+        np.testing.assert_allclose(a[0], b[0], rtol=2e-6)

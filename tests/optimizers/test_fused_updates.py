@@ -59,6 +59,9 @@ def test_fused_kernels_run_where_expected():
     assert not fused.usable(w, np.zeros((80, 70), np.float32).T)     # not C-contiguous
     assert not fused.usable(w.astype(np.int32), w.astype(np.int32))  # not a float
     assert not fused.usable(w, w.copy(), np.zeros(3, np.float32))    # a slot of another shape
+    frozen = w.copy()
+    frozen.setflags(write=False)
+    assert not fused.usable(w, frozen)                               # read-only: a new signature
 
 
 def test_adam_amsgrad_keeps_nan():
