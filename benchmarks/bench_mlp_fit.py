@@ -1,21 +1,25 @@
 """An MLP training epoch through ``model.fit``, against a PyTorch eager loop and hand-written NumPy.
 
-    python benchmarks/bench_mlp_fit.py [--epochs-timed 3]
+    python benchmarks/bench_mlp_fit.py [--epochs-timed 2] [--rounds 3]
 
 784-256-ReLU-128-ReLU-10 softmax, categorical cross-entropy, SGD lr 0.1, batch 128, float32,
 one epoch over 60,000 samples (MNIST when $FUNDL_DATA_DIR has it, else random data of the same
 shape), reshuffled every epoch in all three, each timed in a process of its own (see
-_common.run_isolated). Prints seconds per epoch and the two ratios the project tracks:
+_common.run_isolated), in ``--rounds`` rounds of one process per contender. Prints the CPU
+model, the load average, fundl's GEMM library, seconds per epoch (median and range over the
+rounds) and the two ratios the project tracks, each round's ratio taken between processes of
+the same round (median and range):
 fundl / PyTorch and fundl / NumPy, for fundl as a library user gets it and for fundl with
 ``fl.config.tune_process()`` (glibc's allocator keeping freed memory for reuse: what the
 ``fundl`` command applies; fundl applied it at import until this round).
 """
 import argparse
 import os
+import statistics
 
 import numpy as np
 
-from _common import THREADS, import_torch, run_isolated
+from _common import THREADS, import_torch, print_gemm_library, run_isolated
 
 
 BATCH, LR = 128, 0.1
@@ -118,9 +122,37 @@ def torch_epoch_fn():
     return epoch
 
 
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
+def _load():
+    try:
+        return " ".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        return "?"
+
+
+def _spread(values):
+    """'median [min-max]' of a list of numbers."""
+    return f"{statistics.median(values):.2f} [{min(values):.2f}-{max(values):.2f}]"
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--epochs-timed", type=int, default=2)
+    parser.add_argument("--epochs-timed", type=int, default=2,
+                        help="epochs timed in each process (after one untimed epoch)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of processes, one process per contender each round")
     parser.add_argument("--only", default=None)  # used by run_isolated's child processes
     args = parser.parse_args()
     builders = {"fundl model.fit": fundl_epoch,
@@ -128,21 +160,30 @@ def main():
                 "hand-written NumPy": numpy_run}
     if import_torch() is not None:
         builders["PyTorch eager loop"] = torch_epoch_fn
-    times, peaks = run_isolated(builders, number=1, rounds=args.epochs_timed, warmup=1,
-                                processes=2)
+    load_before = _load()
+    per_round = []  # one {name: median s/epoch} per round of processes
+    peaks = {name: 0.0 for name in builders}
+    for _ in range(args.rounds):
+        times, round_peaks = run_isolated(builders, number=1, rounds=args.epochs_timed,
+                                          warmup=1, processes=1)
+        per_round.append(times)
+        for name, mb in round_peaks.items():
+            peaks[name] = max(peaks[name], mb)
     source = load_data()[2]
     print(f"\nMLP epoch, 784-256-128-10, batch {BATCH}, 60,000 samples of {source}, "
-          f"{THREADS} threads, each in its own process (median of "
-          f"{2 * args.epochs_timed} epochs)")
-    for name, t in times.items():
-        print(f"  {name:<22s} {t:7.3f} s/epoch   peak {peaks[name]:6.0f} MB")
+          f"{THREADS} threads, each contender in its own process; {args.rounds} rounds of "
+          f"processes x {args.epochs_timed} epochs; median [range] of the rounds' medians")
+    print(f"CPU: {_cpu_model()}; load average before {load_before}, after {_load()}")
+    print_gemm_library()
+    for name in builders:
+        print(f"  {name:<22s} {_spread([r[name] for r in per_round])} s/epoch   "
+              f"peak {peaks[name]:6.0f} MB")
     for name in ("fundl model.fit", "fundl fit, tuned"):
-        f = times[name]
-        if "PyTorch eager loop" in times:
-            print(f"  {name}: fundl / PyTorch = {f / times['PyTorch eager loop']:.2f}   "
-                  "(target <= 0.80)")
-        print(f"  {name}: fundl / NumPy   = {f / times['hand-written NumPy']:.2f}   "
-              "(target <= 1.25)")
+        if "PyTorch eager loop" in builders:
+            ratios = [r[name] / r["PyTorch eager loop"] for r in per_round]
+            print(f"  {name}: fundl / PyTorch = {_spread(ratios)}   (goal <= 0.75)")
+        ratios = [r[name] / r["hand-written NumPy"] for r in per_round]
+        print(f"  {name}: fundl / NumPy   = {_spread(ratios)}")
 
 
 if __name__ == "__main__":
