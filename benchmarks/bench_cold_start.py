@@ -127,6 +127,9 @@ def _child(args) -> None:
               "total": time.time() - launched,
               "switched": sorted(f"{g}:{c}" for (g, c), ok in _jit._READY.items() if ok),
               "worker": _jit._STATE["worker"].proc.pid if _jit._STATE["worker"] else None,
+              "done_at": {f"{g}:{c}": t - launched for (g, c), t in
+                          (_jit._STATE["worker"].done_at.items() if _jit._STATE["worker"]
+                           else ())},
               "compiles": events}
     print("COLD_BENCH " + json.dumps(result), flush=True)
 
@@ -214,8 +217,9 @@ def main() -> None:
         _summary(f"{policy}, cold", [c for c, _ in pairs])
         _summary(f"{policy}, warm", [w for _, w in pairs])
         cold = pairs[-1][0]
-        print(f"    {policy} cold: switched to compiled kernels during the run: "
-              f"{cold['switched'] or 'none'}; said: {cold['stderr'] or 'nothing'}")
+        done = ", ".join(f"{k} at {v:.1f} s" for k, v in cold["done_at"].items())
+        print(f"    {policy} cold: groups compiled by the worker before the run ended: "
+              f"{done or 'none'}; said: {cold['stderr'] or 'nothing'}")
     if args.kernels:
         pairs = results.get("foreground") or results[policies[0]]
         _kernel_table(pairs[0][0]["compiles"])

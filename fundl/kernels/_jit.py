@@ -310,6 +310,7 @@ class _Worker:
             [sys.executable, "-m", "fundl.kernels._warmup"], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True, bufsize=1)
         self.done = {}
+        self.done_at = {}
         self.asked = {}
         self.error = ""
         self.pid = os.getpid()
@@ -327,11 +328,14 @@ class _Worker:
             self.error = str(e)
 
     def _read(self):
+        import time
+
         for line in self.proc.stdout:
             word, group, char, *rest = line.split(maxsplit=3) + ["", "", ""]
             if word in ("done", "failed"):
                 if word == "failed":
                     self.error = " ".join(rest).strip()
+                self.done_at[(group, char)] = time.time()  # (for benchmarks)
                 self.done[(group, char)] = word
         self.error = self.error or f"exit code {self.proc.wait()}"
         self.done["exited"] = True
