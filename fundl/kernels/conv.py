@@ -254,6 +254,22 @@ def _col2im_kernel(cols, gx, out, ksize, strides, dilation, lo):
                                 d += run
 
 
+@jit
+def _gemm(fn, nn, nt, small, trans_a, a, lda, b, ldb, c, ldc, m, n, k, beta):
+    """:func:`fundl.kernels.blas.gemm` (``c = op(a) @ b + beta * c``, row-major, through the
+    cblas pointer ``fn``), or with ``small`` through OpenBLAS's AVX-512 small-matrix kernels
+    called directly (see :func:`fundl.kernels.convolution.small_gemms`): ``nn`` for
+    ``c = a @ b`` (its beta-0 variant: c is never read, it may hold garbage), ``nt`` for
+    ``c = a.T @ b + beta * c``. They are column-major: the row-major product is computed as
+    c^T = b^T @ op(a)^T, so b comes first and a transposed ``a`` becomes the "nt" case."""
+    if small and trans_a:
+        nt(n, m, k, b.ctypes.data, ldb, 1.0, a.ctypes.data, lda, beta, c.ctypes.data, ldc)
+    elif small and beta == 0:
+        nn(n, m, k, b.ctypes.data, ldb, 1.0, a.ctypes.data, lda, c.ctypes.data, ldc)
+    else:
+        gemm(fn, trans_a, a, lda, b, ldb, c, ldc, m, n, k, beta)
+
+
 # -- a convolution's batch chunks, all in one Numba parallel region ------------------------------
 # Thread t takes the chunks first[t]:first[t + 1]; chunk c has the samples chunks[c]:chunks[c +
 # 1] (both arrays from fundl.kernels._parallel.bounds_of). Why a
@@ -261,11 +277,12 @@ def _col2im_kernel(cols, gx, out, ksize, strides, dilation, lo):
 # a thread pool and the chunks' Python took turns with the GIL; LeNet-5's convolutions could
 # not be split at all that way (its step went from 4.4 to 5.3 ms with two chunks).
 @parallel_jit
-def _conv_forward_chunks(fn, x, bufs, per_chunk, w, y, out, ksize, strides, dilation, lo,
-                         chunks, first):
+def _conv_forward_chunks(fn, nn, nt, small, x, bufs, per_chunk, w, y, out, ksize, strides,
+                         dilation, lo, chunks, first):
     """im2col and the GEMM of every batch chunk: ``y[g, rows of the chunk] = cols[g] @ w[g]``.
 
-    ``fn``: the GEMM (:func:`fundl.kernels.blas.gemm_function`); ``x`` (N, D, H, W, C), its
+    ``fn``: the GEMM (:func:`fundl.kernels.blas.gemm_function`), or with ``small`` the
+    kernels ``nn``/``nt`` (:func:`_gemm`); ``x`` (N, D, H, W, C), its
     padding ``lo`` implicit; ``bufs`` (count, size) flat cols buffers, one per chunk when
     ``per_chunk`` (kept for the backward) else one per thread; ``w`` (G, width, out/G);
     ``y`` (G, N * rows, out/G) written, rows = the output positions ``out`` of a sample.
@@ -284,13 +301,14 @@ def _conv_forward_chunks(fn, x, bufs, per_chunk, w, y, out, ksize, strides, dila
                 (g_count, m, width))
             _im2col_kernel(x[s:e], cols, out, ksize, strides, dilation, lo)
             for g in range(g_count):
-                gemm(fn, False, cols[g, 0], width, w[g, 0], co, y[g, s * rows], co, m, co, width,
-                     0.0)
+                _gemm(fn, nn, nt, small, False, cols[g, 0], width, w[g, 0], co, y[g, s * rows],
+                      co, m, co, width, 0.0)
 
 
 @parallel_jit
-def _conv_backward_chunks(fn, x, bufs, per_chunk, recompute, gy, ldg, w_t, width, gx, gwb,
-                          gbufs, out, ksize, strides, dilation, lo, chunks, first):
+def _conv_backward_chunks(fn, nn, nt, small, x, bufs, per_chunk, recompute, gy, ldg, w_t,
+                          width, gx, gwb, gbufs, out, ksize, strides, dilation, lo, chunks,
+                          first):
     """The gradients of :func:`_conv_forward_chunks`, chunk by chunk.
 
     ``gy`` (G, N * rows, out/G), rows ``ldg`` elements apart; with ``gwb`` (threads, G, width,
@@ -315,13 +333,13 @@ def _conv_backward_chunks(fn, x, bufs, per_chunk, recompute, gy, ldg, w_t, width
                 if recompute:
                     _im2col_kernel(x[s:e], cols, out, ksize, strides, dilation, lo)
                 for g in range(g_count):
-                    gemm(fn, True, cols[g, 0], width, gy[g, s * rows], ldg, gwb[t, g, 0], co,
-                         width, co, m, 1.0)
+                    _gemm(fn, nn, nt, small, True, cols[g, 0], width, gy[g, s * rows], ldg,
+                          gwb[t, g, 0], co, width, co, m, 1.0)
             if gx.shape[0]:
                 gcols = gbufs[t][:g_count * m * taps].reshape((g_count, m, taps))
                 for g in range(g_count):
-                    gemm(fn, False, gy[g, s * rows], ldg, w_t[g, 0], taps, gcols[g, 0], taps, m,
-                         taps, co, 0.0)
+                    _gemm(fn, nn, nt, small, False, gy[g, s * rows], ldg, w_t[g, 0], taps,
+                          gcols[g, 0], taps, m, taps, co, 0.0)
                 part = gx[s:e]
                 part.reshape(-1)[:] = 0
                 _col2im_kernel(gcols, part, out, ksize, strides, dilation, lo)
