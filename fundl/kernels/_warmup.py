@@ -118,7 +118,10 @@ def _fused(dtype):
     fused.sgd_update_numba(w, g, m, 0.1, 0.9, False)  # the argument types of SGD.update_step
     fused.adam_update_numba(w, g, m, v, v, 0.1, 0.9, 0.999, 1e-7, False)  # Adam.update_step
     fused.rmsprop_update_numba(w, g, m, v, v, 0.1, 0.9, 0.0, 1e-7, False)  # RMSprop's
-    z = numpy.zeros((2, 4), dtype)  # the softmax cross-entropy, as ops.nn calls it
+    z = numpy.zeros((2, 4), dtype)  # the dense layer's bias + ReLU and its gradient
+    fused.bias_relu_numba(z, z[0], True)
+    fused.relu_grad_numba(z, z, z.copy())
+    # the softmax cross-entropy, as ops.nn calls it
     fused.softmax_xent_numba(z, z, numpy.zeros(2, numpy.int64), True, w[:2], z.copy())
 
 

@@ -1,9 +1,12 @@
 """Matrix products: ``matmul`` (batched, NumPy semantics) and the fused dense layer ``linear``."""
 from __future__ import annotations
 
+import numpy
+
 from .. import kernels
 from ..autograd import _NO_GRAD, Function
 from ..backend import get_array_module, ones_vector
+from ..kernels import fused as _fused
 from ..tensor import Tensor
 from .activation import FUSABLE, apply_in_place
 
@@ -93,10 +96,15 @@ class Linear(Function):
     def forward(self, x, w, b=None):
         x2 = x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
         y = kernels.matmul(x2, w)
-        if b is not None:
-            y += b
-        if self.activation is not None:
-            apply_in_place(self.activation, y)
+        if self.activation == "relu" and (_fused.usable_2d(y) if b is None
+                                          else _fused.usable_2d(y, b)):
+            # bias and ReLU in one compiled pass, the same values as the two NumPy calls below
+            _fused.bias_relu_numba(y, y[0] if b is None else b, b is not None)
+        else:
+            if b is not None:
+                y += b
+            if self.activation is not None:
+                apply_in_place(self.activation, y)
         if self.needs_grad is not _NO_GRAD:  # inference keeps nothing for a backward
             self.save(x, w)
             self.y = y if self.activation is not None else None
@@ -105,11 +113,13 @@ class Linear(Function):
     def backward(self, gy):
         x, w = self.saved
         xp = get_array_module(gy)
-        if self.activation is not None:  # through the fused activation, from the kept output
-            gy = kernels.activation_grad(self.activation, gy,
-                                         self.y.reshape(gy.shape) if self.y.shape != gy.shape
-                                         else self.y)
         g2 = gy.reshape(-1, gy.shape[-1]) if gy.ndim != 2 else gy
+        if self.activation is not None:  # through the fused activation, from the kept output
+            y = self.y
+            if self.activation == "relu" and _fused.usable_2d(y, g2):
+                g2 = _relu_grad(g2, y)
+            else:
+                g2 = kernels.activation_grad(self.activation, g2, y)
         gx = kernels.matmul(g2, w.T).reshape(x.shape) if self.needs_grad[0] else None
         gw = None
         if self.needs_grad[1]:
@@ -119,6 +129,13 @@ class Linear(Function):
         if len(self.needs_grad) > 2 and self.needs_grad[2]:
             gb = ones_vector(g2.shape[0], g2.dtype, xp) @ g2
         return gx, gw, gb
+
+
+def _relu_grad(gy, y):
+    """ReLU's gradient from the kept output, through the dense layer's compiled kernel."""
+    gx = numpy.empty_like(y)
+    _fused.relu_grad_numba(gy, y, gx)
+    return gx
 
 
 def matmul(x, y) -> Tensor:

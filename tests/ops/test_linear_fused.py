@@ -125,3 +125,30 @@ def test_dense_fused_or_not_gives_the_same_layer(activation):
     want.sum().backward()
     np.testing.assert_array_equal(grads[0], layer.kernel.grad)
     np.testing.assert_array_equal(grads[1], layer.bias.grad)
+
+
+def test_dense_relu_runs_the_compiled_kernels():
+    """Dense(relu) on NumPy float arrays goes through fused.bias_relu_numba and
+    fused.relu_grad_numba (float32 here), and their values equal the NumPy path's."""
+    from fundl.kernels import fused
+
+    if fused._numba is None:
+        pytest.skip("needs Numba")
+    rng = np.random.default_rng(13)
+    arrays = [rng.standard_normal((32, 16)).astype(np.float32),
+              rng.standard_normal((16, 24)).astype(np.float32),
+              rng.standard_normal(24).astype(np.float32)]
+    results = []
+    for enabled in (True, False):
+        fused._ENABLED = enabled
+        try:
+            ts = [fl.tensor(a, requires_grad=True) for a in arrays]
+            y = fl.linear(*ts, activation="relu")
+            (y * fl.tensor(arrays[0][:, :1] + 0.5)).sum().backward()
+            results.append([y.numpy()] + [t.grad for t in ts])
+        finally:
+            fused._ENABLED = True
+    assert any("float32" in str(s) for s in fused.bias_relu_numba.signatures)
+    assert any("float32" in str(s) for s in fused.relu_grad_numba.signatures)
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
