@@ -44,6 +44,7 @@ Example:
 """
 from __future__ import annotations
 
+import copy
 import functools
 import os
 import sys
@@ -308,8 +309,7 @@ class _Plan:
             return self.forward_program
         copies = []
         for s in self.steps:
-            c = object.__new__(type(s.op))
-            c.__dict__.update(s.op.__dict__)
+            c = copy.copy(s.op)  # hyper-parameters (in __dict__ or slots); forward saves anew
             c.needs_grad = s.needs_grad
             copies.append((c, tuple(s.sources), s.out_slots[0]))
         return copies
@@ -584,6 +584,10 @@ class GraphFunction:
         self._retrace_warned = False
         self._redraws = set()         # signatures whose trace drew random numbers once
         self._warned = set()          # reasons already warned about (once each)
+
+    def experimental_get_tracing_count(self) -> int:
+        """How many times the function was traced (TensorFlow's name)."""
+        return self.trace_count
 
     @property
     def plans(self) -> int:
