@@ -573,7 +573,7 @@ class GraphFunction:
     """
 
     def __init__(self, fn, name=None, max_plans=_MAX_PLANS, warn=True, watch=None):
-        functools.update_wrapper(self, fn)
+        functools.update_wrapper(self, fn, updated=())  # (not a model's __dict__)
         self.python_function = fn
         self._name = name or getattr(fn, "__qualname__", getattr(fn, "__name__", repr(fn)))
         self._plans = OrderedDict()   # signature -> _Plan, or a reason string (runs eagerly)

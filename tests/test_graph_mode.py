@@ -405,3 +405,15 @@ def test_memory_of_a_replay_is_freed_by_backward():
         traced(fl.Tensor(np.ones((2, 3)))).backward()
     plan = next(iter(traced._plans.values()))
     assert all(not s.op.saved for s in plan.steps)  # nothing kept between steps
+
+
+def test_a_model_itself_can_be_traced():
+    fl.manual_seed(0)
+    model = fl.Sequential([fl.layers.Input((5,)), fl.layers.Dense(4, activation="relu"),
+                           fl.layers.Dense(2)])
+    traced = fl.function(model)
+    x = fl.Tensor(np.random.default_rng(0).standard_normal((3, 5)).astype("float32"))
+    for _ in range(3):
+        got = _quiet(traced, x)
+    np.testing.assert_allclose(got.numpy(), model(x).numpy(), rtol=1e-6)
+    assert traced.trace_count == 1 and not hasattr(traced, "layers")
