@@ -219,11 +219,13 @@ def col2im(cols, x_shape, ksize, strides, dilation, groups, pads=None, out=None)
     return out
 
 
-def max_pool(x, pool, strides):
-    """Window maxima of a (-inf padded) ``x`` and the int32 tap number of each; ``(y, arg)``."""
+def max_pool(x, pool, strides, with_arg=True):
+    """Window maxima of a (-inf padded) ``x`` and the int32 tap number of each; ``(y, arg)``
+    (``(y, None)`` with ``with_arg=False``: inference, the tap numbers skipped where it pays)."""
     if compiled(x, "pool"):
-        return _pool.max_pool_numba(x, pool, strides)
-    return _pool.max_pool_reference(x, pool, strides)
+        return _pool.max_pool_numba(x, pool, strides, with_arg)
+    y, arg = _pool.max_pool_reference(x, pool, strides)
+    return y, (arg if with_arg else None)
 
 
 def max_pool_grad(gy, arg, x_shape, pool, strides):

@@ -241,7 +241,8 @@ def _max_pool_tiled_kernel(x, y, arg, pool):
     and only then each window's result is copied out. The window-by-window kernel ran loops
     of C iterations (below 8 channels, strided ones) and took 1.8-3x as long on LeNet's
     64x28x28x6 map (one thread, a loaded machine).
-    Ties go to the first tap in (depth, height, width) order, as there; a NaN wins.
+    Ties go to the first tap in (depth, height, width) order, as there; a NaN wins. An empty
+    ``arg`` writes no tap numbers (a third of the work on LeNet's first map).
     """
     N, D, H, W, C = x.shape
     _, Do, Ho, Wo, _ = y.shape
@@ -251,6 +252,7 @@ def _max_pool_tiled_kernel(x, y, arg, pool):
     ra = numpy.empty(run, numpy.int32)  # tap number of r's value (within its window)
     m = numpy.empty(run, x.dtype)
     ma = numpy.empty(run, numpy.int32)
+    keep = arg.size > 0  # an empty arg: the maxima only (inference: no backward to route)
     for n in range(N):
         for od in range(Do):
             for oh in range(Ho):
@@ -289,15 +291,18 @@ def _max_pool_tiled_kernel(x, y, arg, pool):
                         ma[i] = k if win else bk
                     mr, mra = m, ma
                 yr = y[n, od, oh].reshape(-1)
-                ar = arg[n, od, oh].reshape(-1)
                 for ow in range(Wo):  # each window's result, at the start of its C-run
                     yo = yr[ow * C:(ow + 1) * C]
-                    ao = ar[ow * C:(ow + 1) * C]
                     ms = mr[ow * pw * C:ow * pw * C + C]
-                    mas = mra[ow * pw * C:ow * pw * C + C]
                     for c in range(C):
                         yo[c] = ms[c]
-                        ao[c] = mas[c]
+                if keep:
+                    ar = arg[n, od, oh].reshape(-1)
+                    for ow in range(Wo):
+                        ao = ar[ow * C:(ow + 1) * C]
+                        mas = mra[ow * pw * C:ow * pw * C + C]
+                        for c in range(C):
+                            ao[c] = mas[c]
 
 
 # -- the batch's parts on parallel threads, in one region --------------------------------------
@@ -360,14 +365,17 @@ def _pooled_shape(x_shape, pool, strides):
     return (x_shape[0],) + _out_shape(x_shape, pool, strides, _ONES) + (x_shape[4],)
 
 
-def max_pool_numba(x, pool, strides):
-    """Numba version of :func:`max_pool_reference` (NumPy arrays only)."""
+def max_pool_numba(x, pool, strides, with_arg=True):
+    """Numba version of :func:`max_pool_reference` (NumPy arrays only); ``with_arg=False``
+    (no backward will follow) returns ``(y, None)``, skipping the tap numbers where the
+    kernel can (tiling windows below 8 channels)."""
     x = numpy.ascontiguousarray(x)
     shape = _pooled_shape(x.shape, pool, strides)
     y = numpy.empty(shape, dtype=x.dtype)
-    arg = numpy.empty(shape, dtype=numpy.int32)
+    skip = not with_arg and _tiled(pool, strides) and x.shape[4] < 8
+    arg = _NO_ARG if skip else numpy.empty(shape, dtype=numpy.int32)
     _run(MAX, x, y, arg, _no_scale(x.dtype), pool, strides)
-    return y, arg
+    return y, (arg if with_arg else None)
 
 
 def max_pool_grad_numba(gy, arg, x_shape, pool, strides):

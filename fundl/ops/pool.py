@@ -103,8 +103,9 @@ class MaxPool(_Pool):
         x_cl = _channels_last(x, self.cf)
         x5 = _as_5d(x_cl)
         xpad = pad_5d(x5, self.pads, -numpy.inf)
-        y5, arg = kernels.max_pool(xpad, self.pool3, self.stride3)
-        if self.needs_grad[0]:
+        need = bool(self.needs_grad[0])  # no tap numbers when no backward will route them
+        y5, arg = kernels.max_pool(xpad, self.pool3, self.stride3, need)
+        if need:
             self.save(arg, y5)
             self.x5_shape, self.x_cl_shape, self.padded_shape = x5.shape, x_cl.shape, xpad.shape
         return self._out(y5, x)

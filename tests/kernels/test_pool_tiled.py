@@ -78,3 +78,20 @@ def test_many_channels_keep_the_window_kernel():
     (y, arg), (y_ref, arg_ref) = _both(x, (1, 2, 2))
     np.testing.assert_array_equal(y, y_ref)
     np.testing.assert_array_equal(arg, arg_ref)
+
+
+@pytest.mark.parametrize("channels", [6, 9])  # the row kernel skips tap numbers; the other not
+def test_max_pool_without_tap_numbers_gives_the_same_maxima(channels):
+    x = np.random.default_rng(3).integers(0, 3, (5, 1, 8, 8, channels)).astype(np.float32)
+    y, arg = kp.max_pool_numba(x, (1, 2, 2), (1, 2, 2), with_arg=False)
+    assert arg is None
+    np.testing.assert_array_equal(y, kp.max_pool_reference(x, (1, 2, 2), (1, 2, 2))[0])
+
+
+def test_max_pool_op_under_no_grad_matches():
+    import fundl as fl
+
+    x = np.random.default_rng(4).standard_normal((3, 8, 8, 6)).astype(np.float32)
+    with fl.no_grad():
+        y = fl.max_pool2d(fl.Tensor(x, requires_grad=True), 2).numpy()
+    np.testing.assert_array_equal(y, fl.max_pool2d(fl.Tensor(x, requires_grad=True), 2).numpy())
