@@ -7,7 +7,8 @@ whole chain as one op (``residual=``, ``activation="relu"``: the same values). T
 finds those chains in a functional model's graph so that :class:`~fundl.models.Model` runs
 them through the fused op while the model stays as it was built: the same layers, weights,
 config, summary and saved file; only the intermediate arrays that nothing else reads are never
-made. Sequential models get the same for BatchNormalization directly followed by a ReLU.
+made. Sequential models get the same for BatchNormalization directly followed by a ReLU
+(:func:`run_sequential`).
 
 A chain qualifies when every intermediate output has exactly one consumer, the next link,
 and is not an output of the model; the layers are exactly :class:`BatchNormalization`,
@@ -161,11 +162,23 @@ def plan(nodes, outputs) -> dict:
     return steps
 
 
-def sequential_plan(layers) -> list:
-    """Which layers of a Sequential stack run fused: a list of booleans, True for a
-    BatchNormalization whose next layer is a plain ReLU (that ReLU is then skipped)."""
-    fused = [False] * len(layers)
-    for i in range(len(layers) - 1):
-        if _is_batch_norm(layers[i]) and _is_relu(layers[i + 1]) and not fused[i - 1 if i else 0]:
-            fused[i] = True
-    return fused
+def run_sequential(layers, x, training):
+    """A Sequential stack's layers on ``x``, each BatchNormalization that is directly
+    followed by a plain ReLU (and whose ReLU would not fall back) run with the ReLU fused in
+    (the ReLU layer is then skipped); the same values as layer after layer."""
+    i, n = 0, len(layers)
+    while i < n:
+        layer = layers[i]
+        if (i + 1 < n and not _MASKS and type(x) is Tensor and _is_batch_norm(layer)
+                and _is_relu(layers[i + 1]) and layer.activity_regularizer is None
+                and layers[i + 1].activity_regularizer is None):
+            _REQUEST.fuse = (layer, None)
+            try:
+                x = layer(x, training=training)
+            finally:
+                _REQUEST.fuse = None
+            i += 2
+            continue
+        x = layer(x, training=training)
+        i += 1
+    return x

@@ -1,6 +1,7 @@
 """``Sequential``: a plain stack of layers, each feeding the next."""
 from __future__ import annotations
 
+from ..layers import normalization_fusion
 from ..layers.base import Layer, SymbolicTensor, _reraise_in_context, get_registered
 from ..layers.core import Input, _InputNode
 from .functional import Model, _layer_from_spec, _layer_spec
@@ -157,9 +158,8 @@ class Sequential(Model):
     def call(self, x, training=False):
         if not self._layers:
             raise ValueError("Sequential: the model has no layers; add some with model.add().")
-        for layer in self._layers:
-            x = layer(x, training=training)
-        return x
+        # BatchNormalization -> ReLU pairs run as one fused op (same values)
+        return normalization_fusion.run_sequential(self._layers, x, training)
 
     def compute_output_shape(self, input_shape):
         shape = tuple(input_shape)

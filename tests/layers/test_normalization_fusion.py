@@ -135,3 +135,31 @@ def test_masks_fall_back():
     got = model(x, training=True).numpy()
     model.__dict__["_fused_steps"] = {}
     np.testing.assert_array_equal(got, model(x, training=True).numpy())
+
+
+def _sequential():
+    return fl.Sequential([
+        L.Input((6, 6, 3)), L.Conv2D(4, 3, use_bias=False), L.BatchNormalization(),
+        L.Activation("relu"), L.Conv2D(4, 3), L.BatchNormalization(), L.ReLU(),
+        L.Flatten(), L.Dense(3, activation="softmax")])
+
+
+def test_sequential_fused_equals_unfused(monkeypatch):
+    from fundl.ops.norm import BatchNorm
+
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((8, 6, 6, 3)).astype("float32")
+    y = rng.integers(0, 3, 8)
+    relus = []
+    forward = BatchNorm.forward
+    monkeypatch.setattr(BatchNorm, "forward",
+                        lambda self, *a: relus.append(self.relu) or forward(self, *a))
+    out = []
+    for fuse in (True, False):
+        if not fuse:
+            monkeypatch.setattr(nf, "_is_relu", lambda layer: False)
+        fl.manual_seed(0)
+        relus.clear()
+        out.append(_train(_sequential(), x, y))
+        assert relus and all(r == fuse for r in relus)  # both pairs fused, or none
+    _assert_same(*out)
