@@ -175,7 +175,8 @@ def torch_tiny():
 
 
 CASES = {
-    "mlp": ("MLP epoch 784-256-128-10, batch 128 (model.fit)", "s", dict(number=1, rounds=2, warmup=1),
+    "mlp": ("MLP epoch 784-256-128-10, batch 128 (model.fit)", "s",
+            dict(number=1, rounds=2, warmup=1),
             {"fundl eager": lambda: fundl_mlp(False),
              "fundl jit_compile": lambda: fundl_mlp(True),
              "PyTorch eager": torch_mlp}),
