@@ -172,11 +172,22 @@ def main(argv=None) -> int:
         group, char = parts
         try:
             warm(group, char)
-            print(f"done {group} {char}", flush=True)
+            answer = f"done {group} {char}"
         except Exception as e:  # noqa: BLE001 - the parent compiles in the foreground instead
-            print(f"failed {group} {char} {type(e).__name__}: {e}".replace("\n", " "),
-                  flush=True)
+            answer = f"failed {group} {char} {type(e).__name__}: {e}".replace("\n", " ")
+        _answer(answer)
     return 0
+
+
+def _answer(text):
+    """Tell the parent; once it has exited (a short run), keep filling the cache for the
+    next run: the groups it asked for are still in stdin's buffer."""
+    try:
+        print(text, flush=True)
+    except OSError:  # BrokenPipeError: nobody reads any more
+        import os
+
+        sys.stdout = open(os.devnull, "w")
 
 
 if __name__ == "__main__":
