@@ -638,8 +638,9 @@ class GraphFunction:
         inputs += plan.captured
         replay = _Replay(plan)
         out = replay.apply(*inputs)
-        if replay.needs_grad is not autograd._NO_GRAD:
-            plan.owner = weakref.ref(replay)
+        if replay.needs_grad is not autograd._NO_GRAD and replay.saved and \
+                replay.saved[1] is plan.forward_program:
+            plan.owner = weakref.ref(replay)  # its backward needs the recorded ops' saved arrays
         outs = out if type(out) is tuple else (out,)
         return plan.rebuild(outs)
 

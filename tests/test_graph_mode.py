@@ -173,6 +173,24 @@ def test_two_calls_then_two_backwards():
         np.testing.assert_allclose(g, w.grad, rtol=1e-12)
 
 
+def test_a_pending_replay_survives_later_calls_and_backwards():
+    rng = np.random.default_rng(12)
+    w = _tensor(rng, (3,), requires_grad=True)
+    traced = fl.function(lambda x: (fl.functional.tanh(x * w) * x).sum())
+    x = _tensor(rng, (3,))
+    for _ in range(2):
+        traced(x).backward()
+    pending = traced(x)  # uses the recorded ops; its backward comes last
+    for _ in range(3):
+        traced(x)  # discarded
+        w.grad = None
+        traced(x).backward()
+    want = w.grad.copy()
+    w.grad = None
+    pending.backward()
+    np.testing.assert_allclose(w.grad, want, rtol=1e-12)
+
+
 def test_retain_graph_and_gradient_tape():
     rng = np.random.default_rng(8)
     w = _tensor(rng, (3, 2), requires_grad=True)
