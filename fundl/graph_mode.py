@@ -279,7 +279,7 @@ class _Plan:
                     self.template.append(src[1])
         self.n_slots = len(self.template)
         # an op's outputs have consecutive slots (new_slot numbers them in order)
-        self.forward_program = [(st.op, tuple(st.sources), st.out_slots[0]) for st in self.steps]
+        self.forward_program = [_instruction(st.op, st) for st in self.steps]
         self.backward_steps = [(k, tuple(st.sources), st.out_slots[0], st.n_outputs, st.needs_grad)
                                for k, st in reversed(list(enumerate(self.steps))) if st.any_grad]
         self.arg_slots = arg_slots
@@ -311,8 +311,16 @@ class _Plan:
         for s in self.steps:
             c = copy.copy(s.op)  # hyper-parameters (in __dict__ or slots); forward saves anew
             c.needs_grad = s.needs_grad
-            copies.append((c, tuple(s.sources), s.out_slots[0]))
+            copies.append(_instruction(c, s))
         return copies
+
+
+def _instruction(op, step):
+    """``(op, input slots, first output slot, arity, slot of input 0, slot of input 1)``: the
+    replay calls one- and two-input ops (most of them) without building an argument list."""
+    src = tuple(step.sources)
+    return (op, src, step.out_slots[0], len(src), src[0] if src else -1,
+            src[1] if len(src) > 1 else -1)
 
 
 class _Replay(Function):
@@ -332,8 +340,8 @@ class _Replay(Function):
     @saved.setter
     def saved(self, value):
         if not value and self._state:
-            for op, _, _ in self._state[1]:
-                op.saved = ()
+            for step in self._state[1]:
+                step[0].saved = ()
         self._state = value
 
     @property
@@ -348,8 +356,13 @@ class _Replay(Function):
             values[slot] = a
         op = None
         try:
-            for op, sources, out in program:  # the whole replay: one loop, no Tensors
-                y = op.forward(*[values[s] for s in sources])
+            for op, sources, out, n, i, j in program:  # the whole replay: one loop, no Tensors
+                if n == 1:
+                    y = op.forward(values[i])
+                elif n == 2:
+                    y = op.forward(values[i], values[j])
+                else:
+                    y = op.forward(*[values[s] for s in sources])
                 if type(y) is tuple:  # several outputs (or a one-element tuple): next slots
                     values[out:out + len(y)] = y
                 else:
@@ -653,8 +666,8 @@ class GraphFunction:
         state = rng.bit_generator.state
         inputs = inputs + plan.captured
         # (state updates left out: the eager run below makes them, once)
-        program = [(_NO_EFFECT if isinstance(op, StateUpdate) else op, sources, out)
-                   for op, sources, out in plan.program()]
+        program = [(_NO_EFFECT,) + step[1:] if isinstance(step[0], StateUpdate) else step
+                   for step in plan.program()]
         replay = _Replay(plan, program)
         replay.needs_grad = autograd._NO_GRAD
         try:
