@@ -219,6 +219,15 @@ def _user_line():
     return "?" + (layer or "")
 
 
+def _stacklevel():
+    """The ``stacklevel`` that points a warning at the first caller outside fundl (the user's
+    ``model.fit(...)`` or call of the traced function)."""
+    frame, level = sys._getframe(1), 1  # level 1: the function calling warnings.warn
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_FUNDL_DIR):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 def _value_read(t, what):
     """Hook of tensor.py: a traced Tensor's value is read by Python code (not by an op)."""
     tracer = autograd._tracer
@@ -702,7 +711,7 @@ class GraphFunction:
             warnings.warn(f"fl.function({self._name}) has been traced {self.trace_count} times: "
                           "each new input shape, dtype or Python argument value traces anew. "
                           "Keep shapes fixed (e.g. drop the last partial batch) or pass numbers "
-                          "as Tensors.", stacklevel=3)
+                          "as Tensors.", stacklevel=_stacklevel())
         tracer = _Tracer(self._name)
         watched = [] if self._watch is None else [(t, backend.to_numpy(t.data).copy())
                                                   for t in self._watch()]
@@ -731,8 +740,9 @@ class GraphFunction:
         changed = [t for t, before in watched if id(t) not in tracer.updated
                    and not numpy.array_equal(backend.to_numpy(t.data), before)]
         if problem is None and changed:
-            names = [t.name for t in changed]
-            problem = (f"it updates state outside an op ({', '.join(map(str, names))}: e.g. "
+            names = list(dict.fromkeys(str(t.name) for t in changed))
+            more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+            problem = (f"it updates state outside an op ({', '.join(names[:3])}{more}: e.g. "
                        "BatchNormalization's moving averages in training)")
         if problem is None:
             try:
@@ -755,7 +765,7 @@ class GraphFunction:
         """One warning per function (a new signature hitting the same problem stays quiet)."""
         if self._warn and not self._warned:
             self._warned.add(message)
-            warnings.warn(message, stacklevel=4)
+            warnings.warn(message, stacklevel=_stacklevel())
 
     def _store(self, key, plan):
         self._plans[key] = plan
