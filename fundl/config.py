@@ -76,3 +76,29 @@ def tune_process(malloc: bool = True, openmp: bool = True) -> dict:
 def process_tuning() -> dict:
     """Which of :func:`tune_process`'s settings this process has applied so far."""
     return dict(_applied)
+
+
+def set_compile_policy(policy):
+    """When fundl's CPU kernels compile: ``"background"`` (the default on a cold Numba cache:
+    a worker process compiles them while the first steps run on the NumPy references, not
+    bit-identical to later runs) or ``"foreground"`` (this process compiles each kernel before
+    its first call: the first step waits, every step is the compiled one); None goes back to
+    the ``FUNDL_COMPILE`` environment variable. Returns the policy in force before.
+
+    See :mod:`fundl.kernels._jit`. With a warm cache (every run after the first) both are
+    the same.
+
+    Example:
+        >>> fl.config.set_compile_policy("foreground")   # doctest: +SKIP
+        'background'
+    """
+    from .kernels._jit import set_compile_policy as set_policy
+
+    return set_policy(policy)
+
+
+def compile_policy() -> str:
+    """The compile policy in force (see :func:`set_compile_policy`)."""
+    from .kernels._jit import compile_policy as policy
+
+    return policy()

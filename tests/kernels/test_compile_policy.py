@@ -166,3 +166,27 @@ def test_worker_protocol(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "fundl.kernels._warmup", "nonsense"],
                          capture_output=True, text=True, env=env, timeout=300)
     assert bad.returncode == 2 and "unknown kernel group" in bad.stderr
+
+
+def test_config_sets_the_policy(fresh, monkeypatch):
+    monkeypatch.delenv("FUNDL_COMPILE", raising=False)
+    assert fl.config.compile_policy() == "background"
+    assert fl.config.set_compile_policy("foreground") == "background"
+    assert fl.config.compile_policy() == _jit.compile_policy() == "foreground"
+    fl.config.set_compile_policy(None)
+
+
+@pytest.mark.slow
+def test_worker_finishes_after_its_parent_left(tmp_path):
+    """A short run exits before the compiler answers: the worker still compiles every group
+    it was asked for (the next run starts warm) instead of dying on the closed pipe."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path), FUNDL_COMPILE="foreground")
+    proc = subprocess.Popen([sys.executable, "-m", "fundl.kernels._warmup"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, env=env, text=True)
+    proc.stdout.close()   # the parent is gone: nobody reads the answers
+    proc.stdin.write("sparse f\nsparse d\n")
+    proc.stdin.close()
+    assert proc.wait(timeout=300) == 0
+    assert {p.name for p in tmp_path.rglob("fundl-compiled-*")} == {
+        "fundl-compiled-sparse-f.txt", "fundl-compiled-sparse-d.txt"}
