@@ -19,7 +19,9 @@ ranks. Four refinements, measured on the LeNet-5 and ResNet-20 shapes (see
   C5); x reshaped is then the cols matrix, and the input gradient a GEMM without col2im;
 - output blocking: a GEMM with few columns (6 output channels) runs at a fraction of BLAS's
   speed, so a few outputs neighbouring along the width share one cols row, against a kernel
-  widened into that many shifted copies (2.2x faster for LeNet's first convolution);
+  widened into that many shifted copies (2.2x faster for LeNet's first convolution); not for
+  3-wide kernels with 16 or more output channels (ResNet's), where the widened kernel's extra
+  multiply-adds cost more than the wider GEMM gains (``kernels.convolution.BLOCK_BELOW``);
 - batch chunks: each chunk of the batch is im2col-ed (padding implicitly: no padded copy, and
   col2im writes the input gradient straight into its rows) and multiplied a few MB at a
   time, and cols larger than ``KEEP_BYTES`` are recomputed in the backward instead of being
@@ -30,7 +32,9 @@ ranks. Four refinements, measured on the LeNet-5 and ResNet-20 shapes (see
   the CPU all chunks run in one compiled parallel region
   (:func:`fundl.kernels.conv._conv_forward_chunks`, its GEMMs through
   :func:`fundl.kernels.blas.gemm_function`: MKL's sequential GEMM when the optional ``mkl``
-  package is installed, else NumPy's OpenBLAS), at least one chunk per thread: ResNet-20
+  package is installed, else NumPy's OpenBLAS, whose AVX-512 small-matrix kernels are called
+  directly on CPUs where it would pick AVX2 ones: ``kernels.convolution.small_gemms``), at
+  least one chunk per thread: ResNet-20
   403-420 -> 390 ms, LeNet-5 4.2-4.4 -> 3.9 ms (its single chunk split in two; through
   Python threads that split had cost 4.4 -> 5.3 ms). Without regions (see
   :func:`fundl.kernels.regions`) and on the GPU, the chunks are Python functions run by
