@@ -139,3 +139,25 @@ def test_mark_relu_applied_matches_by_identity_only():
     key = id(g)
     del g
     assert key not in ka._RELU_DONE  # the record goes with the gradient
+
+
+def test_keras_way_lenet_steps_equal_in_graph_mode():
+    """Conv2D(relu) -> MaxPooling2D twice (the Keras-tutorial LeNet, small): training steps
+    in graph mode (compile(jit_compile=True)) give eager mode's losses and weights."""
+    from fundl.layers import Conv2D, Dense, Flatten, Input, MaxPooling2D
+
+    def run(jit):
+        fl.manual_seed(0)
+        model = fl.Sequential([
+            Input((12, 12, 1)), Conv2D(3, 3, padding="same", activation="relu"), MaxPooling2D(2),
+            Conv2D(4, 3, activation="relu"), MaxPooling2D(2), Flatten(), Dense(5)])
+        model.compile(optimizer=fl.optimizers.SGD(0.1), jit_compile=jit,
+                      loss=fl.losses.SparseCategoricalCrossentropy(from_logits=True))
+        rng = np.random.default_rng(0)
+        x, y = rng.standard_normal((8, 12, 12, 1)), rng.integers(0, 5, 8)
+        return [model.train_on_batch(x, y) for _ in range(3)], model.get_weights()
+
+    (eager, w_eager), (graph, w_graph) = run(False), run(True)
+    np.testing.assert_array_equal(eager, graph)
+    for a, b in zip(w_eager, w_graph):
+        np.testing.assert_array_equal(a, b)
