@@ -57,7 +57,7 @@ import numpy
 
 from . import autograd, backend
 from .autograd import Function, is_grad_enabled, unbroadcast
-from .tensor import Tensor
+from .tensor import Tensor, Variable
 
 # (`fundl.tensor` the attribute is the function fl.tensor: take the module itself)
 tensor_module = sys.modules[Tensor.__module__]
@@ -159,9 +159,10 @@ class _Tracer:
                     # else t.detach() of a traced value: the value flows, no gradient (the op's
                     # needs_grad is False for it)
                 if slot is None:
-                    if id(x) in self.born:
-                        # made while tracing but by no op (a comparison `x > 0`, a Tensor
-                        # wrapped around computed data): its value would be frozen
+                    # made while tracing but by no op (a comparison `x > 0`, a Tensor wrapped
+                    # around computed data): its value would be frozen. (A new weight, made by
+                    # a lazy build, is state: read by reference like any captured Tensor.)
+                    if id(x) in self.born and not isinstance(x, Variable):
                         self.fail(f"a Tensor made outside an op (e.g. by a comparison such as "
                                   f"`x > 0`) is an input of {op.name} at {_user_line()}; its "
                                   "value would be frozen into the plan")

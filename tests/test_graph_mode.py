@@ -435,3 +435,15 @@ def test_a_model_itself_can_be_traced():
         got = _quiet(traced, x)
     np.testing.assert_allclose(got.numpy(), model(x).numpy(), rtol=1e-6)
     assert traced.trace_count == 1 and not hasattr(traced, "layers")
+
+
+def test_a_layer_built_during_the_first_trace():
+    layer = fl.layers.Dense(3, activation="tanh")  # weights made (and drawn) in the trace
+    traced = fl.function(lambda x: layer(x).sum())
+    x = fl.Tensor(np.random.default_rng(13).standard_normal((2, 4)).astype("float32"))
+    for _ in range(4):
+        got = _quiet(traced, x)
+    np.testing.assert_allclose(got.numpy(), layer(x).sum().numpy(), rtol=1e-6)
+    assert traced.trace_count == 2  # retraced once: the first trace drew the initial weights
+    got.backward()
+    assert layer.kernel.grad is not None
