@@ -4,7 +4,7 @@ when the kernels compile (:func:`ready`).
 Compiling every kernel a LeNet-5 needs took ~23 s of CPU (45-57 s on a loaded 2-core
 machine) before its first training step, on a fresh install whose Numba cache is empty. By
 default (``FUNDL_COMPILE=background``) a kernel group whose kernels are not known to be in
-Numba's disk cache does not block: a background process (:mod:`fundl.kernels._warmup`)
+Numba's disk cache does not block: a background process (:mod:`fundl._warmup`)
 compiles the group's kernels into that cache while this process runs the plain-NumPy
 references, which compute the same results to float rounding; each group switches to its
 compiled kernels as soon as the worker reports it done (loading them from the cache takes
@@ -298,7 +298,7 @@ WORKER_TIMEOUT = 900.0
 
 
 class _Worker:
-    """The background compiler: ``python -m fundl.kernels._warmup``, fed "group char" lines
+    """The background compiler: ``python -m fundl._warmup``, fed "group char" lines
     on its stdin, answering "done group char" or "failed group char message" on its stdout
     (read by a daemon thread). It exits when this process closes its stdin (or exits)."""
 
@@ -307,7 +307,7 @@ class _Worker:
 
         env = dict(os.environ, **{COMPILE_ENV: "foreground"})
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "fundl.kernels._warmup"], stdin=subprocess.PIPE,
+            [sys.executable, "-m", "fundl._warmup"], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True, bufsize=1)
         self.done = {}
         self.done_at = {}

@@ -10,7 +10,8 @@ import pytest
 
 import fundl as fl
 from fundl import kernels
-from fundl.kernels import _jit, _warmup
+from fundl import _warmup
+from fundl.kernels import _jit
 
 pytestmark = pytest.mark.skipif(_jit.numba is None, reason="needs Numba")
 
@@ -158,12 +159,12 @@ def test_every_warmup_runs(group, monkeypatch):
 def test_worker_protocol(tmp_path):
     """The real worker process: a request line in, ``done`` out, the stamp in its cache."""
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path), FUNDL_COMPILE="foreground")
-    out = subprocess.run([sys.executable, "-m", "fundl.kernels._warmup"], input="sparse f\nbad\n",
+    out = subprocess.run([sys.executable, "-m", "fundl._warmup"], input="sparse f\nbad\n",
                          capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split("\n")[0] == "done sparse f"
     assert list(tmp_path.rglob("fundl-compiled-sparse-f.txt"))
-    bad = subprocess.run([sys.executable, "-m", "fundl.kernels._warmup", "nonsense"],
+    bad = subprocess.run([sys.executable, "-m", "fundl._warmup", "nonsense"],
                          capture_output=True, text=True, env=env, timeout=300)
     assert bad.returncode == 2 and "unknown kernel group" in bad.stderr
 
@@ -181,7 +182,7 @@ def test_worker_finishes_after_its_parent_left(tmp_path):
     """A short run exits before the compiler answers: the worker still compiles every group
     it was asked for (the next run starts warm) instead of dying on the closed pipe."""
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path), FUNDL_COMPILE="foreground")
-    proc = subprocess.Popen([sys.executable, "-m", "fundl.kernels._warmup"],
+    proc = subprocess.Popen([sys.executable, "-m", "fundl._warmup"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, env=env, text=True)
     proc.stdout.close()   # the parent is gone: nobody reads the answers

@@ -1,4 +1,4 @@
-"""The background kernel compiler: ``python -m fundl.kernels._warmup``.
+"""The background kernel compiler: ``python -m fundl._warmup``.
 
 Started by :func:`fundl.kernels._jit.ready` when a kernel group is first needed and Numba's
 disk cache lacks it. It reads lines ``"<group> <dtype char>"`` (``"conv f"``) on stdin, runs
@@ -9,7 +9,11 @@ the group's stamp and answers ``"done <group> <char>"`` (or ``"failed <group> <c
 on stdout. It exits when its stdin closes (its parent exited) or after
 :data:`IDLE_SECONDS` without a request.
 
-Run by hand, ``python -m fundl.kernels._warmup conv pool`` compiles those groups (float32)
+It lives above the floors (DESIGN.md), like the command line: it drives the kernels
+through layers, as a model does; :mod:`fundl.kernels._jit` only starts it by name, in a
+process of its own, and never imports it.
+
+Run by hand, ``python -m fundl._warmup conv pool`` compiles those groups (float32)
 and exits: a way to fill the cache up front, e.g. in a container image.
 """
 from __future__ import annotations
@@ -111,7 +115,7 @@ def _sparse(dtype):
 
 
 def _fused(dtype):
-    from . import fused
+    from .kernels import fused
 
     w, g = numpy.zeros(8, dtype), numpy.ones(8, dtype)
     m, v = numpy.zeros(8, dtype), numpy.zeros(8, dtype)
@@ -132,7 +136,7 @@ WARMUPS = {"conv": _conv, "pool": _pool, "activation": _activation, "norm": _nor
 
 def warm(group, char):
     """Compile ``group``'s kernels for dtype ``char`` into Numba's cache and stamp it."""
-    from ._jit import write_stamp
+    from .kernels._jit import write_stamp
 
     WARMUPS[group](numpy.dtype(char))
     write_stamp(group, char)
@@ -159,7 +163,7 @@ def main(argv=None) -> int:
     if argv:
         unknown = [g for g in argv if g not in WARMUPS]
         if unknown:
-            print(f"fundl.kernels._warmup: unknown kernel group(s) {unknown}; choose from "
+            print(f"fundl._warmup: unknown kernel group(s) {unknown}; choose from "
                   f"{sorted(WARMUPS)}.", file=sys.stderr)
             return 2
         for group in argv:
