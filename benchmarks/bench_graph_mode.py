@@ -17,6 +17,8 @@ Every contender runs in a process of its own (``_common.run_isolated``: 2 proces
 contender, alternating); one comparison gives the median time of each; ``--repeats``
 independent comparisons give the median and range of each ratio (below 1: faster than the
 baseline). The machine's load average is printed: on a shared machine the ratios are noisy.
+``--interleaved`` also times the two fundl contenders alternately in one process (both see
+the same load; fair for the dqn and tiny cases, which use no BLAS threads worth speaking of).
 """
 import argparse
 import os
@@ -25,7 +27,7 @@ import sys
 
 import numpy as np
 
-from _common import THREADS, import_torch, run_isolated
+from _common import THREADS, compare, import_torch, run_isolated
 
 
 def _args():
@@ -34,6 +36,9 @@ def _args():
     p.add_argument("--samples", type=int, default=60000, help="MLP epoch size")
     p.add_argument("--steps", type=int, default=200, help="DQN-sized train steps per timed call")
     p.add_argument("--repeats", type=int, default=3, help="isolated comparisons per case")
+    p.add_argument("--interleaved", action="store_true",
+                   help="also time fundl eager and graph mode interleaved in one process "
+                        "(fairer between the two on a loaded machine; no PyTorch)")
     p.add_argument("--only", default=None, help=argparse.SUPPRESS)
     return p.parse_args()
 
@@ -233,6 +238,13 @@ def main():
             ts = [r[name] * scale / per for r in results]
             print(f"  {name:<24s} {statistics.median(ts):10.3f} {unit}  "
                   f"[{min(ts):.3f} - {max(ts):.3f}]")
+        if ARGS.interleaved and key != "mlp":
+            pair = {name: contenders[name]() for name in contenders if name.startswith("fundl")}
+            times = compare(pair, number=timing["number"], rounds=15, warmup=timing["warmup"])
+            names = list(pair)
+            print(f"  interleaved in one process (median of 15 rounds): "
+                  + ", ".join(f"{n} {times[n] * scale / per:.3f} {unit}" for n in names)
+                  + f"; ratio {times[names[1]] / times[names[0]]:.2f}")
         for base in (f"{key}: fundl eager", f"{key}: PyTorch eager"):
             if base not in builders:
                 continue
