@@ -305,7 +305,13 @@ class _Worker:
     def __init__(self):
         import subprocess
 
-        env = dict(os.environ, **{COMPILE_ENV: "foreground"})
+        import pathlib
+
+        # the worker must compile this very fundl (its sources key the cache), wherever it
+        # was imported from: its folder first on the worker's path
+        root = str(pathlib.Path(__file__).resolve().parents[2])
+        path = os.pathsep.join([root] + [p for p in [os.environ.get("PYTHONPATH")] if p])
+        env = dict(os.environ, **{COMPILE_ENV: "foreground", "PYTHONPATH": path})
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "fundl._warmup"], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True, bufsize=1)

@@ -191,3 +191,23 @@ def test_worker_finishes_after_its_parent_left(tmp_path):
     assert proc.wait(timeout=300) == 0
     assert {p.name for p in tmp_path.rglob("fundl-compiled-*")} == {
         "fundl-compiled-sparse-f.txt", "fundl-compiled-sparse-d.txt"}
+
+
+@pytest.mark.slow
+def test_real_worker_from_the_parent_side(tmp_path, monkeypatch):
+    """_Worker starts the compiler on this fundl (whatever the working directory), hears its
+    answer on its reader thread, and the group's stamp lands in the cache."""
+    import time
+
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
+    monkeypatch.chdir(tmp_path)   # -m must not depend on the working directory
+    worker = _jit._Worker()
+    worker.ask("sparse", "d")
+    deadline = time.monotonic() + 300
+    while worker.status("sparse", "d") == "running" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert worker.status("sparse", "d") == "done", worker.error
+    assert worker.done_at[("sparse", "d")] > 0
+    assert list(tmp_path.rglob("fundl-compiled-sparse-d.txt"))
+    worker.proc.stdin.close()
+    assert worker.proc.wait(timeout=60) == 0
