@@ -17,10 +17,14 @@ small GEMMs one after the other. Before first use, the pointer's results are com
 library, a symbol or a result is not as expected, :func:`gemm_function` returns None and the
 callers keep their Python loops.
 
-With the optional ``mkl`` package installed (``pip install 'fundl[mkl]'``), Intel MKL's
-sequential GEMM is used instead: on the small products of a recurrent step it was measured
-~25 % faster than OpenBLAS on one core (28 steps of 32 x 128 -> 512: 32 us a product against
-40-43), and an LSTM training step went from 5.1-5.7 to 4.0-4.3 ms. MKL is loaded privately
+With the optional ``mkl`` package installed (``pip install 'fundl[mkl]'``) on an Intel CPU,
+Intel MKL's sequential GEMM is used instead: on the small products of a recurrent step it was
+measured ~25 % faster than OpenBLAS on one core of an Intel machine (28 steps of 32 x 128 ->
+512: 32 us a product against 40-43), and an LSTM training step went from 5.1-5.7 to 4.0-4.3
+ms. On an AMD EPYC the same package made the LSTM step slower (1.02 of PyTorch's time against
+0.88 with OpenBLAS): there "auto" keeps NumPy's BLAS (:func:`cpu_vendor`). The compiled
+LSTM/GRU loops no longer call either library for their per-step products by default
+(:func:`recurrent_products`), only for their larger GEMMs. MKL is loaded privately
 (not NumPy's BLAS, which stays OpenBLAS), set to its LP64 interface and its sequential
 layer: its GEMMs run on the threads that call them, the parts of a batch, and load no
 OpenMP runtime of their own. Where this process has that library loaded already (a NumPy

@@ -16,7 +16,8 @@ The ops' Python loops call the dispatchers :func:`lstm_forward_step`,
 :func:`lstm_backward_step`, :func:`gru_forward_step` and :func:`gru_backward_step`, which pick
 one or the other. Every array is 2-D ``(batch, n)`` and C-contiguous; outputs are written into
 the arrays given. On the CPU the LSTM and GRU ops run whole time loops instead, Numba drivers
-that call the per-step GEMM themselves, one batch part per thread; :func:`sweep_plan` says
+that compute the per-step GEMM themselves (in :func:`matmul_nt`, or through BLAS), one batch
+part per thread; :func:`sweep_plan` says
 which runs (a :class:`SweepPlan`, cached per geometry), and each driver has a plain-NumPy
 reference in :data:`REFERENCES` that the tests compare it against.
 Gate blocks follow the Keras layout along the last axis: LSTM ``[i, f, c, o]``, GRU
