@@ -95,7 +95,9 @@ class Linear(Function):
 
     def forward(self, x, w, b=None):
         x2 = x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
-        y = kernels.matmul(x2, w)
+        y = _fused.dense_forward(x2, w)  # OpenBLAS's AVX-512 kernel where it applies
+        if y is None:
+            y = kernels.matmul(x2, w)
         if self.activation == "relu" and (_fused.usable_2d(y) if b is None
                                           else _fused.usable_2d(y, b)):
             # bias and ReLU in one compiled pass, the same values as the two NumPy calls below
@@ -120,11 +122,18 @@ class Linear(Function):
                 g2 = _relu_grad(g2, y)
             else:
                 g2 = kernels.activation_grad(self.activation, g2, y)
-        gx = kernels.matmul(g2, w.T).reshape(x.shape) if self.needs_grad[0] else None
+        gx = None
+        if self.needs_grad[0]:
+            gx = _fused.dense_input_grad(g2, w)
+            if gx is None:
+                gx = kernels.matmul(g2, w.T)
+            gx = gx.reshape(x.shape)
         gw = None
         if self.needs_grad[1]:
             x2 = x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
-            gw = kernels.matmul(x2.T, g2)
+            gw = _fused.dense_weight_grad(x2, g2)
+            if gw is None:
+                gw = kernels.matmul(x2.T, g2)
         gb = None
         if len(self.needs_grad) > 2 and self.needs_grad[2]:
             gb = ones_vector(g2.shape[0], g2.dtype, xp) @ g2

@@ -152,3 +152,40 @@ def test_dense_relu_runs_the_compiled_kernels():
     assert any("float32" in str(s) for s in fused.relu_grad_numba.signatures)
     for a, b in zip(*results):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("m,k,n", [(128, 784, 256), (1, 3, 1), (37, 19, 21), (5, 300, 7)])
+def test_dense_small_gemms_match_numpy(m, k, n):
+    """The dense layer's two big products through OpenBLAS's AVX-512 kernels (where this CPU
+    and NumPy's OpenBLAS offer them) agree with numpy.matmul to float32 rounding."""
+    from fundl.kernels import fused
+
+    rng = np.random.default_rng(14)
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    w = rng.standard_normal((k, n)).astype(np.float32)
+    g = rng.standard_normal((m, n)).astype(np.float32)
+    y, gw = fused.dense_forward(x, w), fused.dense_weight_grad(x, g)
+    gx = fused.dense_input_grad(g, w)
+    if y is None:
+        pytest.skip("no AVX-512 small kernels here")
+    np.testing.assert_allclose(gx, g.astype(np.float64) @ w.T, rtol=1e-5 * np.sqrt(n),
+                               atol=1e-5 * np.sqrt(n))
+    tol = 1e-5 * np.sqrt(k)
+    np.testing.assert_allclose(y, (x.astype(np.float64) @ w), rtol=tol, atol=tol)
+    np.testing.assert_allclose(gw, (x.T.astype(np.float64) @ g), rtol=1e-5 * np.sqrt(m),
+                               atol=1e-5 * np.sqrt(m))
+    assert y.dtype == gw.dtype == np.float32 and y.flags.c_contiguous
+
+
+def test_dense_small_gemms_refuse_what_they_do_not_cover(monkeypatch):
+    from fundl.kernels import fused
+
+    x = np.ones((4, 3), np.float32)
+    assert fused.dense_forward(x.astype(np.float64), np.ones((3, 2))) is None  # float64
+    assert fused.dense_forward(np.ones((3, 4), np.float32).T, np.ones((3, 2), np.float32)) \
+        is None  # not C-contiguous
+    monkeypatch.setattr(fused, "DENSE_SMALL_GEMMS", False)
+    assert fused.dense_forward(x, np.ones((3, 2), np.float32)) is None
+    assert fused.dense_weight_grad(x, np.ones((4, 2), np.float32)) is None
+    assert fused.dense_input_grad(np.ones((4, 2), np.float32), np.ones((3, 2), np.float32)) \
+        is None
