@@ -129,8 +129,18 @@ def _fused(dtype):
     fused.softmax_xent_numba(z, z, numpy.zeros(2, numpy.int64), True, w[:2], z.copy())
 
 
+def _elementwise(dtype):
+    from .kernels import elementwise as E
+
+    prog = numpy.array([[E.LOAD, 0, 0, 0, 0], [E.MUL, 1, 0, 0, 2]], numpy.int64)
+    x = numpy.ones(4, dtype)
+    E.run_program_numba(prog, numpy.ones(1), x, x, x, x, numpy.zeros(4, numpy.int64), 4,
+                        numpy.empty(4, dtype))  # graph mode's fused element-wise chains
+
+
 WARMUPS = {"conv": _conv, "pool": _pool, "activation": _activation, "norm": _norm,
-           "sparse": _sparse, "recurrent": _recurrent, "fused": _fused}
+           "sparse": _sparse, "recurrent": _recurrent, "fused": _fused,
+           "elementwise": _elementwise}
 """Per kernel group, the work that compiles its kernels (for one dtype)."""
 
 

@@ -108,6 +108,7 @@ class _Tracer:
         self.born = {}         # id -> Tensor wrapped while tracing (ops' outputs and others)
         self.updated = set()   # ids of Tensors that state_update ops change (replayed)
         self.other_problem = False  # a problem other than random draws
+        self.meta = {}         # slot -> (shape, dtype, array type) of its value when traced
 
     def new_slot(self, t):
         slot = self.n_slots
@@ -117,6 +118,8 @@ class _Tracer:
         if isinstance(t, Tensor):
             self.by_array.setdefault(id(t.data), slot)
             self.keep.append(t.data)
+            d = t.data
+            self.meta[slot] = (tuple(getattr(d, "shape", ())), getattr(d, "dtype", None), type(d))
         return slot
 
     def argument(self, t):
@@ -277,7 +280,7 @@ class _RecordingGenerator:
 class _Plan:
     """A traced function for one signature: steps, slots, the structure of its outputs."""
 
-    def __init__(self, name, tracer, arg_slots, out_slots, rebuild):
+    def __init__(self, name, tracer, arg_slots, out_slots, rebuild, fuse=True):
         self.name = name
         self.steps = tracer.steps
         # constants get slots of their own, filled once: every source is then a slot index
@@ -288,6 +291,10 @@ class _Plan:
                     step.sources[i] = len(self.template)
                     self.template.append(src[1])
         self.n_slots = len(self.template)
+        self.fused = 0              # chains of element-wise ops replaced by one op
+        if fuse:
+            self.steps, self.fused = _fuse_chains(self.steps, tracer.meta, self.template,
+                                                  set(out_slots), tracer.n_slots)
         # an op's outputs have consecutive slots (new_slot numbers them in order)
         self.forward_program = [_instruction(st.op, st) for st in self.steps]
         self.backward_steps = [(k, tuple(st.sources), st.out_slots[0], st.n_outputs, st.needs_grad)
@@ -416,6 +423,213 @@ class _Replay(Function):
                     grads[src] = g if old is None else old + g
         return tuple(grads[s] if first else None
                      for s, first in zip(plan.in_slots, plan.first_use))
+
+
+# -- element-wise fusion --------------------------------------------------------------------
+FUSE_MIN_SIZE = 0
+"""Chains whose result has fewer elements than this stay op by op (see :func:`_fuse_chains`)."""
+
+
+def _opcodes():
+    """Op class -> opcode of :mod:`fundl.kernels.elementwise` (exact classes only: a subclass
+    may compute something else)."""
+    from .kernels import elementwise as E
+    from .ops import activation as A
+    from .ops import elementwise as O
+
+    return {O.Add: E.ADD, O.Sub: E.SUB, O.Mul: E.MUL, O.Div: E.DIV, O.Maximum: E.MAXIMUM,
+            O.Minimum: E.MINIMUM, O.Pow: E.POW, O.Neg: E.NEG, O.Exp: E.EXP, O.Log: E.LOG,
+            O.Sqrt: E.SQRT, O.Abs: E.ABS, A.ReLU: E.RELU, A.Tanh: E.TANH,
+            A.Sigmoid: E.SIGMOID}
+
+
+def _fuse_chains(steps, meta, template, outputs, n_traced):
+    """Replace each chain (more precisely: tree) of two or more element-wise steps by one
+    :class:`FusedElementwise` step; returns ``(new steps, number of chains fused)``.
+
+    A step joins its consumer's chain when both are element-wise ops of one float dtype and
+    output shape (inputs: that shape, a row of its last axis, or one element), its output
+    feeds that one step only and is not an output of the plan, and the chain then reads at
+    most :data:`fundl.kernels.elementwise.MAX_INPUTS` arrays. The chain runs where its last
+    step ran: its other steps' inputs are ready by then, and their outputs feed nothing else.
+    """
+    from .kernels import elementwise as E
+
+    codes = _opcodes()
+
+    def shape_dtype(slot):
+        if slot in meta:
+            return meta[slot][0], meta[slot][1], meta[slot][2]
+        v = template[slot]
+        return tuple(getattr(v, "shape", ())), getattr(v, "dtype", None), type(v)
+
+    def is_const_scalar(slot):
+        return slot >= n_traced and getattr(template[slot], "size", 2) == 1
+
+    producer, consumers = {}, {}
+    for k, st in enumerate(steps):
+        for s in st.out_slots:
+            producer[s] = k
+        for s in st.sources:
+            consumers.setdefault(s, set()).add(k)
+    fusable = {}
+    for k, st in enumerate(steps):
+        code = codes.get(type(st.op))
+        if code is None or st.n_outputs != 1 or not st.sources:
+            continue
+        shape, dtype, kind = shape_dtype(st.out_slots[0])
+        if dtype not in (numpy.float32, numpy.float64) or kind is not numpy.ndarray or \
+                len(shape) == 0:
+            continue
+        ok = True
+        n_regs = 0
+        for s in st.sources:
+            sh, dt, _ = shape_dtype(s)
+            if dt != dtype:
+                ok = False
+            elif sh == shape:
+                n_regs += 1
+            elif is_const_scalar(s):
+                pass
+            elif E.modes_of([numpy.empty(sh, dtype=bool)], shape) is None:
+                ok = False
+            else:
+                n_regs += 1
+        if ok and n_regs:
+            fusable[k] = (shape, dtype)
+    into = {}
+    members = {k: [k] for k in fusable}
+
+    def externals(group):
+        made = {steps[k].out_slots[0] for k in group}
+        ext = []
+        for k in group:
+            for s in steps[k].sources:
+                if s not in made and s not in ext and not is_const_scalar(s):
+                    ext.append(s)
+        return ext
+
+    for k in sorted(fusable):
+        out = steps[k].out_slots[0]
+        users = consumers.get(out, ())
+        if out in outputs or len(users) != 1:
+            continue
+        (j,) = users
+        if j not in fusable or fusable[j] != fusable[k]:
+            continue
+        merged = members[j] + members[k]
+        if len(externals(merged)) > E.MAX_INPUTS:
+            continue
+        into[k] = j
+        members[j] = merged
+    new_steps, count = [], 0
+    for k, st in enumerate(steps):
+        if k in into:
+            continue  # runs inside its consumer's chain
+        group = sorted(members.get(k, [k]))
+        if len(group) < 2 or numpy.prod(fusable[k][0]) < FUSE_MIN_SIZE:
+            new_steps += [steps[i] for i in group]  # (in their recorded order)
+            continue
+        new_steps.append(_fused_step([steps[i] for i in group], externals(group),
+                                     fusable[k], template, is_const_scalar, codes))
+        count += 1
+    return new_steps, count
+
+
+def _fused_step(group, ext, shape_dtype, template, is_const_scalar, codes):
+    """The :class:`_Step` of one fused chain (``group``: its steps in recorded order)."""
+    from .kernels import elementwise as E
+
+    local = {s: i for i, s in enumerate(ext)}   # external slot -> input index / register
+    consts, const_index = [], {}
+    prog = [[E.LOAD, i, i, 0, 0] for i in range(len(ext))]
+    members = []
+    any_grad = False
+    needs_out = [False] * len(ext)
+    for st in group:
+        srcs = []
+        operands = []
+        for s in st.sources:
+            if s in local:
+                srcs.append(local[s])
+                operands.append((local[s], False))
+            else:  # a scalar constant
+                if s not in const_index:
+                    const_index[s] = len(consts)
+                    consts.append(float(numpy.asarray(template[s]).reshape(())))
+                srcs.append(("const", template[s]))
+                operands.append((const_index[s], True))
+        reg = len(local)
+        local[st.out_slots[0]] = reg
+        code = codes[type(st.op)]
+        if code in E.UNARY:
+            prog.append([code, reg, operands[0][0], 0, 0])
+        else:
+            (a, ca), (b, cb) = operands
+            prog.append([code, reg, a, b, (1 if ca else 0) | (2 if cb else 0)])
+        members.append((st.op, srcs, reg, st.needs_grad, st.any_grad))
+        any_grad = any_grad or st.any_grad
+        for s, need in zip(st.sources, st.needs_grad if st.any_grad else ()):
+            if need and s in local and local[s] < len(ext):
+                needs_out[local[s]] = True
+    op = FusedElementwise(numpy.array(prog, numpy.int64), numpy.array(consts, numpy.float64),
+                          members, len(ext), shape_dtype)
+    op.needs_grad = tuple(needs_out) if any_grad else autograd._NO_GRAD
+    return _Step(op, list(ext), [group[-1].out_slots[0]], 1)
+
+
+class FusedElementwise(Function):
+    """A chain of element-wise ops run as one program of the compiled interpreter
+    (:func:`fundl.kernels.elementwise.run_program`); made by graph mode's fusion.
+
+    Its backward recomputes the chain with the original ops (their forward, then their
+    backward in reverse order), so no intermediate is kept between forward and backward and
+    the gradients are those of eager mode.
+    """
+
+    def __init__(self, prog, consts, members, n_inputs, shape_dtype):
+        self.prog = prog
+        self.consts = consts
+        self.members = members      # (op, sources: input index/register or ("const", v),
+        self.n_inputs = n_inputs    #   register of its output, needs_grad, any_grad)
+        self.shape, self.dtype = shape_dtype
+
+    @property
+    def name(self):
+        return "FusedElementwise[" + ",".join(type(m[0]).__name__ for m in self.members) + "]"
+
+    def forward(self, *arrays):
+        if self.needs_grad is not autograd._NO_GRAD:
+            self.save(*arrays)
+        from .kernels.elementwise import run_program
+
+        return run_program(self.prog, self.consts, arrays, self.shape, self.dtype)
+
+    def backward(self, gy):
+        values = list(self.saved) + [None] * len(self.members)
+        for op, srcs, reg, needs, _ in self.members:  # recompute, letting each op save
+            op.needs_grad = needs
+            values[reg] = op.forward(*[values[s] if type(s) is int else s[1] for s in srcs])
+        grads = [None] * len(values)
+        grads[self.members[-1][2]] = gy
+        try:
+            for op, srcs, reg, needs, any_grad in reversed(self.members):
+                g = grads[reg]
+                if g is None or not any_grad:
+                    continue
+                gxs = op.backward(g)
+                if type(gxs) is not tuple:
+                    gxs = (gxs,)
+                for s, need, gx in zip(srcs, needs, gxs):
+                    if need and gx is not None and type(s) is int:
+                        x = values[s]
+                        if gx.shape != x.shape or gx.dtype != x.dtype:
+                            gx = _fit(op, x, gx)
+                        grads[s] = gx if grads[s] is None else grads[s] + gx
+        finally:
+            for op, *_ in self.members:
+                op.saved = ()
+        return tuple(grads[:self.n_inputs])
 
 
 def _fit(op, x, g):
@@ -595,7 +809,7 @@ class GraphFunction:
         plans: the number of signatures currently cached.
     """
 
-    def __init__(self, fn, name=None, max_plans=_MAX_PLANS, warn=True, watch=None):
+    def __init__(self, fn, name=None, max_plans=_MAX_PLANS, warn=True, watch=None, fuse=True):
         functools.update_wrapper(self, fn, updated=())  # (not a model's __dict__)
         self.python_function = fn
         self._name = name or getattr(fn, "__qualname__", getattr(fn, "__name__", repr(fn)))
@@ -603,6 +817,7 @@ class GraphFunction:
         self._max_plans = max_plans
         self._warn = warn
         self._watch = watch           # () -> Tensors that only ops may change (model state)
+        self._fuse = fuse             # fuse chains of element-wise ops (see _fuse_chains)
         self.trace_count = 0
         self._retrace_warned = False
         self._redraws = set()         # signatures whose trace drew random numbers once
@@ -625,7 +840,7 @@ class GraphFunction:
             return instance.__dict__[key]
         except (KeyError, AttributeError):
             bound = GraphFunction(self.python_function.__get__(instance, owner), self._name,
-                                  self._max_plans, self._warn)
+                                  self._max_plans, self._warn, fuse=self._fuse)
             try:
                 instance.__dict__[key] = bound
             except AttributeError:
@@ -759,7 +974,7 @@ class GraphFunction:
             self._store(key, problem)
             self._warn_once(f"fl.function({self._name}): {problem}; running it eagerly.")
             return result
-        self._store(key, _Plan(self._name, tracer, arg_slots, out_slots, rebuild))
+        self._store(key, _Plan(self._name, tracer, arg_slots, out_slots, rebuild, self._fuse))
         return result
 
     def _warn_once(self, message):
@@ -787,7 +1002,7 @@ def model_step(model):
                          watch=lambda: model.non_trainable_weights)
 
 
-def function(func=None, *, reduce_retracing=False, jit_compile=None, name=None):
+def function(func=None, *, reduce_retracing=False, jit_compile=None, name=None, fuse=True):
     """Trace a function of Tensors into a plan once per input signature, and replay it
     (TensorFlow's ``tf.function``).
 
@@ -796,6 +1011,11 @@ def function(func=None, *, reduce_retracing=False, jit_compile=None, name=None):
         reduce_retracing: accepted for TensorFlow compatibility (plans are per exact shape).
         jit_compile: accepted for TensorFlow compatibility.
         name: the name used in messages (default: the function's qualified name).
+        fuse: replace each chain of element-wise ops (``+ - * / **``, neg, exp, log, sqrt,
+            abs, maximum, minimum, ReLU, tanh, sigmoid on arrays of one shape, a bias row or
+            scalars) by one op that evaluates it in one compiled pass
+            (:mod:`fundl.kernels.elementwise`); its backward recomputes the chain, so no
+            intermediate is kept. Default True.
 
     Returns:
         A :class:`GraphFunction`: call it like the function. Its first call for a signature
@@ -818,7 +1038,7 @@ def function(func=None, *, reduce_retracing=False, jit_compile=None, name=None):
             raise TypeError(f"fl.function: expected a callable, got {type(f).__name__}.")
         if isinstance(f, GraphFunction):
             return f
-        return GraphFunction(f, name=name)
+        return GraphFunction(f, name=name, fuse=fuse)
 
     if func is None:
         return make

@@ -93,7 +93,7 @@ def cached_kernel_modules() -> set:
 # -- when kernels compile: in this process (foreground) or in a background worker --------------
 POLICIES = ("background", "foreground")
 COMPILE_ENV = "FUNDL_COMPILE"
-GROUPS = ("conv", "pool", "activation", "norm", "sparse", "recurrent", "fused")
+GROUPS = ("conv", "pool", "activation", "norm", "sparse", "recurrent", "fused", "elementwise")
 """The kernel groups :func:`ready` knows: one per kernel module (the warm-up compiles each)."""
 
 _READY = {}  # (group, dtype char) -> True once the group's kernels may be called
