@@ -447,3 +447,121 @@ def test_a_layer_built_during_the_first_trace():
     assert traced.trace_count == 2  # retraced once: the first trace drew the initial weights
     got.backward()
     assert layer.kernel.grad is not None
+
+
+# -- element-wise fusion (graph_mode._fuse_chains, kernels.elementwise) ------------------------
+def _plan(fn):
+    (plan,) = [p for p in fn._plans.values() if isinstance(p, graph_mode._Plan)]
+    return plan
+
+
+def _fused_names(fn):
+    return [st.op.name for st in _plan(fn).steps if isinstance(st.op, graph_mode.FusedElementwise)]
+
+
+def _huber_like(x, b, y):
+    h = fl.functional.tanh(x + b) * 0.5          # a bias row and a scalar
+    e = abs(h - y)
+    q = fl.minimum(e, 1.0)
+    return (0.5 * q * q + fl.maximum(e - 1.0, 0.0)).mean()
+
+
+@pytest.mark.parametrize("dtype, tol", [("float64", 1e-12), ("float32", 2e-6)])
+def test_fused_unfused_and_eager_give_the_same_values_and_gradients(dtype, tol):
+    rng = np.random.default_rng(3)
+    b = _tensor(rng, (6,), dtype, True)
+    fused, plain = fl.function(_huber_like), fl.function(_huber_like, fuse=False)
+    for step in range(4):
+        x, y = _tensor(rng, (7, 6), dtype, True), _tensor(rng, (7, 6), dtype)
+        results = []
+        for fn in (_huber_like, fused, plain):
+            x.grad = b.grad = None
+            loss = _quiet(fn, x, b, y)
+            loss.backward()
+            results.append((loss.numpy(), x.grad.copy(), b.grad.copy()))
+        for other in results[1:]:
+            for a, c in zip(results[0], other):
+                np.testing.assert_allclose(c, a, rtol=tol, atol=tol)
+    assert _plan(fused).fused == 2 and _plan(plain).fused == 0
+    # (|e| and q feed two ops each: |e| ends the first chain, q stays alone; the second chain
+    # is the rest but the mean)
+    assert _fused_names(fused) == ["FusedElementwise[Add,Tanh,Mul,Sub,Abs]",
+                                   "FusedElementwise[Mul,Mul,Sub,Maximum,Add]"]
+
+
+def test_fused_chain_gradcheck_float64():
+    rng = np.random.default_rng(4)
+    x, b = _tensor(rng, (3, 4), requires_grad=True), _tensor(rng, (4,), requires_grad=True)
+    s = fl.Tensor(np.array(1.3), requires_grad=True)   # a scalar that needs its gradient
+
+    @fl.function
+    def f(x, b, s):
+        return fl.functional.sigmoid((x * s + b).exp().log() / s).sqrt() - fl.relu(-x) * x
+
+    f(x, b, s)
+    assert _plan(f).fused == 1
+    gradcheck(f, [x, b, s])
+
+
+def test_shared_intermediates_and_outputs_are_not_fused_across():
+    rng = np.random.default_rng(5)
+    x = _tensor(rng, (4, 5), requires_grad=True)
+
+    @fl.function
+    def f(x):
+        h = (x * 2.0).tanh()   # h feeds two ops: it ends a chain
+        u = h.exp() + 1.0      # an output: ends its chain
+        return u, (h * 3.0 - u).sum()
+
+    eager = [t.numpy() for t in f.python_function(x)]
+    got = [t.numpy() for t in f(x)]
+    got = [t.numpy() for t in f(x)]
+    for a, c in zip(eager, got):
+        np.testing.assert_allclose(c, a, rtol=1e-12, atol=1e-12)
+    names = _fused_names(f)
+    assert names == ["FusedElementwise[Mul,Tanh]", "FusedElementwise[Exp,Add]",
+                     "FusedElementwise[Mul,Sub]"]
+    plan = _plan(f)
+    made = {st.out_slots[0] for st in plan.steps}
+    assert set(plan.out_slots) <= made  # every output is still computed by a step of its own
+
+
+def test_fused_chain_memory_is_freed_and_reference_path_equals_kernel(monkeypatch):
+    rng = np.random.default_rng(6)
+    x = _tensor(rng, (9, 70), "float32", True)
+    b = _tensor(rng, (70,), "float32", True)
+    f = fl.function(lambda x, b: fl.functional.tanh(x + b) * 0.5 - fl.functional.sigmoid(x))
+    f(x, b), f(x, b)  # trace, verify
+    y1 = f(x, b)      # a replay
+    op = next(st.op for st in _plan(f).steps if isinstance(st.op, graph_mode.FusedElementwise))
+    assert len(op.saved) == 2  # its inputs only, no intermediate
+    x.grad = None
+    y1.sum().backward()
+    g1 = x.grad.copy()
+    # the recomputed intermediates went with the backward, and the inputs with the graph
+    assert all(getattr(m[0], "saved", ()) == () for m in op.members) and op.saved == ()
+    from fundl.kernels import elementwise
+    monkeypatch.setattr(elementwise, "ready", lambda group, dtype: False)  # the NumPy reference
+    x.grad = None
+    y2 = f(x, b)
+    y2.sum().backward()
+    assert y2.creator is not None and "fl.function" in y2.creator.name  # (replayed)
+    np.testing.assert_allclose(y2.numpy(), y1.numpy(), rtol=2e-6, atol=2e-6)
+    np.testing.assert_allclose(x.grad, g1, rtol=2e-6, atol=2e-6)
+
+
+def test_no_fusion_of_column_broadcasts_mixed_dtypes_or_single_ops():
+    rng = np.random.default_rng(7)
+    x = _tensor(rng, (4, 5), requires_grad=True)
+    col = _tensor(rng, (4, 1), requires_grad=True)
+    x32 = _tensor(rng, (4, 5), "float32")
+
+    @fl.function
+    def f(x, col, x32):
+        a = (x + col).exp()          # a column broadcast: Add stays, Exp alone
+        c = (x32 * 2.0).sum() + 0.0  # a single float32 op, then a reduction
+        return a.sum() + c
+
+    f(x, col, x32)
+    f(x, col, x32)
+    assert _fused_names(f) == []
