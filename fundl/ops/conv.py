@@ -239,6 +239,14 @@ def _conv_plan(x_shape, kernel_shape, bias_shape, expected_dims, strides, paddin
     return op, cf, ksize, out, block, pads, (cols_ksize, cols_strides, dilation)
 
 
+def _compiled_chunks():
+    """Whether the CPU convolutions run their chunks through the compiled region drivers: where
+    a parallel region can run, and on one thread, where the driver's loop runs as Python over
+    the same compiled im2col and GEMM calls (AVX-512 GEMMs included, see
+    ``kernels.convolution.small_gemms``), one chunk after another."""
+    return kernels.regions() or kernels.threads() == 1
+
+
 class Conv(Function):
     """N-D convolution (cross-correlation, as in every DL framework) by im2col + GEMM.
 
@@ -275,7 +283,7 @@ class Conv(Function):
             op, x5_shape, kernel.shape, ksize, out, self.groups, pads, cols_ksize,
             cols_strides or (1, 1, 1), dilation or (1, 1, 1), block, bias is not None,
             x.dtype.str, kernel.dtype.str, on_cpu, kernels.compiled(x),
-            kernels.threads() if on_cpu else 1, on_cpu and kernels.regions())
+            kernels.threads() if on_cpu else 1, on_cpu and _compiled_chunks())
 
     def forward(self, x, kernel, bias=None):
         x5 = _as_5d(_channels_last(x, self.cf))

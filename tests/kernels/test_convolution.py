@@ -5,6 +5,7 @@ import pytest
 
 from fundl import kernels
 from fundl.kernels import convolution
+from fundl.ops import conv as conv_ops
 from fundl.ops.conv import Conv, _as_5d
 
 # (x shape, kernel shape, strides, padding as pairs per axis, dilation, groups)
@@ -21,8 +22,9 @@ GEOMETRIES = [
 
 
 def _plan(x, k, b, strides, pads, dilation, groups, path, monkeypatch):
-    if path == "chunks":
+    if path == "chunks":  # (one fundl thread runs the region drivers too: off as well)
         monkeypatch.setattr(kernels, "regions", lambda: False)
+        monkeypatch.setattr(conv_ops, "_compiled_chunks", lambda: False)
     fn = Conv(None, strides, pads, dilation, groups, "channels_last")
     fn.check(x, k, b)
     return fn.plan
@@ -124,3 +126,27 @@ def test_what_the_forward_keeps_is_freed_by_the_backward():
     assert isinstance(y.creator.saved[0], convolution.ConvSaved)
     y.sum().backward()
     assert y.creator.saved == ()
+
+
+def test_one_thread_runs_the_region_drivers_serially(monkeypatch):
+    """With one fundl thread the plan takes the region path, and its driver's Python loop runs
+    the compiled chunks one after another, with the reference's results."""
+    monkeypatch.setattr(kernels, "threads", lambda: 1)
+    monkeypatch.setattr(kernels, "regions", lambda: False)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, 9, 9, 16)).astype(np.float32)
+    k = rng.standard_normal((3, 3, 16, 16)).astype(np.float32)
+    plan = _plan(x, k, None, (1, 1), ((1, 1), (1, 1)), (1, 1), 1, "region", monkeypatch)
+    if kernels.gemm_function(np.float32) is None or not kernels.compiled(x):
+        pytest.skip("no reachable GEMM or no Numba here")
+    assert plan.path == "region"
+    x5 = _as_5d(x)
+    k5, s3, p3, d3 = _reference_args(k, (1, 1), ((1, 1), (1, 1)), (1, 1))
+    y5, saved = kernels.conv_forward(plan, x5, k, None, True, True)
+    np.testing.assert_allclose(
+        y5, convolution.conv_forward_reference(x5, k5, None, s3, p3, d3, 1), rtol=2e-4, atol=2e-4)
+    gy5 = rng.standard_normal(y5.shape).astype(np.float32)
+    gx5, gk, _ = kernels.conv_backward(plan, saved, gy5, True, True, False)
+    wx, wk, _ = convolution.conv_backward_reference(x5, k5, gy5, s3, p3, d3, 1)
+    np.testing.assert_allclose(gx5, wx, rtol=2e-4, atol=2e-4)
+    np.testing.assert_allclose(gk.reshape(wk.shape), wk, rtol=2e-4, atol=2e-3)
