@@ -145,6 +145,10 @@ def test_stamps_follow_the_sources(tmp_path, monkeypatch):
     assert not _jit.stamped("pool", "f")
 
 
+def test_every_group_has_a_warmup():
+    assert set(_jit.GROUPS) == set(_warmup.WARMUPS)
+
+
 @pytest.mark.parametrize("group", sorted(_warmup.WARMUPS))
 def test_every_warmup_runs(group, monkeypatch):
     """Each group's warm-up runs through today's layers and ops (a broken one would leave
@@ -159,10 +163,14 @@ def test_every_warmup_runs(group, monkeypatch):
 def test_worker_protocol(tmp_path):
     """The real worker process: a request line in, ``done`` out, the stamp in its cache."""
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path), FUNDL_COMPILE="foreground")
-    out = subprocess.run([sys.executable, "-m", "fundl._warmup"], input="sparse f\nbad\n",
-                         capture_output=True, text=True, env=env, timeout=300)
+    out = subprocess.run([sys.executable, "-m", "fundl._warmup"],
+                         input="sparse f\nbad\nnewgroup f\n", capture_output=True, text=True,
+                         env=env, timeout=300)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split("\n")[0] == "done sparse f"
+    lines = out.stdout.splitlines()
+    assert lines[0] == "done sparse f"
+    assert lines[1].startswith("failed newgroup f no warm-up")   # never left waiting
+    assert len(lines) == 2
     assert list(tmp_path.rglob("fundl-compiled-sparse-f.txt"))
     bad = subprocess.run([sys.executable, "-m", "fundl._warmup", "nonsense"],
                          capture_output=True, text=True, env=env, timeout=300)
