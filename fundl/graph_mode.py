@@ -280,7 +280,7 @@ class _RecordingGenerator:
 class _Plan:
     """A traced function for one signature: steps, slots, the structure of its outputs."""
 
-    def __init__(self, name, tracer, arg_slots, out_slots, rebuild, fuse=True):
+    def __init__(self, name, tracer, arg_slots, out_slots, rebuild, fuse=False):
         self.name = name
         self.steps = tracer.steps
         # constants get slots of their own, filled once: every source is then a slot index
@@ -438,9 +438,11 @@ def _opcodes():
     from .ops import elementwise as O
 
     return {O.Add: E.ADD, O.Sub: E.SUB, O.Mul: E.MUL, O.Div: E.DIV, O.Maximum: E.MAXIMUM,
-            O.Minimum: E.MINIMUM, O.Pow: E.POW, O.Neg: E.NEG, O.Exp: E.EXP, O.Log: E.LOG,
-            O.Sqrt: E.SQRT, O.Abs: E.ABS, A.ReLU: E.RELU, A.Tanh: E.TANH,
-            A.Sigmoid: E.SIGMOID}
+            O.Minimum: E.MINIMUM, O.Pow: E.POW, O.Neg: E.NEG, O.Sqrt: E.SQRT, O.Abs: E.ABS,
+            A.ReLU: E.RELU}
+    # Not exp, log, tanh, sigmoid (nor ** but ** 2): NumPy runs them with SIMD code 10-100x
+    # faster than the scalar libm calls of a Numba loop (measured: tanh of 32K float32, NumPy
+    # 6 us, Numba 0.9-1.2 ms), so a chain is cut there; the interpreter still has them.
 
 
 def _fuse_chains(steps, meta, template, outputs, n_traced):
@@ -495,6 +497,9 @@ def _fuse_chains(steps, meta, template, outputs, n_traced):
                 ok = False
             else:
                 n_regs += 1
+        if code == E.POW and not (is_const_scalar(st.sources[1]) and
+                                  float(numpy.asarray(template[st.sources[1]])) == 2.0):
+            ok = False
         if ok and n_regs:
             fusable[k] = (shape, dtype)
     into = {}
@@ -593,6 +598,7 @@ class FusedElementwise(Function):
         self.members = members      # (op, sources: input index/register or ("const", v),
         self.n_inputs = n_inputs    #   register of its output, needs_grad, any_grad)
         self.shape, self.dtype = shape_dtype
+        self.modes = None
 
     @property
     def name(self):
@@ -601,9 +607,22 @@ class FusedElementwise(Function):
     def forward(self, *arrays):
         if self.needs_grad is not autograd._NO_GRAD:
             self.save(*arrays)
-        from .kernels.elementwise import run_program
+        from .kernels import elementwise as E
 
-        return run_program(self.prog, self.consts, arrays, self.shape, self.dtype)
+        if self.modes is None:  # (the read modes: fixed by the plan's signature)
+            self.modes = E.modes_of(arrays, self.shape)
+            self.modes = numpy.array(self.modes + [0] * (E.MAX_INPUTS - len(self.modes)),
+                                     numpy.int64) if self.modes is not None else False
+        if self.modes is not False and E.ready("elementwise", self.dtype) and \
+                all(type(a) is numpy.ndarray and a.flags.c_contiguous and
+                    a.dtype == self.dtype for a in arrays):
+            out = numpy.empty(self.shape, self.dtype)
+            flat = [a.reshape(-1) for a in arrays]
+            flat += [flat[0]] * (E.MAX_INPUTS - len(flat))
+            E.run_program_numba(self.prog, self.consts, flat[0], flat[1], flat[2], flat[3],
+                                self.modes, self.shape[-1], out.reshape(-1))
+            return out
+        return E.run_program(self.prog, self.consts, arrays, self.shape, self.dtype)
 
     def backward(self, gy):
         values = list(self.saved) + [None] * len(self.members)
@@ -809,7 +828,7 @@ class GraphFunction:
         plans: the number of signatures currently cached.
     """
 
-    def __init__(self, fn, name=None, max_plans=_MAX_PLANS, warn=True, watch=None, fuse=True):
+    def __init__(self, fn, name=None, max_plans=_MAX_PLANS, warn=True, watch=None, fuse=False):
         functools.update_wrapper(self, fn, updated=())  # (not a model's __dict__)
         self.python_function = fn
         self._name = name or getattr(fn, "__qualname__", getattr(fn, "__name__", repr(fn)))
@@ -1002,7 +1021,7 @@ def model_step(model):
                          watch=lambda: model.non_trainable_weights)
 
 
-def function(func=None, *, reduce_retracing=False, jit_compile=None, name=None, fuse=True):
+def function(func=None, *, reduce_retracing=False, jit_compile=None, name=None, fuse=False):
     """Trace a function of Tensors into a plan once per input signature, and replay it
     (TensorFlow's ``tf.function``).
 
@@ -1011,11 +1030,13 @@ def function(func=None, *, reduce_retracing=False, jit_compile=None, name=None, 
         reduce_retracing: accepted for TensorFlow compatibility (plans are per exact shape).
         jit_compile: accepted for TensorFlow compatibility.
         name: the name used in messages (default: the function's qualified name).
-        fuse: replace each chain of element-wise ops (``+ - * / **``, neg, exp, log, sqrt,
-            abs, maximum, minimum, ReLU, tanh, sigmoid on arrays of one shape, a bias row or
-            scalars) by one op that evaluates it in one compiled pass
-            (:mod:`fundl.kernels.elementwise`); its backward recomputes the chain, so no
-            intermediate is kept. Default True.
+        fuse: replace each chain of element-wise ops (``+ - * /``, ``** 2``, neg, sqrt, abs,
+            maximum, minimum, ReLU, on arrays of one shape, a bias row or scalars) by one op
+            that evaluates it in one compiled pass (:mod:`fundl.kernels.elementwise`); its
+            backward recomputes the chain, so no intermediate is kept between forward and
+            backward. Default False: on the 2-core AMD EPYC it was measured on, fused replays
+            were slower than op-by-op ones (the recomputation in the backward, and NumPy's
+            passes being as fast as the interpreter's), so it is a memory option for now.
 
     Returns:
         A :class:`GraphFunction`: call it like the function. Its first call for a signature

@@ -27,7 +27,7 @@ import numpy
 
 from ._jit import FLOAT_DTYPES, jit, ready
 
-BLOCK = 512
+BLOCK = 4096
 """Elements per block: a few register buffers of this size stay in L1 cache."""
 
 MAX_INPUTS = 4
@@ -46,6 +46,131 @@ value for all."""
 
 
 @jit
+def _load(d, x, mode, start, m, ncols):
+    """Register ``d[:m]`` = block ``start`` of input ``x`` read in ``mode``."""
+    if mode == 0:
+        xs = x[start:start + m]  # (a slice: its loop vectorises; x[start + t] does not)
+        for t in range(m):
+            d[t] = xs[t]
+    elif mode == 2:
+        v = x[0]
+        for t in range(m):
+            d[t] = v
+    else:  # a row: in segments, from where this block starts in it
+        c = start % ncols
+        filled = 0
+        while filled < m:
+            seg = min(ncols - c, m - filled)
+            xs = x[c:c + seg]
+            ds = d[filled:filled + seg]
+            for t in range(seg):
+                ds[t] = xs[t]
+            filled += seg
+            c = 0
+
+
+@jit
+def _unary(code, d, a, m):
+    zero = d.dtype.type(0.0)
+    half = d.dtype.type(0.5)
+    if code == NEG:
+        for t in range(m):
+            d[t] = -a[t]
+    elif code == EXP:
+        for t in range(m):
+            d[t] = numpy.exp(a[t])
+    elif code == LOG:
+        for t in range(m):
+            d[t] = numpy.log(a[t])
+    elif code == TANH:
+        for t in range(m):
+            d[t] = numpy.tanh(a[t])
+    elif code == SIGMOID:  # as ops.activation._sigmoid
+        for t in range(m):
+            d[t] = numpy.tanh(a[t] * half) * half + half
+    elif code == RELU:  # max(x, 0), NaN kept (as numpy.maximum)
+        for t in range(m):
+            v = a[t]
+            d[t] = v if (v > zero or v != v) else zero
+    elif code == SQRT:
+        for t in range(m):
+            d[t] = numpy.sqrt(a[t])
+    else:  # ABS
+        for t in range(m):
+            d[t] = abs(a[t])
+
+
+@jit
+def _binary(code, d, a, b, m):
+    """``d = a (op) b`` on registers."""
+    if code == ADD:
+        for t in range(m):
+            d[t] = a[t] + b[t]
+    elif code == SUB:
+        for t in range(m):
+            d[t] = a[t] - b[t]
+    elif code == MUL:
+        for t in range(m):
+            d[t] = a[t] * b[t]
+    elif code == DIV:
+        for t in range(m):
+            d[t] = a[t] / b[t]
+    elif code == MAXIMUM:  # NaN from either side kept, as numpy.maximum
+        for t in range(m):
+            u, v = a[t], b[t]
+            d[t] = u if (u >= v or u != u) else v
+    elif code == MINIMUM:
+        for t in range(m):
+            u, v = a[t], b[t]
+            d[t] = u if (u <= v or u != u) else v
+    else:
+        for t in range(m):
+            d[t] = a[t] ** b[t]
+
+
+@jit
+def _binary_const(code, d, a, s, m, const_first):
+    """``d = a (op) s`` (or ``s (op) a`` when ``const_first``) with a constant ``s``."""
+    if code == ADD:
+        for t in range(m):
+            d[t] = a[t] + s
+    elif code == MUL:
+        for t in range(m):
+            d[t] = a[t] * s
+    elif code == SUB:
+        if const_first:
+            for t in range(m):
+                d[t] = s - a[t]
+        else:
+            for t in range(m):
+                d[t] = a[t] - s
+    elif code == DIV:
+        if const_first:
+            for t in range(m):
+                d[t] = s / a[t]
+        else:
+            for t in range(m):
+                d[t] = a[t] / s
+    elif code == MAXIMUM:  # (a NaN constant: the result is NaN, as numpy.maximum)
+        for t in range(m):
+            u = a[t]
+            d[t] = u if (u >= s or u != u) else s
+    elif code == MINIMUM:
+        for t in range(m):
+            u = a[t]
+            d[t] = u if (u <= s or u != u) else s
+    elif const_first:
+        for t in range(m):
+            d[t] = s ** a[t]
+    elif s == 2.0:  # x ** 2 (NumPy computes it as x * x)
+        for t in range(m):
+            d[t] = a[t] * a[t]
+    else:
+        for t in range(m):
+            d[t] = a[t] ** s
+
+
+@jit
 def run_program_numba(prog, consts, x0, x1, x2, x3, modes, ncols, out):
     """Evaluate ``prog`` (see the module docstring) into ``out`` (1-D, contiguous).
 
@@ -61,8 +186,6 @@ def run_program_numba(prog, consts, x0, x1, x2, x3, modes, ncols, out):
     cs = numpy.empty(consts.shape[0], out.dtype)
     for c in range(consts.shape[0]):
         cs[c] = consts[c]  # rounded to the dtype, as NumPy rounds a 0-d constant
-    zero = out.dtype.type(0.0)
-    half = out.dtype.type(0.5)
     last = prog[prog.shape[0] - 1, 1]
     for start in range(0, n, BLOCK):
         m = min(BLOCK, n - start)
@@ -71,142 +194,26 @@ def run_program_numba(prog, consts, x0, x1, x2, x3, modes, ncols, out):
             d = regs[prog[p, 1]]
             if code == LOAD:
                 k = prog[p, 2]
-                x = x0
-                if k == 1:
-                    x = x1
+                if k == 0:
+                    _load(d, x0, modes[0], start, m, ncols)
+                elif k == 1:
+                    _load(d, x1, modes[1], start, m, ncols)
                 elif k == 2:
-                    x = x2
-                elif k == 3:
-                    x = x3
-                mode = modes[k]
-                if mode == 0:
-                    for t in range(m):
-                        d[t] = x[start + t]
-                elif mode == 2:
-                    v = x[0]
-                    for t in range(m):
-                        d[t] = v
+                    _load(d, x2, modes[2], start, m, ncols)
                 else:
-                    c = start % ncols
-                    for t in range(m):
-                        d[t] = x[c]
-                        c += 1
-                        if c == ncols:
-                            c = 0
-                continue
-            if code >= 20:  # unary
-                a = regs[prog[p, 2]]
-                if code == NEG:
-                    for t in range(m):
-                        d[t] = -a[t]
-                elif code == EXP:
-                    for t in range(m):
-                        d[t] = numpy.exp(a[t])
-                elif code == LOG:
-                    for t in range(m):
-                        d[t] = numpy.log(a[t])
-                elif code == TANH:
-                    for t in range(m):
-                        d[t] = numpy.tanh(a[t])
-                elif code == SIGMOID:  # as ops.activation._sigmoid
-                    for t in range(m):
-                        d[t] = numpy.tanh(a[t] * half) * half + half
-                elif code == RELU:  # max(x, 0), NaN kept (as numpy.maximum)
-                    for t in range(m):
-                        v = a[t]
-                        d[t] = v if (v > zero or v != v) else zero
-                elif code == SQRT:
-                    for t in range(m):
-                        d[t] = numpy.sqrt(a[t])
-                else:  # ABS
-                    for t in range(m):
-                        d[t] = abs(a[t])
-                continue
-            flags = prog[p, 4]
-            if flags == 0:
-                a = regs[prog[p, 2]]
-                b = regs[prog[p, 3]]
-                if code == ADD:
-                    for t in range(m):
-                        d[t] = a[t] + b[t]
-                elif code == SUB:
-                    for t in range(m):
-                        d[t] = a[t] - b[t]
-                elif code == MUL:
-                    for t in range(m):
-                        d[t] = a[t] * b[t]
-                elif code == DIV:
-                    for t in range(m):
-                        d[t] = a[t] / b[t]
-                elif code == MAXIMUM:
-                    for t in range(m):
-                        u, v = a[t], b[t]
-                        d[t] = u if (u >= v or u != u) else v
-                elif code == MINIMUM:
-                    for t in range(m):
-                        u, v = a[t], b[t]
-                        d[t] = u if (u <= v or u != u) else v
-                else:
-                    for t in range(m):
-                        d[t] = a[t] ** b[t]
-            elif flags == 2:  # register (op) constant
-                a = regs[prog[p, 2]]
-                s = cs[prog[p, 3]]
-                if code == ADD:
-                    for t in range(m):
-                        d[t] = a[t] + s
-                elif code == SUB:
-                    for t in range(m):
-                        d[t] = a[t] - s
-                elif code == MUL:
-                    for t in range(m):
-                        d[t] = a[t] * s
-                elif code == DIV:
-                    for t in range(m):
-                        d[t] = a[t] / s
-                elif code == MAXIMUM:
-                    for t in range(m):
-                        u = a[t]
-                        d[t] = u if (u >= s or u != u) else s
-                elif code == MINIMUM:
-                    for t in range(m):
-                        u = a[t]
-                        d[t] = u if (u <= s or u != u) else s
-                elif s == 2.0:  # x ** 2 (NumPy computes it as x * x)
-                    for t in range(m):
-                        d[t] = a[t] * a[t]
-                else:
-                    for t in range(m):
-                        d[t] = a[t] ** s
-            else:  # constant (op) register
-                s = cs[prog[p, 2]]
-                b = regs[prog[p, 3]]
-                if code == ADD:
-                    for t in range(m):
-                        d[t] = s + b[t]
-                elif code == SUB:
-                    for t in range(m):
-                        d[t] = s - b[t]
-                elif code == MUL:
-                    for t in range(m):
-                        d[t] = s * b[t]
-                elif code == DIV:
-                    for t in range(m):
-                        d[t] = s / b[t]
-                elif code == MAXIMUM:
-                    for t in range(m):
-                        v = b[t]
-                        d[t] = s if (s >= v or s != s) else v
-                elif code == MINIMUM:
-                    for t in range(m):
-                        v = b[t]
-                        d[t] = s if (s <= v or s != s) else v
-                else:
-                    for t in range(m):
-                        d[t] = s ** b[t]
+                    _load(d, x3, modes[3], start, m, ncols)
+            elif code >= 20:
+                _unary(code, d, regs[prog[p, 2]], m)
+            elif prog[p, 4] == 0:
+                _binary(code, d, regs[prog[p, 2]], regs[prog[p, 3]], m)
+            elif prog[p, 4] == 2:
+                _binary_const(code, d, regs[prog[p, 2]], cs[prog[p, 3]], m, False)
+            else:
+                _binary_const(code, d, regs[prog[p, 3]], cs[prog[p, 2]], m, True)
         r = regs[last]
+        o = out[start:start + m]
         for t in range(m):
-            out[start + t] = r[t]
+            o[t] = r[t]
     return out
 
 
