@@ -19,6 +19,14 @@ from .base import Layer, deserialize_object, serialize_object
 from .normalization_fusion import take_request
 
 
+def _tracing():
+    """Whether graph mode (``fl.function``) is recording ops in this thread."""
+    from .. import autograd
+
+    tracer = autograd._tracer
+    return tracer is not None and tracer.in_this_thread()
+
+
 def _real(layer, name, value, low=None, high=None):
     """``value`` as a float, or a TypeError/ValueError naming the layer and argument."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
@@ -158,16 +166,26 @@ class BatchNormalization(Layer):
                 y, mean, var = F.batch_norm(x, self.gamma, self.beta, axis=self._axis,
                                             epsilon=self.epsilon, return_stats=True,
                                             **epilogue)
+                if _tracing():  # graph mode: the update is an op of the plan, replayed
+                    from ..graph_mode import state_update
+
+                    state_update((self.moving_mean, self.moving_variance),
+                                 self._update_moving_averages, mean, var)
+                    return y
                 mean, var = mean.data, var.data
-            # Plain array arithmetic, in place: no graph, and the Tensors stay the same objects
-            # (model.weights, state_dict). The op keeps copies of any statistics it saved.
-            for moving, batch in ((self.moving_mean, mean), (self.moving_variance, var)):
-                m = moving.data
-                m *= self.momentum
-                m += batch * (1.0 - self.momentum)
+            self._update_moving_averages(mean, var)
             return y
         return F.batch_norm(x, self.gamma, self.beta, self.moving_mean, self.moving_variance,
                             axis=self._axis, epsilon=self.epsilon, **epilogue)
+
+    def _update_moving_averages(self, mean, var):
+        """``moving = moving * momentum + batch * (1 - momentum)`` for the (C,) arrays."""
+        # Plain array arithmetic, in place: no graph, and the Tensors stay the same objects
+        # (model.weights, state_dict). The op keeps copies of any statistics it saved.
+        for moving, batch in ((self.moving_mean, mean), (self.moving_variance, var)):
+            m = moving.data
+            m *= self.momentum
+            m += batch * (1.0 - self.momentum)
 
     def _masked_batch_norm(self, x, mask):
         """Training-mode batch norm whose statistics count the real steps of a (batch,

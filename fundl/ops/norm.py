@@ -93,6 +93,8 @@ class BatchNorm(Function):
     passes).
     """
 
+    stats_out = False  # graph mode: the statistics as outputs 2 and 3 (set by batch_norm)
+
     def __init__(self, axis=-1, epsilon=1e-3, scale=True, center=True, training=True,
                  residual=False, relu=False):
         self.axis = axis
@@ -163,9 +165,9 @@ class BatchNorm(Function):
         if self.needs_grad is not _NO_GRAD:  # nothing kept for a backward that cannot come
             keep_y = self.relu and (self.residual or not self.training)
             self.save(x, mean, inv, gamma, scale, shift, y if keep_y else None)
-        return y
+        return (y,) + self.stats if self.stats_out else y
 
-    def backward(self, gy):
+    def backward(self, gy, *stat_grads):  # (the statistics' outputs, if any, get no gradient)
         x, mean, inv, gamma, scale, shift, y = self.saved
         need = self.needs_grad
         k = 1 + self.scale + self.center + self.residual  # index of mean, var in inference mode
@@ -412,6 +414,15 @@ def batch_norm(x, gamma, beta, mean=None, var=None, axis=-1, epsilon=1e-3,
     inputs = [x] + [p for p in (gamma, beta, residual) if p is not None]
     if not training:
         inputs += [mean, var]
+    from .. import autograd
+
+    tracer = autograd._tracer
+    if return_stats and tracer is not None and tracer.in_this_thread():
+        # graph mode (fl.function) is tracing: the statistics leave as op outputs, so that a
+        # replay gives the moving-average update its own batch's statistics
+        fn.stats_out = True
+        y, m, v = fn.apply(*inputs)
+        return y, m.detach(), v.detach()
     y = fn.apply(*inputs)
     if not return_stats:
         fn.stats = None

@@ -132,12 +132,59 @@ def test_sample_weights_and_validation():
         np.testing.assert_allclose(runs[1][k], runs[0][k], rtol=1e-5)
 
 
-def test_batch_norm_falls_back_with_one_warning_and_same_numbers():
-    """BatchNormalization updates its moving averages in Python, outside ops: not traceable."""
-    make = lambda: zoo.resnet_cifar(depth=8, input_shape=(8, 8, 3), classes=4)  # noqa: E731
-    x, y = _data((8, 8, 3), n=12)
-    eager = _train(make, False, x, y, "sparse_categorical_crossentropy", batch_size=6)
-    graph = _train(make, True, x, y, "sparse_categorical_crossentropy", batch_size=6)
+@pytest.mark.parametrize("dtype, tol", [("float32", 1e-5), ("float64", 1e-12)])
+def test_resnet_with_batch_norm_is_traced_and_trains_as_in_eager_mode(dtype, tol):
+    """BatchNormalization's moving averages are updated by a state_update op of the plan (its
+    batch statistics are op outputs while tracing), including the fused BN(+Add)+ReLU path."""
+    from fundl import graph_mode
+    from fundl.ops.norm import BatchNorm
+
+    fl.set_default_dtype(dtype)
+    try:
+        make = lambda: zoo.resnet_cifar(depth=8, input_shape=(8, 8, 3), classes=4)  # noqa: E731
+        x, y = _data((8, 8, 3), n=12)
+        eager = _train(make, False, x, y, "sparse_categorical_crossentropy", batch_size=6,
+                       epochs=3)
+        graph = _train(make, True, x, y, "sparse_categorical_crossentropy", batch_size=6,
+                       epochs=3)
+    finally:
+        fl.set_default_dtype("float32")
+    model = graph[2]
+    assert model._caught == []  # traced, no fallback
+    (plan,) = [p for p in model._graph_step._plans.values() if isinstance(p, graph_mode._Plan)]
+    ops = [st.op for st in plan.steps]
+    bns = [op for op in ops if type(op) is BatchNorm]
+    assert len(bns) == 7 and all(op.stats_out for op in bns)
+    assert any(op.relu and op.residual for op in bns) and any(op.relu and not op.residual
+                                                              for op in bns)
+    assert sum(isinstance(op, graph_mode.StateUpdate) for op in ops) == 7
+    # the moving averages (among the weights) moved, and as in eager mode
+    moving = [w for w in model.weights if "moving_mean" in w.name]
+    assert moving and all(np.abs(w.numpy()).max() > 0 for w in moving)
+    _assert_same(eager, graph, tol)
+    # inference after training: the moving averages give the same predictions
+    e_model, g_model = eager[2], graph[2]
+    np.testing.assert_allclose(g_model.predict(x, verbose=0), e_model.predict(x, verbose=0),
+                               rtol=tol, atol=tol)
+
+
+def test_state_changed_outside_an_op_falls_back_with_one_warning_and_same_numbers():
+    """A layer updating a non-trainable weight in Python (not through state_update) cannot be
+    replayed: graph mode notices and runs the step eagerly."""
+    class Counter(L.Layer):
+        def build(self, input_shape):
+            self.seen = self.add_weight("seen", (1,), "zeros", trainable=False)
+
+        def call(self, x, training=None):
+            if training:
+                self.seen.data += 1.0  # Python arithmetic on the state, outside any op
+            return x
+
+    make = lambda: fl.Sequential([L.Input((12,)), Counter(),  # noqa: E731
+                                  L.Dense(4, activation="softmax")])
+    x, y = _data((12,))
+    eager = _train(make, False, x, y, "sparse_categorical_crossentropy")
+    graph = _train(make, True, x, y, "sparse_categorical_crossentropy")
     assert len(graph[2]._caught) == 1
     assert "updates state outside an op" in graph[2]._caught[0]
     assert "running it eagerly" in graph[2]._caught[0]
