@@ -30,9 +30,16 @@ tracing and the function then runs eagerly for that signature, after one warning
 * random numbers drawn outside an op with fundl's generator (a mask drawn in Python and
   multiplied in would be replayed with the traced mask); draws made *inside* an op, such as
   :func:`random_op` below, are fine: the op runs again at every replay;
-* model state changed outside an op (BatchNormalization's moving averages in training mode,
-  updated in place by the layer) where graph mode knows the state (``model.compile(...,
-  jit_compile=True)`` checks the model's non-trainable weights).
+* model state changed outside an op (a layer updating a non-trainable weight with Python
+  arithmetic) where graph mode knows the state (``model.compile(..., jit_compile=True)``
+  checks the model's non-trainable weights). BatchNormalization is traced: while tracing, its
+  batch statistics are outputs of its op and its moving averages are updated by a
+  :func:`state_update` op, replayed with each step.
+
+Element-wise fusion (``fl.function(..., fuse=True)``, off by default): chains of cheap
+element-wise ops whose intermediates feed one op each and are not outputs run as one
+:class:`FusedElementwise` op, a program of the compiled interpreter of
+:mod:`fundl.kernels.elementwise`; its backward recomputes the chain with the original ops.
 
 Example:
     >>> @fl.function
