@@ -442,10 +442,10 @@ def _small_agree(nn, nt):
 @functools.lru_cache(maxsize=None)
 def _small_kernels():
     """OpenBLAS's SkylakeX small-matrix sgemm kernels (beta-0 nn, nt) from NumPy's own OpenBLAS, or
-    None: not an AVX-512 CPU, MKL chosen for fundl's GEMMs, symbols missing, or results
-    that disagree with numpy.matmul."""
+    None: not an AVX-512 CPU, ``FUNDL_BLAS`` set to a library, MKL chosen for fundl's GEMMs,
+    symbols missing, or results that disagree with numpy.matmul."""
     if not SMALL_KERNELS or not set(_AVX512) <= _cpu_flags() or \
-            _k.blas.library(numpy.float32) != "numpy":
+            _k.blas._choice() != "auto" or _k.blas.library(numpy.float32) != "numpy":
         return None
     try:
         lib = _k.blas._library()
@@ -460,13 +460,18 @@ def small_gemms(dtype):
     """``(nn, nt, use)`` for the region drivers' GEMMs (:func:`fundl.kernels.conv._gemm`).
 
     Why: NumPy's wheels bundle one OpenBLAS built for many CPUs, which picks its kernels by
-    the CPU it recognises; on an AMD EPYC (Zen 5, with AVX-512) it recognised none and took
-    its AVX2 "Haswell" kernels. The same library also exports the AVX-512 "SkylakeX" kernels
-    by name; its small-matrix GEMMs, called directly (no packing), ran the convolutions'
+    the CPU, or by ``OPENBLAS_CORETYPE`` when set. The development machines (AMD EPYC, Zen 5,
+    with AVX-512) set ``OPENBLAS_CORETYPE=Haswell`` in their environment, so NumPy's products
+    there run the AVX2 kernels, while PyTorch and fundl's Numba kernels (compiled for the CPU
+    they run on) use AVX-512. The same library exports its AVX-512 "SkylakeX" kernels by
+    name; its small-matrix GEMMs, called directly (no packing), ran the convolutions'
     products at twice the rate on one core (1024 x 144 @ 144 x 16: 95 -> 153 GFLOP/s;
-    1024 x 288 @ 288 x 32: 105 -> 228; 192 x 576 @ 576 x 64: 113 -> 226). Only for float32,
-    on CPUs with AVX-512, where fundl's GEMMs come from NumPy's OpenBLAS and the kernels
-    agree with numpy.matmul at first use; NumPy's own products are left as they are.
+    1024 x 288 @ 288 x 32: 105 -> 228; 192 x 576 @ 576 x 64: 113 -> 226). These are
+    OpenBLAS-internal symbols, not its public API, hence the checks: only for float32, on
+    CPUs whose flags include AVX-512, with ``FUNDL_BLAS`` unset or "auto" (``FUNDL_BLAS=numpy``
+    keeps NumPy's library as it is configured), where fundl's GEMMs come from NumPy's
+    OpenBLAS, and where the kernels agree with numpy.matmul at first use; NumPy's own products
+    are left as they are.
     """
     kernels = _small_kernels() if numpy.dtype(dtype) == numpy.float32 else None
     if kernels is None:

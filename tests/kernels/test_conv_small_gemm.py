@@ -26,6 +26,16 @@ def test_float64_and_switch_use_the_cblas_gemm(monkeypatch):
         convolution._small_kernels.cache_clear()
 
 
+def test_fundl_blas_numpy_keeps_numpys_library_as_configured(monkeypatch):
+    monkeypatch.setenv("FUNDL_BLAS", "numpy")
+    convolution._small_kernels.cache_clear()
+    try:
+        assert convolution.small_gemms(np.float32)[2] is False
+    finally:
+        monkeypatch.undo()
+        convolution._small_kernels.cache_clear()
+
+
 @pytest.mark.parametrize("small", [False, True] if USE else [False])
 @pytest.mark.parametrize("m,k,n", [(1, 1, 1), (7, 5, 3), (1024, 144, 16), (33, 290, 17)])
 def test_gemm_matches_numpy(small, m, k, n):
