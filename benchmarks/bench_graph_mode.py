@@ -1,6 +1,6 @@
 """Graph mode (fl.function, compile(jit_compile=True)) against eager fundl and PyTorch eager.
 
-    python benchmarks/bench_graph_mode.py [--case all|mlp|dqn|tiny] [--repeats 3]
+    python benchmarks/bench_graph_mode.py [--case all|mlp|dqn|tiny|fusion|resnet] [--repeats 3]
 
 The small-network cases where per-op Python dispatch is a large part of the time:
 
@@ -12,6 +12,12 @@ The small-network cases where per-op Python dispatch is a large part of the time
   ``jit_compile=True``, and the same step in PyTorch eager.
 - ``tiny``: ``bench_dispatch.py``'s 5-op graph (mul, add, tanh, exp, sum on 10-element float32
   tensors) forward + backward, eager vs ``fl.function``, and PyTorch eager.
+- ``fusion``: a Huber-style chain of 9 cheap element-wise ops (sub, abs, minimum, mul, max...,
+  then a mean) on ``--fuse-shape`` float32 tensors, forward + backward: eager, ``fl.function``
+  replaying op by op, and ``fl.function(fuse=True)`` (one fused op; its backward recomputes).
+- ``resnet``: ``train_on_batch`` of ``zoo.resnet_cifar(depth=8)`` on 16x16x3, batch 32, SGD,
+  eager vs ``jit_compile=True`` (BatchNormalization traced), and PyTorch eager's equivalent is
+  in ``bench_cnn.py`` (not repeated here).
 
 Every contender runs in a process of its own (``_common.run_isolated``: 2 processes per
 contender, alternating); one comparison gives the median time of each; ``--repeats``
@@ -32,7 +38,10 @@ from _common import THREADS, compare, import_torch, run_isolated
 
 def _args():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--case", choices=["all", "mlp", "dqn", "tiny"], default="all")
+    p.add_argument("--case", choices=["all", "mlp", "dqn", "tiny", "fusion", "resnet"],
+                   default="all")
+    p.add_argument("--fuse-shape", default="32,2",
+                   help="shape of the fusion case's tensors, e.g. 32,2 or 128,256 or 100000")
     p.add_argument("--samples", type=int, default=60000, help="MLP epoch size")
     p.add_argument("--steps", type=int, default=200, help="DQN-sized train steps per timed call")
     p.add_argument("--repeats", type=int, default=3, help="isolated comparisons per case")
@@ -179,6 +188,64 @@ def torch_tiny():
     return step
 
 
+# -- element-wise fusion ---------------------------------------------------------------------------
+def _fusion_chain(p, t):
+    e = abs(p - t)
+    q = _fl().minimum(e, 1.0)
+    return (0.5 * q * q + 1.0 * _fl().maximum(e - q, 0.0)).mean()
+
+
+def _fl():
+    import fundl as fl
+
+    return fl
+
+
+def fundl_fusion(mode):
+    fl = _fl()
+    shape = tuple(int(n) for n in ARGS.fuse_shape.split(","))
+    rng = np.random.default_rng(0)
+    p = fl.tensor(rng.standard_normal(shape).astype(np.float32), requires_grad=True)
+    t = fl.tensor(rng.standard_normal(shape).astype(np.float32))
+    fn = {"eager": _fusion_chain, "replay": fl.function(_fusion_chain),
+          "fused": fl.function(_fusion_chain, fuse=True)}[mode]
+
+    def step():
+        p.grad = None
+        fn(p, t).backward()
+
+    return step
+
+
+def torch_fusion():
+    torch = import_torch()
+    shape = tuple(int(n) for n in ARGS.fuse_shape.split(","))
+    rng = np.random.default_rng(0)
+    p = torch.tensor(rng.standard_normal(shape).astype(np.float32), requires_grad=True)
+    t = torch.tensor(rng.standard_normal(shape).astype(np.float32))
+
+    def step():
+        p.grad = None
+        e = (p - t).abs()
+        q = torch.minimum(e, torch.tensor(1.0))
+        (0.5 * q * q + 1.0 * torch.clamp_min(e - q, 0.0)).mean().backward()
+
+    return step
+
+
+# -- a small ResNet (BatchNormalization in graph mode) ------------------------------------------
+def fundl_resnet(jit):
+    fl = _fl()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((32, 16, 16, 3)).astype(np.float32)
+    y = rng.integers(0, 10, 32)
+    fl.manual_seed(0)
+    model = fl.zoo.resnet_cifar(depth=8, input_shape=(16, 16, 3), classes=10)
+    model.compile(optimizer=fl.optimizers.SGD(0.05, momentum=0.9),
+                  loss="sparse_categorical_crossentropy", jit_compile=jit)
+    return lambda: model.train_on_batch(x, y)
+
+
 CASES = {
     "mlp": ("MLP epoch 784-256-128-10, batch 128 (model.fit)", "s",
             dict(number=1, rounds=2, warmup=1),
@@ -195,6 +262,16 @@ CASES = {
              {"fundl eager": lambda: fundl_tiny(False),
               "fundl fl.function": lambda: fundl_tiny(True),
               "PyTorch eager": torch_tiny}),
+    "fusion": (f"9-op element-wise chain + mean, forward + backward, float32 {ARGS.fuse_shape}",
+               "us", dict(number=500, rounds=7, warmup=50),
+               {"fundl eager": lambda: fundl_fusion("eager"),
+                "fundl fl.function": lambda: fundl_fusion("replay"),
+                "fundl fl.function fuse": lambda: fundl_fusion("fused"),
+                "PyTorch eager": torch_fusion}),
+    "resnet": ("ResNet-8 train_on_batch, 16x16x3, batch 32, SGD (BatchNormalization traced)",
+               "s", dict(number=5, rounds=3, warmup=3),
+               {"fundl eager": lambda: fundl_resnet(False),
+                "fundl jit_compile": lambda: fundl_resnet(True)}),
 }
 
 
@@ -238,13 +315,14 @@ def main():
             ts = [r[name] * scale / per for r in results]
             print(f"  {name:<24s} {statistics.median(ts):10.3f} {unit}  "
                   f"[{min(ts):.3f} - {max(ts):.3f}]")
-        if ARGS.interleaved and key != "mlp":
+        if ARGS.interleaved and key not in ("mlp", "resnet"):
             pair = {name: contenders[name]() for name in contenders if name.startswith("fundl")}
             times = compare(pair, number=timing["number"], rounds=15, warmup=timing["warmup"])
             names = list(pair)
             print(f"  interleaved in one process (median of 15 rounds): "
                   + ", ".join(f"{n} {times[n] * scale / per:.3f} {unit}" for n in names)
-                  + f"; ratio {times[names[1]] / times[names[0]]:.2f}")
+                  + "; " + ", ".join(f"{n} / {names[0]} {times[n] / times[names[0]]:.2f}"
+                                     for n in names[1:]))
         for base in (f"{key}: fundl eager", f"{key}: PyTorch eager"):
             if base not in builders:
                 continue
