@@ -175,7 +175,7 @@ def recurrent_products():
 
     Why: those products are small (32 x 128 @ 128 x 512 per part of a batch of 64), and a
     library call packs both operands, the 256 KB recurrent kernel included, every step.
-    Measured on the 2-core AMD EPYC (Zen 4) development machine, one core: 32 x 128 @
+    Measured on the 2-core AMD EPYC (Zen 5) development machine, one core: 32 x 128 @
     128 x 512 in 29-31 us against 43 us for NumPy's OpenBLAS, 32 x 512 @ 512 x 128 in 22-25
     against 42 us (the figures of whole steps are in benchmarks/bench_rnn.py's notes).
     """

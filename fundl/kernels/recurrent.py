@@ -54,6 +54,7 @@ from ._parallel import even_slices
 from ._jit import FLOAT_DTYPES, numba, parallel_jit, prange
 from ._jit import ready as _ready
 from .blas import gemm
+from .conv import _gemm  # cblas, or OpenBLAS's AVX-512 small kernels (convolution.small_gemms)
 
 _RT = runtime.state()
 
@@ -386,7 +387,7 @@ def _gru_backward(dh, gates, h_prev, dxz, dhz, dh_prev):
 # packs both operands into its own layout at every call, the 256 KB recurrent kernel included,
 # 28 times per sequence. Here the kernel is transposed once per sequence and each output is a
 # dot product of two contiguous rows, computed in 4 x 4 blocks (16 sums in registers, each
-# row loaded once per block). Measured on the 2-core AMD EPYC (Zen 4) development machine, one
+# row loaded once per block). Measured on the 2-core AMD EPYC (Zen 5) development machine, one
 # core, min of 15 x 28 products: 32 x 128 @ 128 x 512 in 29-31 us against 43 us for NumPy's
 # OpenBLAS (Haswell kernels), 32 x 512 @ 512 x 128 in 22-25 us against 42 us; the same with
 # the kernel compiled for AVX2 only (NUMBA_CPU_NAME=haswell). "reassoc" lets LLVM vectorise
@@ -457,12 +458,16 @@ def matmul_nt(a, bt, c):
 
 # -- whole time loops: one batch part's GEMMs and gate math, without the GIL --------------------
 @jit
-def _recurrent_product(fn, hx1, u, ut, hs, hz, k, lo, rm, nonzero, hp):
+def _recurrent_product(fn, nn, nt, small, hx1, u, ut, hs, hz, k, lo, rm, nonzero, hp):
     """Step k of a part's forward: h_{k-1} (times the recurrent dropout mask ``rm``, if not
     (0, 0)) into the first H columns of ``hx1[k]``, where the weight gradient will read it,
-    then ``hz = that @ u`` (zeros when h_{k-1} is known to be zero): through
-    :func:`matmul_nt` when ``ut`` (G, H) is ``u``'s transpose (with ``rm``, the product's
-    input goes through the scratch ``hp`` (P, H)), through BLAS's ``fn`` when it is (0, 0)."""
+    then ``hz = that @ u`` (zeros when h_{k-1} is known to be zero): with ``small``, through
+    OpenBLAS's AVX-512 small kernel ``nn``; else through :func:`matmul_nt` when ``ut``
+    (G, H) is ``u``'s transpose (with ``rm``, the product's input goes through the scratch
+    ``hp`` (P, H)), through BLAS's ``fn`` when it is (0, 0).
+
+    Why the small kernel first: one core, 64 x 128 @ 128 x 512 took 41 us there against
+    63 us in :func:`matmul_nt` (32 rows: 27 against 31 us; loaded machine, CPU time)."""
     p, kk = hx1.shape[1], hx1.shape[2]
     n, g = u.shape
     for b in range(p):
@@ -477,6 +482,8 @@ def _recurrent_product(fn, hx1, u, ut, hs, hz, k, lo, rm, nonzero, hp):
             dst[:] = hrow
     if not nonzero:
         hz[:] = 0
+    elif small:
+        _gemm(fn, nn, nt, small, False, hx1[k, 0], kk, u, g, hz, g, p, g, n, 0.0)
     elif ut.shape[0]:
         matmul_nt(hp if rm.shape[0] else hs[k, lo:lo + p], ut, hz)
     else:
@@ -494,10 +501,15 @@ def _carry_over(mask, k, lo, p, states):
 
 
 @jit
-def _lstm_forward_sweep(fn, hx1, wb, u, ut, xz, hz, hs, cs, gates, lo, mask, rm, from_state):
+def _lstm_forward_sweep(fn, nn, nt, small, hx1, wb, u, ut, xz, hz, hs, cs, gates, lo, mask, rm,
+                        from_state):
     """The forward of an LSTM over the rows ``lo:lo+P`` of the batch (one part).
 
-    ``fn``: the GEMM of :func:`fundl.kernels.blas.gemm_function`. ``hx1`` (T, P, H + D + 1):
+    ``fn``: the GEMM of :func:`fundl.kernels.blas.gemm_function`; ``nn``, ``nt``, ``small``:
+    :func:`fundl.kernels.convolution.small_gemms` (with ``small``, the part's input
+    projection, the steps' products and, backward, the weight-gradient GEMM run in OpenBLAS's
+    AVX-512 small kernels, see :func:`fundl.kernels.conv._gemm`; the backward steps' products
+    stay as below: no faster there). ``hx1`` (T, P, H + D + 1):
     the part's ``[h_{t-1}, x_t, 1]`` rows with x and the ones in place (h_{t-1} is written
     here); ``wb`` (D + 1, 4H) ``[W; b]`` (D rows without bias, then no ones column); ``u``
     (H, 4H); ``ut`` (4H, H) its transpose for :func:`matmul_nt`, or (0, 0) to take each
@@ -511,10 +523,11 @@ def _lstm_forward_sweep(fn, hx1, wb, u, ut, xz, hz, hs, cs, gates, lo, mask, rm,
     n, g = u.shape
     hi = lo + p
     # the input projections of all the part's steps: [x_t, 1] @ [W; b], one GEMM
-    gemm(fn, False, hx1[0, 0, n:], kk, wb, g, xz, g, t * p, g, kk - n, 0.0)
+    _gemm(fn, nn, nt, small, False, hx1[0, 0, n:], kk, wb, g, xz, g, t * p, g, kk - n, 0.0)
     hp = numpy.empty((p if rm.shape[0] else 0, n), hz.dtype)
     for k in range(t):
-        _recurrent_product(fn, hx1, u, ut, hs, hz, k, lo, rm, k > 0 or from_state, hp)
+        _recurrent_product(fn, nn, nt, small, hx1, u, ut, hs, hz, k, lo, rm,
+                           k > 0 or from_state, hp)
         _lstm_forward(xz[k], hz, cs[k, lo:hi], gates[k % gates.shape[0], lo:hi],
                       cs[k + 1, lo:hi], hs[k + 1, lo:hi])
         _carry_over(mask, k, lo, p, hs)
@@ -522,8 +535,8 @@ def _lstm_forward_sweep(fn, hx1, wb, u, ut, xz, hz, hs, cs, gates, lo, mask, rm,
 
 
 @jit
-def _lstm_backward_sweep(fn, hx1, ut, u, cs, gates, dz, gy, dh, dc, dc_prev, lo, mask, rm,
-                         need_h0, dall):
+def _lstm_backward_sweep(fn, nn, nt, small, hx1, ut, u, cs, gates, dz, gy, dh, dc, dc_prev, lo,
+                         mask, rm, need_h0, dall):
     """The backward of :func:`_lstm_forward_sweep` over the same part.
 
     ``ut`` (4H, H) ``U^T`` for BLAS, or, when ``u`` (H, 4H) is not (0, 0), unused: each
@@ -567,11 +580,14 @@ def _lstm_backward_sweep(fn, hx1, ut, u, cs, gates, dz, gy, dh, dc, dc_prev, lo,
                     dc_prev[b] = keep_c[b]
         dc, dc_prev = dc_prev, dc
     # the gradients of [U; W; b], summed over the part's steps and samples: one GEMM
-    gemm(fn, True, hx1[0, 0], kk, dz[0, 0], g, dall, g, kk, g, t * p, 0.0)
+    if small:  # OpenBLAS's small nt kernel reads c even with beta 0
+        dall[:] = 0
+    _gemm(fn, nn, nt, small, True, hx1[0, 0], kk, dz[0, 0], g, dall, g, kk, g, t * p, 0.0)
 
 
 @jit
-def _gru_forward_sweep(fn, hx1, wb, u, ut, xz, hz, rbias, hs, gates, lo, mask, rm, from_state):
+def _gru_forward_sweep(fn, nn, nt, small, hx1, wb, u, ut, xz, hz, rbias, hs, gates, lo, mask, rm,
+                       from_state):
     """The forward of a GRU (``reset_after``) over the rows ``lo:lo+P`` of the batch.
 
     As :func:`_lstm_forward_sweep`, with ``wb`` (D + 1, 3H) ``[W; input bias]``, ``u`` (H, 3H)
@@ -582,18 +598,19 @@ def _gru_forward_sweep(fn, hx1, wb, u, ut, xz, hz, rbias, hs, gates, lo, mask, r
     t, p, kk = hx1.shape
     n, g = u.shape
     hi = lo + p
-    gemm(fn, False, hx1[0, 0, n:], kk, wb, g, xz, g, t * p, g, kk - n, 0.0)
+    _gemm(fn, nn, nt, small, False, hx1[0, 0, n:], kk, wb, g, xz, g, t * p, g, kk - n, 0.0)
     hp = numpy.empty((p if rm.shape[0] else 0, n), hz.dtype)
     for k in range(t):
-        _recurrent_product(fn, hx1, u, ut, hs, hz, k, lo, rm, k > 0 or from_state, hp)
+        _recurrent_product(fn, nn, nt, small, hx1, u, ut, hs, hz, k, lo, rm,
+                           k > 0 or from_state, hp)
         _gru_forward(xz[k], hz, rbias, hs[k, lo:hi], gates[k % gates.shape[0], lo:hi],
                      hs[k + 1, lo:hi])
         _carry_over(mask, k, lo, p, hs)
 
 
 @jit
-def _gru_backward_sweep(fn, hx1, ut, u, hs, gates, dxz, dhz, gy, dh, dh_direct, lo, mask, rm,
-                        need_h0, dwb, du, drb):
+def _gru_backward_sweep(fn, nn, nt, small, hx1, ut, u, hs, gates, dxz, dhz, gy, dh, dh_direct, lo,
+                        mask, rm, need_h0, dwb, du, drb):
     """The backward of :func:`_gru_forward_sweep` over the same part.
 
     ``ut`` (3H, H) ``U^T`` and ``u`` as in :func:`_lstm_backward_sweep`; ``dxz``, ``dhz``
@@ -639,8 +656,12 @@ def _gru_backward_sweep(fn, hx1, ut, u, hs, gates, dxz, dhz, gy, dh, dh_direct, 
                 if not mask[k, lo + b]:
                     dh[b] = keep[b]
     # [x_t, 1]^T @ dxz and h_{t-1}^T @ dhz, summed over the part's steps and samples
-    gemm(fn, True, hx1[0, 0, n:], kk, dxz[0, 0], g, dwb, g, kk - n, g, t * p, 0.0)
-    gemm(fn, True, hx1[0, 0], kk, dhz[0, 0], g, du, g, n, g, t * p, 0.0)
+    if small:  # OpenBLAS's small nt kernel reads c even with beta 0
+        dwb[:] = 0
+        du[:] = 0
+    _gemm(fn, nn, nt, small, True, hx1[0, 0, n:], kk, dxz[0, 0], g, dwb, g, kk - n, g, t * p,
+          0.0)
+    _gemm(fn, nn, nt, small, True, hx1[0, 0], kk, dhz[0, 0], g, du, g, n, g, t * p, 0.0)
 
 
 # -- every part of the batch, one per thread: Numba parallel regions over the loops above ------
@@ -653,44 +674,45 @@ def _gru_backward_sweep(fn, hx1, ut, u, hs, gates, dxz, dhz, gy, dh, dh_direct, 
 
 
 @parallel_jit
-def _lstm_forward_parts(fn, hx1s, wb, u, ut, xzs, hzs, hs, cs, gates, los, mask, rm,
-                        from_state):
+def _lstm_forward_parts(fn, nn, nt, small, hx1s, wb, u, ut, xzs, hzs, hs, cs, gates, los, mask,
+                        rm, from_state):
     """:func:`_lstm_forward_sweep` of every part (``hx1s``, ``xzs``, ``hzs``: one per part)."""
     for i in prange(len(los)):
-        _lstm_forward_sweep(fn, hx1s[i], wb, u, ut, xzs[i], hzs[i], hs, cs, gates, los[i], mask,
-                            rm, from_state)
+        _lstm_forward_sweep(fn, nn, nt, small, hx1s[i], wb, u, ut, xzs[i], hzs[i], hs, cs, gates,
+                            los[i], mask, rm, from_state)
 
 
 @parallel_jit
-def _lstm_backward_parts(fn, hx1s, ut, u, cs, gates, dzs, gy, dh, dc, dc_prev, los, mask, rm,
-                         need_h0, dalls):
+def _lstm_backward_parts(fn, nn, nt, small, hx1s, ut, u, cs, gates, dzs, gy, dh, dc, dc_prev, los,
+                         mask, rm, need_h0, dalls):
     """:func:`_lstm_backward_sweep` of every part; ``dh``, ``dc``, ``dc_prev`` (B, H) are the
     whole batch's (each part works on its rows)."""
     for i in prange(len(los)):
         lo = los[i]
         hi = lo + hx1s[i].shape[1]
-        _lstm_backward_sweep(fn, hx1s[i], ut, u, cs, gates, dzs[i], gy, dh[lo:hi], dc[lo:hi],
-                             dc_prev[lo:hi], lo, mask, rm, need_h0, dalls[i])
+        _lstm_backward_sweep(fn, nn, nt, small, hx1s[i], ut, u, cs, gates, dzs[i], gy, dh[lo:hi],
+                             dc[lo:hi], dc_prev[lo:hi], lo, mask, rm, need_h0, dalls[i])
 
 
 @parallel_jit
-def _gru_forward_parts(fn, hx1s, wb, u, ut, xzs, hzs, rbias, hs, gates, los, mask, rm,
-                       from_state):
+def _gru_forward_parts(fn, nn, nt, small, hx1s, wb, u, ut, xzs, hzs, rbias, hs, gates, los, mask,
+                       rm, from_state):
     """:func:`_gru_forward_sweep` of every part."""
     for i in prange(len(los)):
-        _gru_forward_sweep(fn, hx1s[i], wb, u, ut, xzs[i], hzs[i], rbias, hs, gates, los[i], mask,
-                           rm, from_state)
+        _gru_forward_sweep(fn, nn, nt, small, hx1s[i], wb, u, ut, xzs[i], hzs[i], rbias, hs, gates,
+                           los[i], mask, rm, from_state)
 
 
 @parallel_jit
-def _gru_backward_parts(fn, hx1s, ut, u, hs, gates, dxzs, dhzs, gy, dh, dh_direct, los, mask,
-                        rm, need_h0, dwbs, dus, drbs):
+def _gru_backward_parts(fn, nn, nt, small, hx1s, ut, u, hs, gates, dxzs, dhzs, gy, dh, dh_direct,
+                        los, mask, rm, need_h0, dwbs, dus, drbs):
     """:func:`_gru_backward_sweep` of every part; ``dh``, ``dh_direct`` (B, H) whole-batch."""
     for i in prange(len(los)):
         lo = los[i]
         hi = lo + hx1s[i].shape[1]
-        _gru_backward_sweep(fn, hx1s[i], ut, u, hs, gates, dxzs[i], dhzs[i], gy, dh[lo:hi],
-                            dh_direct[lo:hi], lo, mask, rm, need_h0, dwbs[i], dus[i], drbs[i])
+        _gru_backward_sweep(fn, nn, nt, small, hx1s[i], ut, u, hs, gates, dxzs[i], dhzs[i], gy,
+                            dh[lo:hi], dh_direct[lo:hi], lo, mask, rm, need_h0, dwbs[i], dus[i],
+                            drbs[i])
 
 
 # -- plain-NumPy references of the four drivers above (same signatures, ``fn``, the scratch
@@ -707,8 +729,8 @@ def _masked_input(hs, k, lo, hi, rm):
     return h * rm[lo:hi] if rm.shape[0] else h
 
 
-def lstm_forward_parts_reference(fn, hx1s, wb, u, ut, xzs, hzs, hs, cs, gates, los, mask, rm,
-                                 from_state):
+def lstm_forward_parts_reference(fn, nn, nt, small, hx1s, wb, u, ut, xzs, hzs, hs, cs, gates, los,
+                                 mask, rm, from_state):
     """What :func:`_lstm_forward_parts` computes, in plain NumPy (the tests' ground truth)."""
     n = u.shape[0]
     for hx1, lo in zip(hx1s, los):
@@ -726,8 +748,8 @@ def lstm_forward_parts_reference(fn, hx1s, wb, u, ut, xzs, hzs, hs, cs, gates, l
                 cs[k + 1, lo:hi] = numpy.where(pad, cs[k, lo:hi], cs[k + 1, lo:hi])
 
 
-def lstm_backward_parts_reference(fn, hx1s, ut, u, cs, gates, dzs, gy, dh, dc, dc_prev, los,
-                                  mask, rm, need_h0, dalls):
+def lstm_backward_parts_reference(fn, nn, nt, small, hx1s, ut, u, cs, gates, dzs, gy, dh, dc,
+                                  dc_prev, los, mask, rm, need_h0, dalls):
     """What :func:`_lstm_backward_parts` computes, in plain NumPy (the same buffers: c0's
     gradient ends in ``dc`` after an even number of steps, else in ``dc_prev``)."""
     for hx1, dz, dall, lo in zip(hx1s, dzs, dalls, los):
@@ -755,8 +777,8 @@ def lstm_backward_parts_reference(fn, hx1s, ut, u, cs, gates, dzs, gy, dh, dc, d
         dall[...] = hx1.reshape(t * p, kk).T @ dz.reshape(t * p, -1)
 
 
-def gru_forward_parts_reference(fn, hx1s, wb, u, ut, xzs, hzs, rbias, hs, gates, los, mask, rm,
-                                from_state):
+def gru_forward_parts_reference(fn, nn, nt, small, hx1s, wb, u, ut, xzs, hzs, rbias, hs, gates,
+                                los, mask, rm, from_state):
     """What :func:`_gru_forward_parts` computes, in plain NumPy."""
     n = u.shape[0]
     for hx1, lo in zip(hx1s, los):
@@ -773,8 +795,8 @@ def gru_forward_parts_reference(fn, hx1s, wb, u, ut, xzs, hzs, rbias, hs, gates,
                 hs[k + 1, lo:hi] = numpy.where(pad, hs[k, lo:hi], hs[k + 1, lo:hi])
 
 
-def gru_backward_parts_reference(fn, hx1s, ut, u, hs, gates, dxzs, dhzs, gy, dh, dh_direct,
-                                 los, mask, rm, need_h0, dwbs, dus, drbs):
+def gru_backward_parts_reference(fn, nn, nt, small, hx1s, ut, u, hs, gates, dxzs, dhzs, gy, dh,
+                                 dh_direct, los, mask, rm, need_h0, dwbs, dus, drbs):
     """What :func:`_gru_backward_parts` computes, in plain NumPy."""
     n = dh.shape[1]
     for hx1, dxz, dhz, dwb, du, drb, lo in zip(hx1s, dxzs, dhzs, dwbs, dus, drbs, los):
@@ -851,7 +873,8 @@ def sweeps(cell, a, activation="tanh", recurrent_activation="sigmoid"):
     reset gate after the product) for arrays like ``a``, or None where they do not apply.
 
     Returns ``(gemm, forward_parts, backward_parts)``: NumPy's BLAS GEMM
-    (:func:`fundl.kernels.blas.gemm_function`) and the two Numba loops that call it, over
+    (:func:`fundl.kernels.blas.gemm_function`; the loops' first argument, followed by
+    :func:`fundl.kernels.convolution.small_gemms`) and the two Numba loops that call it, over
     every part of the batch (run them through :func:`fundl.kernels.map_compiled`, which puts
     the parts on parallel threads). They apply to NumPy float32 arrays with the default
     activations when Numba and the GEMM pointer are available; otherwise the ops loop over

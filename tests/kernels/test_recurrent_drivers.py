@@ -5,6 +5,7 @@ import pytest
 
 from fundl import kernels
 from fundl.kernels import blas
+from fundl.kernels import convolution
 from fundl.kernels import recurrent as R
 
 T, D, H = 5, 3, 4
@@ -53,14 +54,23 @@ CASES = [  # (batch, part starts, masked, dropout, from_state, bias)
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"B{c[0]}-parts{len(c[1])}"
                          f"{'-mask' if c[2] else ''}{'-dropout' if c[3] else ''}"
                          f"{'-h0' if c[4] else ''}{'-bias' if c[5] else ''}")
-@pytest.mark.parametrize("own_gemm", [True, False], ids=["matmul_nt", "blas"])
+@pytest.mark.parametrize("own_gemm,small", [(True, False), (False, False), (True, True)],
+                         ids=["matmul_nt", "blas", "matmul_nt-small"])
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_driver_matches_its_numpy_reference(cell, case, dtype, own_gemm):
+def test_driver_matches_its_numpy_reference(cell, case, dtype, own_gemm, small):
+    """``small``: the input projections and weight gradients in OpenBLAS's AVX-512 small
+    kernels (convolution.small_gemms, float32 on AVX-512 CPUs only), else in cblas."""
     if R.compiled(f"{cell}_forward_parts") is None:
         pytest.skip("Numba is not installed")
     fn = blas.gemm_function(dtype)
     if fn is None:
         pytest.skip("no reachable GEMM here")
+    gemms = convolution.small_gemms(dtype)
+    if small and not gemms[2]:
+        pytest.skip("OpenBLAS's AVX-512 small kernels are not usable here")
+    if not small:
+        gemms = convolution.small_gemms(np.float64)  # the stand-ins, never called
+    assert gemms[2] == small
     batch, los, masked, dropout, from_state, bias = case
     tol = dict(rtol=1e-10, atol=1e-10) if dtype == np.float64 else dict(rtol=3e-4, atol=3e-4)
     results = []
@@ -77,11 +87,11 @@ def test_driver_matches_its_numpy_reference(cell, case, dtype, own_gemm):
         fwd_bt, bwd_bt = (ut, a["u"]) if own_gemm else (empty, empty)
         name = f"{cell}_forward_parts"
         if cell == "lstm":
-            args = (fn, hx1s, a["wb"], a["u"], fwd_bt, xzs, hzs, a["hs"], a["cs"], gates, los,
-                    a["mask"], a["rm"], from_state)
+            args = (fn, *gemms, hx1s, a["wb"], a["u"], fwd_bt, xzs, hzs, a["hs"], a["cs"], gates,
+                    los, a["mask"], a["rm"], from_state)
         else:
-            args = (fn, hx1s, a["wb"], a["u"], fwd_bt, xzs, hzs, a["rbias"], a["hs"], gates, los,
-                    a["mask"], a["rm"], from_state)
+            args = (fn, *gemms, hx1s, a["wb"], a["u"], fwd_bt, xzs, hzs, a["rbias"], a["hs"],
+                    gates, los, a["mask"], a["rm"], from_state)
         if compiled:
             kernels.map_compiled(R.compiled(name), len(parts), *args)
         else:
@@ -92,19 +102,20 @@ def test_driver_matches_its_numpy_reference(cell, case, dtype, own_gemm):
             dc = rng.standard_normal((batch, H)).astype(dtype)
             dc_prev = np.zeros_like(dc)
             dzs = tuple(np.zeros((T, hi - lo, 4 * H), dtype) for lo, hi in parts)
-            dalls = tuple(np.zeros((H + D + bias, 4 * H), dtype) for _ in parts)
-            args = (fn, hx1s, ut, bwd_bt, a["cs"], gates, dzs, a["gy"], dh, dc, dc_prev, los,
-                    a["mask"], a["rm"], True, dalls)
+            # NaN: the GEMMs must overwrite them (OpenBLAS's small nt kernel reads c)
+            dalls = tuple(np.full((H + D + bias, 4 * H), np.nan, dtype) for _ in parts)
+            args = (fn, *gemms, hx1s, ut, bwd_bt, a["cs"], gates, dzs, a["gy"], dh, dc, dc_prev,
+                    los, a["mask"], a["rm"], True, dalls)
             outs = [dzs, dh, dc, dc_prev, dalls]
         else:
             dh_direct = np.zeros_like(dh)
             dxzs = tuple(np.zeros((T, hi - lo, 3 * H), dtype) for lo, hi in parts)
             dhzs = tuple(np.zeros((T, hi - lo, 3 * H), dtype) for lo, hi in parts)
-            dwbs = tuple(np.zeros((D + bias, 3 * H), dtype) for _ in parts)
-            dus = tuple(np.zeros((H, 3 * H), dtype) for _ in parts)
+            dwbs = tuple(np.full((D + bias, 3 * H), np.nan, dtype) for _ in parts)
+            dus = tuple(np.full((H, 3 * H), np.nan, dtype) for _ in parts)
             drbs = tuple(np.zeros(3 * H, dtype) for _ in parts)
-            args = (fn, hx1s, ut, bwd_bt, a["hs"], gates, dxzs, dhzs, a["gy"], dh, dh_direct, los,
-                    a["mask"], a["rm"], True, dwbs, dus, drbs)
+            args = (fn, *gemms, hx1s, ut, bwd_bt, a["hs"], gates, dxzs, dhzs, a["gy"], dh,
+                    dh_direct, los, a["mask"], a["rm"], True, dwbs, dus, drbs)
             outs = [dxzs, dhzs, dh, dwbs, dus, drbs]
         if compiled:
             kernels.map_compiled(R.compiled(name), len(parts), *args)
@@ -126,8 +137,9 @@ def test_references_agree_with_the_step_references_on_one_part():
     dtype = np.float64
     a = _inputs("lstm", dtype, 3, (0,), False, False, False, True, seed=4)
     gates = np.zeros((T, 3, 4 * H), dtype)
-    R.lstm_forward_parts_reference(None, a["hx1s"], a["wb"], a["u"], None, None, None, a["hs"],
-                                   a["cs"], gates, (0,), a["mask"], a["rm"], False)
+    R.lstm_forward_parts_reference(None, None, None, False, a["hx1s"], a["wb"], a["u"], None,
+                                   None, None, a["hs"], a["cs"], gates, (0,), a["mask"], a["rm"],
+                                   False)
     x0 = a["hx1s"][0][0, :, H:]
     z = x0 @ a["wb"]
     sig = 1 / (1 + np.exp(-z))
