@@ -86,7 +86,7 @@ class _Untraceable(Exception):
 class _Step:
     """One recorded op: the op object, where its inputs come from, where its outputs go."""
 
-    __slots__ = ("op", "sources", "out_slots", "n_outputs", "needs_grad", "any_grad")
+    __slots__ = ("op", "sources", "out_slots", "n_outputs", "needs_grad", "any_grad", "release")
 
     def __init__(self, op, sources, out_slots, n_outputs):
         self.op = op
@@ -95,6 +95,7 @@ class _Step:
         self.n_outputs = n_outputs
         self.needs_grad = op.needs_grad
         self.any_grad = op.needs_grad is not autograd._NO_GRAD
+        self.release = ()           # slots the replay drops after this step (set by _Plan)
 
 
 class _Tracer:
@@ -302,6 +303,19 @@ class _Plan:
         if fuse:
             self.steps, self.fused = _fuse_chains(self.steps, tracer.meta, self.template,
                                                   set(out_slots), tracer.n_slots)
+        # A value no later step reads is dropped as the replay goes, as eager mode drops an
+        # intermediate Tensor nobody refers to (what an op needs for its backward it keeps
+        # itself): without this a replay held every intermediate until its backward, and was
+        # slower than eager mode on large tensors. Arguments, captured Tensors, outputs and
+        # constants stay.
+        keep = set(out_slots) | set(arg_slots) | {s for s, _ in tracer.captured}
+        last = {}
+        for k, st in enumerate(self.steps):
+            for src in st.sources:
+                last[src] = k
+        for k, st in enumerate(self.steps):
+            st.release = tuple(({s for s in st.sources if last[s] == k and s < tracer.n_slots}
+                                | {s for s in st.out_slots if s not in last}) - keep)
         # an op's outputs have consecutive slots (new_slot numbers them in order)
         self.forward_program = [_instruction(st.op, st) for st in self.steps]
         self.backward_steps = [(k, tuple(st.sources), st.out_slots[0], st.n_outputs, st.needs_grad)
@@ -340,11 +354,23 @@ class _Plan:
 
 
 def _instruction(op, step):
-    """``(op, input slots, first output slot, arity, slot of input 0, slot of input 1)``: the
-    replay calls one- and two-input ops (most of them) without building an argument list."""
+    """``(op, input slots, first output slot, arity, slot of input 0, slot of input 1, slots
+    to release after it)``: the replay calls one- and two-input ops (most of them) without
+    building an argument list."""
     src = tuple(step.sources)
     return (op, src, step.out_slots[0], len(src), src[0] if src else -1,
-            src[1] if len(src) > 1 else -1)
+            src[1] if len(src) > 1 else -1, step.release)
+
+
+class _Released:
+    """What a replay keeps of a value it dropped: its shape and dtype, all that the backward
+    needs of it (to bring a gradient to its input's shape, :func:`_fit`)."""
+
+    __slots__ = ("shape", "dtype")
+
+    def __init__(self, value):
+        self.shape = getattr(value, "shape", ())
+        self.dtype = getattr(value, "dtype", None)
 
 
 class _Replay(Function):
@@ -380,7 +406,7 @@ class _Replay(Function):
             values[slot] = a
         op = None
         try:
-            for op, sources, out, n, i, j in program:  # the whole replay: one loop, no Tensors
+            for op, sources, out, n, i, j, release in program:  # the whole replay: one loop
                 if n == 1:
                     y = op.forward(values[i])
                 elif n == 2:
@@ -391,6 +417,8 @@ class _Replay(Function):
                     values[out:out + len(y)] = y
                 else:
                     values[out] = y
+                for s in release:
+                    values[s] = _Released(values[s])
         except Exception as e:
             k = next(i for i, step in enumerate(program) if step[0] is op)
             raise _replay_error(self.name, k, op, [values[s] for s in program[k][1]], e) from e
