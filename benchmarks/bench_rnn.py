@@ -214,6 +214,11 @@ def main():
 
     print(f"each step's recurrent product in the compiled loops: {blas.recurrent_products()} "
           f"(fundl: fundl.kernels.recurrent.matmul_nt; FUNDL_BLAS=numpy or mkl: that library)")
+    from fundl.kernels import convolution
+
+    small = convolution.small_gemms(np.float32)[2]
+    print(f"OpenBLAS's AVX-512 small kernels for float32 (input projections, forward steps' "
+          f"products, weight gradients): {'yes' if small else 'no'}")
     summary = []
     for kind in KINDS:
         for mode, title in (("train", f"{kind} training step ({STEPS}x{FEATURES} -> {UNITS}, "
