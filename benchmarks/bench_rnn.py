@@ -26,9 +26,11 @@ import argparse
 import importlib.util
 import sys
 
-import numpy as np
+# _common first: it sets OPENBLAS_NUM_THREADS & co. from FUNDL_BENCH_THREADS, which OpenBLAS
+# reads once, when NumPy loads it
+from _common import THREADS, import_torch, print_gemm_library, report, run_isolated  # isort: skip
 
-from _common import THREADS, import_torch, print_gemm_library, report, run_isolated
+import numpy as np
 
 BATCH, STEPS, FEATURES, UNITS, CLASSES, LR = 64, 28, 28, 128, 10, 0.01
 KINDS = ("LSTM", "GRU")
