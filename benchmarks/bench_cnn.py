@@ -58,10 +58,11 @@ if os.environ.get("FUNDL_BENCH_MALLOPT", "0") == "1":  # set by main() for its c
     except OSError:  # not glibc: nothing to tune
         pass
 
-import numpy as np  # noqa: E402
-
+# _common first: it sets the BLAS thread counts, which NumPy's OpenBLAS reads when it loads
 from _common import (THREADS, import_torch, print_gemm_library, report,  # noqa: E402
                      run_isolated)
+
+import numpy as np  # noqa: E402
 
 LENET_BATCH, RESNET_BATCH, CLASSES = 64, 128, 10
 LENET_PARAMS, RESNET20_PARAMS = 61_706, 269_722

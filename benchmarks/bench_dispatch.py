@@ -5,9 +5,11 @@
 Cases (10-element float32 tensors): one op forward; a 5-op graph forward; the 5-op graph
 forward + backward — each for fundl and PyTorch eager, interleaved in one process.
 """
+# _common first: it sets the BLAS thread counts, which NumPy's OpenBLAS reads when it loads
+from _common import compare, import_torch, report
+
 import numpy as np
 
-from _common import compare, import_torch, report
 
 import fundl as fl
 

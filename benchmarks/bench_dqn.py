@@ -30,9 +30,11 @@ import argparse
 import statistics
 import sys
 
+# _common first: it sets the BLAS thread counts, which NumPy's OpenBLAS reads when it loads
+from _common import THREADS, import_torch, run_isolated
+
 import numpy as np
 
-from _common import THREADS, import_torch, run_isolated
 
 CONFIGS = {
     "zoo": dict(hidden=(256, 256), batch_size=64, train_freq=256, gradient_steps=128,

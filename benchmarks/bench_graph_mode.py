@@ -31,9 +31,10 @@ import os
 import statistics
 import sys
 
-import numpy as np
-
+# _common first: it sets the BLAS thread counts, which NumPy's OpenBLAS reads when it loads
 from _common import THREADS, compare, import_torch, run_isolated
+
+import numpy as np
 
 
 def _args():

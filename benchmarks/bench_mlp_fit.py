@@ -17,9 +17,10 @@ import argparse
 import os
 import statistics
 
-import numpy as np
-
+# _common first: it sets the BLAS thread counts, which NumPy's OpenBLAS reads when it loads
 from _common import THREADS, import_torch, print_gemm_library, run_isolated
+
+import numpy as np
 
 
 BATCH, LR = 128, 0.1

@@ -7,9 +7,11 @@ written the same way in both: matmul + bias, relu, fused softmax cross-entropy, 
 update. Both start from the same weights; their losses are checked to agree first, then each is
 timed in a process of its own (see _common.run_isolated).
 """
+# _common first: it sets the BLAS thread counts, which NumPy's OpenBLAS reads when it loads
+from _common import import_torch, report, run_isolated
+
 import numpy as np
 
-from _common import import_torch, report, run_isolated
 
 SIZES = (784, 256, 128, 10)
 BATCH = 128

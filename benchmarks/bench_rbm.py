@@ -37,9 +37,10 @@ import subprocess
 import sys
 import time
 
-import numpy as np
-
+# _common first: it sets the BLAS thread counts, which NumPy's OpenBLAS reads when it loads
 from _common import THREADS, peak_rss_mb
+
+import numpy as np
 
 
 def load_data(n, n_test):
