@@ -991,27 +991,23 @@ class Trainer:
 
     _graph_step = None
 
-    def _forward_loss(self, xs, ys, sample_weight, penalties):
-        """The training step's outputs and losses: ``(total, parts, outs)``."""
-        outs = self(xs if len(xs) > 1 else xs[0], training=True)
+    def _forward_loss(self, xs, ys, sample_weight, penalties, training=True):
+        """A step's outputs and losses: ``(total, parts, outs)`` (the training step's, or with
+        ``training=False`` the evaluation step's)."""
+        outs = self(xs if len(xs) > 1 else xs[0], training=training)
         outs = list(outs.values()) if isinstance(outs, dict) else _as_list(outs)
         total, parts = self._compute_loss(ys, outs, sample_weight, penalties)
         if total is None and not penalties and self._has_losses():
             # add_loss() in call shows itself only once data flows: the first step
             total, parts = self._compute_loss(ys, outs, sample_weight, True)
         if total is None:
-            raise self._no_loss_error("fit")
+            raise self._no_loss_error("fit" if training else "evaluate")
         return total, parts, outs
 
     def _test_step(self, xs, ys, sample_weight, penalties=True):
         with no_grad():
-            outs = self(xs if len(xs) > 1 else xs[0], training=False)
-            outs = list(outs.values()) if isinstance(outs, dict) else _as_list(outs)
-            total, parts = self._compute_loss(ys, outs, sample_weight, penalties)
-            if total is None and not penalties and self._has_losses():
-                total, parts = self._compute_loss(ys, outs, sample_weight, True)
-            if total is None:
-                raise self._no_loss_error("evaluate")
+            total, parts, outs = self._forward_loss(xs, ys, sample_weight, penalties,
+                                                    training=False)
             return self._logs(total, parts, ys, outs)
 
     def _trainable_for_step(self):
