@@ -100,8 +100,13 @@ def numpy_run():
 
 
 def torch_epoch_fn():
-    torch = import_torch()
     x, y, _ = load_data()
+    return torch_epoch(x, y)
+
+
+def torch_epoch(x, y):
+    """One epoch of the same MLP in a plain PyTorch loop over (x, y) (also bench_graph_mode's)."""
+    torch = import_torch()
     net = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(),
                               torch.nn.Linear(256, 128), torch.nn.ReLU(),
                               torch.nn.Linear(128, 10))
@@ -124,16 +129,11 @@ def torch_epoch_fn():
 
 
 def _cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
     import platform
 
-    return platform.processor() or platform.machine()
+    from fundl.kernels.blas import cpu_info
+
+    return cpu_info("model name") or platform.processor() or platform.machine()
 
 
 def _load():

@@ -150,18 +150,33 @@ def _choice():
 
 
 @functools.lru_cache(maxsize=None)
+def cpu_info(field: str) -> str:
+    """The value of ``field`` ("vendor_id", "model name", "flags", ...) for the first CPU in
+    ``/proc/cpuinfo``, or "" where there is no such file or field (not Linux)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.split(":", 1)[0].strip() == field:
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
+def cpu_flags() -> frozenset:
+    """The CPU's feature flags ("avx2", "avx512f", ...); empty where they cannot be read."""
+    return frozenset(cpu_info("flags").split())
+
+
+@functools.lru_cache(maxsize=None)
 def cpu_vendor():
     """The CPU's vendor string ("GenuineIntel", "AuthenticAMD", ...), or "" when unknown.
 
     From ``/proc/cpuinfo`` on Linux, else ``platform.processor()`` (which names the vendor
     on Windows and macOS on Intel)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("vendor_id"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
+    vendor = cpu_info("vendor_id")
+    if vendor:
+        return vendor
     import platform
 
     name = platform.processor()

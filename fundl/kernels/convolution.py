@@ -406,17 +406,6 @@ _NEVER = (_SMALL_B0_PROTO(_never), _SMALL_PROTO(_never))
 _AVX512 = ("avx512f", "avx512bw", "avx512dq", "avx512vl")  # what OpenBLAS's SkylakeX code needs
 
 
-def _cpu_flags():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
 def _small_agree(nn, nt):
     """Whether the two kernels compute what numpy.matmul does, as :func:`_gemm` calls them
     (nn: beta 0 over NaN garbage; nt: beta 0 and 1; padded leading dimensions)."""
@@ -439,18 +428,26 @@ def _small_agree(nn, nt):
     return True
 
 
+def small_kernel(variant):
+    """OpenBLAS's ``sgemm_small_kernel_<variant>_SKYLAKEX`` (variant "b0_nn", "nt", "b0_tn",
+    ...) from NumPy's own OpenBLAS, typed for calls from Numba and ctypes (the ``b0_``
+    kernels take no beta); AttributeError where the library has no such symbol. The one
+    place that names these OpenBLAS-internal symbols: callers check the kernels they use
+    against numpy.matmul (:func:`_small_agree`, :func:`fundl.kernels.fused._dense_agree`)."""
+    proto = _SMALL_B0_PROTO if variant.startswith("b0_") else _SMALL_PROTO
+    return proto((f"sgemm_small_kernel_{variant}_SKYLAKEX", _k.blas._library()))
+
+
 @functools.lru_cache(maxsize=None)
 def _small_kernels():
     """OpenBLAS's SkylakeX small-matrix sgemm kernels (beta-0 nn, nt) from NumPy's own OpenBLAS, or
     None: not an AVX-512 CPU, ``FUNDL_BLAS`` set to a library, MKL chosen for fundl's GEMMs,
     symbols missing, or results that disagree with numpy.matmul."""
-    if not SMALL_KERNELS or not set(_AVX512) <= _cpu_flags() or \
+    if not SMALL_KERNELS or not set(_AVX512) <= _k.blas.cpu_flags() or \
             _k.blas._choice() != "auto" or _k.blas.library(numpy.float32) != "numpy":
         return None
     try:
-        lib = _k.blas._library()
-        nn = _SMALL_B0_PROTO(("sgemm_small_kernel_b0_nn_SKYLAKEX", lib))
-        nt = _SMALL_PROTO(("sgemm_small_kernel_nt_SKYLAKEX", lib))
+        nn, nt = small_kernel("b0_nn"), small_kernel("nt")
         return (nn, nt) if _small_agree(nn, nt) else None
     except Exception:  # noqa: BLE001 - no such symbols (another BLAS, another version)
         return None
