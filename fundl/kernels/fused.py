@@ -258,13 +258,10 @@ def _load_dense_kernels():
         return _DENSE_KERNELS[0]
     found = None
     try:
-        from . import blas
         from . import convolution as cv
 
         if cv.small_gemms(numpy.float32)[2]:
-            lib = blas._library()
-            found = tuple(cv._SMALL_B0_PROTO((f"sgemm_small_kernel_b0_{v}_SKYLAKEX", lib))
-                          for v in ("nn", "nt", "tn"))
+            found = tuple(cv.small_kernel(v) for v in ("b0_nn", "b0_nt", "b0_tn"))
             if not _dense_agree(*found):
                 found = None
     except Exception:  # noqa: BLE001 - other BLAS, other version: NumPy's products stay
