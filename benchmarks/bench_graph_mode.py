@@ -88,27 +88,9 @@ def fundl_mlp(jit):
 
 
 def torch_mlp():
-    torch = import_torch()
-    x, y = _mnist_like()
-    net = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(),
-                              torch.nn.Linear(256, 128), torch.nn.ReLU(),
-                              torch.nn.Linear(128, 10))
-    opt = torch.optim.SGD(net.parameters(), lr=LR)
-    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+    from bench_mlp_fit import torch_epoch
 
-    def epoch():
-        order = torch.randperm(len(tx))
-        for start in range(0, len(tx), BATCH):
-            idx = order[start:start + BATCH].sort().values
-            logits = net(tx[idx])
-            loss = torch.nn.functional.cross_entropy(logits, ty[idx])
-            acc = (logits.argmax(1) == ty[idx]).float().mean()  # fit reports accuracy too
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            loss.item(), acc.item()
-
-    return epoch
+    return torch_epoch(*_mnist_like())
 
 
 # -- DQN-sized train step --------------------------------------------------------------------------
