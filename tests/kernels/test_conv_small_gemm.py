@@ -15,25 +15,25 @@ NN, NT, USE = convolution.small_gemms(np.float32)
 needs_kernels = pytest.mark.skipif(not USE, reason="no AVX-512 OpenBLAS kernels here")
 
 
-def test_float64_and_switch_use_the_cblas_gemm(monkeypatch):
+@pytest.fixture
+def settings(monkeypatch):
+    """monkeypatch, with the kernels' lookup cache cleared before the test and again after
+    its settings are undone (so later tests see the real answer)."""
+    convolution._small_kernels.cache_clear()
+    yield monkeypatch
+    monkeypatch.undo()
+    convolution._small_kernels.cache_clear()
+
+
+def test_float64_and_switch_use_the_cblas_gemm(settings):
     assert convolution.small_gemms(np.float64)[2] is False
-    monkeypatch.setattr(convolution, "SMALL_KERNELS", False)
-    convolution._small_kernels.cache_clear()
-    try:
-        assert convolution.small_gemms(np.float32)[2] is False
-    finally:
-        monkeypatch.undo()
-        convolution._small_kernels.cache_clear()
+    settings.setattr(convolution, "SMALL_KERNELS", False)
+    assert convolution.small_gemms(np.float32)[2] is False
 
 
-def test_fundl_blas_numpy_keeps_numpys_library_as_configured(monkeypatch):
-    monkeypatch.setenv("FUNDL_BLAS", "numpy")
-    convolution._small_kernels.cache_clear()
-    try:
-        assert convolution.small_gemms(np.float32)[2] is False
-    finally:
-        monkeypatch.undo()
-        convolution._small_kernels.cache_clear()
+def test_fundl_blas_numpy_keeps_numpys_library_as_configured(settings):
+    settings.setenv("FUNDL_BLAS", "numpy")
+    assert convolution.small_gemms(np.float32)[2] is False
 
 
 @pytest.mark.parametrize("small", [False, True] if USE else [False])
