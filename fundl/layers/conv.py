@@ -532,10 +532,38 @@ def _transpose_length(n, k, s, d, padding, output_padding):
 
 
 class _ConvTranspose(_ShapeChecks, Layer):
-    """The weights and config Conv1DTranspose and Conv2DTranspose share (kernel laid out
-    ``kernel_size + (filters, channels)``, as Keras)."""
+    """The arguments, weights and config Conv1DTranspose and Conv2DTranspose share (kernel
+    laid out ``kernel_size + (filters, channels)``, as Keras)."""
 
     uses_parallel_regions = True  # see Layer.uses_parallel_regions
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", output_padding=None,
+                 data_format=None, dilation_rate=1, activation=None, use_bias=True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 kernel_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(**kwargs)
+        who, rank = type(self).__name__, self._rank
+        if not _is_int(filters) or filters < 1:
+            raise ValueError(f"{who}: filters must be a positive int, got {filters!r}.")
+        self.filters = int(filters)
+        self.kernel_size = _int_tuple(who, "kernel_size", kernel_size, rank)
+        self.strides = _int_tuple(who, "strides", strides, rank)
+        self.padding = _padding_mode(who, padding, ("valid", "same"))
+        self.output_padding = (None if output_padding is None
+                               else _int_tuple(who, "output_padding", output_padding, rank, 0))
+        if self.output_padding is not None and any(
+                p >= s for p, s in zip(self.output_padding, self.strides)):
+            raise ValueError(f"{who}: output_padding must be smaller than strides along every "
+                             f"axis, got output_padding={output_padding!r} with strides "
+                             f"{self.strides}.")
+        self.data_format = _data_format(who, data_format)
+        self.dilation_rate = _int_tuple(who, "dilation_rate", dilation_rate, rank)
+        self.activation = activations.get(activation)
+        self.use_bias = bool(use_bias)
+        set_weight_options(self, kernel_initializer, bias_initializer, kernel_regularizer,
+                           bias_regularizer, activity_regularizer, kernel_constraint,
+                           bias_constraint)
 
     def build(self, input_shape):
         self._channels = self._check_channels(input_shape, building=True)
@@ -591,34 +619,6 @@ class Conv2DTranspose(_ConvTranspose):
     """
 
     _rank = 2
-
-    def __init__(self, filters, kernel_size, strides=1, padding="valid", output_padding=None,
-                 data_format=None, dilation_rate=1, activation=None, use_bias=True,
-                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
-                 kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
-                 kernel_constraint=None, bias_constraint=None, **kwargs):
-        super().__init__(**kwargs)
-        who = "Conv2DTranspose"
-        if not _is_int(filters) or filters < 1:
-            raise ValueError(f"{who}: filters must be a positive int, got {filters!r}.")
-        self.filters = int(filters)
-        self.kernel_size = _int_tuple(who, "kernel_size", kernel_size, 2)
-        self.strides = _int_tuple(who, "strides", strides, 2)
-        self.padding = _padding_mode(who, padding, ("valid", "same"))
-        self.output_padding = (None if output_padding is None
-                               else _int_tuple(who, "output_padding", output_padding, 2, 0))
-        if self.output_padding is not None and any(
-                p >= s for p, s in zip(self.output_padding, self.strides)):
-            raise ValueError(f"{who}: output_padding must be smaller than strides along every "
-                             f"axis, got output_padding={output_padding!r} with strides "
-                             f"{self.strides}.")
-        self.data_format = _data_format(who, data_format)
-        self.dilation_rate = _int_tuple(who, "dilation_rate", dilation_rate, 2)
-        self.activation = activations.get(activation)
-        self.use_bias = bool(use_bias)
-        set_weight_options(self, kernel_initializer, bias_initializer, kernel_regularizer,
-                           bias_regularizer, activity_regularizer, kernel_constraint,
-                           bias_constraint)
 
     def call(self, x, training=None):
         self._check_channels(x.shape)
@@ -676,32 +676,6 @@ class Conv1DTranspose(_ConvTranspose):
     """
 
     _rank = 1
-
-    def __init__(self, filters, kernel_size, strides=1, padding="valid", output_padding=None,
-                 data_format=None, dilation_rate=1, activation=None, use_bias=True,
-                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
-                 kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
-                 kernel_constraint=None, bias_constraint=None, **kwargs):
-        super().__init__(**kwargs)
-        who = "Conv1DTranspose"
-        if not _is_int(filters) or filters < 1:
-            raise ValueError(f"{who}: filters must be a positive int, got {filters!r}.")
-        self.filters = int(filters)
-        self.kernel_size = _int_tuple(who, "kernel_size", kernel_size, 1)
-        self.strides = _int_tuple(who, "strides", strides, 1)
-        self.padding = _padding_mode(who, padding, ("valid", "same"))
-        self.output_padding = (None if output_padding is None
-                               else _int_tuple(who, "output_padding", output_padding, 1, 0))
-        if self.output_padding is not None and self.output_padding[0] >= self.strides[0]:
-            raise ValueError(f"{who}: output_padding must be smaller than strides, got "
-                             f"output_padding={output_padding!r} with strides {self.strides[0]}.")
-        self.data_format = _data_format(who, data_format)
-        self.dilation_rate = _int_tuple(who, "dilation_rate", dilation_rate, 1)
-        self.activation = activations.get(activation)
-        self.use_bias = bool(use_bias)
-        set_weight_options(self, kernel_initializer, bias_initializer, kernel_regularizer,
-                           bias_regularizer, activity_regularizer, kernel_constraint,
-                           bias_constraint)
 
     def call(self, x, training=None):
         self._check_channels(x.shape)
