@@ -10,6 +10,13 @@ def _is_int(v):
     return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
+def positive_int(who, name, v):
+    """``v`` as an int, or a ValueError naming the zoo function ``who`` and argument ``name``."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+        raise ValueError(f"fundl.zoo.{who}: {name} must be a positive int, got {v!r}.")
+    return int(v)
+
+
 def check_args(who, input_shape, classes, include_top, weights):
     """Validate the arguments every zoo function takes; returns ``input_shape`` as a tuple.
 

@@ -31,12 +31,7 @@ from ..layers import (
 )
 from ..models import Model
 from ..tape import GradientTape
-
-
-def _positive_int(who, name, v):
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
-        raise ValueError(f"fundl.zoo.{who}: {name} must be a positive int, got {v!r}.")
-    return int(v)
+from ._common import positive_int as _positive_int
 
 
 def _bce_logits(logits, target):
