@@ -8,7 +8,9 @@ Numba's disk cache does not block: a background process (:mod:`fundl._warmup`)
 compiles the group's kernels into that cache while this process runs the plain-NumPy
 references, which compute the same results to float rounding; each group switches to its
 compiled kernels as soon as the worker reports it done (loading them from the cache takes
-milliseconds). The first run is therefore not bit-identical to later ones.
+milliseconds). The first run is therefore not bit-identical to later ones. The cache is
+shared by every install of the same fundl version (:func:`kernel_cache_dir`), so a new
+virtualenv or a reinstall does not compile again.
 ``FUNDL_COMPILE=foreground`` (or :func:`set_compile_policy`) compiles in this process on
 first use instead, as Numba does by itself: the test suite runs that way, so that it tests
 the compiled kernels. Either way one line on stderr says what is happening.
@@ -32,6 +34,24 @@ except Exception as e:  # noqa: BLE001 - ImportError, or a broken install (llvml
     IMPORT_ERROR = e
 
 
+def njit(fn=None, **options):
+    """``numba.njit(**options)`` with its disk cache in fundl's kernel cache (see
+    :func:`kernel_cache_dir`), so that a new install or virtualenv of the same fundl finds the
+    kernels an earlier one compiled; ``fn`` unchanged without Numba. Every fundl kernel is
+    compiled through here (usable as ``@njit`` or ``njit(fn, fastmath=...)``).
+    """
+    if fn is None:
+        return lambda f: njit(f, **options)
+    if numba is None:
+        return fn
+    dispatcher = numba.njit(cache=False, **options)(fn)
+    try:
+        dispatcher._cache = _SharedFunctionCache(fn)
+    except Exception:  # noqa: BLE001 - another Numba's internals: its own cache then
+        dispatcher.enable_caching()
+    return dispatcher
+
+
 def jit(fn):
     """Compile ``fn`` with Numba (one thread, cached on disk), or return it unchanged without
     Numba.
@@ -45,9 +65,7 @@ def jit(fn):
     ``error_model="numpy"`` drops the division-by-zero branch that blocks vectorisation;
     ``nogil`` lets other Python threads run while a kernel works.
     """
-    if numba is None:
-        return fn
-    return numba.njit(cache=True, error_model="numpy", nogil=True)(fn)
+    return njit(fn, error_model="numpy", nogil=True)
 
 
 def parallel_jit(fn):
@@ -58,9 +76,7 @@ def parallel_jit(fn):
     through :func:`fundl.kernels._parallel.map_compiled`, which also runs their Python source
     where a region cannot be used.
     """
-    if numba is None:
-        return fn
-    return numba.njit(cache=True, nogil=True, parallel=True)(fn)
+    return njit(fn, nogil=True, parallel=True)
 
 
 prange = numba.prange if numba is not None else range
@@ -71,8 +87,8 @@ def cached_kernel_modules() -> set:
     """The kernel modules (``"conv"``, ``"pool"``, ...) with compiled kernels in Numba's disk cache.
 
     Compiling every kernel a network needs takes ~20 s the first time; the command line uses
-    this to say so instead of showing a silent first step. Looks in the package's
-    ``__pycache__`` and in ``NUMBA_CACHE_DIR`` when set.
+    this to say so instead of showing a silent first step. Looks in :func:`kernel_cache_dir`,
+    the package's ``__pycache__`` and ``NUMBA_CACHE_DIR`` when set.
 
     Example:
         >>> "conv" in cached_kernel_modules()   # doctest: +SKIP
@@ -83,11 +99,111 @@ def cached_kernel_modules() -> set:
     roots = [pathlib.Path(__file__).resolve().parent / "__pycache__"]
     if numba is not None and getattr(numba.config, "CACHE_DIR", ""):
         roots.append(pathlib.Path(numba.config.CACHE_DIR))
+    shared = kernel_cache_dir()
+    if shared is not None:
+        roots.append(shared)
     found = set()
     for root in roots:
         if root.is_dir():
             found.update(p.name.split(".", 1)[0] for p in root.rglob("*.nbi"))
     return found
+
+
+# -- where compiled kernels are cached: one place per fundl version, shared by its installs ---
+CACHE_ENV = "FUNDL_CACHE_DIR"
+
+
+def kernel_cache_dir():
+    """The folder fundl's compiled kernels are cached in, or None where Numba's own rules
+    apply (``NUMBA_CACHE_DIR`` or ``NUMBA_CACHE_LOCATOR_CLASSES`` set by the user, or no Numba).
+
+    ``FUNDL_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/fundl`` (``~/.cache/fundl``), with one
+    subfolder per fundl version. Why not Numba's default (``__pycache__`` beside the
+    sources): a reinstall or a new virtualenv starts with an empty ``__pycache__``, and
+    compiling every kernel again costs ~25 s of CPU. Numba checks each entry against a hash
+    of its source file's content (not its path or modification time), so a cache shared by
+    installs can never serve a kernel compiled from other code. A folder that cannot be
+    written falls back to Numba's default.
+
+    Example:
+        >>> kernel_cache_dir()                    # doctest: +SKIP
+        PosixPath('/home/me/.cache/fundl/kernels-0.1.0')
+    """
+    import pathlib
+
+    if numba is None or getattr(numba.config, "CACHE_DIR", "") or \
+            getattr(numba.config, "CACHE_LOCATOR_CLASSES", ""):
+        return None
+    root = os.environ.get(CACHE_ENV, "").strip()
+    if not root:
+        xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
+        root = os.path.join(xdg or os.path.join(os.path.expanduser("~"), ".cache"), "fundl")
+    from .. import __version__
+
+    return pathlib.Path(root) / f"kernels-{__version__}"
+
+
+def _source_hash(path) -> bytes:
+    """SHA-256 of a file's bytes (what recent Numbas stamp entries with), memoised by (path,
+    size, modification time)."""
+    import hashlib
+
+    st = os.stat(path)
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    digest = _HASHES.get(key)
+    if digest is None:
+        with open(path, "rb") as f:
+            digest = _HASHES[key] = hashlib.sha256(f.read()).digest()
+    return digest
+
+
+_HASHES = {}
+
+if numba is not None:
+    from numba.core import caching as _caching
+
+    class _SharedLocator(_caching._CacheLocator):
+        """Numba cache locator for fundl's kernels: ``kernel_cache_dir()/<subpackage>``,
+        entries stamped with their source file's content hash."""
+
+        def __init__(self, py_func, py_file, folder):
+            self._py_file = py_file
+            self._lineno = py_func.__code__.co_firstlineno
+            self._cache_path = str(folder)
+
+        def get_cache_path(self):
+            return self._cache_path
+
+        def get_source_stamp(self):
+            return _source_hash(self._py_file)
+
+        def get_disambiguator(self):
+            return str(self._lineno)
+
+        @classmethod
+        def from_function(cls, py_func, py_file):
+            import pathlib
+
+            root = kernel_cache_dir()
+            package = pathlib.Path(__file__).resolve().parents[1]  # fundl/
+            try:
+                relative = pathlib.Path(py_file).resolve().parent.relative_to(package)
+            except ValueError:
+                return None  # not a fundl source
+            if root is None or not os.path.exists(py_file):
+                return None
+            self = cls(py_func, py_file, root.joinpath(*relative.parts))
+            try:
+                self.ensure_cache_path()
+            except OSError:
+                return None  # not writable: Numba's own locators take over
+            return self
+
+    class _SharedCacheImpl(_caching.CompileResultCacheImpl):
+        _locator_classes = [_SharedLocator, *_caching.CompileResultCacheImpl._locator_classes]
+
+    class _SharedFunctionCache(_caching.FunctionCache):
+        _impl_class = _SharedCacheImpl
 
 
 # -- when kernels compile: in this process (foreground) or in a background worker --------------
@@ -185,7 +301,7 @@ def _query(key) -> bool:
                 return True
             if compile_policy() == "foreground":
                 _say("compiling CPU kernels on first use (tens of seconds in all, once per "
-                     "install: later runs load them from Numba's cache).")
+                     "fundl version: later runs and installs load them from the cache).")
                 _READY[key] = True
                 return True
             worker = _STATE["worker"]
@@ -199,9 +315,10 @@ def _query(key) -> bool:
                          f"process instead.")
                     _READY[key] = True
                     return True
-                _say("compiling CPU kernels in a background process (once per install); the "
-                     "first steps run on NumPy reference kernels meanwhile, not bit-identical "
-                     f"to later runs. Set {COMPILE_ENV}=foreground to wait for them instead.")
+                _say("compiling CPU kernels in a background process (once per fundl "
+                     "version); the first steps run on NumPy reference kernels meanwhile, not "
+                     f"bit-identical to later runs. Set {COMPILE_ENV}=foreground to wait for "
+                     "them instead.")
             _READY[key] = False
             worker.ask(group, char)
         worker = _STATE["worker"]
@@ -220,8 +337,8 @@ _DEPENDS = {"conv": ("conv.py", "blas.py"), "recurrent": ("recurrent.py", "blas.
 
 
 def _source_key(group) -> str:
-    """What a stamp is valid for: Numba, Python, the CPU and the size and modification time
-    of the group's sources (Numba's own cache index is keyed by the last)."""
+    """What a stamp is valid for: Numba, Python, the CPU and the content of the group's
+    sources (as Numba's own cache index; a reinstall of the same code keeps it valid)."""
     import pathlib
     import platform
 
@@ -234,8 +351,7 @@ def _source_key(group) -> str:
         pass
     here = pathlib.Path(__file__).resolve().parent
     for name in _DEPENDS.get(group, (f"{group}.py",)):
-        st = (here / name).stat()
-        parts.append(f"{name}:{st.st_size}:{st.st_mtime_ns}")
+        parts.append(f"{name}:{_source_hash(here / name).hex()}")
     return "\n".join(parts)
 
 

@@ -219,3 +219,50 @@ def test_real_worker_from_the_parent_side(tmp_path, monkeypatch):
     assert list(tmp_path.rglob("fundl-compiled-sparse-d.txt"))
     worker.proc.stdin.close()
     assert worker.proc.wait(timeout=60) == 0
+
+
+_ONE_KERNEL = """
+import numpy as np
+from fundl.kernels import activation
+gy = np.ones(8, np.float32); y = np.linspace(-1, 1, 8).astype(np.float32); gx = np.empty_like(y)
+activation._relu_grad_kernel(gy, y, gx)
+stats = activation._relu_grad_kernel.stats
+print(sum(stats.cache_hits.values()), sum(stats.cache_misses.values()))
+"""
+
+
+@pytest.mark.slow
+def test_compiled_kernels_are_shared_by_two_installs(tmp_path):
+    """Two copies of fundl (a reinstall, another virtualenv: new paths, new modification
+    times) share one kernel cache: the second loads what the first compiled, and neither
+    writes into its own ``__pycache__``."""
+    import pathlib
+    import shutil
+
+    pytest.importorskip("numba")
+    source = pathlib.Path(fl.__file__).resolve().parent
+    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR", "PYTHONPATH")}
+    env.update(FUNDL_CACHE_DIR=str(tmp_path / "cache"), FUNDL_COMPILE="foreground")
+    counts = []
+    for name in ("first", "second"):
+        shutil.copytree(source, tmp_path / name / "fundl", copy_function=shutil.copy,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        out = subprocess.run([sys.executable, "-c", _ONE_KERNEL], capture_output=True,
+                             text=True, env=dict(env, PYTHONPATH=str(tmp_path / name)),
+                             cwd=tmp_path, timeout=300)
+        assert out.returncode == 0, out.stderr
+        counts.append(tuple(int(n) for n in out.stdout.split()))
+        assert not list((tmp_path / name).rglob("*.nbi"))
+    assert counts == [(0, 1), (1, 0)]   # (cache hits, misses): compiled once, loaded once
+    assert list((tmp_path / "cache").rglob("activation._relu_grad_kernel-*.nbi"))
+
+
+def test_kernel_cache_dir_follows_the_environment(monkeypatch, tmp_path):
+    pytest.importorskip("numba")
+    monkeypatch.setenv("FUNDL_CACHE_DIR", str(tmp_path))
+    assert _jit.kernel_cache_dir() == tmp_path / f"kernels-{fl.__version__}"
+    monkeypatch.delenv("FUNDL_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert _jit.kernel_cache_dir() == tmp_path / "fundl" / f"kernels-{fl.__version__}"
+    monkeypatch.setattr(_jit.numba.config, "CACHE_DIR", str(tmp_path))  # the user's choice
+    assert _jit.kernel_cache_dir() is None
