@@ -325,6 +325,9 @@ def _walk(pending, reached, retain_graph, every_tensor=False):
     its inputs, so when it is popped all the gradients flowing into it have arrived.
     """
     heap, send = pending.heap, pending.send  # (locals: this loop runs once per op and edge)
+    # graph mode's replayed plan (one op standing for many) frees its recorded ops' saved
+    # arrays as its backward passes them, unless the graph is retained: it reads this flag
+    retained, _mode.retain_graph = getattr(_mode, "retain_graph", False), retain_graph
     try:
         while heap:
             fn = heappop(heap)[2]
@@ -348,6 +351,8 @@ def _walk(pending, reached, retain_graph, every_tensor=False):
     except BaseException:
         pending.drop()
         raise
+    finally:
+        _mode.retain_graph = retained
 
 
 class _Pending:

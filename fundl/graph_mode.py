@@ -313,9 +313,12 @@ class _Plan:
         for k, st in enumerate(self.steps):
             for src in st.sources:
                 last[src] = k
+        placeholder = {}  # slot -> its _Released, made once (the replay only swaps it in)
         for k, st in enumerate(self.steps):
-            st.release = tuple(({s for s in st.sources if last[s] == k and s < tracer.n_slots}
-                                | {s for s in st.out_slots if s not in last}) - keep)
+            dead = ({s for s in st.sources if last[s] == k and s < tracer.n_slots}
+                    | {s for s in st.out_slots if s not in last}) - keep
+            st.release = tuple((s, placeholder.setdefault(s, _Released(tracer.meta.get(s))))
+                               for s in sorted(dead))
         # an op's outputs have consecutive slots (new_slot numbers them in order)
         self.forward_program = [_instruction(st.op, st) for st in self.steps]
         self.backward_steps = [(k, tuple(st.sources), st.out_slots[0], st.n_outputs, st.needs_grad)
@@ -364,13 +367,13 @@ def _instruction(op, step):
 
 class _Released:
     """What a replay keeps of a value it dropped: its shape and dtype, all that the backward
-    needs of it (to bring a gradient to its input's shape, :func:`_fit`)."""
+    needs of it (to bring a gradient to its input's shape, :func:`_fit`). One per slot, made
+    when the plan is built from the shape and dtype the trace saw (the signature fixes them)."""
 
     __slots__ = ("shape", "dtype")
 
-    def __init__(self, value):
-        self.shape = getattr(value, "shape", ())
-        self.dtype = getattr(value, "dtype", None)
+    def __init__(self, meta):
+        self.shape, self.dtype = (meta[0], meta[1]) if meta is not None else ((), None)
 
 
 class _Replay(Function):
@@ -417,8 +420,8 @@ class _Replay(Function):
                     values[out:out + len(y)] = y
                 else:
                     values[out] = y
-                for s in release:
-                    values[s] = _Released(values[s])
+                for s, placeholder in release:
+                    values[s] = placeholder
         except Exception as e:
             k = next(i for i, step in enumerate(program) if step[0] is op)
             raise _replay_error(self.name, k, op, [values[s] for s in program[k][1]], e) from e
@@ -430,6 +433,10 @@ class _Replay(Function):
     def backward(self, *gys):
         plan = self.plan
         values, program = self.saved
+        # Each recorded op's saved arrays go as soon as its backward has run (as the engine
+        # frees an eager graph op by op), unless the graph is retained for another backward:
+        # freeing them only at the end kept every saved array alive beside the gradients.
+        free = not getattr(autograd._mode, "retain_graph", False)
         grads = [None] * plan.n_slots
         for slot, g in zip(plan.out_slots, gys):
             if g is not None:
@@ -446,7 +453,11 @@ class _Replay(Function):
                 gs = grads[out:out + n_outputs]
                 if all(g is None for g in gs):
                     continue
+                grads[out:out + n_outputs] = [None] * n_outputs
                 gxs = op.backward(*gs)
+                del gs
+            if free:
+                op.saved = ()
             if type(gxs) is not tuple:
                 gxs = (gxs,)
             for src, need, g in zip(sources, needs, gxs):
