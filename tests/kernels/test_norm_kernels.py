@@ -159,3 +159,34 @@ def test_dispatchers_route_other_axes_and_mixed_dtypes_to_the_references():
     # a float64 scale with float32 data promotes y, as NumPy would
     y = kernels.batch_norm_affine(x, 2, mean, scale.astype(np.float64), q)
     assert y.dtype == np.float64
+
+
+def test_outputs_come_from_the_workspace_and_are_recycled_only_when_released():
+    """The Numba passes take their outputs from the runtime's Workspace (no fresh pages per
+    step): a released output's buffer is handed out again, one still referenced never is, and
+    recycling leaves every result equal to the reference."""
+    import fundl.runtime
+
+    ws = fundl.runtime.state().workspace
+    ws.clear()  # no free buffer of these shapes left by earlier tests
+    x, gy, (mean, scale, shift, p) = _data((3, 4, 4, 8), np.float32, seed=4)
+    axis = 3
+    y1 = kn.batch_norm_affine_numba(x, axis, mean, scale, shift, None, True)
+    assert any(a is y1 for a in ws.arrays)
+    kept = y1.copy()
+    y2 = kn.batch_norm_affine_numba(x * 2, axis, mean, scale, shift, None, True)
+    assert y2 is not y1  # y1 is still referenced here: never handed out twice
+    np.testing.assert_array_equal(y1, kept)
+    address = y1.ctypes.data
+    del y1
+    gx = kn.batch_norm_grad_x_numba(gy, x, axis, mean, p, shift, scale, shift)
+    assert gx.ctypes.data == address  # the released buffer, recycled
+    _close(gx, kn.batch_norm_grad_x_reference(gy, x, axis, mean, p, shift, scale, shift),
+           np.float32)
+    _close(y2, kn.batch_norm_affine_reference(x * 2, axis, mean, scale, shift, None, True),
+           np.float32)
+    sums = kn.batch_norm_grad_sums_numba(gy, x, axis, mean, y=y2)
+    want = kn.batch_norm_grad_sums_reference(gy, x, axis, mean, y=y2)
+    assert sums[2] is not gx and sums[2] is not y2
+    for got, ref in zip(sums, want):
+        _close(got, ref, np.float32)
