@@ -119,7 +119,9 @@ def main():
     print(f"ResNet-20 step ({kind} time, {n} steps): min {min(steps) * 1e3:.1f} ms, median "
           f"{sorted(steps)[n // 2] * 1e3:.1f} ms; inside ops {sum(totals.values()) / n * 1e3:.1f}"
           f" ms (timed run); {step_faults:.0f} page faults per step, "
-          f"{sum(faults.values()) / n:.0f} inside ops")
+          f"{sum(faults.values()) / n:.0f} inside ops; peak resident memory "
+          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss >> 10} MB, of which fundl's "
+          f"Workspace pools {fl.runtime.state().workspace.nbytes >> 20} MB")
     by_op, by_op_faults = collections.defaultdict(float), collections.Counter()
     for (op, direction, _), t in totals.items():
         by_op[(op, direction)] += t
