@@ -86,7 +86,8 @@ class _Untraceable(Exception):
 class _Step:
     """One recorded op: the op object, where its inputs come from, where its outputs go."""
 
-    __slots__ = ("op", "sources", "out_slots", "n_outputs", "needs_grad", "any_grad", "release")
+    __slots__ = ("op", "sources", "out_slots", "n_outputs", "needs_grad", "any_grad", "release",
+                 "recycle")
 
     def __init__(self, op, sources, out_slots, n_outputs):
         self.op = op
@@ -96,6 +97,7 @@ class _Step:
         self.needs_grad = op.needs_grad
         self.any_grad = op.needs_grad is not autograd._NO_GRAD
         self.release = ()           # slots the replay drops after this step (set by _Plan)
+        self.recycle = None         # how its output goes into a recycled buffer (_recycling)
 
 
 class _Tracer:
@@ -319,6 +321,11 @@ class _Plan:
                     | {s for s in st.out_slots if s not in last}) - keep
             st.release = tuple((s, placeholder.setdefault(s, _Released(tracer.meta.get(s))))
                                for s in sorted(dead))
+        # buffers reused between calls: see _recycling
+        self.arena = []
+        self.arena_thread = threading.get_ident()
+        if _REFCOUNTS:
+            _recycling(self.steps, tracer.meta, self.template, keep, self.arena)
         # an op's outputs have consecutive slots (new_slot numbers them in order)
         self.forward_program = [_instruction(st.op, st) for st in self.steps]
         self.backward_steps = [(k, tuple(st.sources), st.out_slots[0], st.n_outputs, st.needs_grad)
@@ -327,6 +334,7 @@ class _Plan:
         self.captured = [t for _, t in tracer.captured]
         self.capture_slots = [s for s, _ in tracer.captured]
         self.capture_grad = [t.requires_grad for t in self.captured]
+        self.capture_shape = [tuple(getattr(t.data, "shape", ())) for t in self.captured]
         self.out_slots = out_slots
         self.rebuild = rebuild      # outputs' Tensors -> the function's return structure
         self.owner = None           # weakref to the replay whose backward still needs the ops
@@ -336,8 +344,8 @@ class _Plan:
         self.verified = False       # compared once with an eager run on new inputs
 
     def still_valid(self):
-        for t, rg in zip(self.captured, self.capture_grad):
-            if t.requires_grad is not rg:
+        for t, rg, shape in zip(self.captured, self.capture_grad, self.capture_shape):
+            if t.requires_grad is not rg or t.data.shape != shape:  # (a weight rebuilt)
                 return False
         return True
 
@@ -362,7 +370,100 @@ def _instruction(op, step):
     building an argument list."""
     src = tuple(step.sources)
     return (op, src, step.out_slots[0], len(src), src[0] if src else -1,
-            src[1] if len(src) > 1 else -1, step.release)
+            src[1] if len(src) > 1 else -1, step.release, step.recycle)
+
+
+# -- buffers reused between calls ------------------------------------------------------------
+RECYCLE_MIN_BYTES = 1 << 15
+"""Element-wise results at least this big are written into buffers kept from the last call."""
+
+# CPython's reference counts tell when nothing but the plan holds a buffer (see _into)
+_REFCOUNTS = sys.implementation.name == "cpython" and \
+    getattr(sys, "_is_gil_enabled", lambda: True)()
+_NONE, _SAVE_INPUTS, _SAVE_OUTPUT, _SAVE_DIV = 0, 1, 2, 3
+
+
+def _recyclers():
+    """Op class -> (ufunc, what its forward saves): exactly what the op's ``forward`` computes
+    and saves, with the result written into a given buffer (exact classes only)."""
+    from .ops import activation as A
+    from .ops import elementwise as O
+
+    return {O.Add: (numpy.add, _NONE), O.Sub: (numpy.subtract, _NONE),
+            O.Mul: (numpy.multiply, _SAVE_INPUTS), O.Div: (numpy.divide, _SAVE_DIV),
+            O.Neg: (numpy.negative, _NONE), O.Abs: (numpy.abs, _SAVE_INPUTS),
+            O.Maximum: (numpy.maximum, _SAVE_INPUTS), O.Minimum: (numpy.minimum, _SAVE_INPUTS),
+            O.Exp: (numpy.exp, _SAVE_OUTPUT), O.Sqrt: (numpy.sqrt, _SAVE_OUTPUT),
+            A.Tanh: (numpy.tanh, _SAVE_OUTPUT), A.ReLU: (numpy.maximum, _SAVE_OUTPUT)}
+
+
+def _recycling(steps, meta, template, keep, arena):
+    """Mark the steps whose result goes into a buffer reused from one call to the next.
+
+    Why: eager mode (and a plain replay) gets a fresh array from the allocator for every
+    intermediate; for arrays of tens of kilobytes and more the C library hands that memory back
+    to the OS when it is freed, and every page of the next call's array faults again (on the
+    2-core AMD EPYC, a 9-op chain on 400 KB arrays spent about a third of its time in page
+    faults). A plan knows each value's shape and dtype, so an element-wise step (NumPy arrays,
+    one float dtype, inputs and result) writes into the buffer it used last call, when nothing
+    else refers to that buffer any more (see :func:`_into`). Plan outputs are not recycled
+    (the caller keeps them).
+    """
+    from .kernels import activation as KA
+    from .ops import activation as A
+
+    table = _recyclers()
+
+    def info(slot):
+        if slot in meta:
+            return meta[slot]
+        v = template[slot]
+        return tuple(getattr(v, "shape", ())), getattr(v, "dtype", None), type(v)
+
+    for st in steps:
+        rec = table.get(type(st.op))
+        if rec is None or st.n_outputs != 1 or st.out_slots[0] in keep:
+            continue
+        shape, dtype, kind = info(st.out_slots[0])
+        if kind is not numpy.ndarray or dtype not in (numpy.float32, numpy.float64):
+            continue
+        nbytes = int(numpy.prod(shape, dtype=numpy.int64)) * dtype.itemsize
+        if nbytes < RECYCLE_MIN_BYTES:
+            continue
+        relu = type(st.op) is A.ReLU
+        if relu and nbytes >= KA.MIN_REGION_BYTES:
+            continue  # kernels.relu runs a parallel region there, not numpy.maximum(x, 0)
+        if len(st.sources) != rec[0].nin - relu or \
+                any(info(s)[1] != dtype or info(s)[2] is not numpy.ndarray for s in st.sources):
+            continue  # mixed dtypes: NumPy's promotion would pick the result's dtype
+        arena.append(None)
+        st.recycle = (rec[0], rec[1], arena, len(arena) - 1, shape, dtype,
+                      0 if relu else rec[0].nin)
+
+
+def _into(recycle, op, a, b):
+    """Run a recycled element-wise step: its op's forward, written into the arena's buffer for
+    it when nothing else holds that buffer (else into a new one, which the arena keeps)."""
+    ufunc, saves, arena, k, shape, dtype, n = recycle
+    buf = arena[k]
+    # 3 references: the arena's list, `buf`, getrefcount's argument. Any other (the caller
+    # kept a result, an op saved it for a backward not run yet, a view) and it is left alone.
+    if buf is None or sys.getrefcount(buf) != 3:
+        buf = arena[k] = numpy.empty(shape, dtype)
+    if n == 2:
+        y = ufunc(a, b, out=buf)
+    elif n == 0:  # ReLU: kernels.relu's numpy.maximum(x, 0)
+        y = ufunc(a, 0, out=buf)
+    else:
+        y = ufunc(a, out=buf)
+    if saves == _SAVE_INPUTS:
+        op.save(a, b) if n == 2 else op.save(a)
+    elif saves == _SAVE_OUTPUT:
+        op.save(y)
+    elif saves == _SAVE_DIV:
+        op.save(b, y)
+    return y
+
 
 
 class _Released:
@@ -405,12 +506,16 @@ class _Replay(Function):
         plan = self.plan
         program = self.program or plan.program()
         values = plan.template.copy()
+        # (one thread at a time reuses the plan's buffers: the one that traced it)
+        recycling = plan.arena and threading.get_ident() == plan.arena_thread
         for slot, a in zip(plan.in_slots, arrays):
             values[slot] = a
         op = None
         try:
-            for op, sources, out, n, i, j, release in program:  # the whole replay: one loop
-                if n == 1:
+            for op, sources, out, n, i, j, release, recycle in program:  # one loop
+                if recycle is not None and recycling:
+                    y = _into(recycle, op, values[i], values[j])  # (j = -1: unused)
+                elif n == 1:
                     y = op.forward(values[i])
                 elif n == 2:
                     y = op.forward(values[i], values[j])

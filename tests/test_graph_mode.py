@@ -355,16 +355,34 @@ def test_state_update_replays():
 
 
 def test_error_inside_a_replay_names_the_op():
+    class Picky(fl.autograd.Function):
+        def forward(self, x):
+            if x.sum() < 0:
+                raise ValueError("negative sum")
+            return x * 2
+
+    traced = fl.function(lambda x: Picky().apply(x * 1.0))
+    x = fl.tensor(np.ones((4, 3)))
+    traced(x)
+    traced(x)
+    with pytest.raises(ValueError, match=r"fl.function\(.*<lambda>\): op Picky \(step 1 of "
+                                         r"the traced plan\) failed during replay: negative sum "
+                                         r"\(input shapes \(4, 3\)\)"):
+        traced(-x)
+
+
+def test_captured_tensor_of_a_new_shape_retraces():
     rng = np.random.default_rng(11)
     w = _tensor(rng, (3, 2))
     traced = fl.function(lambda x: x @ w)
     x = _tensor(rng, (4, 3))
     traced(x)
     traced(x)
-    w.data = rng.standard_normal((5, 2))  # no longer fits the traced shapes
-    with pytest.raises(ValueError, match=r"fl.function\(.*<lambda>\): op MatMul \(step 0 of "
-                                         r"the traced plan\) failed during replay.*\(4, 3\), "
-                                         r"\(5, 2\)"):
+    w.data = rng.standard_normal((3, 5))  # a weight rebuilt with another shape
+    np.testing.assert_allclose(traced(x).data, x.data @ w.data, rtol=1e-12)
+    assert traced.trace_count == 2
+    w.data = rng.standard_normal((5, 2))  # no longer fits x: the op's own error, as eagerly
+    with pytest.raises(ValueError, match=r"MatMul: inner dimensions differ: \(4, 3\) @ \(5, 2\)"):
         traced(x)
 
 
