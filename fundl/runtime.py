@@ -37,8 +37,8 @@ Fields of :class:`Runtime` (process-wide unless said otherwise):
 - ``gemm``: dtype -> (GEMM function pointer, library name) found by
   :func:`fundl.kernels.blas.gemm_function` (a lookup cache);
 - ``ones``: the read-only vectors of ones of :func:`fundl.backend.ones_vector` (a cache);
-- ``workspace``: the recurrent ops' pool of big buffers (:class:`Workspace`), recycled only
-  when nothing else refers to them;
+- ``workspace``: the pool of big buffers (:class:`Workspace`) of the recurrent ops, the
+  convolutions, pooling and batch norm, recycled only when nothing else refers to them;
 - ``local`` (thread-local): ``local.inside`` is True while this thread runs a chunk of
   :func:`fundl.kernels.map_chunks` (nested parallel work then runs serially);
   ``local.model_regions`` is the "auto" rule's answer for the model this thread is running
@@ -75,16 +75,25 @@ __all__ = ["Runtime", "Workspace", "state"]
 class Workspace:
     """Big NumPy buffers, recycled from one call to the next.
 
-    Why: a fresh multi-megabyte array is mapped from the OS and every one of its pages faults
-    on first touch; the buffers of one LSTM step (gates, projections, their gradients) cost
-    more in page faults than in arithmetic (a 28-step forward of 64 x 128 went from 6.1 to
-    3.1 ms with recycled memory).
+    Why: under glibc's default settings a freed multi-megabyte array goes back to the OS, and
+    a fresh one is mapped again, every one of its pages faulting on first touch. The buffers
+    of one LSTM step (gates, projections, their gradients) cost more in page faults than in
+    arithmetic (a 28-step forward of 64 x 128 went from 6.1 to 3.1 ms with recycled memory),
+    and page faults took about 45 % of a LeNet-5 training step before its convolutions and
+    pooling took their outputs, cols and gradients from here.
 
     An array is handed out again only when nothing but this pool refers to it (CPython's
     reference count): while a graph keeps it for the backward, or a Tensor, a view or a
-    gradient still uses it, it is left alone, so recycling can never change a result. At most
-    ``max_bytes`` are kept; arrays of shapes no longer in use are dropped to make room. A
-    lock makes it safe to use from several threads.
+    gradient still uses it, it is left alone, so recycling can never change a result. The
+    pool is indexed by (shape, dtype), so a request costs one dictionary lookup and a few
+    reference counts, however many buffers are kept. At most ``max_bytes`` are kept: when a
+    new buffer would pass it, free buffers of the shapes used least recently are dropped to
+    make room (a model's shapes come back every step; those of a model no longer trained go
+    first), and a buffer that still does not fit is handed out unpooled. A lock makes it
+    safe to use from several threads.
+
+    Args:
+        max_bytes: the most memory the pool keeps (in use or free).
 
     Example:
         >>> ws = Workspace(1 << 20)
@@ -94,46 +103,81 @@ class Workspace:
 
     def __init__(self, max_bytes: int):
         self.max_bytes = max_bytes
-        self.arrays = []
+        # (shape, dtype) -> the buffers of that kind; the dict's order is the order of last
+        # use (least recent first), for _make_room
+        self._buckets = {}
         self.nbytes = 0
         self._lock = threading.Lock()
-        # the pool's list, the loop variable and getrefcount's own argument: nobody else
+        # the bucket's list, the loop variable and getrefcount's own argument: nobody else
         self._free_refs = 3 if sys.implementation.name == "cpython" else None
 
+    @property
+    def arrays(self) -> list:
+        """Every pooled buffer (in use or free), least recently requested kind first."""
+        with self._lock:
+            return [a for bucket in self._buckets.values() for a in bucket]
+
     def empty(self, xp, shape, dtype):
-        """An uninitialised array of ``shape``/``dtype`` (recycled when possible, NumPy only)."""
+        """An uninitialised array of ``shape``/``dtype`` (recycled when possible, NumPy only).
+
+        Args:
+            xp: the array module (CuPy arrays are never pooled: CuPy has its own pool).
+            shape: a tuple of ints (or an int).
+            dtype: anything ``numpy.dtype`` takes.
+
+        Returns:
+            A C-contiguous array; its contents are whatever the buffer held last.
+        """
         if xp is not numpy or self._free_refs is None:
             return xp.empty(shape, dtype=dtype)
+        key = ((shape,) if isinstance(shape, int) else tuple(shape), numpy.dtype(dtype))
+        free = self._free_refs
         with self._lock:
-            for a in self.arrays:
-                if a.shape == shape and a.dtype == dtype and \
-                        sys.getrefcount(a) == self._free_refs:
+            bucket = self._buckets.pop(key, None)
+            if bucket is None:
+                bucket = []
+            self._buckets[key] = bucket  # now the most recently used kind
+            for a in bucket:
+                if sys.getrefcount(a) == free:
                     return a
-            a = numpy.empty(shape, dtype=dtype)
+            a = numpy.empty(key[0], dtype=key[1])
             if a.nbytes <= self.max_bytes:
-                self._make_room(a.nbytes)
+                self._make_room(a.nbytes)  # (may drop this kind's entry: set it again)
                 if self.nbytes + a.nbytes <= self.max_bytes:
-                    self.arrays.append(a)
+                    bucket.append(a)
                     self.nbytes += a.nbytes
+            if bucket:
+                self._buckets[key] = bucket
+            else:
+                self._buckets.pop(key, None)
             return a
 
     def _make_room(self, nbytes):
-        keep = []
-        for a in self.arrays:  # oldest first
-            if self.nbytes + nbytes > self.max_bytes and sys.getrefcount(a) == self._free_refs:
-                self.nbytes -= a.nbytes
+        """Drop free buffers, least recently used kinds first, until ``nbytes`` more fit."""
+        for key in list(self._buckets):
+            if self.nbytes + nbytes <= self.max_bytes:
+                return
+            keep = []
+            for a in self._buckets[key]:
+                if self.nbytes + nbytes > self.max_bytes and \
+                        sys.getrefcount(a) == self._free_refs:
+                    self.nbytes -= a.nbytes
+                else:
+                    keep.append(a)
+            if keep:
+                self._buckets[key] = keep
             else:
-                keep.append(a)
-        self.arrays = keep
+                del self._buckets[key]
 
     def clear(self):
         """Forget every pooled buffer (those still in use stay valid: they are not freed)."""
         with self._lock:
-            self.arrays, self.nbytes = [], 0
+            self._buckets, self.nbytes = {}, 0
 
 
-WORKSPACE_BYTES = 64 << 20
-"""The recurrent ops' workspace holds at most this much."""
+WORKSPACE_BYTES = 128 << 20
+"""The workspace holds at most this much (a LeNet-5 step pools about 10 MB: its
+convolutions' outputs, cols and gradients, pooling's outputs and gradients)."""
 
 
 class Runtime:

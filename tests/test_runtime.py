@@ -128,3 +128,67 @@ def test_a_model_decides_by_its_own_layers(monkeypatch):
         kernels.serial_product = real
     assert cnn_flags == {True} and mlp_flags == {False}
     assert getattr(runtime.state().local, "model_regions", None) is None   # restored
+
+
+def test_workspace_keys_buffers_by_shape_and_dtype():
+    ws = runtime.Workspace(1 << 20)
+    a = ws.empty(np, (4, 3), np.float32)
+    a_id = id(a)
+    del a
+    assert id(ws.empty(np, (4, 3), np.float64)) != a_id  # another dtype: another buffer
+    assert id(ws.empty(np, (3, 4), np.float32)) != a_id  # another shape too
+    b = ws.empty(np, [4, 3], np.dtype("float32"))  # a list and a dtype object: the same kind
+    assert id(b) == a_id and b.shape == (4, 3) and b.dtype == np.float32
+    assert id(ws.empty(np, 12, np.float32)) != a_id and ws.empty(np, 12, "f4").shape == (12,)
+
+
+def test_workspace_drops_the_least_recently_used_free_buffers_first():
+    ws = runtime.Workspace(3 * 4096)
+    first = [ws.empty(np, (1024,), np.float32), ws.empty(np, (2, 512), np.float32),
+             ws.empty(np, (4, 256), np.float32)]
+    ids = [id(a) for a in first]
+    del first
+    ws.empty(np, (2, 512), np.float32)  # used again: now the most recent kind
+    ws.empty(np, (4, 256), np.float32)
+    new = ws.empty(np, (8, 128), np.float32)  # no room: the (1024,) buffer goes
+    pooled = [id(a) for a in ws.arrays]
+    assert ids[0] not in pooled and ids[1] in pooled and ids[2] in pooled and id(new) in pooled
+    assert ws.nbytes == 3 * 4096
+    del new
+    held = ws.empty(np, (3 * 1024,), np.float32)  # fits only if every free one goes
+    assert [id(a) for a in ws.arrays] == [id(held)] and ws.nbytes == 3 * 4096
+
+
+def test_workspace_never_drops_nor_hands_out_a_buffer_in_use():
+    ws = runtime.Workspace(2 * 4096)
+    a = ws.empty(np, (1024,), np.float32)
+    b = ws.empty(np, (1024,), np.float32)
+    c = ws.empty(np, (1024,), np.float32)  # the pool is full of buffers in use: c is unpooled
+    assert len({id(a), id(b), id(c)}) == 3 and ws.nbytes == 2 * 4096
+    view = a[:10]  # a view keeps its base in use
+    del a
+    d = ws.empty(np, (1024,), np.float32)
+    assert d.base is None and d is not view.base
+    assert any(x is view.base for x in ws.arrays)
+
+
+def test_workspace_hands_a_buffer_to_one_thread_at_a_time():
+    import threading
+
+    ws = runtime.Workspace(1 << 22)
+    errors = []
+
+    def work(k):
+        for _ in range(300):
+            a = ws.empty(np, (64,), np.int64)
+            a[:] = k
+            if (a != k).any():  # another thread got the same buffer meanwhile
+                errors.append(k)
+            del a
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(ws.arrays) <= 4

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy
 
+from .. import runtime as _runtime
 from ..backend import get_array_module
 from . import _parallel
 from ._jit import jit, parallel_jit, prange
@@ -365,15 +366,21 @@ def _pooled_shape(x_shape, pool, strides):
     return (x_shape[0],) + _out_shape(x_shape, pool, strides, _ONES) + (x_shape[4],)
 
 
+def _pooled(shape, dtype):
+    """An uninitialised NumPy array from the runtime's :class:`fundl.runtime.Workspace`:
+    recycled memory, no page faults (see :func:`fundl.kernels.convolution._pooled`)."""
+    return _runtime.state().workspace.empty(numpy, tuple(shape), dtype)
+
+
 def max_pool_numba(x, pool, strides, with_arg=True):
     """Numba version of :func:`max_pool_reference` (NumPy arrays only); ``with_arg=False``
     (no backward will follow) returns ``(y, None)``, skipping the tap numbers where the
     kernel can (tiling windows below 8 channels)."""
     x = numpy.ascontiguousarray(x)
     shape = _pooled_shape(x.shape, pool, strides)
-    y = numpy.empty(shape, dtype=x.dtype)
+    y = _pooled(shape, x.dtype)
     skip = not with_arg and _tiled(pool, strides) and x.shape[4] < 8
-    arg = _NO_ARG if skip else numpy.empty(shape, dtype=numpy.int32)
+    arg = _NO_ARG if skip else _pooled(shape, numpy.int32)
     _run(MAX, x, y, arg, _no_scale(x.dtype), pool, strides)
     return y, (arg if with_arg else None)
 
@@ -383,7 +390,8 @@ def max_pool_grad_numba(gy, arg, x_shape, pool, strides):
     # A scatter into zeros, also for tiling windows: a kernel writing every element once
     # (no zeroing) was no faster on a LeNet step, as spreading gy over the window rows is
     # 4x the scalar work of the scatter and zeroing is a fast memset
-    gx = numpy.zeros(x_shape, dtype=gy.dtype)
+    gx = _pooled(x_shape, gy.dtype)
+    gx.fill(0)  # (on recycled, already mapped memory: cheaper than numpy.zeros's fresh pages)
     _run(MAX_GRAD, numpy.ascontiguousarray(gy), gx, numpy.ascontiguousarray(arg),
          _no_scale(gy.dtype), pool, strides)
     return gx
@@ -392,7 +400,7 @@ def max_pool_grad_numba(gy, arg, x_shape, pool, strides):
 def avg_pool_numba(x, pool, strides, scale):
     """Numba version of :func:`avg_pool_reference` (NumPy arrays only)."""
     x = numpy.ascontiguousarray(x)
-    y = numpy.empty(_pooled_shape(x.shape, pool, strides), dtype=x.dtype)
+    y = _pooled(_pooled_shape(x.shape, pool, strides), x.dtype)
     scale = numpy.ascontiguousarray(scale, dtype=x.dtype)
     _run(AVG, x, y, _NO_ARG, scale, pool, strides)
     return y
@@ -406,9 +414,12 @@ def avg_pool_grad_numba(gy, x_shape, pool, strides, scale):
         # every input element in a window is written once; the rest (a remainder the windows
         # do not reach) gets no gradient, so zeros are needed only when there is one
         covered = all(o * p == n for o, p, n in zip(gy.shape[1:4], pool, x_shape[1:4]))
-        gx = (numpy.empty if covered else numpy.zeros)(x_shape, dtype=gy.dtype)
+        gx = _pooled(x_shape, gy.dtype)
+        if not covered:
+            gx.fill(0)
     else:
-        gx = numpy.zeros(x_shape, dtype=gy.dtype)
+        gx = _pooled(x_shape, gy.dtype)
+        gx.fill(0)
     _run(AVG_GRAD, gy, gx, _NO_ARG, scale, pool, strides)
     return gx
 
