@@ -264,7 +264,7 @@ class _Sweep(Function):
         recording = any(self.needs_grad)
         return self._empty(xp, (t if recording else 1, b, width), dtype)
 
-    def _begin_shared(self, x, w, u, rest, parts):
+    def _begin_shared(self, x, w, u, rest, parts, with_u=False):
         """The start of a forward whose input and recurrent products share dz (SimpleRNN, LSTM).
 
         ``parts`` are slices of the batch, each with buffers of its own (one slice, the whole
@@ -272,15 +272,25 @@ class _Sweep(Function):
         the initial states given, one (T, Bp, H + D [+1]) buffer of
         :meth:`_inputs_time_major` with ``lead=H`` per part (the forward writes h_{t-1} into
         its first H columns, :meth:`_shared_grads` reads them back), the stacked ``[W; b]``
-        (C-contiguous) and the states (T + 1, B, H) with ``h0`` in place.
+        (C-contiguous; ``[U; W; b]`` with ``with_u``, the matrix of the LSTM's one product per
+        step ``[h_{t-1}, x_t, 1] @ [U; W; b]``) and the states (T + 1, B, H) with ``h0`` in
+        place.
         """
         xp = get_array_module(x)
         bias, states = self._split_inputs(rest)
-        b, t, _ = x.shape
+        b, t, d = x.shape
         n = u.shape[0]
         hx1s = [self._inputs_time_major(x[s], bias is not None, lead=n) for s in parts]
-        # C order whatever w's (the compiled loops read rows of wb as raw memory)
-        wb = xp.ascontiguousarray(xp.concatenate([w, bias[None]]) if bias is not None else w)
+        if with_u:  # C order whatever the weights' (the compiled loops read raw rows)
+            lead = n
+            wb = self._empty(xp, (n + d + (bias is not None), w.shape[1]), x.dtype)
+            wb[:n] = u
+        else:
+            lead = 0
+            wb = self._empty(xp, (d + (bias is not None), w.shape[1]), x.dtype)
+        wb[lead:lead + d] = w
+        if bias is not None:
+            wb[lead + d] = bias
         hs = self._empty(xp, (t + 1, b, n), x.dtype)
         hs[0] = states[0] if states else 0
         return xp, states, hx1s, wb, hs
@@ -421,8 +431,9 @@ class LSTMSequence(_Sweep):
 
     def forward(self, x, w, u, *rest):
         plan = self._plan(x, w, u, *rest[:int(self.has_bias)])
-        xp, states, hx1s, wb, hs = self._begin_shared(x, w, u, rest, plan.parts)
+        xp, states, hx1s, uwb, hs = self._begin_shared(x, w, u, rest, plan.parts, with_u=True)
         t, b, n = x.shape[1], x.shape[0], u.shape[0]
+        u, wb = uwb[:n], uwb[n:]  # C-contiguous views of [U; W; b]
         cs = self._empty(xp, (t + 1, b, n), x.dtype)
         cs[0] = states[1] if states else 0
         gates = self._gate_buffer(xp, t, b, 4 * n, x.dtype)
@@ -430,7 +441,14 @@ class LSTMSequence(_Sweep):
         masks = None
         if plan.compiled:
             masks = self._compiled_masks(x.dtype)
-            self._forward_parts(plan, hx1s, wb, u, (hs, cs, gates), masks, bool(states))
+            small = small_gemms(x.dtype)
+            # [U; W; b]^T for the steps' products in kernels.recurrent.matmul_nt, or (0, 0):
+            # BLAS's (or OpenBLAS's AVX-512 small kernel) on [U; W; b] itself
+            uwbt = self._transposed(numpy, uwb) if plan.own_gemm and not small[2] else \
+                numpy.zeros((0, 0), x.dtype)
+            map_compiled(plan.forward, len(plan.parts), gemm_function(x.dtype), *small,
+                         tuple(hx1s), uwb, uwbt, hs, cs, gates, plan.starts, *masks,
+                         bool(states))
         else:
             self._forward_loop(xp, hx1s[0], wb, u, hs, cs, gates, mb, bool(states))
         self.save(_Saved(hx1s, wb, u, hs, gates, mf, plan, masks, cs=cs))

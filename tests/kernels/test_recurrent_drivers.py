@@ -86,9 +86,11 @@ def test_driver_matches_its_numpy_reference(cell, case, dtype, own_gemm, small):
         # the steps' products: kernels.recurrent.matmul_nt on U^T / U, or BLAS on U / U^T
         fwd_bt, bwd_bt = (ut, a["u"]) if own_gemm else (empty, empty)
         name = f"{cell}_forward_parts"
-        if cell == "lstm":
-            args = (fn, *gemms, hx1s, a["wb"], a["u"], fwd_bt, xzs, hzs, a["hs"], a["cs"], gates,
-                    los, a["mask"], a["rm"], from_state)
+        if cell == "lstm":  # one product per step: [h, x, 1] @ [U; W; b] (or its transpose)
+            uwb = np.concatenate([a["u"], a["wb"]])
+            uwbt = np.ascontiguousarray(uwb.T) if own_gemm else empty
+            args = (fn, *gemms, hx1s, uwb, uwbt, a["hs"], a["cs"], gates, los, a["mask"],
+                    a["rm"], from_state)
         else:
             args = (fn, *gemms, hx1s, a["wb"], a["u"], fwd_bt, xzs, hzs, a["rbias"], a["hs"],
                     gates, los, a["mask"], a["rm"], from_state)
@@ -137,9 +139,9 @@ def test_references_agree_with_the_step_references_on_one_part():
     dtype = np.float64
     a = _inputs("lstm", dtype, 3, (0,), False, False, False, True, seed=4)
     gates = np.zeros((T, 3, 4 * H), dtype)
-    R.lstm_forward_parts_reference(None, None, None, False, a["hx1s"], a["wb"], a["u"], None,
-                                   None, None, a["hs"], a["cs"], gates, (0,), a["mask"], a["rm"],
-                                   False)
+    R.lstm_forward_parts_reference(None, None, None, False, a["hx1s"],
+                                   np.concatenate([a["u"], a["wb"]]), None, a["hs"], a["cs"],
+                                   gates, (0,), a["mask"], a["rm"], False)
     x0 = a["hx1s"][0][0, :, H:]
     z = x0 @ a["wb"]
     sig = 1 / (1 + np.exp(-z))
