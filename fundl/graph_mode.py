@@ -1022,8 +1022,22 @@ class GraphFunction:
 
     def signature(self, args, kwargs, inputs):
         """The key of a call's plan; fills ``inputs`` with the call's Tensors (see _key)."""
-        return (_key(args, inputs), _key(kwargs, inputs) if kwargs else None,
-                is_grad_enabled(), _training_context(), backend.get_default_dtype())
+        key = None
+        if not kwargs:  # the usual call, Tensors only: _key(args) without its recursion
+            parts = [tuple]
+            for a in args:
+                if type(a) is not Tensor:
+                    del inputs[:]
+                    break
+                d = a.data
+                inputs.append(a)
+                parts.append((d.shape, d.dtype, a.requires_grad, type(d)))
+            else:
+                key = tuple(parts)
+        if key is None:
+            key = _key(args, inputs)
+        return (key, _key(kwargs, inputs) if kwargs else None, getattr(
+            autograd._mode, "enabled", True), _training_context(), backend._default_dtype)
 
     def __call__(self, *args, **kwargs):
         if autograd._tracer is not None:  # called inside another traced function: inline it
