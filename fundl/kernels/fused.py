@@ -36,9 +36,11 @@ float rounding, not bit for bit.
 """
 from __future__ import annotations
 
+import ctypes
+
 import numpy
 
-from ._jit import FLOAT_DTYPES, jit, ready
+from ._jit import FLOAT_DTYPES, jit, parallel_jit, prange, ready
 from ._jit import numba as _numba
 
 
@@ -236,11 +238,12 @@ _DENSE_MAX_MACS = 1 << 27  # multiply-adds: above, OpenBLAS's packed, threaded G
 
 def _dense_kernels(a, b):
     """OpenBLAS's SkylakeX beta-0 kernels ``(nn, nt, tn)`` when ``a`` and ``b`` are
-    C-contiguous float32 NumPy matrices, else None (see :func:`_load_dense_kernels`)."""
+    C-contiguous writeable float32 NumPy matrices, else None (see :func:`_load_dense_kernels`)."""
     if not DENSE_SMALL_GEMMS or type(a) is not numpy.ndarray or type(b) is not numpy.ndarray \
             or a.dtype != numpy.float32 or b.dtype != numpy.float32 or a.ndim != 2 or \
             b.ndim != 2 or not a.flags.c_contiguous or not b.flags.c_contiguous or \
-            a.size == 0 or b.size == 0:
+            not a.flags.writeable or not b.flags.writeable or a.size == 0 or b.size == 0:
+        # (read-only arrays are another Numba type: a second compiled signature)
         return None
     return _load_dense_kernels()
 
@@ -287,8 +290,9 @@ def _dense_agree(nn, nt, tn):
 
 
 def dense_forward(x, w):
-    """``x @ w`` (m, k) @ (k, n) through OpenBLAS's AVX-512 small-matrix kernel (large products
-    as two halves on two threads), or None where it does not apply (then the caller uses ``fundl.kernels.matmul``).
+    """``x @ w`` (m, k) @ (k, n) through OpenBLAS's AVX-512 small-matrix kernel (a large product
+    split over fundl's threads, see :func:`run_gemms`), or None where it does not apply (then
+    the caller uses ``fundl.kernels.matmul``).
 
     Why: this machine's NumPy OpenBLAS runs its AVX2 kernels (``OPENBLAS_CORETYPE=Haswell``
     in the environment) on an AVX-512 CPU; the same library's AVX-512 kernel, called
@@ -296,21 +300,16 @@ def dense_forward(x, w):
     core (loaded machine). The sums run in another order than NumPy's: results agree to
     float rounding.
     """
-    kernels = _dense_kernels(x, w)
+    if _dense_kernels(x, w) is None:
+        return None
     m, k = x.shape
     n = w.shape[1]
-    if kernels is None or k != w.shape[0] or m * k * n > _DENSE_MAX_MACS:
+    if k != w.shape[0] or m * k * n > _DENSE_MAX_MACS:
         return None
     y = numpy.empty((m, n), numpy.float32)
-    nn, xp, wp, yp = kernels[0], x.ctypes.data, w.ctypes.data, y.ctypes.data
-
-    def rows(r0, r1):  # y[r0:r1] = x[r0:r1] @ w
-        def run():
-            # column-major kernels: the row-major y = x @ w is y^T = w^T @ x^T (w first)
-            nn(n, r1 - r0, k, wp, n, 1.0, xp + 4 * r0 * k, k, yp + 4 * r0 * n, n)
-        return run
-
-    _run_halves(m * k * n, m, rows)
+    # column-major kernels: the row-major y = x @ w is y^T = w^T @ x^T (w first), split over
+    # the rows of y (the kernel's N)
+    run_gemms([(NN, n, m, k, 1, n, 0, k, 2, n, 1, 1)], (x, w, y, _PAD, _PAD))
     return y
 
 
@@ -318,60 +317,180 @@ def dense_weight_grad(x, g):
     """``x.T @ g`` for x (m, k), g (m, n) (the kernel's gradient) through OpenBLAS's AVX-512
     small-matrix kernel, or None where it does not apply (see :func:`dense_forward`;
     measured 0.74 ms against NumPy's 1.8 ms for 784 x 128 @ 128 x 256 on one core)."""
-    kernels = _dense_kernels(x, g)
-    m, k = x.shape
-    n = g.shape[1]
-    if kernels is None or g.shape[0] != m or m * k * n > _DENSE_MAX_MACS:
-        return None
-    gw = numpy.empty((k, n), numpy.float32)
-    nt, xp, gp, wp = kernels[1], x.ctypes.data, g.ctypes.data, gw.ctypes.data
-
-    def cols(c0, c1):  # gw[:, c0:c1] = x.T @ g[:, c0:c1]
-        def run():
-            nt(c1 - c0, k, m, gp + 4 * c0, n, 1.0, xp, k, wp + 4 * c0, n)
-        return run
-
-    _run_halves(m * k * n, n, cols)
-    return gw
+    grads = dense_backward(g, x, None, False, True)
+    return None if grads is None else grads[1]
 
 
 def dense_input_grad(g, w):
     """``g @ w.T`` for g (m, n), w (k, n) (the input's gradient) through OpenBLAS's AVX-512
     small-matrix kernel, or None where it does not apply (see :func:`dense_forward`)."""
-    kernels = _dense_kernels(g, w)
-    m, n = g.shape
-    k = w.shape[0]
-    if kernels is None or w.shape[1] != n or m * k * n > _DENSE_MAX_MACS:
+    grads = dense_backward(g, None, w, True, False)
+    return None if grads is None else grads[0]
+
+
+def dense_backward(g, x, w, need_x, need_w, need_b=False):
+    """A dense layer's gradients at once: ``(g @ w.T if need_x, x.T @ g if need_w, g's column
+    sums if need_b)`` (None for those not asked) for g (m, n), x (m, k), w (k, n) (``x``/``w``
+    may be None where not needed), through OpenBLAS's AVX-512 small-matrix kernels; or None
+    where they do not apply (float32 C-contiguous writeable NumPy matrices on an AVX-512 CPU,
+    see :func:`dense_forward`).
+
+    Everything runs in one call (:func:`run_gemms`): with two threads each product takes a
+    core, or each is split in halves when it is large, instead of one after the other; the
+    bias sums (row by row, in another order than a GEMV with ones: equal to float rounding)
+    take no OpenBLAS call, whose worker threads would fight the region's.
+    """
+    if not (need_x or need_w):
         return None
-    gx = numpy.empty((m, k), numpy.float32)
-    tn, gp, wp, xp = kernels[2], g.ctypes.data, w.ctypes.data, gx.ctypes.data
+    if _dense_kernels(g, w if need_x else x) is None or \
+            (need_x and need_w and _dense_kernels(x, w) is None):
+        return None
+    m, n = g.shape
+    if (need_x and w.shape[1] != n) or (need_w and x.shape[0] != m):
+        return None
+    k = w.shape[0] if need_x else x.shape[1]
+    if m * k * n > _DENSE_MAX_MACS or (need_x and need_w and x.shape[1] != k):
+        return None
+    tasks = []
+    # arrays 0-4: g, x, w, gw, gx
+    gw = numpy.empty((k, n), numpy.float32) if need_w else None
+    if need_w:  # gw (k, n) = x.T @ g: column-major gw^T = g^T @ x, split over gw's rows
+        tasks.append((NT, n, k, m, 0, n, 1, k, 3, n, 1, 1))
+    gx = numpy.empty((m, k), numpy.float32) if need_x else None
+    if need_x:  # gx (m, k) = g @ w.T: column-major gx^T = w @ g^T, split over gx's rows
+        tasks.append((TN, k, m, n, 2, n, 0, n, 4, k, 1, 1))
+    gb = numpy.empty(n, numpy.float32) if need_b else None
+    run_gemms(tasks, (g, _PAD if x is None else x, _PAD if w is None else w,
+                      _PAD if gw is None else gw, _PAD if gx is None else gx), gb)
+    return gx, gw, gb
 
-    def rows(r0, r1):  # gx[r0:r1] = g[r0:r1] @ w.T
-        def run():
-            tn(k, r1 - r0, n, wp, n, 1.0, gp + 4 * r0 * n, n, xp + 4 * r0 * k, k)
-        return run
 
-    _run_halves(m * k * n, m, rows)
-    return gx
+# -- several products in one compiled parallel region -------------------------------------------
+NN, NT, TN = 0, 1, 2
+"""Which of OpenBLAS's kernels a task calls (``op(A) op(B)``, column-major: N plain, T
+transposed); each computes ``C = op(A) op(B)`` over float32 matrices."""
+
+_SPLIT_MACS = 1 << 21
+"""Products of this many multiply-adds and more are split over fundl's threads, and a region
+runs only for this much work in all (a hand-off inside a compiled region costs a few
+microseconds on an idle core, a 128 x 256 @ 256 x 128 product ~50 us on one)."""
+
+_PAD = numpy.zeros((0, 0), numpy.float32)  # fills the unused places of a task's arrays
+_NO_SUMS = numpy.zeros(0, numpy.float32)  # gb when there are no bias sums to write
 
 
-_SPLIT_MACS = 1 << 23
-"""Products of this many multiply-adds and more run as two halves on two threads."""
+@jit
+def gemm_tasks_numba(nn, nt, tn, tasks, arrays, t, threads, gb, sums):
+    """Thread ``t``'s share of the products ``tasks`` (of ``threads`` sharing them).
+
+    A task is a row ``(kind, M, N, K, A, lda, B, ldb, C, ldc, axis, parts)``: the arguments of
+    OpenBLAS's column-major kernel ``kind`` (:data:`NN`, :data:`NT`, :data:`TN`: ``nn``,
+    ``nt``, ``tn``), ``C (M, N) = op(A) (M, K) @ op(B) (K, N)``, with ``A``/``B``/``C``
+    indices into ``arrays`` (float32, C-contiguous); it is cut into ``parts`` slices of C
+    along ``axis`` (0: M, 1: N). The slices of all tasks, numbered in order, go round robin to
+    the threads (two halves of one product, or two products, one per core). With ``sums``,
+    one more item writes ``gb[j] = sum_i arrays[0][i, j]`` (a dense layer's bias gradient).
+    """
+    item = 0
+    for i in range(tasks.shape[0]):
+        kind, m, n, k = tasks[i, 0], tasks[i, 1], tasks[i, 2], tasks[i, 3]
+        lda, ldb, ldc = tasks[i, 5], tasks[i, 7], tasks[i, 9]
+        axis, parts = tasks[i, 10], tasks[i, 11]
+        for p in range(parts):
+            if item % threads == t:
+                a = numpy.int64(arrays[tasks[i, 4]].ctypes.data)
+                b = numpy.int64(arrays[tasks[i, 6]].ctypes.data)
+                c = numpy.int64(arrays[tasks[i, 8]].ctypes.data)
+                pm, pn = m, n
+                if axis == 0:  # rows p of C (and of op(A)); 4 bytes per float32
+                    lo, hi = m * p // parts, m * (p + 1) // parts
+                    pm = hi - lo
+                    a += 4 * lo * (lda if kind == 2 else 1)
+                    c += 4 * lo
+                else:  # columns p of C (and of op(B))
+                    lo, hi = n * p // parts, n * (p + 1) // parts
+                    pn = hi - lo
+                    b += 4 * lo * (1 if kind == 1 else ldb)
+                    c += 4 * lo * ldc
+                if pm > 0 and pn > 0:
+                    if kind == 0:
+                        nn(pm, pn, k, a, lda, 1.0, b, ldb, c, ldc)
+                    elif kind == 1:
+                        nt(pm, pn, k, a, lda, 1.0, b, ldb, c, ldc)
+                    else:
+                        tn(pm, pn, k, a, lda, 1.0, b, ldb, c, ldc)
+            item += 1
+    if sums and item % threads == t:
+        g = arrays[0]
+        for j in range(g.shape[1]):
+            gb[j] = 0
+        for r in range(g.shape[0]):
+            for j in range(g.shape[1]):
+                gb[j] += g[r, j]
 
 
-def _run_halves(macs, extent, part):
-    """Run ``part(0, extent)``, or ``part(0, h)`` and ``part(h, extent)`` at once on two threads
-    (fundl's pool, :mod:`fundl.kernels._parallel`) for products of :data:`_SPLIT_MACS` and
-    more when fundl runs more than one thread. The kernels are foreign calls that release the
-    GIL; each half writes its own rows or columns of the result."""
+@parallel_jit
+def dense_gemms_numba(nn, nt, tn, tasks, arrays, threads, gb, sums):
+    """:func:`gemm_tasks_numba` for every thread ``t < threads`` at once, one region."""
+    for t in prange(threads):
+        gemm_tasks_numba(nn, nt, tn, tasks, arrays, t, threads, gb, sums)
+
+
+def run_gemms(tasks, arrays, gb=None):
+    """Run the products ``tasks`` (a list of rows as :func:`gemm_tasks_numba` takes them; it is
+    changed) over ``arrays`` (a 5-tuple of C-contiguous writeable float32 matrices, ``_PAD``
+    where unused), which write disjoint outputs; with ``gb`` also ``gb = arrays[0].sum(0)``.
+
+    With more than one thread (:func:`fundl.kernels._parallel.regions`) and at least
+    :data:`_SPLIT_MACS` multiply-adds in all, every product of that size is cut in one slice
+    per thread, and the slices (or, for smaller products, the products themselves) run in one
+    compiled parallel region (:func:`dense_gemms_numba`): a hand-off costs a few microseconds
+    there, against ~20-90 us through a Python thread pool (an MLP's 128 x 784 @ 784 x 256:
+    299 us on one core, 162 us in a region on two, 270 us as two halves on Python threads;
+    2-core AMD EPYC, loaded). Otherwise they run one after the other on this thread. The
+    addresses are taken in the compiled code (``a.ctypes.data`` costs ~1-2 us in Python).
+    OpenBLAS's own thread count is not touched: these kernels are single-threaded.
+    """
     from . import _parallel
 
-    n_threads, _, pool = _parallel._setup()
-    if macs < _SPLIT_MACS or n_threads < 2 or extent < 2 or pool is None or \
-            getattr(_parallel._RT.local, "inside", False):
-        part(0, extent)()
+    nn, nt, tn = _region_kernels()
+    threads, items = 1, len(tasks) + (gb is not None)
+    if ready("fused", numpy.float32):
+        if sum(task[1] * task[2] * task[3] for task in tasks) >= _SPLIT_MACS and \
+                _parallel.regions():
+            threads = _parallel.threads()
+            for i, task in enumerate(tasks):
+                m, n, k, axis = task[1], task[2], task[3], task[10]
+                if m * n * k >= _SPLIT_MACS and (m if axis == 0 else n) >= threads:
+                    tasks[i] = task[:11] + (threads,)
+                    items += threads - 1
+        table = numpy.array(tasks, numpy.int64).reshape(-1, 12)
+        sums, gb = gb is not None, _NO_SUMS if gb is None else gb
+        if threads < 2 or items < 2:
+            gemm_tasks_numba(nn, nt, tn, table, arrays, 0, 1, gb, sums)
+        else:
+            dense_gemms_numba(nn, nt, tn, table, arrays, min(threads, items), gb, sums)
         return
-    half = extent // 2
-    future = pool.submit(part(half, extent))
-    part(0, half)()
-    future.result()
+    # the compiled kernels not ready yet (compiling in the background): through ctypes
+    kernels = _DENSE_KERNELS[0]
+    for kind, m, n, k, a, lda, b, ldb, c, ldc, _, _ in tasks:
+        kernels[kind](m, n, k, arrays[a].ctypes.data, lda, 1.0, arrays[b].ctypes.data, ldb,
+                      arrays[c].ctypes.data, ldc)
+    if gb is not None:
+        numpy.sum(arrays[0], axis=0, out=gb)
+
+
+_I64 = ctypes.c_int64
+_GEMM_PROTO = ctypes.CFUNCTYPE(ctypes.c_int, _I64, _I64, _I64, _I64, _I64, ctypes.c_float, _I64,
+                               _I64, _I64, _I64)
+"""OpenBLAS's ``sgemm_small_kernel_b0_*`` signature (M, N, K, A, lda, alpha, B, ldb, C, ldc)
+with the addresses typed as int64, as :func:`gemm_tasks_numba` calls them (one compiled
+signature; addresses computed as integers)."""
+
+
+def _region_kernels():
+    """The three kernels retyped with :data:`_GEMM_PROTO` for :func:`gemm_tasks_numba`."""
+    if len(_DENSE_KERNELS) < 2:
+        _DENSE_KERNELS.append(tuple(_GEMM_PROTO(ctypes.cast(f, ctypes.c_void_p).value)
+                                    for f in _DENSE_KERNELS[0]))
+    return _DENSE_KERNELS[1]

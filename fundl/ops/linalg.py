@@ -122,20 +122,19 @@ class Linear(Function):
                 g2 = _relu_grad(g2, y)
             else:
                 g2 = kernels.activation_grad(self.activation, g2, y)
-        gx = None
-        if self.needs_grad[0]:
-            gx = _fused.dense_input_grad(g2, w)
+        need_x, need_w = self.needs_grad[0], self.needs_grad[1]
+        x2 = x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
+        # both products at once (one core each, or halves) where OpenBLAS's AVX-512 kernels apply
+        need_b = len(self.needs_grad) > 2 and bool(self.needs_grad[2])
+        grads = _fused.dense_backward(g2, x2, w, need_x, need_w, need_b)
+        gx, gw, gb = (None, None, None) if grads is None else grads
+        if need_x:
             if gx is None:
                 gx = kernels.matmul(g2, w.T)
             gx = gx.reshape(x.shape)
-        gw = None
-        if self.needs_grad[1]:
-            x2 = x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
-            gw = _fused.dense_weight_grad(x2, g2)
-            if gw is None:
-                gw = kernels.matmul(x2.T, g2)
-        gb = None
-        if len(self.needs_grad) > 2 and self.needs_grad[2]:
+        if need_w and gw is None:
+            gw = kernels.matmul(x2.T, g2)
+        if need_b and gb is None:
             gb = ones_vector(g2.shape[0], g2.dtype, xp) @ g2
         return gx, gw, gb
 

@@ -189,3 +189,75 @@ def test_dense_small_gemms_refuse_what_they_do_not_cover(monkeypatch):
     assert fused.dense_weight_grad(x, np.ones((4, 2), np.float32)) is None
     assert fused.dense_input_grad(np.ones((4, 2), np.float32), np.ones((3, 2), np.float32)) \
         is None
+
+
+@pytest.fixture
+def two_threads(monkeypatch):
+    """fundl on two threads (its thread pool faked in the runtime state), whatever the host's
+    BLAS settings: the dense products may then run in a compiled parallel region."""
+    from fundl import runtime
+    from fundl.kernels import _parallel
+
+    monkeypatch.setattr(runtime.state(), "parallel", (2, [], None))
+    if not _parallel.regions():
+        pytest.skip("no thread-safe Numba threading layer: no parallel regions here")
+
+
+@pytest.mark.parametrize("m,k,n", [(128, 784, 256), (37, 19, 21), (1, 5, 3), (9, 2, 1)])
+@pytest.mark.parametrize("split", [True, False])
+def test_dense_products_in_a_region_match_numpy(two_threads, monkeypatch, m, k, n, split):
+    """Forward, both gradient products and the bias sums, run in one compiled region on two
+    threads (products cut in halves along C's rows or columns, or one product per thread),
+    agree with float64 NumPy and with the serial path."""
+    from fundl.kernels import fused
+
+    monkeypatch.setattr(fused, "_SPLIT_MACS", 1 if split else 1 << 40)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    w = rng.standard_normal((k, n)).astype(np.float32)
+    g = rng.standard_normal((m, n)).astype(np.float32)
+    y = fused.dense_forward(x, w)
+    if y is None:
+        pytest.skip("no AVX-512 small kernels here")
+    grads = fused.dense_backward(g, x, w, True, True, True)
+    x64, w64, g64 = x.astype(np.float64), w.astype(np.float64), g.astype(np.float64)
+    for got, want, depth in ((y, x64 @ w64, k), (grads[0], g64 @ w64.T, n),
+                             (grads[1], x64.T @ g64, m), (grads[2], g64.sum(0), m)):
+        tol = 1e-5 * np.sqrt(depth)
+        assert got.dtype == np.float32 and got.flags.c_contiguous
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+    if split:
+        assert fused.dense_gemms_numba.signatures  # the region did run
+    # only some of the gradients, and the same numbers on one thread
+    only_w = fused.dense_backward(g, x, None, False, True)
+    only_x = fused.dense_backward(g, None, w, True, False, True)
+    assert only_w[0] is None and only_w[2] is None and only_x[1] is None
+    np.testing.assert_array_equal(only_w[1], grads[1])
+    np.testing.assert_array_equal(only_x[0], grads[0])
+    from fundl import runtime
+
+    monkeypatch.setattr(runtime.state(), "parallel", (1, [], None))
+    serial = fused.dense_backward(g, x, w, True, True, True)
+    # (a slice of C may be tiled otherwise by the kernel than the whole: equal to rounding)
+    for a, b in zip(serial + (fused.dense_forward(x, w),), grads + (y,)):
+        np.testing.assert_allclose(a, b, rtol=1e-5 * np.sqrt(k), atol=1e-5 * np.sqrt(k))
+
+
+def test_dense_layer_on_two_threads_matches_torch(two_threads, monkeypatch):
+    """A float32 Dense + ReLU layer's outputs and gradients (region path) against PyTorch."""
+    torch = pytest.importorskip("torch")
+    from fundl.kernels import fused
+
+    monkeypatch.setattr(fused, "_SPLIT_MACS", 1)
+    rng = np.random.default_rng(4)
+    arrays = [rng.standard_normal(s).astype(np.float32) for s in ((64, 50), (50, 30), (30,))]
+    ts = [fl.tensor(a, requires_grad=True) for a in arrays]
+    gy = rng.standard_normal((64, 30)).astype(np.float32)
+    y = fl.linear(*ts, activation="relu")
+    (y * fl.tensor(gy)).sum().backward()
+    tt = [torch.tensor(a, requires_grad=True) for a in arrays]
+    ty = torch.relu(tt[0] @ tt[1] + tt[2])
+    (ty * torch.tensor(gy)).sum().backward()
+    np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-5, atol=1e-5)
+    for t, u in zip(ts, tt):
+        np.testing.assert_allclose(t.grad, u.grad.numpy(), rtol=1e-4, atol=1e-4)
