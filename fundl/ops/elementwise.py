@@ -9,6 +9,9 @@ mask is mixed (1 ms against 0.1 ms for 256K float32 elements).
 """
 from __future__ import annotations
 
+import numpy
+
+from .. import runtime as _runtime
 from ..autograd import Function
 from ..backend import get_array_module
 from ..tensor import Tensor
@@ -33,10 +36,25 @@ class _Binary(Function):
             _broadcast_check(self.name, x, y)
 
 
+_POOLED_BYTES = 1 << 18
+"""Add's outputs of this size and more (NumPy, same shapes and dtypes) come from the runtime's
+:class:`fundl.runtime.Workspace`."""
+
+
 class Add(_Binary):
-    """x + y; d/dx = d/dy = 1."""
+    """x + y; d/dx = d/dy = 1.
+
+    A big output (a residual block's sum) is written into a buffer of the runtime's
+    :class:`fundl.runtime.Workspace`: under glibc's default settings a fresh multi-megabyte
+    array faults all its pages in again at every training step; the workspace hands a buffer
+    out again only once nothing else refers to it, so the values are those of ``x + y``.
+    """
 
     def forward(self, x, y):
+        if type(x) is numpy.ndarray and type(y) is numpy.ndarray and x.shape == y.shape \
+                and x.dtype == y.dtype and x.nbytes >= _POOLED_BYTES:
+            out = _runtime.state().workspace.empty(numpy, x.shape, x.dtype)
+            return numpy.add(x, y, out=out)
         return x + y
 
     def backward(self, gy):
