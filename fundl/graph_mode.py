@@ -293,6 +293,11 @@ class _Plan:
     def __init__(self, name, tracer, arg_slots, out_slots, rebuild, fuse=False):
         self.name = name
         self.steps = tracer.steps
+        # The recorded op objects belong to the traced call's eager graph, which the caller may
+        # still hold for a backward after later calls: the plan replays copies of its own, or
+        # a replay would overwrite (and its backward free) what that graph's ops saved.
+        for step in self.steps:
+            step.op = _own_copy(step.op)
         # constants get slots of their own, filled once: every source is then a slot index
         self.template = [None] * tracer.n_slots
         for step in self.steps:
@@ -362,6 +367,16 @@ class _Plan:
             c.needs_grad = s.needs_grad
             copies.append(_instruction(c, s))
         return copies
+
+
+def _own_copy(op):
+    """A copy of a recorded op for a plan: its hyper-parameters, none of the eager graph's
+    links or saved arrays (its forward saves anew at every replay)."""
+    c = copy.copy(op)
+    c.saved = ()
+    c.inputs = None
+    c._gys = None
+    return c
 
 
 def _instruction(op, step):

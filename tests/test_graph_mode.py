@@ -613,3 +613,145 @@ def test_a_replay_drops_intermediates_nothing_reads_later():
     f.python_function(x).backward()
     np.testing.assert_allclose(gx, x.grad, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(gw, w.grad, rtol=1e-12, atol=1e-12)
+
+
+# -- buffers reused between calls -------------------------------------------------------------
+def _big_chain(w):
+    def f(x, y):
+        e = abs((x - y) * w)
+        q = fl.minimum(e, 1.0)
+        r = fl.maximum(-e + 0.5, 0.1) / (q + 2.0)
+        h = fl.functional.relu(r - 0.3) + (q * 0.5).exp() + fl.functional.tanh(r)
+        return (h.sqrt() * q).mean()
+    return f
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_recycled_buffers_give_exactly_eager_numbers(dtype):
+    """Element-wise steps of >= 32 KB write into the buffers of the plan's last call: the same
+    ufuncs, so the values are eager mode's bit for bit (and the gradients equal)."""
+    rng = np.random.default_rng(7)
+    shape = (64, 128)  # 32 KB in float32
+    w = _tensor(rng, shape[1:], dtype, True)
+    eager = _big_chain(w)
+    traced = fl.function(eager)
+    seen = []
+    for _ in range(5):
+        x, y = _tensor(rng, shape, dtype, True), _tensor(rng, shape, dtype)
+        got = _quiet(traced, x, y)
+        got.backward()
+        g = [w.grad, x.grad]
+        w.grad = x.grad = None
+        want = eager(x, y)
+        want.backward()
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
+        tol = 1e-12 if dtype == "float64" else 1e-6  # (sums of several uses, in another order)
+        for a, e in zip(g, [w.grad, x.grad]):
+            assert a.dtype == e.dtype
+            np.testing.assert_allclose(a, e, rtol=tol, atol=tol)
+        w.grad = x.grad = None
+        seen.append([id(b) for b in _plan(traced).arena])
+    plan = _plan(traced)
+    recycled = [type(s.op).__name__ for s in plan.steps if s.recycle is not None]
+    assert {"Sub", "Abs", "Mul", "Minimum", "Maximum", "Neg", "Add", "Div", "ReLU", "Exp",
+            "Tanh", "Sqrt"} <= set(recycled)
+    assert seen[-1] == seen[-2] == seen[-3]  # the same buffers, call after call
+
+
+def test_recycling_never_overwrites_what_is_still_held():
+    """A buffer is reused only when nothing but the plan refers to it: a returned view of an
+    intermediate, and the saved arrays of a replay whose backward has not run, stay intact."""
+    rng = np.random.default_rng(8)
+    w = _tensor(rng, (64, 128), requires_grad=True)
+
+    @fl.function
+    def f(x):
+        h = (x * w).tanh()        # recycled intermediates
+        return (h * 2.0).reshape(-1), (h * h).sum()
+
+    outs, losses, copies, xs = [], [], [], []
+    for _ in range(4):
+        xs.append(_tensor(rng, (64, 128)))
+        view, loss = _quiet(f, xs[-1])
+        outs.append(view)
+        losses.append(loss)
+        copies.append(view.numpy().copy())
+    for o, c in zip(outs, copies):  # every call's returned view kept its values
+        np.testing.assert_array_equal(o.numpy(), c)
+    for loss, x in zip(losses, xs):  # backwards in call order, after all the forwards
+        w.grad = None
+        loss.backward()             # (the first: the traced call's own eager graph)
+        got = w.grad.copy()
+        w.grad = None
+        f.python_function(x)[1].backward()
+        np.testing.assert_allclose(got, w.grad, rtol=1e-12, atol=1e-12)
+    x = _tensor(rng, (64, 128))
+    for _ in range(2):
+        w.grad = None
+        f(x)[1].backward()
+    got = w.grad.copy()
+    w.grad = None
+    f.python_function(x)[1].backward()
+    np.testing.assert_allclose(got, w.grad, rtol=1e-12, atol=1e-12)
+
+
+def test_replay_step_peak_memory_not_above_eager():
+    """A replay drops intermediates after their last reader and its backward frees each
+    recorded op's saved arrays as it passes it, as the engine frees an eager graph: a step's
+    peak (tracemalloc, NumPy's allocations) is not above eager mode's."""
+    import tracemalloc
+
+    rng = np.random.default_rng(9)
+    p = _tensor(rng, (100_000,), "float32", True)
+    t = _tensor(rng, (100_000,), "float32")
+
+    def chain(p, t):
+        e = abs(p - t)
+        q = fl.minimum(e, 1.0)
+        return (0.5 * q * q + 1.0 * fl.maximum(e - q, 0.0)).mean()
+
+    peaks = {}
+    for name, fn in (("eager", chain), ("replay", fl.function(chain))):
+        for _ in range(3):
+            p.grad = None
+            fn(p, t).backward()
+        p.grad = None
+        tracemalloc.start()
+        try:
+            fn(p, t).backward()
+            peaks[name] = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert peaks["replay"] <= peaks["eager"], peaks
+
+
+def test_retain_graph_keeps_the_recorded_ops_saved_arrays():
+    rng = np.random.default_rng(10)
+    w = _tensor(rng, (64, 128), requires_grad=True)
+    traced = fl.function(lambda x: ((x * w).exp() * w).sum())
+    x = _tensor(rng, (64, 128))
+    for _ in range(3):
+        loss = traced(x)
+    loss.backward(retain_graph=True)
+    first = w.grad.copy()
+    assert any(s[0].saved for s in loss.creator.saved[1])  # kept for the second backward
+    loss.backward()
+    np.testing.assert_allclose(w.grad, 2 * first, rtol=1e-12)
+
+
+def test_another_thread_replays_without_the_tracing_threads_buffers():
+    import threading
+
+    rng = np.random.default_rng(11)
+    w = _tensor(rng, (64, 128))
+    traced = fl.function(lambda x: ((x * w) + 1.0).tanh() * 3.0)
+    x = _tensor(rng, (64, 128))
+    for _ in range(3):
+        traced(x)
+    arena = list(_plan(traced).arena)
+    result = {}
+    thread = threading.Thread(target=lambda: result.setdefault("y", traced(x).numpy().copy()))
+    thread.start()
+    thread.join()
+    assert [id(a) for a in _plan(traced).arena] == [id(a) for a in arena]
+    np.testing.assert_array_equal(result["y"], traced.python_function(x).numpy())
