@@ -138,19 +138,24 @@ def set_random_seed(seed):
 
 
 def clear_session():
-    """Start layer names afresh (``dense``, ``dense_1``, ... count from 0 again), as Keras.
+    """Start layer names afresh (``dense``, ``dense_1``, ... count from 0 again), as Keras,
+    and hand back the memory of fundl's buffer pool.
 
-    fundl keeps no graph or session state beyond the automatic layer names, so that is all it
-    resets. Existing models keep working.
+    fundl keeps no graph or session state beyond the automatic layer names and the pool of
+    big buffers its ops recycle from one step to the next (:class:`fundl.runtime.Workspace`,
+    up to a few hundred MB after a large network's step): the pool forgets the buffers no one
+    uses, so their memory goes back to the allocator. Existing models keep working.
 
     Example:
         >>> utils.clear_session()
     """
+    from .. import runtime
     from ..layers import base
 
     reset = getattr(base, "reset_name_counters", None)
     if reset is not None:
         reset()
+    runtime.state().workspace.clear()
 
 
 _KERAS_PLOT_DEFAULTS = {"show_shapes": False, "show_dtype": False, "show_layer_names": True,

@@ -147,6 +147,21 @@ def test_clear_session_restarts_layer_names():
     assert fl.layers.Dense(2).name == first
 
 
+def test_clear_session_hands_back_the_buffer_pool():
+    import numpy as np
+    from fundl import runtime
+
+    pool = runtime.state().workspace
+    held = pool.empty(np, (256, 256), np.float32)   # in use: stays valid
+    free = pool.empty(np, (128, 256), np.float32)
+    del free
+    assert pool.nbytes >= held.nbytes + 128 * 256 * 4
+    utils.clear_session()
+    assert pool.nbytes == 0
+    held[:] = 1.0
+    assert pool.empty(np, (256, 256), np.float32) is not held   # forgotten, never re-issued
+
+
 def test_plot_model_delegates_to_viz(tmp_path, monkeypatch):
     import fundl.viz as viz
     calls = {}
