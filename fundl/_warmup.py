@@ -128,11 +128,11 @@ def _fused(dtype):
     # the softmax cross-entropy, as ops.nn calls it
     fused.softmax_xent_numba(z, z, numpy.zeros(2, numpy.int64), True, w[:2], z.copy())
     if numpy.dtype(dtype) == numpy.float32:  # the dense layer's GEMM region (no product)
-        stub = fused._GEMM_PROTO(lambda *args: 0)
+        no_kernels = numpy.zeros(3, numpy.int64)
         pads = (fused._PAD,) * 5
         no_tasks = numpy.zeros((0, 12), numpy.int64)
-        fused.gemm_tasks_numba(stub, stub, stub, no_tasks, pads, 0, 1, w, False)
-        fused.dense_gemms_numba(stub, stub, stub, no_tasks, pads, 1, w, False)
+        fused.gemm_tasks_numba(no_kernels, no_tasks, pads, 0, 1, w, False)
+        fused.dense_gemms_numba(no_kernels, no_tasks, pads, 1, w, False)
 
 
 def _elementwise(dtype):

@@ -37,6 +37,7 @@ float rounding, not bit for bit.
 from __future__ import annotations
 
 import ctypes
+import time
 
 import numpy
 
@@ -248,7 +249,7 @@ def _dense_kernels(a, b):
     return _load_dense_kernels()
 
 
-_DENSE_KERNELS = []  # [] until looked up, then [None] or [(nn, nt, tn)]
+_DENSE_KERNELS = []  # [] until looked up, then [None] or [(nn, nt, tn)], + their addresses
 
 
 def _load_dense_kernels():
@@ -379,17 +380,48 @@ _PAD = numpy.zeros((0, 0), numpy.float32)  # fills the unused places of a task's
 _NO_SUMS = numpy.zeros(0, numpy.float32)  # gb when there are no bias sums to write
 
 
+if _numba is not None:
+    from llvmlite import ir as _ir
+    from numba.core import types as _types
+    from numba.extending import intrinsic as _intrinsic
+
+    @_intrinsic
+    def _call_small_kernel(typingctx, fn, m, n, k, a, lda, b, ldb, c, ldc):
+        """Call the OpenBLAS small-matrix kernel at address ``fn`` (all arguments int64, alpha
+        1): ``kernel(m, n, k, a, lda, 1.0, b, ldb, c, ldc)``.
+
+        Why an address and not a ctypes function argument: Numba unboxes each ctypes function
+        argument through Python (``ctypes.cast``) on every call, ~1 us apiece, three per call
+        of the task runner; an int64 address costs nothing, and the compiled code (cached on
+        disk) holds no process-specific address."""
+        sig = _types.int32(*([_types.int64] * 10))
+
+        def codegen(context, builder, signature, args):
+            i64 = _ir.IntType(64)
+            f32 = _ir.FloatType()
+            fnty = _ir.FunctionType(_ir.IntType(32), [i64] * 5 + [f32] + [i64] * 4)
+            target = builder.inttoptr(args[0], fnty.as_pointer())
+            return builder.call(target, list(args[1:6]) + [_ir.Constant(f32, 1.0)] +
+                                list(args[6:]))
+
+        return sig, codegen
+else:
+    def _call_small_kernel(*args):  # never called without Numba (see run_gemms)
+        raise RuntimeError("fundl: the small-kernel task runner needs Numba")
+
+
 @jit
-def gemm_tasks_numba(nn, nt, tn, tasks, arrays, t, threads, gb, sums):
+def gemm_tasks_numba(fns, tasks, arrays, t, threads, gb, sums):
     """Thread ``t``'s share of the products ``tasks`` (of ``threads`` sharing them).
 
     A task is a row ``(kind, M, N, K, A, lda, B, ldb, C, ldc, axis, parts)``: the arguments of
-    OpenBLAS's column-major kernel ``kind`` (:data:`NN`, :data:`NT`, :data:`TN`: ``nn``,
-    ``nt``, ``tn``), ``C (M, N) = op(A) (M, K) @ op(B) (K, N)``, with ``A``/``B``/``C``
-    indices into ``arrays`` (float32, C-contiguous); it is cut into ``parts`` slices of C
-    along ``axis`` (0: M, 1: N). The slices of all tasks, numbered in order, go round robin to
-    the threads (two halves of one product, or two products, one per core). With ``sums``,
-    one more item writes ``gb[j] = sum_i arrays[0][i, j]`` (a dense layer's bias gradient).
+    OpenBLAS's column-major kernel ``kind`` (:data:`NN`, :data:`NT`, :data:`TN`, at the
+    address ``fns[kind]``: ``nn``, ``nt``, ``tn``), ``C (M, N) = op(A) (M, K) @ op(B) (K,
+    N)``, with ``A``/``B``/``C`` indices into ``arrays`` (float32, C-contiguous); it is cut
+    into ``parts`` slices of C along ``axis`` (0: M, 1: N). The slices of all tasks, numbered
+    in order, go round robin to the threads (two halves of one product, or two products, one
+    per core). With ``sums``, one more item writes ``gb[j] = sum_i arrays[0][i, j]`` (a
+    dense layer's bias gradient).
     """
     item = 0
     for i in range(tasks.shape[0]):
@@ -413,12 +445,7 @@ def gemm_tasks_numba(nn, nt, tn, tasks, arrays, t, threads, gb, sums):
                     b += 4 * lo * (1 if kind == 1 else ldb)
                     c += 4 * lo * ldc
                 if pm > 0 and pn > 0:
-                    if kind == 0:
-                        nn(pm, pn, k, a, lda, 1.0, b, ldb, c, ldc)
-                    elif kind == 1:
-                        nt(pm, pn, k, a, lda, 1.0, b, ldb, c, ldc)
-                    else:
-                        tn(pm, pn, k, a, lda, 1.0, b, ldb, c, ldc)
+                    _call_small_kernel(fns[kind], pm, pn, k, a, lda, b, ldb, c, ldc)
             item += 1
     if sums and item % threads == t:
         g = arrays[0]
@@ -430,10 +457,10 @@ def gemm_tasks_numba(nn, nt, tn, tasks, arrays, t, threads, gb, sums):
 
 
 @parallel_jit
-def dense_gemms_numba(nn, nt, tn, tasks, arrays, threads, gb, sums):
+def dense_gemms_numba(fns, tasks, arrays, threads, gb, sums):
     """:func:`gemm_tasks_numba` for every thread ``t < threads`` at once, one region."""
     for t in prange(threads):
-        gemm_tasks_numba(nn, nt, tn, tasks, arrays, t, threads, gb, sums)
+        gemm_tasks_numba(fns, tasks, arrays, t, threads, gb, sums)
 
 
 def run_gemms(tasks, arrays, gb=None):
@@ -453,11 +480,11 @@ def run_gemms(tasks, arrays, gb=None):
     """
     from . import _parallel
 
-    nn, nt, tn = _region_kernels()
     threads, items = 1, len(tasks) + (gb is not None)
-    if ready("fused", numpy.float32):
-        if sum(task[1] * task[2] * task[3] for task in tasks) >= _SPLIT_MACS and \
-                _parallel.regions():
+    if _numba is not None and ready("fused", numpy.float32):
+        fns = _kernel_addresses()
+        macs = sum(task[1] * task[2] * task[3] for task in tasks)
+        if macs >= _SPLIT_MACS and _parallel.regions() and _region_allowed():
             threads = _parallel.threads()
             for i, task in enumerate(tasks):
                 m, n, k, axis = task[1], task[2], task[3], task[10]
@@ -467,9 +494,11 @@ def run_gemms(tasks, arrays, gb=None):
         table = numpy.array(tasks, numpy.int64).reshape(-1, 12)
         sums, gb = gb is not None, _NO_SUMS if gb is None else gb
         if threads < 2 or items < 2:
-            gemm_tasks_numba(nn, nt, tn, table, arrays, 0, 1, gb, sums)
+            gemm_tasks_numba(fns, table, arrays, 0, 1, gb, sums)
         else:
-            dense_gemms_numba(nn, nt, tn, table, arrays, min(threads, items), gb, sums)
+            start = time.perf_counter()
+            dense_gemms_numba(fns, table, arrays, min(threads, items), gb, sums)
+            _region_took(time.perf_counter() - start, macs)
         return
     # the compiled kernels not ready yet (compiling in the background): through ctypes
     kernels = _DENSE_KERNELS[0]
@@ -480,17 +509,40 @@ def run_gemms(tasks, arrays, gb=None):
         numpy.sum(arrays[0], axis=0, out=gb)
 
 
-_I64 = ctypes.c_int64
-_GEMM_PROTO = ctypes.CFUNCTYPE(ctypes.c_int, _I64, _I64, _I64, _I64, _I64, ctypes.c_float, _I64,
-                               _I64, _I64, _I64)
-"""OpenBLAS's ``sgemm_small_kernel_b0_*`` signature (M, N, K, A, lda, alpha, B, ldb, C, ldc)
-with the addresses typed as int64, as :func:`gemm_tasks_numba` calls them (one compiled
-signature; addresses computed as integers)."""
+# -- backing off from regions while the cores are busy with other work -------------------------
+# A region waits for all its threads. GNU OpenMP's workers spin between regions, so when other
+# processes keep the cores busy the scheduler ranks them last, and each region waits a time
+# slice (milliseconds) for its second thread: an MLP epoch took 2.3-21.6 s instead of 0.8 s on
+# one thread, with two busy-looping processes on the 2-core machine. So a region that takes far
+# longer than the serial kernels would (:data:`_STALL_SECONDS` more than twice a one-core
+# estimate) sends the next products to one thread, for twice as many calls each time it
+# happens again, back to regions once one runs in time.
+_STALL_SECONDS = 1e-3
+_SERIAL_MACS_PER_SECOND = 6e10  # one core's rate for these kernels, a low estimate (75-85e9)
+_BACKOFF = {"skip": 0, "period": 16}
 
 
-def _region_kernels():
-    """The three kernels retyped with :data:`_GEMM_PROTO` for :func:`gemm_tasks_numba`."""
+def _region_allowed() -> bool:
+    state = _BACKOFF
+    if state["skip"] > 0:
+        state["skip"] -= 1
+        return False
+    return True
+
+
+def _region_took(seconds, macs):
+    state = _BACKOFF
+    if seconds > _STALL_SECONDS + 2 * macs / _SERIAL_MACS_PER_SECOND:
+        state["skip"] = state["period"]
+        state["period"] = min(2 * state["period"], 4096)
+    else:
+        state["period"] = 16
+
+
+def _kernel_addresses():
+    """The addresses of the three kernels (nn, nt, tn) as an int64 array, for
+    :func:`gemm_tasks_numba`."""
     if len(_DENSE_KERNELS) < 2:
-        _DENSE_KERNELS.append(tuple(_GEMM_PROTO(ctypes.cast(f, ctypes.c_void_p).value)
-                                    for f in _DENSE_KERNELS[0]))
+        _DENSE_KERNELS.append(numpy.array([ctypes.cast(f, ctypes.c_void_p).value
+                                           for f in _DENSE_KERNELS[0]], numpy.int64))
     return _DENSE_KERNELS[1]

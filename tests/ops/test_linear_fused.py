@@ -261,3 +261,22 @@ def test_dense_layer_on_two_threads_matches_torch(two_threads, monkeypatch):
     np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-5, atol=1e-5)
     for t, u in zip(ts, tt):
         np.testing.assert_allclose(t.grad, u.grad.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_dense_region_backs_off_while_it_stalls(monkeypatch):
+    """A region far slower than one core would be (the other core busy elsewhere) sends the
+    next products to one thread, for twice as many calls each time in a row, and regions come
+    back once one runs in time."""
+    from fundl.kernels import fused
+
+    monkeypatch.setattr(fused, "_BACKOFF", {"skip": 0, "period": 16})
+    macs = 1 << 24
+    fine = 2 * macs / fused._SERIAL_MACS_PER_SECOND  # as slow as the serial estimate: fine
+    fused._region_took(fine, macs)
+    assert fused._region_allowed() and fused._BACKOFF["period"] == 16
+    fused._region_took(fine + 2 * fused._STALL_SECONDS, macs)  # a stall
+    assert [fused._region_allowed() for _ in range(17)] == [False] * 16 + [True]
+    fused._region_took(1.0, macs)  # stalled again: twice as long
+    assert sum(not fused._region_allowed() for _ in range(40)) == 32
+    fused._region_took(0.0, macs)  # in time: the next stall backs off 16 calls again
+    assert fused._BACKOFF["period"] == 16
