@@ -755,3 +755,31 @@ def test_another_thread_replays_without_the_tracing_threads_buffers():
     thread.join()
     assert [id(a) for a in _plan(traced).arena] == [id(a) for a in arena]
     np.testing.assert_array_equal(result["y"], traced.python_function(x).numpy())
+
+
+def test_auto_fusion_only_without_gradients_and_for_big_chains():
+    """fuse="auto" (the default) fuses where it was measured to pay: chains that need no
+    gradient with AUTO_FUSE_MIN_SIZE elements or more; the values stay eager mode's."""
+    rng = np.random.default_rng(12)
+
+    def chain(x, y):
+        e = abs(x - y)
+        q = fl.minimum(e, 1.0)
+        return 0.5 * q * q + 1.0 * fl.maximum(e - q, 0.0)
+
+    x = _tensor(rng, (128, 256), "float32", True)
+    y = _tensor(rng, (128, 256), "float32")
+    xs, ys = _tensor(rng, (4, 8), "float32"), _tensor(rng, (4, 8), "float32")
+    f = fl.function(chain)
+    with fl.no_grad():
+        for _ in range(3):
+            got = _quiet(f, x, y)
+            f(xs, ys)
+        want = chain(x, y)
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6, atol=1e-6)
+    assert sorted(p.fused for p in f._plans.values()) == [0, 2]  # the small one: op by op
+    for _ in range(3):  # with gradients: op by op
+        f(x, y).sum().backward()
+    assert sorted(p.fused for p in f._plans.values()) == [0, 0, 2]
+    with pytest.raises(ValueError, match="fuse must be True, False or 'auto'"):
+        fl.function(chain, fuse="yes")
