@@ -277,8 +277,11 @@ def _resolve_custom_config_values(config, custom_objects):
     return out
 
 
+@functools.lru_cache(maxsize=1024)
 def _snake(name: str) -> str:
-    """Keras's ``to_snake_case``: ``Conv2DTranspose`` -> ``conv2d_transpose``."""
+    """Keras's ``to_snake_case``: ``Conv2DTranspose`` -> ``conv2d_transpose`` (memoised: a
+    model's weight keys are made from its layers' class names several times per
+    ``train_on_batch``, and three regular expressions per name cost ~4 us)."""
     name = re.sub(r"\W+", "", name)
     name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
     name = re.sub(r"([a-z])([A-Z])", r"\1_\2", name)
@@ -718,6 +721,11 @@ class Layer:
         """(key, layer) for each direct sub-layer, in weight order (models override it)."""
         return list(self._sublayers.items())
 
+    def _sublayer_list(self):
+        """The direct sub-layers, as :meth:`_named_sublayers` without the keys (models give
+        their layer list: no weight keys to make on the per-step paths that only walk)."""
+        return [layer for _, layer in self._named_sublayers()]
+
     def _weight_entries(self):
         """(key, tensor, trainable) for every weight, own first, then sub-layers', no repeats."""
         out, seen = [], set()
@@ -945,7 +953,7 @@ class Layer:
     def _uses_parallel_regions(self) -> bool:
         """Whether this layer or one inside it runs compiled parallel regions."""
         return self.uses_parallel_regions or any(
-            layer._uses_parallel_regions() for _, layer in self._named_sublayers())
+            layer._uses_parallel_regions() for layer in self._sublayer_list())
 
     def _added_metric_values(self) -> dict:
         """``{name: latest value}`` of :meth:`add_metric` in this layer and the layers in it."""
@@ -981,7 +989,7 @@ class Layer:
         if self.activity_regularizer is not None or self.__dict__.get("_uses_add_loss") or any(
                 reg is not None for _, _, reg in self._own_weights):
             return True
-        return any(layer._has_losses() for _, layer in self._named_sublayers())
+        return any(layer._has_losses() for layer in self._sublayer_list())
 
     # -- building and calling -----------------------------------------------------------------
     def build(self, input_shape) -> None:

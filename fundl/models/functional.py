@@ -238,6 +238,11 @@ class Model(Trainer, Layer):
             return list(zip(_weight_keys(self._layers), self._layers))
         return super()._named_sublayers()
 
+    def _sublayer_list(self):
+        if self._graph or getattr(self, "_sequential", False):
+            return list(self._layers)
+        return super()._sublayer_list()
+
     # -- computing ---------------------------------------------------------------------------
     def call(self, inputs, training=False):
         if not self._graph:

@@ -565,12 +565,20 @@ class Trainer:
             if self._compiled_for is not None:
                 found.extend(self._metric_objects)
         seen = {id(m) for m in found}
-        layers = [self] + [layer for _, layer in self._named_sublayers()]
+        layers = [self] + self._sublayer_list()
+        metric_type = metrics_module.Metric
         for layer in layers:
             for key, value in vars(layer).items():
+                # (the type tests first: most attributes are neither, and this runs at every
+                # train_on_batch through reset_metrics)
+                if isinstance(value, metric_type):
+                    items = (value,)
+                elif isinstance(value, (list, tuple)):
+                    items = value
+                else:
+                    continue
                 if key.startswith("_"):
                     continue  # the compile settings and other internals are not trackers
-                items = value if isinstance(value, (list, tuple)) else (value,)
                 for m in items:
                     if isinstance(m, metrics_module.Metric) and id(m) not in seen:
                         seen.add(id(m))
