@@ -14,7 +14,11 @@ The small-network cases where per-op Python dispatch is a large part of the time
   tensors) forward + backward, eager vs ``fl.function``, and PyTorch eager.
 - ``fusion``: a Huber-style chain of 9 cheap element-wise ops (sub, abs, minimum, mul, max...,
   then a mean) on ``--fuse-shape`` float32 tensors, forward + backward: eager, ``fl.function``
-  replaying op by op, and ``fl.function(fuse=True)`` (one fused op; its backward recomputes).
+  (default ``fuse="auto"``: op by op here, since gradients are needed; buffers reused between
+  calls), and ``fl.function(fuse=True)`` (fused ops; their backward recomputes the chain).
+- ``inference``: the same chain's forward under ``fl.no_grad()`` (no mean): eager,
+  ``fl.function(fuse=False)`` and ``fl.function`` (``fuse="auto"`` fuses it from 16384
+  elements on), and PyTorch under ``torch.no_grad()``.
 - ``resnet``: ``train_on_batch`` of ``zoo.resnet_cifar(depth=8)`` on 16x16x3, batch 32, SGD,
   eager vs ``jit_compile=True`` (BatchNormalization traced), and PyTorch eager's equivalent is
   in ``bench_cnn.py`` (not repeated here).
@@ -39,7 +43,8 @@ import numpy as np
 
 def _args():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--case", choices=["all", "mlp", "dqn", "tiny", "fusion", "resnet"],
+    p.add_argument("--case", choices=["all", "mlp", "dqn", "tiny", "fusion", "inference",
+                                      "resnet"],
                    default="all")
     p.add_argument("--fuse-shape", default="32,2",
                    help="shape of the fusion case's tensors, e.g. 32,2 or 128,256 or 100000")
@@ -178,6 +183,30 @@ def _fusion_chain(p, t):
     return (0.5 * q * q + 1.0 * _fl().maximum(e - q, 0.0)).mean()
 
 
+def _inference_chain(p, t):
+    with _fl().no_grad():
+        e = abs(p - t)
+        q = _fl().minimum(e, 1.0)
+        return 0.5 * q * q + 1.0 * _fl().maximum(e - q, 0.0)
+
+
+def torch_inference():
+    torch = import_torch()
+    shape = tuple(int(n) for n in ARGS.fuse_shape.split(","))
+    rng = np.random.default_rng(0)
+    p = torch.tensor(rng.standard_normal(shape).astype(np.float32))
+    t = torch.tensor(rng.standard_normal(shape).astype(np.float32))
+    one = torch.tensor(1.0)
+
+    def step():
+        with torch.no_grad():
+            e = (p - t).abs()
+            q = torch.minimum(e, one)
+            return 0.5 * q * q + 1.0 * torch.clamp_min(e - q, 0.0)
+
+    return step
+
+
 def _fl():
     import fundl as fl
 
@@ -190,6 +219,10 @@ def fundl_fusion(mode):
     rng = np.random.default_rng(0)
     p = fl.tensor(rng.standard_normal(shape).astype(np.float32), requires_grad=True)
     t = fl.tensor(rng.standard_normal(shape).astype(np.float32))
+    if ARGS.case == "inference" or (ARGS.only or "").startswith("inference"):
+        chain = {"eager": _inference_chain, "replay": fl.function(_inference_chain, fuse=False),
+                 "auto": fl.function(_inference_chain)}[mode]
+        return lambda: chain(p, t)
     fn = {"eager": _fusion_chain, "replay": fl.function(_fusion_chain),
           "fused": fl.function(_fusion_chain, fuse=True)}[mode]
 
@@ -251,6 +284,12 @@ CASES = {
                 "fundl fl.function": lambda: fundl_fusion("replay"),
                 "fundl fl.function fuse": lambda: fundl_fusion("fused"),
                 "PyTorch eager": torch_fusion}),
+    "inference": (f"9-op element-wise chain forward under no_grad, float32 {ARGS.fuse_shape}",
+                  "us", dict(number=500, rounds=7, warmup=50),
+                  {"fundl eager": lambda: fundl_fusion("eager"),
+                   "fundl fl.function(fuse=False)": lambda: fundl_fusion("replay"),
+                   "fundl fl.function auto": lambda: fundl_fusion("auto"),
+                   "PyTorch eager": torch_inference}),
     "resnet": ("ResNet-8 train_on_batch, 16x16x3, batch 32, SGD (BatchNormalization traced)",
                "s", dict(number=5, rounds=3, warmup=3),
                {"fundl eager": lambda: fundl_resnet(False),
