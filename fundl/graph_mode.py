@@ -346,6 +346,7 @@ class _Plan:
         self.capture_grad = [t.requires_grad for t in self.captured]
         self.capture_shape = [tuple(getattr(t.data, "shape", ())) for t in self.captured]
         self.out_slots = out_slots
+        self.single_out = out_slots[0] if len(out_slots) == 1 else None
         self.rebuild = rebuild      # outputs' Tensors -> the function's return structure
         self.owner = None           # weakref to the replay whose backward still needs the ops
         self.in_slots = arg_slots + self.capture_slots
@@ -551,13 +552,14 @@ class _Replay(Function):
             k = next(i for i, step in enumerate(program) if step[0] is op)
             raise _replay_error(self.name, k, op, [values[s] for s in program[k][1]], e) from e
         if self.needs_grad is not autograd._NO_GRAD:
-            self.save(values, program)
-        outs = tuple(values[s] for s in plan.out_slots)
-        return outs if len(outs) != 1 else outs[0]
+            self._state = (values, program)  # (what self.save does, without the property)
+        if plan.single_out is not None:
+            return values[plan.single_out]
+        return tuple([values[s] for s in plan.out_slots])
 
     def backward(self, *gys):
         plan = self.plan
-        values, program = self.saved
+        values, program = self._state
         # Each recorded op's saved arrays go as soon as its backward has run (as the engine
         # frees an eager graph op by op), unless the graph is retained for another backward:
         # freeing them only at the end kept every saved array alive beside the gradients.
@@ -1093,8 +1095,8 @@ class GraphFunction:
         inputs += plan.captured
         replay = _Replay(plan)
         out = replay.apply(*inputs)
-        if replay.needs_grad is not autograd._NO_GRAD and replay.saved and \
-                replay.saved[1] is plan.forward_program:
+        state = replay._state
+        if state and state[1] is plan.forward_program:
             plan.owner = weakref.ref(replay)  # its backward needs the recorded ops' saved arrays
         outs = out if type(out) is tuple else (out,)
         return plan.rebuild(outs)
