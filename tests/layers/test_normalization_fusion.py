@@ -60,6 +60,38 @@ def test_resnet_fused_equals_unfused(shortcut):
     _assert_same(fused, unfused)
 
 
+def test_resnet_training_is_the_same_with_and_without_recycled_buffers():
+    """Batch norm, the convolutions and Add take their big arrays from the runtime's
+    Workspace; with the pool off (a zero cap: every array fresh) the same steps give the same
+    numbers bit for bit, the unfused Add path included."""
+    import fundl.runtime
+
+    ws = fundl.runtime.state().workspace
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((64, 8, 8, 3)).astype("float32")  # Add's sums: 256 KB, pooled
+    y = rng.integers(0, 4, 64)
+    build = lambda: fl.zoo.resnet_cifar(8, input_shape=(8, 8, 3), classes=4)  # noqa: E731
+    saved_cap = ws.max_bytes
+    try:
+        runs = []
+        for cap in (saved_cap, 0):
+            ws.clear()
+            ws.max_bytes = cap
+            for fuse in (True, False):
+                fl.manual_seed(0)
+                model = build()
+                if not fuse:
+                    model.__dict__["_fused_steps"] = {}
+                runs.append(_train(model, x, y, steps=4))
+            if cap:
+                assert ws.nbytes > 0  # the pooled run did pool
+    finally:
+        ws.max_bytes = saved_cap
+        ws.clear()
+    _assert_same(runs[0], runs[2])
+    _assert_same(runs[1], runs[3])
+
+
 def _block(relu_layer=lambda: L.Activation("relu"), share=False, reg=None, out_bn=False):
     inp = fl.Input((6, 6, 4))
     h = L.Conv2D(4, 3, padding="same", use_bias=False)(inp)
