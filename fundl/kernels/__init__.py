@@ -228,11 +228,12 @@ def max_pool(x, pool, strides, with_arg=True):
     return y, (arg if with_arg else None)
 
 
-def max_pool_grad(gy, arg, x_shape, pool, strides):
-    """Gradient of :func:`max_pool`: each ``gy`` entry added to its window's maximum."""
+def max_pool_grad(gy, arg, x_shape, pool, strides, relu_y=None):
+    """Gradient of :func:`max_pool`: each ``gy`` entry added to its window's maximum (only
+    where ``relu_y``, the pooled output of a ReLU-ed input, is positive, when given)."""
     if compiled(gy, "pool"):
-        return _pool.max_pool_grad_numba(gy, arg, x_shape, pool, strides)
-    return _pool.max_pool_grad_reference(gy, arg, x_shape, pool, strides)
+        return _pool.max_pool_grad_numba(gy, arg, x_shape, pool, strides, relu_y)
+    return _pool.max_pool_grad_reference(gy, arg, x_shape, pool, strides, relu_y)
 
 
 def avg_pool(x, pool, strides, scale):

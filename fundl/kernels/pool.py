@@ -77,7 +77,11 @@ def _max_pool_kernel(x, y, arg, pool, strides):
 
 
 @jit
-def _max_pool_grad_kernel(gy, arg, gx, pool, strides):
+def _max_pool_grad_kernel(gy, arg, gx, relu_y, first, pool, strides):
+    """gx (zeroed here, sample by sample, while it is about to be written: in cache) gets
+    each ``gy`` at its window's maximum. ``relu_y`` not empty: the pooled output of a ReLU-ed
+    input (all samples, (N, Do*Ho*Wo, C); this part starts at sample ``first``), and windows
+    whose maximum is not positive (or NaN) get no gradient: ReLU's gradient done here."""
     N, D, H, W, C = gx.shape
     _, Do, Ho, Wo, _ = gy.shape
     sd, sh, sw = strides
@@ -85,15 +89,24 @@ def _max_pool_grad_kernel(gy, arg, gx, pool, strides):
     gf = gx.reshape(-1)
     gyf = gy.reshape(-1)
     af = arg.reshape(-1)
+    relu = relu_y.shape[0] > 0
+    yf = relu_y.reshape(-1)
+    y0 = first * Do * Ho * Wo * C
+    zero = gx.dtype.type(0)
+    per = D * H * W * C
     d = 0
     for n in range(N):
+        gn = gf[n * per:(n + 1) * per]
+        for i in range(per):
+            gn[i] = zero
         for od in range(Do):
             for oh in range(Ho):
                 for ow in range(Wo):
                     o = (((n * D + od * sd) * H + oh * sh) * W + ow * sw) * C
                     for c in range(C):
                         a = af[d + c]
-                        if a >= 0:  # -1: a window whose gradient was dropped (after a ReLU)
+                        # -1: a window whose gradient was dropped
+                        if a >= 0 and (not relu or yf[y0 + d + c] > zero):
                             gf[o + offs[a] + c] += gyf[d + c]
                     d += C
 
@@ -313,8 +326,10 @@ MAX, MAX_GRAD, AVG, AVG_GRAD = 0, 1, 2, 3
 @parallel_jit
 def _pool_parts(kind, src, dst, arg, scale, pool, strides, tiled, bounds):
     """One of the kernels above over the samples ``bounds[i]:bounds[i + 1]`` of each part:
-    ``kind`` MAX (src x, dst y, arg written), MAX_GRAD (src gy, arg read, dst gx, zero on
-    entry), AVG (src x, dst y) or AVG_GRAD (src gy, dst gx); ``tiled``: pool == strides."""
+    ``kind`` MAX (src x, dst y, arg written), MAX_GRAD (src gy, arg read, dst gx, zeroed by
+    the kernel; ``scale``, when not empty, the pooled output of a ReLU-ed input, see
+    :func:`_max_pool_grad_kernel`), AVG (src x, dst y) or AVG_GRAD (src gy, dst gx);
+    ``tiled``: pool == strides."""
     for i in prange(len(bounds) - 1):
         s, e = bounds[i], bounds[i + 1]
         if kind == MAX and tiled:
@@ -322,7 +337,7 @@ def _pool_parts(kind, src, dst, arg, scale, pool, strides, tiled, bounds):
         elif kind == MAX:
             _max_pool_kernel(src[s:e], dst[s:e], arg[s:e], pool, strides)
         elif kind == MAX_GRAD:
-            _max_pool_grad_kernel(src[s:e], arg[s:e], dst[s:e], pool, strides)
+            _max_pool_grad_kernel(src[s:e], arg[s:e], dst[s:e], scale, s, pool, strides)
         elif kind == AVG and tiled:
             _avg_pool_tiled_kernel(src[s:e], dst[s:e], scale, pool)
         elif kind == AVG:
@@ -385,15 +400,20 @@ def max_pool_numba(x, pool, strides, with_arg=True):
     return y, (arg if with_arg else None)
 
 
-def max_pool_grad_numba(gy, arg, x_shape, pool, strides):
+def max_pool_grad_numba(gy, arg, x_shape, pool, strides, relu_y=None):
     """Numba version of :func:`max_pool_grad_reference` (NumPy arrays only)."""
     # A scatter into zeros, also for tiling windows: a kernel writing every element once
     # (no zeroing) was no faster on a LeNet step, as spreading gy over the window rows is
-    # 4x the scalar work of the scatter and zeroing is a fast memset
+    # 4x the scalar work of the scatter and zeroing is a fast memset (done by the kernel,
+    # sample by sample, on recycled memory: no page faults, and in cache for the scatter)
     gx = _pooled(x_shape, gy.dtype)
-    gx.fill(0)  # (on recycled, already mapped memory: cheaper than numpy.zeros's fresh pages)
-    _run(MAX_GRAD, numpy.ascontiguousarray(gy), gx, numpy.ascontiguousarray(arg),
-         _no_scale(gy.dtype), pool, strides)
+    if relu_y is None:
+        relu_y = _no_scale(gy.dtype)
+    else:  # as the kernel reads it: (N, positions, C), one dtype with gy
+        relu_y = numpy.ascontiguousarray(relu_y, dtype=gy.dtype).reshape(
+            relu_y.shape[0], -1, relu_y.shape[-1])
+    _run(MAX_GRAD, numpy.ascontiguousarray(gy), gx, numpy.ascontiguousarray(arg), relu_y,
+         pool, strides)
     return gx
 
 
@@ -442,7 +462,7 @@ def max_pool_reference(x, pool, strides):
     return taps.max(axis=0), taps.argmax(axis=0).astype(xp.int32)
 
 
-def max_pool_grad_reference(gy, arg, x_shape, pool, strides):
+def max_pool_grad_reference(gy, arg, x_shape, pool, strides, relu_y=None):
     """Route each output gradient to the input element that held the window's maximum.
 
     Args:
@@ -450,11 +470,16 @@ def max_pool_grad_reference(gy, arg, x_shape, pool, strides):
         arg: the tap numbers from :func:`max_pool_reference`; -1 drops a window's gradient.
         x_shape: the (padded) input shape.
         pool, strides: as given to the forward.
+        relu_y: None, or the pooled output (like gy) of an input that went through a ReLU:
+            windows whose maximum is not positive (or NaN) are dropped too, which is ReLU's
+            gradient (max(relu(x)) = relu(max(x))).
 
     Returns:
         gx of shape ``x_shape`` (overlapping windows add up).
     """
     xp = get_array_module(gy)
+    if relu_y is not None:
+        arg = xp.where(relu_y > 0, arg, -1)
     gx = xp.zeros(x_shape, dtype=gy.dtype)
     out = gy.shape[1:4]
     for k, (a, b, e) in enumerate(_taps(pool)):

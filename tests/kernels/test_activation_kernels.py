@@ -92,3 +92,36 @@ def test_relu_split_over_a_parallel_region_is_numpys_maximum(monkeypatch):
     np.testing.assert_array_equal(y, want)
     assert np.signbit(y[0, 1]) == np.signbit(want[0, 1])  # -0.0 as NumPy makes it
     assert calls == [1]  # it did take the region
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_in_place_is_numpys_maximum(dtype):
+    from fundl.kernels import activation as module
+
+    x = np.random.default_rng(8).standard_normal((37, 29)).astype(dtype)
+    x[0, :5] = [np.nan, -0.0, np.inf, -np.inf, 0.0]
+    want = np.maximum(x, 0)
+    y = x.copy()
+    assert module.relu_in_place_numba(y) is y
+    np.testing.assert_array_equal(y, want)
+    np.testing.assert_array_equal(np.signbit(y), np.signbit(want))  # -0.0 as NumPy makes it
+
+
+@pytest.mark.parametrize("contiguous", [True, False])
+def test_fused_relu_of_an_op_is_numpys_maximum(contiguous, monkeypatch):
+    """apply_in_place takes the one-array kernel for C-contiguous float arrays, NumPy's maximum
+    for the rest; both give numpy.maximum's values."""
+    from fundl.kernels import activation as module
+    from fundl.ops.activation import apply_in_place
+
+    calls = []
+    real = module.relu_in_place_numba
+    monkeypatch.setattr(module, "relu_in_place_numba", lambda a: calls.append(1) or real(a))
+    base = np.random.default_rng(9).standard_normal((20, 30)).astype(np.float32)
+    base[1, :3] = [np.nan, -0.0, -np.inf]
+    y = base.copy() if contiguous else base.copy()[:, ::2]
+    want = np.maximum(y, 0)
+    apply_in_place("relu", y)
+    np.testing.assert_array_equal(y, want)
+    np.testing.assert_array_equal(np.signbit(y), np.signbit(want))
+    assert calls == ([1] if contiguous and kernels.compiled(y, "activation") else [])

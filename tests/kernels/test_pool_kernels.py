@@ -113,3 +113,27 @@ def test_parts_in_a_parallel_region_match_one_pass(pool, strides, monkeypatch):
     monkeypatch.setattr(_parallel, "regions", lambda: False)
     for got, want in zip(parts, everything()):
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("pool,strides", [((1, 2, 2), (1, 2, 2)), ((1, 3, 3), (1, 2, 2))],
+                         ids=str)
+def test_max_pool_grad_after_a_relu_drops_windows_not_positive(dtype, pool, strides):
+    """relu_y given: windows whose maximum is <= 0 or NaN get no gradient, in the kernel as in
+    the reference, and as ReLU's gradient of the unfused ops would (gy where y > 0)."""
+    rng = np.random.default_rng(3)
+    x = np.maximum(rng.standard_normal((5, 1, 9, 9, 3)), 0).astype(dtype)  # a ReLU's output
+    x[0, 0, :3, :3, 0] = np.nan
+    y, arg = kp.max_pool_reference(x, pool, strides)
+    gy = rng.standard_normal(y.shape).astype(dtype)
+    got = kp.max_pool_grad_numba(gy, arg.copy(), x.shape, pool, strides, relu_y=y)
+    want = kp.max_pool_grad_reference(gy, arg, x.shape, pool, strides, relu_y=y)
+    tol = dict(rtol=1e-6 if dtype == np.float32 else 1e-12)  # overlaps: another sum order
+    np.testing.assert_allclose(got, want, **tol)
+    unfused = kp.max_pool_grad_reference(np.where(y > 0, gy, 0), arg, x.shape, pool, strides)
+    np.testing.assert_allclose(got, unfused, **tol)
+    assert (got[0, 0, :2, :2, 0] == 0).all() and got.any()
+    # without relu_y nothing is dropped, and a recycled gx comes back zeroed first
+    full = kp.max_pool_grad_numba(gy, arg, x.shape, pool, strides)
+    np.testing.assert_allclose(full, kp.max_pool_grad_reference(gy, arg, x.shape, pool,
+                                                                strides), **tol)
