@@ -338,7 +338,11 @@ class _Plan:
             _recycling(self.steps, tracer.meta, self.template, keep, self.arena)
         # an op's outputs have consecutive slots (new_slot numbers them in order)
         self.forward_program = [_instruction(st.op, st) for st in self.steps]
-        self.backward_steps = [(k, tuple(st.sources), st.out_slots[0], st.n_outputs, st.needs_grad)
+        # per step that needs a gradient: (index, first output slot, outputs, (input index,
+        # input slot) of each input that needs one)
+        self.backward_steps = [(k, st.out_slots[0], st.n_outputs,
+                                tuple((i, src) for i, (src, need) in
+                                      enumerate(zip(st.sources, st.needs_grad)) if need))
                                for k, st in reversed(list(enumerate(self.steps))) if st.any_grad]
         self.arg_slots = arg_slots
         self.captured = [t for _, t in tracer.captured]
@@ -568,7 +572,7 @@ class _Replay(Function):
         for slot, g in zip(plan.out_slots, gys):
             if g is not None:
                 grads[slot] = g if grads[slot] is None else grads[slot] + g
-        for k, sources, out, n_outputs, needs in plan.backward_steps:  # in reverse order
+        for k, out, n_outputs, targets in plan.backward_steps:  # in reverse order
             op = program[k][0]
             if n_outputs == 1:
                 g = grads[out]
@@ -587,15 +591,17 @@ class _Replay(Function):
                 op.saved = ()
             if type(gxs) is not tuple:
                 gxs = (gxs,)
-            for src, need, g in zip(sources, needs, gxs):
-                if need and g is not None:  # (constants never need one)
-                    x = values[src]
-                    if g.shape != x.shape or g.dtype != x.dtype:
-                        g = _fit(op, x, g)
-                    old = grads[src]
-                    grads[src] = g if old is None else old + g
-        return tuple(grads[s] if first else None
-                     for s, first in zip(plan.in_slots, plan.first_use))
+            for i, src in targets:  # (constants never need one)
+                g = gxs[i]
+                if g is None:
+                    continue
+                x = values[src]
+                if g.shape != x.shape or g.dtype != x.dtype:
+                    g = _fit(op, x, g)
+                old = grads[src]
+                grads[src] = g if old is None else old + g
+        return tuple([grads[s] if first else None
+                      for s, first in zip(plan.in_slots, plan.first_use)])
 
 
 # -- element-wise fusion --------------------------------------------------------------------
