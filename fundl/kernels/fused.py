@@ -372,9 +372,11 @@ NN, NT, TN = 0, 1, 2
 transposed); each computes ``C = op(A) op(B)`` over float32 matrices."""
 
 _SPLIT_MACS = 1 << 21
-"""Products of this many multiply-adds and more are split over fundl's threads, and a region
-runs only for this much work in all (a hand-off inside a compiled region costs a few
-microseconds on an idle core, a 128 x 256 @ 256 x 128 product ~50 us on one)."""
+"""Products of this many multiply-adds and more are cut in one slice per thread in a region."""
+
+_REGION_MACS = 1 << 21
+"""A region runs only for this many multiply-adds in all: a hand-off inside a compiled region
+costs a few microseconds on an idle core, a 128 x 256 @ 256 x 128 product ~50 us on one."""
 
 _PAD = numpy.zeros((0, 0), numpy.float32)  # fills the unused places of a task's arrays
 _NO_SUMS = numpy.zeros(0, numpy.float32)  # gb when there are no bias sums to write
@@ -484,7 +486,7 @@ def run_gemms(tasks, arrays, gb=None):
     if _numba is not None and ready("fused", numpy.float32):
         fns = _kernel_addresses()
         macs = sum(task[1] * task[2] * task[3] for task in tasks)
-        if macs >= _SPLIT_MACS and _parallel.regions() and _region_allowed():
+        if macs >= _REGION_MACS and _parallel.regions() and _region_allowed():
             threads = _parallel.threads()
             for i, task in enumerate(tasks):
                 m, n, k, axis = task[1], task[2], task[3], task[10]

@@ -212,6 +212,12 @@ def test_dense_products_in_a_region_match_numpy(two_threads, monkeypatch, m, k, 
     from fundl.kernels import fused
 
     monkeypatch.setattr(fused, "_SPLIT_MACS", 1 if split else 1 << 40)
+    monkeypatch.setattr(fused, "_REGION_MACS", 1)  # a region even for tiny products
+    monkeypatch.setattr(fused, "_BACKOFF", {"skip": 0, "period": 16})  # (a loaded machine)
+    calls = []
+    real_region = fused.dense_gemms_numba
+    monkeypatch.setattr(fused, "dense_gemms_numba", lambda *a: calls.append(a[3]) or
+                        real_region(*a))
     rng = np.random.default_rng(3)
     x = rng.standard_normal((m, k)).astype(np.float32)
     w = rng.standard_normal((k, n)).astype(np.float32)
@@ -226,8 +232,7 @@ def test_dense_products_in_a_region_match_numpy(two_threads, monkeypatch, m, k, 
         tol = 1e-5 * np.sqrt(depth)
         assert got.dtype == np.float32 and got.flags.c_contiguous
         np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
-    if split:
-        assert fused.dense_gemms_numba.signatures  # the region did run
+    assert calls and all(threads == 2 for threads in calls)  # the region did run, 2 threads
     # only some of the gradients, and the same numbers on one thread
     only_w = fused.dense_backward(g, x, None, False, True)
     only_x = fused.dense_backward(g, None, w, True, False, True)
@@ -249,6 +254,7 @@ def test_dense_layer_on_two_threads_matches_torch(two_threads, monkeypatch):
     from fundl.kernels import fused
 
     monkeypatch.setattr(fused, "_SPLIT_MACS", 1)
+    monkeypatch.setattr(fused, "_REGION_MACS", 1)
     rng = np.random.default_rng(4)
     arrays = [rng.standard_normal(s).astype(np.float32) for s in ((64, 50), (50, 30), (30,))]
     ts = [fl.tensor(a, requires_grad=True) for a in arrays]
