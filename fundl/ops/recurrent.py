@@ -7,7 +7,10 @@ PyTorch), but organise the work the way the hardware likes it:
 
 - one GEMM projects the inputs of *all* steps at once: ``[x_t, 1] @ [W; b]`` (bias included);
 - one GEMM per step for the recurrence ``h_{t-1} @ U`` (skipped at t = 0 when h0 = 0), and
-  one per step in the backward sweep, ``dz_t @ U^T``;
+  one per step in the backward sweep, ``dz_t @ U^T``; the LSTM's compiled loops instead take
+  ONE product per step, ``[h_{t-1}, x_t, 1] @ [U; W; b]``, written straight into the step's
+  gate buffer (no (T, B, 4H) projection that leaves the cache; see
+  :func:`fundl.kernels.recurrent._lstm_forward_sweep`);
 - the gate math between them in one compiled pass per step (:mod:`fundl.kernels.recurrent`);
 - after the backward sweep, one GEMM for the gradients of all weights, summed over all steps
   and samples (``[h_{t-1}, x_t, 1]^T @ dz``; the GRU needs two), and one for the inputs
@@ -198,8 +201,9 @@ class _Sweep(Function):
         return mask, rm
 
     def _forward_parts(self, plan, hx1s, wb, u, shared, masks, from_state):
-        """Run the compiled forward loop of every batch part on the threads; ``shared`` are
-        the whole-batch arrays the loop writes (its rows of them) after its own scratch."""
+        """Run the compiled forward loop of every batch part on the threads (the GRU's; the
+        LSTM calls its own, one product per step); ``shared`` are the whole-batch arrays the
+        loop writes (its rows of them) after its own scratch."""
         u = numpy.ascontiguousarray(u)
         g = u.shape[1]
         gemms = small_gemms(u.dtype)
