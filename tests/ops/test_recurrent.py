@@ -329,6 +329,41 @@ def test_lstm_inference_runs_the_compiled_loops_on_one_gate_buffer():
         np.testing.assert_allclose(got.numpy(), ref, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("features,bias", [(15, True), (16, False), (16, True), (40, True)],
+                         ids=["width-32", "width-32-no-bias", "width-33", "width-57"])
+def test_lstm_compiled_product_width_padding(features, bias):
+    """The compiled LSTM's one product per step, [h, x, 1] @ [U; W; b], pads its inner
+    dimension H + D [+1] with zeros to a multiple of LSTMSequence.ALIGN (none when it is one
+    already): outputs and every gradient match the float64 Python loop."""
+    pytest.importorskip("numba")
+    import fundl.ops.recurrent as rec
+
+    n, batch, steps = 16, 36, 5
+    x32 = np.float32
+    if kernels.sweep_plan("lstm", np.zeros((batch, steps, features), x32), ()).compiled is False:
+        pytest.skip("the compiled LSTM loops do not run here")
+    assert rec.LSTMSequence.ALIGN == 32
+    rng = np.random.default_rng(5)
+    arrays64 = [rng.standard_normal((batch, steps, features)),
+                rng.standard_normal((features, 4 * n)) * 0.3, rng.standard_normal((n, 4 * n)) * 0.3]
+    if bias:
+        arrays64.append(rng.standard_normal(4 * n) * 0.3)
+    results = []
+    for dtype, compiled in ((x32, True), (np.float64, False)):
+        old = kernels.use_compiled(compiled)
+        try:
+            ts = [fl.tensor(a.astype(dtype), requires_grad=True) for a in arrays64]
+            y, h_t, c_t = lstm(ts[0], ts[1], ts[2], ts[3] if bias else None)
+            v = np.linspace(-1, 1, y.size).reshape(y.shape).astype(dtype)
+            ((y * v).sum() + (c_t * c_t).sum()).backward()
+        finally:
+            kernels.use_compiled(old)
+        results.append([y.numpy(), c_t.numpy()] + [np.asarray(t.grad) for t in ts])
+    for got, want in zip(*results):
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
 def test_float32_gradients_have_input_shapes_and_dtypes():
     x, w, u, b, h, c = (a.astype(np.float32) for a in arrays(4, (4 * H,)))
     ts = [fl.tensor(a, requires_grad=True) for a in (x, w, u, b, h, c)]
