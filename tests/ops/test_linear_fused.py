@@ -286,3 +286,26 @@ def test_dense_region_backs_off_while_it_stalls(monkeypatch):
     assert sum(not fused._region_allowed() for _ in range(40)) == 32
     fused._region_took(0.0, macs)  # in time: the next stall backs off 16 calls again
     assert fused._BACKOFF["period"] == 16
+
+
+def test_dense_products_while_the_kernels_compile(monkeypatch):
+    """While the 'fused' group compiles in the background, the products still take OpenBLAS's
+    small kernels, called through ctypes one after the other, and the bias sums NumPy's."""
+    from fundl.kernels import fused
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((33, 40)).astype(np.float32)
+    w = rng.standard_normal((40, 17)).astype(np.float32)
+    g = rng.standard_normal((33, 17)).astype(np.float32)
+    compiled = (fused.dense_forward(x, w), fused.dense_backward(g, x, w, True, True, True))
+    if compiled[0] is None:
+        pytest.skip("no AVX-512 small kernels here")
+    monkeypatch.setattr(fused, "ready", lambda group, dtype: False)
+    monkeypatch.setattr(fused, "gemm_tasks_numba", None)  # must not be called
+    monkeypatch.setattr(fused, "dense_gemms_numba", None)
+    y = fused.dense_forward(x, w)
+    gx, gw, gb = fused.dense_backward(g, x, w, True, True, True)
+    np.testing.assert_array_equal(y, compiled[0])  # the same kernel on the same matrices
+    np.testing.assert_array_equal(gx, compiled[1][0])
+    np.testing.assert_array_equal(gw, compiled[1][1])
+    np.testing.assert_allclose(gb, compiled[1][2], rtol=1e-5, atol=1e-5)
