@@ -402,9 +402,25 @@ def _instruction(op, step):
 RECYCLE_MIN_BYTES = 1 << 15
 """Element-wise results at least this big are written into buffers kept from the last call."""
 
+
+
+def _free_refcount():
+    """What ``sys.getrefcount(buf)`` says in :func:`_into` when only the arena and ``buf``
+    refer to the buffer, or None where reference counts cannot tell (not CPython, no GIL, or
+    an interpreter that does not count a local or an extra reference)."""
+    if sys.implementation.name != "cpython" or not getattr(sys, "_is_gil_enabled",
+                                                           lambda: True)():
+        return None
+    arena = [numpy.empty(1)]
+    buf = arena[0]
+    free = sys.getrefcount(buf)
+    other = buf  # noqa: F841 - one more reference must show
+    return free if sys.getrefcount(buf) == free + 1 else None
+
+
 # CPython's reference counts tell when nothing but the plan holds a buffer (see _into)
-_REFCOUNTS = sys.implementation.name == "cpython" and \
-    getattr(sys, "_is_gil_enabled", lambda: True)()
+_FREE_REFS = _free_refcount()
+_REFCOUNTS = _FREE_REFS is not None
 _NONE, _SAVE_INPUTS, _SAVE_OUTPUT, _SAVE_DIV = 0, 1, 2, 3
 
 
@@ -471,9 +487,10 @@ def _into(recycle, op, a, b):
     it when nothing else holds that buffer (else into a new one, which the arena keeps)."""
     ufunc, saves, arena, k, shape, dtype, n = recycle
     buf = arena[k]
-    # 3 references: the arena's list, `buf`, getrefcount's argument. Any other (the caller
-    # kept a result, an op saved it for a backward not run yet, a view) and it is left alone.
-    if buf is None or sys.getrefcount(buf) != 3:
+    # _FREE_REFS (3 on CPython 3.11: the arena's list, `buf`, getrefcount's argument). Any
+    # other (the caller kept a result, an op saved it for a backward not run yet, a view) and
+    # it is left alone.
+    if buf is None or sys.getrefcount(buf) != _FREE_REFS:
         buf = arena[k] = numpy.empty(shape, dtype)
     if n == 2:
         y = ufunc(a, b, out=buf)
