@@ -338,6 +338,10 @@ class _Plan:
             _recycling(self.steps, tracer.meta, self.template, keep, self.arena)
         # an op's outputs have consecutive slots (new_slot numbers them in order)
         self.forward_program = [_instruction(st.op, st) for st in self.steps]
+        # ops that need no gradient: what their forward saved is dropped after each replay (no
+        # backward reads it; it would keep arrays, and the buffers above, alive between calls)
+        self.no_grad_steps = [k for k, st in enumerate(self.steps)
+                              if not st.any_grad and st.recycle is None]
         # per step that needs a gradient: (index, first output slot, outputs, (input index,
         # input slot) of each input that needs one)
         self.backward_steps = [(k, st.out_slots[0], st.n_outputs,
@@ -462,6 +466,12 @@ def _recycling(steps, meta, template, keep, arena):
         return tuple(getattr(v, "shape", ())), getattr(v, "dtype", None), type(v)
 
     for st in steps:
+        if type(st.op) is FusedElementwise and st.out_slots[0] not in keep and \
+                int(numpy.prod(st.op.shape)) * numpy.dtype(st.op.dtype).itemsize >= \
+                RECYCLE_MIN_BYTES:
+            arena.append(None)  # its compiled kernel's output buffer (FusedElementwise.forward)
+            st.op.arena = (arena, len(arena) - 1, threading.get_ident())
+            continue
         rec = table.get(type(st.op))
         if rec is None or st.n_outputs != 1 or st.out_slots[0] in keep:
             continue
@@ -478,8 +488,10 @@ def _recycling(steps, meta, template, keep, arena):
                 any(info(s)[1] != dtype or info(s)[2] is not numpy.ndarray for s in st.sources):
             continue  # mixed dtypes: NumPy's promotion would pick the result's dtype
         arena.append(None)
-        st.recycle = (rec[0], rec[1], arena, len(arena) - 1, shape, dtype,
-                      0 if relu else rec[0].nin)
+        # (a step that needs no gradient saves nothing: no backward will read it, and a saved
+        # array would keep its buffer from being reused at the next call)
+        st.recycle = (rec[0], rec[1] if st.any_grad else _NONE, arena, len(arena) - 1, shape,
+                      dtype, 0 if relu else rec[0].nin)
 
 
 def _into(recycle, op, a, b):
@@ -572,6 +584,8 @@ class _Replay(Function):
         except Exception as e:
             k = next(i for i, step in enumerate(program) if step[0] is op)
             raise _replay_error(self.name, k, op, [values[s] for s in program[k][1]], e) from e
+        for k in plan.no_grad_steps:
+            program[k][0].saved = ()
         if self.needs_grad is not autograd._NO_GRAD:
             self._state = (values, program)  # (what self.save does, without the property)
         if plan.single_out is not None:
@@ -807,6 +821,7 @@ class FusedElementwise(Function):
         self.n_inputs = n_inputs    #   register of its output, needs_grad, any_grad)
         self.shape, self.dtype = shape_dtype
         self.modes = None
+        self.arena = None           # (list, index, thread): its output buffer, reused (_recycling)
 
     @property
     def name(self):
@@ -824,7 +839,14 @@ class FusedElementwise(Function):
         if self.modes is not False and E.ready("elementwise", self.dtype) and \
                 all(type(a) is numpy.ndarray and a.flags.c_contiguous and
                     a.dtype == self.dtype for a in arrays):
-            out = numpy.empty(self.shape, self.dtype)
+            out = None
+            if self.arena is not None and threading.get_ident() == self.arena[2]:
+                arena, k, _ = self.arena
+                out = arena[k]
+                if out is None or sys.getrefcount(out) != _FREE_REFS:  # (see _into)
+                    out = arena[k] = numpy.empty(self.shape, self.dtype)
+            if out is None:
+                out = numpy.empty(self.shape, self.dtype)
             flat = [a.reshape(-1) for a in arrays]
             flat += [flat[0]] * (E.MAX_INPUTS - len(flat))
             E.run_program_numba(self.prog, self.consts, flat[0], flat[1], flat[2], flat[3],

@@ -778,6 +778,14 @@ def test_auto_fusion_only_without_gradients_and_for_big_chains():
         want = chain(x, y)
     np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6, atol=1e-6)
     assert sorted(p.fused for p in f._plans.values()) == [0, 2]  # the small one: op by op
+    plan = next(p for p in f._plans.values() if p.fused)
+    with fl.no_grad():
+        kept = got.numpy().copy()
+        ids = [id(b) for b in plan.arena]
+        again = f(x, y)  # the fused op's output buffer comes back once nothing holds it
+        assert [id(b) for b in plan.arena] == ids and any(b is not None for b in plan.arena)
+        np.testing.assert_array_equal(got.numpy(), kept)  # (the result still held: untouched)
+        np.testing.assert_array_equal(again.numpy(), kept)
     for _ in range(3):  # with gradients: op by op
         f(x, y).sum().backward()
     assert sorted(p.fused for p in f._plans.values()) == [0, 0, 2]
