@@ -17,7 +17,7 @@ The small-network cases where per-op Python dispatch is a large part of the time
   (default ``fuse="auto"``: op by op here, since gradients are needed; buffers reused between
   calls), and ``fl.function(fuse=True)`` (fused ops; their backward recomputes the chain).
 - ``inference``: the same chain's forward under ``fl.no_grad()`` (no mean): eager,
-  ``fl.function(fuse=False)`` and ``fl.function`` (``fuse="auto"`` fuses it from 16384
+  ``fl.function(fuse=False)`` and ``fl.function`` (``fuse="auto"`` fuses it from 65536
   elements on), and PyTorch under ``torch.no_grad()``.
 - ``resnet``: ``train_on_batch`` of ``zoo.resnet_cifar(depth=8)`` on 16x16x3, batch 32, SGD,
   eager vs ``jit_compile=True`` (BatchNormalization traced), and PyTorch eager's equivalent is

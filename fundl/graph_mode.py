@@ -639,13 +639,14 @@ class _Replay(Function):
 FUSE_MIN_SIZE = 0
 """With ``fuse=True``: chains whose result has fewer elements than this stay op by op."""
 
-AUTO_FUSE_MIN_SIZE = 1 << 14
+AUTO_FUSE_MIN_SIZE = 1 << 16
 """With ``fuse="auto"`` (the default): only chains that need no gradient (inference, no_grad)
 and whose result has at least this many elements are fused. Measured on the 2-core AMD EPYC
-(a 9-op chain, float32, forward under no_grad, fused / op-by-op replay): 8192 elements 0.96,
-16384 0.88, 32768 0.86, 65536 0.79, 100000 0.80; 64 elements 2.5 (the fused op's fixed cost).
-With gradients a fused chain loses (its backward recomputes it): 1.8 at 32768, 1.25 at
-100000."""
+(a 9-op chain, float32, forward under no_grad, fused / op-by-op replay): in one process 8192
+elements 0.96, 16384 0.88, 32768 0.86, 65536 0.79, 100000 0.80; each in its own process
+(bench_graph_mode.py --case inference) 32768 1.03, 100000 0.82; 64 elements 2.5 (the fused
+op's fixed cost). With gradients a fused chain loses (its backward recomputes the chain with
+fresh arrays): 1.8x at 32768, 1.25x at 100000 in one process, 4x in its own."""
 
 
 def _opcodes():
@@ -1281,9 +1282,9 @@ def function(func=None, *, reduce_retracing=False, jit_compile=None, name=None, 
             backward recomputes the chain, so no intermediate is kept between forward and
             backward. ``"auto"`` (the default): only chains that need no gradient (a function
             called under ``fl.no_grad()``, inference) with at least
-            :data:`AUTO_FUSE_MIN_SIZE` elements, where it was measured to pay (0.8-0.9x the
+            :data:`AUTO_FUSE_MIN_SIZE` elements, where it was measured to pay (about 0.8x the
             op-by-op replay on the 2-core AMD EPYC); True: every chain (with gradients it was
-            slower, 1.25-1.8x, the backward recomputing the chain, but keeps no intermediate:
+            slower, 1.25-4x, the backward recomputing the chain, but keeps no intermediate:
             a memory option); False: none.
 
     Returns:

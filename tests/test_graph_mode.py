@@ -767,9 +767,9 @@ def test_auto_fusion_only_without_gradients_and_for_big_chains():
         q = fl.minimum(e, 1.0)
         return 0.5 * q * q + 1.0 * fl.maximum(e - q, 0.0)
 
-    x = _tensor(rng, (128, 256), "float32", True)
-    y = _tensor(rng, (128, 256), "float32")
-    xs, ys = _tensor(rng, (4, 8), "float32"), _tensor(rng, (4, 8), "float32")
+    x = _tensor(rng, (256, 256), "float32", True)
+    y = _tensor(rng, (256, 256), "float32")
+    xs, ys = _tensor(rng, (128, 128), "float32"), _tensor(rng, (128, 128), "float32")
     f = fl.function(chain)
     with fl.no_grad():
         for _ in range(3):
