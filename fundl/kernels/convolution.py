@@ -56,10 +56,16 @@ core (OpenBLAS 0.3, AMD EPYC; 6 columns: ~37 %, 8: ~70 %), and blocking b output
 kernel multiplies the work by (b - 1 + k) / k: ResNet-20's 16-channel 3x3 layers ran at block
 4 with twice the multiply-adds (single-threaded step 666 -> 594 ms without blocking in its
 16- and 32-channel stages). Wider kernels keep it: blocking also shrinks the cols that
-im2col writes by b / (b - 1 + k), which paid for LeNet-5's 5x5 C3 (16 channels; its step
-took longer unblocked)."""
-BLOCK_NARROW = 3
-"""See :data:`BLOCK_BELOW`."""
+im2col writes by b / (b - 1 + k)."""
+BLOCK_NARROW = 5
+"""See :data:`BLOCK_BELOW`. 5: LeNet-5's 5x5 C3 (16 channels) is no longer blocked (block 5
+had 1.8x its multiply-adds). Since its GEMMs take OpenBLAS's AVX-512 small kernels
+(:func:`small_gemms`), for which 16 columns are one vector, the whole keras-way LeNet-5
+training step (batch 64, default malloc, loaded 2-core AMD EPYC, interleaved runs) went from
+4.9-5.4 to 4.0 ms on one thread and 3.1 to 2.1 ms on two; with NumPy's AVX2 GEMMs
+(``FUNDL_BLAS=numpy``) it was no slower (6.3 -> 6.1 ms, one thread). With 3 (before), 5x5
+kernels were blocked whatever their channels; blocking had paid for C3 before the AVX-512
+kernels."""
 CHUNK_BYTES = 1 << 22
 """cols per chunk on Python threads (LeNet: one; ResNet-20: a few images)."""
 CHUNK_BYTES_REGION = 1 << 19

@@ -20,8 +20,9 @@ ranks. Four refinements, measured on the LeNet-5 and ResNet-20 shapes (see
 - output blocking: a GEMM with few columns (6 output channels) runs at a fraction of BLAS's
   speed, so a few outputs neighbouring along the width share one cols row, against a kernel
   widened into that many shifted copies (2.2x faster for LeNet's first convolution); not for
-  3-wide kernels with 16 or more output channels (ResNet's), where the widened kernel's extra
-  multiply-adds cost more than the wider GEMM gains (``kernels.convolution.BLOCK_BELOW``);
+  kernels up to 5 wide with 16 or more output channels (ResNet's, LeNet's C3), where the
+  widened kernel's extra multiply-adds cost more than the wider GEMM gains
+  (``kernels.convolution.BLOCK_BELOW``, ``BLOCK_NARROW``);
 - batch chunks: each chunk of the batch is im2col-ed (padding implicitly: no padded copy, and
   col2im writes the input gradient straight into its rows) and multiplied a few MB at a
   time, and cols larger than ``KEEP_BYTES`` are recomputed in the backward instead of being
