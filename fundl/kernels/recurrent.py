@@ -51,7 +51,7 @@ import numpy
 
 from .. import backend, runtime
 from ._parallel import even_slices
-from ._jit import FLOAT_DTYPES, numba, parallel_jit, prange
+from ._jit import FLOAT_DTYPES, njit, numba, parallel_jit, prange
 from ._jit import ready as _ready
 from .blas import gemm
 from .conv import _gemm  # cblas, or OpenBLAS's AVX-512 small kernels (convolution.small_gemms)
@@ -288,8 +288,7 @@ if numba is not None:
 
 
 # "contract" lets LLVM fuse a * b + c into one FMA (also more exact); no other fast-math
-jit = numba.njit(cache=True, error_model="numpy", nogil=True, fastmath={"contract"}) \
-    if numba is not None else (lambda fn: fn)
+jit = njit(error_model="numpy", nogil=True, fastmath={"contract"})
 
 
 @jit
@@ -392,8 +391,7 @@ def _gru_backward(dh, gates, h_prev, dxz, dhz, dh_prev):
 # OpenBLAS (Haswell kernels), 32 x 512 @ 512 x 128 in 22-25 us against 42 us; the same with
 # the kernel compiled for AVX2 only (NUMBA_CPU_NAME=haswell). "reassoc" lets LLVM vectorise
 # the sums (their order changes, as in any BLAS); no other fast-math (NaNs stay NaNs).
-_dot_jit = numba.njit(cache=True, error_model="numpy", nogil=True,
-                      fastmath={"contract", "reassoc"}) if numba is not None else (lambda fn: fn)
+_dot_jit = njit(error_model="numpy", nogil=True, fastmath={"contract", "reassoc"})
 
 
 def matmul_nt_reference(a, bt, c):
