@@ -210,7 +210,9 @@ if numba is not None:
 POLICIES = ("background", "foreground")
 COMPILE_ENV = "FUNDL_COMPILE"
 GROUPS = ("conv", "pool", "activation", "norm", "sparse", "recurrent", "fused", "elementwise")
-"""The kernel groups :func:`ready` knows: one per kernel module (the warm-up compiles each)."""
+"""The kernel groups :func:`ready` knows: one per kernel module (the warm-up compiles each).
+``"fused"`` holds the one-pass optimizer updates and softmax cross-entropy, and the Dense
+layers' GEMM task runner (:func:`fundl.kernels.fused.run_gemms`)."""
 
 _READY = {}  # (group, dtype char) -> True once the group's kernels may be called
 _LOCK = threading.RLock()
