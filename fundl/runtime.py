@@ -69,7 +69,7 @@ import threading
 
 import numpy
 
-__all__ = ["Runtime", "Workspace", "state"]
+__all__ = ["Runtime", "Workspace", "pooled_empty", "state"]
 
 
 class Workspace:
@@ -78,9 +78,10 @@ class Workspace:
     Why: under glibc's default settings a freed multi-megabyte array goes back to the OS, and
     a fresh one is mapped again, every one of its pages faulting on first touch. The buffers
     of one LSTM step (gates, projections, their gradients) cost more in page faults than in
-    arithmetic (a 28-step forward of 64 x 128 went from 6.1 to 3.1 ms with recycled memory),
-    and page faults took about 45 % of a LeNet-5 training step before its convolutions and
-    pooling took their outputs, cols and gradients from here.
+    arithmetic (a 28-step forward of 64 x 128 went from 6.1 to 3.1 ms with recycled memory);
+    page faults took about 45 % of a LeNet-5 training step before its convolutions and
+    pooling took their outputs, cols and gradients from here, and about 40 % of batch norm's
+    passes at ResNet-20 sizes. Ops ask for buffers through :func:`pooled_empty`.
 
     An array is handed out again only when nothing but this pool refers to it (CPython's
     reference count): while a graph keeps it for the backward, or a Tensor, a view or a
@@ -259,6 +260,17 @@ def model_products(uses_regions: bool):
         yield
     finally:
         local.model_regions = before
+
+
+def pooled_empty(xp, shape, dtype):
+    """An uninitialised array from the process's buffer pool (:class:`Workspace`): recycled
+    memory, no page faults, for the big outputs and temporaries of fundl's ops (a plain
+    ``xp.empty`` for CuPy, which pools on its own).
+
+    Example:
+        >>> a = pooled_empty(numpy, (64, 128), numpy.float32)
+    """
+    return _STATE.workspace.empty(xp, shape, dtype)
 
 
 def state() -> Runtime:

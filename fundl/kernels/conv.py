@@ -28,7 +28,7 @@ import math
 
 import numpy
 
-from .. import runtime as _runtime
+from ..runtime import pooled_empty
 from ..backend import get_array_module
 from ._jit import jit, parallel_jit, prange
 from .blas import gemm
@@ -401,8 +401,7 @@ def im2col_numba(x, ksize, strides, dilation, groups, ones=False, pads=_NO_PADS)
     after) per spatial axis) pads x with zeros, implicitly where that is faster."""
     x, lo, positions = im2col_input(x, ksize, strides, dilation, groups, pads)
     width = ksize[0] * ksize[1] * ksize[2] * (x.shape[4] // groups) + bool(ones)
-    cols = _runtime.state().workspace.empty(
-        numpy, (groups, x.shape[0] * math.prod(positions), width), x.dtype)
+    cols = pooled_empty(numpy, (groups, x.shape[0] * math.prod(positions), width), x.dtype)
     _im2col_kernel(x, cols, positions, tuple(ksize), tuple(strides), tuple(dilation), lo)
     return cols
 
@@ -423,8 +422,7 @@ def col2im_numba(cols, x_shape, ksize, strides, dilation, groups, pads=_NO_PADS,
     if out is not None and not out.flags.c_contiguous:  # the kernel writes flat rows
         out[...] = col2im_numba(cols, x_shape, ksize, strides, dilation, groups, pads)
         return out
-    gx = _runtime.state().workspace.empty(numpy, tuple(x_shape), cols.dtype) if out is None \
-        else out
+    gx = pooled_empty(numpy, x_shape, cols.dtype) if out is None else out
     gx[...] = 0
     positions = _out_shape(_padded(tuple(x_shape), pads), ksize, strides, dilation)
     _col2im_kernel(cols, gx, positions, tuple(ksize), tuple(strides), tuple(dilation),

@@ -37,7 +37,7 @@ import math
 import numpy
 
 from .. import kernels as _k
-from .. import runtime as _runtime
+from ..runtime import pooled_empty
 from ..backend import get_array_module, ones_vector
 from . import _parallel
 from .conv import _conv_backward_chunks, _conv_forward_chunks, im2col_input, inner, pad_5d
@@ -269,14 +269,6 @@ def gemm_weights(plan, kernel, bias):
     return wb
 
 
-def _pooled(xp, shape, dtype):
-    """An uninitialised array from the runtime's :class:`fundl.runtime.Workspace` (NumPy; a
-    plain ``xp.empty`` on the GPU). Why: under glibc's default settings every fresh
-    multi-megabyte array faults all its pages in again, which took ~45 % of a LeNet-5 training
-    step; the workspace hands a buffer out again only once nothing else refers to it."""
-    return _runtime.state().workspace.empty(xp, shape, dtype)
-
-
 # -- the entry points ----------------------------------------------------------------------------
 def conv_forward(plan, x5, kernel, bias=None, need_x=True, need_k=True, epilogue=None):
     """The convolution of ``x5`` (N, D, H, W, C) by ``kernel`` (+ ``bias``) as ``plan`` says.
@@ -307,7 +299,7 @@ def conv_forward(plan, x5, kernel, bias=None, need_x=True, need_k=True, epilogue
     g, rows = plan.groups, plan.rows
     w = gemm_weights(plan, kernel, bias)
     keep = need_k and plan.keep_fits
-    y = _pooled(xp, (g, n * rows, plan.c_out // g), xp.result_type(x5.dtype, w.dtype))
+    y = pooled_empty(xp, (g, n * rows, plan.c_out // g), xp.result_type(x5.dtype, w.dtype))
     if plan.path == "region":
         x5, kept = _forward_region(plan, x5, w, y, keep)
         if epilogue is not None:
@@ -363,7 +355,7 @@ def conv_backward(plan, saved, gy5, need_x=True, need_k=True, need_b=False):
     if plan.path == "region":
         gx5, gwb = _backward_region(plan, saved, gyg, need_x, need_k)
     else:
-        gx5 = _pooled(xp, plan.x5_shape, gy5.dtype) if need_x else None
+        gx5 = pooled_empty(xp, plan.x5_shape, gy5.dtype) if need_x else None
         kept, x5, w = saved.cols, saved.x5, saved.w
 
         def chunk(i):  # a batch chunk's part of [dkernel; dbias]; its rows of gx written
@@ -499,7 +491,8 @@ def _forward_region(plan, x5, w, y, keep):
                             plan.pads)
     threads = len(plan.first) - 1
     most = plan.most_rows() * w.shape[0]
-    bufs = _pooled(numpy, (len(plan.chunks) if keep else threads, most * plan.width), x5.dtype)
+    bufs = pooled_empty(numpy, (len(plan.chunks) if keep else threads, most * plan.width),
+                        x5.dtype)
     _k.run_region(_conv_forward_chunks, threads, _k.gemm_function(x5.dtype),
                   *small_gemms(x5.dtype), x5, bufs, keep,
                   numpy.ascontiguousarray(w), y, plan.positions, *plan.cols_geometry, plan.lo,
@@ -517,12 +510,12 @@ def _backward_region(plan, saved, gyg, need_x, need_w):
     kept = bufs is not None  # the forward's cols, one buffer per chunk
     recompute = need_w and not kept
     if not kept:
-        bufs = _pooled(numpy, (threads, most * plan.width) if need_w else (0, 0), dtype)
-    gx = _pooled(numpy, plan.padded if need_x else (0, 1, 1, 1, 1), dtype)
-    gwb = _pooled(numpy, (threads, g, plan.width, co) if need_w else (0, 1, 1, 1), dtype)
+        bufs = pooled_empty(numpy, (threads, most * plan.width) if need_w else (0, 0), dtype)
+    gx = pooled_empty(numpy, plan.padded if need_x else (0, 1, 1, 1, 1), dtype)
+    gwb = pooled_empty(numpy, (threads, g, plan.width, co) if need_w else (0, 1, 1, 1), dtype)
     w_t = numpy.ascontiguousarray(w[:, :plan.taps].transpose(0, 2, 1)) if need_x else \
         numpy.empty((g, co, plan.taps), dtype)
-    gbufs = _pooled(numpy, (threads, most * plan.taps) if need_x else (0, 0), dtype)
+    gbufs = pooled_empty(numpy, (threads, most * plan.taps) if need_x else (0, 0), dtype)
     x5 = x5 if recompute else numpy.empty((0, 1, 1, 1, 1), dtype)
     _k.run_region(_conv_backward_chunks, threads, _k.gemm_function(dtype), *small_gemms(dtype),
                   x5, bufs, kept,

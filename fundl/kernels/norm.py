@@ -50,7 +50,7 @@ import math
 
 import numpy
 
-from .. import runtime as _runtime
+from ..runtime import pooled_empty
 from ..backend import get_array_module, ones_vector
 from . import _parallel
 from ._jit import FLOAT_DTYPES, jit
@@ -316,17 +316,6 @@ def batch_norm_stats_numba(x, axis):
     return mean.astype(x.dtype), var.astype(x.dtype)
 
 
-def _output(like):
-    """An uninitialised array of ``like``'s shape and dtype for a pass's output, from the
-    runtime's :class:`fundl.runtime.Workspace`.
-
-    Why: a ResNet step's activations are megabytes each; fresh ones are mapped from the OS
-    and page-faulted in at every step under glibc's default settings (about 40 % of the
-    batch-norm passes' time at ResNet-20 sizes). The workspace hands out a buffer again only
-    when nothing but the pool refers to it, so recycling never changes a result."""
-    return _runtime.state().workspace.empty(numpy, like.shape, like.dtype)
-
-
 def _none(x2):
     """The empty (0, C) array that stands for an absent optional array in the kernels (their
     argument types stay the same, so each compiles once per dtype)."""
@@ -337,7 +326,7 @@ def batch_norm_affine_numba(x, axis, mean, scale, shift, residual=None, relu=Fal
     """Numba version of :func:`batch_norm_affine_reference`."""
     x2 = _rows(x)
     r2 = _none(x2) if residual is None else _rows(residual, x)
-    y = _output(x)
+    y = pooled_empty(numpy, x.shape, x.dtype)
     y2 = y.reshape(x2.shape)
     with_r = residual is not None
     _parallel.map_chunks(
@@ -352,7 +341,7 @@ def batch_norm_grad_sums_numba(gy, x, axis, mean, scale=None, shift=None, y=None
     x2, gy2 = _rows(x), _rows(gy, x)
     mode = 2 if y is not None else 1 if shift is not None else 0
     y2 = _rows(y, x) if mode == 2 else _none(x2)
-    g = _output(x) if mode == 2 else None
+    g = pooled_empty(numpy, x.shape, x.dtype) if mode == 2 else None
     g2 = g.reshape(x2.shape) if mode == 2 else _none(x2)
     a = scale if mode == 1 else mean
     b = shift if mode == 1 else mean
@@ -372,7 +361,7 @@ def batch_norm_grad_sums_numba(gy, x, axis, mean, scale=None, shift=None, y=None
 def batch_norm_grad_x_numba(gy, x, axis, mean, p, q, scale, shift=None):
     """Numba version of :func:`batch_norm_grad_x_reference`."""
     x2, gy2 = _rows(x), _rows(gy, x)
-    gx = _output(x)
+    gx = pooled_empty(numpy, x.shape, x.dtype)
     gx2 = gx.reshape(x2.shape)
     relu = shift is not None
     b = shift if relu else scale

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy
 
-from .. import runtime as _runtime
+from ..runtime import pooled_empty
 from ..backend import get_array_module
 from . import _parallel
 from ._jit import jit, parallel_jit, prange
@@ -381,21 +381,15 @@ def _pooled_shape(x_shape, pool, strides):
     return (x_shape[0],) + _out_shape(x_shape, pool, strides, _ONES) + (x_shape[4],)
 
 
-def _pooled(shape, dtype):
-    """An uninitialised NumPy array from the runtime's :class:`fundl.runtime.Workspace`:
-    recycled memory, no page faults (see :func:`fundl.kernels.convolution._pooled`)."""
-    return _runtime.state().workspace.empty(numpy, tuple(shape), dtype)
-
-
 def max_pool_numba(x, pool, strides, with_arg=True):
     """Numba version of :func:`max_pool_reference` (NumPy arrays only); ``with_arg=False``
     (no backward will follow) returns ``(y, None)``, skipping the tap numbers where the
     kernel can (tiling windows below 8 channels)."""
     x = numpy.ascontiguousarray(x)
     shape = _pooled_shape(x.shape, pool, strides)
-    y = _pooled(shape, x.dtype)
+    y = pooled_empty(numpy, shape, x.dtype)
     skip = not with_arg and _tiled(pool, strides) and x.shape[4] < 8
-    arg = _NO_ARG if skip else _pooled(shape, numpy.int32)
+    arg = _NO_ARG if skip else pooled_empty(numpy, shape, numpy.int32)
     _run(MAX, x, y, arg, _no_scale(x.dtype), pool, strides)
     return y, (arg if with_arg else None)
 
@@ -406,7 +400,7 @@ def max_pool_grad_numba(gy, arg, x_shape, pool, strides, relu_y=None):
     # (no zeroing) was no faster on a LeNet step, as spreading gy over the window rows is
     # 4x the scalar work of the scatter and zeroing is a fast memset (done by the kernel,
     # sample by sample, on recycled memory: no page faults, and in cache for the scatter)
-    gx = _pooled(x_shape, gy.dtype)
+    gx = pooled_empty(numpy, x_shape, gy.dtype)
     if relu_y is None:
         relu_y = _no_scale(gy.dtype)
     else:  # as the kernel reads it: (N, positions, C), one dtype with gy
@@ -420,7 +414,7 @@ def max_pool_grad_numba(gy, arg, x_shape, pool, strides, relu_y=None):
 def avg_pool_numba(x, pool, strides, scale):
     """Numba version of :func:`avg_pool_reference` (NumPy arrays only)."""
     x = numpy.ascontiguousarray(x)
-    y = _pooled(_pooled_shape(x.shape, pool, strides), x.dtype)
+    y = pooled_empty(numpy, _pooled_shape(x.shape, pool, strides), x.dtype)
     scale = numpy.ascontiguousarray(scale, dtype=x.dtype)
     _run(AVG, x, y, _NO_ARG, scale, pool, strides)
     return y
@@ -434,11 +428,11 @@ def avg_pool_grad_numba(gy, x_shape, pool, strides, scale):
         # every input element in a window is written once; the rest (a remainder the windows
         # do not reach) gets no gradient, so zeros are needed only when there is one
         covered = all(o * p == n for o, p, n in zip(gy.shape[1:4], pool, x_shape[1:4]))
-        gx = _pooled(x_shape, gy.dtype)
+        gx = pooled_empty(numpy, x_shape, gy.dtype)
         if not covered:
             gx.fill(0)
     else:
-        gx = _pooled(x_shape, gy.dtype)
+        gx = pooled_empty(numpy, x_shape, gy.dtype)
         gx.fill(0)
     _run(AVG_GRAD, gy, gx, _NO_ARG, scale, pool, strides)
     return gx

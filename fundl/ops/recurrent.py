@@ -46,8 +46,6 @@ from ..kernels.convolution import small_gemms
 from ..kernels import recurrent as kernels
 from ..tensor import Tensor
 
-_RT = runtime.state()
-
 ACTIVATIONS = tuple(kernels.ACTIVATIONS)
 """Activation names the fused ops support (others run as the step-by-step graph)."""
 
@@ -154,7 +152,7 @@ class _Sweep(Function):
         xp = get_array_module(x)
         b, t, d = x.shape
         used = lead + d + ones
-        x1 = _RT.workspace.empty(xp, (t, b, max(width, used)), x.dtype)
+        x1 = runtime.pooled_empty(xp, (t, b, max(width, used)), x.dtype)
         xt = x.transpose(1, 0, 2)
         x1[..., lead:lead + d] = xt[::-1] if self.go_backwards else xt
         if ones:
@@ -212,7 +210,7 @@ class _Sweep(Function):
         ut = self._transposed(numpy, u) if plan.own_gemm and not gemms[2] else \
             numpy.zeros((0, 0), u.dtype)
         # scratch from the workspace here, before the threads
-        xzs = tuple(self._empty(numpy, (hx1.shape[0], hx1.shape[1], g), u.dtype)
+        xzs = tuple(runtime.pooled_empty(numpy, (hx1.shape[0], hx1.shape[1], g), u.dtype)
                     for hx1 in hx1s)
         hzs = tuple(numpy.empty((hx1.shape[1], g), u.dtype) for hx1 in hx1s)
         map_compiled(plan.forward, len(plan.parts), gemm_function(u.dtype), *gemms,
@@ -232,7 +230,7 @@ class _Sweep(Function):
     def _transposed(self, xp, u):
         """``u.T`` as a C-contiguous workspace array: BLAS runs ~25 % faster on it than on
         the view."""
-        ut = self._empty(xp, u.shape[::-1], u.dtype)
+        ut = runtime.pooled_empty(xp, u.shape[::-1], u.dtype)
         ut[...] = u.T
         return ut
 
@@ -258,18 +256,15 @@ class _Sweep(Function):
     def _project(self, xp, x1, wb):
         """The input projection of every step, ``[x_t, 1] @ [W; b]``: one GEMM, (T, B, G*H)."""
         t, b = x1.shape[:2]
-        xz = _RT.workspace.empty(xp, (t, b, wb.shape[1]), x1.dtype)
+        xz = runtime.pooled_empty(xp, (t, b, wb.shape[1]), x1.dtype)
         xp.matmul(x1.reshape(t * b, -1), wb, out=xz.reshape(t * b, -1))
         return xz
-
-    def _empty(self, xp, shape, dtype):
-        return _RT.workspace.empty(xp, shape, dtype)
 
     def _gate_buffer(self, xp, t, b, width, dtype):
         """Activated gates of every step for the backward; one step's worth (reused at every
         step, so it stays in cache) when no graph is recorded."""
         recording = any(self.needs_grad)
-        return self._empty(xp, (t if recording else 1, b, width), dtype)
+        return runtime.pooled_empty(xp, (t if recording else 1, b, width), dtype)
 
     def _begin_shared(self, x, w, u, rest, parts, with_u=False, align=1):
         """The start of a forward whose input and recurrent products share dz (SimpleRNN, LSTM).
@@ -294,16 +289,16 @@ class _Sweep(Function):
                 for s in parts]
         if with_u:  # C order whatever the weights' (the compiled loops read raw rows)
             lead = n
-            wb = self._empty(xp, (width, w.shape[1]), x.dtype)
+            wb = runtime.pooled_empty(xp, (width, w.shape[1]), x.dtype)
             wb[:n] = u
             wb[used:] = 0
         else:
             lead = 0
-            wb = self._empty(xp, (d + (bias is not None), w.shape[1]), x.dtype)
+            wb = runtime.pooled_empty(xp, (d + (bias is not None), w.shape[1]), x.dtype)
         wb[lead:lead + d] = w
         if bias is not None:
             wb[lead + d] = bias
-        hs = self._empty(xp, (t + 1, b, n), x.dtype)
+        hs = runtime.pooled_empty(xp, (t + 1, b, n), x.dtype)
         hs[0] = states[0] if states else 0
         return xp, states, hx1s, wb, hs
 
@@ -352,7 +347,7 @@ class _Sweep(Function):
             if dx is not None:
                 dx = dx.reshape(t, dz.shape[1], w.shape[0])
             else:
-                dx = _RT.workspace.empty(xp, (t, dz.shape[1], w.shape[0]), dz.dtype)
+                dx = runtime.pooled_empty(xp, (t, dz.shape[1], w.shape[0]), dz.dtype)
                 xp.matmul(dz.reshape(-1, dz.shape[2]), w.T, out=dx.reshape(-1, w.shape[0]))
             dxs.append((dx[::-1] if self.go_backwards else dx).transpose(1, 0, 2))
         if len(dxs) == 1:
@@ -402,7 +397,7 @@ class SimpleRNNSequence(_Sweep):
         rm = self.rec_mask
         dact = kernels.ACTIVATIONS[self.activation][1]
         dh = xp.zeros((b, n), hs.dtype) if gh is None else gh.copy()
-        da = self._empty(xp, (t, b, n), hs.dtype)
+        da = runtime.pooled_empty(xp, (t, b, n), hs.dtype)
         ut = xp.ascontiguousarray(u.T)
         for k in range(t - 1, -1, -1):
             _add_seq_grad(dh, gyt, k)
@@ -455,7 +450,7 @@ class LSTMSequence(_Sweep):
             x, w, u, rest, plan.parts, with_u=True, align=self.ALIGN if plan.compiled else 1)
         t, b, n = x.shape[1], x.shape[0], u.shape[0]
         u, wb = uwb[:n], uwb[n:]  # C-contiguous views of [U; W; b]
-        cs = self._empty(xp, (t + 1, b, n), x.dtype)
+        cs = runtime.pooled_empty(xp, (t + 1, b, n), x.dtype)
         cs[0] = states[1] if states else 0
         gates = self._gate_buffer(xp, t, b, 4 * n, x.dtype)
         mf, mb = self._mask_time_major(xp, x.dtype)
@@ -499,7 +494,7 @@ class LSTMSequence(_Sweep):
         dh = xp.zeros((b, n), hs.dtype) if gh is None else xp.array(gh, copy=True, order="C")
         dc = xp.zeros((b, n), hs.dtype) if gc is None else xp.array(gc, copy=True, order="C")
         dc_prev = xp.empty_like(dc)
-        dzs = [self._empty(xp, (t, hx1.shape[1], 4 * n), hs.dtype) for hx1 in hx1s]
+        dzs = [runtime.pooled_empty(xp, (t, hx1.shape[1], 4 * n), hs.dtype) for hx1 in hx1s]
         if not plan.compiled:
             dc = self._backward_loop(xp, self._transposed(xp, kept.u), hs, cs, gates, dzs[0],
                                      gyt, dh, dc, dc_prev, kept.mf)
@@ -570,7 +565,7 @@ class GRUSequence(_Sweep):
         wb = xp.ascontiguousarray(xp.concatenate([w, bias[:1]]) if bias is not None else w)
         rbias = bias[1] if bias is not None else xp.zeros(3 * n, dtype=x.dtype)
         rbias = xp.ascontiguousarray(rbias)
-        hs = self._empty(xp, (t + 1, b, n), x.dtype)
+        hs = runtime.pooled_empty(xp, (t + 1, b, n), x.dtype)
         hs[0] = states[0] if states else 0
         gates = self._gate_buffer(xp, t, b, 4 * n, x.dtype)
         mf, mb = self._mask_time_major(xp, x.dtype)
@@ -608,8 +603,8 @@ class GRUSequence(_Sweep):
         t, b, n = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
         dh = xp.zeros((b, n), hs.dtype) if gh is None else xp.array(gh, copy=True, order="C")
         dh_direct = xp.empty_like(dh)
-        dxzs = [self._empty(xp, (t, s.shape[1], 3 * n), hs.dtype) for s in x1s]
-        dhzs = [self._empty(xp, a.shape, hs.dtype) for a in dxzs]
+        dxzs = [runtime.pooled_empty(xp, (t, s.shape[1], 3 * n), hs.dtype) for s in x1s]
+        dhzs = [runtime.pooled_empty(xp, a.shape, hs.dtype) for a in dxzs]
         if not plan.compiled:
             self._backward_loop(xp, self._transposed(xp, u), hs, gates, dxzs[0], dhzs[0], gyt,
                                 dh, dh_direct, kept.mf)
@@ -693,11 +688,11 @@ class GRUResetBeforeSequence(_Sweep):
         wb = xp.concatenate([w, bias[None]]) if bias is not None else w
         xz = self._project(xp, x1, wb)
         u_zr, u_h = u[:, :2 * n], u[:, 2 * n:]
-        hs = self._empty(xp, (t + 1, b, n), x.dtype)
+        hs = runtime.pooled_empty(xp, (t + 1, b, n), x.dtype)
         hs[0] = states[0] if states else 0
-        zr = self._empty(xp, (t, b, 2 * n), x.dtype)    # activated z, r
-        cand = self._empty(xp, (t, b, n), x.dtype)
-        rh = self._empty(xp, (t, b, n), x.dtype)        # r * h_{t-1} (dropped-out h)
+        zr = runtime.pooled_empty(xp, (t, b, 2 * n), x.dtype)    # activated z, r
+        cand = runtime.pooled_empty(xp, (t, b, n), x.dtype)
+        rh = runtime.pooled_empty(xp, (t, b, n), x.dtype)        # r * h_{t-1} (dropped-out h)
         mf, mb = self._mask_time_major(xp, x.dtype)
         rm = self.rec_mask
         ract, act = (kernels.ACTIVATIONS[self.recurrent_activation][0],
@@ -724,7 +719,7 @@ class GRUResetBeforeSequence(_Sweep):
         dract = kernels.ACTIVATIONS[self.recurrent_activation][1]
         dact = kernels.ACTIVATIONS[self.activation][1]
         dh = xp.zeros((b, n), hs.dtype) if gh is None else gh.copy()
-        dxz = self._empty(xp, (t, b, 3 * n), hs.dtype)
+        dxz = runtime.pooled_empty(xp, (t, b, 3 * n), hs.dtype)
         for k in range(t - 1, -1, -1):
             _add_seq_grad(dh, gyt, k)
             carry = None
