@@ -123,7 +123,7 @@ def _fused(dtype):
     fused.adam_update_numba(w, g, m, v, v, 0.1, 0.9, 0.999, 1e-7, False)  # Adam.update_step
     fused.rmsprop_update_numba(w, g, m, v, v, 0.1, 0.9, 0.0, 1e-7, False)  # RMSprop's
     z = numpy.zeros((2, 4), dtype)  # the dense layer's bias + ReLU and its gradient
-    fused.bias_relu_numba(z, z[0], True)
+    fused.bias_relu_numba(z, z[0])
     fused.relu_grad_numba(z, z, z.copy())
     # the softmax cross-entropy, as ops.nn calls it
     fused.softmax_xent_numba(z, z, numpy.zeros(2, numpy.int64), True, w[:2], z.copy())

@@ -35,7 +35,8 @@ def apply_in_place(kind, y):
     """
     xp = get_array_module(y)
     if kind == "relu":
-        if kernels.compiled(y, "activation") and y.dtype in kernels.FLOAT_DTYPES and y.flags.c_contiguous:
+        if kernels.compiled(y, "activation") and y.dtype in kernels.FLOAT_DTYPES and \
+                y.flags.c_contiguous:
             kernels.activation.relu_in_place_numba(y)  # NumPy's maximum: 5-7x slower here
         else:
             xp.maximum(y, 0, out=y)

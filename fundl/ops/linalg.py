@@ -98,10 +98,9 @@ class Linear(Function):
         y = _fused.dense_forward(x2, w)  # OpenBLAS's AVX-512 kernel where it applies
         if y is None:
             y = kernels.matmul(x2, w)
-        if self.activation == "relu" and (_fused.usable_2d(y) if b is None
-                                          else _fused.usable_2d(y, b)):
+        if self.activation == "relu" and b is not None and _fused.usable_2d(y, b):
             # bias and ReLU in one compiled pass, the same values as the two NumPy calls below
-            _fused.bias_relu_numba(y, y[0] if b is None else b, b is not None)
+            _fused.bias_relu_numba(y, b)
         else:
             if b is not None:
                 y += b

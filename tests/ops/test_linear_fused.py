@@ -102,6 +102,16 @@ def test_fused_linear_first_layer_gets_no_input_gradient():
     assert x.grad is None and w.grad.shape == (3, 2)
 
 
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_linear_on_an_empty_batch(bias, dtype):
+    w = np.ones((4, 3), dtype)
+    b = np.ones(3, dtype) if bias else None
+    y = fl.linear(fl.Tensor(np.zeros((0, 4), dtype)), fl.Tensor(w),
+                  None if b is None else fl.Tensor(b), activation="relu")
+    assert y.shape == (0, 3) and y.dtype == dtype
+
+
 def test_fused_linear_bad_activation():
     assert_error(ValueError, fl.linear, fl.ones(2, 3), fl.ones(3, 2), activation="softmax",
                  contains=["linear", "softmax", "relu"])
