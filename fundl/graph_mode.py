@@ -672,8 +672,9 @@ def _fuse_chains(steps, meta, template, outputs, n_traced, auto=False):
     output shape (inputs: that shape, a row of its last axis, or one element), its output
     feeds that one step only and is not an output of the plan, and the chain then reads at
     most :data:`fundl.kernels.elementwise.MAX_INPUTS` arrays. The chain runs where its last
-    step ran: its other steps' inputs are ready by then, and their outputs feed nothing else.
-    ``auto``: only steps that need no gradient, chains of :data:`AUTO_FUSE_MIN_SIZE` elements
+    step ran: its other steps' inputs are ready by then, and their outputs feed nothing else;
+    a chain never spans a state update (which may change in place what an earlier member
+    reads: moving the read past it would change the value). ``auto``: only steps that need no gradient, chains of :data:`AUTO_FUSE_MIN_SIZE` elements
     or more (where fusing was measured to pay).
     """
     from .kernels import elementwise as E
@@ -727,6 +728,7 @@ def _fuse_chains(steps, meta, template, outputs, n_traced, auto=False):
             fusable[k] = (shape, dtype)
     into = {}
     members = {k: [k] for k in fusable}
+    updates = [i for i, st in enumerate(steps) if isinstance(st.op, StateUpdate)]
 
     def externals(group):
         made = {steps[k].out_slots[0] for k in group}
@@ -746,7 +748,7 @@ def _fuse_chains(steps, meta, template, outputs, n_traced, auto=False):
         if j not in fusable or fusable[j] != fusable[k]:
             continue
         merged = members[j] + members[k]
-        if len(externals(merged)) > E.MAX_INPUTS:
+        if len(externals(merged)) > E.MAX_INPUTS or any(min(merged) < i < j for i in updates):
             continue
         into[k] = j
         members[j] = merged

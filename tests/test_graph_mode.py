@@ -522,6 +522,24 @@ def test_fused_chain_gradcheck_float64():
     gradcheck(f, [x, b, s])
 
 
+@pytest.mark.parametrize("fuse", [True, False])
+def test_fused_chain_does_not_move_a_read_past_a_state_update(fuse):
+    """``a = x - w`` reads w before the update changes it in place; fusing ``a`` with the
+    later ``a * 2`` must not delay that read (every call gives -2)."""
+    w = fl.Tensor(np.ones(4))
+
+    @fl.function(fuse=fuse)
+    def f(x):
+        a = x - w
+        graph_mode.state_update((w,), lambda v: w.data.__iadd__(v), x + 10.0)
+        return a * 2.0
+
+    with fl.no_grad():
+        for _ in range(4):
+            w.data[...] = 1.0
+            np.testing.assert_array_equal(_quiet(f, fl.Tensor(np.zeros(4))).numpy(), -2.0)
+
+
 def test_shared_intermediates_and_outputs_are_not_fused_across():
     rng = np.random.default_rng(5)
     x = _tensor(rng, (4, 5), requires_grad=True)
