@@ -714,7 +714,7 @@ class Layer:
         self._trainable = bool(value)
         for entry in self._own_weights:
             entry[0].requires_grad = entry[1] and self._trainable
-        for _, layer in self._named_sublayers():
+        for layer in self._sublayer_list():
             layer.trainable = value
 
     def _named_sublayers(self):
@@ -723,7 +723,7 @@ class Layer:
 
     def _sublayer_list(self):
         """The direct sub-layers, as :meth:`_named_sublayers` without the keys (models give
-        their layer list: no weight keys to make on the per-step paths that only walk)."""
+        their layer list: no weight keys to make on the walks that need none)."""
         return [layer for _, layer in self._named_sublayers()]
 
     def _weight_entries(self):
@@ -878,7 +878,7 @@ class Layer:
             if reg is not None and trainable and self._trainable:
                 out.append(reg(w))
         seen = set()
-        for _, layer in self._named_sublayers():
+        for layer in self._sublayer_list():
             if id(layer) not in seen:  # a layer listed twice still adds its penalty once
                 seen.add(id(layer))
                 out.extend(layer.losses)
@@ -958,7 +958,7 @@ class Layer:
     def _added_metric_values(self) -> dict:
         """``{name: latest value}`` of :meth:`add_metric` in this layer and the layers in it."""
         out = dict(self.__dict__.get("_added_metrics") or {})
-        for _, layer in self._named_sublayers():
+        for layer in self._sublayer_list():
             out.update(layer._added_metric_values())
         return out
 
@@ -982,7 +982,7 @@ class Layer:
             if id(layer) in held:
                 layer._added_losses = []
                 _LOSS_HOLDERS.pop(id(layer), None)
-            stack.extend(sub for _, sub in layer._named_sublayers())
+            stack.extend(layer._sublayer_list())
 
     def _has_losses(self) -> bool:
         """Whether this layer or a sub-layer can ever add a penalty (checked once per fit)."""

@@ -216,7 +216,7 @@ class Sequential(Model):
 
     def _needs_sample_call(self):
         # A layer without compute_output_shape stops the symbolic build: run data through.
-        return not all(layer.built for _, layer in self._named_sublayers())
+        return not all(layer.built for layer in self._sublayer_list())
 
 def _declared_input_shape(layer):
     """The batch input shape a first layer declares (input_shape=, or a built model's input)."""
