@@ -11,6 +11,10 @@ three paths runs underneath:
 - ``"chunks"``: the same chunks as Python functions run by :func:`fundl.kernels.map_chunks`
   (Python threads on the CPU without regions; one chunk, serially, on the GPU).
 
+A region plan of a 3x3 stride-1 "same" float32 convolution (ResNet's) has ``images`` set:
+where OpenBLAS's AVX-512 small kernels are at hand it runs without im2col
+(:mod:`fundl.kernels.conv3x3`: GEMMs that read the padded image itself), else as a region.
+
 :func:`conv_forward` and :func:`conv_backward` take the plan and plain arrays (x and the
 kernel as the op has them, 5-D channels-last) and return plain arrays; what one path keeps
 for the backward travels in a :class:`ConvSaved`. The ops read the same whatever runs
@@ -40,6 +44,7 @@ from .. import kernels as _k
 from ..runtime import pooled_empty
 from ..backend import get_array_module, ones_vector
 from . import _parallel
+from . import conv3x3 as _conv3x3
 from .conv import _conv_backward_chunks, _conv_forward_chunks, im2col_input, inner, pad_5d
 from .conv import _implicit as implicit_padding
 from .conv import _out_shape as out_shape
@@ -101,7 +106,9 @@ class ConvPlan:
         lo, positions, padded: the region path's implicit padding before each axis, output
             positions and x's shape as the region reads it (padded beforehand where implicit
             padding does not pay); chunk_bounds, first: the chunks and each thread's first
-            chunk as the compiled driver takes them.
+            chunk as the compiled driver takes them. images: for a geometry the 3x3 path
+            (:mod:`fundl.kernels.conv3x3`) may take, each thread's first image (bounds_of),
+            else None.
     """
 
     op: str
@@ -127,6 +134,7 @@ class ConvPlan:
     padded: tuple = ()
     chunk_bounds: object = None
     first: object = None
+    images: object = None
 
     @property
     def cols_geometry(self):
@@ -150,12 +158,15 @@ class ConvSaved:
     ``cols``: the direct path's x as a matrix, the chunks' cols (a list, one per chunk) or the
     region's cols buffers (one per chunk), when kept; ``x5``: x (as the region read it) when
     the cols are built again in the backward; ``w``: the GEMM weights (groups, width,
-    out / groups) with the bias row, for the input gradient.
+    out / groups) with the bias row, for the input gradient. ``three_by_three``: the forward
+    took the 3x3 path (``x5``: x as (N, H, W, C); ``w``: the flipped kernel,
+    :func:`fundl.kernels.conv3x3.flipped`).
     """
 
     cols: object = None
     x5: object = None
     w: object = None
+    three_by_three: bool = False
 
 
 def _chunks(n, per, threads):
@@ -212,6 +223,9 @@ def conv_plan(op, x5_shape, kernel_shape, ksize, out, groups, pads, cols_ksize, 
                   taps=taps, width=width, chunks=chunks, keep_fits=keep_fits)
     if not region:
         return ConvPlan(path="chunks", **common)
+    if _three_by_three(x5_shape, ksize, groups, pads, cols_strides, dilation, block, x_dtype):
+        # the im2col-free path when its kernels are on at run time (the region path otherwise)
+        common["images"] = _parallel.bounds_of(_parallel.even_slices(n, threads))
     # what the region reads (as im2col_input makes it): x padded beforehand where implicit
     # padding does not pay, else x with the padding left to the kernel
     if implicit_padding(x5_shape, cols_ksize, dilation, groups, pads):
@@ -223,6 +237,23 @@ def conv_plan(op, x5_shape, kernel_shape, ksize, out, groups, pads, cols_ksize, 
     first = _parallel.bounds_of(_parallel.even_slices(len(chunks), threads))
     return ConvPlan(path="region", lo=lo, positions=positions, padded=padded,
                     chunk_bounds=_parallel.bounds_of(list(chunks)), first=first, **common)
+
+
+def _three_by_three(x5_shape, ksize, groups, pads, strides, dilation, block, dtype):
+    """Whether the im2col-free 3x3 path (:mod:`fundl.kernels.conv3x3`) may run this geometry:
+    a 2-D 3x3 kernel at stride 1 padded by one ("same"), no groups, no dilation, enough
+    channels and width, float32 (:func:`_three_by_three_on` says whether its kernels are)."""
+    return (ksize == (1, 3, 3) and x5_shape[1] == 1 and groups == 1 and block == 1
+            and pads == ((0, 0), (1, 1), (1, 1)) and strides == (1, 1, 1)
+            and dilation == (1, 1, 1) and x5_shape[4] >= _conv3x3.MIN_CHANNELS
+            and x5_shape[3] >= _conv3x3.MIN_WIDTH and numpy.dtype(dtype) == numpy.float32)
+
+
+def _three_by_three_on():
+    """Whether the 3x3 path's kernels are here now: OpenBLAS's AVX-512 small kernels offered
+    (:func:`small_gemms`; tests and ``SMALL_KERNELS`` switch them), the accumulating one
+    found, and the check of :func:`fundl.kernels.conv3x3.agree` passed."""
+    return small_gemms(numpy.float32)[2] and small_nn_beta() is not None and _conv3x3.agree()
 
 
 # -- the GEMM weights: the kernel widened for the output blocks, with the bias row ------------
@@ -296,6 +327,8 @@ def conv_forward(plan, x5, kernel, bias=None, need_x=True, need_k=True, epilogue
             epilogue(y)
         saved = ConvSaved(cols=x2 if need_k else None, w=k2 if need_x else None)
         return y.reshape((n,) + plan.out + (c_out,)), saved
+    if plan.images is not None and _three_by_three_on():
+        return _forward_3x3(plan, x5, kernel, bias, need_x, need_k, epilogue)
     g, rows = plan.groups, plan.rows
     w = gemm_weights(plan, kernel, bias)
     keep = need_k and plan.keep_fits
@@ -346,6 +379,8 @@ def conv_backward(plan, saved, gy5, need_x=True, need_k=True, need_b=False):
         if need_b:
             gb = ones_vector(gy2.shape[0], gy2.dtype, xp) @ gy2
         return gx, gk, gb
+    if saved.three_by_three:  # the forward took the 3x3 path
+        return _backward_3x3(plan, saved, gy5, need_x, need_k, need_b)
     g, rows, taps = plan.groups, plan.rows, plan.taps
     overhang = -(-plan.out[2] // plan.block) * plan.block - plan.out[2]
     if overhang:  # the cropped outputs of the last block get no gradient
@@ -460,6 +495,21 @@ def _small_kernels():
         return None
 
 
+def small_nn_beta():
+    """OpenBLAS's ``sgemm_small_kernel_nn_SKYLAKEX`` (with beta: accumulating products, for
+    :mod:`fundl.kernels.conv3x3`), or None where :func:`_small_kernels` offers none or the
+    symbol is missing; :func:`fundl.kernels.conv3x3.agree` checks it against NumPy."""
+    return _nn_beta() if _small_kernels() is not None else None
+
+
+@functools.lru_cache(maxsize=None)
+def _nn_beta():
+    try:
+        return small_kernel("nn")
+    except Exception:  # noqa: BLE001 - no such symbol (another OpenBLAS version)
+        return None
+
+
 def small_gemms(dtype):
     """``(nn, nt, use)`` for the region drivers' GEMMs (:func:`fundl.kernels.conv._gemm`).
 
@@ -525,6 +575,52 @@ def _backward_region(plan, saved, gyg, need_x, need_w):
     if need_x and plan.padded != plan.x5_shape:  # x was padded beforehand: crop the padding
         gx = gx[inner(plan.x5_shape, plan.pads)]
     return (gx if need_x else None), (gwb.sum(axis=0) if need_w else None)
+
+
+# -- the im2col-free 3x3 path ---------------------------------------------------------------------
+def _forward_3x3(plan, x5, kernel, bias, need_x, need_k, epilogue):
+    """:func:`conv_forward` through :func:`fundl.kernels.conv3x3._forward_images`."""
+    n, _, h, w, c = x5.shape
+    co, dtype = kernel.shape[-1], x5.dtype  # float32 (see _three_by_three)
+    x4 = numpy.ascontiguousarray(x5.reshape(n, h, w, c))
+    threads = len(plan.images) - 1
+    y = pooled_empty(numpy, (n, h, w, co), dtype)
+    xbufs = pooled_empty(numpy, (threads, _conv3x3.ext_size(h, w, c)), dtype)
+    ybufs = pooled_empty(numpy, (threads, h * (w + 2) * co), dtype)
+    b = numpy.ascontiguousarray(bias, dtype) if bias is not None else numpy.zeros(1, dtype)
+    nn0, _, _ = small_gemms(dtype)
+    _k.run_region(_conv3x3._forward_images, threads, nn0, small_nn_beta(), x4,
+                  numpy.ascontiguousarray(kernel).reshape(3, 3 * c, co), b, bias is not None,
+                  y, xbufs, ybufs, plan.images)
+    if epilogue is not None:
+        epilogue(y)
+    saved = ConvSaved(x5=x4 if need_k else None,
+                      w=_conv3x3.flipped(kernel) if need_x else None, three_by_three=True)
+    return y.reshape((n,) + plan.out + (co,)), saved
+
+
+def _backward_3x3(plan, saved, gy5, need_x, need_k, need_b):
+    """:func:`conv_backward` through :func:`fundl.kernels.conv3x3._backward_images`."""
+    n, _, h, w, c = plan.x5_shape
+    co = plan.kernel_shape[-1]
+    dtype = numpy.dtype(numpy.float32)  # the only dtype the path takes
+    gy4 = numpy.ascontiguousarray(gy5.reshape(n, h, w, co), dtype)
+    threads = len(plan.images) - 1
+    gx = pooled_empty(numpy, (n, h, w, c), dtype) if need_x else numpy.empty((0, 1, 1, 1), dtype)
+    gk = pooled_empty(numpy, (threads, 3, 3 * c, co), dtype) if need_k else \
+        numpy.empty((0, 1, 1, 1), dtype)
+    gb = pooled_empty(numpy, (threads, co), dtype)
+    xbufs = pooled_empty(numpy, (threads, _conv3x3.ext_size(h, w, c) if need_k else 0), dtype)
+    gbufs = pooled_empty(numpy, (threads, _conv3x3.ext_size(h, w, co)), dtype)
+    ebufs = pooled_empty(numpy, (threads, h * (w + 2) * c if need_x else 0), dtype)
+    x4 = saved.x5 if need_k else numpy.empty((0, 1, 1, 1), dtype)
+    wf = saved.w if need_x else numpy.empty((3, 3 * co, c), dtype)
+    nn0, nt, _ = small_gemms(dtype)
+    _k.run_region(_conv3x3._backward_images, threads, nn0, small_nn_beta(), nt, x4, gy4, wf,
+                  gx, gk, gb, need_x, need_k, xbufs, gbufs, ebufs, plan.images)
+    return (gx.reshape(plan.x5_shape) if need_x else None,
+            gk.sum(axis=0).reshape(plan.kernel_shape) if need_k else None,
+            gb.sum(axis=0) if need_b else None)
 
 
 # -- plain-NumPy references: a direct sum over the kernel's taps (no im2col, no GEMM chunks) ---
