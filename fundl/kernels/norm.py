@@ -53,7 +53,7 @@ import numpy
 from ..runtime import pooled_empty
 from ..backend import get_array_module, ones_vector
 from . import _parallel
-from ._jit import FLOAT_DTYPES, jit
+from ._jit import FLOAT_DTYPES, jit, parallel_jit, prange
 
 _CHUNK = 256
 """Target length of the inner loop, in elements (rounded down to a multiple of C, at least C)."""
@@ -275,7 +275,35 @@ def _grad_x_kernel(gy, x, mean, p, q, scale, shift, relu, gx):
                 orow[j] = ((gr[j] - (xr[j] - mm[j]) * pp[j]) - qq[j]) * aa[j]
 
 
+@parallel_jit
+def _passes(kind, x, gy, r, mean, a, b, p, q, mode, relu, out, sums, bounds):
+    """One of the passes over each row part ``bounds[i]:bounds[i + 1]`` of (R, C) data, the
+    parts on parallel threads: ``kind`` 0 the statistics (sums[i] = the part's mean, m2),
+    1 the affine map (into out; r the residual), 2 the gradient's sums (into sums[i]; r the
+    forward's y and out the masked g in mode 2), 3 the input gradient (into out). Arrays a
+    pass does not use are empty (0, C) or (C,) stand-ins: one signature per dtype, so one
+    compilation covers all four passes."""
+    for i in prange(len(bounds) - 1):
+        s, e = bounds[i], bounds[i + 1]
+        if kind == 0:
+            _stats_kernel(x[s:e], sums[i, 0], sums[i, 1])
+        elif kind == 1:
+            _affine_kernel(x[s:e], mean, a, b, r[s:e], relu, out[s:e])
+        elif kind == 2:
+            _grad_sums_kernel(gy[s:e], x[s:e], mean, a, b, r[s:e], mode, out[s:e],
+                              sums[i, 0], sums[i, 1])
+        else:
+            _grad_x_kernel(gy[s:e], x[s:e], mean, p, q, a, b, relu, out[s:e])
+
+
 # -- Numba entry points (NumPy arrays that pass :func:`fits`) -------------------------------------
+MIN_REGION_BYTES = 1 << 18
+"""Passes over an x of this many bytes or more split its rows over a compiled parallel region
+(a hand-off there costs microseconds, not the ~0.1 ms of a Python thread pool). The split
+depends on x alone, not on how many arrays a pass reads: a fused pass (ReLU mask, residual)
+then sums over the same parts as the unfused one, and gives the same bits."""
+
+
 def _rows(a, like=None):
     """The (rows, C) C-contiguous view (or copy) of a channels-last array ``a``.
 
@@ -287,52 +315,67 @@ def _rows(a, like=None):
     return numpy.ascontiguousarray(a).reshape(-1, a.shape[-1])
 
 
-def _row_parts(x2, streams):
-    """Row slices of (rows, C) data for parallel threads (``streams``: arrays of x2's size
-    read or written; small work stays one slice)."""
-    return _parallel.slices(x2.shape[0], streams * x2.nbytes)
-
-
-def batch_norm_stats_numba(x, axis):
-    """Numba version of :func:`batch_norm_stats_reference` (float64 accumulation).
-
-    Large inputs are split into row slices that run on parallel threads; the slices'
-    (count, mean, m2) are merged in float64 with Chan et al.'s formula, as the kernel merges
-    its blocks.
-    """
-    x2 = _rows(x)
-
-    def part(rows):
-        mean, m2 = numpy.zeros(x2.shape[1]), numpy.zeros(x2.shape[1])
-        _stats_kernel(x2[rows], mean, m2)
-        return rows.stop - rows.start, mean, m2
-
-    stats = _parallel.map_chunks(part, _row_parts(x2, 1))
-    total = x2.shape[0]
-    mean = sum(n * m for n, m, _ in stats) / total
-    m2 = sum(m2 + n * (m - mean) ** 2 for n, m, m2 in stats)
-    # m2 >= 0 but for rounding in a constant channel: never hand out a negative variance
-    var = numpy.maximum(m2, 0) / total
-    return mean.astype(x.dtype), var.astype(x.dtype)
-
-
 def _none(x2):
     """The empty (0, C) array that stands for an absent optional array in the kernels (their
     argument types stay the same, so each compiles once per dtype)."""
     return numpy.empty((0, x2.shape[1]), x2.dtype)
 
 
+def _run(kind, x2, gy2=None, r=None, mean=None, a=None, b=None, p=None, q=None,
+         mode=0, relu=False, out=None):
+    """Pass ``kind`` of :func:`_passes` over (rows, C) data x2, split into row parts: one per
+    thread in a compiled parallel region from :data:`MIN_REGION_BYTES` of x2; where regions
+    cannot run, on Python threads from ``_parallel.MIN_SPLIT_BYTES`` (counted over 3 arrays
+    of x2's size whatever the pass, for the same reason); else one part on this thread.
+    Returns the (parts, 2, C) float64 per-part sums (zero where the pass writes none) and the
+    parts' bounds."""
+    none = _none(x2)
+    vec = mean if mean is not None else numpy.empty(0, x2.dtype)
+    args = [kind, x2, none if gy2 is None else gy2, none if r is None else r, vec,
+            vec if a is None else a, vec if b is None else b, vec if p is None else p,
+            vec if q is None else q, mode, bool(relu), none if out is None else out]
+    region = x2.nbytes >= MIN_REGION_BYTES and _parallel.regions()
+    parts = _parallel.even_slices(x2.shape[0], _parallel.threads()) if region else \
+        _parallel.slices(x2.shape[0], 3 * x2.nbytes)
+    sums = numpy.zeros((len(parts), 2, x2.shape[1]))
+    bounds = _parallel.bounds_of(parts)
+    if region and len(parts) > 1:
+        _parallel.run_region(_passes, len(parts), *args, sums, bounds)
+    elif len(parts) > 1:
+        _parallel.map_chunks(
+            lambda i: _passes.py_func(*args, sums[i:i + 1], bounds[i:i + 2]),
+            list(range(len(parts))))
+    else:  # the driver's Python source: one part, its kernels compiled
+        _passes.py_func(*args, sums, bounds)
+    return sums, bounds
+
+
+def batch_norm_stats_numba(x, axis):
+    """Numba version of :func:`batch_norm_stats_reference` (float64 accumulation).
+
+    Large inputs are split into row parts that run on parallel threads; the parts'
+    (count, mean, m2) are merged in float64 with Chan et al.'s formula, as the kernel merges
+    its blocks.
+    """
+    x2 = _rows(x)
+    sums, bounds = _run(0, x2)
+    counts = numpy.diff(bounds).astype(numpy.float64)[:, None]
+    total = x2.shape[0]
+    means, m2s = sums[:, 0], sums[:, 1]
+    mean = (counts * means).sum(axis=0) / total
+    m2 = (m2s + counts * (means - mean) ** 2).sum(axis=0)
+    # m2 >= 0 but for rounding in a constant channel: never hand out a negative variance
+    var = numpy.maximum(m2, 0) / total
+    return mean.astype(x.dtype), var.astype(x.dtype)
+
+
 def batch_norm_affine_numba(x, axis, mean, scale, shift, residual=None, relu=False):
     """Numba version of :func:`batch_norm_affine_reference`."""
     x2 = _rows(x)
-    r2 = _none(x2) if residual is None else _rows(residual, x)
+    r2 = None if residual is None else _rows(residual, x)
     y = pooled_empty(numpy, x.shape, x.dtype)
-    y2 = y.reshape(x2.shape)
-    with_r = residual is not None
-    _parallel.map_chunks(
-        lambda r: _affine_kernel(x2[r], mean, scale, shift, r2[r] if with_r else r2,
-                                 bool(relu), y2[r]),
-        _row_parts(x2, 3 if with_r else 2))
+    _run(1, x2, r=r2, mean=mean, a=scale, b=shift, relu=relu,
+         out=y.reshape(x2.shape))
     return y
 
 
@@ -340,21 +383,11 @@ def batch_norm_grad_sums_numba(gy, x, axis, mean, scale=None, shift=None, y=None
     """Numba version of :func:`batch_norm_grad_sums_reference` (float64 accumulation)."""
     x2, gy2 = _rows(x), _rows(gy, x)
     mode = 2 if y is not None else 1 if shift is not None else 0
-    y2 = _rows(y, x) if mode == 2 else _none(x2)
     g = pooled_empty(numpy, x.shape, x.dtype) if mode == 2 else None
-    g2 = g.reshape(x2.shape) if mode == 2 else _none(x2)
-    a = scale if mode == 1 else mean
-    b = shift if mode == 1 else mean
-
-    def part(rows):
-        sums = numpy.zeros(x2.shape[1]), numpy.zeros(x2.shape[1])
-        full = (lambda v: v[rows]) if mode == 2 else (lambda v: v)
-        _grad_sums_kernel(gy2[rows], x2[rows], mean, a, b, full(y2), mode, full(g2), *sums)
-        return sums
-
-    sums = _parallel.map_chunks(part, _row_parts(x2, 2 + (mode == 2) * 2))
-    sum_gy = sum(s[0] for s in sums).astype(x.dtype)
-    sum_gy_xc = sum(s[1] for s in sums).astype(x.dtype)
+    sums, _ = _run(2, x2, gy2, _rows(y, x) if mode == 2 else None,
+                   mean, scale if mode == 1 else None, shift if mode == 1 else None,
+                   mode=mode, out=g.reshape(x2.shape) if mode == 2 else None)
+    sum_gy, sum_gy_xc = sums.sum(axis=0).astype(x.dtype)
     return (sum_gy, sum_gy_xc) if g is None else (sum_gy, sum_gy_xc, g)
 
 
@@ -362,12 +395,8 @@ def batch_norm_grad_x_numba(gy, x, axis, mean, p, q, scale, shift=None):
     """Numba version of :func:`batch_norm_grad_x_reference`."""
     x2, gy2 = _rows(x), _rows(gy, x)
     gx = pooled_empty(numpy, x.shape, x.dtype)
-    gx2 = gx.reshape(x2.shape)
-    relu = shift is not None
-    b = shift if relu else scale
-    _parallel.map_chunks(
-        lambda r: _grad_x_kernel(gy2[r], x2[r], mean, p, q, scale, b, relu, gx2[r]),
-        _row_parts(x2, 3))
+    _run(3, x2, gy2, None, mean, scale, shift, p, q, relu=shift is not None,
+         out=gx.reshape(x2.shape))
     return gx
 
 

@@ -190,3 +190,51 @@ def test_outputs_come_from_the_workspace_and_are_recycled_only_when_released():
     assert sums[2] is not gx and sums[2] is not y2
     for got, ref in zip(sums, want):
         _close(got, ref, np.float32)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(7, 5, 3), (10000, 16), (200, 1000)], ids=str)
+def test_passes_split_over_a_parallel_region_match_the_references(dtype, shape, monkeypatch):
+    """With every size split (MIN_REGION_BYTES = 1), each pass runs as row parts in the one
+    compiled region driver; the results equal the references (sums to rounding) and the
+    serial pass (affine and grad_x bit for bit: per-element work, no sums)."""
+    from fundl.kernels import _parallel
+
+    if not _parallel.regions():
+        pytest.skip("no thread-safe Numba threading layer or a single thread here")
+    x, gy, (mean, scale, shift, p) = _data(shape, dtype, seed=5)
+    res = np.flip(gy, axis=0).copy()
+    axis = x.ndim - 1
+    mean = kn.batch_norm_stats_reference(x, axis)[0]
+
+    def run():
+        y = kn.batch_norm_affine_numba(x, axis, mean, scale, shift, res, True)
+        return [*kn.batch_norm_stats_numba(x, axis), y,
+                kn.batch_norm_affine_numba(x, axis, mean, scale, shift, None, True),
+                *kn.batch_norm_grad_sums_numba(gy, x, axis, mean),
+                *kn.batch_norm_grad_sums_numba(gy, x, axis, mean, scale, shift),
+                *kn.batch_norm_grad_sums_numba(gy, x, axis, mean, y=y),
+                kn.batch_norm_grad_x_numba(gy, x, axis, mean, p, shift, scale),
+                kn.batch_norm_grad_x_numba(gy, x, axis, mean, p, shift, scale, shift)]
+
+    serial = [a.copy() for a in run()]
+    calls = []
+    region = _parallel.run_region
+    monkeypatch.setattr(kn, "MIN_REGION_BYTES", 1)
+    monkeypatch.setattr(_parallel, "run_region",
+                        lambda loop, n, *args: calls.append(n) or region(loop, n, *args))
+    split = run()
+    assert len(calls) == 8 and min(calls) >= 2  # every pass ran as parts of a region
+    y = kn.batch_norm_affine_reference(x, axis, mean, scale, shift, res, True)
+    want = [*kn.batch_norm_stats_reference(x, axis), y,
+            kn.batch_norm_affine_reference(x, axis, mean, scale, shift, None, True),
+            *kn.batch_norm_grad_sums_reference(gy, x, axis, mean),
+            *kn.batch_norm_grad_sums_reference(gy, x, axis, mean, scale, shift),
+            *kn.batch_norm_grad_sums_reference(gy, x, axis, mean, y=y),
+            kn.batch_norm_grad_x_reference(gy, x, axis, mean, p, shift, scale),
+            kn.batch_norm_grad_x_reference(gy, x, axis, mean, p, shift, scale, shift)]
+    for i, (got, ser, ref) in enumerate(zip(split, serial, want)):
+        if got.shape == x.shape:
+            np.testing.assert_array_equal(got, ser, err_msg=str(i))
+        np.testing.assert_allclose(got, ref, rtol=TOL[dtype], atol=TOL[dtype] * 10,
+                                   err_msg=str(i))
