@@ -1,27 +1,31 @@
 """3x3 convolutions at stride 1 with one pixel of zero padding ("same"), without im2col.
 
 ResNet's convolutions are nearly all of this kind. In channels-last memory, with x padded by
-one pixel on every side (``xp``: (H + 2) x (W + 2) x C per image), the three taps of kernel row
-i that output (h, w) reads are one contiguous run of 3C floats, ``xp[h + i, w:w + 3, :]``.
-Over an image's *extended* output grid (H rows of W + 2 positions: the two last of each row
-are garbage) consecutive positions' runs start C floats apart, so the im2col matrix of kernel
-row i is ``xp`` itself read with a leading dimension of C (rows overlapping)::
+one pixel of zeros (``xp``: H + 2 rows of W + 1 pixels of C channels per image: one zero
+column at the start of each row serves as the right padding of the row before it as well as
+the left padding of its own), the three taps of kernel row i that output (h, w) reads are one
+contiguous run of 3C floats, ``xp[h + i, w:w + 3, :]`` (running into the next row's zero
+column for the last w). Over an image's *extended* output grid (H rows of W + 1 positions:
+the last of each row is garbage) consecutive positions' runs start C floats apart, so the
+im2col matrix of kernel row i is ``xp`` itself read with a leading dimension of C (rows
+overlapping)::
 
-    A_i[p, :] = xp.flat[(i (W + 2) + p) C : (i (W + 2) + p) C + 3C],   p = h (W + 2) + w
+    A_i[p, :] = xp.flat[(i (W + 1) + p) C : (i (W + 1) + p) C + 3C],   p = h (W + 1) + w
     y_ext = A_0 @ K_0 + A_1 @ K_1 + A_2 @ K_2     (K_i = kernel[i] as (3C, out))
 
 three accumulating GEMMs with K = 3C whose A operand is the padded image, then the valid
 columns copied out of an L2-resident scratch (adding the bias there). The input gradient is
 the same on the padded output gradient with the kernel flipped and transposed, and the
 kernel gradient is ``A_i^T @ gy_ext`` where ``gy_ext`` is the padded gy read from its
-position (1, 1): its garbage rows fall on the padding, zeros. No cols are written (the
+position (1, 1): its garbage rows fall on the zero columns. No cols are written (the
 im2col path wrote and read 9C floats per output position: 76 MB per 32x32x16 layer at batch
 128) and no col2im runs.
 
 cblas refuses a leading dimension smaller than K, so the GEMMs go to OpenBLAS's AVX-512
 small-matrix kernels called by pointer (:func:`fundl.kernels.convolution.small_gemms`,
 which read any stride); where those are unavailable (float64, no AVX-512, another BLAS)
-:func:`eligible` says no and the im2col paths run. :func:`agree` checks once per process
+:func:`fundl.kernels.convolution._three_by_three_on` says no and the im2col region path
+runs. :func:`agree` checks once per process
 that the kernels compute this layout right (overlapping rows included) against NumPy.
 
 Two compiled entry points (:func:`_forward_images`, :func:`_backward_images`), each a Numba
@@ -40,14 +44,18 @@ MIN_CHANNELS = 8
 """Input channels below this keep im2col (ResNet's first layer, 3 channels: runs of 9 floats
 are too short for the kernels' vectors, and im2col's cols are small there)."""
 MIN_WIDTH = 16
-"""Narrower images keep im2col: the extended grid's 2 garbage columns per row are 2 / W of the
-products (8x8x64, ResNet's last stage, batch 128, 2 threads: forward 1.82 ms by im2col, 1.92
-this way; 16x16x32: 2.33 -> 1.85; 32x32x16: 4.55 -> 2.72)."""
+"""Narrower images keep im2col: the extended grid's garbage column is 1 / W of the products,
+and the three products of K = 3C run ~15 % below one of K = 9C (OpenBLAS's AVX-512 small
+kernel on one core: 1088 x 48 @ 48 x 16 at 120 GFLOP/s, 1088 x 144 @ 144 x 16 at 146; 80 x
+192 @ 192 x 64 at 168, 80 x 576 @ 576 x 64 at 200). Per layer at batch 128 on 2 threads
+(noisy, loaded 2-core AMD EPYC, forward / backward ms, im2col -> this path): 32x32x16 4.6 ->
+2.6 / 8.0 -> 5.5; 16x16x32 2.4 -> 1.8 / 5.9 -> 3.8; 8x8x64 2.0 -> 1.9 / 4.2 -> 4.0, and whole
+ResNet-20 steps did not tell the 8-wide stage's two ways apart (161 vs 160 ms best)."""
 
 
 def ext_size(h, w, c):
     """Floats of one padded image, plus the 2C the last extended row overreads."""
-    return ((h + 2) * (w + 2) + 2) * c
+    return ((h + 2) * (w + 1) + 2) * c
 
 
 @jit
@@ -55,7 +63,7 @@ def _pad_in(src, dst, H, W, C, sums, want_sums):
     """Copy image ``src`` (H*W*C flat) into the interior of the padded ``dst`` (its border
     stays as it is: zeros); with ``want_sums`` add every channel's sum into ``sums``."""
     for h in range(H):
-        o = ((h + 1) * (W + 2) + 1) * C
+        o = ((h + 1) * (W + 1) + 1) * C
         s = src[h * W * C:(h + 1) * W * C]
         d = dst[o:o + W * C]
         for j in range(W * C):
@@ -71,7 +79,7 @@ def _copy_out(src, dst, H, W, C, bias, has_bias):
     """The valid positions of the extended grid ``src`` (H*(W+2)*C flat) into ``dst``
     (H*W*C flat), plus ``bias`` (C,) where ``has_bias``."""
     for h in range(H):
-        s = src[h * (W + 2) * C:h * (W + 2) * C + W * C]
+        s = src[h * (W + 1) * C:h * (W + 1) * C + W * C]
         d = dst[h * W * C:(h + 1) * W * C]
         if has_bias:
             for w in range(W):
@@ -89,7 +97,7 @@ def _three_gemms(nn0, nn1, src, c_in, w, out, m, W):
     kernels: out^T = w[i]^T @ A_i^T."""
     co = w.shape[2]
     for i in range(3):
-        a = src[i * (W + 2) * c_in:]
+        a = src[i * (W + 1) * c_in:]
         if i == 0:
             nn0(co, m, 3 * c_in, w[i].ctypes.data, co, 1.0, a.ctypes.data, c_in,
                 out.ctypes.data, co)
@@ -102,9 +110,9 @@ def _three_gemms(nn0, nn1, src, c_in, w, out, m, W):
 def _forward_images(nn0, nn1, x, w, bias, has_bias, y, xbufs, ybufs, bounds):
     """y[n] = conv3x3_same(x[n]) + bias for every image; thread t takes images
     bounds[t]:bounds[t + 1]. x (N, H, W, C), w (3, 3C, co), y (N, H, W, co) C-contiguous;
-    xbufs (threads, ext_size(H, W, C)), ybufs (threads, H (W + 2) co) scratch."""
+    xbufs (threads, ext_size(H, W, C)), ybufs (threads, H (W + 1) co) scratch."""
     _, H, W, C = x.shape
-    m = H * (W + 2)
+    m = H * (W + 1)
     for t in prange(len(bounds) - 1):
         xp = xbufs[t]
         xp[:] = 0  # the border; the interior is overwritten per image
@@ -122,10 +130,10 @@ def _backward_images(nn0, nn1, nt, x, gy, wf, gx, gk, gb, need_x, need_k, xbufs,
     flipped (rows and columns) and transposed; with ``need_x`` gx (N, H, W, C) is written;
     with ``need_k`` thread t writes its images' sum of kernel gradients into gk[t] (3, 3C, co)
     (x (N, H, W, C) read); gb[t] (co,) always gets its images' sum of gy. xbufs (threads,
-    ext_size(H, W, C)), gbufs (threads, ext_size(H, W, co)), ebufs (threads, H (W + 2) C)."""
+    ext_size(H, W, C)), gbufs (threads, ext_size(H, W, co)), ebufs (threads, H (W + 1) C)."""
     _, H, W, co = gy.shape
     C = wf.shape[2]
-    m = H * (W + 2)
+    m = H * (W + 1)
     for t in prange(len(bounds) - 1):
         gp = gbufs[t]
         gp[:] = 0
@@ -142,11 +150,11 @@ def _backward_images(nn0, nn1, nt, x, gy, wf, gx, gk, gb, need_x, need_k, xbufs,
             if need_k:
                 xp = xbufs[t]
                 _pad_in(x[n].reshape(-1), xp, H, W, C, gb[t], False)
-                g_ext = gp[(W + 3) * co:]  # gy_ext: garbage rows land on the zero border
+                g_ext = gp[(W + 2) * co:]  # gy_ext: garbage rows land on the zero border
                 for i in range(3):
                     # gk[t, i] (3C, co) += A_i^T @ g_ext; column-major: gk^T += g_ext^T A_i
                     nt(co, 3 * C, m, g_ext.ctypes.data, co, 1.0,
-                       xp[i * (W + 2) * C:].ctypes.data, C, 1.0, gk[t, i].ctypes.data, co)
+                       xp[i * (W + 1) * C:].ctypes.data, C, 1.0, gk[t, i].ctypes.data, co)
 
 
 def flipped(kernel):
@@ -195,11 +203,11 @@ def _run_both(nn0, nn1, nt, x, k, b, gy, threads=1):
     y = numpy.empty((n, h, w_, co), numpy.float32)
     xbufs = numpy.empty((1, ext_size(h, w_, c)), numpy.float32)
     _forward_images.py_func(nn0, nn1, x, k.reshape(3, 3 * c, co), b, True, y, xbufs,
-                            numpy.empty((1, h * (w_ + 2) * co), numpy.float32), bounds)
+                            numpy.empty((1, h * (w_ + 1) * co), numpy.float32), bounds)
     gx = numpy.empty_like(x)
     gk = numpy.empty((1, 3, 3 * c, co), numpy.float32)
     gb = numpy.empty((1, co), numpy.float32)
     _backward_images.py_func(nn0, nn1, nt, x, gy, flipped(k), gx, gk, gb, True, True, xbufs,
                              numpy.empty((1, ext_size(h, w_, co)), numpy.float32),
-                             numpy.empty((1, h * (w_ + 2) * c), numpy.float32), bounds)
+                             numpy.empty((1, h * (w_ + 1) * c), numpy.float32), bounds)
     return y, gx, gk[0].reshape(k.shape), gb[0]

@@ -586,7 +586,7 @@ def _forward_3x3(plan, x5, kernel, bias, need_x, need_k, epilogue):
     threads = len(plan.images) - 1
     y = pooled_empty(numpy, (n, h, w, co), dtype)
     xbufs = pooled_empty(numpy, (threads, _conv3x3.ext_size(h, w, c)), dtype)
-    ybufs = pooled_empty(numpy, (threads, h * (w + 2) * co), dtype)
+    ybufs = pooled_empty(numpy, (threads, h * (w + 1) * co), dtype)
     b = numpy.ascontiguousarray(bias, dtype) if bias is not None else numpy.zeros(1, dtype)
     nn0, _, _ = small_gemms(dtype)
     _k.run_region(_conv3x3._forward_images, threads, nn0, small_nn_beta(), x4,
@@ -612,7 +612,7 @@ def _backward_3x3(plan, saved, gy5, need_x, need_k, need_b):
     gb = pooled_empty(numpy, (threads, co), dtype)
     xbufs = pooled_empty(numpy, (threads, _conv3x3.ext_size(h, w, c) if need_k else 0), dtype)
     gbufs = pooled_empty(numpy, (threads, _conv3x3.ext_size(h, w, co)), dtype)
-    ebufs = pooled_empty(numpy, (threads, h * (w + 2) * c if need_x else 0), dtype)
+    ebufs = pooled_empty(numpy, (threads, h * (w + 1) * c if need_x else 0), dtype)
     x4 = saved.x5 if need_k else numpy.empty((0, 1, 1, 1), dtype)
     wf = saved.w if need_x else numpy.empty((3, 3 * co, c), dtype)
     nn0, nt, _ = small_gemms(dtype)
