@@ -61,6 +61,8 @@ def _conv(dtype):
                  L.Conv2D(8, 3, strides=2, padding="same", dtype=dtype),
                  L.Conv2D(16, 5, dtype=dtype)], (12, 12, 16), dtype)
     _run_layers([L.Conv1D(8, 3, padding="same", activation="relu", dtype=dtype)], (20, 4), dtype)
+    # 3x3 "same", 16 wide, 8 channels: the im2col-free path (kernels.conv3x3) where it runs
+    _run_layers([L.Conv2D(16, 3, padding="same", dtype=dtype)], (3, 16, 8), dtype)
     _run_layers([L.Conv2D(16, 3, padding="same", dtype=dtype)], (12, 12, 16), dtype,
                 training=False)
 
