@@ -38,7 +38,7 @@ import dataclasses
 import numpy
 
 from .. import runtime
-from ..autograd import Function
+from ..autograd import _NO_GRAD, Function
 from ..backend import get_array_module
 from ..kernels import gemm_function, map_compiled, threads
 from ..kernels import fused
@@ -445,6 +445,9 @@ class LSTMSequence(_Sweep):
 
     def forward(self, x, w, u, *rest):
         plan = self._plan(x, w, u, *rest[:int(self.has_bias)])
+        if self.needs_grad is _NO_GRAD and plan.compiled and self.mask is None and \
+                self.rec_mask is None and small_gemms(x.dtype)[2]:
+            return self._infer(plan, x, w, u, rest)
         self.features = x.shape[2]
         xp, states, hx1s, uwb, hs = self._begin_shared(
             x, w, u, rest, plan.parts, with_u=True, align=self.ALIGN if plan.compiled else 1)
@@ -469,6 +472,37 @@ class LSTMSequence(_Sweep):
             self._forward_loop(xp, hx1s[0], wb, u, hs, cs, gates, mb, bool(states))
         self.save(_Saved(hx1s, wb, u, hs, gates, mf, plan, masks, cs=cs))
         return self._outputs(hs, (hs[t], cs[t]))
+
+    def _infer(self, plan, x, w, u, rest):
+        """The forward without a graph (inference): :func:`fundl.kernels.recurrent.
+        _lstm_infer_parts`, the steps' products transposed (OpenBLAS's AVX-512 small kernel
+        runs them faster that way), nothing kept for a backward. Only where that kernel is
+        available, without a mask or recurrent dropout (the training loops do those)."""
+        bias, states = self._split_inputs(rest)
+        b, t, d = x.shape
+        n = u.shape[0]
+        used = n + d + (bias is not None)
+        width = -(-used // self.ALIGN) * self.ALIGN
+        # [U; W; b; 0] (K, 4H) (pooled: refilled every call, the weights may have changed;
+        # the kernel reads it transposed: a transposed copy here took ~95 us)
+        uwb = runtime.pooled_empty(numpy, (width, 4 * n), x.dtype)
+        uwb[:n] = u
+        uwb[n:n + d] = w
+        if bias is not None:
+            uwb[n + d] = bias
+        uwb[used:] = 0
+        x = numpy.ascontiguousarray(x)
+        none2 = numpy.zeros((0, 0), x.dtype)
+        h0, c0 = ((numpy.ascontiguousarray(states[0]), numpy.ascontiguousarray(states[1]))
+                  if states else (none2, none2))
+        seq = numpy.empty((b, t, n), x.dtype) if self.return_sequences else \
+            numpy.zeros((0, 0, 0), x.dtype)
+        h_last, c_last = numpy.empty((b, n), x.dtype), numpy.empty((b, n), x.dtype)
+        small = small_gemms(x.dtype)
+        map_compiled(kernels.compiled("lstm_infer_parts"), len(plan.parts),
+                     gemm_function(x.dtype), *small, x, uwb, seq, h_last, c_last, h0, c0,
+                     plan.starts, tuple(s.stop for s in plan.parts), self.go_backwards)
+        return (seq, h_last, c_last) if self.return_sequences else (h_last, c_last)
 
     def _forward_loop(self, xp, hx1, wb, u, hs, cs, gates, mb, from_state):
         n = u.shape[0]

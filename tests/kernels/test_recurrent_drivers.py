@@ -148,3 +148,58 @@ def test_references_agree_with_the_step_references_on_one_part():
     c1 = sig[:, :H] * np.tanh(z[:, 2 * H:3 * H])
     np.testing.assert_allclose(a["cs"][1], c1, rtol=1e-12)
     np.testing.assert_allclose(a["hs"][1], sig[:, 3 * H:] * np.tanh(c1), rtol=1e-12)
+
+
+INFER_CASES = [  # (batch, part starts, from_state, bias, backwards, sequence, features)
+    (6, (0,), False, True, False, True, D),
+    (7, (0, 3), True, True, True, True, D),
+    (9, (0, 2, 6), False, False, False, False, D),
+    (33, (0, 17), True, True, False, True, 29),  # K = H + D + 1 = 34 rows, padded to 64
+]
+
+
+@pytest.mark.parametrize("dtype", [
+    np.float32, pytest.param(np.float64, marks=pytest.mark.slow)], ids=["float32", "float64"])
+@pytest.mark.parametrize("case", INFER_CASES, ids=lambda c: f"B{c[0]}-parts{len(c[1])}"
+                         f"{'-h0' if c[2] else ''}{'-bias' if c[3] else ''}"
+                         f"{'-backwards' if c[4] else ''}{'-seq' if c[5] else ''}-D{c[6]}")
+@pytest.mark.parametrize("small", [False, True], ids=["blas", "small"])
+def test_lstm_infer_driver_matches_its_numpy_reference(case, dtype, small):
+    """The inference loop (the steps' products transposed, the batch along the columns)
+    against its plain-NumPy reference: the sequence and both final states; the rows of
+    [U; W; b; 0] past the bias are zero padding, as the op builds it."""
+    if R.compiled("lstm_infer_parts") is None:
+        pytest.skip("Numba is not installed")
+    fn = blas.gemm_function(dtype)
+    if fn is None:
+        pytest.skip("no reachable GEMM here")
+    gemms = convolution.small_gemms(dtype)
+    if small and not gemms[2]:
+        pytest.skip("OpenBLAS's AVX-512 small kernels are not usable here")
+    if not small:
+        gemms = convolution.small_gemms(np.float64)  # the stand-ins, never called
+    batch, los, from_state, bias, backwards, sequence, d = case
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((batch, T, d)).astype(dtype)
+    used = H + d + bias
+    uwb = np.zeros((-(-used // 32) * 32, 4 * H), dtype)
+    uwb[:used] = rng.standard_normal((used, 4 * H)) * 0.5
+    h0, c0 = (rng.standard_normal((2, batch, H)).astype(dtype) if from_state else
+              (np.zeros((0, 0), dtype),) * 2)
+    his = tuple(los[1:]) + (batch,)
+    results = []
+    for run in (kernels.map_compiled, None):
+        seq = np.full((batch, T, H), np.nan, dtype) if sequence else np.zeros((0, 0, 0), dtype)
+        h_last, c_last = np.full((2, batch, H), np.nan, dtype)
+        args = (fn, *gemms, x, uwb, seq, h_last, c_last, h0, c0, los, his, backwards)
+        if run is None:
+            R.REFERENCES["lstm_infer_parts"](*args)
+        else:
+            run(R.compiled("lstm_infer_parts"), len(los), *args)
+        results.append((seq, h_last, c_last))
+    tol = dict(rtol=1e-10, atol=1e-10) if dtype == np.float64 else dict(rtol=3e-5, atol=3e-5)
+    for got, want in zip(*results):
+        assert np.isfinite(got).all()
+        np.testing.assert_allclose(got, want, **tol)
+    if sequence:  # the last state of the sequence is h_last
+        np.testing.assert_array_equal(results[0][0][:, -1], results[0][1])

@@ -505,3 +505,67 @@ def test_inference_without_a_graph_gives_the_same_outputs(fn, gates, bias):
         plain = [o.numpy() for o in fn(*ts, mask=np.array([[1, 1, 1, 0, 0]] * 3, bool))]
     for a, b_ in zip(recorded, plain):
         np.testing.assert_array_equal(a, b_)
+
+
+@pytest.mark.parametrize("state,backwards,sequences", [
+    (False, False, False), (True, True, True), (True, False, False), (False, True, True)])
+def test_lstm_lean_inference_path_matches_the_recorded_op_and_numpy(state, backwards, sequences,
+                                                                    monkeypatch):
+    """Without a graph (and without a mask or recurrent dropout) the LSTM runs its inference
+    loop (LSTMSequence._infer) where OpenBLAS's AVX-512 small kernels exist: same outputs as
+    the recorded op, and as the float64 NumPy steps."""
+    pytest.importorskip("numba")
+    import fundl.ops.recurrent as rec
+    from fundl.kernels.convolution import small_gemms
+
+    n, batch, steps, features = 16, 37, 6, 5
+    x, w, u, b = (np.random.default_rng(9).standard_normal(s) * 0.5
+                  for s in ((batch, steps, features), (features, 4 * n), (n, 4 * n), (4 * n,)))
+    h, c = np.random.default_rng(10).standard_normal((2, batch, n)) * 0.5
+    init = [h.astype(np.float32), c.astype(np.float32)] if state else None
+    a32 = [a.astype(np.float32) for a in (x, w, u, b)]
+    if not kernels.sweep_plan("lstm", a32[0], a32[1:]).compiled or \
+            not small_gemms(np.float32)[2]:
+        pytest.skip("the inference loop does not run here")
+    runs = []
+    real = rec.LSTMSequence._infer
+    monkeypatch.setattr(rec.LSTMSequence, "_infer",
+                        lambda self, *a: runs.append(1) or real(self, *a))
+    with fl.no_grad():
+        lean = [o.numpy() for o in lstm(*a32, init, go_backwards=backwards,
+                                        return_sequences=sequences)]
+    assert runs == [1]
+    ts = [fl.tensor(a, requires_grad=True) for a in a32]
+    recorded = [o.numpy() for o in lstm(*ts, init, go_backwards=backwards,
+                                        return_sequences=sequences)]
+    assert runs == [1]
+    for got, want in zip(lean, recorded):
+        assert got.shape == want.shape and got.dtype == np.float32
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    y, h_t, c_t = ref_lstm(x, w, u, b, h if state else np.zeros((batch, n)),
+                           c if state else np.zeros((batch, n)), backwards=backwards)
+    want = [y, h_t, c_t] if sequences else [h_t, h_t, c_t]
+    for got, ref in zip(lean, want):
+        np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_lstm_lean_inference_matches_torch_in_float32():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(11)
+    n, batch, steps, features = 24, 40, 7, 9
+    x = rng.standard_normal((batch, steps, features)).astype(np.float32)
+    w = (rng.standard_normal((features, 4 * n)) * 0.4).astype(np.float32)
+    u = (rng.standard_normal((n, 4 * n)) * 0.4).astype(np.float32)
+    b = (rng.standard_normal(4 * n) * 0.4).astype(np.float32)
+    with fl.no_grad():
+        y, h_t, c_t = lstm(x, w, u, b)
+    m = torch.nn.LSTM(features, n, batch_first=True)
+    with torch.no_grad():
+        m.weight_ih_l0.copy_(torch.tensor(w.T))
+        m.weight_hh_l0.copy_(torch.tensor(u.T))
+        m.bias_ih_l0.copy_(torch.tensor(b))
+        m.bias_hh_l0.zero_()
+        ty, (th, tc) = m(torch.tensor(x))
+    np.testing.assert_allclose(y.numpy(), ty.numpy(), rtol=2e-5, atol=2e-5)
+    np.testing.assert_allclose(h_t.numpy(), th.numpy()[0], rtol=2e-5, atol=2e-5)
+    np.testing.assert_allclose(c_t.numpy(), tc.numpy()[0], rtol=2e-5, atol=2e-5)
