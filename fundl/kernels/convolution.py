@@ -617,7 +617,7 @@ def _backward_3x3(plan, saved, gy5, need_x, need_k, need_b):
     wf = saved.w if need_x else numpy.empty((3, 3 * co, c), dtype)
     nn0, nt, _ = small_gemms(dtype)
     _k.run_region(_conv3x3._backward_images, threads, nn0, small_nn_beta(), nt, x4, gy4, wf,
-                  gx, gk, gb, need_x, need_k, xbufs, gbufs, ebufs, plan.images)
+                  gx, gk, gb, need_x, need_k, need_b, xbufs, gbufs, ebufs, plan.images)
     return (gx.reshape(plan.x5_shape) if need_x else None,
             gk.sum(axis=0).reshape(plan.kernel_shape) if need_k else None,
             gb.sum(axis=0) if need_b else None)
