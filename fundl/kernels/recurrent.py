@@ -655,6 +655,22 @@ def _lstm_infer_sweep(fn, nn, nt, small, x, uwb, seq, h_last, c_last, h0, c0, lo
 
 
 @jit
+def _transpose(a, out):
+    """``out[...] = a.T`` for 2-D C-contiguous arrays, in bands of 16 rows of ``a``."""
+    m, n = a.shape
+    for i0 in range(0, m, 16):
+        i1 = min(i0 + 16, m)
+        for j in range(n):
+            row = out[j]
+            for i in range(i0, i1):
+                row[i] = a[i, j]
+
+
+_DALL_STEPS = 4
+"""Steps per block of the LSTM backward's weight-gradient GEMM (:func:`_lstm_backward_sweep`)."""
+
+
+@jit
 def _lstm_backward_sweep(fn, nn, nt, small, hx1, ut, u, cs, gates, dz, gy, dh, dc, dc_prev, lo,
                          mask, rm, need_h0, dall):
     """The backward of :func:`_lstm_forward_sweep` over the same part.
@@ -672,6 +688,18 @@ def _lstm_backward_sweep(fn, nn, nt, small, hx1, ut, u, cs, gates, dz, gy, dh, d
     hi = lo + p
     keep_h = numpy.empty((p, n), dh.dtype)
     keep_c = numpy.empty((p, n), dh.dtype)
+    # [dU; dW; db] accumulates block by block, every _DALL_STEPS steps, while the block's dz
+    # is still in the core's L2: one core, 28 steps of a 32-row part, 888 us as one GEMM at
+    # the end (dz's 1.8 MB read back from L3) against 720-760 us in blocks of 4 or 7 steps
+    dall[:] = 0  # (and OpenBLAS's small nt kernel reads c even with beta 0)
+    end = t  # dz of the steps k..end-1 is not in dall yet
+    # with the small kernels, each step's dz @ U^T runs in OpenBLAS's small nn kernel on U^T,
+    # transposed here by each part for itself (~40 us, the parts side by side; NumPy's copy
+    # took 85 us on one thread): 24 against 28-32 us a step for matmul_nt (32 x 512 @ 512 x 128)
+    own_t = small and u.shape[0] > 0
+    utl = numpy.empty((g if own_t else 0, n), dh.dtype)
+    if own_t:
+        _transpose(u, utl)
     for k in range(t - 1, -1, -1):
         if gy.shape[0]:
             for b in range(p):
@@ -686,7 +714,9 @@ def _lstm_backward_sweep(fn, nn, nt, small, hx1, ut, u, cs, gates, dz, gy, dh, d
         _lstm_backward(dh, dc, gates[k, lo:hi], cs[k, lo:hi], cs[k + 1, lo:hi], dz[k],
                        dc_prev)
         if k or need_h0:
-            if u.shape[0]:
+            if own_t:
+                _gemm(fn, nn, nt, small, False, dz[k, 0], g, utl, n, dh, n, p, n, g, 0.0)
+            elif u.shape[0]:
                 matmul_nt(dz[k], u, dh)
             else:
                 gemm(fn, False, dz[k], g, ut, n, dh, n, p, n, g, 0.0)
@@ -699,10 +729,10 @@ def _lstm_backward_sweep(fn, nn, nt, small, hx1, ut, u, cs, gates, dz, gy, dh, d
                     dh[b] = keep_h[b]
                     dc_prev[b] = keep_c[b]
         dc, dc_prev = dc_prev, dc
-    # the gradients of [U; W; b], summed over the part's steps and samples: one GEMM
-    if small:  # OpenBLAS's small nt kernel reads c even with beta 0
-        dall[:] = 0
-    _gemm(fn, nn, nt, small, True, hx1[0, 0], kk, dz[0, 0], g, dall, g, kk, g, t * p, 0.0)
+        if k % _DALL_STEPS == 0:  # the gradients of [U; W; b] of the steps k..end-1
+            _gemm(fn, nn, nt, small, True, hx1[k, 0], kk, dz[k, 0], g, dall, g, kk, g,
+                  (end - k) * p, 1.0)
+            end = k
 
 
 @jit
