@@ -11,8 +11,13 @@ Every function exists twice with the same signature (``x`` of any rank, channels
 - ``<name>_reference``: plain ``xp`` einsum math on a (outer, C, inner) view; the GPU path,
   the path for a channel axis other than the last, and the tests' ground truth;
 - ``<name>_numba``: a kernel over the (rows, C) view of a channels-last array, for NumPy
-  arrays whose arrays all share x's dtype (:func:`fits`); inputs of 8 MB and more run as
-  row slices on parallel threads (:mod:`fundl.kernels._parallel`).
+  arrays whose arrays all share x's dtype (:func:`fits`); inputs of :data:`MIN_REGION_BYTES`
+  and more run as row parts, one per thread, in one compiled parallel region (:func:`_passes`,
+  a single driver for all four passes: one compilation per dtype). On Python threads (the
+  earlier way) a hand-off cost ~0.1 ms a pass, so only 8 MB inputs were split; ResNet-20's
+  step, BatchNorm forward + backward: 49 -> 31 ms (bench_resnet_ops.py --wall, loaded 2-core
+  AMD EPYC). Cold compilation of the driver: ~4-5 s of CPU on top of the four kernels' ~4 s
+  (Numba links and optimises the kernels' code again inside the region).
 
 The affine pass can also add a residual and apply a ReLU (``max(bn(x) + r, 0)``: a ResNet's
 BatchNormalization -> Add -> ReLU in one pass), and the backward passes then mask gy by that
@@ -47,6 +52,7 @@ Example:
 from __future__ import annotations
 
 import math
+import time
 
 import numpy
 
@@ -304,6 +310,38 @@ depends on x alone, not on how many arrays a pass reads: a fused pass (ReLU mask
 then sums over the same parts as the unfused one, and gives the same bits."""
 
 
+# A region waits for all its threads: when other processes keep the cores busy, each region
+# can wait a time slice (milliseconds) for its second thread (GNU OpenMP's workers spin between
+# regions and the scheduler ranks them last). A ResNet-20 step's 76 passes then took ~0.3 s more
+# (measured with other helpers' work on the 2-core machine). So, as the dense layer's GEMM
+# region does (fundl.kernels.fused), a pass whose region took far longer than one core would
+# (:data:`_STALL_SECONDS` more than twice a one-core estimate) sends the next passes to one
+# thread (the same row parts one after the other: the results do not depend on the machine's
+# load), for twice as many calls each time it happens again; back to regions once one runs in
+# time.
+_STALL_SECONDS = 1e-3
+_SERIAL_BYTES_PER_SECOND = 1e10  # one core's rate for these passes, a low estimate (13-27e9)
+_BACKOFF = {"skip": 0, "period": 16}
+
+
+def _region_allowed() -> bool:
+    state = _BACKOFF
+    if state["skip"] > 0:
+        state["skip"] -= 1
+        return False
+    return True
+
+
+def _region_took(seconds, nbytes):
+    """Record that a region moving about ``nbytes`` took ``seconds``."""
+    state = _BACKOFF
+    if seconds > _STALL_SECONDS + 2 * nbytes / _SERIAL_BYTES_PER_SECOND:
+        state["skip"] = state["period"]
+        state["period"] = min(2 * state["period"], 4096)
+    else:
+        state["period"] = 16
+
+
 def _rows(a, like=None):
     """The (rows, C) C-contiguous view (or copy) of a channels-last array ``a``.
 
@@ -339,13 +377,16 @@ def _run(kind, x2, gy2=None, r=None, mean=None, a=None, b=None, p=None, q=None,
         _parallel.slices(x2.shape[0], 3 * x2.nbytes)
     sums = numpy.zeros((len(parts), 2, x2.shape[1]))
     bounds = _parallel.bounds_of(parts)
-    if region and len(parts) > 1:
+    if region and len(parts) > 1 and _region_allowed():
+        start = time.perf_counter()
         _parallel.run_region(_passes, len(parts), *args, sums, bounds)
+        _region_took(time.perf_counter() - start, 3 * x2.nbytes)
     elif len(parts) > 1:
         _parallel.map_chunks(
             lambda i: _passes.py_func(*args, sums[i:i + 1], bounds[i:i + 2]),
             list(range(len(parts))))
-    else:  # the driver's Python source: one part, its kernels compiled
+    else:  # the driver's Python source on this thread, its kernels compiled: one part, or
+        # a region's parts while backing off (the same parts: the same sums, bit for bit)
         _passes.py_func(*args, sums, bounds)
     return sums, bounds
 

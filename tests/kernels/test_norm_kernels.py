@@ -221,6 +221,9 @@ def test_passes_split_over_a_parallel_region_match_the_references(dtype, shape, 
     calls = []
     region = _parallel.run_region
     monkeypatch.setattr(kn, "MIN_REGION_BYTES", 1)
+    # no back-off to one thread (a busy machine could trigger it; tested below)
+    monkeypatch.setattr(kn, "_BACKOFF", {"skip": 0, "period": 16})
+    monkeypatch.setattr(kn, "_STALL_SECONDS", 1e3)
     monkeypatch.setattr(_parallel, "run_region",
                         lambda loop, n, *args: calls.append(n) or region(loop, n, *args))
     split = run()
@@ -238,3 +241,37 @@ def test_passes_split_over_a_parallel_region_match_the_references(dtype, shape, 
             np.testing.assert_array_equal(got, ser, err_msg=str(i))
         np.testing.assert_allclose(got, ref, rtol=TOL[dtype], atol=TOL[dtype] * 10,
                                    err_msg=str(i))
+
+
+def test_a_stalled_region_sends_the_next_passes_to_one_thread(monkeypatch):
+    """A region far slower than one core would be (other processes on the cores) backs off:
+    the next passes run their parts serially (the same parts: the same sums bit for bit), for
+    a period that doubles when it happens again, then regions resume."""
+    from fundl.kernels import _parallel
+
+    if not _parallel.regions():
+        pytest.skip("no thread-safe Numba threading layer or a single thread here")
+    x, gy, (mean, scale, shift, p) = _data((64, 8, 8, 16), np.float32, seed=6)
+    want = kn.batch_norm_affine_reference(x, 3, mean, scale, shift, None, True)
+    calls = []
+    region = _parallel.run_region
+    monkeypatch.setattr(kn, "_BACKOFF", {"skip": 0, "period": 2})
+    monkeypatch.setattr(kn, "MIN_REGION_BYTES", 1)
+    monkeypatch.setattr(kn, "_STALL_SECONDS", -1.0)  # every region counts as stalled
+    monkeypatch.setattr(_parallel, "run_region",
+                        lambda loop, n, *args: calls.append(n) or region(loop, n, *args))
+    sums = kn.batch_norm_grad_sums_numba(gy, x, 3, mean)
+    ran = []
+    for _ in range(8):
+        before = len(calls)
+        np.testing.assert_array_equal(
+            kn.batch_norm_affine_numba(x, 3, mean, scale, shift, None, True), want)
+        ran.append(len(calls) > before)
+    for got, first in zip(kn.batch_norm_grad_sums_numba(gy, x, 3, mean), sums):
+        np.testing.assert_array_equal(got, first)  # serial (backing off) == region, bitwise
+    # (the sums: region, stall, skip 2) 2 serial, region (skip 4), 4 serial, region (skip 8)
+    assert ran == [False, False, True, False, False, False, False, True]
+    monkeypatch.setattr(kn, "_STALL_SECONDS", 1e3)  # regions in time again: period back to 16
+    kn._BACKOFF["skip"] = 0
+    kn.batch_norm_affine_numba(x, 3, mean, scale, shift, None, True)
+    assert kn._BACKOFF == {"skip": 0, "period": 16}
