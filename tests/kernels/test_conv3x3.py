@@ -167,3 +167,13 @@ def test_switched_off_kernels_fall_back_to_im2col(monkeypatch):
     _close(y.numpy(), ry)
     _close(tx.grad, rgx)
     _close(tk.grad, rgk, scale=np.abs(rgk).max())
+
+
+@needs_kernels
+def test_empty_batch():
+    x = fl.tensor(np.ones((0, 16, 16, 8), np.float32), requires_grad=True)
+    k = fl.tensor(np.ones((3, 3, 8, 16), np.float32), requires_grad=True)
+    y = conv2d(x, k, None, padding="same")
+    y.backward(np.ones(y.shape, np.float32))
+    assert y.shape == (0, 16, 16, 16) and x.grad.shape == (0, 16, 16, 8)
+    assert np.all(k.grad == 0)
