@@ -569,3 +569,39 @@ def test_lstm_lean_inference_matches_torch_in_float32():
     np.testing.assert_allclose(y.numpy(), ty.numpy(), rtol=2e-5, atol=2e-5)
     np.testing.assert_allclose(h_t.numpy(), th.numpy()[0], rtol=2e-5, atol=2e-5)
     np.testing.assert_allclose(c_t.numpy(), tc.numpy()[0], rtol=2e-5, atol=2e-5)
+
+
+@pytest.mark.parametrize("runner", ["region", "python threads", "serial"])
+def test_lstm_lean_inference_on_every_runner(runner, monkeypatch):
+    """The inference loop over 3 batch parts (37 rows) in a parallel region, on Python threads
+    (regions unsafe) or one after another (one thread): the Python loop's outputs."""
+    pytest.importorskip("numba")
+    import fundl.ops.recurrent as rec
+    from fundl.kernels import _parallel
+
+    if kernels.sweeps("lstm", np.zeros(1, np.float32)) is None:
+        pytest.skip("NumPy's BLAS GEMM is not reachable from compiled code here")
+    _parallel.threads()  # set up first, then override
+    if runner == "python threads":
+        monkeypatch.setattr(runtime.state(), "regions_ok", False)
+    elif runner == "serial":
+        monkeypatch.setattr(runtime.state(), "parallel", (1, [], None))
+    monkeypatch.setattr(rec, "threads", lambda: 3)
+    monkeypatch.setattr(rec._Sweep, "MIN_PART_ROWS", 12)
+    rng = np.random.default_rng(12)
+    n, batch, steps, features = 6, 37, 7, 5
+    x = rng.standard_normal((batch, steps, features)).astype(np.float32)
+    w, u = (rng.standard_normal(s).astype(np.float32) * 0.5
+            for s in ((features, 4 * n), (n, 4 * n)))
+    b = rng.standard_normal(4 * n).astype(np.float32)
+    h0 = [rng.standard_normal((batch, n)).astype(np.float32) for _ in range(2)]
+    results = []
+    for compiled in (True, False):
+        old = kernels.use_compiled(compiled)
+        try:
+            with fl.no_grad():
+                results.append([o.numpy() for o in lstm(x, w, u, b, h0, go_backwards=True)])
+        finally:
+            kernels.use_compiled(old)
+    for got, want in zip(*results):
+        np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
