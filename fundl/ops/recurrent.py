@@ -493,8 +493,9 @@ class LSTMSequence(_Sweep):
         uwb[used:] = 0
         x = numpy.ascontiguousarray(x)
         none2 = numpy.zeros((0, 0), x.dtype)
-        h0, c0 = ((numpy.ascontiguousarray(states[0]), numpy.ascontiguousarray(states[1]))
-                  if states else (none2, none2))
+        # (states of another dtype are cast: the kernel takes one dtype, no new specialisation)
+        h0, c0 = ((numpy.ascontiguousarray(states[0], x.dtype),
+                   numpy.ascontiguousarray(states[1], x.dtype)) if states else (none2, none2))
         seq = numpy.empty((b, t, n), x.dtype) if self.return_sequences else \
             numpy.zeros((0, 0, 0), x.dtype)
         h_last, c_last = numpy.empty((b, n), x.dtype), numpy.empty((b, n), x.dtype)

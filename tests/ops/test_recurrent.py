@@ -605,3 +605,19 @@ def test_lstm_lean_inference_on_every_runner(runner, monkeypatch):
             kernels.use_compiled(old)
     for got, want in zip(*results):
         np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
+
+
+def test_lstm_lean_inference_casts_float64_initial_states():
+    """float64 initial states beside float32 inputs and weights: float32 outputs, equal to
+    the recorded op's with the states cast."""
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((40, 5, 3)).astype(np.float32)
+    w, u = (rng.standard_normal(s).astype(np.float32) for s in ((3, 16), (4, 16)))
+    h0, c0 = rng.standard_normal((2, 40, 4))
+    with fl.no_grad():
+        lean = lstm(x, w, u, None, [h0, c0])
+    recorded = lstm(fl.tensor(x, requires_grad=True), w, u, None,
+                    [h0.astype(np.float32), c0.astype(np.float32)])
+    for a, b_ in zip(lean, recorded):
+        assert a.dtype == np.float32
+        np.testing.assert_allclose(a.numpy(), b_.numpy(), rtol=1e-6, atol=1e-6)
