@@ -16,8 +16,9 @@ Every function exists twice with the same signature (``x`` of any rank, channels
   a single driver for all four passes: one compilation per dtype). On Python threads (the
   earlier way) a hand-off cost ~0.1 ms a pass, so only 8 MB inputs were split; ResNet-20's
   step, BatchNorm forward + backward: 49 -> 31 ms (bench_resnet_ops.py --wall, loaded 2-core
-  AMD EPYC). Cold compilation of the driver: ~4-5 s of CPU on top of the four kernels' ~4 s
-  (Numba links and optimises the kernels' code again inside the region).
+  AMD EPYC). The driver calls the compiled kernels by address (:func:`_call_at`): the
+  norm group's cold compilation (``python -m fundl._warmup norm``) went from 5.3-5.6 s of CPU
+  to 6.9-7.1 s with it, where a driver that calls the kernels directly took 9.2 s.
 
 The affine pass can also add a residual and apply a ReLU (``max(bn(x) + r, 0)``: a ResNet's
 BatchNormalization -> Add -> ReLU in one pass), and the backward passes then mask gy by that
@@ -59,7 +60,7 @@ import numpy
 from ..runtime import pooled_empty
 from ..backend import get_array_module, ones_vector
 from . import _parallel
-from ._jit import FLOAT_DTYPES, jit, parallel_jit, prange
+from ._jit import FLOAT_DTYPES, jit, numba, parallel_jit, prange
 
 _CHUNK = 256
 """Target length of the inner loop, in elements (rounded down to a multiple of C, at least C)."""
@@ -281,25 +282,84 @@ def _grad_x_kernel(gy, x, mean, p, q, scale, shift, relu, gx):
                 orow[j] = ((gr[j] - (xr[j] - mm[j]) * pp[j]) - qq[j]) * aa[j]
 
 
+if numba is not None:
+    from numba.core import types as _types
+    from numba.extending import intrinsic as _intrinsic
+
+    @_intrinsic
+    def _call_at(typingctx, addr, args):
+        """Call the compiled kernel at address ``addr`` with the tuple ``args`` (see
+        :func:`_kernel_addresses`).
+
+        Why by address: a parallel region that calls the kernels directly links their code
+        and LLVM optimises it all again; that doubled the norm group's cold compilation
+        (4.7 -> 9.2 s of CPU). Through addresses the region driver compiles in ~0.5 s. The
+        argument types must be those :func:`_kernel_addresses` compiled; arrays are checked
+        to be C-contiguous here, at compile time."""
+        argtys = tuple(args.types)
+        if any(isinstance(t, _types.Array) and t.layout != "C" for t in argtys):
+            return None  # a typing error: never call with another memory layout
+        sig = _types.none(addr, args)
+
+        def codegen(context, builder, signature, llargs):
+            fnty = context.call_conv.get_function_type(_types.none, argtys)
+            fn = builder.inttoptr(llargs[0], fnty.as_pointer())
+            values = [builder.extract_value(llargs[1], k) for k in range(len(argtys))]
+            # (the kernels raise nothing: no bounds checks, error_model="numpy")
+            context.call_conv.call_function(builder, fn, _types.none, argtys, values)
+            return context.get_dummy_value()
+
+        return sig, codegen
+else:
+    def _call_at(*args):  # never called without Numba (the entry points need it)
+        raise RuntimeError("fundl: batch norm's parallel passes need Numba")
+
+
 @parallel_jit
-def _passes(kind, x, gy, r, mean, a, b, p, q, mode, relu, out, sums, bounds):
-    """One of the passes over each row part ``bounds[i]:bounds[i + 1]`` of (R, C) data, the
-    parts on parallel threads: ``kind`` 0 the statistics (sums[i] = the part's mean, m2),
-    1 the affine map (into out; r the residual), 2 the gradient's sums (into sums[i]; r the
-    forward's y and out the masked g in mode 2), 3 the input gradient (into out). Arrays a
-    pass does not use are empty (0, C) or (C,) stand-ins: one signature per dtype, so one
-    compilation covers all four passes."""
+def _passes(addrs, kind, x, gy, r, mean, a, b, p, q, mode, relu, out, sums, bounds):
+    """Over each row part ``bounds[i]:bounds[i + 1]`` of (R, C) data, the parts on parallel
+    threads, one of the four passes (the kernel at ``addrs[kind]``): ``kind`` 0 the statistics
+    (sums[i] = the part's mean, m2), 1 the affine map (into out; r the residual), 2 the
+    gradient's sums (into sums[i]; r the forward's y and out the masked g in mode 2), 3 the
+    input gradient (into out). Arrays a pass does not use are empty (0, C) or (C,) stand-ins:
+    one signature per dtype, one compilation for all four passes."""
     for i in prange(len(bounds) - 1):
         s, e = bounds[i], bounds[i + 1]
         if kind == 0:
-            _stats_kernel(x[s:e], sums[i, 0], sums[i, 1])
+            _call_at(addrs[0], (x[s:e], sums[i, 0], sums[i, 1]))
         elif kind == 1:
-            _affine_kernel(x[s:e], mean, a, b, r[s:e], relu, out[s:e])
+            _call_at(addrs[1], (x[s:e], mean, a, b, r[s:e], relu, out[s:e]))
         elif kind == 2:
-            _grad_sums_kernel(gy[s:e], x[s:e], mean, a, b, r[s:e], mode, out[s:e],
-                              sums[i, 0], sums[i, 1])
+            _call_at(addrs[2], (gy[s:e], x[s:e], mean, a, b, r[s:e], mode, out[s:e],
+                                sums[i, 0], sums[i, 1]))
         else:
-            _grad_x_kernel(gy[s:e], x[s:e], mean, p, q, a, b, relu, out[s:e])
+            _call_at(addrs[3], (gy[s:e], x[s:e], mean, p, q, a, b, relu, out[s:e]))
+
+
+_KERNEL_ADDRESSES = {}  # dtype -> int64 array of the four kernels' addresses
+
+
+def _kernel_addresses(dtype):
+    """The addresses of the four kernels compiled (or loaded from the cache) for arrays of
+    ``dtype``, with the argument types :func:`_passes` and :func:`_run` pass them, in the
+    order of :func:`_passes`' ``kind``."""
+    addrs = _KERNEL_ADDRESSES.get(dtype)
+    if addrs is None:
+        t = numba.from_dtype(dtype)
+        a2, a1 = _types.Array(t, 2, "C"), _types.Array(t, 1, "C")
+        d1 = _types.Array(_types.float64, 1, "C")
+        i8, b1 = _types.int64, _types.boolean
+        kernels = [(_stats_kernel, (a2, d1, d1)),
+                   (_affine_kernel, (a2, a1, a1, a1, a2, b1, a2)),
+                   (_grad_sums_kernel, (a2, a2, a1, a1, a1, a2, i8, a2, d1, d1)),
+                   (_grad_x_kernel, (a2, a2, a1, a1, a1, a1, a1, b1, a2))]
+        found = []
+        for kernel, sig in kernels:
+            kernel.compile(sig)
+            cres = kernel.overloads[sig]
+            found.append(cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name))
+        addrs = _KERNEL_ADDRESSES[dtype] = numpy.array(found, numpy.int64)
+    return addrs
 
 
 # -- Numba entry points (NumPy arrays that pass :func:`fits`) -------------------------------------
@@ -368,10 +428,10 @@ def _run(kind, x2, gy2=None, r=None, mean=None, a=None, b=None, p=None, q=None,
     Returns the (parts, 2, C) float64 per-part sums (zero where the pass writes none) and the
     parts' bounds."""
     none = _none(x2)
-    vec = mean if mean is not None else numpy.empty(0, x2.dtype)
-    args = [kind, x2, none if gy2 is None else gy2, none if r is None else r, vec,
-            vec if a is None else a, vec if b is None else b, vec if p is None else p,
-            vec if q is None else q, mode, bool(relu), none if out is None else out]
+    vec = numpy.ascontiguousarray(mean) if mean is not None else numpy.empty(0, x2.dtype)
+    a, b, p, q = (vec if v is None else numpy.ascontiguousarray(v) for v in (a, b, p, q))
+    args = [kind, x2, none if gy2 is None else gy2, none if r is None else r, vec, a, b, p, q,
+            mode, bool(relu), none if out is None else out]
     region = x2.nbytes >= MIN_REGION_BYTES and _parallel.regions()
     parts = _parallel.even_slices(x2.shape[0], _parallel.threads()) if region else \
         _parallel.slices(x2.shape[0], 3 * x2.nbytes)
@@ -379,15 +439,42 @@ def _run(kind, x2, gy2=None, r=None, mean=None, a=None, b=None, p=None, q=None,
     bounds = _parallel.bounds_of(parts)
     if region and len(parts) > 1 and _region_allowed():
         start = time.perf_counter()
-        _parallel.run_region(_passes, len(parts), *args, sums, bounds)
+        _parallel.run_region(_passes, len(parts), _kernel_addresses(x2.dtype), *args, sums,
+                             bounds)
         _region_took(time.perf_counter() - start, 3 * x2.nbytes)
-    elif len(parts) > 1:
-        _parallel.map_chunks(
-            lambda i: _passes.py_func(*args, sums[i:i + 1], bounds[i:i + 2]),
-            list(range(len(parts))))
-    else:  # the driver's Python source on this thread, its kernels compiled: one part, or
-        # a region's parts while backing off (the same parts: the same sums, bit for bit)
-        _passes.py_func(*args, sums, bounds)
+        return sums, bounds
+
+    def part(i):  # the kernel over part i's rows, as _passes calls it
+        rows = slice(bounds[i], bounds[i + 1])
+        _, x, gy, r, mean, a, b, p, q, mode, relu, out = [
+            v[rows] if type(v) is numpy.ndarray and v.ndim == 2 and v.shape[0] else v
+            for v in args]
+        if kind == 0:
+            _stats_kernel(x, sums[i, 0], sums[i, 1])
+        elif kind == 1:
+            _affine_kernel(x, mean, a, b, r, relu, out)
+        elif kind == 2:
+            _grad_sums_kernel(gy, x, mean, a, b, r, mode, out, sums[i, 0], sums[i, 1])
+        else:
+            _grad_x_kernel(gy, x, mean, p, q, a, b, relu, out)
+
+    if region or len(parts) == 1:  # one part, or a region's parts while backing off (the
+        for i in range(len(parts)):  # same parts one after the other: the same sums, bitwise)
+            part(i)
+    else:
+        _parallel.map_chunks(part, list(range(len(parts))))
+    return sums, bounds
+
+    def part(i):  # _part over part i's rows (the arrays of x2's shape sliced, others whole)
+        r = slice(bounds[i], bounds[i + 1])
+        _part(*[v[r] if type(v) is numpy.ndarray and v.ndim == 2 and v.shape[0] else v
+                for v in args], sums[i, 0], sums[i, 1])
+
+    if region or len(parts) == 1:  # one part, or a region's parts while backing off (the
+        for i in range(len(parts)):  # same parts one after the other: the same sums, bitwise)
+            part(i)
+    else:
+        _parallel.map_chunks(part, list(range(len(parts))))
     return sums, bounds
 
 
