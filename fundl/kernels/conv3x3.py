@@ -57,7 +57,9 @@ kernel on one core: 1088 x 48 @ 48 x 16 at 120 GFLOP/s, 1088 x 144 @ 144 x 16 at
 192 @ 192 x 64 at 168, 80 x 576 @ 576 x 64 at 200). Per layer at batch 128 on 2 threads
 (noisy, loaded 2-core AMD EPYC, forward / backward ms, im2col -> this path): 32x32x16 4.6 ->
 2.6 / 8.0 -> 5.5; 16x16x32 2.4 -> 1.8 / 5.9 -> 3.8; 8x8x64 2.0 -> 1.9 / 4.2 -> 4.0, and whole
-ResNet-20 steps did not tell the 8-wide stage's two ways apart (161 vs 160 ms best)."""
+ResNet-20 steps did not tell the 8-wide stage's two ways apart (three interleaved in-process
+A/B runs, best step with it / without it: 161 / 160, 139 / 139, 147 / 150 ms; medians went
+both ways)."""
 
 
 def ext_size(h, w, c):
