@@ -12,6 +12,9 @@ Contenders:
 - ``fundl fit, BLAS steps`` (with ``--library-steps``): the ``fit`` path with each step's
   recurrent product in the BLAS library (``FUNDL_BLAS=numpy``) instead of fundl's own kernel
   (``fundl.kernels.recurrent.matmul_nt``), to see what that kernel is worth;
+- ``fundl infer``: ``model(x)`` under ``fl.no_grad()``; the LSTM then runs its lean
+  inference loop where OpenBLAS's AVX-512 small kernels are usable (each step's product
+  transposed, nothing kept for a backward: ``LSTMSequence._infer``);
 - ``torch``: ``nn.LSTM``/``nn.GRU`` + ``nn.Linear`` + ``cross_entropy`` + ``optim.SGD``
   (PyTorch runs its LSTM through oneDNN's fused RNN primitive; its GRU through ATen ops).
 
@@ -221,6 +224,8 @@ def main():
     small = convolution.small_gemms(np.float32)[2]
     print(f"OpenBLAS's AVX-512 small kernels for float32 (input projections, forward steps' "
           f"products, weight gradients): {'yes' if small else 'no'}")
+    lean = "the lean loop, products transposed (fundl.kernels.recurrent._lstm_infer_parts)"
+    print(f"LSTM inference without a graph: {lean if small else 'the training loops'}")
     summary = []
     for kind in KINDS:
         for mode, title in (("train", f"{kind} training step ({STEPS}x{FEATURES} -> {UNITS}, "
