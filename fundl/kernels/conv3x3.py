@@ -50,16 +50,17 @@ from ._jit import jit, parallel_jit, prange
 MIN_CHANNELS = 8
 """Input channels below this keep im2col (ResNet's first layer, 3 channels: runs of 9 floats
 are too short for the kernels' vectors, and im2col's cols are small there)."""
-MIN_WIDTH = 16
+MIN_WIDTH = 8
 """Narrower images keep im2col: the extended grid's garbage column is 1 / W of the products,
 and the three products of K = 3C run ~15 % below one of K = 9C (OpenBLAS's AVX-512 small
 kernel on one core: 1088 x 48 @ 48 x 16 at 120 GFLOP/s, 1088 x 144 @ 144 x 16 at 146; 80 x
 192 @ 192 x 64 at 168, 80 x 576 @ 576 x 64 at 200). Per layer at batch 128 on 2 threads
 (noisy, loaded 2-core AMD EPYC, forward / backward ms, im2col -> this path): 32x32x16 4.6 ->
-2.6 / 8.0 -> 5.5; 16x16x32 2.4 -> 1.8 / 5.9 -> 3.8; 8x8x64 2.0 -> 1.9 / 4.2 -> 4.0, and whole
-ResNet-20 steps did not tell the 8-wide stage's two ways apart (three interleaved in-process
-A/B runs, best step with it / without it: 161 / 160, 139 / 139, 147 / 150 ms; medians went
-both ways)."""
+2.6 / 8.0 -> 5.5; 16x16x32 2.4 -> 1.8 / 5.9 -> 3.8; 8x8x64 2.0 -> 1.9 / 4.2 -> 4.0 (another
+run: 1.56 -> 1.59 / 3.43 -> 3.19). For the 8-wide stage whole ResNet-20 steps are a close
+call: five interleaved in-process A/B runs, best step with / without it 161 / 160, 147 / 149,
+139 / 139, 147 / 150, 149 / 153 ms, medians 184 / 192, 198 / 190, 162 / 175, 184 / 175,
+179 / 192 ms; process CPU time per step in the last, 354 / 385 ms."""
 
 
 def ext_size(h, w, c):

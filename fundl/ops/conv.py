@@ -41,7 +41,7 @@ ranks. Four refinements, measured on the LeNet-5 and ResNet-20 shapes (see
   :func:`fundl.kernels.regions`) and on the GPU, the chunks are Python functions run by
   :func:`fundl.kernels.map_chunks`.
 
-- no im2col for 3x3 kernels at stride 1 with "same" padding (ResNet's), float32, 16 or more
+- no im2col for 3x3 kernels at stride 1 with "same" padding (ResNet's), float32, 8 or more
   pixels wide, 8 or more channels, where OpenBLAS's AVX-512 small kernels are at hand: the
   GEMMs read the padded image itself (:mod:`fundl.kernels.conv3x3`; a ResNet-20 training
   step 200 -> 160 ms at best on a loaded 2-core AMD EPYC, 32x32x16 layers 4.6 -> 2.6 ms
