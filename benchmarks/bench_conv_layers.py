@@ -16,7 +16,7 @@ channels-last Tensors with Keras kernels (what ``Conv2D`` calls), PyTorch
 - ``s1-down``: 32x32x16 -> 32, 3x3 stride 2;
 - ``s2``: 16x16x32 -> 32, 3x3 "same" (x5; im2col-free);
 - ``s2-down``: 16x16x32 -> 64, 3x3 stride 2;
-- ``s3``: 8x8x64 -> 64, 3x3 "same" (x5; im2col: see ``fundl.kernels.conv3x3.MIN_WIDTH``).
+- ``s3``: 8x8x64 -> 64, 3x3 "same" (x5; im2col-free).
 
 Which path fundl takes is printed per case. The figures say where a whole step's convolution
 time goes (``bench_cnn.py --select ResNet`` times the step); run on an idle machine.
