@@ -382,6 +382,7 @@ then sums over the same parts as the unfused one, and gives the same bits."""
 _STALL_SECONDS = 1e-3
 _SERIAL_BYTES_PER_SECOND = 1e10  # one core's rate for these passes, a low estimate (13-27e9)
 _BACKOFF = {"skip": 0, "period": 16}
+_TIMED = set()  # dtypes whose driver has run once (a first call compiles or loads it: untimed)
 
 
 def _region_allowed() -> bool:
@@ -441,7 +442,10 @@ def _run(kind, x2, gy2=None, r=None, mean=None, a=None, b=None, p=None, q=None,
         start = time.perf_counter()
         _parallel.run_region(_passes, len(parts), _kernel_addresses(x2.dtype), *args, sums,
                              bounds)
-        _region_took(time.perf_counter() - start, 3 * x2.nbytes)
+        if x2.dtype in _TIMED:
+            _region_took(time.perf_counter() - start, 3 * x2.nbytes)
+        else:
+            _TIMED.add(x2.dtype)
         return sums, bounds
 
     def part(i):  # the kernel over part i's rows, as _passes calls it

@@ -255,8 +255,12 @@ def test_a_stalled_region_sends_the_next_passes_to_one_thread(monkeypatch):
     want = kn.batch_norm_affine_reference(x, 3, mean, scale, shift, None, True)
     calls = []
     region = _parallel.run_region
-    monkeypatch.setattr(kn, "_BACKOFF", {"skip": 0, "period": 2})
     monkeypatch.setattr(kn, "MIN_REGION_BYTES", 1)
+    monkeypatch.setattr(kn, "_TIMED", set())
+    monkeypatch.setattr(kn, "_BACKOFF", {"skip": 0, "period": 16})
+    kn.batch_norm_stats_numba(x, 3)  # the first region call (compiling, loading) is untimed
+    assert kn._TIMED == {x.dtype}
+    monkeypatch.setattr(kn, "_BACKOFF", {"skip": 0, "period": 2})
     monkeypatch.setattr(kn, "_STALL_SECONDS", -1.0)  # every region counts as stalled
     monkeypatch.setattr(_parallel, "run_region",
                         lambda loop, n, *args: calls.append(n) or region(loop, n, *args))
