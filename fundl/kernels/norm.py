@@ -38,9 +38,14 @@ How the kernels are laid out (measured on 2 cores, float32, C = 16 to 64):
 - sums go into float32 (for float32 data) accumulators over one block of about
   :data:`_BLOCK` elements, then into float64 totals, so a large batch does not lose digits
   while the inner loop stays vectorised float32;
-- the statistics stay two-pass: each block is read once from memory for its sum and once more
-  from cache for the sum of squares around its mean (the cancelling one-pass E[x^2] - E[x]^2
-  is not used), and blocks are merged in float64 with Chan et al.'s update;
+- the statistics are shifted sums, never the cancelling one-pass E[x^2] - E[x]^2: each block
+  sums d = x - shift and d^2 with the shift near its mean, m2 = sum(d^2) - sum(d)^2 / n
+  (the corrected two-pass form, which repairs a shift off the mean), and blocks are merged
+  in float64 with Chan et al.'s update. The first block of a part takes its own mean as the
+  shift (one sweep from memory for it, one more from cache); every later block takes the
+  mean of the blocks before it, in one sweep: the 8 MB statistics pass 0.77-0.90 -> 0.38-0.43
+  ms on one core, with float32 results within a few ulp of float64 on sorted, block-structured
+  and spiky data as on shuffled data (tests);
 - the inner loops contain no float64 literal (it would promote a float32 loop and stop its
   vectorisation); float64 appears only in the per-block merges.
 
@@ -129,17 +134,23 @@ def _stats_kernel(x, mean, m2):
         nb = min(block_rows, rows - r0)
         lo = r0 * c
         hi = lo + nb * c
-        acc[:] = 0
-        for s in range(lo, hi, length):
-            xr = xf[s:min(s + length, hi)]
-            for j in range(xr.shape[0]):
-                acc[j] += xr[j]
-        _fold(acc, c, bsum)
-        for ch in range(c):
-            bmean[ch] = bsum[ch] / nb
-        _repeat_into(bmean, shift)  # the block mean rounded to x's dtype
+        if n == 0:  # the first block: its own mean, from a sweep of its own
+            acc[:] = 0
+            for s in range(lo, hi, length):
+                xr = xf[s:min(s + length, hi)]
+                for j in range(xr.shape[0]):
+                    acc[j] += xr[j]
+            _fold(acc, c, bsum)
+            for ch in range(c):
+                bmean[ch] = bsum[ch] / nb
+        else:  # later blocks: the mean so far (one sweep a block; see the module docstring)
+            for ch in range(c):
+                bmean[ch] = mean[ch]
+        _repeat_into(bmean, shift)  # the shift, rounded to x's dtype
         # d = x - shift, then sum(d^2) - sum(d)^2 / nb (the corrected two-pass form): the
-        # second term repairs the rounding of the shift to x's dtype
+        # second term repairs a shift off the block's mean (rounded to x's dtype, or the
+        # earlier blocks' mean); its error grows with (shift - block mean)^2 / variance only
+        # in float32 sums over ~256 values a lane, merged in float64 per block
         acc[:] = 0
         acc2[:] = 0
         for s in range(lo, hi, length):

@@ -146,7 +146,7 @@ class BatchNorm(Function):
         xp = get_array_module(x)
         gamma, beta, residual, stats = self._unpack(params)
         if self.training:
-            # two-pass statistics, never the cancelling E[x^2] - E[x]^2 (see fundl.kernels.norm)
+            # shifted statistics, never the cancelling E[x^2] - E[x]^2 (see fundl.kernels.norm)
             mean, var = kernels.batch_norm_stats(x, self.axis)
             self.stats = (mean.copy(), var)  # the caller's copy: saved arrays stay private
         else:

@@ -95,6 +95,35 @@ def test_float32_statistics_keep_their_digits_with_a_large_mean_and_batch():
     np.testing.assert_allclose(sum_gy_xc, (gy64 * (x64 - m)).sum(axis=0), rtol=1e-5)
 
 
+def _ordered_batches(rows, c, rng):
+    """Channel data whose blocks differ (the statistics kernel shifts each block by the mean
+    of the blocks before it): sorted, two halves far apart, one outlying block, a ramp of
+    block means, sparse spikes."""
+    halves = np.zeros((rows, c))
+    halves[rows // 2:] = 1000
+    first = np.zeros((rows, c))
+    first[:rows // 64] = 1e4
+    return {
+        "sorted": np.sort(rng.standard_normal((rows, c)) * 10 + 3, axis=0),
+        "halves": halves + rng.standard_normal((rows, c)) * 1e-3,
+        "first block": first + rng.standard_normal((rows, c)),
+        "ramp": np.repeat(np.arange(64.0), rows // 64)[:, None] * 100
+        + rng.standard_normal((rows, c)),
+        "spikes": np.abs(rng.standard_normal((rows, c))) * (rng.random((rows, c)) < 0.01) * 1e3,
+    }
+
+
+@pytest.mark.parametrize("name", ["sorted", "halves", "first block", "ramp", "spikes"])
+def test_float32_statistics_of_ordered_batches_match_float64(name):
+    # 2 * 131072 rows x 4: several blocks per part, whether the passes split or not
+    x = _ordered_batches(2 * 131072, 4, np.random.default_rng(7))[name].astype(np.float32)
+    x64 = x.astype(np.float64)
+    mean, var = kn.batch_norm_stats_numba(x, 1)
+    scale = np.abs(x64.mean(axis=0)) + x64.std(axis=0)
+    np.testing.assert_array_less(np.abs(mean - x64.mean(axis=0)), 1e-6 * scale)
+    np.testing.assert_allclose(var, x64.var(axis=0), rtol=1e-6)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_a_constant_channel_has_its_value_as_mean_and_zero_variance(dtype):
     x = np.empty((70000, 3), dtype)
