@@ -114,6 +114,57 @@ def _setup():
     return _RT.parallel
 
 
+class Backoff:
+    """Backing off from parallel regions while the cores are busy with other work.
+
+    Why: a region waits for all its threads. GNU OpenMP's workers spin between regions, so
+    when other processes keep the cores busy the scheduler ranks them last, and each region
+    waits a time slice (milliseconds) for its second thread: an MLP epoch took 2.3-21.6 s
+    instead of 0.8 s on one thread with two busy-looping processes on the 2-core machine, and
+    a ResNet-20 step's 76 batch-norm passes ~0.3 s more. So a region that takes far longer
+    than one core would (``stall_seconds`` more than twice ``amount / per_second``) sends the
+    next calls to one thread, for twice as many calls each time it happens again (at most
+    4096), and regions come back once one runs in time. The caller keeps one per kind of
+    work and runs the same parts serially meanwhile, so results do not depend on the load.
+
+    Args:
+        per_second: one core's rate for the work, in the unit of ``amount`` (a low estimate:
+            too high a rate would count ordinary regions as stalls).
+        stall_seconds: the wait beyond that which counts as a stall.
+
+    Example:
+        >>> backoff = Backoff(per_second=6e10)   # multiply-adds per second
+        >>> if backoff.allowed():
+        ...     start = time.perf_counter(); run_the_region()
+        ...     backoff.took(time.perf_counter() - start, macs)
+    """
+
+    __slots__ = ("per_second", "stall_seconds", "skip", "period")
+    PERIOD = 16
+    """Calls on one thread after a first stall (doubled for each stall in a row)."""
+
+    def __init__(self, per_second: float, stall_seconds: float = 1e-3):
+        self.per_second = per_second
+        self.stall_seconds = stall_seconds
+        self.skip = 0
+        self.period = self.PERIOD
+
+    def allowed(self) -> bool:
+        """Whether the next call may run a region (False while backing off; counts the call)."""
+        if self.skip > 0:
+            self.skip -= 1
+            return False
+        return True
+
+    def took(self, seconds: float, amount: float) -> None:
+        """Record that a region doing ``amount`` of work took ``seconds``."""
+        if seconds > self.stall_seconds + 2 * amount / self.per_second:
+            self.skip = self.period
+            self.period = min(2 * self.period, 4096)
+        else:
+            self.period = self.PERIOD
+
+
 def threads() -> int:
     """How many threads :func:`map_chunks` uses (1: everything runs serially)."""
     return _setup()[0]

@@ -50,6 +50,7 @@ import numpy
 
 from ._jit import FLOAT_DTYPES, jit, parallel_jit, prange, ready
 from ._jit import numba as _numba
+from ._parallel import Backoff
 
 
 @jit
@@ -493,7 +494,7 @@ def run_gemms(tasks, arrays, gb=None):
     if _numba is not None and ready("fused", numpy.float32):
         fns = _kernel_addresses()
         macs = sum(task[1] * task[2] * task[3] for task in tasks)
-        if macs >= _REGION_MACS and _parallel.regions() and _region_allowed():
+        if macs >= _REGION_MACS and _parallel.regions() and _BACKOFF.allowed():
             threads = _parallel.threads()
             for i, task in enumerate(tasks):
                 m, n, k, axis = task[1], task[2], task[3], task[10]
@@ -507,7 +508,7 @@ def run_gemms(tasks, arrays, gb=None):
         else:
             start = time.perf_counter()
             dense_gemms_numba(fns, table, arrays, min(threads, items), gb, sums)
-            _region_took(time.perf_counter() - start, macs)
+            _BACKOFF.took(time.perf_counter() - start, macs)
         return
     # the compiled kernels not ready yet (compiling in the background): through ctypes
     kernels = _DENSE_KERNELS[0]
@@ -518,34 +519,10 @@ def run_gemms(tasks, arrays, gb=None):
         numpy.sum(arrays[0], axis=0, out=gb)
 
 
-# -- backing off from regions while the cores are busy with other work -------------------------
-# A region waits for all its threads. GNU OpenMP's workers spin between regions, so when other
-# processes keep the cores busy the scheduler ranks them last, and each region waits a time
-# slice (milliseconds) for its second thread: an MLP epoch took 2.3-21.6 s instead of 0.8 s on
-# one thread, with two busy-looping processes on the 2-core machine. So a region that takes far
-# longer than the serial kernels would (:data:`_STALL_SECONDS` more than twice a one-core
-# estimate) sends the next products to one thread, for twice as many calls each time it
-# happens again, back to regions once one runs in time.
-_STALL_SECONDS = 1e-3
-_SERIAL_MACS_PER_SECOND = 6e10  # one core's rate for these kernels, a low estimate (75-85e9)
-_BACKOFF = {"skip": 0, "period": 16}
-
-
-def _region_allowed() -> bool:
-    state = _BACKOFF
-    if state["skip"] > 0:
-        state["skip"] -= 1
-        return False
-    return True
-
-
-def _region_took(seconds, macs):
-    state = _BACKOFF
-    if seconds > _STALL_SECONDS + 2 * macs / _SERIAL_MACS_PER_SECOND:
-        state["skip"] = state["period"]
-        state["period"] = min(2 * state["period"], 4096)
-    else:
-        state["period"] = 16
+# one core's rate for these kernels, a low estimate (75-85e9): the products' region backs off to
+# one thread while it stalls (:class:`fundl.kernels._parallel.Backoff`)
+_SERIAL_MACS_PER_SECOND = 6e10
+_BACKOFF = Backoff(_SERIAL_MACS_PER_SECOND)
 
 
 def _kernel_addresses():

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import fundl as fl
+from fundl.kernels._parallel import Backoff
 from fundl.ops.linalg import Linear
 from fundl.testing import assert_error, check_op
 
@@ -223,7 +224,7 @@ def test_dense_products_in_a_region_match_numpy(two_threads, monkeypatch, m, k, 
 
     monkeypatch.setattr(fused, "_SPLIT_MACS", 1 if split else 1 << 40)
     monkeypatch.setattr(fused, "_REGION_MACS", 1)  # a region even for tiny products
-    monkeypatch.setattr(fused, "_BACKOFF", {"skip": 0, "period": 16})  # (a loaded machine)
+    monkeypatch.setattr(fused, "_BACKOFF", Backoff(fused._SERIAL_MACS_PER_SECOND))  # (loaded?)
     calls = []
     real_region = fused.dense_gemms_numba
     monkeypatch.setattr(fused, "dense_gemms_numba", lambda *a: calls.append(a[3]) or
@@ -279,23 +280,47 @@ def test_dense_layer_on_two_threads_matches_torch(two_threads, monkeypatch):
         np.testing.assert_allclose(t.grad, u.grad.numpy(), rtol=1e-4, atol=1e-4)
 
 
-def test_dense_region_backs_off_while_it_stalls(monkeypatch):
+def test_region_backoff_while_it_stalls():
     """A region far slower than one core would be (the other core busy elsewhere) sends the
-    next products to one thread, for twice as many calls each time in a row, and regions come
-    back once one runs in time."""
+    next calls to one thread, for twice as many calls each time in a row, and regions come
+    back once one runs in time (the dense layer's and batch norm's regions use this)."""
+    backoff = Backoff(per_second=6e10)
+    macs = 1 << 24
+    fine = 2 * macs / backoff.per_second  # as slow as the serial estimate: fine
+    backoff.took(fine, macs)
+    assert backoff.allowed() and backoff.period == 16
+    backoff.took(fine + 2 * backoff.stall_seconds, macs)  # a stall
+    assert [backoff.allowed() for _ in range(17)] == [False] * 16 + [True]
+    backoff.took(1.0, macs)  # stalled again: twice as long
+    assert sum(not backoff.allowed() for _ in range(40)) == 32
+    backoff.took(0.0, macs)  # in time: the next stall backs off 16 calls again
+    assert backoff.period == 16
+
+
+def test_dense_region_takes_its_backoff(two_threads, monkeypatch):
+    """While the dense layer's Backoff says no, the products run on this thread (no region);
+    a region's time is reported to it."""
     from fundl.kernels import fused
 
-    monkeypatch.setattr(fused, "_BACKOFF", {"skip": 0, "period": 16})
-    macs = 1 << 24
-    fine = 2 * macs / fused._SERIAL_MACS_PER_SECOND  # as slow as the serial estimate: fine
-    fused._region_took(fine, macs)
-    assert fused._region_allowed() and fused._BACKOFF["period"] == 16
-    fused._region_took(fine + 2 * fused._STALL_SECONDS, macs)  # a stall
-    assert [fused._region_allowed() for _ in range(17)] == [False] * 16 + [True]
-    fused._region_took(1.0, macs)  # stalled again: twice as long
-    assert sum(not fused._region_allowed() for _ in range(40)) == 32
-    fused._region_took(0.0, macs)  # in time: the next stall backs off 16 calls again
-    assert fused._BACKOFF["period"] == 16
+    backoff = Backoff(fused._SERIAL_MACS_PER_SECOND)
+    monkeypatch.setattr(fused, "_BACKOFF", backoff)
+    monkeypatch.setattr(fused, "_REGION_MACS", 1)
+    monkeypatch.setattr(fused, "_SPLIT_MACS", 1)  # the product in halves: a region's work
+    calls = []
+    real_region = fused.dense_gemms_numba
+    monkeypatch.setattr(fused, "dense_gemms_numba", lambda *a: calls.append(1) or
+                        real_region(*a))
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((64, 32)).astype(np.float32)
+    w = rng.standard_normal((32, 16)).astype(np.float32)
+    backoff.skip = 1
+    y = fused.dense_forward(x, w)
+    if y is None:
+        pytest.skip("no AVX-512 small kernels here")
+    assert not calls and backoff.skip == 0  # backed off: this call ran serially
+    backoff.stall_seconds = -1.0  # every region counts as a stall from now on
+    np.testing.assert_array_equal(fused.dense_forward(x, w), y)
+    assert calls == [1] and backoff.skip == 16
 
 
 def test_dense_products_while_the_kernels_compile(monkeypatch):
