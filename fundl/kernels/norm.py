@@ -381,37 +381,12 @@ depends on x alone, not on how many arrays a pass reads: a fused pass (ReLU mask
 then sums over the same parts as the unfused one, and gives the same bits."""
 
 
-# A region waits for all its threads: when other processes keep the cores busy, each region
-# can wait a time slice (milliseconds) for its second thread (GNU OpenMP's workers spin between
-# regions and the scheduler ranks them last). A ResNet-20 step's 76 passes then took ~0.3 s more
-# (measured with other helpers' work on the 2-core machine). So, as the dense layer's GEMM
-# region does (fundl.kernels.fused), a pass whose region took far longer than one core would
-# (:data:`_STALL_SECONDS` more than twice a one-core estimate) sends the next passes to one
-# thread (the same row parts one after the other: the results do not depend on the machine's
-# load), for twice as many calls each time it happens again; back to regions once one runs in
-# time.
-_STALL_SECONDS = 1e-3
-_SERIAL_BYTES_PER_SECOND = 1e10  # one core's rate for these passes, a low estimate (13-27e9)
-_BACKOFF = {"skip": 0, "period": 16}
+# Back-off from stalling regions (other processes on the cores: a ResNet-20 step's 76 passes
+# took ~0.3 s more), see :class:`fundl.kernels._parallel.Backoff`: the amount is the bytes a
+# pass moves, one core's rate a low estimate (13-27e9 bytes/s measured); while it backs off,
+# the same row parts run one after the other, so the results do not depend on the load.
+_BACKOFF = _parallel.Backoff(per_second=1e10)
 _TIMED = set()  # dtypes whose driver has run once (a first call compiles or loads it: untimed)
-
-
-def _region_allowed() -> bool:
-    state = _BACKOFF
-    if state["skip"] > 0:
-        state["skip"] -= 1
-        return False
-    return True
-
-
-def _region_took(seconds, nbytes):
-    """Record that a region moving about ``nbytes`` took ``seconds``."""
-    state = _BACKOFF
-    if seconds > _STALL_SECONDS + 2 * nbytes / _SERIAL_BYTES_PER_SECOND:
-        state["skip"] = state["period"]
-        state["period"] = min(2 * state["period"], 4096)
-    else:
-        state["period"] = 16
 
 
 def _rows(a, like=None):
@@ -449,12 +424,12 @@ def _run(kind, x2, gy2=None, r=None, mean=None, a=None, b=None, p=None, q=None,
         _parallel.slices(x2.shape[0], 3 * x2.nbytes)
     sums = numpy.zeros((len(parts), 2, x2.shape[1]))
     bounds = _parallel.bounds_of(parts)
-    if region and len(parts) > 1 and _region_allowed():
+    if region and len(parts) > 1 and _BACKOFF.allowed():
         start = time.perf_counter()
         _parallel.run_region(_passes, len(parts), _kernel_addresses(x2.dtype), *args, sums,
                              bounds)
         if x2.dtype in _TIMED:
-            _region_took(time.perf_counter() - start, 3 * x2.nbytes)
+            _BACKOFF.took(time.perf_counter() - start, 3 * x2.nbytes)
         else:
             _TIMED.add(x2.dtype)
         return sums, bounds

@@ -251,8 +251,7 @@ def test_passes_split_over_a_parallel_region_match_the_references(dtype, shape, 
     region = _parallel.run_region
     monkeypatch.setattr(kn, "MIN_REGION_BYTES", 1)
     # no back-off to one thread (a busy machine could trigger it; tested below)
-    monkeypatch.setattr(kn, "_BACKOFF", {"skip": 0, "period": 16})
-    monkeypatch.setattr(kn, "_STALL_SECONDS", 1e3)
+    monkeypatch.setattr(kn, "_BACKOFF", _parallel.Backoff(1e10, stall_seconds=1e3))
     monkeypatch.setattr(_parallel, "run_region",
                         lambda loop, n, *args: calls.append(n) or region(loop, n, *args))
     split = run()
@@ -286,11 +285,12 @@ def test_a_stalled_region_sends_the_next_passes_to_one_thread(monkeypatch):
     region = _parallel.run_region
     monkeypatch.setattr(kn, "MIN_REGION_BYTES", 1)
     monkeypatch.setattr(kn, "_TIMED", set())
-    monkeypatch.setattr(kn, "_BACKOFF", {"skip": 0, "period": 16})
+    monkeypatch.setattr(kn, "_BACKOFF", _parallel.Backoff(1e10))
     kn.batch_norm_stats_numba(x, 3)  # the first region call (compiling, loading) is untimed
     assert kn._TIMED == {x.dtype}
-    monkeypatch.setattr(kn, "_BACKOFF", {"skip": 0, "period": 2})
-    monkeypatch.setattr(kn, "_STALL_SECONDS", -1.0)  # every region counts as stalled
+    backoff = _parallel.Backoff(1e10, stall_seconds=-1.0)  # every region counts as stalled
+    backoff.period = 2
+    monkeypatch.setattr(kn, "_BACKOFF", backoff)
     monkeypatch.setattr(_parallel, "run_region",
                         lambda loop, n, *args: calls.append(n) or region(loop, n, *args))
     sums = kn.batch_norm_grad_sums_numba(gy, x, 3, mean)
@@ -304,7 +304,7 @@ def test_a_stalled_region_sends_the_next_passes_to_one_thread(monkeypatch):
         np.testing.assert_array_equal(got, first)  # serial (backing off) == region, bitwise
     # (the sums: region, stall, skip 2) 2 serial, region (skip 4), 4 serial, region (skip 8)
     assert ran == [False, False, True, False, False, False, False, True]
-    monkeypatch.setattr(kn, "_STALL_SECONDS", 1e3)  # regions in time again: period back to 16
-    kn._BACKOFF["skip"] = 0
+    backoff.stall_seconds = 1e3  # regions in time again: period back to 16
+    backoff.skip = 0
     kn.batch_norm_affine_numba(x, 3, mean, scale, shift, None, True)
-    assert kn._BACKOFF == {"skip": 0, "period": 16}
+    assert (backoff.skip, backoff.period) == (0, _parallel.Backoff.PERIOD)
