@@ -2,9 +2,9 @@
 
 Each function here takes and returns arrays of the current back-end. For NumPy arrays it runs
 a Numba kernel, on all cores where the work is large enough: the convolutions' batch chunks,
-pooling, ReLU, activation gradients and the LSTM/GRU time loops as compiled parallel regions,
-batch norm's passes as row slices on Python threads (see :mod:`fundl.kernels._parallel`;
-their state lives in :mod:`fundl.runtime`); for CuPy arrays (and for NumPy when
+pooling, ReLU, activation gradients, batch norm's passes and the LSTM/GRU time loops as
+compiled parallel regions (see :mod:`fundl.kernels._parallel`; their state lives in
+:mod:`fundl.runtime`); for CuPy arrays (and for NumPy when
 Numba cannot be imported, after one warning at import) it runs a plain-``xp`` reference with
 the same signature and results, which the tests compare the kernels against. im2col/col2im
 and the recurrent gates also have one-launch CUDA kernels for CuPy arrays

@@ -57,10 +57,9 @@ def jit(fn):
     Numba.
 
     A kernel compiled here runs on the thread that calls it. Parallelism is a level up: the
-    :func:`parallel_jit` drivers (convolutions, pooling, the LSTM/GRU time loops, ReLU and
-    activation gradients) call such kernels once per batch part inside one Numba parallel
-    region, and batch norm's passes run as row slices on Python threads (see
-    :mod:`fundl.kernels._parallel`). A kernel that was itself ``parallel=True`` would nest
+    :func:`parallel_jit` drivers (convolutions, pooling, batch norm's passes, the LSTM/GRU
+    time loops, ReLU and activation gradients) call such kernels once per batch part inside
+    one Numba parallel region (see :mod:`fundl.kernels._parallel`). A kernel that was itself ``parallel=True`` would nest
     one region inside another and fight BLAS's threads (measured slower on 2 cores).
     ``error_model="numpy"`` drops the division-by-zero branch that blocks vectorisation;
     ``nogil`` lets other Python threads run while a kernel works.

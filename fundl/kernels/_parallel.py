@@ -7,14 +7,15 @@ Two ways, measured on 2 cores:
   called through a function pointer, col2im; an LSTM's whole time loop). GNU OpenMP, the
   threading layer Numba picks on Linux, hands a part to the other core in 2-10 us, where a
   Python thread pool took ~90 us and its chunks took turns with the GIL. Convolutions, the
-  LSTM/GRU, pooling, activation gradients and ReLU run this way (convolutions alone:
-  ResNet-20 step 403-420 -> 390 ms, LeNet-5 4.2-4.4 -> 3.9 ms, its single chunk now split
-  in two; LSTM step 0.4 ms faster). They need a thread-safe threading layer
+  LSTM/GRU, pooling, batch norm's passes, activation gradients and ReLU run this way
+  (convolutions alone: ResNet-20 step 403-420 -> 390 ms, LeNet-5 4.2-4.4 -> 3.9 ms, its
+  single chunk now split in two; LSTM step 0.4 ms faster). They need a thread-safe threading layer
   (:func:`regions`); elsewhere the parts go through :func:`map_chunks` or run serially;
 - Python threads (:func:`map_chunks`): work that has Python between its kernels (the
-  convolution's chunks without regions, or on CuPy) and memory-bound kernels over large
-  arrays (batch norm's passes; activation gradients without regions) split into row slices
-  (:func:`slices`), but only above :data:`MIN_SPLIT_BYTES`: a hand-off costs ~0.1 ms here.
+  convolution's chunks without regions, or on CuPy) and, where regions cannot run,
+  memory-bound kernels over large arrays (batch norm's passes, activation gradients) split
+  into row slices (:func:`slices`), but only above :data:`MIN_SPLIT_BYTES`: a hand-off costs
+  ~0.1 ms here.
 
 In both, BLAS runs single-threaded meanwhile (each part's GEMMs on its own core), which
 needs a BLAS that runs concurrent single-threaded GEMMs side by side, as NumPy's OpenBLAS
@@ -50,9 +51,10 @@ import numpy
 from .. import runtime
 
 MIN_SPLIT_BYTES = 8 << 20
-"""Memory-bound kernels split over threads only when they move at least this much: batch
-norm's passes over ResNet-20's 8 MB activations gained (57 -> 44 ms per step), those over
-2 MB ones lost."""
+"""Memory-bound kernels split over Python threads (where parallel regions cannot run) only
+when they move at least this much: batch norm's passes over ResNet-20's 8 MB activations
+gained (57 -> 44 ms per step), those over 2 MB ones lost (in a region a hand-off costs
+microseconds, and batch norm splits from 256 KB there)."""
 
 _RT = runtime.state()  # this module's state: parallel, blas_single_depth, blas_saved,
 # regions_ok, lock and local (.inside: this thread runs a chunk; nested maps run serially)

@@ -86,7 +86,7 @@ def _pad_in(src, dst, H, W, C, sums, want_sums):
 
 @jit
 def _copy_out(src, dst, H, W, C, bias, has_bias):
-    """The valid positions of the extended grid ``src`` (H*(W+2)*C flat) into ``dst``
+    """The valid positions of the extended grid ``src`` (H*(W+1)*C flat) into ``dst``
     (H*W*C flat), plus ``bias`` (C,) where ``has_bias``."""
     for h in range(H):
         s = src[h * (W + 1) * C:h * (W + 1) * C + W * C]

@@ -455,18 +455,6 @@ def _run(kind, x2, gy2=None, r=None, mean=None, a=None, b=None, p=None, q=None,
         _parallel.map_chunks(part, list(range(len(parts))))
     return sums, bounds
 
-    def part(i):  # _part over part i's rows (the arrays of x2's shape sliced, others whole)
-        r = slice(bounds[i], bounds[i + 1])
-        _part(*[v[r] if type(v) is numpy.ndarray and v.ndim == 2 and v.shape[0] else v
-                for v in args], sums[i, 0], sums[i, 1])
-
-    if region or len(parts) == 1:  # one part, or a region's parts while backing off (the
-        for i in range(len(parts)):  # same parts one after the other: the same sums, bitwise)
-            part(i)
-    else:
-        _parallel.map_chunks(part, list(range(len(parts))))
-    return sums, bounds
-
 
 def batch_norm_stats_numba(x, axis):
     """Numba version of :func:`batch_norm_stats_reference` (float64 accumulation).
