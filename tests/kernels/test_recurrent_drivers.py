@@ -49,6 +49,24 @@ CASES = [  # (batch, part starts, masked, dropout, from_state, bias)
 ]
 
 
+def _driver_gemms(name, dtype, small):
+    """(cblas GEMM, small_gemms triple) for a driver test of kernel ``name``: the small
+    kernels with ``small`` (skipped where this CPU or NumPy's OpenBLAS has none), else
+    stand-ins never called; skipped without Numba or a reachable GEMM."""
+    if R.compiled(name) is None:
+        pytest.skip("Numba is not installed")
+    fn = blas.gemm_function(dtype)
+    if fn is None:
+        pytest.skip("no reachable GEMM here")
+    gemms = convolution.small_gemms(dtype)
+    if small and not gemms[2]:
+        pytest.skip("OpenBLAS's AVX-512 small kernels are not usable here")
+    if not small:
+        gemms = convolution.small_gemms(np.float64)  # the stand-ins, never called
+    assert gemms[2] == small
+    return fn, gemms
+
+
 @pytest.mark.parametrize("dtype", [  # float64 compiles every driver once more (~minutes)
     np.float32, pytest.param(np.float64, marks=pytest.mark.slow)], ids=["float32", "float64"])
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"B{c[0]}-parts{len(c[1])}"
@@ -60,17 +78,7 @@ CASES = [  # (batch, part starts, masked, dropout, from_state, bias)
 def test_driver_matches_its_numpy_reference(cell, case, dtype, own_gemm, small):
     """``small``: the input projections and weight gradients in OpenBLAS's AVX-512 small
     kernels (convolution.small_gemms, float32 on AVX-512 CPUs only), else in cblas."""
-    if R.compiled(f"{cell}_forward_parts") is None:
-        pytest.skip("Numba is not installed")
-    fn = blas.gemm_function(dtype)
-    if fn is None:
-        pytest.skip("no reachable GEMM here")
-    gemms = convolution.small_gemms(dtype)
-    if small and not gemms[2]:
-        pytest.skip("OpenBLAS's AVX-512 small kernels are not usable here")
-    if not small:
-        gemms = convolution.small_gemms(np.float64)  # the stand-ins, never called
-    assert gemms[2] == small
+    fn, gemms = _driver_gemms(f"{cell}_forward_parts", dtype, small)
     batch, los, masked, dropout, from_state, bias = case
     tol = dict(rtol=1e-10, atol=1e-10) if dtype == np.float64 else dict(rtol=3e-4, atol=3e-4)
     results = []
@@ -168,16 +176,7 @@ def test_lstm_infer_driver_matches_its_numpy_reference(case, dtype, small):
     """The inference loop (the steps' products transposed, the batch along the columns)
     against its plain-NumPy reference: the sequence and both final states; the rows of
     [U; W; b; 0] past the bias are zero padding, as the op builds it."""
-    if R.compiled("lstm_infer_parts") is None:
-        pytest.skip("Numba is not installed")
-    fn = blas.gemm_function(dtype)
-    if fn is None:
-        pytest.skip("no reachable GEMM here")
-    gemms = convolution.small_gemms(dtype)
-    if small and not gemms[2]:
-        pytest.skip("OpenBLAS's AVX-512 small kernels are not usable here")
-    if not small:
-        gemms = convolution.small_gemms(np.float64)  # the stand-ins, never called
+    fn, gemms = _driver_gemms("lstm_infer_parts", dtype, small)
     batch, los, from_state, bias, backwards, sequence, d = case
     rng = np.random.default_rng(2)
     x = rng.standard_normal((batch, T, d)).astype(dtype)
