@@ -54,6 +54,24 @@ WHOLE = [slice(None)]
 """One batch part, the whole batch (the ops' Python loops)."""
 
 
+def _stacked(xp, w, u, bias, dtype, align=1):
+    """The recurrent ops' stacked weights in a pooled C-contiguous buffer (the compiled loops
+    read raw rows, whatever the weights' order), refilled on every call (the weights may have
+    changed): ``[U; W; b; 0]`` (K, G), K = H + D [+ 1] rounded up to a multiple of ``align``
+    with zero rows, or without ``u`` (None) ``[W; b]`` (D [+ 1], G)."""
+    lead = 0 if u is None else u.shape[0]
+    d = w.shape[0]
+    used = lead + d + (bias is not None)
+    out = runtime.pooled_empty(xp, (-(-used // align) * align, w.shape[1]), dtype)
+    if u is not None:
+        out[:lead] = u
+    out[lead:lead + d] = w
+    if bias is not None:
+        out[lead + d] = bias
+    out[used:] = 0
+    return out
+
+
 @dataclasses.dataclass(eq=False)
 class _Saved:
     """What the LSTM's and GRU's forward keeps for the backward, the same on every path.
@@ -281,23 +299,12 @@ class _Sweep(Function):
         """
         xp = get_array_module(x)
         bias, states = self._split_inputs(rest)
-        b, t, d = x.shape
+        b, t, _ = x.shape
         n = u.shape[0]
-        used = n + d + (bias is not None)
-        width = -(-used // align) * align if with_u else 0
-        hx1s = [self._inputs_time_major(x[s], bias is not None, lead=n, width=width)
-                for s in parts]
-        if with_u:  # C order whatever the weights' (the compiled loops read raw rows)
-            lead = n
-            wb = runtime.pooled_empty(xp, (width, w.shape[1]), x.dtype)
-            wb[:n] = u
-            wb[used:] = 0
-        else:
-            lead = 0
-            wb = runtime.pooled_empty(xp, (d + (bias is not None), w.shape[1]), x.dtype)
-        wb[lead:lead + d] = w
-        if bias is not None:
-            wb[lead + d] = bias
+        wb = _stacked(xp, w, u, bias, x.dtype, align) if with_u else \
+            _stacked(xp, w, None, bias, x.dtype)
+        hx1s = [self._inputs_time_major(x[s], bias is not None, lead=n,
+                                        width=wb.shape[0] if with_u else 0) for s in parts]
         hs = runtime.pooled_empty(xp, (t + 1, b, n), x.dtype)
         hs[0] = states[0] if states else 0
         return xp, states, hx1s, wb, hs
@@ -479,18 +486,11 @@ class LSTMSequence(_Sweep):
         runs them faster that way), nothing kept for a backward. Only where that kernel is
         available, without a mask or recurrent dropout (the training loops do those)."""
         bias, states = self._split_inputs(rest)
-        b, t, d = x.shape
+        b, t, _ = x.shape
         n = u.shape[0]
-        used = n + d + (bias is not None)
-        width = -(-used // self.ALIGN) * self.ALIGN
-        # [U; W; b; 0] (K, 4H) (pooled: refilled every call, the weights may have changed;
-        # the kernel reads it transposed: a transposed copy here took ~95 us)
-        uwb = runtime.pooled_empty(numpy, (width, 4 * n), x.dtype)
-        uwb[:n] = u
-        uwb[n:n + d] = w
-        if bias is not None:
-            uwb[n + d] = bias
-        uwb[used:] = 0
+        # [U; W; b; 0] (K, 4H), as the training loops take it (the kernel reads it
+        # transposed: a transposed copy here took ~95 us)
+        uwb = _stacked(numpy, w, u, bias, x.dtype, self.ALIGN)
         x = numpy.ascontiguousarray(x)
         none2 = numpy.zeros((0, 0), x.dtype)
         # (states of another dtype are cast: the kernel takes one dtype, no new specialisation)
