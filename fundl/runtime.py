@@ -117,7 +117,8 @@ class Workspace:
         self._buckets = {}
         self.nbytes = 0
         self._lock = threading.Lock()
-        # the bucket's list, the loop variable and getrefcount's own argument: nobody else
+        # a free buffer's references in a loop over its bucket: the bucket's list, the loop
+        # variable and getrefcount's own argument (see _free)
         self._free_refs = 3 if sys.implementation.name == "cpython" else None
 
     @property
@@ -140,16 +141,13 @@ class Workspace:
         if xp is not numpy or self._free_refs is None:
             return xp.empty(shape, dtype=dtype)
         key = ((shape,) if isinstance(shape, int) else tuple(shape), numpy.dtype(dtype))
-        free = self._free_refs
         with self._lock:
             bucket = self._buckets.pop(key, None)
             if bucket is None:
                 bucket = []
             self._buckets[key] = bucket  # now the most recently used kind
             for a in bucket:
-                # free: nothing refers to the array but the pool, and to its block nothing but
-                # the array (a caller's views of the array refer to the block: NumPy's .base)
-                if sys.getrefcount(a) == free and sys.getrefcount(a.base) == 2:
+                if self._free(a):
                     return a
             a = aligned_empty(key[0], key[1])
             if a.nbytes <= self.max_bytes:
@@ -163,6 +161,13 @@ class Workspace:
                 self._buckets.pop(key, None)
             return a
 
+    def _free(self, a):
+        """Whether nothing refers to pooled array ``a`` but the pool, and to its block nothing
+        but ``a`` (a caller's views of ``a`` refer to the block: NumPy's ``.base``). Called
+        from a loop over a bucket: the bucket's list, the loop variable, this parameter and
+        getrefcount's argument hold ``a``; ``a.base`` and getrefcount's argument the block."""
+        return sys.getrefcount(a) == self._free_refs + 1 and sys.getrefcount(a.base) == 2
+
     def _make_room(self, nbytes):
         """Drop free buffers, least recently used kinds first, until ``nbytes`` more fit."""
         for key in list(self._buckets):
@@ -170,8 +175,7 @@ class Workspace:
                 return
             keep = []
             for a in self._buckets[key]:
-                if self.nbytes + nbytes > self.max_bytes and \
-                        sys.getrefcount(a) == self._free_refs and sys.getrefcount(a.base) == 2:
+                if self.nbytes + nbytes > self.max_bytes and self._free(a):
                     self.nbytes -= a.nbytes
                 else:
                     keep.append(a)

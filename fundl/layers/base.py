@@ -696,7 +696,9 @@ class Layer:
             # on a cache line, as fundl's buffers (runtime.aligned_empty): the AVX-512 GEMM
             # kernels read it faster (a 128x784 @ 784x256 Dense forward + backward: 427 vs
             # 451 us, median of 7). Updates and set_weights write in place, so it stays there.
-            value = _aligned_copy(value)
+            aligned = runtime.aligned_empty(value.shape, value.dtype)
+            aligned[...] = value
+            value = aligned
         w = Variable._from_array(backend.to_device(value, backend.get_device()), name=name,
                                  constraint=_constraint(given["constraint"]),
                                  trainable=trainable)
@@ -1618,14 +1620,6 @@ def _positional_count(fn) -> int:
         return -1
     return sum(p.kind in (inspect.Parameter.POSITIONAL_ONLY,
                           inspect.Parameter.POSITIONAL_OR_KEYWORD) for p in params)
-
-
-
-def _aligned_copy(value):
-    """``value`` copied into an array that starts on :data:`fundl.runtime.ALIGNMENT` bytes."""
-    out = runtime.aligned_empty(value.shape, value.dtype)
-    out[...] = value
-    return out
 
 
 def _constraint(identifier):
