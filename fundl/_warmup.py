@@ -129,6 +129,8 @@ def _fused(dtype):
     fused.relu_grad_numba(z, z, z.copy())
     # the softmax cross-entropy, as ops.nn calls it
     fused.softmax_xent_numba(z, z, numpy.zeros(2, numpy.int64), True, w[:2], z.copy())
+    fused.softmax_numba(z, z.copy())  # a classifier's activation="softmax" and its gradient
+    fused.softmax_grad_numba(z, z, z.copy())
     if numpy.dtype(dtype) == numpy.float32:  # the dense layer's GEMM region (no product)
         no_kernels = numpy.zeros(3, numpy.int64)
         pads = (fused._PAD,) * 5
