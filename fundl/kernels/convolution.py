@@ -5,7 +5,8 @@ the arguments) into a :class:`ConvPlan`: the output blocking, the batch chunks, 
 three paths runs underneath:
 
 - ``"direct"``: every window is a whole row of x (1x1 kernels at stride 1, kernels as large
-  as the input): x reshaped is the cols matrix, one GEMM each way, no im2col;
+  as the input): x reshaped is the cols matrix, one GEMM each way, no im2col (through the
+  dense layer's kernels, :func:`fundl.kernels.fused.dense_forward`, where they apply);
 - ``"region"``: every batch chunk's im2col and GEMMs in one compiled Numba parallel region
   (:func:`fundl.kernels.conv._conv_forward_chunks`), NumPy arrays where regions can run;
 - ``"chunks"``: the same chunks as Python functions run by :func:`fundl.kernels.map_chunks`
@@ -45,6 +46,7 @@ from ..runtime import pooled_empty
 from ..backend import get_array_module, ones_vector
 from . import _parallel
 from . import conv3x3 as _conv3x3
+from . import fused as _fused
 from .conv import _conv_backward_chunks, _conv_forward_chunks, im2col_input, inner, pad_5d
 from .conv import _implicit as implicit_padding
 from .conv import _out_shape as out_shape
@@ -320,7 +322,9 @@ def conv_forward(plan, x5, kernel, bias=None, need_x=True, need_k=True, epilogue
     if plan.path == "direct":
         x2 = x5.reshape(n * plan.rows, plan.taps)
         k2 = kernel.reshape(plan.taps, c_out)
-        y = _k.matmul(x2, k2)
+        y = _fused.dense_forward(x2, k2)  # a dense layer's product: its AVX-512 kernels
+        if y is None:
+            y = _k.matmul(x2, k2)
         if bias is not None:
             y += bias
         if epilogue is not None:
@@ -371,6 +375,11 @@ def conv_backward(plan, saved, gy5, need_x=True, need_k=True, need_b=False):
     c_out = plan.kernel_shape[-1]
     if plan.path == "direct":
         gy2 = gy5.reshape(-1, c_out)
+        grads = _fused.dense_backward(gy2, saved.cols, saved.w, need_x, need_k, need_b)
+        if grads is not None:  # a dense layer's gradients, as Linear takes them
+            gx, gk, gb = grads
+            return (gx.reshape(plan.x5_shape) if need_x else None,
+                    gk.reshape(plan.kernel_shape) if need_k else None, gb)
         gx = gk = gb = None
         if need_x:
             gx = _k.matmul(gy2, saved.w.T).reshape(plan.x5_shape)
