@@ -569,16 +569,16 @@ class Trainer:
         metric_type = metrics_module.Metric
         for layer in layers:
             for key, value in vars(layer).items():
-                # (the type tests first: most attributes are neither, and this runs at every
-                # train_on_batch through reset_metrics)
+                # (cheapest test first: this runs at every train_on_batch, through
+                # reset_metrics, over every attribute of every layer)
+                if key[:1] == "_":
+                    continue  # the compile settings and other internals are not trackers
                 if isinstance(value, metric_type):
                     items = (value,)
                 elif isinstance(value, (list, tuple)):
                     items = value
                 else:
                     continue
-                if key.startswith("_"):
-                    continue  # the compile settings and other internals are not trackers
                 for m in items:
                     if isinstance(m, metrics_module.Metric) and id(m) not in seen:
                         seen.add(id(m))
