@@ -43,7 +43,51 @@ def _out_shape(x_shape, ksize, strides, dilation):
     return tuple(out_size(n, k, s, d) for n, k, s, d in zip(x_shape[1:4], ksize, strides, dilation))
 
 
-_SHORT_RUN = 16  # floats; shorter contiguous runs are copied by one gather loop per row
+_SHORT_RUN = 16  # floats; shorter runs that are not whole kernel rows (groups, dilation)
+# are copied by one gather loop per row
+_BLOCK = 16  # floats per fixed-size copy of whole kernel rows in im2col (one AVX-512 vector)
+
+
+@jit
+def _copy_block(src, i, dst, o):
+    """``dst[o:o + 16] = src[i:i + 16]`` (both in bounds) as one vector load and one store:
+    every value is loaded before any is stored, since the two arrays might overlap for all
+    LLVM knows (a loop over the 16, or loads and stores interleaved, stayed scalar: 4.6 vs
+    1.4 ns per block measured in isolation; a slice assignment took 23)."""
+    s = src[i:i + 16]
+    d = dst[o:o + 16]
+    t0 = s[0]
+    t1 = s[1]
+    t2 = s[2]
+    t3 = s[3]
+    t4 = s[4]
+    t5 = s[5]
+    t6 = s[6]
+    t7 = s[7]
+    t8 = s[8]
+    t9 = s[9]
+    t10 = s[10]
+    t11 = s[11]
+    t12 = s[12]
+    t13 = s[13]
+    t14 = s[14]
+    t15 = s[15]
+    d[0] = t0
+    d[1] = t1
+    d[2] = t2
+    d[3] = t3
+    d[4] = t4
+    d[5] = t5
+    d[6] = t6
+    d[7] = t7
+    d[8] = t8
+    d[9] = t9
+    d[10] = t10
+    d[11] = t11
+    d[12] = t12
+    d[13] = t13
+    d[14] = t14
+    d[15] = t15
 
 
 @jit
@@ -146,7 +190,16 @@ def _im2col_kernel(x, cols, out, ksize, strides, dilation, lo):
     # Short runs (LeNet's first layer: one channel, 11 floats) cost more in per-run slicing
     # than in copying: there one gather loop over precomputed offsets copies the whole row
     # (C1 of LeNet-5: 194 -> 144 us; with long runs the gather was 2.5x slower).
-    short = run < _SHORT_RUN
+    # Whole kernel rows are copied in blocks of _BLOCK floats, the last block of each run
+    # running past it into what is written next (the next run, the column of ones, the next
+    # row); only where that overrun stays inside both arrays (else the exact copies below).
+    # Fixed-size blocks become single vector moves (:func:`_copy_block`): im2col of a batch
+    # of 64 on one thread (loaded 2-core AMD EPYC) took 0.17 -> 0.074 ms for LeNet-5's C1
+    # (blocked: runs of 11 floats, 56-wide rows; before, one gather loop per row) and 0.14
+    # -> 0.10 ms for its C3 (runs of 30 floats; before, a loop per run).
+    over = -(-run // _BLOCK) * _BLOCK
+    last = offs[offs.shape[0] - 1] + over  # past the last value the copy of a window reads
+    short = run < _SHORT_RUN and not whole_rows
     gather = numpy.empty(taps if short else 0, numpy.int64)
     if short:
         k = 0
@@ -169,6 +222,14 @@ def _im2col_kernel(x, cols, out, ksize, strides, dilation, lo):
                                 or zw + ext_w > W):
                             d += _border_taps(xn, cf[d:d + taps], x.shape, zd, zh, zw, g * cg,
                                               ksize, dilation, cg, whole_rows)
+                        elif whole_rows and (n * D * H * W * C + ((zd * H + zh) * W + zw) * C
+                                             + last <= xf.shape[0]) and (
+                                d + taps - run + over <= cf.shape[0]):
+                            o = n * D * H * W * C + ((zd * H + zh) * W + zw) * C
+                            for r in range(offs.shape[0]):
+                                for q in range(0, over, _BLOCK):
+                                    _copy_block(xf, o + offs[r] + q, cf, d + q)
+                                d += run
                         elif short:
                             o = ((zd * H + zh) * W + zw) * C + g * cg
                             dst = cf[d:d + taps]

@@ -26,6 +26,29 @@ GEOMETRIES = [
 ]
 
 
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("run", [1, 5, 11, 15, 16, 17, 30, 32, 33])
+@pytest.mark.parametrize("ones", [False, True])
+def test_im2col_block_copies_of_every_run_length(run, ones, dtype):
+    """Whole kernel rows are copied in blocks of 16 values that run past each run into what
+    is written next; near the end of x or of cols the exact copy takes over. Every value of
+    cols must still be the reference's, whatever the buffer held before (pooled buffers are
+    reused: here a NaN-filled one)."""
+    c = 1 if run < 8 else run // 5 if run % 5 == 0 else run
+    kw = run // c
+    x = np.random.default_rng(run).standard_normal((3, 1, kw + 2, kw + 3, c)).astype(dtype)
+    geometry = ((1, 2, kw), (1, 1, 1), (1, 1, 1))
+    want = kc.im2col_reference(x, *geometry, 1, ones)
+    cols = np.full((1,) + want.shape[1:], np.nan, dtype)
+    lo, out = (0, 0, 0), kc._out_shape(x.shape, *geometry)
+    kc._im2col_kernel(x, cols, out, *geometry, lo)
+    np.testing.assert_array_equal(cols, want)
+    got = kc.im2col_numba(x, *geometry, 1, ones, pads=((0, 0), (1, 0), (0, 2)))
+    np.testing.assert_array_equal(got, kc.im2col_reference(
+        kc.pad_5d(x, ((0, 0), (1, 0), (0, 2))), *geometry, 1, ones))
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("ones", [False, True])
 @pytest.mark.parametrize("shape,ksize,strides,dilation,groups", GEOMETRIES, ids=str)
