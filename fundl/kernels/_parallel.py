@@ -312,23 +312,27 @@ def regions() -> bool:
     return threads() > 1 and not getattr(_RT.local, "inside", False) and _numba_regions()
 
 
-def run_region(loop, n_items, *args):
+def run_region(loop, n_items, *args, blas=True):
     """``loop(*args)``, a :func:`~fundl.kernels._jit.parallel_jit` loop over ``n_items`` items,
-    on up to :func:`threads` threads with BLAS single-threaded meanwhile, where :func:`regions`
-    says so; elsewhere its Python source runs the items one after another here."""
+    on up to :func:`threads` threads with BLAS single-threaded meanwhile (``blas=False``: the
+    loop calls no BLAS library through its threaded interface, and its thread count is left
+    alone: ~5 us of threadpoolctl calls saved per region), where :func:`regions` says so;
+    elsewhere its Python source runs the items one after another here."""
     if not regions():  # decided earlier (a convolution's forward), unsafe now (a fork since)
         return loop.py_func(*args)
     import numba
 
-    n_threads, blas, _ = _setup()
+    n_threads, libraries, _ = _setup()
     old = numba.get_num_threads()
     want = max(1, min(n_threads, n_items, numba.config.NUMBA_NUM_THREADS))
     if want != old:  # (each call costs microseconds: skipped when nothing changes)
         numba.set_num_threads(want)
     try:
-        _blas_single(blas, True)
+        if blas:
+            _blas_single(libraries, True)
         return loop(*args)
     finally:
-        _blas_single(blas, False)
+        if blas:
+            _blas_single(libraries, False)
         if want != old:
             numba.set_num_threads(old)  # the user's own parallel loops keep theirs

@@ -106,7 +106,8 @@ def relu_numba(x):
     x1 = x.reshape(-1)
     y = numpy.empty_like(x)
     parts = _parallel.even_slices(x1.size, _parallel.threads())
-    _parallel.run_region(_relu_parts, len(parts), x1, y.reshape(-1), _parallel.bounds_of(parts))
+    _parallel.run_region(_relu_parts, len(parts), x1, y.reshape(-1), _parallel.bounds_of(parts),
+                         blas=False)
     return y
 
 
@@ -150,7 +151,7 @@ def activation_grad_numba(kind, gy, y):
     if _parallel.regions() and y.nbytes >= MIN_REGION_BYTES:
         parts = _parallel.even_slices(y1.size, _parallel.threads())
         _parallel.run_region(_grad_parts, len(parts), KINDS.index(kind), g1, y1, gx1,
-                             _parallel.bounds_of(parts))
+                             _parallel.bounds_of(parts), blas=False)
         return gx
     kernel = _KERNELS[kind]
     _parallel.map_chunks(lambda s: kernel(g1[s], y1[s], gx1[s]),

@@ -427,7 +427,7 @@ def _run(kind, x2, gy2=None, r=None, mean=None, a=None, b=None, p=None, q=None,
     if region and len(parts) > 1 and _BACKOFF.allowed():
         start = time.perf_counter()
         _parallel.run_region(_passes, len(parts), _kernel_addresses(x2.dtype), *args, sums,
-                             bounds)
+                             bounds, blas=False)
         if x2.dtype in _TIMED:
             _BACKOFF.took(time.perf_counter() - start, 3 * x2.nbytes)
         else:

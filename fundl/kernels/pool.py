@@ -361,7 +361,7 @@ def _run(kind, src, dst, arg, scale, pool, strides):
     args = (kind, src, dst, arg, scale, tuple(pool), tuple(strides), tiled,
             _parallel.bounds_of(parts))
     if len(parts) > 1:
-        _parallel.run_region(_pool_parts, len(parts), *args)
+        _parallel.run_region(_pool_parts, len(parts), *args, blas=False)
     else:
         _pool_parts.py_func(*args)
 

@@ -252,8 +252,8 @@ def test_passes_split_over_a_parallel_region_match_the_references(dtype, shape, 
     monkeypatch.setattr(kn, "MIN_REGION_BYTES", 1)
     # no back-off to one thread (a busy machine could trigger it; tested below)
     monkeypatch.setattr(kn, "_BACKOFF", _parallel.Backoff(1e10, stall_seconds=1e3))
-    monkeypatch.setattr(_parallel, "run_region",
-                        lambda loop, n, *args: calls.append(n) or region(loop, n, *args))
+    monkeypatch.setattr(_parallel, "run_region", lambda loop, n, *args, **kw:
+                        calls.append(n) or region(loop, n, *args, **kw))
     split = run()
     assert len(calls) == 8 and min(calls) >= 2  # every pass ran as parts of a region
     y = kn.batch_norm_affine_reference(x, axis, mean, scale, shift, res, True)
@@ -291,8 +291,8 @@ def test_a_stalled_region_sends_the_next_passes_to_one_thread(monkeypatch):
     backoff = _parallel.Backoff(1e10, stall_seconds=-1.0)  # every region counts as stalled
     backoff.period = 2
     monkeypatch.setattr(kn, "_BACKOFF", backoff)
-    monkeypatch.setattr(_parallel, "run_region",
-                        lambda loop, n, *args: calls.append(n) or region(loop, n, *args))
+    monkeypatch.setattr(_parallel, "run_region", lambda loop, n, *args, **kw:
+                        calls.append(n) or region(loop, n, *args, **kw))
     sums = kn.batch_norm_grad_sums_numba(gy, x, 3, mean)
     ran = []
     for _ in range(8):

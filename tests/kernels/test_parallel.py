@@ -193,6 +193,20 @@ def test_map_compiled_runs_every_item_with_blas_single_threaded(three_threads, m
     assert three_threads.history == ([] if runner == "one item" else [1, 2])
 
 
+@pytest.mark.parametrize("blas", [True, False])
+def test_run_region_sets_blas_single_threaded_unless_told_the_loop_calls_none(three_threads,
+                                                                              blas):
+    loop = _numba_loop()
+    if not _parallel.regions():
+        pytest.skip("no parallel regions here")
+    outs = tuple(np.zeros(i + 1) for i in range(3))
+    _parallel.run_region(loop, 3, outs, np.arange(3), 2.0, blas=blas)
+    for i, out in enumerate(outs):
+        np.testing.assert_array_equal(out, np.full(i + 1, 2.0 * i))
+    assert three_threads.history == ([1, 2] if blas else [])
+    assert three_threads.num_threads == 2
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_runs_the_compiled_recurrent_loops_without_parallel_regions():
     """GNU OpenMP's threads do not survive a fork: a region started in the child would make

@@ -521,7 +521,8 @@ def test_compiled_region_matches_the_python_chunks(xs, ks, kwargs, constant, kee
     _set_size(monkeypatch, module, "KEEP_BYTES", 1 << 30 if keep else 0)
     regions = []
     real_run = kernels.run_region
-    monkeypatch.setattr(kernels, "run_region", lambda *a: regions.append(1) or real_run(*a))
+    monkeypatch.setattr(kernels, "run_region",
+                        lambda *a, **kw: regions.append(1) or real_run(*a, **kw))
     rng = np.random.default_rng(5)
     arrays = [rng.standard_normal(xs), rng.standard_normal(ks), rng.standard_normal(ks[-1])]
     runs = []
