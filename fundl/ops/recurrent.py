@@ -34,14 +34,16 @@ state where it enters the recurrent product (Keras' recurrent dropout), never el
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import numpy
 
 from .. import runtime
 from ..autograd import _NO_GRAD, Function
 from ..backend import get_array_module
-from ..kernels import gemm_function, map_compiled, threads
+from ..kernels import gemm_function, map_compiled, regions, run_region, threads
 from ..kernels import fused
+from ..kernels._parallel import Backoff
 from ..kernels.convolution import small_gemms
 from ..kernels import recurrent as kernels
 from ..tensor import Tensor
@@ -52,6 +54,40 @@ ACTIVATIONS = tuple(kernels.ACTIVATIONS)
 
 WHOLE = [slice(None)]
 """One batch part, the whole batch (the ops' Python loops)."""
+
+_SERIAL_MACS_PER_SECOND = 8e10
+"""One core's rate for the compiled loops' products, a low estimate: OpenBLAS's AVX-512 small
+kernels ran a forward step's 32 x 160 @ 160 x 512 in ~26 us (1e11 multiply-adds a second) on
+the 2-core AMD EPYC (Zen 5); half that rate on an AVX2-only CPU still lets a region that runs
+in time (half the serial time) pass."""
+_BACKOFF = Backoff(_SERIAL_MACS_PER_SECOND)
+"""The recurrent loops' regions back off to one thread while they stall (the other core
+busy elsewhere): a 2-part LSTM backward region of a row-MNIST step (1.8 ms in time) took
+~9 ms on average while another process kept a core busy, against ~3.3 ms for both parts
+one after the other here (see :class:`fundl.kernels._parallel.Backoff`)."""
+_TIMED = set()
+"""(driver, dtype) pairs whose region ran once: a first call compiles or loads the driver and
+is not counted as a stall."""
+
+
+def _run_parts(loop, n_parts, dtype, macs, blas, *args):
+    """The compiled ``loop`` over ``n_parts`` batch parts of ``dtype``
+    (:func:`fundl.kernels.map_compiled`), backing off to one thread (the same parts one after
+    the other, the same results) while its regions stall; ``macs``: the multiply-adds of its
+    products, ``blas``: whether the loop calls the threaded BLAS library (without OpenBLAS's
+    small kernels), which must then run single-threaded inside the region."""
+    if n_parts < 2 or not regions():
+        return map_compiled(loop, n_parts, *args)  # one thread, or Python threads
+    if not _BACKOFF.allowed():
+        return loop.py_func(*args)
+    start = time.perf_counter()
+    run_region(loop, n_parts, *args, blas=blas)
+    key = (loop, numpy.dtype(dtype))
+    if key in _TIMED:
+        _BACKOFF.took(time.perf_counter() - start, macs)
+    else:
+        _TIMED.add(key)
+    return None
 
 
 def _stacked(xp, w, u, bias, dtype, align=1):
@@ -231,19 +267,36 @@ class _Sweep(Function):
         xzs = tuple(runtime.pooled_empty(numpy, (hx1.shape[0], hx1.shape[1], g), u.dtype)
                     for hx1 in hx1s)
         hzs = tuple(numpy.empty((hx1.shape[1], g), u.dtype) for hx1 in hx1s)
-        map_compiled(plan.forward, len(plan.parts), gemm_function(u.dtype), *gemms,
-                     tuple(hx1s), wb, u, ut, xzs, hzs, *shared, plan.starts, *masks, from_state)
+        _run_parts(plan.forward, len(plan.parts), u.dtype, self._macs(hx1s, g),
+                   self._calls_blas(plan, gemms), gemm_function(u.dtype), *gemms, tuple(hx1s),
+                   wb, u, ut, xzs, hzs, *shared, plan.starts, *masks, from_state)
 
     def _backward_parts(self, plan, hx1s, u, *args):
         """Run the compiled backward loop of every batch part on the threads: each step's
         ``dz @ U^T`` in BLAS on ``U^T`` or in :func:`fundl.kernels.recurrent.matmul_nt` on
         ``u`` itself (``plan.own_gemm``)."""
+        n, g = u.shape
         if plan.own_gemm:
             ut, u = numpy.zeros((0, 0), u.dtype), numpy.ascontiguousarray(u)
         else:
             ut, u = self._transposed(numpy, u), numpy.zeros((0, 0), u.dtype)
-        map_compiled(plan.backward, len(plan.parts), gemm_function(u.dtype),
-                     *small_gemms(u.dtype), hx1s, ut, u, *args)
+        gemms = small_gemms(u.dtype)
+        # (each step's dz @ U^T, then [h, x, 1]^T @ dz)
+        _run_parts(plan.backward, len(plan.parts), u.dtype, self._macs(hx1s, g, n),
+                   self._calls_blas(plan, gemms), gemm_function(u.dtype), *gemms, hx1s, ut,
+                   u, *args)
+
+    @staticmethod
+    def _macs(hx1s, g, extra=0):
+        """Multiply-adds of the parts' products: ``[h, x, 1] @ [U; W; b]`` (G columns) of
+        every step and row, plus ``extra`` per output column (the backward's ``dz @ U^T``)."""
+        return sum(a.shape[0] * a.shape[1] * (a.shape[2] + extra) * g for a in hx1s)
+
+    @staticmethod
+    def _calls_blas(plan, gemms):
+        """Whether the compiled loops call the threaded BLAS library: not when every product
+        runs in OpenBLAS's small kernels or fundl's own (``plan.own_gemm``)."""
+        return not (gemms[2] and plan.own_gemm)
 
     def _transposed(self, xp, u):
         """``u.T`` as a C-contiguous workspace array: BLAS runs ~25 % faster on it than on
@@ -472,9 +525,10 @@ class LSTMSequence(_Sweep):
             # BLAS's (or OpenBLAS's AVX-512 small kernel) on [U; W; b] itself
             uwbt = self._transposed(numpy, uwb) if plan.own_gemm and not small[2] else \
                 numpy.zeros((0, 0), x.dtype)
-            map_compiled(plan.forward, len(plan.parts), gemm_function(x.dtype), *small,
-                         tuple(hx1s), uwb, uwbt, hs, cs, gates, plan.starts, *masks,
-                         bool(states))
+            _run_parts(plan.forward, len(plan.parts), x.dtype, self._macs(hx1s, 4 * n),
+                       self._calls_blas(plan, small), gemm_function(x.dtype), *small,
+                       tuple(hx1s), uwb, uwbt, hs, cs, gates, plan.starts, *masks,
+                       bool(states))
         else:
             self._forward_loop(xp, hx1s[0], wb, u, hs, cs, gates, mb, bool(states))
         self.save(_Saved(hx1s, wb, u, hs, gates, mf, plan, masks, cs=cs))
@@ -500,9 +554,11 @@ class LSTMSequence(_Sweep):
             numpy.zeros((0, 0, 0), x.dtype)
         h_last, c_last = numpy.empty((b, n), x.dtype), numpy.empty((b, n), x.dtype)
         small = small_gemms(x.dtype)
-        map_compiled(kernels.compiled("lstm_infer_parts"), len(plan.parts),
-                     gemm_function(x.dtype), *small, x, uwb, seq, h_last, c_last, h0, c0,
-                     plan.starts, tuple(s.stop for s in plan.parts), self.go_backwards)
+        # (only with the small kernels: no threaded BLAS inside)
+        _run_parts(kernels.compiled("lstm_infer_parts"), len(plan.parts), x.dtype,
+                   t * b * uwb.shape[0] * uwb.shape[1], False, gemm_function(x.dtype), *small,
+                   x, uwb, seq, h_last, c_last, h0, c0, plan.starts,
+                   tuple(s.stop for s in plan.parts), self.go_backwards)
         return (seq, h_last, c_last) if self.return_sequences else (h_last, c_last)
 
     def _forward_loop(self, xp, hx1, wb, u, hs, cs, gates, mb, from_state):

@@ -253,6 +253,54 @@ def test_compiled_loops_without_a_parallel_region(cell, runner, monkeypatch):
     _compare_parts_with_python_loop(cell, 3, PART_OPTIONS[-1], monkeypatch)
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_recurrent_regions_back_off_while_they_stall(cell, monkeypatch):
+    """While the recurrent loops' Backoff says no, the parts run one after the other on this
+    thread (no region) and give the region's results bitwise; each region's time is reported
+    to it, and a stall sends the next calls to one thread."""
+    pytest.importorskip("numba")
+    import fundl.ops.recurrent as rec
+    from fundl.kernels import _parallel
+
+    _parallel.threads()  # set up first, then override
+    monkeypatch.setattr(runtime.state(), "parallel", (2, [], None))
+    if not _parallel.regions():
+        pytest.skip("no thread-safe Numba threading layer: no parallel regions here")
+    if kernels.sweeps(cell, np.zeros(1, np.float32)) is None:
+        pytest.skip("NumPy's BLAS GEMM is not reachable from compiled code here")
+    monkeypatch.setattr(rec, "threads", lambda: 2)
+    monkeypatch.setattr(rec._Sweep, "MIN_PART_ROWS", 8)
+    backoff = _parallel.Backoff(rec._SERIAL_MACS_PER_SECOND, stall_seconds=1e3)  # no stalls
+    monkeypatch.setattr(rec, "_BACKOFF", backoff)
+    calls = []
+    region = rec.run_region
+    monkeypatch.setattr(rec, "run_region", lambda loop, n, *args, **kw:
+                        calls.append(n) or region(loop, n, *args, **kw))
+    n, g = 6, (4 if cell == "lstm" else 3)
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((19, 5, 4)).astype(np.float32)
+    w, u = (rng.standard_normal(s).astype(np.float32) * 0.5 for s in ((4, g * n), (n, g * n)))
+    b = rng.standard_normal((g * n,) if cell == "lstm" else (2, g * n)).astype(np.float32)
+    fn = lstm if cell == "lstm" else gru
+
+    def step():
+        ts = [fl.tensor(a, requires_grad=True) for a in (x, w, u, b)]
+        out = fn(*ts)
+        (out[0] * out[0]).sum().backward()
+        return [out[0].numpy()] + [t.grad for t in ts]
+
+    want = step()  # forward and backward regions (a driver's first region is untimed)
+    assert calls == [2, 2] and backoff.skip == 0
+    backoff.stall_seconds = -1.0  # every region counts as a stall from now on
+    got = step()  # the forward's region stalls: the backward runs serially
+    assert calls == [2, 2, 2] and backoff.skip == 15
+    again = step()  # both serially
+    assert calls == [2, 2, 2] and backoff.skip == 13
+    for a, b_, c in zip(want, got, again):
+        np.testing.assert_array_equal(b_, a)
+        np.testing.assert_array_equal(c, a)
+
+
 def _compare_parts_with_python_loop(cell, parts, opts, monkeypatch):
     pytest.importorskip("numba")
     import fundl.ops.recurrent as rec
