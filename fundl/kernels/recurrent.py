@@ -522,8 +522,8 @@ def _lstm_activate(z, c_prev, c, h):
 
 
 @jit
-def _lstm_forward_sweep(fn, nn, nt, small, hx1, uwb, uwbt, hs, cs, gates, lo, mask, rm,
-                        from_state):
+def _lstm_forward_sweep(fn, nn, nt, small, x, backwards, ones, hx1, uwb, uwbt, hs, cs, gates, lo,
+                        mask, rm, from_state):
     """The forward of an LSTM over the rows ``lo:lo+P`` of the batch (one part).
 
     Each step is ONE product, ``[h_{t-1}, x_t, 1] @ [U; W; b]`` straight into the step's
@@ -535,11 +535,14 @@ def _lstm_forward_sweep(fn, nn, nt, small, hx1, uwb, uwbt, hs, cs, gates, lo, ma
 
     ``fn``: the GEMM of :func:`fundl.kernels.blas.gemm_function`; ``nn``, ``nt``, ``small``:
     :func:`fundl.kernels.convolution.small_gemms` (with ``small``, the steps' products run in
-    OpenBLAS's AVX-512 small kernel, see :func:`fundl.kernels.conv._gemm`). ``hx1``
-    (T, P, H + D [+ 1]): the part's ``[h_{t-1}, x_t, 1]`` rows with x and the ones in place
-    (h_{t-1}, times the recurrent dropout mask, is written here; the backward's weight
-    gradient reads it); ``uwb`` (H + D [+ 1], 4H) ``[U; W; b]``; ``uwbt`` (4H, H + D [+ 1])
-    its transpose to take the products from :func:`matmul_nt`, or (0, 0) for BLAS (or the
+    OpenBLAS's AVX-512 small kernel, see :func:`fundl.kernels.conv._gemm`). ``x`` (B, T, D)
+    the whole batch's inputs, taken from the last step to the first with ``backwards``;
+    ``hx1`` (T, P, K), K >= H + D [+ 1]: the part's ``[h_{t-1}, x_t, 1, 0]`` rows, written
+    here step by step (h_{t-1} times the recurrent dropout mask, x_t, a one if ``ones``
+    (the bias row), zeros up to K), which the backward's weight gradient reads (filled
+    here, on the part's thread just before its product, rather than by NumPy before the
+    region: ~70 us of the forward op's CPU in a row-MNIST training step, cold caches);
+    ``uwb`` (K, 4H) ``[U; W; b; 0]``; ``uwbt`` (4H, K) its transpose to take the products from :func:`matmul_nt`, or (0, 0) for BLAS (or the
     small kernel); ``hs``, ``cs`` (T + 1, B, H) the whole batch's states with step 0 set;
     ``gates`` (T or 1, B, 4H); ``mask`` (T, B) uint8 or (0, 0); ``rm`` (B, H) recurrent
     dropout mask or (0, 0); ``from_state``: h0 may be nonzero (else step 0's product skips
@@ -547,8 +550,11 @@ def _lstm_forward_sweep(fn, nn, nt, small, hx1, uwb, uwbt, hs, cs, gates, lo, ma
     """
     t, p, kk = hx1.shape
     n, g = hs.shape[2], uwb.shape[1]
+    d = x.shape[2]
     hi = lo + p
+    zero, one = x.dtype.type(0), x.dtype.type(1)
     for k in range(t):
+        kx = t - 1 - k if backwards else k
         for b in range(p):
             hrow, dst = hs[k, lo + b], hx1[k, b, :n]
             if rm.shape[0]:
@@ -557,6 +563,13 @@ def _lstm_forward_sweep(fn, nn, nt, small, hx1, uwb, uwbt, hs, cs, gates, lo, ma
                     dst[j] = hrow[j] * mrow[j]
             else:
                 dst[:] = hrow
+            row, xrow = hx1[k, b], x[lo + b, kx]
+            for j in range(d):
+                row[n + j] = xrow[j]
+            for j in range(n + d, kk):
+                row[j] = zero
+            if ones:
+                row[n + d] = one
         z = gates[k % gates.shape[0], lo:hi]
         if uwbt.shape[0] and not small:
             matmul_nt(hx1[k], uwbt, z)  # (h0 = 0 at step 0: its zero columns are in hx1)
@@ -824,12 +837,12 @@ def _gru_backward_sweep(fn, nn, nt, small, hx1, ut, u, hs, gates, dxz, dhz, gy, 
 
 
 @parallel_jit
-def _lstm_forward_parts(fn, nn, nt, small, hx1s, uwb, uwbt, hs, cs, gates, los, mask, rm,
-                        from_state):
+def _lstm_forward_parts(fn, nn, nt, small, x, backwards, ones, hx1s, uwb, uwbt, hs, cs, gates,
+                        los, mask, rm, from_state):
     """:func:`_lstm_forward_sweep` of every part (``hx1s``: one per part)."""
     for i in prange(len(los)):
-        _lstm_forward_sweep(fn, nn, nt, small, hx1s[i], uwb, uwbt, hs, cs, gates, los[i], mask,
-                            rm, from_state)
+        _lstm_forward_sweep(fn, nn, nt, small, x, backwards, ones, hx1s[i], uwb, uwbt, hs, cs,
+                            gates, los[i], mask, rm, from_state)
 
 
 @parallel_jit
@@ -888,15 +901,20 @@ def _masked_input(hs, k, lo, hi, rm):
     return h * rm[lo:hi] if rm.shape[0] else h
 
 
-def lstm_forward_parts_reference(fn, nn, nt, small, hx1s, uwb, uwbt, hs, cs, gates, los, mask,
-                                 rm, from_state):
+def lstm_forward_parts_reference(fn, nn, nt, small, x, backwards, ones, hx1s, uwb, uwbt, hs, cs,
+                                 gates, los, mask, rm, from_state):
     """What :func:`_lstm_forward_parts` computes, in plain NumPy (the tests' ground truth):
     the input projection and the recurrent product apart, as the textbook writes them."""
-    n = hs.shape[2]
+    n, d = hs.shape[2], x.shape[2]
     u, wb = uwb[:n], uwb[n:]
     for hx1, lo in zip(hx1s, los):
         t, p, _ = hx1.shape
         hi = lo + p
+        xt = x[lo:hi].transpose(1, 0, 2)
+        hx1[:, :, n:n + d] = xt[::-1] if backwards else xt
+        hx1[:, :, n + d:] = 0
+        if ones:
+            hx1[:, :, n + d] = 1
         xz = hx1[:, :, n:] @ wb
         for k in range(t):
             hx1[k, :, :n] = _masked_input(hs, k, lo, hi, rm)

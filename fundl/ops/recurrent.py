@@ -337,7 +337,7 @@ class _Sweep(Function):
         recording = any(self.needs_grad)
         return runtime.pooled_empty(xp, (t if recording else 1, b, width), dtype)
 
-    def _begin_shared(self, x, w, u, rest, parts, with_u=False, align=1):
+    def _begin_shared(self, x, w, u, rest, parts, with_u=False, align=1, fill=True):
         """The start of a forward whose input and recurrent products share dz (SimpleRNN, LSTM).
 
         ``parts`` are slices of the batch, each with buffers of its own (one slice, the whole
@@ -349,6 +349,8 @@ class _Sweep(Function):
         step ``[h_{t-1}, x_t, 1] @ [U; W; b]``) and the states (T + 1, B, H) with ``h0`` in
         place. ``align``: with ``with_u``, the rows' width H + D [+1] is rounded up to a
         multiple of it, zero columns in the inputs and zero rows in ``[U; W; b; 0]``.
+        ``fill=False``: the inputs' buffers are left unwritten (the LSTM's compiled loops
+        fill them, each part on its own thread).
         """
         xp = get_array_module(x)
         bias, states = self._split_inputs(rest)
@@ -356,8 +358,12 @@ class _Sweep(Function):
         n = u.shape[0]
         wb = _stacked(xp, w, u, bias, x.dtype, align) if with_u else \
             _stacked(xp, w, None, bias, x.dtype)
-        hx1s = [self._inputs_time_major(x[s], bias is not None, lead=n,
-                                        width=wb.shape[0] if with_u else 0) for s in parts]
+        if fill:
+            hx1s = [self._inputs_time_major(x[s], bias is not None, lead=n,
+                                            width=wb.shape[0] if with_u else 0) for s in parts]
+        else:
+            hx1s = [runtime.pooled_empty(xp, (t, len(range(*s.indices(b))), wb.shape[0]),
+                                         x.dtype) for s in parts]
         hs = runtime.pooled_empty(xp, (t + 1, b, n), x.dtype)
         hs[0] = states[0] if states else 0
         return xp, states, hx1s, wb, hs
@@ -510,7 +516,8 @@ class LSTMSequence(_Sweep):
             return self._infer(plan, x, w, u, rest)
         self.features = x.shape[2]
         xp, states, hx1s, uwb, hs = self._begin_shared(
-            x, w, u, rest, plan.parts, with_u=True, align=self.ALIGN if plan.compiled else 1)
+            x, w, u, rest, plan.parts, with_u=True, align=self.ALIGN if plan.compiled else 1,
+            fill=not plan.compiled)
         t, b, n = x.shape[1], x.shape[0], u.shape[0]
         u, wb = uwb[:n], uwb[n:]  # C-contiguous views of [U; W; b]
         cs = runtime.pooled_empty(xp, (t + 1, b, n), x.dtype)
@@ -527,6 +534,7 @@ class LSTMSequence(_Sweep):
                 numpy.zeros((0, 0), x.dtype)
             _run_parts(plan.forward, len(plan.parts), x.dtype, self._macs(hx1s, 4 * n),
                        self._calls_blas(plan, small), gemm_function(x.dtype), *small,
+                       numpy.ascontiguousarray(x), self.go_backwards, self.has_bias,
                        tuple(hx1s), uwb, uwbt, hs, cs, gates, plan.starts, *masks,
                        bool(states))
         else:

@@ -38,7 +38,7 @@ def _inputs(cell, dtype, batch, los, masked, dropout, from_state, bias, seed):
     rbias = rng.standard_normal(g * H).astype(dtype)
     gy = rng.standard_normal((batch, T, H)).astype(dtype)
     return dict(hx1s=hx1s, wb=wb, u=u, hs=hs, cs=cs, mask=mask, rm=rm, rbias=rbias, gy=gy,
-                g=g, parts=parts, rng=rng)
+                g=g, parts=parts, rng=rng, x=x)
 
 
 CASES = [  # (batch, part starts, masked, dropout, from_state, bias)
@@ -97,8 +97,13 @@ def test_driver_matches_its_numpy_reference(cell, case, dtype, own_gemm, small):
         if cell == "lstm":  # one product per step: [h, x, 1] @ [U; W; b] (or its transpose)
             uwb = np.concatenate([a["u"], a["wb"]])
             uwbt = np.ascontiguousarray(uwb.T) if own_gemm else empty
-            args = (fn, *gemms, hx1s, uwb, uwbt, a["hs"], a["cs"], gates, los, a["mask"],
-                    a["rm"], from_state)
+            # the driver writes every column of [h, x, 1] itself (NaN: none left out), from
+            # the batch-major inputs, last step first with backwards (x reversed: the same rows)
+            backwards = len(parts) == 2
+            xb = np.ascontiguousarray(a["x"].transpose(1, 0, 2)[:, ::-1 if backwards else 1])
+            hx1s = tuple(np.full_like(h, np.nan) for h in hx1s)
+            args = (fn, *gemms, xb, backwards, bias, hx1s, uwb, uwbt, a["hs"], a["cs"], gates,
+                    los, a["mask"], a["rm"], from_state)
         else:
             args = (fn, *gemms, hx1s, a["wb"], a["u"], fwd_bt, xzs, hzs, a["rbias"], a["hs"],
                     gates, los, a["mask"], a["rm"], from_state)
@@ -106,6 +111,8 @@ def test_driver_matches_its_numpy_reference(cell, case, dtype, own_gemm, small):
             kernels.map_compiled(R.compiled(name), len(parts), *args)
         else:
             R.REFERENCES[name](*args)
+        for filled, built in zip(hx1s, a["hx1s"]):  # x, the ones, as _inputs built them
+            np.testing.assert_array_equal(filled[..., H:], built[..., H:])
         dh = rng.standard_normal((batch, H)).astype(dtype)
         name = f"{cell}_backward_parts"
         if cell == "lstm":
@@ -147,9 +154,9 @@ def test_references_agree_with_the_step_references_on_one_part():
     dtype = np.float64
     a = _inputs("lstm", dtype, 3, (0,), False, False, False, True, seed=4)
     gates = np.zeros((T, 3, 4 * H), dtype)
-    R.lstm_forward_parts_reference(None, None, None, False, a["hx1s"],
-                                   np.concatenate([a["u"], a["wb"]]), None, a["hs"], a["cs"],
-                                   gates, (0,), a["mask"], a["rm"], False)
+    R.lstm_forward_parts_reference(None, None, None, False, a["x"].transpose(1, 0, 2), False,
+                                   True, a["hx1s"], np.concatenate([a["u"], a["wb"]]), None,
+                                   a["hs"], a["cs"], gates, (0,), a["mask"], a["rm"], False)
     x0 = a["hx1s"][0][0, :, H:]
     z = x0 @ a["wb"]
     sig = 1 / (1 + np.exp(-z))
