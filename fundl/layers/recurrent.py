@@ -296,6 +296,10 @@ class LSTMCell(SimpleRNNCell):
     def state_size(self):
         return [self.units, self.units]
 
+    def build(self, input_shape):
+        super().build(input_shape)
+        rnn_ops.share_lstm_block(self.kernel, self.recurrent_kernel, self.bias)
+
     def _bias_init(self):
         if not self.unit_forget_bias:
             return self.bias_initializer

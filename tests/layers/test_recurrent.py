@@ -353,6 +353,33 @@ def test_a_hand_written_loop_over_the_cell_equals_the_layer():
         np.testing.assert_allclose(h.numpy(), y[:, t], atol=1e-6)
 
 
+def test_lstm_weights_live_in_one_block_through_training_and_set_weights():
+    """An LSTM layer's recurrent kernel, kernel and bias are views of one [U; W; b; 0] block
+    (the compiled loops read it in place); optimizer updates and set_weights keep them
+    there, and the layer still trains (its loss falls)."""
+    from fundl.ops import recurrent as rnn_ops
+
+    model = Sequential([LSTM(8, input_shape=(6, 3)), Dense(2)])
+    model.compile(loss="mse", optimizer="adam")
+    cell = model.layers[0].cell
+
+    def in_block():
+        return rnn_ops._shared_block(cell.kernel.data, cell.recurrent_kernel.data,
+                                     cell.bias.data, cell.kernel.dtype, 32) is not None
+
+    assert in_block()
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((16, 6, 3)).astype(np.float32)
+    y = rng.standard_normal((16, 2)).astype(np.float32)
+    losses = [float(model.train_on_batch(x, y)) for _ in range(30)]
+    assert losses[-1] < losses[0] and in_block()
+    weights = [w * 0.5 for w in model.get_weights()]
+    model.set_weights(weights)
+    assert in_block()
+    for got, want in zip(model.get_weights(), weights):
+        np.testing.assert_array_equal(got, want)
+
+
 @pytest.mark.parametrize("cell_cls", [SimpleRNNCell, LSTMCell, GRUCell])
 def test_cells_return_output_and_new_states(cell_cls):
     cell = cell_cls(H)

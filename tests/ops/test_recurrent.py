@@ -412,6 +412,62 @@ def test_lstm_compiled_product_width_padding(features, bias):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("training", [True, False])
+def test_lstm_weights_in_one_block_are_read_in_place(bias, training):
+    """Weights made views of one [U; W; b; 0] block (share_lstm_block, as the LSTM layer
+    builds them) keep their values and are read in place (no stacked copy), with the same
+    outputs and gradients as separate arrays; a block whose padding is not zero, or weights
+    no longer adjacent, are stacked again as before."""
+    import fundl.ops.recurrent as rec
+
+    n, d, batch, steps = 8, 5, 20, 4
+    rng = np.random.default_rng(21)
+    x = rng.standard_normal((batch, steps, d)).astype(np.float32)
+    w, u = (rng.standard_normal(s).astype(np.float32) * 0.4 for s in ((d, 4 * n), (n, 4 * n)))
+    b = rng.standard_normal(4 * n).astype(np.float32) if bias else None
+
+    def run(kernel, recurrent, b_):
+        ts = [fl.tensor(x), kernel, recurrent] + ([b_] if bias else [None])
+        if not training:
+            with fl.no_grad():
+                return [o.numpy().copy() for o in lstm(*ts)]
+        y, h_t, c_t = lstm(*ts)
+        ((y * y).sum() + c_t.sum()).backward()
+        return [y.numpy().copy(), c_t.numpy().copy()] + \
+            [t.grad.copy() for t in ts[1:] if t is not None]
+
+    plain = [fl.tensor(a, requires_grad=training) if a is not None else None for a in (w, u, b)]
+    want = run(*plain)
+    shared = [fl.tensor(a.copy(), requires_grad=training) if a is not None else None
+              for a in (w, u, b)]
+    block = rec.share_lstm_block(*shared)
+    rows = -(-(n + d + bias) // rec.LSTM_ALIGN) * rec.LSTM_ALIGN
+    assert block.shape == (rows, 4 * n) and block.ctypes.data % 64 == 0
+    for t, a in zip(shared, (w, u, b)):
+        if t is not None:
+            np.testing.assert_array_equal(t.numpy(), a)
+            assert np.shares_memory(t.data, block)
+    stacked = rec._stacked(np, *(t.data if t is not None else None for t in shared),
+                           np.float32, rec.LSTM_ALIGN)
+    assert stacked.ctypes.data == block.ctypes.data and stacked.shape == block.shape
+    for got, w_ in zip(run(*shared), want):
+        np.testing.assert_allclose(got, w_, rtol=1e-5, atol=1e-5)
+    block[-1, 0] = 1.0  # the padding is not zero: not read in place
+    if rows > n + d + bias:
+        assert rec._shared_block(shared[0].data, shared[1].data, shared[2].data if bias else
+                                 None, np.float32, rows) is None
+    block[-1, 0] = 0.0
+    shared[0].data = shared[0].data.copy()  # replaced: no longer adjacent, stacked again
+    assert rec._shared_block(shared[0].data, shared[1].data, shared[2].data if bias else None,
+                             np.float32, rows) is None
+    for t in shared:
+        if t is not None:
+            t.grad = None
+    for got, w_ in zip(run(*shared), want):
+        np.testing.assert_allclose(got, w_, rtol=1e-5, atol=1e-5)
+
+
 def test_float32_gradients_have_input_shapes_and_dtypes():
     x, w, u, b, h, c = (a.astype(np.float32) for a in arrays(4, (4 * H,)))
     ts = [fl.tensor(a, requires_grad=True) for a in (x, w, u, b, h, c)]
