@@ -11,6 +11,8 @@ from fundl.kernels import pool as kp
 TILED = [
     # x shape (N, D, H, W, C), pool (= strides)
     ((3, 1, 8, 8, 6), (1, 2, 2)),      # LeNet's 2x2 pools, 6 channels
+    ((2, 1, 28, 28, 6), (1, 2, 2)),    # LeNet's first map: most windows moved 8 values at once
+    ((2, 1, 6, 10, 4), (1, 2, 2)),     # 4 channels: the fewest the 8-value moves take
     ((2, 1, 9, 7, 1), (1, 2, 2)),      # one channel, a remainder row and column left over
     ((2, 1, 9, 9, 3), (1, 3, 3)),      # 3x3 windows: ties across three rows and columns
     ((2, 1, 4, 8, 5), (1, 1, 4)),      # one row per window (1-D pooling of images)
