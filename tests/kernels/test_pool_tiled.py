@@ -97,3 +97,33 @@ def test_max_pool_op_under_no_grad_matches():
     with fl.no_grad():
         y = fl.max_pool2d(fl.Tensor(x, requires_grad=True), 2).numpy()
     np.testing.assert_array_equal(y, fl.max_pool2d(fl.Tensor(x, requires_grad=True), 2).numpy())
+
+
+def test_a_stalled_pooling_region_sends_the_next_calls_to_one_thread(monkeypatch):
+    """A region far slower than one core would be (another process holding the second core)
+    backs off: the next calls run the same parts one after the other (the same results, bit
+    for bit), for a period that doubles when it happens again."""
+    from fundl.kernels import _parallel
+
+    if not _parallel.regions():
+        pytest.skip("no thread-safe Numba threading layer or a single thread here")
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((8, 1, 12, 12, 6)).astype(np.float32)
+    want = kp.max_pool_reference(x, (1, 2, 2), (1, 2, 2))
+    backoff = _parallel.Backoff(1e9, stall_seconds=-1.0)  # every region counts as stalled
+    backoff.period = 2
+    monkeypatch.setattr(kp, "_BACKOFF", backoff)
+    monkeypatch.setattr(kp, "_TIMED", {np.dtype(np.float32)})  # not a first call
+    calls = []
+    region = _parallel.run_region
+    monkeypatch.setattr(_parallel, "run_region", lambda loop, n, *args, **kw:
+                        calls.append(n) or region(loop, n, *args, **kw))
+    ran = []
+    for _ in range(7):
+        before = len(calls)
+        y, arg = kp.max_pool_numba(x, (1, 2, 2), (1, 2, 2))
+        np.testing.assert_array_equal(y, want[0])
+        np.testing.assert_array_equal(arg, want[1])
+        ran.append(len(calls) > before)
+    # region (stall, skip 2), 2 serial, region (skip 4), then serial
+    assert ran == [True, False, False, True, False, False, False]
