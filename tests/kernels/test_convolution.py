@@ -150,3 +150,42 @@ def test_one_thread_runs_the_region_drivers_serially(monkeypatch):
     wx, wk, _ = convolution.conv_backward_reference(x5, k5, gy5, s3, p3, d3, 1)
     np.testing.assert_allclose(gx5, wx, rtol=2e-4, atol=2e-4)
     np.testing.assert_allclose(gk.reshape(wk.shape), wk, rtol=2e-4, atol=2e-3)
+
+
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "no bias"])
+@pytest.mark.parametrize("geometry", [
+    ((2, 28, 28, 1), (5, 5, 1, 6), 1, "same"),      # LeNet's C1: block 7
+    ((2, 9, 11, 2), (3, 3, 2, 4), 1, "same"),       # an overhanging last block
+    ((2, 13, 17, 3), (3, 3, 3, 5), 2, "valid"),     # strided: the copies shift by 2
+    ((2, 20, 3), (7, 3, 4), 1, "same"),             # 1-D, a 7-wide kernel
+], ids=lambda g: f"x{g[0]}-k{g[1]}-s{g[2]}")
+def test_blocked_weights_gather_and_fold_match_widen(geometry, bias):
+    """Blocked plans build their GEMM weights by one gather over cached indices and fold the
+    weights' gradient back by one bincount: the same as :func:`convolution.widen` with the
+    bias row, and as :func:`convolution.fold` (its adjoint) with the bias summed per block."""
+    xs, ks, strides, padding = geometry
+    rng = np.random.default_rng(len(xs) + ks[-1])
+    x = rng.standard_normal(xs)
+    k = rng.standard_normal(ks)
+    b = rng.standard_normal(ks[-1]) if bias else None
+    fn = Conv(None, strides, padding, 1, 1, "channels_last")
+    fn.check(x, k, b)
+    plan = fn.plan
+    assert plan.block > 1
+    wide = convolution.widen(plan, k).reshape(-1, plan.c_out)
+    want = np.concatenate([wide, np.tile(b, plan.block)[None]]) if bias else wide
+    np.testing.assert_array_equal(convolution.gemm_weights(plan, k, b)[0], want)
+    # fold: <gemm_weights(k, b), G> = <k, gk> + <b, gb> for any G (the adjoint of the gather)
+    x5 = _as_5d(x)
+    y5, saved = kernels.conv_forward(plan, x5, k, b, False, True)
+    gy5 = rng.standard_normal(y5.shape)
+    _, gk, gb = kernels.conv_backward(plan, saved, gy5, False, True, bias)
+    dims = len(xs) - 2
+    pads = conv_ops._paddings(padding, xs[1:-1], ks[:-2], (strides,) * dims, "conv")
+    k5, s3, p3, d3 = _reference_args(k, (strides,) * dims, pads, (1,) * dims)
+    _, wk, wb = convolution.conv_backward_reference(x5, k5, gy5, s3, p3, d3, 1)
+    np.testing.assert_allclose(gk, wk.reshape(k.shape), rtol=1e-10, atol=1e-10)
+    if bias:
+        np.testing.assert_allclose(gb, wb, rtol=1e-10, atol=1e-10)
+    else:
+        assert gb is None
