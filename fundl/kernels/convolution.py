@@ -329,7 +329,8 @@ def gemm_weights(plan, kernel, bias):
 
 
 # -- the entry points ----------------------------------------------------------------------------
-def conv_forward(plan, x5, kernel, bias=None, need_x=True, need_k=True, epilogue=None):
+def conv_forward(plan, x5, kernel, bias=None, need_x=True, need_k=True, epilogue=None,
+                 activation=None):
     """The convolution of ``x5`` (N, D, H, W, C) by ``kernel`` (+ ``bias``) as ``plan`` says.
 
     Args:
@@ -339,6 +340,9 @@ def conv_forward(plan, x5, kernel, bias=None, need_x=True, need_k=True, epilogue
         need_x, need_k: x's and the kernel's gradients will be asked for (what to keep).
         epilogue: None, or a function applied in place to blocks of the output rows (a fused
             activation; chunk by chunk while they are in cache where possible).
+        activation: the name of the activation ``epilogue`` applies, if any: a region plan
+            applies ``"relu"`` itself, to each chunk's rows inside the region (the same values
+            as :func:`fundl.ops.activation.apply_in_place`), and skips ``epilogue``.
 
     Returns:
         (y5 (N, Do, Ho, Wo, out) channels-last, a :class:`ConvSaved` for the backward).
@@ -364,8 +368,9 @@ def conv_forward(plan, x5, kernel, bias=None, need_x=True, need_k=True, epilogue
     keep = need_k and plan.keep_fits
     y = pooled_empty(xp, (g, n * rows, plan.c_out // g), xp.result_type(x5.dtype, w.dtype))
     if plan.path == "region":
-        x5, kept = _forward_region(plan, x5, w, y, keep)
-        if epilogue is not None:
+        relu = activation == "relu" and y.flags.c_contiguous
+        x5, kept = _forward_region(plan, x5, w, y, keep, relu)
+        if epilogue is not None and not relu:
             epilogue(y)
     else:
         def chunk(part):  # cols of a batch chunk, and its rows of y
@@ -577,9 +582,9 @@ def small_gemms(dtype):
 
 
 # -- the region path: every chunk in one compiled parallel region ------------------------------
-def _forward_region(plan, x5, w, y, keep):
-    """Every chunk's im2col and GEMM in one region; returns (x5 as the region read it, the
-    cols buffers if ``keep``)."""
+def _forward_region(plan, x5, w, y, keep, relu=False):
+    """Every chunk's im2col and GEMM (and with ``relu`` a ReLU on its rows) in one region;
+    returns (x5 as the region read it, the cols buffers if ``keep``)."""
     x5, _, _ = im2col_input(x5, plan.cols_ksize, plan.cols_strides, plan.dilation, plan.groups,
                             plan.pads)
     threads = len(plan.first) - 1
@@ -590,7 +595,7 @@ def _forward_region(plan, x5, w, y, keep):
     _k.run_region(_conv_forward_chunks, threads, _k.gemm_function(x5.dtype),
                   *small, x5, bufs, keep,
                   numpy.ascontiguousarray(w), y, plan.positions, *plan.cols_geometry, plan.lo,
-                  plan.chunk_bounds, plan.first, blas=not small[2])
+                  plan.chunk_bounds, plan.first, relu, blas=not small[2])
     return x5, (bufs if keep else None)
 
 

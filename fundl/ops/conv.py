@@ -297,7 +297,8 @@ class Conv(Function):
         fuse = self.activation
         need = self.needs_grad
         y5, kept = kernels.conv_forward(self.plan, x5, kernel, bias, need[0], need[1],
-                                        (lambda rows: apply_in_place(fuse, rows)) if fuse else None)
+                                        (lambda rows: apply_in_place(fuse, rows)) if fuse else None,
+                                        fuse)
         self.save(kept)
         y = y5.reshape((x.shape[0],) + self.plan.out[3 - (kernel.ndim - 2):] + (kernel.shape[-1],))
         y = _channels_back(y, self.cf)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import fundl as fl
-from fundl.ops.conv import conv, conv1d, conv2d, conv2d_transpose, conv3d, zero_pad
+from fundl.ops.conv import Conv, conv, conv1d, conv2d, conv2d_transpose, conv3d, zero_pad
 from fundl.testing import assert_error, check_op
 
 
@@ -467,6 +467,29 @@ def test_fused_activation_equals_the_separate_op(kind, xs, ks, kwargs):
     np.testing.assert_array_equal(runs[0][0], runs[1][0])  # the same arithmetic
     for got, want in zip(runs[0][1:], runs[1][1:]):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_fused_relu_inside_the_region_equals_the_separate_op(dtype):
+    """A region plan applies a fused ReLU to each chunk's rows inside the region (no pass
+    after it): bitwise the values of fl.relu after the convolution, NaN kept, in both dtypes
+    and on LeNet-5's shapes (several chunks, blocked and not)."""
+    rng = np.random.default_rng(13)
+    for xs, ks, padding in (((5, 28, 28, 1), (5, 5, 1, 6), "same"),
+                            ((5, 14, 14, 6), (5, 5, 6, 16), "valid")):
+        x0 = rng.standard_normal(xs).astype(dtype)
+        x0[1, 3, 4, 0] = np.nan
+        k0, b0 = rng.standard_normal(ks).astype(dtype), rng.standard_normal(ks[-1]).astype(dtype)
+        fn = Conv(None, 1, padding, 1, 1, "channels_last", activation="relu")
+        fn.check(x0, k0, b0)
+        if fn.plan.path != "region":
+            pytest.skip("no Numba parallel regions or no reachable GEMM here")
+        fused = fl.conv(fl.tensor(x0), fl.tensor(k0), fl.tensor(b0), padding=padding,
+                        activation="relu").numpy()
+        separate = fl.relu(fl.conv(fl.tensor(x0), fl.tensor(k0), fl.tensor(b0),
+                                   padding=padding)).numpy()
+        assert np.isnan(fused).any() and (fused == 0).any()
+        np.testing.assert_array_equal(fused, separate)
 
 
 @pytest.mark.parametrize("kind", ["relu", "tanh", "sigmoid"])
