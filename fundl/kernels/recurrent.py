@@ -523,7 +523,7 @@ def _lstm_activate(z, c_prev, c, h):
 
 @jit
 def _lstm_forward_sweep(fn, nn, nt, small, x, backwards, ones, hx1, uwb, uwbt, hs, cs, gates, lo,
-                        mask, rm, from_state):
+                        mask, rm, from_state, ut, s0, s1):
     """The forward of an LSTM over the rows ``lo:lo+P`` of the batch (one part).
 
     Each step is ONE product, ``[h_{t-1}, x_t, 1] @ [U; W; b]`` straight into the step's
@@ -546,13 +546,22 @@ def _lstm_forward_sweep(fn, nn, nt, small, x, backwards, ones, hx1, uwb, uwbt, h
     small kernel); ``hs``, ``cs`` (T + 1, B, H) the whole batch's states with step 0 set;
     ``gates`` (T or 1, B, 4H); ``mask`` (T, B) uint8 or (0, 0); ``rm`` (B, H) recurrent
     dropout mask or (0, 0); ``from_state``: h0 may be nonzero (else step 0's product skips
-    the h columns). Every array C-contiguous.
+    the h columns); ``ut`` (4H, H): the rows ``s0:s1`` of ``U^T`` are written here, this
+    part's share of the transpose the backward's products take (or (0, 0): none). Every
+    array C-contiguous.
     """
     t, p, kk = hx1.shape
     n, g = hs.shape[2], uwb.shape[1]
     d = x.shape[2]
     hi = lo + p
     zero, one = x.dtype.type(0), x.dtype.type(1)
+    # U^T's rows s0:s1 for the backward (each part a share: ~25 us each instead of ~50 us
+    # in every part of the backward)
+    if ut.shape[0]:
+        for j in range(s0, s1):
+            row = ut[j]
+            for i in range(n):
+                row[i] = uwb[i, j]
     # x, the ones and the zeros of every step first, each sample's steps in one sequential
     # read of x (per step, the part's 32 rows of x, 3 KB apart, came from L3: ~30 us more)
     for b in range(p):
@@ -692,8 +701,10 @@ def _lstm_backward_sweep(fn, nn, nt, small, hx1, ut, u, cs, gates, dz, gy, dh, d
                          mask, rm, need_h0, dall):
     """The backward of :func:`_lstm_forward_sweep` over the same part.
 
-    ``ut`` (4H, H) ``U^T`` for BLAS, or, when ``u`` (H, 4H) is not (0, 0), unused: each
-    step's ``dz @ U^T`` then runs in :func:`matmul_nt`; ``dz`` (T, P, 4H) output: the
+    ``ut`` (4H, H) ``U^T`` for BLAS or, with ``small``, OpenBLAS's small kernel (there the
+    forward's transpose, :func:`_lstm_forward_parts`; with ``small`` and ``ut`` (0, 0),
+    each part transposes ``u`` for itself); when ``u`` (H, 4H) is not (0, 0) and not
+    ``small``, each step's ``dz @ U^T`` runs in :func:`matmul_nt`; ``dz`` (T, P, 4H) output: the
     gate-input gradients; ``gy``
     (B, T, H) gradient of the output sequence or (0, 0, 0); ``dh``, ``dc``, ``dc_prev``
     (P, H): the part's rows of the final states' gradients on entry, of h0's and (in ``dc``
@@ -713,10 +724,11 @@ def _lstm_backward_sweep(fn, nn, nt, small, hx1, ut, u, cs, gates, dz, gy, dh, d
     # with the small kernels, each step's dz @ U^T runs in OpenBLAS's small nn kernel on U^T,
     # transposed here by each part for itself (~40 us, the parts side by side; NumPy's copy
     # took 85 us on one thread): 24 against 28-32 us a step for matmul_nt (32 x 512 @ 512 x 128)
-    own_t = small and u.shape[0] > 0
+    own_t = small and u.shape[0] > 0 and ut.shape[0] == 0
     utl = numpy.empty((g if own_t else 0, n), dh.dtype)
     if own_t:
         _transpose(u, utl)
+    uts = utl if own_t else ut
     for k in range(t - 1, -1, -1):
         if gy.shape[0]:
             for b in range(p):
@@ -731,8 +743,8 @@ def _lstm_backward_sweep(fn, nn, nt, small, hx1, ut, u, cs, gates, dz, gy, dh, d
         _lstm_backward(dh, dc, gates[k, lo:hi], cs[k, lo:hi], cs[k + 1, lo:hi], dz[k],
                        dc_prev)
         if k or need_h0:
-            if own_t:
-                _gemm(fn, nn, nt, small, False, dz[k, 0], g, utl, n, dh, n, p, n, g, 0.0)
+            if small and uts.shape[0]:
+                _gemm(fn, nn, nt, small, False, dz[k, 0], g, uts, n, dh, n, p, n, g, 0.0)
             elif u.shape[0]:
                 matmul_nt(dz[k], u, dh)
             else:
@@ -842,11 +854,14 @@ def _gru_backward_sweep(fn, nn, nt, small, hx1, ut, u, hs, gates, dxz, dhz, gy, 
 
 @parallel_jit
 def _lstm_forward_parts(fn, nn, nt, small, x, backwards, ones, hx1s, uwb, uwbt, hs, cs, gates,
-                        los, mask, rm, from_state):
-    """:func:`_lstm_forward_sweep` of every part (``hx1s``: one per part)."""
-    for i in prange(len(los)):
+                        los, mask, rm, from_state, ut):
+    """:func:`_lstm_forward_sweep` of every part (``hx1s``: one per part); ``ut`` (4H, H)
+    gets ``U^T``, each part transposing a share of the rows (or (0, 0): not wanted)."""
+    m = len(los)
+    for i in prange(m):
         _lstm_forward_sweep(fn, nn, nt, small, x, backwards, ones, hx1s[i], uwb, uwbt, hs, cs,
-                            gates, los[i], mask, rm, from_state)
+                            gates, los[i], mask, rm, from_state, ut, ut.shape[0] * i // m,
+                            ut.shape[0] * (i + 1) // m)
 
 
 @parallel_jit
@@ -906,11 +921,13 @@ def _masked_input(hs, k, lo, hi, rm):
 
 
 def lstm_forward_parts_reference(fn, nn, nt, small, x, backwards, ones, hx1s, uwb, uwbt, hs, cs,
-                                 gates, los, mask, rm, from_state):
+                                 gates, los, mask, rm, from_state, ut):
     """What :func:`_lstm_forward_parts` computes, in plain NumPy (the tests' ground truth):
     the input projection and the recurrent product apart, as the textbook writes them."""
     n, d = hs.shape[2], x.shape[2]
     u, wb = uwb[:n], uwb[n:]
+    if ut.shape[0]:
+        ut[...] = u.T
     for hx1, lo in zip(hx1s, los):
         t, p, _ = hx1.shape
         hi = lo + p

@@ -181,7 +181,8 @@ class _Saved:
     kernel; ``hs``, ``cs``: the states (T + 1, B, H) (``cs`` None for the GRU); ``gates``:
     the activated gates of every step; ``mf``: the float mask (T, B, 1) or None; ``plan``:
     the :class:`~fundl.kernels.recurrent.SweepPlan`; ``masks``: the drivers' (mask, recurrent
-    dropout mask) arrays, or None on the Python loop; ``rbias``: the GRU's recurrent bias.
+    dropout mask) arrays, or None on the Python loop; ``rbias``: the GRU's recurrent bias;
+    ``ut``: ``U^T`` as the LSTM's compiled forward wrote it for the backward, or None.
     """
 
     inputs: list
@@ -194,6 +195,7 @@ class _Saved:
     masks: object = None
     cs: object = None
     rbias: object = None
+    ut: object = None
 
 
 class _Sweep(Function):
@@ -335,16 +337,18 @@ class _Sweep(Function):
                    self._calls_blas(plan, gemms), gemm_function(u.dtype), *gemms, tuple(hx1s),
                    wb, u, ut, xzs, hzs, *shared, plan.starts, *masks, from_state)
 
-    def _backward_parts(self, plan, hx1s, u, *args):
+    def _backward_parts(self, plan, hx1s, u, *args, ut=None):
         """Run the compiled backward loop of every batch part on the threads: each step's
         ``dz @ U^T`` in BLAS on ``U^T`` or in :func:`fundl.kernels.recurrent.matmul_nt` on
-        ``u`` itself (``plan.own_gemm``)."""
+        ``u`` itself (``plan.own_gemm``; with OpenBLAS's small kernels, the LSTM's in
+        them on ``ut``, the forward's ``U^T``, if given)."""
         n, g = u.shape
+        gemms = small_gemms(u.dtype)
         if plan.own_gemm:
-            ut, u = numpy.zeros((0, 0), u.dtype), numpy.ascontiguousarray(u)
+            ut = ut if ut is not None and gemms[2] else numpy.zeros((0, 0), u.dtype)
+            u = numpy.ascontiguousarray(u)
         else:
             ut, u = self._transposed(numpy, u), numpy.zeros((0, 0), u.dtype)
-        gemms = small_gemms(u.dtype)
         # (each step's dz @ U^T, then [h, x, 1]^T @ dz)
         _run_parts(plan.backward, len(plan.parts), u.dtype, self._macs(hx1s, g, n),
                    self._calls_blas(plan, gemms), gemm_function(u.dtype), *gemms, hx1s, ut,
@@ -596,14 +600,19 @@ class LSTMSequence(_Sweep):
             # BLAS's (or OpenBLAS's AVX-512 small kernel) on [U; W; b] itself
             uwbt = self._transposed(numpy, uwb) if plan.own_gemm and not small[2] else \
                 numpy.zeros((0, 0), x.dtype)
+            # U^T for the backward's products in the small kernel, written by the parts
+            ut = runtime.pooled_empty(numpy, (4 * n, n), x.dtype) if plan.own_gemm and \
+                small[2] else numpy.zeros((0, 0), x.dtype)
             _run_parts(plan.forward, len(plan.parts), x.dtype, self._macs(hx1s, 4 * n),
                        self._calls_blas(plan, small), gemm_function(x.dtype), *small,
                        numpy.ascontiguousarray(x), self.go_backwards, self.has_bias,
                        tuple(hx1s), uwb, uwbt, hs, cs, gates, plan.starts, *masks,
-                       bool(states))
+                       bool(states), ut)
         else:
+            ut = None
             self._forward_loop(xp, hx1s[0], wb, u, hs, cs, gates, mb, bool(states))
-        self.save(_Saved(hx1s, wb, u, hs, gates, mf, plan, masks, cs=cs))
+        self.save(_Saved(hx1s, wb, u, hs, gates, mf, plan, masks, cs=cs,
+                         ut=ut if ut is not None and ut.shape[0] else None))
         return self._outputs(hs, (hs[t], cs[t]))
 
     def _infer(self, plan, x, w, u, rest):
@@ -667,7 +676,8 @@ class LSTMSequence(_Sweep):
         # not from the workspace: views of these become the weights' gradients
         dalls = tuple(numpy.empty((hx1.shape[2], 4 * n), hs.dtype) for hx1 in hx1s)
         self._backward_parts(plan, tuple(hx1s), kept.u, cs, gates, tuple(dzs), gy, dh, dc,
-                             dc_prev, plan.starts, *kept.masks, self.has_state, dalls)
+                             dc_prev, plan.starts, *kept.masks, self.has_state, dalls,
+                             ut=kept.ut)
         dall = dalls[0]
         for d in dalls[1:]:
             dall += d

@@ -102,8 +102,10 @@ def test_driver_matches_its_numpy_reference(cell, case, dtype, own_gemm, small):
             backwards = len(parts) == 2
             xb = np.ascontiguousarray(a["x"].transpose(1, 0, 2)[:, ::-1 if backwards else 1])
             hx1s = tuple(np.full_like(h, np.nan) for h in hx1s)
+            # U^T for the backward, each part writing a share of it (NaN: none left out)
+            ut_fwd = np.full((4 * H, H), np.nan, dtype)
             args = (fn, *gemms, xb, backwards, bias, hx1s, uwb, uwbt, a["hs"], a["cs"], gates,
-                    los, a["mask"], a["rm"], from_state)
+                    los, a["mask"], a["rm"], from_state, ut_fwd)
         else:
             args = (fn, *gemms, hx1s, a["wb"], a["u"], fwd_bt, xzs, hzs, a["rbias"], a["hs"],
                     gates, los, a["mask"], a["rm"], from_state)
@@ -113,6 +115,11 @@ def test_driver_matches_its_numpy_reference(cell, case, dtype, own_gemm, small):
             R.REFERENCES[name](*args)
         for filled, built in zip(hx1s, a["hx1s"]):  # x, the ones, as _inputs built them
             np.testing.assert_array_equal(filled[..., H:], built[..., H:])
+        if cell == "lstm":
+            np.testing.assert_array_equal(ut_fwd, ut)
+            if small:  # the backward's products on the forward's U^T, or with 3 parts on
+                # each part's own transpose (ut (0, 0))
+                ut = empty if len(parts) == 3 else ut_fwd
         dh = rng.standard_normal((batch, H)).astype(dtype)
         name = f"{cell}_backward_parts"
         if cell == "lstm":
@@ -156,7 +163,8 @@ def test_references_agree_with_the_step_references_on_one_part():
     gates = np.zeros((T, 3, 4 * H), dtype)
     R.lstm_forward_parts_reference(None, None, None, False, a["x"].transpose(1, 0, 2), False,
                                    True, a["hx1s"], np.concatenate([a["u"], a["wb"]]), None,
-                                   a["hs"], a["cs"], gates, (0,), a["mask"], a["rm"], False)
+                                   a["hs"], a["cs"], gates, (0,), a["mask"], a["rm"], False,
+                                   np.zeros((0, 0), dtype))
     x0 = a["hx1s"][0][0, :, H:]
     z = x0 @ a["wb"]
     sig = 1 / (1 + np.exp(-z))
