@@ -106,6 +106,11 @@ def _recurrent(dtype):
         _run_layers([cell(16, dtype=dtype), cell(16, return_sequences=True, dtype=dtype)],
                     (5, 4), dtype, batches=(64, 8))
         _run_layers([cell(16, dtype=dtype)], (5, 4), dtype, batches=(64, 8), training=False)
+    import fundl as fl
+
+    with fl.no_grad():  # the LSTM's inference loop (no graph recorded: ops.recurrent._infer)
+        _run_layers([L.LSTM(16, dtype=dtype), L.LSTM(16, return_sequences=True, dtype=dtype)],
+                    (5, 4), dtype, batches=(64,), training=False)
 
 
 def _sparse(dtype):

@@ -78,15 +78,19 @@ def _run_parts(loop, n_parts, dtype, macs, blas, *args):
     small kernels), which must then run single-threaded inside the region."""
     if n_parts < 2 or not regions():
         return map_compiled(loop, n_parts, *args)  # one thread, or Python threads
-    if not _BACKOFF.allowed():
+    key = (loop, numpy.dtype(dtype))
+    first = key not in _TIMED
+    # a driver's first region runs whatever the back-off says, untimed: it compiles (or
+    # loads) the region, e.g. in fundl._warmup's worker, where a back-off set by another
+    # driver's region would otherwise leave it uncompiled
+    if not first and not _BACKOFF.allowed():
         return loop.py_func(*args)
     start = time.perf_counter()
     run_region(loop, n_parts, *args, blas=blas)
-    key = (loop, numpy.dtype(dtype))
-    if key in _TIMED:
-        _BACKOFF.took(time.perf_counter() - start, macs)
-    else:
+    if first:
         _TIMED.add(key)
+    else:
+        _BACKOFF.took(time.perf_counter() - start, macs)
     return None
 
 
