@@ -382,10 +382,27 @@ def _conv_forward_chunks(fn, nn, nt, small, x, bufs, per_chunk, w, y, out, ksize
                     _relu_rows(y[g].reshape(-1)[s * rows * co:(s * rows + m) * co])
 
 
+@jit
+def _act_grad(act, gy, y, gx):
+    """``gx`` = the gradient through activation ``act`` (1 ReLU, 2 tanh, 3 sigmoid) of ``gy``
+    from its output ``y``, the arithmetic of :mod:`fundl.kernels.activation`'s kernels (the
+    same values as its separate pass)."""
+    zero, one = gx.dtype.type(0), gx.dtype.type(1)
+    if act == 1:
+        for i in range(gx.shape[0]):
+            gx[i] = gy[i] if y[i] > zero else zero
+    elif act == 2:
+        for i in range(gx.shape[0]):
+            gx[i] = gy[i] * (one - y[i] * y[i])
+    else:
+        for i in range(gx.shape[0]):
+            gx[i] = gy[i] * y[i] * (one - y[i])
+
+
 @parallel_jit
 def _conv_backward_chunks(fn, nn, nt, small, x, bufs, per_chunk, recompute, gy, ldg, w_t,
                           width, gx, gwb, gbufs, out, ksize, strides, dilation, lo, chunks,
-                          first):
+                          first, act, g_in, y_out, g_out):
     """The gradients of :func:`_conv_forward_chunks`, chunk by chunk.
 
     ``gy`` (G, N * rows, out/G), rows ``ldg`` elements apart; with ``gwb`` (threads, G, width,
@@ -393,6 +410,11 @@ def _conv_backward_chunks(fn, nn, nt, small, x, bufs, per_chunk, recompute, gy, 
     ``bufs``, built again first when ``recompute``); with ``gx`` (N, D, H, W, C) not empty,
     each chunk writes ``col2im(gy @ w_t)`` into its samples of gx (``w_t`` (G, out/G, taps):
     the kernel without its bias row, transposed; ``gbufs`` (threads, size) scratch).
+
+    With ``act`` (1 ReLU, 2 tanh, 3 sigmoid; 0 none; G == 1 and ``ldg`` == out) each chunk
+    first writes its rows of ``gy`` itself, flat ``g_out`` (the same memory), as the gradient
+    through the fused activation of the incoming ``g_in`` from the kept output ``y_out`` (both
+    flat), while the products that read them next find them in cache (:func:`_act_grad`).
     """
     g_count, co, taps = w_t.shape
     rows = out[0] * out[1] * out[2]
@@ -404,6 +426,9 @@ def _conv_backward_chunks(fn, nn, nt, small, x, bufs, per_chunk, recompute, gy, 
             m = (e - s) * rows
             if m == 0:
                 continue
+            if act:
+                lo_, hi_ = s * rows * ldg, (s * rows + m) * ldg
+                _act_grad(act, g_in[lo_:hi_], y_out[lo_:hi_], g_out[lo_:hi_])
             if gwb.shape[0]:
                 cols = bufs[c if per_chunk else numpy.int64(t)][:g_count * m * width].reshape(
                     (g_count, m, width))

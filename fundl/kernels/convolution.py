@@ -46,6 +46,7 @@ from ..runtime import pooled_empty
 from ..backend import get_array_module, ones_vector
 from . import _parallel
 from . import conv3x3 as _conv3x3
+from . import activation as _activation
 from . import fused as _fused
 from .conv import _conv_backward_chunks, _conv_forward_chunks, im2col_input, inner, pad_5d
 from .conv import _implicit as implicit_padding
@@ -391,13 +392,39 @@ def conv_forward(plan, x5, kernel, bias=None, need_x=True, need_k=True, epilogue
     return y[:, :, :, :plan.out[2]], saved  # the overhang of the last block, if any
 
 
-def conv_backward(plan, saved, gy5, need_x=True, need_k=True, need_b=False):
+def fusable_grad(plan, kind, gy, y, need_k):
+    """Whether :func:`conv_backward` can take the gradient through the fused activation
+    ``kind`` itself (``activation=kind``), inside its region: a region plan without groups or
+    an overhanging last block, the kernel's gradient asked for (the bias's then comes from
+    the same products), and ``gy`` / ``y`` (as the op has them: the gradient before the
+    activation and its output) NumPy arrays of the plan's dtype and shape, channels-last
+    and C-contiguous, unless ReLU's gradient is known to change nothing
+    (:func:`fundl.kernels.activation.mark_relu_applied`).
+
+    Why: the separate pass (:func:`fundl.kernels.activation_grad`) wrote a new array of the
+    whole gradient, which the region read back; inside it each chunk's rows are written
+    just before its products read them (a classic LeNet-5's C1 gradient is 1.2 MB).
+    """
+    return (plan.path == "region" and need_k and plan.groups == 1 and kind in _activation.KINDS
+            and plan.out[2] % plan.block == 0 and type(gy) is numpy.ndarray
+            and type(y) is numpy.ndarray and gy.shape == y.shape and gy.dtype == y.dtype
+            and y.flags.c_contiguous and gy.flags.c_contiguous
+            and y.size == plan.x5_shape[0] * math.prod(plan.out) * plan.kernel_shape[-1]
+            and y.shape[-1] == plan.kernel_shape[-1]
+            and not _activation._relu_applied(kind, gy, y))
+
+
+def conv_backward(plan, saved, gy5, need_x=True, need_k=True, need_b=False, activation=None,
+                  y5=None):
     """The gradients of :func:`conv_forward` from ``gy5`` (N, Do, Ho, Wo, out).
 
     Args:
         plan, saved: the forward's plan and what it kept.
         gy5: the output's gradient, 5-D channels-last.
         need_x, need_k, need_b: the gradients wanted (x's, the kernel's, the bias's).
+        activation, y5: None, or the fused activation (a kind :func:`fusable_grad` accepted
+            for these arguments) and its output: ``gy5`` is then the gradient before it, and
+            the region applies the activation's gradient chunk by chunk.
 
     Returns:
         (gx5 (N, D, H, W, C) or None, g_kernel (kernel_shape) or None, g_bias or None).
@@ -428,7 +455,11 @@ def conv_backward(plan, saved, gy5, need_x=True, need_k=True, need_b=False):
     gy2 = xp.ascontiguousarray(gy5.reshape(-1, plan.c_out))
     gyg = gy2.reshape(gy2.shape[0], g, plan.c_out // g).transpose(1, 0, 2)  # (g, M, out/g)
     if plan.path == "region":
-        gx5, gwb = _backward_region(plan, saved, gyg, need_x, need_k)
+        act = 0
+        if activation is not None:
+            act = _activation.KINDS.index(activation) + 1
+            y5 = numpy.ascontiguousarray(y5.reshape(gy2.shape))
+        gx5, gwb = _backward_region(plan, saved, gyg, need_x, need_k, act, y5)
     else:
         gx5 = pooled_empty(xp, plan.x5_shape, gy5.dtype) if need_x else None
         kept, x5, w = saved.cols, saved.x5, saved.w
@@ -599,11 +630,18 @@ def _forward_region(plan, x5, w, y, keep, relu=False):
     return x5, (bufs if keep else None)
 
 
-def _backward_region(plan, saved, gyg, need_x, need_w):
+def _backward_region(plan, saved, gyg, need_x, need_w, act=0, y_out=None):
     """Both gradients, chunk by chunk, in one region: (gx (5-D, unpadded) or None, the summed
     ``[dkernel; dbias]`` rows or None). The compiled driver takes every array typed, so an
-    empty array stands for one that is not needed."""
+    empty array stands for one that is not needed. With ``act`` (1 + an index into
+    :data:`fundl.kernels.activation.KINDS`) ``gyg`` is the gradient before the fused
+    activation, whose output ``y_out`` (C-contiguous, gyg's order) each chunk reads."""
     dtype, g, co = gyg.dtype, plan.groups, gyg.shape[2]
+    g_in = y_flat = g_out = numpy.empty(0, dtype)
+    if act:  # (groups == 1, gyg contiguous: see fusable_grad) through the activation first
+        g_in, y_flat = gyg.reshape(-1), y_out.reshape(-1)
+        g_out = pooled_empty(numpy, g_in.shape, dtype)
+        gyg = g_out.reshape(gyg.shape)
     threads, most = len(plan.first) - 1, plan.most_rows() * g
     bufs, x5, w = saved.cols, saved.x5, saved.w
     kept = bufs is not None  # the forward's cols, one buffer per chunk
@@ -621,7 +659,7 @@ def _backward_region(plan, saved, gyg, need_x, need_w):
                   x5, bufs, kept,
                   recompute, gyg, gyg.strides[1] // gyg.itemsize, w_t, plan.width, gx, gwb,
                   gbufs, plan.positions, *plan.cols_geometry, plan.lo, plan.chunk_bounds,
-                  plan.first, blas=not small[2])
+                  plan.first, act, g_in, y_flat, g_out, blas=not small[2])
     if need_x and plan.padded != plan.x5_shape:  # x was padded beforehand: crop the padding
         gx = gx[inner(plan.x5_shape, plan.pads)]
     return (gx if need_x else None), (gwb.sum(axis=0) if need_w else None)

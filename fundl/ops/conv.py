@@ -306,12 +306,15 @@ class Conv(Function):
         return y
 
     def backward(self, gy):
-        if self.activation:  # through the fused activation first, from the kept output
+        need = self.needs_grad
+        fused = self.activation if self.activation and not self.cf and \
+            _convolution.fusable_grad(self.plan, self.activation, gy, self.y, need[1]) else None
+        if self.activation and fused is None:  # through the activation first, from the output
             gy = kernels.activation_grad(self.activation, gy, self.y)
         gy5 = _as_5d(_channels_last(gy, self.cf))
-        need = self.needs_grad
         gx5, gk, gb = kernels.conv_backward(self.plan, self.saved[0], gy5, need[0], need[1],
-                                            len(need) > 2 and need[2])
+                                            len(need) > 2 and need[2], fused,
+                                            self.y if fused else None)
         gx = None
         if gx5 is not None:
             n_spatial = len(self.plan.kernel_shape) - 2

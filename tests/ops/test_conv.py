@@ -492,6 +492,41 @@ def test_fused_relu_inside_the_region_equals_the_separate_op(dtype):
         np.testing.assert_array_equal(fused, separate)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("kind", ["relu", "tanh", "sigmoid"])
+def test_activation_gradient_inside_the_region_equals_the_separate_pass(kind, dtype,
+                                                                        monkeypatch):
+    """A region plan takes the gradient through its fused activation chunk by chunk inside
+    the backward region: bitwise the gradients of the separate pass before it, with and
+    without the input's gradient, on LeNet-5's shapes (blocked C1, C3 in several chunks)."""
+    from fundl.kernels import convolution
+
+    rng = np.random.default_rng(14)
+    for xs, ks, padding in (((5, 28, 28, 1), (5, 5, 1, 6), "same"),
+                            ((5, 14, 14, 6), (5, 5, 6, 16), "valid")):
+        x0 = rng.standard_normal(xs).astype(dtype)
+        k0, b0 = rng.standard_normal(ks).astype(dtype), rng.standard_normal(ks[-1]).astype(dtype)
+        fn = Conv(None, 1, padding, 1, 1, "channels_last", activation=kind)
+        fn.check(x0, k0, b0)
+        if fn.plan.path != "region":
+            pytest.skip("no Numba parallel regions or no reachable GEMM here")
+        for x_grad in (False, True):
+            runs = []
+            for fused in (True, False):
+                if not fused:
+                    monkeypatch.setattr(convolution, "fusable_grad", lambda *a: False)
+                x = fl.tensor(x0, requires_grad=x_grad)
+                k, b = fl.tensor(k0, requires_grad=True), fl.tensor(b0, requires_grad=True)
+                y = fl.conv(x, k, b, padding=padding, activation=kind)
+                if fused:
+                    assert convolution.fusable_grad(fn.plan, kind, y.numpy(), y.numpy(), True)
+                y.backward(np.cos(np.arange(y.size)).reshape(y.shape).astype(dtype))
+                runs.append([k.grad, b.grad] + ([x.grad] if x_grad else []))
+                monkeypatch.undo()
+            for got, want in zip(*runs):
+                np.testing.assert_array_equal(got, want)
+
+
 @pytest.mark.parametrize("kind", ["relu", "tanh", "sigmoid"])
 def test_fused_activation_gradcheck(kind):
     rng = np.random.default_rng(12)
