@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import weakref
 
 import numpy
 
@@ -99,6 +100,11 @@ LSTM_ALIGN = 32
 to a multiple of this (see :attr:`LSTMSequence.ALIGN`)."""
 
 
+_BLOCKS = {}
+"""id(recurrent kernel array) -> (weak references to it, the kernel and the bias (or None),
+and the block) for the LSTM weights :func:`share_lstm_block` laid out in one block."""
+
+
 def share_lstm_block(kernel, recurrent_kernel, bias=None, align=LSTM_ALIGN):
     """Make an LSTM's weights (Tensors: kernel (D, 4H), recurrent kernel (H, 4H), bias (4H,)
     or None) views of ONE block ``[U; W; b; 0]`` (rows padded with zeros to a multiple of
@@ -106,8 +112,8 @@ def share_lstm_block(kernel, recurrent_kernel, bias=None, align=LSTM_ALIGN):
     it is instead of stacking the weights anew at every call (~40 us of a row-MNIST training
     step's CPU, cold caches, ~0.6 MB moved). Optimizer updates and ``set_weights`` write in
     place, so the views stay; where a weight's array is replaced, the op stacks them again
-    (:func:`_stacked` checks). Only for NumPy weights of one dtype; others are left as they
-    are. Returns the block, or None.
+    (:func:`_stacked` looks the arrays up). Only for NumPy weights of one dtype; others are
+    left as they are. Returns the block, or None.
 
     Example:
         >>> block = share_lstm_block(cell.kernel, cell.recurrent_kernel, cell.bias)
@@ -122,35 +128,30 @@ def share_lstm_block(kernel, recurrent_kernel, bias=None, align=LSTM_ALIGN):
     block[n:n + d] = arrays[1]
     if bias is not None:
         block[n + d] = arrays[2]
-    block[used:] = 0
+    block[used:] = 0  # (no weight covers these rows: nothing writes them later)
     recurrent_kernel.data, kernel.data = block[:n], block[n:n + d]
     if bias is not None:
         bias.data = block[n + d]
+    key = id(recurrent_kernel.data)
+    _BLOCKS[key] = (weakref.ref(recurrent_kernel.data, lambda _: _BLOCKS.pop(key, None)),
+                    weakref.ref(kernel.data),
+                    None if bias is None else weakref.ref(bias.data), block)
     return block
 
 
 def _shared_block(w, u, bias, dtype, rows):
-    """``[U; W; b; 0]`` (rows, G) as a view of the memory the weights already lie in, when
-    they are consecutive C-contiguous rows of one allocation of ``dtype`` followed by zero
-    rows up to ``rows`` (:func:`share_lstm_block`), else None (nothing is written)."""
-    arrays = (u, w) if bias is None else (u, w, bias)
-    end = u.ctypes.data
-    for a in arrays:
-        if type(a) is not numpy.ndarray or a.dtype != dtype or not a.flags.c_contiguous or \
-                a.ctypes.data != end:
-            return None
-        end += a.nbytes
-    owner = u.base
-    if owner is None or type(owner) is not numpy.ndarray or \
-            any(a.base is not owner for a in arrays[1:]):
+    """The first ``rows`` rows of the block ``[U; W; b; 0]`` whose views the weights still
+    are (:func:`share_lstm_block`; ``rows`` from H + D [+ 1] to the block's), else None:
+    a lookup by identity, no pointer arithmetic (each ``.ctypes`` costs microseconds)."""
+    entry = _BLOCKS.get(id(u))
+    if entry is None or entry[0]() is not u or entry[1]() is not w or \
+            (None if entry[2] is None else entry[2]()) is not bias:
         return None
-    offset = u.ctypes.data - owner.ctypes.data
-    size = rows * u.shape[1] * u.itemsize
-    if offset < 0 or offset + size > owner.nbytes:
+    block = entry[3]
+    if block.dtype != dtype or rows > block.shape[0] or \
+            rows < u.shape[0] + w.shape[0] + (bias is not None):
         return None
-    block = numpy.ndarray((rows, u.shape[1]), dtype, buffer=owner, offset=offset)
-    used = (end - u.ctypes.data) // (u.shape[1] * u.itemsize)
-    return block if not block[used:].any() else None
+    return block if rows == block.shape[0] else block[:rows]
 
 
 def _stacked(xp, w, u, bias, dtype, align=1):

@@ -417,8 +417,8 @@ def test_lstm_compiled_product_width_padding(features, bias):
 def test_lstm_weights_in_one_block_are_read_in_place(bias, training):
     """Weights made views of one [U; W; b; 0] block (share_lstm_block, as the LSTM layer
     builds them) keep their values and are read in place (no stacked copy), with the same
-    outputs and gradients as separate arrays; a block whose padding is not zero, or weights
-    no longer adjacent, are stacked again as before."""
+    outputs and gradients as separate arrays; other arrays, or a weight whose array was
+    replaced, are stacked again as before."""
     import fundl.ops.recurrent as rec
 
     n, d, batch, steps = 8, 5, 20, 4
@@ -453,12 +453,14 @@ def test_lstm_weights_in_one_block_are_read_in_place(bias, training):
     assert stacked.ctypes.data == block.ctypes.data and stacked.shape == block.shape
     for got, w_ in zip(run(*shared), want):
         np.testing.assert_allclose(got, w_, rtol=1e-5, atol=1e-5)
-    block[-1, 0] = 1.0  # the padding is not zero: not read in place
-    if rows > n + d + bias:
-        assert rec._shared_block(shared[0].data, shared[1].data, shared[2].data if bias else
-                                 None, np.float32, rows) is None
-    block[-1, 0] = 0.0
-    shared[0].data = shared[0].data.copy()  # replaced: no longer adjacent, stacked again
+    used = n + d + bias  # the Python loops take the block without padding rows
+    short = rec._stacked(np, *(t.data if t is not None else None for t in shared), np.float32)
+    assert short.shape == (used, 4 * n) and short.ctypes.data == block.ctypes.data
+    # other arrays of the same values, or of another dtype: stacked as before
+    assert rec._shared_block(w, u, b, np.float32, rows) is None
+    assert rec._shared_block(shared[0].data, shared[1].data, shared[2].data if bias else None,
+                             np.float64, rows) is None
+    shared[0].data = shared[0].data.copy()  # replaced: no longer the block's, stacked again
     assert rec._shared_block(shared[0].data, shared[1].data, shared[2].data if bias else None,
                              np.float32, rows) is None
     for t in shared:
