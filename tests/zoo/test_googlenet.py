@@ -67,8 +67,13 @@ def test_googlenet_aux_logits_needs_the_top():
 
 
 def test_googlenet_trains_and_reloads(helpers, tmp_path):
+    """Batch 16, no dropout, small steps: on 32x32 inputs the last stages' maps are 1x1, and
+    over a batch of 4 their batch norm made the loss jump (1.84, 1.67, 1.24, 2.15) so that a
+    change of float rounding anywhere (a GEMM's summation order) decided whether it fell."""
     model = fl.zoo.googlenet(input_shape=(32, 32, 3), classes=3)
-    helpers.trains_and_reloads(model, (32, 32, 3), 3, tmp_path)
+    model.get_layer("dropout").rate = 0.0
+    helpers.trains_and_reloads(model, (32, 32, 3), 3, tmp_path, batch=16,
+                               optimizer=fl.optimizers.SGD(1e-4))
 
 
 @pytest.mark.slow
