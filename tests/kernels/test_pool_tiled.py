@@ -127,3 +127,23 @@ def test_a_stalled_pooling_region_sends_the_next_calls_to_one_thread(monkeypatch
         ran.append(len(calls) > before)
     # region (stall, skip 2), 2 serial, region (skip 4), then serial
     assert ran == [True, False, False, True, False, False, False]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape,pool", TILED + [((2, 1, 6, 6, 16), (1, 2, 2))], ids=str)
+@pytest.mark.parametrize("scales", ["uniform", "per window"])
+def test_tiled_avg_pool_matches_the_reference(dtype, shape, pool, scales):
+    """The row kernels of average pooling (windows summed as long runs, then scaled and moved
+    out 8 values at a time below 9 channels): uniform scales (no padding), and scales that
+    differ along a row (windows over padding), forward and gradient."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(shape).astype(dtype)
+    out = tuple(n // p for n, p in zip(shape[1:4], pool))
+    scale = (np.full(out, 1.0 / np.prod(pool)) if scales == "uniform"
+             else rng.random(out) + 0.5).astype(dtype)
+    y = kp.avg_pool_numba(x, pool, pool, scale)
+    tol = dict(rtol=1e-6, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(y, kp.avg_pool_reference(x, pool, pool, scale), **tol)
+    gy = rng.standard_normal(y.shape).astype(dtype)
+    np.testing.assert_allclose(kp.avg_pool_grad_numba(gy, shape, pool, pool, scale),
+                               kp.avg_pool_grad_reference(gy, shape, pool, pool, scale), **tol)
