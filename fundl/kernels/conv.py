@@ -194,9 +194,13 @@ def _im2col_kernel(x, cols, out, ksize, strides, dilation, lo):
     # running past it into what is written next (the next run, the column of ones, the next
     # row); only where that overrun stays inside both arrays (else the exact copies below).
     # Fixed-size blocks become single vector moves (:func:`_copy_block`): im2col of a batch
-    # of 64 on one thread (loaded 2-core AMD EPYC) took 0.17 -> 0.074 ms for LeNet-5's C1
-    # (blocked: runs of 11 floats, 56-wide rows; before, one gather loop per row) and 0.14
-    # -> 0.10 ms for its C3 (runs of 30 floats; before, a loop per run).
+    # of 64 on one thread (loaded 2-core AMD EPYC) took 0.16-0.23 -> 0.07-0.11 ms for
+    # LeNet-5's C1 (blocked: runs of 11 floats, 56-wide rows; before, one gather loop per
+    # row), 0.14-0.21 -> 0.10-0.15 ms for its C3 (runs of 30; before, a loop per run), and
+    # ResNet-20's first layer (runs of 9, batch 128) 1.7-1.9 -> 0.92-0.98 ms.
+    # Only for runs shorter than two blocks: longer ones (ResNet's stride-2 layers, runs of
+    # 48 and 96 floats) copied 15-25 % slower in blocks than by the loop below.
+    blocks = whole_rows and run < 2 * _BLOCK
     over = -(-run // _BLOCK) * _BLOCK
     last = offs[offs.shape[0] - 1] + over  # past the last value the copy of a window reads
     short = run < _SHORT_RUN and not whole_rows
@@ -222,7 +226,7 @@ def _im2col_kernel(x, cols, out, ksize, strides, dilation, lo):
                                 or zw + ext_w > W):
                             d += _border_taps(xn, cf[d:d + taps], x.shape, zd, zh, zw, g * cg,
                                               ksize, dilation, cg, whole_rows)
-                        elif whole_rows and (n * D * H * W * C + ((zd * H + zh) * W + zw) * C
+                        elif blocks and (n * D * H * W * C + ((zd * H + zh) * W + zw) * C
                                              + last <= xf.shape[0]) and (
                                 d + taps - run + over <= cf.shape[0]):
                             o = n * D * H * W * C + ((zd * H + zh) * W + zw) * C
