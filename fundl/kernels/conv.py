@@ -20,7 +20,9 @@ entry of ``cols`` back to the input position it was copied from (overlapping win
 
 The Numba kernels copy one window at a time as a few contiguous runs (a whole kernel row of
 kw taps x C channels, when neither groups nor width dilation split it), through slices:
-with flat indices into the two buffers LLVM kept the copy scalar, 1.5-3x slower here.
+with flat indices into the two buffers LLVM kept the copy scalar, 1.5-3x slower here. Runs
+shorter than 32 values go in fixed blocks of 16 that overrun into what is written next
+(:func:`_copy_block`: every value loaded before any is stored, one vector move each).
 """
 from __future__ import annotations
 

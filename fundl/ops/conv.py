@@ -47,6 +47,12 @@ ranks. Four refinements, measured on the LeNet-5 and ResNet-20 shapes (see
   step 200 -> 160 ms at best on a loaded 2-core AMD EPYC, 32x32x16 layers 4.6 -> 2.6 ms
   forward and 8.0 -> 5.5 ms backward).
 
+A fused activation (``activation=``) runs inside the compiled regions where it can: ReLU on
+each chunk's output rows right after its GEMM, and the gradient through ReLU, tanh or the
+sigmoid on each chunk's rows of the output gradient right before the products that read
+them (:func:`fundl.kernels.convolution.fusable_grad`); the values are those of the separate
+passes, bit for bit.
+
 The op itself only checks arguments and changes layouts: which of these paths runs, with
 which chunks, is a :class:`fundl.kernels.ConvPlan` cached per geometry, and
 :func:`fundl.kernels.conv_forward` / :func:`fundl.kernels.conv_backward` (in
