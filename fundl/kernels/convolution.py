@@ -641,7 +641,8 @@ def _backward_region(plan, saved, gyg, need_x, need_w, act=0, y_out=None):
     if act:  # (groups == 1, gyg contiguous: see fusable_grad) through the activation first
         g_in, y_flat = gyg.reshape(-1), y_out.reshape(-1)
         g_out = pooled_empty(numpy, g_in.shape, dtype)
-        gyg = g_out.reshape(gyg.shape)
+        # (viewed as gyg was made, transposed: the same Numba type, no second specialisation)
+        gyg = g_out.reshape(gyg.shape[1], 1, gyg.shape[2]).transpose(1, 0, 2)
     threads, most = len(plan.first) - 1, plan.most_rows() * g
     bufs, x5, w = saved.cols, saved.x5, saved.w
     kept = bufs is not None  # the forward's cols, one buffer per chunk
