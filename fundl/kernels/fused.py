@@ -177,6 +177,24 @@ def usable(w, g, *slots, min_size=0) -> bool:
 
 
 @jit
+def _shifted_exp(z, r, out):
+    """``out[r] = exp(z[r] - top)`` with ``top = max(z[r])`` (a NaN wins: the row turns NaN);
+    returns ``(top, sum of out[r])``. The first pass of :func:`softmax_xent_numba` and
+    :func:`softmax_numba`."""
+    c = z.shape[1]
+    top = z[r, 0]
+    for j in range(1, c):
+        if z[r, j] > top or z[r, j] != z[r, j]:
+            top = z[r, j]
+    total = z.dtype.type(0.0)
+    for j in range(c):
+        e = numpy.exp(z[r, j] - top)
+        out[r, j] = e
+        total += e
+    return top, total
+
+
+@jit
 def softmax_xent_numba(z, t, idx, sparse, loss, gz):
     """Softmax cross-entropy of each row of logits ``z`` (n, c) and its gradient, one pass.
 
@@ -189,15 +207,7 @@ def softmax_xent_numba(z, t, idx, sparse, loss, gz):
     n, c = z.shape
     one = z.dtype.type(1.0)
     for r in range(n):
-        top = z[r, 0]
-        for j in range(1, c):
-            if z[r, j] > top or z[r, j] != z[r, j]:
-                top = z[r, j]
-        total = z.dtype.type(0.0)
-        for j in range(c):
-            e = numpy.exp(z[r, j] - top)
-            gz[r, j] = e
-            total += e
+        top, total = _shifted_exp(z, r, gz)
         log_total = numpy.log(total)
         scale = one / total
         if sparse:
@@ -228,15 +238,7 @@ def softmax_numba(z, y):
     in a row makes the row NaN, as there."""
     n, c = z.shape
     for r in range(n):
-        top = z[r, 0]
-        for j in range(1, c):
-            if z[r, j] > top or z[r, j] != z[r, j]:
-                top = z[r, j]
-        total = z.dtype.type(0.0)
-        for j in range(c):
-            e = numpy.exp(z[r, j] - top)
-            y[r, j] = e
-            total += e
+        _, total = _shifted_exp(z, r, y)
         for j in range(c):
             y[r, j] /= total
 
