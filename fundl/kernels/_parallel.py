@@ -141,7 +141,7 @@ class Backoff:
         ...     backoff.took(time.perf_counter() - start, macs)
     """
 
-    __slots__ = ("per_second", "stall_seconds", "skip", "period")
+    __slots__ = ("per_second", "stall_seconds", "skip", "period", "seen")
     PERIOD = 16
     """Calls on one thread after a first stall (doubled for each stall in a row)."""
 
@@ -150,6 +150,7 @@ class Backoff:
         self.stall_seconds = stall_seconds
         self.skip = 0
         self.period = self.PERIOD
+        self.seen = set()  # the keys of :meth:`took` whose first region has run
 
     def allowed(self) -> bool:
         """Whether the next call may run a region (False while backing off; counts the call)."""
@@ -158,8 +159,12 @@ class Backoff:
             return False
         return True
 
-    def took(self, seconds: float, amount: float) -> None:
-        """Record that a region doing ``amount`` of work took ``seconds``."""
+    def took(self, seconds: float, amount: float, key=None) -> None:
+        """Record that a region doing ``amount`` of work took ``seconds``. The first region of
+        each ``key`` (a driver and dtype) is not counted: it compiled or loaded the driver."""
+        if key is not None and key not in self.seen:
+            self.seen.add(key)
+            return
         if seconds > self.stall_seconds + 2 * amount / self.per_second:
             self.skip = self.period
             self.period = min(2 * self.period, 4096)

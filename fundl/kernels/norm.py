@@ -386,7 +386,6 @@ then sums over the same parts as the unfused one, and gives the same bits."""
 # pass moves, one core's rate a low estimate (13-27e9 bytes/s measured); while it backs off,
 # the same row parts run one after the other, so the results do not depend on the load.
 _BACKOFF = _parallel.Backoff(per_second=1e10)
-_TIMED = set()  # dtypes whose driver has run once (a first call compiles or loads it: untimed)
 
 
 def _rows(a, like=None):
@@ -428,10 +427,7 @@ def _run(kind, x2, gy2=None, r=None, mean=None, a=None, b=None, p=None, q=None,
         start = time.perf_counter()
         _parallel.run_region(_passes, len(parts), _kernel_addresses(x2.dtype), *args, sums,
                              bounds, blas=False)
-        if x2.dtype in _TIMED:
-            _BACKOFF.took(time.perf_counter() - start, 3 * x2.nbytes)
-        else:
-            _TIMED.add(x2.dtype)
+        _BACKOFF.took(time.perf_counter() - start, 3 * x2.nbytes, x2.dtype)
         return sums, bounds
 
     def part(i):  # the kernel over part i's rows, as _passes calls it

@@ -430,10 +430,7 @@ def _run(kind, src, dst, arg, scale, pool, strides):
     if len(parts) > 1 and _BACKOFF.allowed():
         start = time.perf_counter()
         _parallel.run_region(_pool_parts, len(parts), *args, blas=False)
-        if src.dtype in _TIMED:
-            _BACKOFF.took(time.perf_counter() - start, src.nbytes + dst.nbytes)
-        else:
-            _TIMED.add(src.dtype)
+        _BACKOFF.took(time.perf_counter() - start, src.nbytes + dst.nbytes, src.dtype)
     else:  # one thread: the same parts one after the other (the same results)
         _pool_parts.py_func(*args)
 
@@ -442,9 +439,8 @@ _BACKOFF = _parallel.Backoff(per_second=1e9)
 """Pooling's regions back off to one thread while they stall (another process holding the
 second core made a region wait a time slice: LeNet-5's first max pooling took ~8 ms instead
 of ~0.15 ms); ``per_second``: bytes read and written per second on one core, a low estimate
-(that map, 1.5 MB, took ~0.2-0.3 ms on one thread)."""
-_TIMED = set()
-"""Dtypes whose pooling region ran once: a first call loads the driver, not counted as a stall."""
+(that map, 1.5 MB, took ~0.2-0.3 ms on one thread); a dtype's first region (loading the
+driver) is not counted."""
 
 
 _NO_ARG = numpy.empty((0, 1, 1, 1, 1), numpy.int32)

@@ -65,10 +65,8 @@ _BACKOFF = Backoff(_SERIAL_MACS_PER_SECOND)
 """The recurrent loops' regions back off to one thread while they stall (the other core
 busy elsewhere): a 2-part LSTM backward region of a row-MNIST step (1.8 ms in time) took
 ~9 ms on average while another process kept a core busy, against ~3.3 ms for both parts
-one after the other here (see :class:`fundl.kernels._parallel.Backoff`)."""
-_TIMED = set()
-"""(driver, dtype) pairs whose region ran once: a first call compiles or loads the driver and
-is not counted as a stall."""
+one after the other here (see :class:`fundl.kernels._parallel.Backoff`; its keys are
+(driver, dtype) pairs)."""
 
 
 def _run_parts(loop, n_parts, dtype, macs, blas, *args):
@@ -80,18 +78,14 @@ def _run_parts(loop, n_parts, dtype, macs, blas, *args):
     if n_parts < 2 or not regions():
         return map_compiled(loop, n_parts, *args)  # one thread, or Python threads
     key = (loop, numpy.dtype(dtype))
-    first = key not in _TIMED
     # a driver's first region runs whatever the back-off says, untimed: it compiles (or
     # loads) the region, e.g. in fundl._warmup's worker, where a back-off set by another
     # driver's region would otherwise leave it uncompiled
-    if not first and not _BACKOFF.allowed():
+    if key in _BACKOFF.seen and not _BACKOFF.allowed():
         return loop.py_func(*args)
     start = time.perf_counter()
     run_region(loop, n_parts, *args, blas=blas)
-    if first:
-        _TIMED.add(key)
-    else:
-        _BACKOFF.took(time.perf_counter() - start, macs)
+    _BACKOFF.took(time.perf_counter() - start, macs, key)
     return None
 
 

@@ -284,13 +284,12 @@ def test_a_stalled_region_sends_the_next_passes_to_one_thread(monkeypatch):
     calls = []
     region = _parallel.run_region
     monkeypatch.setattr(kn, "MIN_REGION_BYTES", 1)
-    monkeypatch.setattr(kn, "_TIMED", set())
-    monkeypatch.setattr(kn, "_BACKOFF", _parallel.Backoff(1e10))
-    kn.batch_norm_stats_numba(x, 3)  # the first region call (compiling, loading) is untimed
-    assert kn._TIMED == {x.dtype}
-    backoff = _parallel.Backoff(1e10, stall_seconds=-1.0)  # every region counts as stalled
-    backoff.period = 2
+    backoff = _parallel.Backoff(1e10)
     monkeypatch.setattr(kn, "_BACKOFF", backoff)
+    kn.batch_norm_stats_numba(x, 3)  # the first region call (compiling, loading) is untimed
+    assert backoff.seen == {x.dtype} and backoff.skip == 0
+    backoff.stall_seconds = -1.0  # every region counts as stalled from now on
+    backoff.period = 2
     monkeypatch.setattr(_parallel, "run_region", lambda loop, n, *args, **kw:
                         calls.append(n) or region(loop, n, *args, **kw))
     sums = kn.batch_norm_grad_sums_numba(gy, x, 3, mean)

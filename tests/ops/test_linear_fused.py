@@ -297,6 +297,16 @@ def test_region_backoff_while_it_stalls():
     assert backoff.period == 16
 
 
+def test_a_keys_first_region_is_not_counted():
+    """The first region of each key (a driver and dtype: it compiled or loaded the driver)
+    does not count as a stall; later ones do."""
+    backoff = Backoff(per_second=6e10)
+    backoff.took(1.0, 1, key="float32")  # far too slow, but the first: not a stall
+    assert backoff.allowed() and backoff.seen == {"float32"}
+    backoff.took(1.0, 1, key="float32")
+    assert not backoff.allowed()
+
+
 def test_dense_region_takes_its_backoff(two_threads, monkeypatch):
     """While the dense layer's Backoff says no, the products run on this thread (no region);
     a region's time is reported to it."""
