@@ -99,6 +99,7 @@ def _norm(dtype):
 
 def _recurrent(dtype):
     from fundl import layers as L
+    from fundl.autograd import no_grad
 
     if numpy.dtype(dtype) != numpy.float32:  # float64 runs the references (recurrent._pick)
         return
@@ -106,9 +107,7 @@ def _recurrent(dtype):
         _run_layers([cell(16, dtype=dtype), cell(16, return_sequences=True, dtype=dtype)],
                     (5, 4), dtype, batches=(64, 8))
         _run_layers([cell(16, dtype=dtype)], (5, 4), dtype, batches=(64, 8), training=False)
-    import fundl as fl
-
-    with fl.no_grad():  # the LSTM's inference loop (no graph recorded: ops.recurrent._infer)
+    with no_grad():  # the LSTM's inference loop (no graph recorded: ops.recurrent._infer)
         _run_layers([L.LSTM(16, dtype=dtype), L.LSTM(16, return_sequences=True, dtype=dtype)],
                     (5, 4), dtype, batches=(64,), training=False)
 

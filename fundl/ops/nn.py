@@ -54,8 +54,8 @@ class Softmax(Function):
     def forward(self, x):
         if _last(x, self.axis) and x.size:
             x2 = x.reshape(-1, x.shape[-1])
-            y2 = numpy.empty_like(x2) if type(x2) is numpy.ndarray else None
-            if y2 is not None and _fused.usable_2d(y2, x2):  # one compiled pass per row
+            if _fused.usable_2d(x2):  # one compiled pass per row
+                y2 = numpy.empty_like(x2)
                 _fused.softmax_numba(x2, y2)
                 y = y2.reshape(x.shape)
                 self.save(y)
@@ -70,8 +70,8 @@ class Softmax(Function):
         (y,) = self.saved
         if _last(y, self.axis) and y.size:
             y2, gy2 = y.reshape(-1, y.shape[-1]), gy.reshape(-1, y.shape[-1])
-            gx2 = numpy.empty_like(y2) if type(y2) is numpy.ndarray else None
-            if gx2 is not None and _fused.usable_2d(gx2, y2, gy2):
+            if _fused.usable_2d(y2, gy2):
+                gx2 = numpy.empty_like(y2)
                 _fused.softmax_grad_numba(y2, gy2, gx2)
                 return gx2.reshape(y.shape)
         gx = y * gy
