@@ -10,6 +10,12 @@ Two ways to time, both printing medians and the ratio fundl / PyTorch (below 1: 
   from PyTorch (measured here: PyTorch's LeNet step went from 3.3 ms alone to 6-9 ms when
   interleaved with NumPy work), which would flatter fundl. Each process also reports its peak
   resident memory, which is then the contender's own.
+- :func:`run_paired` keeps one process per contender alive and times them in lock step, one
+  short block each in turn, so that each fundl block has a PyTorch block a fraction of a second
+  away: the ratio is taken round by round (:func:`paired_ratios`). Why: on the 2-core
+  development VM the CPU's speed changes by up to 1.7x in phases of a few hundred ms (a fixed
+  pure-Python loop ran in 110 or 185 us, alternating every 0.25-1 s; no steal time shows it),
+  so two medians taken a minute apart compare two machine states as much as two frameworks.
 """
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 THREADS = int(os.environ.get("FUNDL_BENCH_THREADS", "2"))
@@ -125,6 +132,114 @@ def run_isolated(builders: dict, number: int, rounds: int = 5, warmup: int = 3,
             samples[name].extend(result["samples"])
             peaks[name] = max(peaks[name], result["peak_mb"])
     return {name: statistics.median(s) for name, s in samples.items()}, peaks
+
+
+SETTLE_SECONDS = 0.15
+"""A contender's pause before each timed block in :func:`run_paired`: the other processes'
+idle worker threads stop spinning by then (OpenBLAS's spin for 2^28 cycles, ~0.1 s here, after
+their last product; OpenMP's for well under a millisecond)."""
+
+
+WAKE_SECONDS = 0.03
+"""Untimed calls for this long start each block of :func:`run_paired`, after the pause."""
+
+
+def run_paired(builders: dict, number: int, rounds: int = 15, warmup: int = 3,
+               processes: int = 2) -> tuple[dict, dict, dict]:
+    """Time each contender in a process of its own, all alive at once, in lock step.
+
+    Each round, every contender times one block of ``number`` calls in turn (the order
+    reversed every other round), after a pause of :data:`SETTLE_SECONDS` in which the others
+    sit idle; so blocks of the same round ran within a second or two of each other, in much the
+    same machine state. Returns ``(median seconds, peak MB, samples)`` by name, ``samples``
+    being each round's seconds per call, rounds aligned across contenders (see
+    :func:`paired_ratios`).
+
+    Args:
+        builders: as for :func:`run_isolated` (the script is re-run with ``--only=<name>``).
+        number: calls per block.
+        rounds: blocks per contender and process.
+        warmup: untimed calls when a process starts.
+        processes: processes per contender, one after the other (each starts afresh: memory
+            layout and thread placement differ between processes).
+    """
+    only = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--only=")), None)
+    if only is not None:
+        if only not in builders:
+            raise SystemExit(f"unknown contender {only!r}; choose from {sorted(builders)}")
+        fn = builders[only]()
+        for _ in range(warmup):
+            fn()
+        print("FUNDL_READY", flush=True)
+        for line in sys.stdin:
+            if line.strip() != "go":
+                break
+            time.sleep(SETTLE_SECONDS)
+            # untimed calls first: thread pools, caches and the core's clock wake up from the
+            # pause (the first call after it ran 1.3-1.9x slower than the steady state, in
+            # either framework: LSTM step and inference, measured here)
+            start = time.perf_counter()
+            while time.perf_counter() - start < WAKE_SECONDS:
+                fn()
+            print(f"FUNDL_BLOCK {_time_once(fn, number)!r}", flush=True)
+        print("FUNDL_BENCH " + json.dumps({"peak_mb": peak_rss_mb()}), flush=True)
+        raise SystemExit(0)
+    names = list(builders)
+    samples = {name: [] for name in names}
+    peaks = {name: 0.0 for name in names}
+    passed = [a for a in sys.argv[1:] if not a.startswith("--only=")]  # keep options
+    for _ in range(processes):
+        # (stderr to files: a pipe nobody reads while the others run could fill and block)
+        errors = {name: tempfile.TemporaryFile("w+") for name in names}
+        children = {name: subprocess.Popen([sys.executable, sys.argv[0], *passed,
+                                            f"--only={name}"],
+                                           stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                           stderr=errors[name], text=True,
+                                           env=os.environ.copy())
+                    for name in names}
+        try:
+            for name, child in children.items():
+                _expect(child, name, "FUNDL_READY", errors[name])
+            for r in range(rounds):
+                for name in (names if r % 2 == 0 else names[::-1]):
+                    child = children[name]
+                    child.stdin.write("go\n")
+                    child.stdin.flush()
+                    samples[name].append(float(_expect(child, name, "FUNDL_BLOCK ",
+                                                       errors[name])))
+            for name, child in children.items():
+                child.stdin.write("done\n")
+                child.stdin.flush()
+                result = json.loads(_expect(child, name, "FUNDL_BENCH ", errors[name]))
+                peaks[name] = max(peaks[name], result["peak_mb"])
+                child.wait()
+        finally:
+            for name, child in children.items():
+                if child.poll() is None:
+                    child.kill()
+                    child.wait()
+                errors[name].close()
+    return {name: statistics.median(s) for name, s in samples.items()}, peaks, samples
+
+
+def _expect(child, name, prefix, errors):
+    """The rest of the next line of ``child``'s output that starts with ``prefix``."""
+    for line in child.stdout:
+        if line.startswith(prefix):
+            return line[len(prefix):].strip()
+    child.wait()
+    errors.seek(0)
+    raise RuntimeError(f"benchmark process for {name!r} failed:\n{errors.read()[-3000:]}")
+
+
+def paired_ratios(samples: dict, name: str, baseline: str) -> list:
+    """``name``'s time over ``baseline``'s, round by round, from :func:`run_paired`'s samples."""
+    return [a / b for a, b in zip(samples[name], samples[baseline])]
+
+
+def spread(values) -> str:
+    """``median [min-max]`` of ``values``, two decimals."""
+    return f"{statistics.median(values):.2f} [{min(values):.2f}-{max(values):.2f}]"
 
 
 def print_gemm_library() -> None:

@@ -1,11 +1,14 @@
 """LeNet-5 and ResNet-20 training steps and LeNet-5 inference: fundl against PyTorch eager.
 
-    python benchmarks/bench_cnn.py [--rounds 5] [--processes 2] [--skip-resnet]
+    python benchmarks/bench_cnn.py [--rounds 15] [--processes 2] [--skip-resnet]
                                    [--malloc default|tuned|both] [--select keras-way]
 
 Contenders, float32, on FUNDL_BENCH_THREADS (2) threads, each timed in processes of its own
-(``_common.run_isolated``: in a shared process OpenBLAS's spinning worker threads slow PyTorch
-down, which would flatter fundl), alternating between contenders:
+(in a shared process OpenBLAS's spinning worker threads slow PyTorch down, which would flatter
+fundl), the processes in lock step (``_common.run_paired``: each round every contender times a
+block of steps in turn, and each ratio fundl / PyTorch is taken between blocks of the same
+round, median [range] over the rounds: the machine's speed swings by up to 1.7x over a few
+hundred ms here):
 
 - LeNet-5 training step, 28x28x1, batch 64: ``fundl.zoo.lenet5(input_shape=(28, 28, 1))``
   compiled with ``SGD(0.01)`` and sparse categorical cross-entropy, one
@@ -62,8 +65,8 @@ if os.environ.get("FUNDL_BENCH_MALLOPT", "0") == "1":  # set by main() for its c
         pass
 
 # _common first: it sets the BLAS thread counts, which NumPy's OpenBLAS reads when it loads
-from _common import (THREADS, import_torch, print_gemm_library, report,  # noqa: E402
-                     run_isolated)
+from _common import (THREADS, import_torch, paired_ratios, print_gemm_library,  # noqa: E402
+                     report, run_paired, spread)
 
 import numpy as np  # noqa: E402
 
@@ -323,15 +326,23 @@ def check_agreement(torch, resnet):
 
 
 def builders(torch_available, resnet):
-    out = {"LeNet-5 train fundl": fundl_lenet_train, "LeNet-5 infer fundl": fundl_lenet_infer,
-           "LeNet-5 keras-way train fundl": fundl_lenet_keras_train,
-           "LeNet-5 keras-way infer fundl": fundl_lenet_keras_infer}
-    if torch_available:
-        out["LeNet-5 train torch"] = lambda: torch_train(torch_lenet, lenet_data, LENET_LR, 0.0)
-        out["LeNet-5 infer torch"] = torch_lenet_infer
-        out["LeNet-5 keras-way train torch"] = lambda: torch_train(
-            torch_lenet_keras, lenet_data, LENET_LR, 0.0)
-        out["LeNet-5 keras-way infer torch"] = lambda: torch_lenet_infer(torch_lenet_keras)
+    """Contenders by name, each fundl one next to its PyTorch counterpart (run_paired times
+    them in this order, then backwards)."""
+    torch_side = {"LeNet-5 train torch": lambda: torch_train(torch_lenet, lenet_data, LENET_LR,
+                                                             0.0),
+                  "LeNet-5 infer torch": torch_lenet_infer,
+                  "LeNet-5 keras-way train torch": lambda: torch_train(
+                      torch_lenet_keras, lenet_data, LENET_LR, 0.0),
+                  "LeNet-5 keras-way infer torch": lambda: torch_lenet_infer(torch_lenet_keras)}
+    out = {}
+    for name, fn in (("LeNet-5 train fundl", fundl_lenet_train),
+                     ("LeNet-5 infer fundl", fundl_lenet_infer),
+                     ("LeNet-5 keras-way train fundl", fundl_lenet_keras_train),
+                     ("LeNet-5 keras-way infer fundl", fundl_lenet_keras_infer)):
+        out[name] = fn
+        if torch_available:
+            twin = name[:-len("fundl")] + "torch"
+            out[twin] = torch_side[twin]
     if resnet:
         out["ResNet-20 train fundl"] = fundl_resnet_train
         if torch_available:
@@ -341,21 +352,23 @@ def builders(torch_available, resnet):
 
 
 def time_all(cases, only, args):
-    """run_isolated on the LeNet-5 and the ResNet-20 contenders; (times, peaks) by name."""
-    # ResNet-20 steps take most of a second: fewer calls per round than LeNet's milliseconds
+    """run_paired on the LeNet-5 and the ResNet-20 contenders; (times, peaks, samples) by
+    name."""
+    # ResNet-20 steps take most of a second: fewer calls per block than LeNet's milliseconds
     groups = [({k: v for k, v in cases.items() if k.startswith("LeNet")}, 20, 3),
               ({k: v for k, v in cases.items() if k.startswith("ResNet")}, 2, 1)]
-    times, peaks = {}, {}
+    times, peaks, samples = {}, {}, {}
     for group, number, warmup in groups:
         if group and (only is None or only in group):
-            t, p = run_isolated(group, number=number, rounds=args.rounds, warmup=warmup,
-                                processes=args.processes)
+            t, p, s = run_paired(group, number=number, rounds=args.rounds, warmup=warmup,
+                                 processes=args.processes)
             times.update(t)
             peaks.update(p)
-    return times, peaks
+            samples.update(s)
+    return times, peaks, samples
 
 
-def print_tables(label, times, peaks):
+def print_tables(label, times, peaks, samples):
     titles = {"LeNet-5 train": f"LeNet-5 training step (28x28x1, batch {LENET_BATCH}, SGD)",
               "LeNet-5 infer": f"LeNet-5 inference (batch {LENET_BATCH}: predict / no_grad)",
               "LeNet-5 keras-way train": f"LeNet-5 keras-way training step (ReLU, max pooling, "
@@ -373,8 +386,8 @@ def print_tables(label, times, peaks):
                baseline="torch" if "torch" in group else "fundl", unit="ms", peaks=group_peaks)
         if "torch" in group:
             target = f" (target <= {TARGETS[key]})" if key in TARGETS else ""
-            summary.append(f"  {key:<16s} time fundl / torch = "
-                           f"{group['fundl'] / group['torch']:.2f}{target}, peak memory "
+            ratios = spread(paired_ratios(samples, f"{key} fundl", f"{key} torch"))
+            summary.append(f"  {key:<16s} time fundl / torch = {ratios}{target}, peak memory "
                            f"fundl / torch = {group_peaks['fundl'] / group_peaks['torch']:.2f} "
                            "(target <= 2)")
     return summary
@@ -382,7 +395,7 @@ def print_tables(label, times, peaks):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=15, help="blocks per process")
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--skip-resnet", action="store_true")
     parser.add_argument("--malloc", choices=("default", "tuned", "both"), default="both")
@@ -390,7 +403,7 @@ def main():
                         help="time only the cases whose name contains this text, e.g. keras-way")
     args, _ = parser.parse_known_args()
     only = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--only=")), None)
-    # run_isolated starts the children with --only=<name> alone: they get --rounds from here
+    # run_paired starts the children with --only=<name> alone: they get --rounds from here
     if only is None:
         os.environ["FUNDL_BENCH_ROUNDS"] = str(args.rounds)
     else:
@@ -400,7 +413,7 @@ def main():
     torch_available = only is not None or importlib.util.find_spec("torch") is not None
     cases = {name: fn for name, fn in builders(torch_available, resnet=not args.skip_resnet).items()
              if args.select in name}
-    if only is not None:  # a child: time one contender (run_isolated exits)
+    if only is not None:  # a child: time one contender (run_paired exits)
         time_all(cases, only, args)
         raise SystemExit(f"unknown contender {only!r}; choose from {sorted(cases)}")
     modes = ("default", "tuned") if args.malloc == "both" else (args.malloc,)
@@ -415,7 +428,8 @@ def main():
     summaries = {mode: print_tables(mode, *results[mode]) for mode in modes}
     for mode, summary in summaries.items():
         if summary:
-            print(f"\nsummary, malloc {mode} ({THREADS} threads)")
+            print(f"\nsummary, malloc {mode} ({THREADS} threads): time ratios are the median "
+                  "[range] of the rounds' ratios, each between blocks of the same round")
             print("\n".join(summary))
 
 

@@ -1,6 +1,6 @@
 """LSTM and GRU training steps and inference: fundl against PyTorch eager, side by side.
 
-    python benchmarks/bench_rnn.py [--rounds 5] [--processes 2] [--library-steps]
+    python benchmarks/bench_rnn.py [--rounds 15] [--processes 2] [--library-steps]
 
 The row-by-row MNIST shape: 28 steps x 28 inputs -> 128 units, batch 64, float32, followed by
 Dense(10) and softmax cross-entropy, plain SGD (lr 0.01), on FUNDL_BENCH_THREADS (2) threads.
@@ -18,12 +18,16 @@ Contenders:
 - ``torch``: ``nn.LSTM``/``nn.GRU`` + ``nn.Linear`` + ``cross_entropy`` + ``optim.SGD``
   (PyTorch runs its LSTM through oneDNN's fused RNN primitive; its GRU through ATen ops).
 
-Each contender is timed in processes of its own (``_common.run_isolated``): in a shared process
-OpenBLAS's spinning worker threads slow PyTorch down (measured here: a PyTorch LSTM step took
-11.0 ms right after a block of fundl steps, 6.0 ms after a pause), which would flatter fundl.
-Before timing, both sides are started from the same weights (fundl's Keras layout mapped to
-PyTorch's) and their first losses are checked to agree. Inference: one forward of the batch
-without a graph. Run it on an otherwise idle machine.
+Each contender is timed in processes of its own: in a shared process OpenBLAS's spinning
+worker threads slow PyTorch down (measured here: a PyTorch LSTM step took 11.0 ms right after a
+block of fundl steps, 6.0 ms after a pause), which would flatter fundl. The processes run in
+lock step (``_common.run_paired``): each round, every contender times a block of ``--number``
+steps in turn, and the ratios fundl / PyTorch are taken round by round (median [range]), so
+that both sides of a ratio ran in much the same state of the machine (whose speed swings by up
+to 1.7x over a few hundred ms here). Before timing, both sides are started from the same
+weights (fundl's Keras layout mapped to PyTorch's) and their first losses are checked to
+agree. Inference: one forward of the batch without a graph. Run it on an otherwise idle
+machine.
 """
 import argparse
 import importlib.util
@@ -31,7 +35,8 @@ import sys
 
 # _common first: it sets OPENBLAS_NUM_THREADS & co. from FUNDL_BENCH_THREADS, which OpenBLAS
 # reads once, when NumPy loads it
-from _common import THREADS, import_torch, print_gemm_library, report, run_isolated  # isort: skip
+from _common import (THREADS, import_torch, paired_ratios,  # isort: skip
+                     print_gemm_library, report, run_paired, spread)
 
 import numpy as np
 
@@ -166,15 +171,18 @@ def torch_infer(kind):
 
 
 def builders(torch_available, library_steps=False):
+    """Contenders by name, each next to the one it is compared with (run_paired times them in
+    this order, then backwards)."""
     out = {}
     for kind in KINDS:
         out[f"{kind} train fundl fit"] = lambda k=kind: fundl_fit(k)
-        if library_steps:
-            out[f"{kind} train fundl fit, BLAS steps"] = lambda k=kind: fundl_fit_library(k)
-        out[f"{kind} train fundl raw"] = lambda k=kind: fundl_raw(k)
-        out[f"{kind} infer fundl"] = lambda k=kind: fundl_infer(k)
         if torch_available:
             out[f"{kind} train torch"] = lambda k=kind: torch_step(k)
+        out[f"{kind} train fundl raw"] = lambda k=kind: fundl_raw(k)
+        if library_steps:
+            out[f"{kind} train fundl fit, BLAS steps"] = lambda k=kind: fundl_fit_library(k)
+        out[f"{kind} infer fundl"] = lambda k=kind: fundl_infer(k)
+        if torch_available:
             out[f"{kind} infer torch"] = lambda k=kind: torch_infer(k)
     return out
 
@@ -198,8 +206,8 @@ def check_agreement(torch):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--number", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=15, help="blocks per process")
+    parser.add_argument("--number", type=int, default=20, help="steps per block")
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--library-steps", action="store_true",
                         help="also time the fit path with the steps' products in BLAS")
@@ -208,9 +216,9 @@ def main():
     # Check for torch without importing it here: a child inherits this process's peak memory
     # (ru_maxrss survives exec), so the parent stays small until the timing is done.
     torch_available = child or importlib.util.find_spec("torch") is not None
-    times, peaks = run_isolated(builders(torch_available, args.library_steps),
-                                number=args.number,
-                                rounds=args.rounds, processes=args.processes)
+    times, peaks, samples = run_paired(builders(torch_available, args.library_steps),
+                                       number=args.number, rounds=args.rounds,
+                                       processes=args.processes)
     torch = import_torch()
     if torch is not None:
         check_agreement(torch)
@@ -238,14 +246,17 @@ def main():
             base = "torch" if "torch" in group else next(iter(group))
             report(title, group, baseline=base, unit="ms", peaks=group_peaks)
         if torch is not None:
-            ratio = {m: times[f"{kind} {m}"] / times[f"{kind} {m.split()[0]} torch"]
+            ratio = {m: spread(paired_ratios(samples, f"{kind} {m}",
+                                             f"{kind} {m.split()[0]} torch"))
                      for m in ("train fundl fit", "train fundl raw", "infer fundl")}
-            summary.append(f"  {kind}: fit / torch = {ratio['train fundl fit']:.2f} (target <= "
-                           f"{TARGETS[kind]}), raw / torch = {ratio['train fundl raw']:.2f}, "
-                           f"inference / torch = {ratio['infer fundl']:.2f} (target <= "
+            summary.append(f"  {kind}: fit / torch = {ratio['train fundl fit']} (target <= "
+                           f"{TARGETS[kind]}), raw / torch = {ratio['train fundl raw']}, "
+                           f"inference / torch = {ratio['infer fundl']} (target <= "
                            f"{INFER_TARGET})")
     if summary:
-        print(f"\nsummary ({THREADS} threads)")
+        rounds = len(next(iter(samples.values())))
+        print(f"\nsummary ({THREADS} threads): median [range] of the {rounds} rounds' ratios, "
+              "each between blocks of the same round")
         print("\n".join(summary))
 
 
