@@ -317,19 +317,22 @@ def regions() -> bool:
     return threads() > 1 and not getattr(_RT.local, "inside", False) and _numba_regions()
 
 
-def run_region(loop, n_items, *args, blas=True):
+def run_region(loop, n_items, *args, blas=True, threads=None):
     """``loop(*args)``, a :func:`~fundl.kernels._jit.parallel_jit` loop over ``n_items`` items,
-    on up to :func:`threads` threads with BLAS single-threaded meanwhile (``blas=False``: the
-    loop calls no BLAS library through its threaded interface, and its thread count is left
-    alone: ~5 us of threadpoolctl calls saved per region), where :func:`regions` says so;
-    elsewhere its Python source runs the items one after another here."""
+    on up to :func:`threads` threads (at most ``threads`` if given: 1 runs the compiled loop on
+    this thread alone, the items one after the other) with BLAS single-threaded meanwhile
+    (``blas=False``: the loop calls no BLAS library through its threaded interface, and its
+    thread count is left alone: ~5 us of threadpoolctl calls saved per region), where
+    :func:`regions` says so; elsewhere its Python source runs the items one after another
+    here."""
     if not regions():  # decided earlier (a convolution's forward), unsafe now (a fork since)
         return loop.py_func(*args)
     import numba
 
     n_threads, libraries, _ = _setup()
     old = numba.get_num_threads()
-    want = max(1, min(n_threads, n_items, numba.config.NUMBA_NUM_THREADS))
+    want = max(1, min(n_threads, n_items, numba.config.NUMBA_NUM_THREADS,
+                      n_threads if threads is None else threads))
     if want != old:  # (each call costs microseconds: skipped when nothing changes)
         numba.set_num_threads(want)
     try:

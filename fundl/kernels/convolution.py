@@ -38,6 +38,7 @@ import ctypes
 import dataclasses
 import functools
 import math
+import time
 
 import numpy
 
@@ -610,6 +611,30 @@ def small_gemms(dtype):
 
 
 # -- the region path: every chunk in one compiled parallel region ------------------------------
+_BACKOFF = _parallel.Backoff(per_second=2e10)
+"""The convolutions' regions back off to one thread while they stall (another process holding
+the second core makes a region wait a time slice, milliseconds, as pooling's and the recurrent
+loops' did); ``per_second``: multiply-adds a second on one core, a low estimate (the small
+GEMMs ran at 60-110e9 a second, im2col included ~40e9); a driver's first region (loading it) is
+not counted."""
+
+
+def _run(loop, threads, macs, dtype, *args, blas=True):
+    """``loop(*args)`` over ``threads`` items in one region (:func:`fundl.kernels.run_region`),
+    or, while :data:`_BACKOFF` says so (after a region took far longer than one core would),
+    the same compiled loop on this thread alone, the items one after the other (the same
+    results, bit for bit); ``macs``: the region's multiply-adds."""
+    if threads < 2 or not _BACKOFF.allowed():  # the compiled loop on this thread alone
+        return _k.run_region(loop, threads, *args, blas=blas, threads=1)
+    compiled = len(loop.signatures)
+    start = time.perf_counter()
+    _k.run_region(loop, threads, *args, blas=blas)
+    if len(loop.signatures) == compiled:  # (a region that compiled a specialisation: untimed)
+        dtype = numpy.dtype(dtype)  # (float64 products run at half float32's rate)
+        _BACKOFF.took(time.perf_counter() - start, macs * dtype.itemsize / 4, (loop, dtype))
+    return None
+
+
 def _forward_region(plan, x5, w, y, keep, relu=False):
     """Every chunk's im2col and GEMM (and with ``relu`` a ReLU on its rows) in one region;
     returns (x5 as the region read it, the cols buffers if ``keep``)."""
@@ -620,10 +645,10 @@ def _forward_region(plan, x5, w, y, keep, relu=False):
     bufs = pooled_empty(numpy, (len(plan.chunks) if keep else threads, most * plan.width),
                         x5.dtype)
     small = small_gemms(x5.dtype)  # (their GEMMs called by pointer: no threaded BLAS to tame)
-    _k.run_region(_conv_forward_chunks, threads, _k.gemm_function(x5.dtype),
-                  *small, x5, bufs, keep,
-                  numpy.ascontiguousarray(w), y, plan.positions, *plan.cols_geometry, plan.lo,
-                  plan.chunk_bounds, plan.first, relu, blas=not small[2])
+    _run(_conv_forward_chunks, threads, y.size * plan.width, x5.dtype,
+         _k.gemm_function(x5.dtype), *small, x5, bufs, keep,
+         numpy.ascontiguousarray(w), y, plan.positions, *plan.cols_geometry, plan.lo,
+         plan.chunk_bounds, plan.first, relu, blas=not small[2])
     return x5, (bufs if keep else None)
 
 
@@ -653,11 +678,13 @@ def _backward_region(plan, saved, gyg, need_x, need_w, act=0, y_out=None):
     gbufs = pooled_empty(numpy, (threads, most * plan.taps) if need_x else (0, 0), dtype)
     x5 = x5 if recompute else numpy.empty((0, 1, 1, 1, 1), dtype)
     small = small_gemms(dtype)
-    _k.run_region(_conv_backward_chunks, threads, _k.gemm_function(dtype), *small,
-                  x5, bufs, kept,
-                  recompute, gyg, gyg.strides[1] // gyg.itemsize, w_t, plan.width, gx, gwb,
-                  gbufs, plan.positions, *plan.cols_geometry, plan.lo, plan.chunk_bounds,
-                  plan.first, act, g_in, y_flat, g_out, blas=not small[2])
+    # (each product has the forward's multiply-adds; a recomputed im2col is not counted)
+    macs = gyg.size * plan.width * (int(need_x) + int(need_w))
+    _run(_conv_backward_chunks, threads, macs, dtype, _k.gemm_function(dtype), *small,
+         x5, bufs, kept,
+         recompute, gyg, gyg.strides[1] // gyg.itemsize, w_t, plan.width, gx, gwb,
+         gbufs, plan.positions, *plan.cols_geometry, plan.lo, plan.chunk_bounds,
+         plan.first, act, g_in, y_flat, g_out, blas=not small[2])
     if need_x and plan.padded != plan.x5_shape:  # x was padded beforehand: crop the padding
         gx = gx[inner(plan.x5_shape, plan.pads)]
     return (gx if need_x else None), (gwb.sum(axis=0) if need_w else None)
@@ -675,9 +702,9 @@ def _forward_3x3(plan, x5, kernel, bias, need_x, need_k, epilogue):
     ybufs = pooled_empty(numpy, (threads, h * (w + 1) * co), dtype)
     b = numpy.ascontiguousarray(bias, dtype) if bias is not None else numpy.zeros(1, dtype)
     nn0, _, _ = small_gemms(dtype)
-    _k.run_region(_conv3x3._forward_images, threads, nn0, small_nn_beta(), x4,
-                  numpy.ascontiguousarray(kernel).reshape(3, 3 * c, co), b, bias is not None,
-                  y, xbufs, ybufs, plan.images, blas=False)  # (small kernels only)
+    _run(_conv3x3._forward_images, threads, y.size * 9 * c, dtype, nn0, small_nn_beta(), x4,
+         numpy.ascontiguousarray(kernel).reshape(3, 3 * c, co), b, bias is not None,
+         y, xbufs, ybufs, plan.images, blas=False)  # (small kernels only)
     if epilogue is not None:
         epilogue(y)
     saved = ConvSaved(x5=x4 if need_k else None,
@@ -702,9 +729,9 @@ def _backward_3x3(plan, saved, gy5, need_x, need_k, need_b):
     x4 = saved.x5 if need_k else numpy.empty((0, 1, 1, 1), dtype)
     wf = saved.w if need_x else numpy.empty((3, 3 * co, c), dtype)
     nn0, nt, _ = small_gemms(dtype)
-    _k.run_region(_conv3x3._backward_images, threads, nn0, small_nn_beta(), nt, x4, gy4, wf,
-                  gx, gk, gb, need_x, need_k, need_b, xbufs, gbufs, ebufs, plan.images,
-                  blas=False)
+    _run(_conv3x3._backward_images, threads, gy4.size * 9 * c * (int(need_x) + int(need_k)),
+         dtype, nn0, small_nn_beta(), nt, x4, gy4, wf, gx, gk, gb, need_x, need_k, need_b,
+         xbufs, gbufs, ebufs, plan.images, blas=False)
     return (gx.reshape(plan.x5_shape) if need_x else None,
             gk.sum(axis=0).reshape(plan.kernel_shape) if need_k else None,
             gb.sum(axis=0) if need_b else None)

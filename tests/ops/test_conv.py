@@ -527,6 +527,48 @@ def test_activation_gradient_inside_the_region_equals_the_separate_pass(kind, dt
                 np.testing.assert_array_equal(got, want)
 
 
+def test_a_stalled_convolution_region_sends_the_next_calls_to_one_thread(monkeypatch):
+    """A convolution region far slower than one core would be (another process holding the
+    second core) backs off: the next calls run the same compiled loop on this thread alone
+    (the same results, bit for bit), for a period that doubles when it happens again."""
+    from fundl import kernels
+    from fundl.kernels import _parallel
+    import fundl.kernels.convolution as module
+
+    rng = np.random.default_rng(15)
+    x0 = rng.standard_normal((8, 14, 14, 6)).astype(np.float32)
+    k0, b0 = rng.standard_normal((5, 5, 6, 16)).astype(np.float32), np.zeros(16, np.float32)
+    fn = Conv(None, 1, "valid", 1, 1, "channels_last")
+    fn.check(x0, k0, b0)
+    if fn.plan.path != "region" or len(fn.plan.first) < 3:
+        pytest.skip("no Numba parallel regions of two threads here")
+
+    def step():
+        x, k = fl.tensor(x0, requires_grad=True), fl.tensor(k0, requires_grad=True)
+        y = fl.conv(x, k, fl.tensor(b0), padding="valid")
+        y.backward(np.cos(np.arange(y.size)).reshape(y.shape).astype(np.float32))
+        return [y.numpy(), x.grad, k.grad]
+
+    want = step()  # compiled (or loaded) first, out of the back-off's sight
+    backoff = _parallel.Backoff(2e10, stall_seconds=-1.0)  # every region counts as stalled
+    backoff.period = 2
+    monkeypatch.setattr(module, "_BACKOFF", backoff)
+    used = []
+    real_run = kernels.run_region
+    monkeypatch.setattr(kernels, "run_region", lambda loop, n, *a, threads=None, **kw:
+                        used.append(threads is None) or real_run(loop, n, *a, threads=threads,
+                                                                 **kw))
+    ran = []
+    for _ in range(4):  # a forward and a backward region each
+        before = len(used)
+        for got, expected in zip(step(), want):
+            np.testing.assert_array_equal(got, expected)
+        ran.append(used[before:])
+    # first regions of each driver untimed; then: region (stall, skip 2), 2 on one thread,
+    # region (stall, skip 4), one thread ...
+    assert ran == [[True, True], [True, False], [False, True], [False, False]]
+
+
 @pytest.mark.parametrize("kind", ["relu", "tanh", "sigmoid"])
 def test_fused_activation_gradcheck(kind):
     rng = np.random.default_rng(12)
@@ -570,6 +612,7 @@ def test_compiled_region_matches_the_python_chunks(xs, ks, kwargs, constant, kee
     """The CPU's chunks in one compiled parallel region (im2col, GEMMs, col2im per chunk)
     give what the Python chunks give, for every geometry, with either input constant."""
     from fundl import kernels
+    from fundl.kernels import _parallel
     import fundl.kernels.convolution as module
 
     if not kernels.regions() or kernels.gemm_function(np.float64) is None:
@@ -577,6 +620,9 @@ def test_compiled_region_matches_the_python_chunks(xs, ks, kwargs, constant, kee
     _set_size(monkeypatch, module, "CHUNK_BYTES", 1)  # a chunk per sample
     _set_size(monkeypatch, module, "CHUNK_BYTES_REGION", 1)
     _set_size(monkeypatch, module, "KEEP_BYTES", 1 << 30 if keep else 0)
+    # (a region stalled by a busy machine earlier in the run must not send this one to one
+    # thread: the test is about the region)
+    monkeypatch.setattr(module, "_BACKOFF", _parallel.Backoff(2e10, stall_seconds=1e3))
     regions = []
     real_run = kernels.run_region
     monkeypatch.setattr(kernels, "run_region",
