@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
@@ -170,6 +171,27 @@ class Backoff:
             self.period = min(2 * self.period, 4096)
         else:
             self.period = self.PERIOD
+
+
+def run_backing_off(backoff, loop, n_items, amount, key, *args, blas=True):
+    """:func:`run_region` of ``loop`` over ``n_items`` items, timed for ``backoff`` (a
+    :class:`Backoff`; ``amount``: the region's work in its unit, ``key``: the driver and
+    dtype); while ``backoff`` says no (or with one item) the same compiled loop runs on this
+    thread alone, the items one after the other: the same results, bit for bit, and no wait
+    for the other core. A region that compiled a new specialisation of ``loop`` is not timed.
+
+    Example:
+        >>> run_backing_off(_BACKOFF, _relu_parts, 2, x.nbytes, (_relu_parts, x.dtype), x, y,
+        ...                 bounds, blas=False)   # doctest: +SKIP
+    """
+    if n_items < 2 or not backoff.allowed():
+        return run_region(loop, n_items, *args, blas=blas, threads=1)
+    compiled = len(loop.signatures)
+    start = time.perf_counter()
+    run_region(loop, n_items, *args, blas=blas)
+    if len(loop.signatures) == compiled:
+        backoff.took(time.perf_counter() - start, amount, key)
+    return None
 
 
 def threads() -> int:

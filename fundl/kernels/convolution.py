@@ -38,7 +38,6 @@ import ctypes
 import dataclasses
 import functools
 import math
-import time
 
 import numpy
 
@@ -620,19 +619,13 @@ not counted."""
 
 
 def _run(loop, threads, macs, dtype, *args, blas=True):
-    """``loop(*args)`` over ``threads`` items in one region (:func:`fundl.kernels.run_region`),
-    or, while :data:`_BACKOFF` says so (after a region took far longer than one core would),
-    the same compiled loop on this thread alone, the items one after the other (the same
-    results, bit for bit); ``macs``: the region's multiply-adds."""
-    if threads < 2 or not _BACKOFF.allowed():  # the compiled loop on this thread alone
-        return _k.run_region(loop, threads, *args, blas=blas, threads=1)
-    compiled = len(loop.signatures)
-    start = time.perf_counter()
-    _k.run_region(loop, threads, *args, blas=blas)
-    if len(loop.signatures) == compiled:  # (a region that compiled a specialisation: untimed)
-        dtype = numpy.dtype(dtype)  # (float64 products run at half float32's rate)
-        _BACKOFF.took(time.perf_counter() - start, macs * dtype.itemsize / 4, (loop, dtype))
-    return None
+    """``loop(*args)`` over ``threads`` items in one region, or, while :data:`_BACKOFF` says so
+    (after a region took far longer than one core would), the same compiled loop on this
+    thread alone (:func:`fundl.kernels._parallel.run_backing_off`); ``macs``: the region's
+    multiply-adds."""
+    dtype = numpy.dtype(dtype)  # (float64 products run at half float32's rate)
+    _parallel.run_backing_off(_BACKOFF, loop, threads, macs * dtype.itemsize / 4, (loop, dtype),
+                              *args, blas=blas)
 
 
 def _forward_region(plan, x5, w, y, keep, relu=False):

@@ -207,6 +207,31 @@ def test_run_region_sets_blas_single_threaded_unless_told_the_loop_calls_none(th
     assert three_threads.num_threads == 2
 
 
+def test_run_backing_off_times_regions_and_runs_the_compiled_loop_alone_while_they_stall(
+        three_threads, monkeypatch):
+    """Each timed region reports to the Backoff (its driver's first untimed); after a stall the
+    next calls run the compiled loop on one thread, with the same results."""
+    loop = _numba_loop()
+    if not _parallel.regions():
+        pytest.skip("no parallel regions here")
+    asked = []
+    monkeypatch.setattr(_parallel, "run_region", lambda *a, threads=None, real=_parallel.
+                        run_region, **kw: asked.append(threads) or real(*a, threads=threads,
+                                                                        **kw))
+    backoff = _parallel.Backoff(1e9, stall_seconds=-1.0)  # every region counts as stalled
+    backoff.period = 1
+    outs = tuple(np.zeros(i + 1) for i in range(3))
+    for _ in range(4):
+        _parallel.run_backing_off(backoff, loop, 3, 1.0, ("loop", "f8"), outs, np.arange(3),
+                                  2.0, blas=False)
+        for i, out in enumerate(outs):
+            np.testing.assert_array_equal(out, np.full(i + 1, 2.0 * i))
+    # the region that compiles the loop: untimed; the driver's first timed one: not counted;
+    # a stall (the next call on one thread); that call
+    assert asked == [None, None, None, 1] and backoff.skip == 0 and backoff.period == 2
+    assert ("loop", "f8") in backoff.seen
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_runs_the_compiled_recurrent_loops_without_parallel_regions():
     """GNU OpenMP's threads do not survive a fork: a region started in the child would make

@@ -531,7 +531,6 @@ def test_a_stalled_convolution_region_sends_the_next_calls_to_one_thread(monkeyp
     """A convolution region far slower than one core would be (another process holding the
     second core) backs off: the next calls run the same compiled loop on this thread alone
     (the same results, bit for bit), for a period that doubles when it happens again."""
-    from fundl import kernels
     from fundl.kernels import _parallel
     import fundl.kernels.convolution as module
 
@@ -554,8 +553,8 @@ def test_a_stalled_convolution_region_sends_the_next_calls_to_one_thread(monkeyp
     backoff.period = 2
     monkeypatch.setattr(module, "_BACKOFF", backoff)
     used = []
-    real_run = kernels.run_region
-    monkeypatch.setattr(kernels, "run_region", lambda loop, n, *a, threads=None, **kw:
+    real_run = _parallel.run_region
+    monkeypatch.setattr(_parallel, "run_region", lambda loop, n, *a, threads=None, **kw:
                         used.append(threads is None) or real_run(loop, n, *a, threads=threads,
                                                                  **kw))
     ran = []
@@ -624,8 +623,8 @@ def test_compiled_region_matches_the_python_chunks(xs, ks, kwargs, constant, kee
     # thread: the test is about the region)
     monkeypatch.setattr(module, "_BACKOFF", _parallel.Backoff(2e10, stall_seconds=1e3))
     regions = []
-    real_run = kernels.run_region
-    monkeypatch.setattr(kernels, "run_region",
+    real_run = _parallel.run_region
+    monkeypatch.setattr(_parallel, "run_region",
                         lambda *a, **kw: regions.append(1) or real_run(*a, **kw))
     rng = np.random.default_rng(5)
     arrays = [rng.standard_normal(xs), rng.standard_normal(ks), rng.standard_normal(ks[-1])]
