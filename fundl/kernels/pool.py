@@ -14,8 +14,6 @@ in one Numba parallel region (:func:`_pool_parts`) where regions can run.
 """
 from __future__ import annotations
 
-import time
-
 import numpy
 
 from ..runtime import pooled_empty
@@ -427,12 +425,9 @@ def _run(kind, src, dst, arg, scale, pool, strides):
     tiled = _tiled(pool, strides) and (kind != MAX or src.shape[4] < 8)
     args = (kind, src, dst, arg, scale, tuple(pool), tuple(strides), tiled,
             _parallel.bounds_of(parts))
-    if len(parts) > 1 and _BACKOFF.allowed():
-        start = time.perf_counter()
-        _parallel.run_region(_pool_parts, len(parts), *args, blas=False)
-        _BACKOFF.took(time.perf_counter() - start, src.nbytes + dst.nbytes, src.dtype)
-    else:  # one thread: the same parts one after the other (the same results)
-        _pool_parts.py_func(*args)
+    # (one thread, or backing off: the same parts one after the other, the same results)
+    _parallel.run_backing_off(_BACKOFF, _pool_parts, len(parts), src.nbytes + dst.nbytes,
+                              src.dtype, *args, blas=False)
 
 
 _BACKOFF = _parallel.Backoff(per_second=1e9)
@@ -440,7 +435,7 @@ _BACKOFF = _parallel.Backoff(per_second=1e9)
 second core made a region wait a time slice: LeNet-5's first max pooling took ~8 ms instead
 of ~0.15 ms); ``per_second``: bytes read and written per second on one core, a low estimate
 (that map, 1.5 MB, took ~0.2-0.3 ms on one thread); a dtype's first region (loading the
-driver) is not counted."""
+driver) is not counted (see :func:`fundl.kernels._parallel.run_backing_off`)."""
 
 
 _NO_ARG = numpy.empty((0, 1, 1, 1, 1), numpy.int32)

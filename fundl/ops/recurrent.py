@@ -34,7 +34,6 @@ state where it enters the recurrent product (Keras' recurrent dropout), never el
 from __future__ import annotations
 
 import dataclasses
-import time
 import weakref
 
 import numpy
@@ -42,9 +41,9 @@ import numpy
 from .. import runtime
 from ..autograd import _NO_GRAD, Function
 from ..backend import get_array_module
-from ..kernels import gemm_function, map_compiled, regions, run_region, threads
+from ..kernels import gemm_function, map_compiled, regions, threads
 from ..kernels import fused
-from ..kernels._parallel import Backoff
+from ..kernels._parallel import Backoff, run_backing_off
 from ..kernels.convolution import small_gemms
 from ..kernels import recurrent as kernels
 from ..tensor import Tensor
@@ -72,21 +71,14 @@ one after the other here (see :class:`fundl.kernels._parallel.Backoff`; its keys
 def _run_parts(loop, n_parts, dtype, macs, blas, *args):
     """The compiled ``loop`` over ``n_parts`` batch parts of ``dtype``
     (:func:`fundl.kernels.map_compiled`), backing off to one thread (the same parts one after
-    the other, the same results) while its regions stall; ``macs``: the multiply-adds of its
+    the other, the same results) while its regions stall
+    (:func:`fundl.kernels._parallel.run_backing_off`); ``macs``: the multiply-adds of its
     products, ``blas``: whether the loop calls the threaded BLAS library (without OpenBLAS's
     small kernels), which must then run single-threaded inside the region."""
     if n_parts < 2 or not regions():
         return map_compiled(loop, n_parts, *args)  # one thread, or Python threads
-    key = (loop, numpy.dtype(dtype))
-    # a driver's first region runs whatever the back-off says, untimed: it compiles (or
-    # loads) the region, e.g. in fundl._warmup's worker, where a back-off set by another
-    # driver's region would otherwise leave it uncompiled
-    if key in _BACKOFF.seen and not _BACKOFF.allowed():
-        return loop.py_func(*args)
-    start = time.perf_counter()
-    run_region(loop, n_parts, *args, blas=blas)
-    _BACKOFF.took(time.perf_counter() - start, macs, key)
-    return None
+    return run_backing_off(_BACKOFF, loop, n_parts, macs, (loop, numpy.dtype(dtype)), *args,
+                           blas=blas)
 
 
 LSTM_ALIGN = 32

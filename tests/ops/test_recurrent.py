@@ -256,7 +256,7 @@ def test_compiled_loops_without_a_parallel_region(cell, runner, monkeypatch):
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_recurrent_regions_back_off_while_they_stall(cell, monkeypatch):
     """While the recurrent loops' Backoff says no, the parts run one after the other on this
-    thread (no region) and give the region's results bitwise; each region's time is reported
+    thread (the compiled loop on one thread) and give the region's results bitwise; each region's time is reported
     to it, and a stall sends the next calls to one thread."""
     pytest.importorskip("numba")
     import fundl.ops.recurrent as rec
@@ -270,12 +270,11 @@ def test_recurrent_regions_back_off_while_they_stall(cell, monkeypatch):
         pytest.skip("NumPy's BLAS GEMM is not reachable from compiled code here")
     monkeypatch.setattr(rec, "threads", lambda: 2)
     monkeypatch.setattr(rec._Sweep, "MIN_PART_ROWS", 8)
-    backoff = _parallel.Backoff(rec._SERIAL_MACS_PER_SECOND, stall_seconds=1e3)  # no stalls
-    monkeypatch.setattr(rec, "_BACKOFF", backoff)
-    calls = []
-    region = rec.run_region
-    monkeypatch.setattr(rec, "run_region", lambda loop, n, *args, **kw:
-                        calls.append(n) or region(loop, n, *args, **kw))
+    calls = []  # the regions run on every thread (those on this thread alone not counted)
+    region = _parallel.run_region
+    monkeypatch.setattr(_parallel, "run_region", lambda loop, n, *args, threads=None, **kw:
+                        (threads is None and calls.append(n)) or
+                        region(loop, n, *args, threads=threads, **kw))
     n, g = 6, (4 if cell == "lstm" else 3)
     rng = np.random.default_rng(13)
     x = rng.standard_normal((19, 5, 4)).astype(np.float32)
@@ -289,7 +288,11 @@ def test_recurrent_regions_back_off_while_they_stall(cell, monkeypatch):
         (out[0] * out[0]).sum().backward()
         return [out[0].numpy()] + [t.grad for t in ts]
 
-    want = step()  # forward and backward regions (a driver's first region is untimed)
+    step()  # the drivers compiled (or loaded) out of the back-off's sight
+    backoff = _parallel.Backoff(rec._SERIAL_MACS_PER_SECOND, stall_seconds=1e3)  # no stalls
+    monkeypatch.setattr(rec, "_BACKOFF", backoff)
+    calls.clear()
+    want = step()  # forward and backward regions (a driver's first timed region not counted)
     assert calls == [2, 2] and backoff.skip == 0
     backoff.stall_seconds = -1.0  # every region counts as a stall from now on
     got = step()  # the forward's region stalls: the backward runs serially
