@@ -144,7 +144,7 @@ WAKE_SECONDS = 0.03
 """Untimed calls for this long start each block of :func:`run_paired`, after the pause."""
 
 
-def run_paired(builders: dict, number: int, rounds: int = 15, warmup: int = 3,
+def run_paired(builders: dict, number, rounds: int = 15, warmup: int = 3,
                processes: int = 2) -> tuple[dict, dict, dict]:
     """Time each contender in a process of its own, all alive at once, in lock step.
 
@@ -157,7 +157,9 @@ def run_paired(builders: dict, number: int, rounds: int = 15, warmup: int = 3,
 
     Args:
         builders: as for :func:`run_isolated` (the script is re-run with ``--only=<name>``).
-        number: calls per block.
+        number: calls per block: an int, or a dict of ints by name (blocks of similar
+            length for contenders of different speeds: ~0.1 s each is right here, short
+            enough to fall within one of the machine's phases, long enough to time).
         rounds: blocks per contender and process.
         warmup: untimed calls when a process starts.
         processes: processes per contender, one after the other (each starts afresh: memory
@@ -168,6 +170,7 @@ def run_paired(builders: dict, number: int, rounds: int = 15, warmup: int = 3,
         if only not in builders:
             raise SystemExit(f"unknown contender {only!r}; choose from {sorted(builders)}")
         fn = builders[only]()
+        calls = number[only] if isinstance(number, dict) else number
         for _ in range(warmup):
             fn()
         print("FUNDL_READY", flush=True)
@@ -181,7 +184,7 @@ def run_paired(builders: dict, number: int, rounds: int = 15, warmup: int = 3,
             start = time.perf_counter()
             while time.perf_counter() - start < WAKE_SECONDS:
                 fn()
-            print(f"FUNDL_BLOCK {_time_once(fn, number)!r}", flush=True)
+            print(f"FUNDL_BLOCK {_time_once(fn, calls)!r}", flush=True)
         print("FUNDL_BENCH " + json.dumps({"peak_mb": peak_rss_mb()}), flush=True)
         raise SystemExit(0)
     names = list(builders)
@@ -237,9 +240,15 @@ def paired_ratios(samples: dict, name: str, baseline: str) -> list:
     return [a / b for a, b in zip(samples[name], samples[baseline])]
 
 
-def spread(values) -> str:
-    """``median [min-max]`` of ``values``, two decimals."""
-    return f"{statistics.median(values):.2f} [{min(values):.2f}-{max(values):.2f}]"
+def paired_ratio(samples: dict, name: str, baseline: str) -> str:
+    """The ratio of ``name``'s median block time to ``baseline``'s (both timed over the same
+    rounds, so the same stretch of the machine's phases), then the middle half (quartiles) of
+    the round-by-round ratios: ``0.62 (rounds 0.55-0.71)``. The median of the round-by-round
+    ratios is not the headline: blocks a fraction of a second apart still fall in different
+    phases often enough to skew it."""
+    ratio = statistics.median(samples[name]) / statistics.median(samples[baseline])
+    q = statistics.quantiles(paired_ratios(samples, name, baseline), n=4)
+    return f"{ratio:.2f} (rounds {q[0]:.2f}-{q[2]:.2f})"
 
 
 def print_gemm_library() -> None:

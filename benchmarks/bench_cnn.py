@@ -6,9 +6,9 @@
 Contenders, float32, on FUNDL_BENCH_THREADS (2) threads, each timed in processes of its own
 (in a shared process OpenBLAS's spinning worker threads slow PyTorch down, which would flatter
 fundl), the processes in lock step (``_common.run_paired``: each round every contender times a
-block of steps in turn, and each ratio fundl / PyTorch is taken between blocks of the same
-round, median [range] over the rounds: the machine's speed swings by up to 1.7x over a few
-hundred ms here):
+block of steps in turn, so both sides are timed over the same stretch of the machine's
+phases, whose speed swings by up to 1.7x over a few hundred ms here; ratios of the median
+block times, with the middle half of the round-by-round ratios):
 
 - LeNet-5 training step, 28x28x1, batch 64: ``fundl.zoo.lenet5(input_shape=(28, 28, 1))``
   compiled with ``SGD(0.01)`` and sparse categorical cross-entropy, one
@@ -65,8 +65,8 @@ if os.environ.get("FUNDL_BENCH_MALLOPT", "0") == "1":  # set by main() for its c
         pass
 
 # _common first: it sets the BLAS thread counts, which NumPy's OpenBLAS reads when it loads
-from _common import (THREADS, import_torch, paired_ratios, print_gemm_library,  # noqa: E402
-                     report, run_paired, spread)
+from _common import (THREADS, import_torch, paired_ratio, print_gemm_library,  # noqa: E402
+                     report, run_paired)
 
 import numpy as np  # noqa: E402
 
@@ -360,7 +360,9 @@ def time_all(cases, only, args):
     times, peaks, samples = {}, {}, {}
     for group, number, warmup in groups:
         if group and (only is None or only in group):
-            t, p, s = run_paired(group, number=number, rounds=args.rounds, warmup=warmup,
+            # (inference calls take a third of a step: more of them, blocks of similar length)
+            calls = {name: number * (4 if " infer " in name else 1) for name in group}
+            t, p, s = run_paired(group, number=calls, rounds=args.rounds, warmup=warmup,
                                  processes=args.processes)
             times.update(t)
             peaks.update(p)
@@ -386,7 +388,7 @@ def print_tables(label, times, peaks, samples):
                baseline="torch" if "torch" in group else "fundl", unit="ms", peaks=group_peaks)
         if "torch" in group:
             target = f" (target <= {TARGETS[key]})" if key in TARGETS else ""
-            ratios = spread(paired_ratios(samples, f"{key} fundl", f"{key} torch"))
+            ratios = paired_ratio(samples, f"{key} fundl", f"{key} torch")
             summary.append(f"  {key:<16s} time fundl / torch = {ratios}{target}, peak memory "
                            f"fundl / torch = {group_peaks['fundl'] / group_peaks['torch']:.2f} "
                            "(target <= 2)")
@@ -428,8 +430,8 @@ def main():
     summaries = {mode: print_tables(mode, *results[mode]) for mode in modes}
     for mode, summary in summaries.items():
         if summary:
-            print(f"\nsummary, malloc {mode} ({THREADS} threads): time ratios are the median "
-                  "[range] of the rounds' ratios, each between blocks of the same round")
+            print(f"\nsummary, malloc {mode} ({THREADS} threads): time ratios of the median "
+                  "block times (in brackets: the middle half of the rounds' own ratios)")
             print("\n".join(summary))
 
 

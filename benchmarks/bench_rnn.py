@@ -22,9 +22,10 @@ Each contender is timed in processes of its own: in a shared process OpenBLAS's 
 worker threads slow PyTorch down (measured here: a PyTorch LSTM step took 11.0 ms right after a
 block of fundl steps, 6.0 ms after a pause), which would flatter fundl. The processes run in
 lock step (``_common.run_paired``): each round, every contender times a block of ``--number``
-steps in turn, and the ratios fundl / PyTorch are taken round by round (median [range]), so
-that both sides of a ratio ran in much the same state of the machine (whose speed swings by up
-to 1.7x over a few hundred ms here). Before timing, both sides are started from the same
+steps in turn (``--number`` training steps, four times as many inference calls: ~0.1 s each),
+so both sides are timed over the same stretch of the machine's phases (its speed swings by up
+to 1.7x over a few hundred ms here). Ratios are of the median block times, with the middle
+half of the round-by-round ratios. Before timing, both sides are started from the same
 weights (fundl's Keras layout mapped to PyTorch's) and their first losses are checked to
 agree. Inference: one forward of the batch without a graph. Run it on an otherwise idle
 machine.
@@ -35,8 +36,8 @@ import sys
 
 # _common first: it sets OPENBLAS_NUM_THREADS & co. from FUNDL_BENCH_THREADS, which OpenBLAS
 # reads once, when NumPy loads it
-from _common import (THREADS, import_torch, paired_ratios,  # isort: skip
-                     print_gemm_library, report, run_paired, spread)
+from _common import (THREADS, import_torch, paired_ratio,  # isort: skip
+                     print_gemm_library, report, run_paired)
 
 import numpy as np
 
@@ -207,7 +208,8 @@ def check_agreement(torch):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15, help="blocks per process")
-    parser.add_argument("--number", type=int, default=20, help="steps per block")
+    parser.add_argument("--number", type=int, default=20,
+                        help="training steps per block (inference: four times as many)")
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--library-steps", action="store_true",
                         help="also time the fit path with the steps' products in BLAS")
@@ -216,8 +218,9 @@ def main():
     # Check for torch without importing it here: a child inherits this process's peak memory
     # (ru_maxrss survives exec), so the parent stays small until the timing is done.
     torch_available = child or importlib.util.find_spec("torch") is not None
-    times, peaks, samples = run_paired(builders(torch_available, args.library_steps),
-                                       number=args.number, rounds=args.rounds,
+    cases = builders(torch_available, args.library_steps)
+    number = {name: args.number * (4 if " infer " in name else 1) for name in cases}
+    times, peaks, samples = run_paired(cases, number=number, rounds=args.rounds,
                                        processes=args.processes)
     torch = import_torch()
     if torch is not None:
@@ -246,8 +249,7 @@ def main():
             base = "torch" if "torch" in group else next(iter(group))
             report(title, group, baseline=base, unit="ms", peaks=group_peaks)
         if torch is not None:
-            ratio = {m: spread(paired_ratios(samples, f"{kind} {m}",
-                                             f"{kind} {m.split()[0]} torch"))
+            ratio = {m: paired_ratio(samples, f"{kind} {m}", f"{kind} {m.split()[0]} torch")
                      for m in ("train fundl fit", "train fundl raw", "infer fundl")}
             summary.append(f"  {kind}: fit / torch = {ratio['train fundl fit']} (target <= "
                            f"{TARGETS[kind]}), raw / torch = {ratio['train fundl raw']}, "
@@ -255,8 +257,8 @@ def main():
                            f"{INFER_TARGET})")
     if summary:
         rounds = len(next(iter(samples.values())))
-        print(f"\nsummary ({THREADS} threads): median [range] of the {rounds} rounds' ratios, "
-              "each between blocks of the same round")
+        print(f"\nsummary ({THREADS} threads): ratios of the median block times over {rounds} "
+              "rounds (in brackets: the middle half of the rounds' own ratios)")
         print("\n".join(summary))
 
 
