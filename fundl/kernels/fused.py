@@ -51,6 +51,7 @@ import numpy
 
 from ._jit import FLOAT_DTYPES, jit, parallel_jit, prange, ready
 from ._jit import numba as _numba
+from . import _parallel
 from ._parallel import Backoff
 
 
@@ -527,8 +528,6 @@ def run_gemms(tasks, arrays, gb=None):
     addresses are taken in the compiled code (``a.ctypes.data`` costs ~1-2 us in Python).
     OpenBLAS's own thread count is not touched: these kernels are single-threaded.
     """
-    from . import _parallel
-
     threads, items = 1, len(tasks) + (gb is not None)
     if _numba is not None and ready("fused", numpy.float32):
         fns = _kernel_addresses()

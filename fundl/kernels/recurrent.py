@@ -53,6 +53,7 @@ from .. import backend, runtime
 from ._parallel import even_slices
 from ._jit import FLOAT_DTYPES, njit, numba, parallel_jit, prange
 from ._jit import ready as _ready
+from . import blas
 from .blas import gemm
 from .conv import _gemm  # cblas, or OpenBLAS's AVX-512 small kernels (convolution.small_gemms)
 
@@ -1172,8 +1173,6 @@ def sweep_plan(cell, x, weights, activation="tanh", recurrent_activation="sigmoi
     """
     ok = type(x) is numpy.ndarray and all(type(a) is numpy.ndarray and a.dtype == x.dtype
                                           for a in weights if a is not None)
-    from . import blas
-
     # (whether the GEMM is reachable is part of the key: tests change the library mid-process)
     ok = ok and _RT.compiled_recurrent and numba is not None and \
         blas.gemm_function(x.dtype) is not None and \

@@ -32,6 +32,7 @@ import numpy
 
 from .. import backend, losses as losses_module, metrics as metrics_module
 from .. import optimizers as optimizers_module
+from ..callbacks.base import Callback, CallbackList
 from ..autograd import gradients_of, no_grad
 from ..layers._masking import _MASKS, get_mask
 from ..layers import base as layers_base
@@ -218,8 +219,6 @@ def _unknown_kwargs(who, kwargs, known):
 
 def _check_callbacks(who, callbacks):
     """None, a Callback, or a list/tuple of Callbacks (checked before any work is done)."""
-    from ..callbacks import Callback
-
     if callbacks is None or isinstance(callbacks, Callback):
         return
     if not isinstance(callbacks, (list, tuple)):
@@ -1285,8 +1284,6 @@ class Trainer:
             >>> history = model.fit(x_train, y_train, epochs=5, batch_size=32,
             ...                     validation_data=(x_val, y_val))
         """
-        from ..callbacks import CallbackList
-
         if kwargs:
             _unknown_kwargs("fit", kwargs, _FIT_ARGS)
         dataset = is_dataset(x)
@@ -1638,8 +1635,6 @@ class Trainer:
         Example:
             >>> loss, acc = model.evaluate(x_test, y_test, batch_size=128)
         """
-        from ..callbacks import CallbackList
-
         if kwargs:
             _unknown_kwargs("evaluate", kwargs, ["x", "y", "batch_size", "verbose",
                                                  "sample_weight", "steps", "callbacks",
@@ -1694,8 +1689,6 @@ class Trainer:
         Example:
             >>> probs = model.predict(x_test)
         """
-        from ..callbacks import CallbackList
-
         if kwargs:
             _unknown_kwargs("predict", kwargs, ["x", "batch_size", "verbose", "steps",
                                                 "callbacks"])
