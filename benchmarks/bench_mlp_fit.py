@@ -1,24 +1,24 @@
 """An MLP training epoch through ``model.fit``, against a PyTorch eager loop and hand-written NumPy.
 
-    python benchmarks/bench_mlp_fit.py [--epochs-timed 2] [--rounds 3]
+    python benchmarks/bench_mlp_fit.py [--rounds 6] [--processes 2]
 
 784-256-ReLU-128-ReLU-10 softmax, categorical cross-entropy, SGD lr 0.1, batch 128, float32,
 one epoch over 60,000 samples (MNIST when $FUNDL_DATA_DIR has it, else random data of the same
-shape), reshuffled every epoch in all three, each timed in a process of its own (see
-_common.run_isolated), in ``--rounds`` rounds of one process per contender. Prints the CPU
-model, the load average, fundl's GEMM library, seconds per epoch (median and range over the
-rounds) and the two ratios the project tracks, each round's ratio taken between processes of
-the same round (median and range):
-fundl / PyTorch and fundl / NumPy, for fundl as a library user gets it and for fundl with
-``fl.config.tune_process()`` (glibc's allocator keeping freed memory for reuse: what the
-``fundl`` command applies; fundl applied it at import until this round).
+shape), reshuffled every epoch in all three, each contender in a process of its own, the
+processes in lock step (``_common.run_paired``: each round every contender times one epoch in
+turn, ``--rounds`` rounds per process, ``--processes`` sets of processes). Prints the CPU
+model, the load average, fundl's GEMM library, seconds per epoch (median [range] over the
+rounds) and the two ratios the project tracks, fundl / PyTorch and fundl / NumPy (ratios of
+the median epochs, in brackets the middle half of the rounds' own ratios), for fundl as a
+library user gets it and for fundl with ``fl.config.tune_process()`` (glibc's allocator
+keeping freed memory for reuse: what the ``fundl`` command applies).
 """
 import argparse
 import os
 import statistics
 
 # _common first: it sets the BLAS thread counts, which NumPy's OpenBLAS reads when it loads
-from _common import THREADS, import_torch, print_gemm_library, run_isolated
+from _common import THREADS, import_torch, paired_ratio, print_gemm_library, run_paired
 
 import numpy as np
 
@@ -150,41 +150,33 @@ def _spread(values):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--epochs-timed", type=int, default=2,
-                        help="epochs timed in each process (after one untimed epoch)")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="rounds of processes, one process per contender each round")
-    parser.add_argument("--only", default=None)  # used by run_isolated's child processes
+    parser.add_argument("--rounds", type=int, default=6, help="epochs timed per process")
+    parser.add_argument("--processes", type=int, default=2,
+                        help="sets of processes, one process per contender each")
+    parser.add_argument("--only", default=None)  # used by run_paired's child processes
     args = parser.parse_args()
-    builders = {"fundl model.fit": fundl_epoch,
-                "fundl fit, tuned": lambda: fundl_epoch(tuned=True),
-                "hand-written NumPy": numpy_run}
-    if import_torch() is not None:
+    builders = {"fundl model.fit": fundl_epoch}
+    torch_available = args.only is not None or import_torch() is not None
+    if torch_available:  # (next to fundl: lock step times them one after the other)
         builders["PyTorch eager loop"] = torch_epoch_fn
+    builders["fundl fit, tuned"] = lambda: fundl_epoch(tuned=True)
+    builders["hand-written NumPy"] = numpy_run
     load_before = _load()
-    per_round = []  # one {name: median s/epoch} per round of processes
-    peaks = {name: 0.0 for name in builders}
-    for _ in range(args.rounds):
-        times, round_peaks = run_isolated(builders, number=1, rounds=args.epochs_timed,
-                                          warmup=1, processes=1)
-        per_round.append(times)
-        for name, mb in round_peaks.items():
-            peaks[name] = max(peaks[name], mb)
+    _, peaks, samples = run_paired(builders, number=1, rounds=args.rounds, warmup=1,
+                                   processes=args.processes)
     source = load_data()[2]
     print(f"\nMLP epoch, 784-256-128-10, batch {BATCH}, 60,000 samples of {source}, "
-          f"{THREADS} threads, each contender in its own process; {args.rounds} rounds of "
-          f"processes x {args.epochs_timed} epochs; median [range] of the rounds' medians")
+          f"{THREADS} threads, each contender in its own process, in lock step; "
+          f"{args.processes} x {args.rounds} epochs each: median [range]")
     print(f"CPU: {_cpu_model()}; load average before {load_before}, after {_load()}")
     print_gemm_library()
     for name in builders:
-        print(f"  {name:<22s} {_spread([r[name] for r in per_round])} s/epoch   "
-              f"peak {peaks[name]:6.0f} MB")
+        print(f"  {name:<22s} {_spread(samples[name])} s/epoch   peak {peaks[name]:6.0f} MB")
     for name in ("fundl model.fit", "fundl fit, tuned"):
         if "PyTorch eager loop" in builders:
-            ratios = [r[name] / r["PyTorch eager loop"] for r in per_round]
-            print(f"  {name}: fundl / PyTorch = {_spread(ratios)}   (goal <= 0.75)")
-        ratios = [r[name] / r["hand-written NumPy"] for r in per_round]
-        print(f"  {name}: fundl / NumPy   = {_spread(ratios)}")
+            print(f"  {name}: fundl / PyTorch = "
+                  f"{paired_ratio(samples, name, 'PyTorch eager loop')}   (goal <= 0.75)")
+        print(f"  {name}: fundl / NumPy   = {paired_ratio(samples, name, 'hand-written NumPy')}")
 
 
 if __name__ == "__main__":

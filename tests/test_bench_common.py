@@ -65,7 +65,7 @@ def test_run_paired_reports_a_contender_that_fails_to_start(tmp_path):
     assert "no such model" in out.stderr  # the child's own traceback, passed on
 
 
-@pytest.mark.parametrize("name", ["bench_rnn.py", "bench_cnn.py"])
+@pytest.mark.parametrize("name", ["bench_rnn.py", "bench_cnn.py", "bench_mlp_fit.py"])
 def test_paired_benchmarks_are_runnable_scripts(name):
     """--help parses without timing anything (and without PyTorch)."""
     out = subprocess.run([sys.executable, str(BENCHMARKS / name), "--help"], capture_output=True,
