@@ -224,7 +224,10 @@ def test_dense_products_in_a_region_match_numpy(two_threads, monkeypatch, m, k, 
 
     monkeypatch.setattr(fused, "_SPLIT_MACS", 1 if split else 1 << 40)
     monkeypatch.setattr(fused, "_REGION_MACS", 1)  # a region even for tiny products
-    monkeypatch.setattr(fused, "_BACKOFF", Backoff(fused._SERIAL_MACS_PER_SECOND))  # (loaded?)
+    # (no back-off here: a region slowed by the busy machine must not send the next to one
+    # thread; the test is about the region's numbers)
+    monkeypatch.setattr(fused, "_BACKOFF", Backoff(fused._SERIAL_MACS_PER_SECOND,
+                                                   stall_seconds=1e3))
     calls = []
     real_region = fused.dense_gemms_numba
     monkeypatch.setattr(fused, "dense_gemms_numba", lambda *a: calls.append(a[3]) or
