@@ -543,8 +543,8 @@ def _lstm_forward_sweep(fn, nn, nt, small, x, backwards, ones, hx1, uwb, uwbt, h
     h_{t-1} times the recurrent dropout mask step by step), which the backward's weight
     gradient reads (filled here, on the part's thread, rather than by NumPy before the
     region: ~70 us of the forward op's CPU in a row-MNIST training step, cold caches);
-    ``uwb`` (K, 4H) ``[U; W; b; 0]``; ``uwbt`` (4H, K) its transpose to take the products from :func:`matmul_nt`, or (0, 0) for BLAS (or the
-    small kernel); ``hs``, ``cs`` (T + 1, B, H) the whole batch's states with step 0 set;
+    ``uwb`` (K, 4H) ``[U; W; b; 0]``; ``uwbt`` (4H, K) its transpose to take the products
+    from :func:`matmul_nt`, or (0, 0) for BLAS (or the small kernel); ``hs``, ``cs`` (T + 1, B, H) the whole batch's states with step 0 set;
     ``gates`` (T or 1, B, 4H); ``mask`` (T, B) uint8 or (0, 0); ``rm`` (B, H) recurrent
     dropout mask or (0, 0); ``from_state``: h0 may be nonzero (else step 0's product skips
     the h columns); ``ut`` (4H, H): the rows ``s0:s1`` of ``U^T`` are written here, this
@@ -599,7 +599,7 @@ def _lstm_forward_sweep(fn, nn, nt, small, x, backwards, ones, hx1, uwb, uwbt, h
 
 @jit
 def _lstm_infer_sweep(fn, nn, nt, small, x, uwb, seq, h_last, c_last, h0, c0, lo, hi,
-                      backwards):
+                      backwards, nt0, b0):
     """An LSTM's forward over the rows ``lo:hi`` of the batch for inference (no graph): the
     same steps as :func:`_lstm_forward_sweep`, laid out transposed, keeping nothing.
 
@@ -617,7 +617,9 @@ def _lstm_infer_sweep(fn, nn, nt, small, x, uwb, seq, h_last, c_last, h0, c0, lo
     padded with zero rows, as the training loops'); ``seq`` (B, T, H) output: the states
     of every step in processing order, or (0, 0, 0) when not wanted; ``h_last``, ``c_last``
     (B, H) outputs: the final states; ``h0``, ``c0`` (B, H) the initial states or (0, 0)
-    for zeros; ``backwards``: take the steps from the last to the first.
+    for zeros; ``backwards``: take the steps from the last to the first; ``nt0``, ``b0``:
+    :func:`fundl.kernels.convolution.small_b0_nt` (with ``small`` and ``b0`` the products run
+    in the beta-0 kernel, which never reads z: no zeroing per step).
     """
     t, d = x.shape[1], x.shape[2]
     kk, g = uwb.shape
@@ -650,11 +652,14 @@ def _lstm_infer_sweep(fn, nn, nt, small, x, uwb, seq, h_last, c_last, h0, c0, lo
             xr = x[lo + b, kx]
             for j in range(d):
                 cols[n + j, b] = xr[j]
-        z[:] = 0  # OpenBLAS's small nt kernel reads z even with beta 0 (0 * NaN is NaN)
-        if k or from_state:
-            _gemm(fn, nn, nt, small, True, uwb[0], g, cols[0], p, z, p, g, p, kk, 0.0)
-        else:  # h0 = 0: [W; b]^T @ [x_0; 1] only
-            _gemm(fn, nn, nt, small, True, uwb[n], g, cols[n], p, z, p, g, p, kk - n, 0.0)
+        first = 0 if k or from_state else n  # h0 = 0: [W; b]^T @ [x_0; 1] only
+        if small and b0:  # (the column-major form of _gemm's "nt" call, without beta)
+            nt0(p, g, kk - first, cols[first].ctypes.data, p, 1.0, uwb[first].ctypes.data, g,
+                z.ctypes.data, p)
+        else:
+            z[:] = 0  # OpenBLAS's small nt kernel reads z even with beta 0 (0 * NaN is NaN)
+            _gemm(fn, nn, nt, small, True, uwb[first], g, cols[first], p, z, p, g, p,
+                  kk - first, 0.0)
         cp, cn = (ca, cb) if k % 2 == 0 else (cb, ca)
         cpf, cnf = cp.reshape(hn), cn.reshape(hn)
         # one flat block per gate, in place: long loops over one array each vectorise well
@@ -867,11 +872,11 @@ def _lstm_forward_parts(fn, nn, nt, small, x, backwards, ones, hx1s, uwb, uwbt, 
 
 @parallel_jit
 def _lstm_infer_parts(fn, nn, nt, small, x, uwb, seq, h_last, c_last, h0, c0, los, his,
-                      backwards):
+                      backwards, nt0, b0):
     """:func:`_lstm_infer_sweep` of every part (rows ``los[i]:his[i]``)."""
     for i in prange(len(los)):
         _lstm_infer_sweep(fn, nn, nt, small, x, uwb, seq, h_last, c_last, h0, c0, los[i],
-                          his[i], backwards)
+                          his[i], backwards, nt0, b0)
 
 
 @parallel_jit
@@ -1028,7 +1033,7 @@ def gru_backward_parts_reference(fn, nn, nt, small, hx1s, ut, u, hs, gates, dxzs
 
 
 def lstm_infer_parts_reference(fn, nn, nt, small, x, uwb, seq, h_last, c_last, h0, c0, los,
-                               his, backwards):
+                               his, backwards, nt0=None, b0=False):
     """What :func:`_lstm_infer_parts` computes, in plain NumPy: the textbook LSTM, batch
     along the rows, the input projection and the recurrent product apart."""
     t, d = x.shape[1], x.shape[2]

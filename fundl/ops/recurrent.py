@@ -44,7 +44,7 @@ from ..backend import get_array_module
 from ..kernels import gemm_function, map_compiled, regions, threads
 from ..kernels import fused
 from ..kernels._parallel import Backoff, run_backing_off
-from ..kernels.convolution import small_gemms
+from ..kernels.convolution import small_b0_nt, small_gemms
 from ..kernels import recurrent as kernels
 from ..tensor import Tensor
 
@@ -630,7 +630,7 @@ class LSTMSequence(_Sweep):
         _run_parts(kernels.compiled("lstm_infer_parts"), len(plan.parts), x.dtype,
                    t * b * uwb.shape[0] * uwb.shape[1], False, gemm_function(x.dtype), *small,
                    x, uwb, seq, h_last, c_last, h0, c0, plan.starts,
-                   tuple(s.stop for s in plan.parts), self.go_backwards)
+                   tuple(s.stop for s in plan.parts), self.go_backwards, *small_b0_nt(x.dtype))
         return (seq, h_last, c_last) if self.return_sequences else (h_last, c_last)
 
     def _forward_loop(self, xp, hx1, wb, u, hs, cs, gates, mb, from_state):

@@ -201,19 +201,27 @@ def test_lstm_infer_driver_matches_its_numpy_reference(case, dtype, small):
     h0, c0 = (rng.standard_normal((2, batch, H)).astype(dtype) if from_state else
               (np.zeros((0, 0), dtype),) * 2)
     his = tuple(los[1:]) + (batch,)
+    nt0, b0 = convolution.small_b0_nt(dtype if small else np.float64)  # (stand-in without)
     results = []
-    for run in (kernels.map_compiled, None):
+    # the compiled loop (with the small kernels: through the beta-0 "nt" kernel, then the
+    # "nt" kernel on a zeroed block, as without it), then the reference
+    variants = [(kernels.map_compiled, b0)] + ([(kernels.map_compiled, False)] if b0 else [])
+    for run, use_b0 in variants + [(None, False)]:
         seq = np.full((batch, T, H), np.nan, dtype) if sequence else np.zeros((0, 0, 0), dtype)
         h_last, c_last = np.full((2, batch, H), np.nan, dtype)
-        args = (fn, *gemms, x, uwb, seq, h_last, c_last, h0, c0, los, his, backwards)
+        args = (fn, *gemms, x, uwb, seq, h_last, c_last, h0, c0, los, his, backwards, nt0,
+                use_b0)
         if run is None:
             R.REFERENCES["lstm_infer_parts"](*args)
         else:
             run(R.compiled("lstm_infer_parts"), len(los), *args)
         results.append((seq, h_last, c_last))
     tol = dict(rtol=1e-10, atol=1e-10) if dtype == np.float64 else dict(rtol=3e-5, atol=3e-5)
-    for got, want in zip(*results):
+    for got, want in zip(results[0], results[-1]):
         assert np.isfinite(got).all()
         np.testing.assert_allclose(got, want, **tol)
+    if b0:  # the beta-0 kernel's products are the zeroed "nt" kernel's, bit for bit
+        for got, want in zip(results[0], results[1]):
+            np.testing.assert_array_equal(got, want)
     if sequence:  # the last state of the sequence is h_last
         np.testing.assert_array_equal(results[0][0][:, -1], results[0][1])
