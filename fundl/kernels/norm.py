@@ -58,7 +58,6 @@ Example:
 from __future__ import annotations
 
 import math
-import time
 
 import numpy
 
@@ -423,11 +422,9 @@ def _run(kind, x2, gy2=None, r=None, mean=None, a=None, b=None, p=None, q=None,
         _parallel.slices(x2.shape[0], 3 * x2.nbytes)
     sums = numpy.zeros((len(parts), 2, x2.shape[1]))
     bounds = _parallel.bounds_of(parts)
-    if region and len(parts) > 1 and _BACKOFF.allowed():
-        start = time.perf_counter()
-        _parallel.run_region(_passes, len(parts), _kernel_addresses(x2.dtype), *args, sums,
-                             bounds, blas=False)
-        _BACKOFF.took(time.perf_counter() - start, 3 * x2.nbytes, x2.dtype)
+    if region:  # (backing off: the same parts one after the other, the same sums bitwise)
+        _parallel.run_backing_off(_BACKOFF, _passes, len(parts), 3 * x2.nbytes, x2.dtype,
+                                  _kernel_addresses(x2.dtype), *args, sums, bounds, blas=False)
         return sums, bounds
 
     def part(i):  # the kernel over part i's rows, as _passes calls it
@@ -444,9 +441,8 @@ def _run(kind, x2, gy2=None, r=None, mean=None, a=None, b=None, p=None, q=None,
         else:
             _grad_x_kernel(gy, x, mean, p, q, a, b, relu, out)
 
-    if region or len(parts) == 1:  # one part, or a region's parts while backing off (the
-        for i in range(len(parts)):  # same parts one after the other: the same sums, bitwise)
-            part(i)
+    if len(parts) == 1:
+        part(0)
     else:
         _parallel.map_chunks(part, list(range(len(parts))))
     return sums, bounds
