@@ -54,17 +54,25 @@ MIN_REGION_BYTES = 1 << 18
 """Arrays split over a parallel region from this size (a hand-off there costs microseconds)."""
 
 
+@jit
+def grad_kernel(kind, gy, y, gx):
+    """``gx`` = the gradient through activation ``kind`` (an index into :data:`KINDS`) of
+    ``gy`` from its output ``y`` (flat arrays), for compiled callers: the parts below and the
+    convolutions' backward regions (:func:`fundl.kernels.conv._conv_backward_chunks`)."""
+    if kind == 0:
+        _relu_grad_kernel(gy, y, gx)
+    elif kind == 1:
+        _tanh_grad_kernel(gy, y, gx)
+    else:
+        _sigmoid_grad_kernel(gy, y, gx)
+
+
 @parallel_jit
 def _grad_parts(kind, gy, y, gx, bounds):
     """The kernel of ``kind`` (an index into :data:`KINDS`) over each part's elements."""
     for i in prange(len(bounds) - 1):
         s, e = bounds[i], bounds[i + 1]
-        if kind == 0:
-            _relu_grad_kernel(gy[s:e], y[s:e], gx[s:e])
-        elif kind == 1:
-            _tanh_grad_kernel(gy[s:e], y[s:e], gx[s:e])
-        else:
-            _sigmoid_grad_kernel(gy[s:e], y[s:e], gx[s:e])
+        grad_kernel(kind, gy[s:e], y[s:e], gx[s:e])
 
 
 @jit

@@ -33,6 +33,7 @@ import numpy
 from ..runtime import pooled_empty
 from ..backend import get_array_module
 from ._jit import jit, parallel_jit, prange
+from .activation import grad_kernel
 from .blas import gemm
 
 
@@ -388,23 +389,6 @@ def _conv_forward_chunks(fn, nn, nt, small, x, bufs, per_chunk, w, y, out, ksize
                     _relu_rows(y[g].reshape(-1)[s * rows * co:(s * rows + m) * co])
 
 
-@jit
-def _act_grad(act, gy, y, gx):
-    """``gx`` = the gradient through activation ``act`` (1 ReLU, 2 tanh, 3 sigmoid) of ``gy``
-    from its output ``y``, the arithmetic of :mod:`fundl.kernels.activation`'s kernels (the
-    same values as its separate pass)."""
-    zero, one = gx.dtype.type(0), gx.dtype.type(1)
-    if act == 1:
-        for i in range(gx.shape[0]):
-            gx[i] = gy[i] if y[i] > zero else zero
-    elif act == 2:
-        for i in range(gx.shape[0]):
-            gx[i] = gy[i] * (one - y[i] * y[i])
-    else:
-        for i in range(gx.shape[0]):
-            gx[i] = gy[i] * y[i] * (one - y[i])
-
-
 @parallel_jit
 def _conv_backward_chunks(fn, nn, nt, small, x, bufs, per_chunk, recompute, gy, ldg, w_t,
                           width, gx, gwb, gbufs, out, ksize, strides, dilation, lo, chunks,
@@ -420,7 +404,8 @@ def _conv_backward_chunks(fn, nn, nt, small, x, bufs, per_chunk, recompute, gy, 
     With ``act`` (1 ReLU, 2 tanh, 3 sigmoid; 0 none; G == 1 and ``ldg`` == out) each chunk
     first writes its rows of ``gy`` itself, flat ``g_out`` (the same memory), as the gradient
     through the fused activation of the incoming ``g_in`` from the kept output ``y_out`` (both
-    flat), while the products that read them next find them in cache (:func:`_act_grad`).
+    flat), while the products that read them next find them in cache
+    (:func:`fundl.kernels.activation.grad_kernel`: the separate pass's arithmetic).
     """
     g_count, co, taps = w_t.shape
     rows = out[0] * out[1] * out[2]
@@ -434,7 +419,7 @@ def _conv_backward_chunks(fn, nn, nt, small, x, bufs, per_chunk, recompute, gy, 
                 continue
             if act:
                 lo_, hi_ = s * rows * ldg, (s * rows + m) * ldg
-                _act_grad(act, g_in[lo_:hi_], y_out[lo_:hi_], g_out[lo_:hi_])
+                grad_kernel(act - 1, g_in[lo_:hi_], y_out[lo_:hi_], g_out[lo_:hi_])
             if gwb.shape[0]:
                 cols = bufs[c if per_chunk else numpy.int64(t)][:g_count * m * width].reshape(
                     (g_count, m, width))
