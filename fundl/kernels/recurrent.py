@@ -543,13 +543,13 @@ def _lstm_forward_sweep(fn, nn, nt, small, x, backwards, ones, hx1, uwb, uwbt, h
     h_{t-1} times the recurrent dropout mask step by step), which the backward's weight
     gradient reads (filled here, on the part's thread, rather than by NumPy before the
     region: ~70 us of the forward op's CPU in a row-MNIST training step, cold caches);
-    ``uwb`` (K, 4H) ``[U; W; b; 0]``; ``uwbt`` (4H, K) its transpose to take the products
-    from :func:`matmul_nt`, or (0, 0) for BLAS (or the small kernel); ``hs``, ``cs`` (T + 1, B, H) the whole batch's states with step 0 set;
-    ``gates`` (T or 1, B, 4H); ``mask`` (T, B) uint8 or (0, 0); ``rm`` (B, H) recurrent
-    dropout mask or (0, 0); ``from_state``: h0 may be nonzero (else step 0's product skips
-    the h columns); ``ut`` (4H, H): the rows ``s0:s1`` of ``U^T`` are written here, this
-    part's share of the transpose the backward's products take (or (0, 0): none). Every
-    array C-contiguous.
+    ``uwb`` (K, 4H) ``[U; W; b; 0]``; ``uwbt`` (4H, K) its transpose to take the products from
+    :func:`matmul_nt`, or (0, 0) for BLAS (or the small kernel); ``hs``, ``cs`` (T + 1, B, H)
+    the whole batch's states with step 0 set; ``gates`` (T or 1, B, 4H); ``mask`` (T, B) uint8
+    or (0, 0); ``rm`` (B, H) recurrent dropout mask or (0, 0); ``from_state``: h0 may be nonzero
+    (else step 0's product skips the h columns); ``ut`` (4H, H): the rows ``s0:s1`` of ``U^T``
+    are written here, this part's share of the transpose the backward's products take (or
+    (0, 0): none). Every array C-contiguous.
     """
     t, p, kk = hx1.shape
     n, g = hs.shape[2], uwb.shape[1]

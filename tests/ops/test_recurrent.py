@@ -256,8 +256,8 @@ def test_compiled_loops_without_a_parallel_region(cell, runner, monkeypatch):
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_recurrent_regions_back_off_while_they_stall(cell, monkeypatch):
     """While the recurrent loops' Backoff says no, the parts run one after the other on this
-    thread (the compiled loop on one thread) and give the region's results bitwise; each region's time is reported
-    to it, and a stall sends the next calls to one thread."""
+    thread (the compiled loop on one thread) and give the region's results bitwise; each
+    region's time is reported to it, and a stall sends the next calls to one thread."""
     pytest.importorskip("numba")
     import fundl.ops.recurrent as rec
     from fundl.kernels import _parallel
