@@ -96,6 +96,15 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _child_contender(builders: dict):
+    """In a child process started as ``script --only=<name>``: that name (checked against
+    ``builders``); in the parent: None."""
+    only = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--only=")), None)
+    if only is not None and only not in builders:
+        raise SystemExit(f"unknown contender {only!r}; choose from {sorted(builders)}")
+    return only
+
+
 def run_isolated(builders: dict, number: int, rounds: int = 5, warmup: int = 3,
                  processes: int = 2) -> tuple[dict, dict]:
     """Time each contender in its own process; returns (median seconds, peak MB) by name.
@@ -110,10 +119,8 @@ def run_isolated(builders: dict, number: int, rounds: int = 5, warmup: int = 3,
     The calling script is re-run as ``script --only=<name>``; in that child this function times
     just that contender and prints one JSON line for the parent.
     """
-    only = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--only=")), None)
+    only = _child_contender(builders)
     if only is not None:
-        if only not in builders:
-            raise SystemExit(f"unknown contender {only!r}; choose from {sorted(builders)}")
         fn = builders[only]()
         samples = _samples({only: fn}, number, rounds, warmup)[only]
         print("FUNDL_BENCH " + json.dumps({"samples": samples, "peak_mb": peak_rss_mb()}))
@@ -165,10 +172,8 @@ def run_paired(builders: dict, number, rounds: int = 15, warmup: int = 3,
         processes: processes per contender, one after the other (each starts afresh: memory
             layout and thread placement differ between processes).
     """
-    only = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--only=")), None)
+    only = _child_contender(builders)
     if only is not None:
-        if only not in builders:
-            raise SystemExit(f"unknown contender {only!r}; choose from {sorted(builders)}")
         fn = builders[only]()
         calls = number[only] if isinstance(number, dict) else number
         for _ in range(warmup):
