@@ -252,7 +252,10 @@ def paired_ratio(samples: dict, name: str, baseline: str) -> str:
     ratios is not the headline: blocks a fraction of a second apart still fall in different
     phases often enough to skew it."""
     ratio = statistics.median(samples[name]) / statistics.median(samples[baseline])
-    q = statistics.quantiles(paired_ratios(samples, name, baseline), n=4)
+    rounds = paired_ratios(samples, name, baseline)
+    if len(rounds) < 2:  # (one round: no quartiles)
+        return f"{ratio:.2f}"
+    q = statistics.quantiles(rounds, n=4)
     return f"{ratio:.2f} (rounds {q[0]:.2f}-{q[2]:.2f})"
 
 
