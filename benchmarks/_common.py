@@ -151,6 +151,11 @@ WAKE_SECONDS = 0.03
 """Untimed calls for this long start each block of :func:`run_paired`, after the pause."""
 
 
+_PRIME_VARIABLE = "FUNDL_BENCH_PRIME"
+"""Set for :func:`run_paired`'s priming runs: the child builds its contender, makes its
+warm-up calls and exits."""
+
+
 def run_paired(builders: dict, number, rounds: int = 15, warmup: int = 3,
                processes: int = 2) -> tuple[dict, dict, dict]:
     """Time each contender in a process of its own, all alive at once, in lock step.
@@ -171,6 +176,13 @@ def run_paired(builders: dict, number, rounds: int = 15, warmup: int = 3,
         warmup: untimed calls when a process starts.
         processes: processes per contender, one after the other (each starts afresh: memory
             layout and thread placement differ between processes).
+
+    Before the timed processes, each contender runs once in a priming process of its own
+    (built, its warm-up calls made, nothing timed): kernels missing from Numba's cache compile
+    there. Why: the first run after a kernel change otherwise compiled inside the first set of
+    timed processes, whose peak memory then held Numba's compiler (a GRU inference's peak went
+    from 0.65 to 1.01 of PyTorch's), and on an Intel Xeon that run's fundl LSTM inference
+    took 1.94 ms against 1.64 ms in the next run of the script (PyTorch: 2.13 and 2.20 ms).
     """
     only = _child_contender(builders)
     if only is not None:
@@ -178,6 +190,8 @@ def run_paired(builders: dict, number, rounds: int = 15, warmup: int = 3,
         calls = number[only] if isinstance(number, dict) else number
         for _ in range(warmup):
             fn()
+        if os.environ.get(_PRIME_VARIABLE):  # a priming run: kernels compiled, nothing to time
+            raise SystemExit(0)
         print("FUNDL_READY", flush=True)
         for line in sys.stdin:
             if line.strip() != "go":
@@ -196,6 +210,12 @@ def run_paired(builders: dict, number, rounds: int = 15, warmup: int = 3,
     samples = {name: [] for name in names}
     peaks = {name: 0.0 for name in names}
     passed = [a for a in sys.argv[1:] if not a.startswith("--only=")]  # keep options
+    for name in names:  # priming runs: compile what is missing from the cache, untimed
+        out = subprocess.run([sys.executable, sys.argv[0], *passed, f"--only={name}"],
+                             capture_output=True, text=True,
+                             env={**os.environ, _PRIME_VARIABLE: "1"})
+        if out.returncode != 0:
+            raise RuntimeError(f"benchmark process for {name!r} failed:\n{out.stderr[-3000:]}")
     for _ in range(processes):
         # (stderr to files: a pipe nobody reads while the others run could fill and block)
         errors = {name: tempfile.TemporaryFile("w+") for name in names}

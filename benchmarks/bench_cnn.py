@@ -391,7 +391,7 @@ def print_tables(label, times, peaks, samples):
             ratios = paired_ratio(samples, f"{key} fundl", f"{key} torch")
             summary.append(f"  {key:<16s} time fundl / torch = {ratios}{target}, peak memory "
                            f"fundl / torch = {group_peaks['fundl'] / group_peaks['torch']:.2f} "
-                           "(target <= 2)")
+                           "(target <= 1.0)")
     return summary
 
 

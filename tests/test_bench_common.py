@@ -16,10 +16,17 @@ sys.path.insert(0, {benchmarks!r})
 import _common
 _common.SETTLE_SECONDS, _common.WAKE_SECONDS = 0.01, 0.001
 
+def _log(name):  # one line per process that builds a contender: its name, whether priming
+    if os.environ.get("LOG"):
+        with open(os.environ["LOG"], "a") as f:
+            f.write(f"{{name}} {{os.environ.get('FUNDL_BENCH_PRIME', '0')}}\\n")
+
 def slow():
+    _log("slow")
     return lambda: time.sleep(0.002)
 
 def fast():
+    _log("fast")
     return lambda: None
 
 def broken():
@@ -56,6 +63,18 @@ def test_run_paired_times_each_contender_in_its_own_process_round_by_round(tmp_p
     assert all(p > 0 for p in result["peaks"].values())  # each process's own peak memory
     ratio, rounds = result["ratio"].split(" ", 1)
     assert float(ratio) < 1 and rounds.startswith("(rounds ")
+
+
+def test_run_paired_primes_each_contender_once_before_the_timed_processes(tmp_path):
+    """Each contender is first built in a priming process (kernels compile there, untimed),
+    then in one process per set; the priming processes come first and time nothing."""
+    log = tmp_path / "built.log"
+    out = _run(tmp_path, LOG=str(log))
+    assert out.returncode == 0, out.stderr
+    lines = log.read_text().split()
+    built = list(zip(lines[::2], lines[1::2]))
+    assert built[:2] == [("slow", "1"), ("fast", "1")]
+    assert sorted(built[2:]) == [("fast", "0")] * 2 + [("slow", "0")] * 2
 
 
 def test_run_paired_reports_a_contender_that_fails_to_start(tmp_path):
