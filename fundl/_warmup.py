@@ -128,6 +128,10 @@ def _fused(dtype):
     fused.sgd_update_numba(w, g, m, 0.1, 0.9, False)  # the argument types of SGD.update_step
     fused.adam_update_numba(w, g, m, v, v, 0.1, 0.9, 0.999, 1e-7, False)  # Adam.update_step
     fused.rmsprop_update_numba(w, g, m, v, v, 0.1, 0.9, 0.0, 1e-7, False)  # RMSprop's
+    # the same on every thread, for large weights (fused.update)
+    fused._sgd_parts(w, g, m, 0.1, 0.9, False, 2)
+    fused._adam_parts(w, g, m, v, v, 0.1, 0.9, 0.999, 1e-7, False, 2)
+    fused._rmsprop_parts(w, g, m, v, v, 0.1, 0.9, 0.0, 1e-7, False, 2)
     z = numpy.zeros((2, 4), dtype)  # the dense layer's bias + ReLU and its gradient
     fused.bias_relu_numba(z, z[0])
     fused.relu_grad_numba(z, z, z.copy())

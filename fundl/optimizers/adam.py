@@ -58,9 +58,9 @@ class Adam(Optimizer):
         w = weight.data
         vhat = slots["velocity_hat"] if self.amsgrad else v
         if fused.usable(w, grad, m, v, vhat):  # one pass instead of ten, the same numbers
-            fused.adam_update_numba(fused.flat(w), fused.flat(grad), fused.flat(m), fused.flat(v),
-                                    fused.flat(vhat), float(alpha), float(self.beta_1),
-                                    float(self.beta_2), float(self.epsilon), bool(self.amsgrad))
+            fused.update(fused.adam_update_numba, fused.flat(w), fused.flat(grad), fused.flat(m),
+                         fused.flat(v), fused.flat(vhat), float(alpha), float(self.beta_1),
+                         float(self.beta_2), float(self.epsilon), bool(self.amsgrad))
             return
         # the reference (CuPy, no Numba, non-contiguous arrays)
         tmp = xp.subtract(grad, m, out=self._scratch(grad))

@@ -57,10 +57,10 @@ class RMSprop(Optimizer):
         m = slots["momentum"] if self.momentum > 0 else v
         a = slots["average_gradient"] if self.centered else v
         if fused.usable(w, grad, v, m, a):  # one pass instead of eight, the same numbers
-            fused.rmsprop_update_numba(fused.flat(w), fused.flat(grad), fused.flat(v),
-                                       fused.flat(m), fused.flat(a), float(learning_rate),
-                                       float(rho), float(self.momentum), float(self.epsilon),
-                                       bool(self.centered))
+            fused.update(fused.rmsprop_update_numba, fused.flat(w), fused.flat(grad),
+                         fused.flat(v), fused.flat(m), fused.flat(a), float(learning_rate),
+                         float(rho), float(self.momentum), float(self.epsilon),
+                         bool(self.centered))
             return
         # the reference (CuPy, no Numba, non-contiguous arrays)
         tmp = xp.multiply(grad, grad, out=self._scratch(grad))

@@ -45,9 +45,8 @@ class SGD(Optimizer):
         w = weight.data
         m = self._slots[self._index[id(weight)]]["momentum"] if self.momentum != 0 else w
         if fused.usable(w, grad, m, min_size=_MIN_FUSED):  # one pass, the same numbers
-            fused.sgd_update_numba(fused.flat(w), fused.flat(grad), fused.flat(m),
-                                   float(learning_rate), float(self.momentum),
-                                   bool(self.nesterov))
+            fused.update(fused.sgd_update_numba, fused.flat(w), fused.flat(grad), fused.flat(m),
+                         float(learning_rate), float(self.momentum), bool(self.nesterov))
             return
         # the reference (and the path for small weights, CuPy, no Numba)
         step = get_array_module(grad).multiply(grad, learning_rate, out=self._scratch(grad))

@@ -8,7 +8,8 @@ from fundl.kernels import fused
 
 pytestmark = pytest.mark.skipif(fused._numba is None, reason="needs Numba")
 
-SHAPES = [(70, 80), (5000,), (3, 4)]  # above and below SGD's kernel threshold
+# above and below SGD's kernel threshold, and one large enough for every thread to take a share
+SHAPES = [(70, 80), (5000,), (3, 4), (300, 257)]
 
 
 def _run(make, shape, dtype, steps, enabled, seed=0, monkeypatch=None):
@@ -107,3 +108,34 @@ def test_fused_updates_against_torch(name):
         tw.grad = torch.tensor(g)
         theirs.step()
     np.testing.assert_allclose(w.numpy(), tw.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["sgd", "momentum", "adam", "amsgrad", "rmsprop-centered"])
+def test_large_weights_update_on_every_thread_with_the_same_numbers(name, monkeypatch):
+    """A weight of PARALLEL_UPDATE_MIN elements or more is updated in one parallel region, a
+    share per thread; on one thread (backing off) and by the reference, the same bits."""
+    from fundl.kernels import _parallel
+
+    if not _parallel.regions():
+        pytest.skip("parallel regions do not run here (one thread)")
+    shape = (300, 257)
+    assert np.prod(shape) >= fused.PARALLEL_UPDATE_MIN
+    # a fresh back-off that counts no region as a stall (an earlier test's may be backing off)
+    monkeypatch.setattr(fused, "_UPDATE_BACKOFF", _parallel.Backoff(1e9, stall_seconds=1e3))
+    regions = []
+    real = _parallel.run_region
+    monkeypatch.setattr(_parallel, "run_region", lambda loop, n, *a, **k: regions.append(
+        (loop, n, k.get("threads"))) or real(loop, n, *a, **k))
+    parallel = _run(OPTIMIZERS[name], shape, np.float32, 3, True, monkeypatch=monkeypatch)
+    assert len(regions) == 3 and all(r[1] == _parallel.threads() and r[2] is None
+                                     for r in regions)
+    assert regions[0][0] in fused._PARTS.values()
+    fused._UPDATE_BACKOFF.skip = 10 ** 6  # backing off: every region on this thread alone
+    regions.clear()
+    serial = _run(OPTIMIZERS[name], shape, np.float32, 3, True, monkeypatch=monkeypatch)
+    assert [r[2] for r in regions] == [1, 1, 1]
+    reference = _run(OPTIMIZERS[name], shape, np.float32, 3, False, monkeypatch=monkeypatch)
+    for got in (parallel, serial):
+        np.testing.assert_array_equal(got[0], reference[0])
+        for slot in reference[1]:
+            np.testing.assert_array_equal(got[1][slot], reference[1][slot])
