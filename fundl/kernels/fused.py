@@ -25,6 +25,8 @@ per rule family, each compiled for float32 and float64 on first use (kernel grou
 
 All arrays are 1-D views of C-contiguous arrays of one dtype (:func:`flat`); ``m``/``vhat``
 are ignored (any array of the dtype) where the rule has no such slot.
+The optimizers call them through :func:`update`, which runs a weight of
+:data:`PARALLEL_UPDATE_MIN` elements or more on every thread, a contiguous share each.
 
 Two more serve the dense layer (:class:`fundl.ops.linalg.Linear` with a fused ReLU):
 :func:`bias_relu_numba` (bias and ReLU in place, one pass) and :func:`relu_grad_numba`. A
