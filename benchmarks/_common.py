@@ -105,6 +105,25 @@ def _child_contender(builders: dict):
     return only
 
 
+def _child_command(name: str) -> list:
+    """The command that re-runs the calling script as the child timing contender ``name``
+    (the script's own options kept)."""
+    passed = [a for a in sys.argv[1:] if not a.startswith("--only=")]
+    return [sys.executable, sys.argv[0], *passed, f"--only={name}"]
+
+
+def _child_failed(name: str, stderr: str) -> RuntimeError:
+    """The error for a child process that failed, with the end of its own traceback."""
+    return RuntimeError(f"benchmark process for {name!r} failed:\n{stderr[-3000:]}")
+
+
+def block_calls(names, steps: int) -> dict:
+    """Calls per timed block for :func:`run_paired`, by contender name: ``steps`` for a
+    training step, four times as many for an inference contender (a name with " infer "),
+    whose calls take about a third of a step: blocks of similar length."""
+    return {name: steps * (4 if " infer " in name else 1) for name in names}
+
+
 def run_isolated(builders: dict, number: int, rounds: int = 5, warmup: int = 3,
                  processes: int = 2) -> tuple[dict, dict]:
     """Time each contender in its own process; returns (median seconds, peak MB) by name.
@@ -129,12 +148,11 @@ def run_isolated(builders: dict, number: int, rounds: int = 5, warmup: int = 3,
     peaks = {name: 0.0 for name in builders}
     for _ in range(processes):
         for name in builders:
-            passed = [a for a in sys.argv[1:] if not a.startswith("--only=")]  # keep options
-            out = subprocess.run([sys.executable, sys.argv[0], *passed, f"--only={name}"],
-                                 capture_output=True, text=True, env=os.environ.copy())
+            out = subprocess.run(_child_command(name), capture_output=True, text=True,
+                                 env=os.environ.copy())
             lines = [line for line in out.stdout.splitlines() if line.startswith("FUNDL_BENCH ")]
             if out.returncode != 0 or not lines:
-                raise RuntimeError(f"benchmark process for {name!r} failed:\n{out.stderr[-3000:]}")
+                raise _child_failed(name, out.stderr)
             result = json.loads(lines[-1][len("FUNDL_BENCH "):])
             samples[name].extend(result["samples"])
             peaks[name] = max(peaks[name], result["peak_mb"])
@@ -209,18 +227,15 @@ def run_paired(builders: dict, number, rounds: int = 15, warmup: int = 3,
     names = list(builders)
     samples = {name: [] for name in names}
     peaks = {name: 0.0 for name in names}
-    passed = [a for a in sys.argv[1:] if not a.startswith("--only=")]  # keep options
     for name in names:  # priming runs: compile what is missing from the cache, untimed
-        out = subprocess.run([sys.executable, sys.argv[0], *passed, f"--only={name}"],
-                             capture_output=True, text=True,
+        out = subprocess.run(_child_command(name), capture_output=True, text=True,
                              env={**os.environ, _PRIME_VARIABLE: "1"})
         if out.returncode != 0:
-            raise RuntimeError(f"benchmark process for {name!r} failed:\n{out.stderr[-3000:]}")
+            raise _child_failed(name, out.stderr)
     for _ in range(processes):
         # (stderr to files: a pipe nobody reads while the others run could fill and block)
         errors = {name: tempfile.TemporaryFile("w+") for name in names}
-        children = {name: subprocess.Popen([sys.executable, sys.argv[0], *passed,
-                                            f"--only={name}"],
+        children = {name: subprocess.Popen(_child_command(name),
                                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                            stderr=errors[name], text=True,
                                            env=os.environ.copy())
@@ -257,7 +272,7 @@ def _expect(child, name, prefix, errors):
             return line[len(prefix):].strip()
     child.wait()
     errors.seek(0)
-    raise RuntimeError(f"benchmark process for {name!r} failed:\n{errors.read()[-3000:]}")
+    raise _child_failed(name, errors.read())
 
 
 def paired_ratios(samples: dict, name: str, baseline: str) -> list:

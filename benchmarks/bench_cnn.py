@@ -65,8 +65,8 @@ if os.environ.get("FUNDL_BENCH_MALLOPT", "0") == "1":  # set by main() for its c
         pass
 
 # _common first: it sets the BLAS thread counts, which NumPy's OpenBLAS reads when it loads
-from _common import (THREADS, import_torch, paired_ratio, print_gemm_library,  # noqa: E402
-                     report, run_paired)
+from _common import (THREADS, block_calls, import_torch, paired_ratio,  # noqa: E402
+                     print_gemm_library, report, run_paired)
 
 import numpy as np  # noqa: E402
 
@@ -360,10 +360,8 @@ def time_all(cases, only, args):
     times, peaks, samples = {}, {}, {}
     for group, number, warmup in groups:
         if group and (only is None or only in group):
-            # (inference calls take a third of a step: more of them, blocks of similar length)
-            calls = {name: number * (4 if " infer " in name else 1) for name in group}
-            t, p, s = run_paired(group, number=calls, rounds=args.rounds, warmup=warmup,
-                                 processes=args.processes)
+            t, p, s = run_paired(group, number=block_calls(group, number), rounds=args.rounds,
+                                 warmup=warmup, processes=args.processes)
             times.update(t)
             peaks.update(p)
             samples.update(s)

@@ -36,7 +36,7 @@ import sys
 
 # _common first: it sets OPENBLAS_NUM_THREADS & co. from FUNDL_BENCH_THREADS, which OpenBLAS
 # reads once, when NumPy loads it
-from _common import (THREADS, import_torch, paired_ratio,  # isort: skip
+from _common import (THREADS, block_calls, import_torch, paired_ratio,  # isort: skip
                      print_gemm_library, report, run_paired)
 
 import numpy as np
@@ -219,9 +219,8 @@ def main():
     # (ru_maxrss survives exec), so the parent stays small until the timing is done.
     torch_available = child or importlib.util.find_spec("torch") is not None
     cases = builders(torch_available, args.library_steps)
-    number = {name: args.number * (4 if " infer " in name else 1) for name in cases}
-    times, peaks, samples = run_paired(cases, number=number, rounds=args.rounds,
-                                       processes=args.processes)
+    times, peaks, samples = run_paired(cases, number=block_calls(cases, args.number),
+                                       rounds=args.rounds, processes=args.processes)
     torch = import_torch()
     if torch is not None:
         check_agreement(torch)
