@@ -163,7 +163,8 @@ if numba is not None:
 
     class _SharedLocator(_caching._CacheLocator):
         """Numba cache locator for fundl's kernels: ``kernel_cache_dir()/<subpackage>``,
-        entries stamped with their source file's content hash."""
+        entries stamped with the content hashes of their source file and of the files its
+        kernels call into (:data:`_DEPENDS`)."""
 
         def __init__(self, py_func, py_file, folder):
             self._py_file = py_file
@@ -174,7 +175,13 @@ if numba is not None:
             return self._cache_path
 
         def get_source_stamp(self):
-            return _source_hash(self._py_file)
+            # the kernels a module's code calls from another module are compiled into it:
+            # those sources are part of the stamp, or a change to them would load stale code
+            import pathlib
+
+            path = pathlib.Path(self._py_file)
+            names = _DEPENDS.get(path.stem, (path.name,))
+            return b"".join(_source_hash(path.with_name(name)) for name in names)
 
         def get_disambiguator(self):
             return str(self._lineno)
@@ -333,8 +340,11 @@ def _query(key) -> bool:
         return True
 
 
-_DEPENDS = {"conv": ("conv.py", "blas.py"), "recurrent": ("recurrent.py", "blas.py")}
-"""The sources a group's compiled code comes from (its own module's by default)."""
+_DEPENDS = {"conv": ("conv.py", "blas.py", "activation.py"),
+            "recurrent": ("recurrent.py", "blas.py", "conv.py"), "pool": ("pool.py", "conv.py"),
+            "fused": ("fused.py", "gemm.py")}
+"""The sources a kernel module's compiled code comes from (its own by default): its stamp and
+Numba's cache entries for it are valid for these files' contents."""
 
 
 def _source_key(group) -> str:

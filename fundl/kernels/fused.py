@@ -42,7 +42,9 @@ The dense layer's float32 products go through OpenBLAS's AVX-512 small-matrix ke
 :func:`gemm_tasks_numba`, and its parallel region :func:`dense_gemms_numba` (two more
 compiled functions, float32 only, ~0.6 + 1.3 s to compile cold on the loaded 2-core
 machine): on two threads a large product is cut in halves, and a layer's two gradient
-products and its bias sums run side by side (:func:`run_gemms`).
+products and its bias sums run side by side (:func:`run_gemms`). On an Intel CPU with AVX-512
+the forward product ``x @ w`` takes fundl's own micro-kernel instead (:mod:`.gemm`,
+:data:`OWN_FORWARD`).
 """
 from __future__ import annotations
 
@@ -53,8 +55,9 @@ import numpy
 
 from ._jit import FLOAT_DTYPES, jit, parallel_jit, prange, ready
 from ._jit import numba as _numba
-from . import _parallel
+from . import _parallel, gemm
 from ._parallel import Backoff
+from ..runtime import pooled_empty
 
 
 @jit
@@ -418,10 +421,26 @@ def dense_forward(x, w):
     n = w.shape[1]
     if k != w.shape[0] or m * k * n > _DENSE_MAX_MACS:
         return None
-    y = numpy.empty((m, n), numpy.float32)
     # column-major kernels: the row-major y = x @ w is y^T = w^T @ x^T (w first), split over
     # the rows of y (the kernel's N)
-    run_gemms([(NN, n, m, k, 1, n, 0, k, 2, n, 1, 1)], (x, w, y, _PAD, _PAD))
+    kind = OWN_NN if n >= gemm.COLS and _own_forward() else NN
+    if kind == NN or k * n < PARALLEL_UPDATE_MIN:
+        y = numpy.empty((m, n), numpy.float32)
+        run_gemms([(kind, n, m, k, 1, n, 0, k, 2, n, 1, 1)], (x, w, y, _PAD, _PAD))
+        return y
+    # A large weight: each thread takes a share of w's rows (x's columns), the share the
+    # optimizer's update gives it (see PARALLEL_UPDATE_MIN), and sums over it into its own
+    # block of y; the blocks are added after. Why: the update leaves each share of w in
+    # the cache of the core that wrote it, and a split over y's rows made both cores read
+    # all of w, half of it from the other core (MLP, 2-core Intel Xeon: 184 against ~140 us
+    # in situ)
+    # (recycled memory: fresh pages faulting in both threads' region cost ~60 us a call)
+    blocks = pooled_empty(numpy, (_parallel.threads() * m, n), numpy.float32)
+    tasks = [(kind, n, m, k, 1, n, 0, k, 2, n, 2, 1)]
+    run_gemms(tasks, (x, w, blocks, _PAD, _PAD))
+    y = blocks[:m]
+    for p in range(1, tasks[0][11]):
+        y += blocks[p * m:(p + 1) * m]
     return y
 
 
@@ -481,6 +500,26 @@ def dense_backward(g, x, w, need_x, need_w, need_b=False):
 NN, NT, TN = 0, 1, 2
 """Which of OpenBLAS's kernels a task calls (``op(A) op(B)``, column-major: N plain, T
 transposed); each computes ``C = op(A) op(B)`` over float32 matrices."""
+OWN_NN = 3
+"""A task computing what :data:`NN` does through fundl's own micro-kernel
+(:func:`fundl.kernels.gemm.gemm_numba`)."""
+
+OWN_FORWARD = None
+"""Whether the dense layer's forward product (``x @ w``, 32 output columns or more) takes
+fundl's own micro-kernel (:mod:`fundl.kernels.gemm`) rather than OpenBLAS's small kernel.
+None (the default): where :func:`fundl.kernels.gemm.usable` and the CPU is Intel's. Measured
+on a 2-core Intel Xeon (AVX-512), one core, ``64 x 784 @ 784 x 256``: ~157 us against
+OpenBLAS's ~218 us (MKL's: ~156 us); its weight gradient ``x.T @ g`` stays with OpenBLAS,
+whose kernel was faster there (156 against 163 us). On the AMD EPYC (Zen 5) the OpenBLAS
+kernels were what the benchmarks were measured with: they stay."""
+
+
+def _own_forward():
+    if OWN_FORWARD is None:
+        from .blas import cpu_vendor
+
+        return gemm.usable() and cpu_vendor() == "GenuineIntel"
+    return bool(OWN_FORWARD) and gemm.usable()
 
 _SPLIT_MACS = 1 << 21
 """Products of this many multiply-adds and more are cut in one slice per thread in a region."""
@@ -529,9 +568,11 @@ def gemm_tasks_numba(fns, tasks, arrays, t, threads, gb, sums):
 
     A task is a row ``(kind, M, N, K, A, lda, B, ldb, C, ldc, axis, parts)``: the arguments of
     OpenBLAS's column-major kernel ``kind`` (:data:`NN`, :data:`NT`, :data:`TN`, at the
-    address ``fns[kind]``: ``nn``, ``nt``, ``tn``), ``C (M, N) = op(A) (M, K) @ op(B) (K,
-    N)``, with ``A``/``B``/``C`` indices into ``arrays`` (float32, C-contiguous); it is cut
-    into ``parts`` slices of C along ``axis`` (0: M, 1: N). The slices of all tasks, numbered
+    address ``fns[kind]``: ``nn``, ``nt``, ``tn``; :data:`OWN_NN`: fundl's own kernel),
+    ``C (M, N) = op(A) (M, K) @ op(B) (K, N)``, with ``A``/``B``/``C`` indices into ``arrays``
+    (float32, C-contiguous); it is cut into ``parts`` slices of C along ``axis`` (0: M, 1: N),
+    or (2, NN kinds only) of the sum over K, slice ``p`` writing its partial C into block
+    ``p`` of ``C`` (``N * ldc`` floats apart; the caller adds the blocks). The slices of all tasks, numbered
     in order, go round robin to the threads (two halves of one product, or two products, one
     per core). With ``sums``, one more item writes ``gb[j] = sum_i arrays[0][i, j]`` (a
     dense layer's bias gradient).
@@ -546,19 +587,28 @@ def gemm_tasks_numba(fns, tasks, arrays, t, threads, gb, sums):
                 a = numpy.int64(arrays[tasks[i, 4]].ctypes.data)
                 b = numpy.int64(arrays[tasks[i, 6]].ctypes.data)
                 c = numpy.int64(arrays[tasks[i, 8]].ctypes.data)
-                pm, pn = m, n
+                pm, pn, pk = m, n, k
                 if axis == 0:  # rows p of C (and of op(A)); 4 bytes per float32
                     lo, hi = m * p // parts, m * (p + 1) // parts
                     pm = hi - lo
                     a += 4 * lo * (lda if kind == 2 else 1)
                     c += 4 * lo
-                else:  # columns p of C (and of op(B))
+                elif axis == 1:  # columns p of C (and of op(B))
                     lo, hi = n * p // parts, n * (p + 1) // parts
                     pn = hi - lo
-                    b += 4 * lo * (1 if kind == 1 else ldb)
+                    b += 4 * lo * (1 if kind == NT else ldb)
                     c += 4 * lo * ldc
+                else:  # (NN) the sum over k's share p, into C's block p (blocks n columns apart)
+                    lo, hi = k * p // parts, k * (p + 1) // parts
+                    pk = hi - lo
+                    a += 4 * lo * lda
+                    b += 4 * lo
+                    c += 4 * p * n * ldc
                 if pm > 0 and pn > 0:
-                    _call_small_kernel(fns[kind], pm, pn, k, a, lda, b, ldb, c, ldc)
+                    if kind == OWN_NN:  # the row-major C^T (pn, pm) = B^T (pn, k) @ A^T
+                        gemm.gemm_numba(b, ldb, 1, a, lda, c, ldc, pn, pm, pk)
+                    else:
+                        _call_small_kernel(fns[kind], pm, pn, pk, a, lda, b, ldb, c, ldc)
             item += 1
     if sums and item % threads == t:
         g = arrays[0]
@@ -599,7 +649,7 @@ def run_gemms(tasks, arrays, gb=None):
             threads = _parallel.threads()
             for i, task in enumerate(tasks):
                 m, n, k, axis = task[1], task[2], task[3], task[10]
-                if m * n * k >= _SPLIT_MACS and (m if axis == 0 else n) >= threads:
+                if m * n * k >= _SPLIT_MACS and (m, n, k)[axis] >= threads:
                     tasks[i] = task[:11] + (threads,)
                     items += threads - 1
         table = numpy.array(tasks, numpy.int64).reshape(-1, 12)
@@ -614,8 +664,9 @@ def run_gemms(tasks, arrays, gb=None):
     # the compiled kernels not ready yet (compiling in the background): through ctypes
     kernels = _DENSE_KERNELS[0]
     for kind, m, n, k, a, lda, b, ldb, c, ldc, _, _ in tasks:
-        kernels[kind](m, n, k, arrays[a].ctypes.data, lda, 1.0, arrays[b].ctypes.data, ldb,
-                      arrays[c].ctypes.data, ldc)
+        kernels[NN if kind == OWN_NN else kind](m, n, k, arrays[a].ctypes.data, lda, 1.0,
+                                                arrays[b].ctypes.data, ldb,
+                                                arrays[c].ctypes.data, ldc)
     if gb is not None:
         numpy.sum(arrays[0], axis=0, out=gb)
 
