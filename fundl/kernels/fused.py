@@ -572,10 +572,10 @@ def gemm_tasks_numba(fns, tasks, arrays, t, threads, gb, sums):
     ``C (M, N) = op(A) (M, K) @ op(B) (K, N)``, with ``A``/``B``/``C`` indices into ``arrays``
     (float32, C-contiguous); it is cut into ``parts`` slices of C along ``axis`` (0: M, 1: N),
     or (2, NN kinds only) of the sum over K, slice ``p`` writing its partial C into block
-    ``p`` of ``C`` (``N * ldc`` floats apart; the caller adds the blocks). The slices of all tasks, numbered
-    in order, go round robin to the threads (two halves of one product, or two products, one
-    per core). With ``sums``, one more item writes ``gb[j] = sum_i arrays[0][i, j]`` (a
-    dense layer's bias gradient).
+    ``p`` of ``C`` (``N * ldc`` floats apart; the caller adds the blocks). The slices of all
+    tasks, numbered in order, go round robin to the threads (two halves of one product, or
+    two products, one per core). With ``sums``, one more item writes ``gb[j] = sum_i
+    arrays[0][i, j]`` (a dense layer's bias gradient).
     """
     item = 0
     for i in range(tasks.shape[0]):
