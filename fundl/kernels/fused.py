@@ -204,6 +204,27 @@ def bias_relu_numba(y, b):
 
 
 @jit
+def sum_bias_relu_numba(blocks, m, parts, b, relu):
+    """``y = blocks[:m] + blocks[m:2m] + ...`` (``parts`` blocks of ``m`` rows) in place in the
+    first block, then ``+ b`` (unless ``b`` is empty) and with ``relu`` ``max(., 0)``: the sum
+    over k in shares of :func:`dense_forward`, finished in one pass. The same arithmetic, in
+    the same order, as adding the blocks with NumPy and then :func:`bias_relu_numba`."""
+    n = blocks.shape[1]
+    zero = blocks.dtype.type(0)
+    bias = b.shape[0] > 0
+    for i in range(m):
+        for j in range(n):
+            v = blocks[i, j]
+            for p in range(1, parts):
+                v += blocks[p * m + i, j]
+            if bias:
+                v += b[j]
+            if relu:
+                v = v if v > zero or v != v else zero
+            blocks[i, j] = v
+
+
+@jit
 def relu_grad_numba(gy, y, gx):
     """``gx = gy where y > 0, else 0`` over (n, c) arrays (ReLU's gradient from its output,
     as :func:`fundl.kernels.activation_grad` computes it), without that function's Python
@@ -404,10 +425,11 @@ def _dense_agree(nn, nt, tn):
     return True
 
 
-def dense_forward(x, w):
+def dense_forward(x, w, relu_bias=None):
     """``x @ w`` (m, k) @ (k, n) through OpenBLAS's AVX-512 small-matrix kernel (a large product
     split over fundl's threads, see :func:`run_gemms`), or None where it does not apply (then
-    the caller uses ``fundl.kernels.matmul``).
+    the caller uses ``fundl.kernels.matmul``). With ``relu_bias`` (a float32 C-contiguous
+    (n,) array): ``max(x @ w + relu_bias, 0)``, as :func:`bias_relu_numba` computes it.
 
     Why: this machine's NumPy OpenBLAS runs its AVX2 kernels (``OPENBLAS_CORETYPE=Haswell``
     in the environment) on an AVX-512 CPU; the same library's AVX-512 kernel, called
@@ -427,6 +449,8 @@ def dense_forward(x, w):
     if kind == NN or k * n < PARALLEL_UPDATE_MIN:
         y = numpy.empty((m, n), numpy.float32)
         run_gemms([(kind, n, m, k, 1, n, 0, k, 2, n, 1, 1)], (x, w, y, _PAD, _PAD))
+        if relu_bias is not None:
+            bias_relu_numba(y, relu_bias)
         return y
     # A large weight: each thread takes a share of w's rows (x's columns), the share the
     # optimizer's update gives it (see PARALLEL_UPDATE_MIN), and sums over it into its own
@@ -438,10 +462,11 @@ def dense_forward(x, w):
     blocks = pooled_empty(numpy, (_parallel.threads() * m, n), numpy.float32)
     tasks = [(kind, n, m, k, 1, n, 0, k, 2, n, 2, 1)]
     run_gemms(tasks, (x, w, blocks, _PAD, _PAD))
-    y = blocks[:m]
-    for p in range(1, tasks[0][11]):
-        y += blocks[p * m:(p + 1) * m]
-    return y
+    parts = tasks[0][11]
+    if parts > 1 or relu_bias is not None:  # the blocks' sum, with bias and ReLU: one pass
+        sum_bias_relu_numba(blocks, m, parts, _NO_SUMS if relu_bias is None else relu_bias,
+                            relu_bias is not None)
+    return blocks[:m]
 
 
 def dense_weight_grad(x, g):

@@ -95,10 +95,15 @@ class Linear(Function):
 
     def forward(self, x, w, b=None):
         x2 = x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
-        y = _fused.dense_forward(x2, w)  # OpenBLAS's AVX-512 kernel where it applies
+        relu_b = b if self.activation == "relu" and b is not None and b.dtype == x2.dtype and \
+            _fused.usable_2d(b.reshape(1, -1)) else None
+        # OpenBLAS's or fundl's AVX-512 kernel where it applies, with bias and ReLU if given
+        y = _fused.dense_forward(x2, w, relu_b)
         if y is None:
-            y = kernels.matmul(x2, w)
-        if self.activation == "relu" and b is not None and _fused.usable_2d(y, b):
+            y, relu_b = kernels.matmul(x2, w), None
+        if relu_b is not None:
+            pass  # applied by dense_forward, as bias_relu_numba below computes it
+        elif self.activation == "relu" and b is not None and _fused.usable_2d(y, b):
             # bias and ReLU in one compiled pass, the same values as the two NumPy calls below
             _fused.bias_relu_numba(y, b)
         else:

@@ -177,3 +177,20 @@ def test_a_kernel_modules_cache_stamp_covers_the_code_it_calls(tmp_path):
         before = locator.get_source_stamp()
         (tmp_path / deps[-1]).write_text(f"# {deps[-1]}, changed\n")
         assert locator.get_source_stamp() != before
+
+
+@needs_kernel
+def test_fused_bias_relu_after_the_split_sum_equals_the_unfused_op(two_threads, monkeypatch):
+    """fl.linear(..., activation="relu") with a large float32 weight: the blocks' sum, bias
+    and ReLU in one pass give exactly what the product, ``+ b`` and ReLU give one by one."""
+    import fundl as fl
+
+    monkeypatch.setattr(fused, "OWN_FORWARD", True)
+    rng = np.random.default_rng(11)
+    x, w = _operands(rng, 128, 784, 256)
+    b = rng.standard_normal(256).astype(np.float32)
+    with fl.no_grad():
+        fused_y = fl.linear(fl.tensor(x), fl.tensor(w), fl.tensor(b), activation="relu").numpy()
+        plain = fl.linear(fl.tensor(x), fl.tensor(w)).numpy()
+    np.testing.assert_array_equal(fused_y, np.maximum(plain + b, 0))
+    _close(fused_y, np.maximum(x.astype(np.float64) @ w + b, 0), 784)
