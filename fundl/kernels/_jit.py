@@ -341,7 +341,7 @@ def _query(key) -> bool:
 
 
 _DEPENDS = {"conv": ("conv.py", "blas.py", "activation.py"),
-            "recurrent": ("recurrent.py", "blas.py", "conv.py"), "pool": ("pool.py", "conv.py"),
+            "recurrent": ("recurrent.py", "blas.py", "conv.py", "gemm.py"), "pool": ("pool.py", "conv.py"),
             "fused": ("fused.py", "gemm.py")}
 """The sources a kernel module's compiled code comes from (its own by default): its stamp and
 Numba's cache entries for it are valid for these files' contents."""
