@@ -845,7 +845,9 @@ def _gru_backward_sweep(fn, nn, nt, small, hx1, ut, u, hs, gates, dxz, dhz, gy, 
             for j in range(g):
                 drb[j] += drow[j]
         if k or need_h0:
-            if u.shape[0]:
+            if _OWN_STEPS and small and ut.shape[0]:  # fundl's micro-kernel on U^T
+                _step_gemm(fn, nn, nt, small, dhz[k, 0], g, ut, n, dh, n, p, n, g)
+            elif u.shape[0]:
                 matmul_nt(dhz[k], u, dh)
             else:
                 gemm(fn, False, dhz[k], g, ut, n, dh, n, p, n, g, 0.0)

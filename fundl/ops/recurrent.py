@@ -332,10 +332,13 @@ class _Sweep(Function):
         """Run the compiled backward loop of every batch part on the threads: each step's
         ``dz @ U^T`` in BLAS on ``U^T`` or in :func:`fundl.kernels.recurrent.matmul_nt` on
         ``u`` itself (``plan.own_gemm``; with OpenBLAS's small kernels, the LSTM's in
-        them on ``ut``, the forward's ``U^T``, if given)."""
+        them on ``ut``, the forward's ``U^T``, if given; on an Intel CPU with AVX-512, the
+        GRU's in fundl's micro-kernel on a ``U^T`` made here)."""
         n, g = u.shape
         gemms = small_gemms(u.dtype)
         if plan.own_gemm:
+            if ut is None and gemms[2] and kernels._OWN_STEPS:
+                ut = self._transposed(numpy, u)  # (the GRU's: fundl's micro-kernel takes it)
             ut = ut if ut is not None and gemms[2] else numpy.zeros((0, 0), u.dtype)
             u = numpy.ascontiguousarray(u)
         else:
