@@ -212,16 +212,19 @@ def sum_bias_relu_numba(blocks, m, parts, b, relu):
     n = blocks.shape[1]
     zero = blocks.dtype.type(0)
     bias = b.shape[0] > 0
-    for i in range(m):
-        for j in range(n):
-            v = blocks[i, j]
-            for p in range(1, parts):
-                v += blocks[p * m + i, j]
-            if bias:
-                v += b[j]
-            if relu:
-                v = v if v > zero or v != v else zero
-            blocks[i, j] = v
+    for i in range(m):  # row by row, each loop over j alone (a loop over p inside stayed scalar)
+        row = blocks[i]
+        for p in range(1, parts):
+            other = blocks[p * m + i]
+            for j in range(n):
+                row[j] += other[j]
+        if bias:
+            for j in range(n):
+                row[j] += b[j]
+        if relu:
+            for j in range(n):
+                v = row[j]
+                row[j] = v if v > zero or v != v else zero
 
 
 @jit
