@@ -240,6 +240,65 @@ def gemm_numba(a, sai, sak, b, ldb, c, ldc, m, n, k):
             i += valid
 
 
+@jit
+def pack_numba(a, sai, sak, m, k, panels):
+    """Copy A (m, k) (``A[i, kk]`` at ``a + 4 * (i * sai + kk * sak)``) into ``panels``, a
+    float32 array of :func:`panels_size` elements: one panel ``[kk][row]`` of :data:`ROWS`
+    rows per block of A's rows, the last block zero-padded. Why: a product repeated with the
+    same A (a recurrent layer's weights, at every step of a sequence) then reads A as one
+    contiguous stream instead of rows far apart (or columns, where A is stored transposed)."""
+    for i in range(0, m, ROWS):
+        base = i * k
+        valid = min(ROWS, m - i)
+        for kk in range(k):
+            at = base + kk * ROWS
+            for r in range(valid):
+                panels[at + r] = _load(a + 4 * ((i + r) * sai + kk * sak))
+            for r in range(valid, ROWS):
+                panels[at + r] = 0
+
+
+def panels_size(m, k):
+    """Elements of :func:`pack_numba`'s panels for an A of (m, k)."""
+    return -(-m // ROWS) * ROWS * k
+
+
+@jit
+def gemm_packed_numba(panels, k_all, k0, b, ldb, c, ldc, m, n, k):
+    """``C (m, n) = A[:, k0:k0 + k] @ B (k, n)`` for an A packed by :func:`pack_numba` with
+    ``k_all`` columns (B and C as :func:`gemm_numba` takes them; C only written): the same
+    tiles, each block's A read from its panel."""
+    if m <= 0 or n <= 0:
+        return
+    if k <= 0:
+        for i in range(m):
+            for j in range(n):
+                _store(c + 4 * (i * ldc + j), numpy.float32(0.0))
+        return
+    edge_b = numpy.zeros(k * COLS, numpy.float32)
+    scratch = numpy.empty(ROWS * COLS, numpy.float32)
+    scratch_at = scratch.ctypes.data
+    base = panels.ctypes.data + 4 * k0 * ROWS
+    for j in range(0, n, COLS):
+        cols = min(COLS, n - j)
+        b_at, b_ld = b + 4 * j, ldb
+        if cols < COLS:
+            for kk in range(k):
+                for jj in range(cols):
+                    edge_b[kk * COLS + jj] = _load(b + 4 * (kk * ldb + j + jj))
+            b_at, b_ld = edge_b.ctypes.data, COLS
+        for i in range(0, m, ROWS):
+            a_at = base + 4 * i * k_all
+            valid = min(ROWS, m - i)
+            if cols == COLS and valid == ROWS:
+                _tile(a_at, 1, ROWS, b_at, b_ld, c + 4 * (i * ldc + j), ldc, k)
+            else:
+                _tile(a_at, 1, ROWS, b_at, b_ld, scratch_at, COLS, k)
+                for r in range(valid):
+                    for jj in range(cols):
+                        _store(c + 4 * ((i + r) * ldc + j + jj), scratch[r * COLS + jj])
+
+
 def matmul(a, b, trans_a=False):
     """``a @ b`` (or ``a.T @ b`` with ``trans_a``) for C-contiguous float32 NumPy matrices
     through the micro-kernel (see the module docstring; :func:`usable` must be True).

@@ -194,3 +194,20 @@ def test_fused_bias_relu_after_the_split_sum_equals_the_unfused_op(two_threads, 
         plain = fl.linear(fl.tensor(x), fl.tensor(w)).numpy()
     np.testing.assert_array_equal(fused_y, np.maximum(plain + b, 0))
     _close(fused_y, np.maximum(x.astype(np.float64) @ w + b, 0), 784)
+
+
+@needs_kernel
+@pytest.mark.parametrize("m,k,n,k0", [(512, 160, 32, 0), (512, 160, 32, 128), (50, 29, 7, 3),
+                                      (14, 5, 33, 0), (15, 1, 40, 0)])
+def test_packed_panels_match_float64_numpy(m, k, n, k0):
+    """A packed once into panels (stored transposed, as a recurrent layer's [U; W; b]), then
+    products over its columns k0: on, as the LSTM's inference sweep runs them."""
+    rng = np.random.default_rng(m + k + n + k0)
+    at = rng.standard_normal((k, m)).astype(np.float32)  # A (m, k) stored as A^T
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    panels = np.full(gemm.panels_size(m, k), np.nan, np.float32)
+    gemm.pack_numba(at.ctypes.data, 1, m, m, k, panels)
+    assert not np.isnan(panels).any()  # every element written, the padding zeros
+    c = np.full((m, n), np.nan, np.float32)
+    gemm.gemm_packed_numba(panels, k, k0, b[k0].ctypes.data, n, c.ctypes.data, n, m, n, k - k0)
+    _close(c, at[k0:].T.astype(np.float64) @ b[k0:], k)
