@@ -188,6 +188,35 @@ def _block(a, sai, sak, b, ldb, c, ldc, k, rows):
 
 
 @jit
+def _zeros(c, ldc, m, n):
+    """C (m, n) = 0 (a product over an empty inner dimension)."""
+    for i in range(m):
+        for j in range(n):
+            _store(c + 4 * (i * ldc + j), numpy.float32(0.0))
+
+
+@jit
+def _columns(b, ldb, j, n, k, edge_b):
+    """Where the micro-kernel reads B's columns ``j:j + 32`` and the distance between its rows:
+    B itself, or for the last columns (fewer than 32) their zero-padded copy in ``edge_b``."""
+    cols = min(COLS, n - j)
+    if cols == COLS:
+        return b + 4 * j, ldb
+    for kk in range(k):
+        for jj in range(cols):
+            edge_b[kk * COLS + jj] = _load(b + 4 * (kk * ldb + j + jj))
+    return edge_b.ctypes.data, COLS
+
+
+@jit
+def _copy_out(scratch, c, ldc, i, j, valid, cols):
+    """C[i:i + valid, j:j + cols] = the scratch tile's first rows and columns."""
+    for r in range(valid):
+        for jj in range(cols):
+            _store(c + 4 * ((i + r) * ldc + j + jj), scratch[r * COLS + jj])
+
+
+@jit
 def gemm_numba(a, sai, sak, b, ldb, c, ldc, m, n, k):
     """``C (m, n) = A (m, k) @ B (k, n)`` over float32 at int64 addresses: ``A[i, kk]`` at
     ``a + 4 * (i * sai + kk * sak)``, B and C row-major with unit column stride and leading
@@ -201,9 +230,7 @@ def gemm_numba(a, sai, sak, b, ldb, c, ldc, m, n, k):
     if m <= 0 or n <= 0:
         return
     if k <= 0:
-        for i in range(m):
-            for j in range(n):
-                _store(c + 4 * (i * ldc + j), numpy.float32(0.0))
+        _zeros(c, ldc, m, n)
         return
     panel = numpy.zeros(k * 4, numpy.float32)  # A's last 1-3 rows, [kk][row]
     edge_b = numpy.zeros(k * COLS, numpy.float32)  # B's last columns, padded to COLS
@@ -217,12 +244,7 @@ def gemm_numba(a, sai, sak, b, ldb, c, ldc, m, n, k):
             panel[kk * 4 + r] = _load(a + 4 * ((last + r) * sai + kk * sak))
     for j in range(0, n, COLS):
         cols = min(COLS, n - j)
-        b_at, b_ld = b + 4 * j, ldb
-        if cols < COLS:
-            for kk in range(k):
-                for jj in range(cols):
-                    edge_b[kk * COLS + jj] = _load(b + 4 * (kk * ldb + j + jj))
-            b_at, b_ld = edge_b.ctypes.data, COLS
+        b_at, b_ld = _columns(b, ldb, j, n, k, edge_b)
         i = 0
         while i < m:
             rows = ROWS if m - i >= ROWS else 8 if m - i >= 8 else 4
@@ -234,9 +256,7 @@ def gemm_numba(a, sai, sak, b, ldb, c, ldc, m, n, k):
                 _block(a_at, a_i, a_k, b_at, b_ld, c + 4 * (i * ldc + j), ldc, k, rows)
             else:
                 _block(a_at, a_i, a_k, b_at, b_ld, scratch_at, COLS, k, rows)
-                for r in range(valid):
-                    for jj in range(cols):
-                        _store(c + 4 * ((i + r) * ldc + j + jj), scratch[r * COLS + jj])
+                _copy_out(scratch, c, ldc, i, j, valid, cols)
             i += valid
 
 
@@ -271,9 +291,7 @@ def gemm_packed_numba(panels, k_all, k0, b, ldb, c, ldc, m, n, k):
     if m <= 0 or n <= 0:
         return
     if k <= 0:
-        for i in range(m):
-            for j in range(n):
-                _store(c + 4 * (i * ldc + j), numpy.float32(0.0))
+        _zeros(c, ldc, m, n)
         return
     edge_b = numpy.zeros(k * COLS, numpy.float32)
     scratch = numpy.empty(ROWS * COLS, numpy.float32)
@@ -281,12 +299,7 @@ def gemm_packed_numba(panels, k_all, k0, b, ldb, c, ldc, m, n, k):
     base = panels.ctypes.data + 4 * k0 * ROWS
     for j in range(0, n, COLS):
         cols = min(COLS, n - j)
-        b_at, b_ld = b + 4 * j, ldb
-        if cols < COLS:
-            for kk in range(k):
-                for jj in range(cols):
-                    edge_b[kk * COLS + jj] = _load(b + 4 * (kk * ldb + j + jj))
-            b_at, b_ld = edge_b.ctypes.data, COLS
+        b_at, b_ld = _columns(b, ldb, j, n, k, edge_b)
         for i in range(0, m, ROWS):
             a_at = base + 4 * i * k_all
             valid = min(ROWS, m - i)
@@ -294,9 +307,7 @@ def gemm_packed_numba(panels, k_all, k0, b, ldb, c, ldc, m, n, k):
                 _tile(a_at, 1, ROWS, b_at, b_ld, c + 4 * (i * ldc + j), ldc, k)
             else:
                 _tile(a_at, 1, ROWS, b_at, b_ld, scratch_at, COLS, k)
-                for r in range(valid):
-                    for jj in range(cols):
-                        _store(c + 4 * ((i + r) * ldc + j + jj), scratch[r * COLS + jj])
+                _copy_out(scratch, c, ldc, i, j, valid, cols)
 
 
 def matmul(a, b, trans_a=False):
