@@ -21,9 +21,9 @@ How a GEMM is computed here, ``C (m, n) = A (m, k) @ B (k, n)``, all row-major f
 * ``A`` is read through two strides (``A[i, kk]`` at ``i * sai + kk * sak``): the same
   kernel computes ``x @ w`` (``sai = k, sak = 1``) and ``x.T @ g`` (``sai = 1``, ``sak`` =
   x's row length) without transposing anything. ``B``'s rows must be contiguous.
-* The rows left after the blocks of 14 go in one block of 8 and one of 4; the last 1-3 rows
-  and the last columns (fewer than 32) are computed from zero-padded copies into a scratch
-  tile, then copied out: the micro-kernel always does a full tile.
+* Rows go in blocks of near-equal size, at most 14 (one kernel for each size, 1 to 14). The
+  last columns (fewer than 32) are computed from a zero-padded copy of B's into a scratch
+  tile, then copied out: the micro-kernel always does 32 columns.
 
 The micro-kernel is written in LLVM IR (a Numba intrinsic): Numba's loops cannot be made to
 keep 28 vector sums in registers. Where there is no AVX-512, LLVM would split each vector in
@@ -149,7 +149,8 @@ if _numba is not None:
                 builder.store(v, builder.inttoptr(target, vec.as_pointer()), align=4)
         return context.get_dummy_value()
 
-    _tile, _tile8, _tile4 = _make_tile(ROWS), _make_tile(8), _make_tile(4)
+    (_tile1, _tile2, _tile3, _tile4, _tile5, _tile6, _tile7, _tile8, _tile9, _tile10, _tile11,
+     _tile12, _tile13, _tile) = [_make_tile(rows) for rows in range(1, ROWS + 1)]
 
     @_intrinsic
     def _load(typingctx, address):
@@ -173,18 +174,41 @@ else:
     def _tile(*args):  # never called without Numba (usable() is False)
         raise RuntimeError("fundl: the GEMM micro-kernel needs Numba")
 
-    _load = _store = _tile8 = _tile4 = _tile
+    _load = _store = _tile1 = _tile2 = _tile3 = _tile4 = _tile5 = _tile6 = _tile7 = _tile
+    _tile8 = _tile9 = _tile10 = _tile11 = _tile12 = _tile13 = _tile
 
 
 @jit
 def _block(a, sai, sak, b, ldb, c, ldc, k, rows):
-    """One block of ``rows`` (14, 8 or 4) rows x 32 columns through the matching kernel."""
-    if rows == ROWS:
+    """One block of ``rows`` (1 to 14) rows x 32 columns through the kernel for that many."""
+    if rows == 14:
         _tile(a, sai, sak, b, ldb, c, ldc, k)
+    elif rows == 13:
+        _tile13(a, sai, sak, b, ldb, c, ldc, k)
+    elif rows == 12:
+        _tile12(a, sai, sak, b, ldb, c, ldc, k)
+    elif rows == 11:
+        _tile11(a, sai, sak, b, ldb, c, ldc, k)
+    elif rows == 10:
+        _tile10(a, sai, sak, b, ldb, c, ldc, k)
+    elif rows == 9:
+        _tile9(a, sai, sak, b, ldb, c, ldc, k)
     elif rows == 8:
         _tile8(a, sai, sak, b, ldb, c, ldc, k)
-    else:
+    elif rows == 7:
+        _tile7(a, sai, sak, b, ldb, c, ldc, k)
+    elif rows == 6:
+        _tile6(a, sai, sak, b, ldb, c, ldc, k)
+    elif rows == 5:
+        _tile5(a, sai, sak, b, ldb, c, ldc, k)
+    elif rows == 4:
         _tile4(a, sai, sak, b, ldb, c, ldc, k)
+    elif rows == 3:
+        _tile3(a, sai, sak, b, ldb, c, ldc, k)
+    elif rows == 2:
+        _tile2(a, sai, sak, b, ldb, c, ldc, k)
+    else:
+        _tile1(a, sai, sak, b, ldb, c, ldc, k)
 
 
 @jit
@@ -222,42 +246,33 @@ def gemm_numba(a, sai, sak, b, ldb, c, ldc, m, n, k):
     ``a + 4 * (i * sai + kk * sak)``, B and C row-major with unit column stride and leading
     dimensions ``ldb``, ``ldc``. C is only written (beta 0).
 
-    Rows go in blocks of 14, then at most one of 8 and one of 4 (a 64-row half batch: four
-    of 14 and one of 8); each block sweeps all the columns, 32 at a time. The last 1-3 rows
-    are copied, zero-padded, into a panel ``[kk][row]`` and computed as a block of 4; the
-    last columns (fewer than 32) come from a zero-padded copy of B's. A block short of rows
-    or columns is computed into a scratch tile and copied out (see the module docstring)."""
+    The rows go in blocks of near-equal size, at most 14 each (a 64-row half batch: 13, 13,
+    13, 13, 12; 24 rows: 12 and 12, where 14 + 8 + a padded 4 took 24 % longer), each through
+    the kernel for its number of rows; each block sweeps all the columns, 32 at a time. The
+    last columns (fewer than 32) come from a zero-padded copy of B's, computed into a
+    scratch tile and copied out (see the module docstring)."""
     if m <= 0 or n <= 0:
         return
     if k <= 0:
         _zeros(c, ldc, m, n)
         return
-    panel = numpy.zeros(k * 4, numpy.float32)  # A's last 1-3 rows, [kk][row]
     edge_b = numpy.zeros(k * COLS, numpy.float32)  # B's last columns, padded to COLS
     scratch = numpy.empty(ROWS * COLS, numpy.float32)
-    panel_at, scratch_at = panel.ctypes.data, scratch.ctypes.data
-    last = m - m % ROWS  # the rows from here on come from the panel: after the blocks of 14,
-    last += 8 if m - last >= 8 else 0  # 8 and 4
-    last += 4 if m - last >= 4 else 0
-    for kk in range(k):
-        for r in range(m - last):
-            panel[kk * 4 + r] = _load(a + 4 * ((last + r) * sai + kk * sak))
+    scratch_at = scratch.ctypes.data
+    blocks = (m + ROWS - 1) // ROWS
     for j in range(0, n, COLS):
         cols = min(COLS, n - j)
         b_at, b_ld = _columns(b, ldb, j, n, k, edge_b)
         i = 0
-        while i < m:
-            rows = ROWS if m - i >= ROWS else 8 if m - i >= 8 else 4
-            valid = min(rows, m - i)
-            a_at, a_i, a_k = a + 4 * i * sai, sai, sak
-            if i >= last:
-                a_at, a_i, a_k = panel_at, 1, 4
-            if cols == COLS and valid == rows:
-                _block(a_at, a_i, a_k, b_at, b_ld, c + 4 * (i * ldc + j), ldc, k, rows)
+        for q in range(blocks):  # m rows in blocks of near-equal size, at most 14 each
+            rows = (m * (q + 1)) // blocks - (m * q) // blocks
+            if cols == COLS:
+                _block(a + 4 * i * sai, sai, sak, b_at, b_ld, c + 4 * (i * ldc + j), ldc, k,
+                       rows)
             else:
-                _block(a_at, a_i, a_k, b_at, b_ld, scratch_at, COLS, k, rows)
-                _copy_out(scratch, c, ldc, i, j, valid, cols)
-            i += valid
+                _block(a + 4 * i * sai, sai, sak, b_at, b_ld, scratch_at, COLS, k, rows)
+                _copy_out(scratch, c, ldc, i, j, rows, cols)
+            i += rows
 
 
 @jit

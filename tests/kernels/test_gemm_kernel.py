@@ -24,7 +24,7 @@ def _close(got, want, depth):
 @pytest.mark.parametrize("m", [1, 3, 4, 5, 8, 13, 14, 15, 22, 26, 29, 64, 128])
 @pytest.mark.parametrize("n", [1, 16, 31, 32, 33, 70, 256])
 def test_matmul_matches_float64_numpy_at_every_edge(m, n):
-    """Every row count (blocks of 14, 8 and 4, the last 1-3 rows padded) and column count
+    """Every row count (blocks of 1 to 14 rows, each size its own kernel) and column count
     (blocks of 32, a padded last one) against float64 NumPy, plain and with A transposed."""
     rng = np.random.default_rng(m * 1000 + n)
     for k in (1, 7, 300):
