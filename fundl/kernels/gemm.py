@@ -79,17 +79,18 @@ if _numba is not None:
 
     def _make_tile(n_rows):
         """The micro-kernel for tiles of ``n_rows`` x 32: ``C[0:n_rows, 0:32] = A[0:n_rows,
-        0:k] @ B[0:k, 0:32]``, at int64 addresses with strides in elements (``A[i, kk]`` at
-        ``a + 4 * (i * sai + kk * sak)``, B's rows ``ldb`` apart, C's ``ldc``); ``k >= 1``.
-        See the module docstring."""
-        def tile(typingctx, a, sai, sak, b, ldb, c, ldc, k):
-            return _types.void(*([_types.int64] * 8)), functools.partial(_tile_code, n_rows)
+        0:k] @ B[0:k, 0:32]`` (with ``acc`` ``+=``: C's tile is the sums' start), at int64
+        addresses with strides in elements (``A[i, kk]`` at ``a + 4 * (i * sai + kk *
+        sak)``, B's rows ``ldb`` apart, C's ``ldc``); ``k >= 1``. See the module docstring."""
+        def tile(typingctx, a, sai, sak, b, ldb, c, ldc, k, acc):
+            return _types.void(*([_types.int64] * 8), _types.boolean), \
+                functools.partial(_tile_code, n_rows)
 
         tile.__name__ = tile.__qualname__ = f"_tile{n_rows}"
         return _intrinsic(tile)
 
     def _tile_code(n_rows, context, builder, signature, args):
-        a, sai, sak, b, ldb, c, ldc, k = args
+        a, sai, sak, b, ldb, c, ldc, k, acc = args
         i64, i32, f32 = _ir.IntType(64), _ir.IntType(32), _ir.FloatType()
         vec = _ir.VectorType(f32, LANES)
         fma_name = f"llvm.fma.v{LANES}f32"
@@ -106,6 +107,23 @@ if _numba is not None:
         halves = [_ir.Constant(i64, LANES * v) for v in range(2)]
         one = _ir.Constant(i64, 1)
 
+        # the sums start at zero, or with acc at C's tile (loaded only then)
+        with builder.if_else(acc) as (then, otherwise):
+            with then:
+                loaded = [[builder.load(builder.inttoptr(_address(builder, c, (r, ldc), (h, one)),
+                                                         vec.as_pointer()), align=4)
+                           for h in halves] for r in rows]
+                from_c = builder.block
+            with otherwise:
+                from_zero = builder.block
+        start = []
+        for row in loaded:
+            start.append([])
+            for v in row:
+                phi = builder.phi(vec)
+                phi.add_incoming(v, from_c)
+                phi.add_incoming(zero, from_zero)
+                start[-1].append(phi)
         entry = builder.block
         loop = builder.append_basic_block("tile_loop")
         done = builder.append_basic_block("tile_done")
@@ -114,9 +132,9 @@ if _numba is not None:
         kk = builder.phi(i64)
         kk.add_incoming(_ir.Constant(i64, 0), entry)
         sums = [[builder.phi(vec) for _ in halves] for _ in rows]
-        for row in sums:
-            for s in row:
-                s.add_incoming(zero, entry)
+        for row, first in zip(sums, start):
+            for s, v in zip(row, first):
+                s.add_incoming(v, entry)
         b_row = [builder.load(builder.inttoptr(_address(builder, b, (kk, ldb), (h, one)),
                                                vec.as_pointer()), align=4)
                  for h in halves]
@@ -179,36 +197,37 @@ else:
 
 
 @jit
-def _block(a, sai, sak, b, ldb, c, ldc, k, rows):
-    """One block of ``rows`` (1 to 14) rows x 32 columns through the kernel for that many."""
+def _block(a, sai, sak, b, ldb, c, ldc, k, rows, acc):
+    """One block of ``rows`` (1 to 14) rows x 32 columns through the kernel for that many
+    (``acc``: added to C)."""
     if rows == 14:
-        _tile(a, sai, sak, b, ldb, c, ldc, k)
+        _tile(a, sai, sak, b, ldb, c, ldc, k, acc)
     elif rows == 13:
-        _tile13(a, sai, sak, b, ldb, c, ldc, k)
+        _tile13(a, sai, sak, b, ldb, c, ldc, k, acc)
     elif rows == 12:
-        _tile12(a, sai, sak, b, ldb, c, ldc, k)
+        _tile12(a, sai, sak, b, ldb, c, ldc, k, acc)
     elif rows == 11:
-        _tile11(a, sai, sak, b, ldb, c, ldc, k)
+        _tile11(a, sai, sak, b, ldb, c, ldc, k, acc)
     elif rows == 10:
-        _tile10(a, sai, sak, b, ldb, c, ldc, k)
+        _tile10(a, sai, sak, b, ldb, c, ldc, k, acc)
     elif rows == 9:
-        _tile9(a, sai, sak, b, ldb, c, ldc, k)
+        _tile9(a, sai, sak, b, ldb, c, ldc, k, acc)
     elif rows == 8:
-        _tile8(a, sai, sak, b, ldb, c, ldc, k)
+        _tile8(a, sai, sak, b, ldb, c, ldc, k, acc)
     elif rows == 7:
-        _tile7(a, sai, sak, b, ldb, c, ldc, k)
+        _tile7(a, sai, sak, b, ldb, c, ldc, k, acc)
     elif rows == 6:
-        _tile6(a, sai, sak, b, ldb, c, ldc, k)
+        _tile6(a, sai, sak, b, ldb, c, ldc, k, acc)
     elif rows == 5:
-        _tile5(a, sai, sak, b, ldb, c, ldc, k)
+        _tile5(a, sai, sak, b, ldb, c, ldc, k, acc)
     elif rows == 4:
-        _tile4(a, sai, sak, b, ldb, c, ldc, k)
+        _tile4(a, sai, sak, b, ldb, c, ldc, k, acc)
     elif rows == 3:
-        _tile3(a, sai, sak, b, ldb, c, ldc, k)
+        _tile3(a, sai, sak, b, ldb, c, ldc, k, acc)
     elif rows == 2:
-        _tile2(a, sai, sak, b, ldb, c, ldc, k)
+        _tile2(a, sai, sak, b, ldb, c, ldc, k, acc)
     else:
-        _tile1(a, sai, sak, b, ldb, c, ldc, k)
+        _tile1(a, sai, sak, b, ldb, c, ldc, k, acc)
 
 
 @jit
@@ -233,18 +252,34 @@ def _columns(b, ldb, j, n, k, edge_b):
 
 
 @jit
-def _copy_out(scratch, c, ldc, i, j, valid, cols):
-    """C[i:i + valid, j:j + cols] = the scratch tile's first rows and columns."""
+def _copy_out(scratch, c, ldc, i, j, valid, cols, accumulate):
+    """C[i:i + valid, j:j + cols] = (or with ``accumulate`` +=) the scratch tile's first rows
+    and columns (the last columns, fewer than 32)."""
     for r in range(valid):
+        row = c + 4 * ((i + r) * ldc + j)
         for jj in range(cols):
-            _store(c + 4 * ((i + r) * ldc + j + jj), scratch[r * COLS + jj])
+            v = scratch[r * COLS + jj]
+            _store(row + 4 * jj, _load(row + 4 * jj) + v if accumulate else v)
 
 
 @jit
 def gemm_numba(a, sai, sak, b, ldb, c, ldc, m, n, k):
     """``C (m, n) = A (m, k) @ B (k, n)`` over float32 at int64 addresses: ``A[i, kk]`` at
     ``a + 4 * (i * sai + kk * sak)``, B and C row-major with unit column stride and leading
-    dimensions ``ldb``, ``ldc``. C is only written (beta 0).
+    dimensions ``ldb``, ``ldc``. C is only written (beta 0). See :func:`_rows`."""
+    _rows(a, sai, sak, b, ldb, c, ldc, m, n, k, False)
+
+
+@jit
+def gemm_acc_numba(a, sai, sak, b, ldb, c, ldc, m, n, k):
+    """``C += A @ B``, the arguments as :func:`gemm_numba` takes them (a weight gradient summed
+    over blocks of a sequence's steps): each tile's sums start from C's values."""
+    _rows(a, sai, sak, b, ldb, c, ldc, m, n, k, True)
+
+
+@jit
+def _rows(a, sai, sak, b, ldb, c, ldc, m, n, k, accumulate):
+    """:func:`gemm_numba`, or with ``accumulate`` :func:`gemm_acc_numba`.
 
     The rows go in blocks of near-equal size, at most 14 each (a 64-row half batch: 13, 13,
     13, 13, 12; 24 rows: 12 and 12, where 14 + 8 + a padded 4 took 24 % longer), each through
@@ -254,7 +289,8 @@ def gemm_numba(a, sai, sak, b, ldb, c, ldc, m, n, k):
     if m <= 0 or n <= 0:
         return
     if k <= 0:
-        _zeros(c, ldc, m, n)
+        if not accumulate:
+            _zeros(c, ldc, m, n)
         return
     edge_b = numpy.zeros(k * COLS, numpy.float32)  # B's last columns, padded to COLS
     scratch = numpy.empty(ROWS * COLS, numpy.float32)
@@ -268,10 +304,10 @@ def gemm_numba(a, sai, sak, b, ldb, c, ldc, m, n, k):
             rows = (m * (q + 1)) // blocks - (m * q) // blocks
             if cols == COLS:
                 _block(a + 4 * i * sai, sai, sak, b_at, b_ld, c + 4 * (i * ldc + j), ldc, k,
-                       rows)
+                       rows, accumulate)
             else:
-                _block(a + 4 * i * sai, sai, sak, b_at, b_ld, scratch_at, COLS, k, rows)
-                _copy_out(scratch, c, ldc, i, j, rows, cols)
+                _block(a + 4 * i * sai, sai, sak, b_at, b_ld, scratch_at, COLS, k, rows, False)
+                _copy_out(scratch, c, ldc, i, j, rows, cols, accumulate)
             i += rows
 
 
@@ -319,10 +355,10 @@ def gemm_packed_numba(panels, k_all, k0, b, ldb, c, ldc, m, n, k):
             a_at = base + 4 * i * k_all
             valid = min(ROWS, m - i)
             if cols == COLS and valid == ROWS:
-                _tile(a_at, 1, ROWS, b_at, b_ld, c + 4 * (i * ldc + j), ldc, k)
+                _tile(a_at, 1, ROWS, b_at, b_ld, c + 4 * (i * ldc + j), ldc, k, False)
             else:
-                _tile(a_at, 1, ROWS, b_at, b_ld, scratch_at, COLS, k)
-                _copy_out(scratch, c, ldc, i, j, valid, cols)
+                _tile(a_at, 1, ROWS, b_at, b_ld, scratch_at, COLS, k, False)
+                _copy_out(scratch, c, ldc, i, j, valid, cols, False)
 
 
 def matmul(a, b, trans_a=False):

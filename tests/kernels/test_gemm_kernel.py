@@ -211,3 +211,19 @@ def test_packed_panels_match_float64_numpy(m, k, n, k0):
     c = np.full((m, n), np.nan, np.float32)
     gemm.gemm_packed_numba(panels, k, k0, b[k0].ctypes.data, n, c.ctypes.data, n, m, n, k - k0)
     _close(c, at[k0:].T.astype(np.float64) @ b[k0:], k)
+
+
+@needs_kernel
+@pytest.mark.parametrize("m,k,n", [(160, 128, 512), (29, 50, 40), (3, 1, 33), (15, 7, 32)])
+def test_accumulating_product_adds_to_c(m, k, n):
+    """C += A^T-stored A @ B (a weight gradient summed over blocks of steps): C's old values
+    are the sums' start, in full tiles and in the padded last columns alike."""
+    rng = np.random.default_rng(m * k + n)
+    at = rng.standard_normal((k, m)).astype(np.float32)  # A (m, k) stored as A^T (k, m)
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    c0 = rng.standard_normal((m, n)).astype(np.float32)
+    c = c0.copy()
+    gemm.gemm_acc_numba(at.ctypes.data, 1, m, b.ctypes.data, n, c.ctypes.data, n, m, n, k)
+    _close(c, c0 + at.T.astype(np.float64) @ b, k)
+    gemm.gemm_acc_numba(at.ctypes.data, 1, m, b.ctypes.data, n, c.ctypes.data, n, m, n, 0)
+    _close(c, c0 + at.T.astype(np.float64) @ b, k)  # an empty product adds nothing
