@@ -292,8 +292,11 @@ def _rows(a, sai, sak, b, ldb, c, ldc, m, n, k, accumulate):
         if not accumulate:
             _zeros(c, ldc, m, n)
         return
-    edge_b = numpy.zeros(k * COLS, numpy.float32)  # B's last columns, padded to COLS
-    scratch = numpy.empty(ROWS * COLS, numpy.float32)
+    # B's last columns padded to COLS, and the scratch tile, only where there are such columns:
+    # an allocation in every call, from both threads of a recurrent loop's region, costs
+    tail = n % COLS
+    edge_b = numpy.zeros(k * COLS if tail else 0, numpy.float32)
+    scratch = numpy.empty(ROWS * COLS if tail else 0, numpy.float32)
     scratch_at = scratch.ctypes.data
     blocks = (m + ROWS - 1) // ROWS
     for j in range(0, n, COLS):
@@ -344,8 +347,9 @@ def gemm_packed_numba(panels, k_all, k0, b, ldb, c, ldc, m, n, k):
     if k <= 0:
         _zeros(c, ldc, m, n)
         return
-    edge_b = numpy.zeros(k * COLS, numpy.float32)
-    scratch = numpy.empty(ROWS * COLS, numpy.float32)
+    tail = n % COLS  # (as in _rows; a short last block of rows takes the scratch tile too)
+    edge_b = numpy.zeros(k * COLS if tail else 0, numpy.float32)
+    scratch = numpy.empty(ROWS * COLS if tail or m % ROWS else 0, numpy.float32)
     scratch_at = scratch.ctypes.data
     base = panels.ctypes.data + 4 * k0 * ROWS
     for j in range(0, n, COLS):
