@@ -19,8 +19,8 @@ an argument (pooling's inputs come padded); window geometry is given as 3-tuples
 :func:`map_chunks` and :func:`threads` run an op's batch chunks on all
 cores (:func:`map_compiled` those of a Numba parallel loop). A convolution goes through one
 entry point per direction, :func:`conv_forward` and :func:`conv_backward`, driven by a
-:class:`ConvPlan` (:mod:`fundl.kernels.convolution`), whatever path runs underneath. The recurrent cells' gate math
-lives in :mod:`fundl.kernels.recurrent`, with its own
+:class:`ConvPlan` (:mod:`fundl.kernels.convolution`), whatever path runs underneath. The
+recurrent cells' gate math lives in :mod:`fundl.kernels.recurrent`, with its own
 dispatchers; the CSR sparse x dense product of graph convolutions (:func:`spmm`) in
 :mod:`fundl.kernels.sparse`. On Intel CPUs with AVX-512 the Dense layer's forward product and
 the recurrent loops' products run in fundl's own register-tiled GEMM micro-kernel

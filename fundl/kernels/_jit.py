@@ -59,8 +59,9 @@ def jit(fn):
     A kernel compiled here runs on the thread that calls it. Parallelism is a level up: the
     :func:`parallel_jit` drivers (convolutions, pooling, batch norm's passes, the LSTM/GRU
     time loops, ReLU and activation gradients) call such kernels once per batch part inside
-    one Numba parallel region (see :mod:`fundl.kernels._parallel`). A kernel that was itself ``parallel=True`` would nest
-    one region inside another and fight BLAS's threads (measured slower on 2 cores).
+    one Numba parallel region (see :mod:`fundl.kernels._parallel`). A kernel that was itself
+    ``parallel=True`` would nest one region inside another and fight BLAS's threads
+    (measured slower on 2 cores).
     ``error_model="numpy"`` drops the division-by-zero branch that blocks vectorisation;
     ``nogil`` lets other Python threads run while a kernel works.
     """
@@ -341,8 +342,8 @@ def _query(key) -> bool:
 
 
 _DEPENDS = {"conv": ("conv.py", "blas.py", "activation.py"),
-            "recurrent": ("recurrent.py", "blas.py", "conv.py", "gemm.py"), "pool": ("pool.py", "conv.py"),
-            "fused": ("fused.py", "gemm.py")}
+            "recurrent": ("recurrent.py", "blas.py", "conv.py", "gemm.py"),
+            "pool": ("pool.py", "conv.py"), "fused": ("fused.py", "gemm.py")}
 """The sources a kernel module's compiled code comes from (its own by default): its stamp and
 Numba's cache entries for it are valid for these files' contents."""
 
