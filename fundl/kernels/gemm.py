@@ -90,6 +90,11 @@ if _numba is not None:
         return _intrinsic(tile)
 
     def _tile_code(n_rows, context, builder, signature, args):
+        """The LLVM IR of one tile, three blocks: the start (the sums as 2 x ``n_rows``
+        vectors, from zero or from C), the loop over ``kk`` (phi nodes carry ``kk`` and the
+        sums from one step to the next, so LLVM keeps them in registers; each step loads
+        B's row, prefetches a later one and adds ``A[i, kk] * B[kk, :]`` into each row's
+        sums), and the end (the sums stored to C once)."""
         a, sai, sak, b, ldb, c, ldc, k, acc = args
         i64, i32, f32 = _ir.IntType(64), _ir.IntType(32), _ir.FloatType()
         vec = _ir.VectorType(f32, LANES)
