@@ -536,7 +536,7 @@ OWN_NN = 3
 OWN_FORWARD = None
 """Whether the dense layer's forward product (``x @ w``, 32 output columns or more) takes
 fundl's own micro-kernel (:mod:`fundl.kernels.gemm`) rather than OpenBLAS's small kernel.
-None (the default): where :func:`fundl.kernels.gemm.usable` and the CPU is Intel's. Measured
+None (the default): where :func:`fundl.kernels.gemm.preferred` (an Intel CPU). Measured
 on a 2-core Intel Xeon (AVX-512), one core, ``64 x 784 @ 784 x 256``: ~157 us against
 OpenBLAS's ~218 us (MKL's: ~156 us); its weight gradient ``x.T @ g`` stays with OpenBLAS,
 whose kernel was faster there (156 against 163 us). On the AMD EPYC (Zen 5) the OpenBLAS
@@ -546,9 +546,7 @@ kernels were what the benchmarks were measured with: they stay."""
 def _own_forward():
     """Whether the forward product takes fundl's micro-kernel (see :data:`OWN_FORWARD`)."""
     if OWN_FORWARD is None:
-        from .blas import cpu_vendor
-
-        return gemm.usable() and cpu_vendor() == "GenuineIntel"
+        return gemm.preferred()
     return bool(OWN_FORWARD) and gemm.usable()
 
 

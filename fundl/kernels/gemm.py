@@ -42,6 +42,7 @@ import numpy
 
 from ._jit import jit
 from ._jit import numba as _numba
+from .blas import cpu_flags, cpu_vendor
 
 ROWS = 14
 """Rows of C per micro-kernel call (14 x 2 vector sums: 28 of AVX-512's 32 registers)."""
@@ -59,9 +60,16 @@ hardware prefetchers stop. Measured (one core, ``64 x 784 @ 784 x 256``): ~160 u
 @functools.lru_cache(maxsize=None)
 def usable() -> bool:
     """Whether this CPU runs the micro-kernel at speed: AVX-512F, and Numba present."""
-    from .blas import cpu_flags
-
     return _numba is not None and "avx512f" in cpu_flags()
+
+
+@functools.lru_cache(maxsize=None)
+def preferred() -> bool:
+    """Whether fundl takes this kernel over OpenBLAS's AVX-512 small kernels where both would
+    serve (the Dense layer's forward, the recurrent loops' products): on an Intel CPU where
+    it is :func:`usable`, measured faster there (module docstring). Elsewhere the small
+    kernels stay: the AMD EPYC (Zen 5) figures were measured with them."""
+    return usable() and cpu_vendor() == "GenuineIntel"
 
 
 if _numba is not None:
@@ -337,9 +345,11 @@ def pack_numba(a, sai, sak, m, k, panels):
                 panels[at + r] = 0
 
 
+@jit
 def panels_size(m, k):
-    """Elements of :func:`pack_numba`'s panels for an A of (m, k)."""
-    return -(-m // ROWS) * ROWS * k
+    """Elements of :func:`pack_numba`'s panels for an A of (m, k) (compiled: the recurrent
+    loops size their panels with it too)."""
+    return (m + ROWS - 1) // ROWS * ROWS * k
 
 
 @jit

@@ -60,7 +60,7 @@ from . import gemm as _own
 
 _RT = runtime.state()
 
-_OWN_STEPS = _own.usable() and blas.cpu_vendor() == "GenuineIntel"
+_OWN_STEPS = _own.preferred()
 """Whether the loops' row-major products ``c = a @ b`` of 32 output columns or more take
 fundl's own micro-kernel (:mod:`fundl.kernels.gemm`) where they would take OpenBLAS's small
 kernel: on an Intel CPU with AVX-512. A constant of the compiled code (Numba freezes it, and
@@ -687,8 +687,7 @@ def _lstm_infer_sweep(fn, nn, nt, small, x, uwb, seq, h_last, c_last, h0, c0, lo
     # [U; W; b]^T packed once per sweep (35 us) into panels read as one stream: 30 against
     # 36 us a step for OpenBLAS's kernel (512 x 160 @ 160 x 32, one core)
     own = _OWN_STEPS and small and b0
-    panels = numpy.empty(((g + _own.ROWS - 1) // _own.ROWS) * _own.ROWS * kk if own else 0,
-                         numpy.float32)
+    panels = numpy.empty(_own.panels_size(g, kk) if own else 0, numpy.float32)
     if own:
         _own.pack_numba(uwb.ctypes.data, 1, g, g, kk, panels)
     for k in range(t):

@@ -150,12 +150,11 @@ def test_openblas_task_split_over_k(two_threads):
 
 
 def test_own_forward_by_default_only_on_intel_with_avx512(monkeypatch):
-    from fundl.kernels import blas
-
     monkeypatch.setattr(fused, "OWN_FORWARD", None)
-    monkeypatch.setattr(blas, "cpu_vendor", lambda: "AuthenticAMD")
+    monkeypatch.setattr(gemm, "preferred", gemm.preferred.__wrapped__)  # (uncached)
+    monkeypatch.setattr(gemm, "cpu_vendor", lambda: "AuthenticAMD")
     assert not fused._own_forward()
-    monkeypatch.setattr(blas, "cpu_vendor", lambda: "GenuineIntel")
+    monkeypatch.setattr(gemm, "cpu_vendor", lambda: "GenuineIntel")
     assert fused._own_forward() == gemm.usable()
     monkeypatch.setattr(fused, "OWN_FORWARD", False)
     assert not fused._own_forward()
