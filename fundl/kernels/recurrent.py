@@ -60,13 +60,16 @@ from . import gemm as _own
 
 _RT = runtime.state()
 
-_OWN_STEPS = _own.preferred()
+_OWN_STEPS = _own.usable()
 """Whether the loops' row-major products ``c = a @ b`` of 32 output columns or more take
 fundl's own micro-kernel (:mod:`fundl.kernels.gemm`) where they would take OpenBLAS's small
-kernel: on an Intel CPU with AVX-512. A constant of the compiled code (Numba freezes it, and
-its disk cache is per CPU). Measured there (one core): an LSTM step's 32 x 160 @ 160 x 512
-38 us against OpenBLAS's 46, a GRU step's 32 x 128 @ 128 x 384 21 against 24, the GRU's
-input projection 896 x 32 @ 32 x 512 224 against 286."""
+kernel, or :func:`matmul_nt`: on a CPU with AVX-512. A constant of the compiled code (Numba
+freezes it, and its disk cache is per CPU). Measured on a 2-core Intel Xeon (one core): an
+LSTM step's 32 x 160 @ 160 x 512 38 us against OpenBLAS's 46, a GRU step's 32 x 128 @
+128 x 384 21 against 24, the GRU's input projection 896 x 32 @ 32 x 512 224 against 286. On
+a 2-core AMD EPYC (Zen 4, family 25): 49 against 50 us, 31 against 32, and 40 against
+:func:`matmul_nt`'s 55 for 32 x 128 @ 128 x 512; the GRU's ``fit`` step 0.95 of the small
+kernels' (paired, separate processes)."""
 
 
 DEFAULT_ACTIVATION = "tanh"
@@ -683,9 +686,9 @@ def _lstm_infer_sweep(fn, nn, nt, small, x, uwb, seq, h_last, c_last, h0, c0, lo
     zif, zi, zff = z[:2 * n].reshape(2 * hn), z[:n].reshape(hn), z[n:2 * n].reshape(hn)
     zg, zo = z[2 * n:3 * n].reshape(hn), z[3 * n:].reshape(hn)
     hf = cols[:n].reshape(hn)
-    # On an Intel CPU with AVX-512 the steps' products run in fundl's micro-kernel, on
+    # On a CPU with AVX-512 the steps' products run in fundl's micro-kernel, on
     # [U; W; b]^T packed once per sweep (35 us) into panels read as one stream: 30 against
-    # 36 us a step for OpenBLAS's kernel (512 x 160 @ 160 x 32, one core)
+    # 36 us a step for OpenBLAS's kernel (512 x 160 @ 160 x 32, one core of an Intel Xeon)
     own = _OWN_STEPS and small and b0
     panels = numpy.empty(_own.panels_size(g, kk) if own else 0, numpy.float32)
     if own:

@@ -332,7 +332,7 @@ class _Sweep(Function):
         """Run the compiled backward loop of every batch part on the threads: each step's
         ``dz @ U^T`` in BLAS on ``U^T`` or in :func:`fundl.kernels.recurrent.matmul_nt` on
         ``u`` itself (``plan.own_gemm``; with OpenBLAS's small kernels, the LSTM's in
-        them on ``ut``, the forward's ``U^T``, if given; on an Intel CPU with AVX-512, the
+        them on ``ut``, the forward's ``U^T``, if given; on a CPU with AVX-512, the
         GRU's in fundl's micro-kernel on a ``U^T`` made here)."""
         n, g = u.shape
         gemms = small_gemms(u.dtype)

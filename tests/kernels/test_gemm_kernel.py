@@ -149,15 +149,17 @@ def test_openblas_task_split_over_k(two_threads):
     _close(blocks[:m], x[:, :k // 2].astype(np.float64) @ w[:k // 2], k)
 
 
-def test_own_forward_by_default_only_on_intel_with_avx512(monkeypatch):
+def test_own_forward_by_default_wherever_avx512(monkeypatch):
     monkeypatch.setattr(fused, "OWN_FORWARD", None)
-    monkeypatch.setattr(gemm, "preferred", gemm.preferred.__wrapped__)  # (uncached)
-    monkeypatch.setattr(gemm, "cpu_vendor", lambda: "AuthenticAMD")
+    monkeypatch.setattr(gemm, "usable", lambda: False)
     assert not fused._own_forward()
-    monkeypatch.setattr(gemm, "cpu_vendor", lambda: "GenuineIntel")
-    assert fused._own_forward() == gemm.usable()
+    monkeypatch.setattr(gemm, "usable", lambda: True)
+    assert fused._own_forward()
     monkeypatch.setattr(fused, "OWN_FORWARD", False)
     assert not fused._own_forward()
+    monkeypatch.setattr(gemm, "usable", lambda: False)
+    monkeypatch.setattr(fused, "OWN_FORWARD", True)
+    assert not fused._own_forward()  # asked for, but not this CPU's
 
 
 def test_a_kernel_modules_cache_stamp_covers_the_code_it_calls(tmp_path):
