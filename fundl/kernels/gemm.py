@@ -282,25 +282,29 @@ def gemm_numba(a, sai, sak, b, ldb, c, ldc, m, n, k):
     """``C (m, n) = A (m, k) @ B (k, n)`` over float32 at int64 addresses: ``A[i, kk]`` at
     ``a + 4 * (i * sai + kk * sak)``, B and C row-major with unit column stride and leading
     dimensions ``ldb``, ``ldc``. C is only written (beta 0). See :func:`_rows`."""
-    _rows(a, sai, sak, b, ldb, c, ldc, m, n, k, False)
+    _rows(a, sai, sak, sai, False, b, ldb, c, ldc, m, n, k, False)
 
 
 @jit
 def gemm_acc_numba(a, sai, sak, b, ldb, c, ldc, m, n, k):
     """``C += A @ B``, the arguments as :func:`gemm_numba` takes them (a weight gradient summed
     over blocks of a sequence's steps): each tile's sums start from C's values."""
-    _rows(a, sai, sak, b, ldb, c, ldc, m, n, k, True)
+    _rows(a, sai, sak, sai, False, b, ldb, c, ldc, m, n, k, True)
 
 
 @jit
-def _rows(a, sai, sak, b, ldb, c, ldc, m, n, k, accumulate):
-    """:func:`gemm_numba`, or with ``accumulate`` :func:`gemm_acc_numba`.
+def _rows(a, sai, sak, sab, packed, b, ldb, c, ldc, m, n, k, accumulate):
+    """:func:`gemm_numba`, :func:`gemm_acc_numba` (``accumulate``) and
+    :func:`gemm_packed_numba` (``packed``).
 
     The rows go in blocks of near-equal size, at most 14 each (a 64-row half batch: 13, 13,
     13, 13, 12; 24 rows: 12 and 12, where 14 + 8 + a padded 4 took 24 % longer), each through
     the kernel for its number of rows; each block sweeps all the columns, 32 at a time. The
-    last columns (fewer than 32) come from a zero-padded copy of B's, computed into a
-    scratch tile and copied out (see the module docstring)."""
+    block of A that starts at row ``i`` starts at ``a + 4 * i * sab``, its rows ``sai``
+    apart (``sab = sai`` for A as it is). A ``packed`` A (:func:`pack_numba`'s panels) goes in
+    blocks of exactly 14 rows, its panels' (the last block shorter). The last columns (fewer
+    than 32) come from a zero-padded copy of B's, computed into a scratch tile and copied out
+    (see the module docstring)."""
     if m <= 0 or n <= 0:
         return
     if k <= 0:
@@ -318,13 +322,13 @@ def _rows(a, sai, sak, b, ldb, c, ldc, m, n, k, accumulate):
         cols = min(COLS, n - j)
         b_at, b_ld = _columns(b, ldb, j, n, k, edge_b)
         i = 0
-        for q in range(blocks):  # m rows in blocks of near-equal size, at most 14 each
-            rows = (m * (q + 1)) // blocks - (m * q) // blocks
+        for q in range(blocks):  # m rows in blocks of at most 14 each
+            rows = min(ROWS, m - i) if packed else (m * (q + 1)) // blocks - (m * q) // blocks
             if cols == COLS:
-                _block(a + 4 * i * sai, sai, sak, b_at, b_ld, c + 4 * (i * ldc + j), ldc, k,
+                _block(a + 4 * i * sab, sai, sak, b_at, b_ld, c + 4 * (i * ldc + j), ldc, k,
                        rows, accumulate)
             else:
-                _block(a + 4 * i * sai, sai, sak, b_at, b_ld, scratch_at, COLS, k, rows, False)
+                _block(a + 4 * i * sab, sai, sak, b_at, b_ld, scratch_at, COLS, k, rows, False)
                 _copy_out(scratch, c, ldc, i, j, rows, cols, accumulate)
             i += rows
 
@@ -358,28 +362,10 @@ def panels_size(m, k):
 def gemm_packed_numba(panels, k_all, k0, b, ldb, c, ldc, m, n, k):
     """``C (m, n) = A[:, k0:k0 + k] @ B (k, n)`` for an A packed by :func:`pack_numba` with
     ``k_all`` columns (B and C as :func:`gemm_numba` takes them; C only written): the same
-    tiles, each block's A read from its panel."""
-    if m <= 0 or n <= 0:
-        return
-    if k <= 0:
-        _zeros(c, ldc, m, n)
-        return
-    tail = n % COLS  # (as in _rows; a short last block of rows takes the scratch tile too)
-    edge_b = numpy.zeros(k * COLS if tail else 0, numpy.float32)
-    scratch = numpy.empty(ROWS * COLS if tail or m % ROWS else 0, numpy.float32)
-    scratch_at = scratch.ctypes.data
-    base = panels.ctypes.data + 4 * k0 * ROWS
-    for j in range(0, n, COLS):
-        cols = min(COLS, n - j)
-        b_at, b_ld = _columns(b, ldb, j, n, k, edge_b)
-        for i in range(0, m, ROWS):
-            a_at = base + 4 * i * k_all
-            valid = min(ROWS, m - i)
-            if cols == COLS and valid == ROWS:
-                _tile(a_at, 1, ROWS, b_at, b_ld, c + 4 * (i * ldc + j), ldc, k, False)
-            else:
-                _tile(a_at, 1, ROWS, b_at, b_ld, scratch_at, COLS, k, False)
-                _copy_out(scratch, c, ldc, i, j, valid, cols, False)
+    tiles, each block's A read from its panel (``A[i + r, kk]`` at ``panels[i * k_all + kk *
+    14 + r]`` for a block starting at row ``i``)."""
+    _rows(panels.ctypes.data + 4 * k0 * ROWS, 1, ROWS, k_all, True, b, ldb, c, ldc, m, n, k,
+          False)
 
 
 def matmul(a, b, trans_a=False):

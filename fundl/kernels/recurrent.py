@@ -71,6 +71,14 @@ a 2-core AMD EPYC (Zen 4, family 25): 49 against 50 us, 31 against 32, and 40 ag
 :func:`matmul_nt`'s 55 for 32 x 128 @ 128 x 512; the GRU's ``fit`` step 0.95 of the small
 kernels' (paired, separate processes)."""
 
+INFER_PACKED = _OWN_STEPS and blas.cpu_vendor() == "GenuineIntel"
+"""Whether the LSTM's inference sweep (:func:`_lstm_infer_sweep`) runs its steps' products
+in fundl's micro-kernel on ``[U; W; b]^T`` packed once per sweep (the caller then passes the
+panels' scratch): on an Intel CPU with AVX-512, where it took 30 against 36 us a step for
+OpenBLAS's kernel. On the AMD EPYC (Zen 4) OpenBLAS's kernel stays: the whole inference took
+1.03 of its time packed, 1.01 unpacked (same process, alternating blocks of 40 calls),
+though the product alone ran 48 against 50 us there."""
+
 
 DEFAULT_ACTIVATION = "tanh"
 DEFAULT_RECURRENT_ACTIVATION = "sigmoid"
@@ -639,7 +647,7 @@ def _lstm_forward_sweep(fn, nn, nt, small, x, backwards, ones, hx1, uwb, uwbt, h
 
 @jit
 def _lstm_infer_sweep(fn, nn, nt, small, x, uwb, seq, h_last, c_last, h0, c0, lo, hi,
-                      backwards, nt0, b0):
+                      backwards, nt0, b0, panels):
     """An LSTM's forward over the rows ``lo:hi`` of the batch for inference (no graph): the
     same steps as :func:`_lstm_forward_sweep`, laid out transposed, keeping nothing.
 
@@ -659,7 +667,11 @@ def _lstm_infer_sweep(fn, nn, nt, small, x, uwb, seq, h_last, c_last, h0, c0, lo
     (B, H) outputs: the final states; ``h0``, ``c0`` (B, H) the initial states or (0, 0)
     for zeros; ``backwards``: take the steps from the last to the first; ``nt0``, ``b0``:
     :func:`fundl.kernels.convolution.small_b0_nt` (with ``small`` and ``b0`` the products run
-    in the beta-0 kernel, which never reads z: no zeroing per step).
+    in the beta-0 kernel, which never reads z: no zeroing per step); ``panels``: float32
+    scratch of :func:`fundl.kernels.gemm.panels_size` ``(4H, K)`` elements for ``[U; W; b]^T``
+    packed for fundl's micro-kernel (where :data:`_OWN_STEPS`, ``small`` and ``b0``), or
+    empty: then OpenBLAS's kernel. (The caller's, recycled: a 328 KB array allocated here at
+    every call, in both threads, cost its page faults every time.)
     """
     t, d = x.shape[1], x.shape[2]
     kk, g = uwb.shape
@@ -686,11 +698,10 @@ def _lstm_infer_sweep(fn, nn, nt, small, x, uwb, seq, h_last, c_last, h0, c0, lo
     zif, zi, zff = z[:2 * n].reshape(2 * hn), z[:n].reshape(hn), z[n:2 * n].reshape(hn)
     zg, zo = z[2 * n:3 * n].reshape(hn), z[3 * n:].reshape(hn)
     hf = cols[:n].reshape(hn)
-    # On a CPU with AVX-512 the steps' products run in fundl's micro-kernel, on
+    # Given the panels (INFER_PACKED), the steps' products run in fundl's micro-kernel, on
     # [U; W; b]^T packed once per sweep (35 us) into panels read as one stream: 30 against
     # 36 us a step for OpenBLAS's kernel (512 x 160 @ 160 x 32, one core of an Intel Xeon)
-    own = _OWN_STEPS and small and b0
-    panels = numpy.empty(_own.panels_size(g, kk) if own else 0, numpy.float32)
+    own = _OWN_STEPS and small and b0 and panels.shape[0] >= _own.panels_size(g, kk)
     if own:
         _own.pack_numba(uwb.ctypes.data, 1, g, g, kk, panels)
     for k in range(t):
@@ -923,11 +934,12 @@ def _lstm_forward_parts(fn, nn, nt, small, x, backwards, ones, hx1s, uwb, uwbt, 
 
 @parallel_jit
 def _lstm_infer_parts(fn, nn, nt, small, x, uwb, seq, h_last, c_last, h0, c0, los, his,
-                      backwards, nt0, b0):
-    """:func:`_lstm_infer_sweep` of every part (rows ``los[i]:his[i]``)."""
+                      backwards, nt0, b0, panels):
+    """:func:`_lstm_infer_sweep` of every part (rows ``los[i]:his[i]``, scratch ``panels[i]``:
+    ``panels`` is float32 (parts, size), size 0 where the micro-kernel is not used)."""
     for i in prange(len(los)):
         _lstm_infer_sweep(fn, nn, nt, small, x, uwb, seq, h_last, c_last, h0, c0, los[i],
-                          his[i], backwards, nt0, b0)
+                          his[i], backwards, nt0, b0, panels[i])
 
 
 @parallel_jit
@@ -1084,7 +1096,7 @@ def gru_backward_parts_reference(fn, nn, nt, small, hx1s, ut, u, hs, gates, dxzs
 
 
 def lstm_infer_parts_reference(fn, nn, nt, small, x, uwb, seq, h_last, c_last, h0, c0, los,
-                               his, backwards, nt0=None, b0=False):
+                               his, backwards, nt0=None, b0=False, panels=None):
     """What :func:`_lstm_infer_parts` computes, in plain NumPy: the textbook LSTM, batch
     along the rows, the input projection and the recurrent product apart."""
     t, d = x.shape[1], x.shape[2]

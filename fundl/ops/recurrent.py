@@ -43,6 +43,7 @@ from ..autograd import _NO_GRAD, Function
 from ..backend import get_array_module
 from ..kernels import gemm_function, map_compiled, regions, threads
 from ..kernels import fused
+from ..kernels import gemm as own_gemm
 from ..kernels._parallel import Backoff, run_backing_off
 from ..kernels.convolution import small_b0_nt, small_gemms
 from ..kernels import recurrent as kernels
@@ -628,12 +629,16 @@ class LSTMSequence(_Sweep):
         seq = numpy.empty((b, t, n), x.dtype) if self.return_sequences else \
             numpy.zeros((0, 0, 0), x.dtype)
         h_last, c_last = numpy.empty((b, n), x.dtype), numpy.empty((b, n), x.dtype)
-        small = small_gemms(x.dtype)
+        small, b0 = small_gemms(x.dtype), small_b0_nt(x.dtype)
+        # each part's scratch for [U; W; b]^T packed for fundl's micro-kernel, recycled
+        packed = kernels.INFER_PACKED and small[2] and b0[1]
+        panels = runtime.pooled_empty(numpy, (len(plan.parts), own_gemm.panels_size(
+            uwb.shape[1], uwb.shape[0]) if packed else 0), numpy.float32)
         # (only with the small kernels: no threaded BLAS inside)
         _run_parts(kernels.compiled("lstm_infer_parts"), len(plan.parts), x.dtype,
                    t * b * uwb.shape[0] * uwb.shape[1], False, gemm_function(x.dtype), *small,
                    x, uwb, seq, h_last, c_last, h0, c0, plan.starts,
-                   tuple(s.stop for s in plan.parts), self.go_backwards, *small_b0_nt(x.dtype))
+                   tuple(s.stop for s in plan.parts), self.go_backwards, *b0, panels)
         return (seq, h_last, c_last) if self.return_sequences else (h_last, c_last)
 
     def _forward_loop(self, xp, hx1, wb, u, hs, cs, gates, mb, from_state):

@@ -6,6 +6,7 @@ import pytest
 from fundl import kernels
 from fundl.kernels import blas
 from fundl.kernels import convolution
+from fundl.kernels import gemm
 from fundl.kernels import recurrent as R
 
 T, D, H = 5, 3, 4
@@ -204,13 +205,18 @@ def test_lstm_infer_driver_matches_its_numpy_reference(case, dtype, small):
     nt0, b0 = convolution.small_b0_nt(dtype if small else np.float64)  # (stand-in without)
     results = []
     # the compiled loop (with the small kernels: through the beta-0 "nt" kernel, then the
-    # "nt" kernel on a zeroed block, as without it), then the reference
-    variants = [(kernels.map_compiled, b0)] + ([(kernels.map_compiled, False)] if b0 else [])
-    for run, use_b0 in variants + [(None, False)]:
+    # "nt" kernel on a zeroed block, as without it; where fundl's micro-kernel runs, first
+    # on the packed panels), then the reference
+    no_panels = np.zeros((len(los), 0), np.float32)
+    panels = np.full((len(los), gemm.panels_size(4 * H, len(uwb))), np.nan, np.float32)
+    variants = ([(kernels.map_compiled, True, panels)] if b0 and R._OWN_STEPS else []) + \
+        [(kernels.map_compiled, b0, no_panels)] + \
+        ([(kernels.map_compiled, False, no_panels)] if b0 else [])
+    for run, use_b0, scratch in variants + [(None, False, no_panels)]:
         seq = np.full((batch, T, H), np.nan, dtype) if sequence else np.zeros((0, 0, 0), dtype)
         h_last, c_last = np.full((2, batch, H), np.nan, dtype)
         args = (fn, *gemms, x, uwb, seq, h_last, c_last, h0, c0, los, his, backwards, nt0,
-                use_b0)
+                use_b0, scratch)
         if run is None:
             R.REFERENCES["lstm_infer_parts"](*args)
         else:
@@ -221,7 +227,7 @@ def test_lstm_infer_driver_matches_its_numpy_reference(case, dtype, small):
         assert np.isfinite(got).all()
         np.testing.assert_allclose(got, want, **tol)
     if b0:  # the beta-0 kernel's products are the zeroed "nt" kernel's, bit for bit
-        for got, want in zip(results[0], results[1]):
+        for got, want in zip(results[-3], results[-2]):
             np.testing.assert_array_equal(got, want)
     if sequence:  # the last state of the sequence is h_last
         np.testing.assert_array_equal(results[0][0][:, -1], results[0][1])
