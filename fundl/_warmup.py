@@ -139,6 +139,7 @@ def _fused(dtype):
     fused.softmax_xent_numba(z, z, numpy.zeros(2, numpy.int64), True, w[:2], z.copy())
     fused.softmax_numba(z, z.copy())  # a classifier's activation="softmax" and its gradient
     fused.softmax_grad_numba(z, z, z.copy())
+    fused._gather_rows_parts(z, numpy.zeros(1, numpy.int64), z[:1].copy())  # fit's batches
     if numpy.dtype(dtype) == numpy.float32:  # the dense layer's GEMM region (no product)
         no_kernels = numpy.zeros(3, numpy.int64)
         pads = (fused._PAD,) * 5

@@ -24,6 +24,7 @@ import warnings
 
 import numpy
 
+from ..kernels import fused
 from ..tensor import Tensor
 
 __all__ = ["ArrayBatches", "DatasetBatches", "is_dataset", "unpack_x_y_sample_weight"]
@@ -68,6 +69,13 @@ def unpack_x_y_sample_weight(data):
                      f"of {len(data)} elements.")
 
 
+def _gather(a, index):
+    """``a[index]``: a large float batch on every thread
+    (:func:`fundl.kernels.fused.gather_rows`), anything else through NumPy's indexing."""
+    out = fused.gather_rows(a, index)
+    return a[index] if out is None else out
+
+
 class ArrayBatches:
     """Batches of in-memory arrays, reshuffled every epoch.
 
@@ -108,10 +116,13 @@ class ArrayBatches:
             stop = min(start + size, n)
             if order is None:
                 index = slice(start, stop)
-            else:
-                index = order[start:stop]
-                index.sort()  # sorted gathers read memory in order: measurably faster
-            yield ([a[index] for a in xs], None if ys is None else [a[index] for a in ys],
+                yield ([a[index] for a in xs], None if ys is None else [a[index] for a in ys],
+                       None if sw is None else sw[index], stop - start)
+                continue
+            index = order[start:stop]
+            index.sort()  # sorted gathers read memory in order: measurably faster
+            yield ([_gather(a, index) for a in xs],
+                   None if ys is None else [_gather(a, index) for a in ys],
                    None if sw is None else sw[index], stop - start)
 
     def on_epoch_end(self):
