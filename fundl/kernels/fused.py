@@ -192,7 +192,6 @@ def update(rule, w, *args):
         rule(w, *args)
 
 
-
 # -- a shuffled batch's rows, gathered on every thread -----------------------------------------
 GATHER_MIN_BYTES = 1 << 16
 """A batch of this many bytes or more is gathered on every thread (:func:`gather_rows`);
@@ -242,6 +241,7 @@ def gather_rows(a, index):
                               numpy.ascontiguousarray(index), out.reshape(len(index), -1),
                               blas=False)
     return out
+
 
 @jit
 def bias_relu_numba(y, b):

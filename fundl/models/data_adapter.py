@@ -152,9 +152,9 @@ class DatasetBatches:
     A generator or iterator is one stream for the whole of ``fit``: with ``steps`` each epoch
     takes the next ``steps`` batches; without, the first epoch drains it. An epoch that gets no
     batch (or fewer than ``steps``) sets :attr:`exhausted`, and ``fit`` stops with a warning
-    (:meth:`out_of_data`), as Keras does. An iterable is iterated afresh every epoch; a PyDataset is indexed
-    ``0 .. steps-1`` (wrapping around its length); its ``on_epoch_begin()`` and
-    ``on_epoch_end()`` (when it has them) run around each epoch.
+    (:meth:`out_of_data`), as Keras does. An iterable is iterated afresh every epoch; a
+    PyDataset is indexed ``0 .. steps-1`` (wrapping around its length); its
+    ``on_epoch_begin()`` and ``on_epoch_end()`` (when it has them) run around each epoch.
     """
 
     def __init__(self, source, steps=None, who="fit: x"):

@@ -630,9 +630,10 @@ class LSTMSequence(_Sweep):
             numpy.zeros((0, 0, 0), x.dtype)
         h_last, c_last = numpy.empty((b, n), x.dtype), numpy.empty((b, n), x.dtype)
         small, b0 = small_gemms(x.dtype), small_b0_nt(x.dtype)
-        # each part's scratch for [U; W; b]^T packed for fundl's micro-kernel, recycled
+        # each part's scratch for [U; W; b]^T packed for fundl's micro-kernel, recycled (its
+        # size from the compiled function's Python source: no compilation on this thread)
         packed = kernels.INFER_PACKED and small[2] and b0[1]
-        panels = runtime.pooled_empty(numpy, (len(plan.parts), own_gemm.panels_size(
+        panels = runtime.pooled_empty(numpy, (len(plan.parts), own_gemm.panels_size.py_func(
             uwb.shape[1], uwb.shape[0]) if packed else 0), numpy.float32)
         # (only with the small kernels: no threaded BLAS inside)
         _run_parts(kernels.compiled("lstm_infer_parts"), len(plan.parts), x.dtype,
