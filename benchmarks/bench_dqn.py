@@ -3,7 +3,8 @@
     python benchmarks/bench_dqn.py [--config zoo|small] [--steps 1024] [--repeats 3]
     FUNDL_BENCH_THREADS=1 python benchmarks/bench_dqn.py      # BLAS / torch on one thread
 
-Both agents run the same loop in a process of their own (``_common.run_isolated``): ε-greedy
+Both agents run the same loop, each in processes of its own, timed in lock step
+(``_common.run_paired``: each round, each agent times one call in turn): ε-greedy
 acting in ``gymnasium.make("CartPole-v1")`` (uniformly random actions for the first
 ``learning_starts`` steps), a NumPy ring replay buffer sampled uniformly, and every
 ``train_freq`` steps ``gradient_steps`` Double-DQN updates with the Huber loss, Adam and
@@ -22,16 +23,17 @@ Configurations:
   one gradient step every environment step, target_update 500.
 
 One timed call = ``--steps`` environment steps of training (after an untimed warm-up that
-fills ``learning_starts`` = 1,000). Prints environment steps per second of each and the ratio
-fundl / PyTorch of the time per step (below 1: fundl faster), the median over ``--repeats``
-independent isolated comparisons, with its range.
+fills ``learning_starts`` = 1,000). Prints environment steps per second of each (median over
+the rounds, with their range) and the ratio fundl / PyTorch of the median times per step
+(below 1: fundl faster), with the middle half of the rounds' own ratios; ``--rounds`` rounds
+in each of ``--repeats`` sets of processes.
 """
 import argparse
 import statistics
 import sys
 
 # _common first: it sets the BLAS thread counts, which NumPy's OpenBLAS reads when it loads
-from _common import THREADS, import_torch, run_isolated
+from _common import THREADS, import_torch, paired_ratio, run_paired
 
 import numpy as np
 
@@ -50,7 +52,7 @@ def _args():
     p.add_argument("--config", choices=sorted(CONFIGS), default="zoo")
     p.add_argument("--steps", type=int, default=1024, help="environment steps per timed call")
     p.add_argument("--rounds", type=int, default=5, help="timed calls per process")
-    p.add_argument("--repeats", type=int, default=3, help="isolated comparisons")
+    p.add_argument("--repeats", type=int, default=3, help="sets of processes, one after another")
     p.add_argument("--only", default=None, help=argparse.SUPPRESS)
     return p.parse_args()
 
@@ -180,22 +182,17 @@ def main():
         print("PyTorch is not installed: timing fundl alone.")
     elif ARGS.only is None or ARGS.only == "pytorch":
         builders["pytorch"] = torch_builder
-    ratios, speeds = [], {name: [] for name in builders}
-    for _ in range(1 if ARGS.only else ARGS.repeats):
-        times, _peaks = run_isolated(builders, number=1, rounds=ARGS.rounds, warmup=1,
-                                     processes=1)
-        for name, t in times.items():
-            speeds[name].append(ARGS.steps / t)
-        if "pytorch" in times:
-            ratios.append(times["fundl"] / times["pytorch"])
+    _, _, samples = run_paired(builders, number=1, rounds=ARGS.rounds, warmup=1,
+                               processes=ARGS.repeats)
     print(f"\nDQN on CartPole-v1, config {ARGS.config!r} {CFG}, {ARGS.steps} steps per call, "
           f"{THREADS} threads")
-    for name, s in speeds.items():
-        print(f"  {name:8s} {statistics.median(s):8,.0f} env steps/s  "
-              f"(range {min(s):,.0f}-{max(s):,.0f} over {len(s)} comparisons)")
-    if ratios:
-        print(f"  time per step fundl / PyTorch: {statistics.median(ratios):.2f}x "
-              f"(range {min(ratios):.2f}-{max(ratios):.2f}); below 1: fundl faster")
+    for name, s in samples.items():
+        speeds = [ARGS.steps / t for t in s]
+        print(f"  {name:8s} {statistics.median(speeds):8,.0f} env steps/s  "
+              f"(range {min(speeds):,.0f}-{max(speeds):,.0f} over {len(s)} rounds)")
+    if "pytorch" in samples:
+        print(f"  time per step fundl / PyTorch: {paired_ratio(samples, 'fundl', 'pytorch')}; "
+              "below 1: fundl faster")
 
 
 if __name__ == "__main__":

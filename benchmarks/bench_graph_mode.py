@@ -23,10 +23,12 @@ The small-network cases where per-op Python dispatch is a large part of the time
   eager vs ``jit_compile=True`` (BatchNormalization traced), and PyTorch eager's equivalent is
   in ``bench_cnn.py`` (not repeated here).
 
-Every contender runs in a process of its own (``_common.run_isolated``: 2 processes per
-contender, alternating); one comparison gives the median time of each; ``--repeats``
-independent comparisons give the median and range of each ratio (below 1: faster than the
-baseline). The machine's load average is printed: on a shared machine the ratios are noisy.
+Every contender runs in processes of its own, all alive at once and timed in lock step
+(``_common.run_paired``: each round, each contender times one block in turn), ``--repeats``
+sets of processes one after another; printed: each contender's median time over the rounds
+[range], and each ratio of median times (below 1: faster than the baseline) with the middle
+half of the rounds' own ratios. The machine's load average is printed: on a shared machine
+the ratios are noisy.
 ``--interleaved`` also times the two fundl contenders alternately in one process (both see
 the same load; fair for the dqn and tiny cases, which use no BLAS threads worth speaking of).
 """
@@ -36,7 +38,7 @@ import statistics
 import sys
 
 # _common first: it sets the BLAS thread counts, which NumPy's OpenBLAS reads when it loads
-from _common import THREADS, compare, import_torch, run_isolated
+from _common import THREADS, compare, import_torch, paired_ratio, run_paired
 
 import numpy as np
 
@@ -329,12 +331,14 @@ def main():
                     if import_torch() is not None or not name.startswith("PyTorch")}
         if ARGS.only is not None and ARGS.only not in builders:
             continue
-        results = [run_isolated(builders, **timing)[0] for _ in range(ARGS.repeats)]
+        _, _, samples = run_paired(builders, number=timing["number"], rounds=timing["rounds"],
+                                   warmup=timing["warmup"], processes=ARGS.repeats)
         scale = {"s": 1.0, "us": 1e6}[unit]
         per = ARGS.steps if key == "dqn" else 1
-        print(f"\n{title}; median of {ARGS.repeats} isolated comparisons [range]")
+        print(f"\n{title}; median of {len(samples[next(iter(builders))])} paired rounds "
+              f"({ARGS.repeats} sets of processes) [range]")
         for name in builders:
-            ts = [r[name] * scale / per for r in results]
+            ts = [t * scale / per for t in samples[name]]
             print(f"  {name:<24s} {statistics.median(ts):10.3f} {unit}  "
                   f"[{min(ts):.3f} - {max(ts):.3f}]")
         if ARGS.interleaved and key not in ("mlp", "resnet"):
@@ -351,9 +355,7 @@ def main():
             for name in builders:
                 if name == base or (base.endswith("fundl eager") and "PyTorch" in name):
                     continue
-                ratios = [r[name] / r[base] for r in results]
-                print(f"  {name} / {base.split(': ')[1]}: {statistics.median(ratios):.2f} "
-                      f"[{min(ratios):.2f} - {max(ratios):.2f}]")
+                print(f"  {name} / {base.split(': ')[1]}: {paired_ratio(samples, name, base)}")
 
 
 if __name__ == "__main__":
