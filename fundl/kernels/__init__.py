@@ -22,9 +22,9 @@ entry point per direction, :func:`conv_forward` and :func:`conv_backward`, drive
 :class:`ConvPlan` (:mod:`fundl.kernels.convolution`), whatever path runs underneath. The
 recurrent cells' gate math lives in :mod:`fundl.kernels.recurrent`, with its own
 dispatchers; the CSR sparse x dense product of graph convolutions (:func:`spmm`) in
-:mod:`fundl.kernels.sparse`. On Intel CPUs with AVX-512 the Dense layer's forward product and
-the recurrent loops' products run in fundl's own register-tiled GEMM micro-kernel
-(:mod:`fundl.kernels.gemm`).
+:mod:`fundl.kernels.sparse`. On CPUs with AVX-512 the Dense layer's forward product and the
+recurrent loops' products run in fundl's own register-tiled GEMM micro-kernel
+(:mod:`fundl.kernels.gemm`; the LSTM's inference sweep on Intel CPUs only).
 
 Example:
     >>> x = np.arange(16.0).reshape(1, 1, 4, 4, 1)

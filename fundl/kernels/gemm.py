@@ -1,4 +1,5 @@
-"""fundl's own float32 GEMM: a register-tiled AVX-512 micro-kernel, for the dense layer.
+"""fundl's own float32 GEMM: a register-tiled AVX-512 micro-kernel, for the dense layer and
+the recurrent loops.
 
 Why: on an Intel Xeon with AVX-512 (2-core VM, family 6 model 167), OpenBLAS's small-matrix
 kernels, which the dense layer's products call (:mod:`fundl.kernels.fused`), ran the MLP's
