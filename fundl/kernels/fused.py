@@ -729,13 +729,18 @@ def run_gemms(tasks, arrays, gb=None):
     if _numba is not None and ready("fused", numpy.float32):
         fns = _kernel_addresses()
         macs = sum(task[1] * task[2] * task[3] for task in tasks)
-        if macs >= _REGION_MACS and _parallel.regions() and _BACKOFF.allowed():
-            threads = _parallel.threads()
+        if macs >= _REGION_MACS and _parallel.regions():
+            # the products are cut the same way whether the region runs or backs off (then
+            # this thread computes every slice in turn): a sum over k in shares (axis 2) is
+            # added in another order than the whole sum, and a model's outputs must not
+            # depend on whether the other core was busy a moment ago
+            slices = _parallel.threads()
             for i, task in enumerate(tasks):
                 m, n, k, axis = task[1], task[2], task[3], task[10]
-                if m * n * k >= _SPLIT_MACS and (m, n, k)[axis] >= threads:
-                    tasks[i] = task[:11] + (threads,)
-                    items += threads - 1
+                if m * n * k >= _SPLIT_MACS and (m, n, k)[axis] >= slices:
+                    tasks[i] = task[:11] + (slices,)
+                    items += slices - 1
+            threads = slices if _BACKOFF.allowed() else 1
         table = numpy.array(tasks, numpy.int64).reshape(-1, 12)
         sums, gb = gb is not None, _NO_SUMS if gb is None else gb
         if threads < 2 or items < 2:

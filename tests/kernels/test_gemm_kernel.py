@@ -119,6 +119,29 @@ def test_dense_forward_through_the_kernel_on_two_threads(two_threads, monkeypatc
 
 
 @needs_kernel
+def test_dense_forward_gives_the_same_bits_while_its_region_backs_off(two_threads, monkeypatch):
+    """Backing off (the other core busy) runs the same slices on this thread: the sum over k
+    in shares is added as in the region, bit for bit (a reloaded AlexNet's predictions once
+    differed from the original's in the last bit when one of the two backed off)."""
+    if fused._dense_kernels(np.ones((1, 1), np.float32), np.ones((1, 1), np.float32)) is None:
+        pytest.skip("no AVX-512 small kernels here: the dense layer's region does not run")
+    monkeypatch.setattr(fused, "OWN_FORWARD", True)
+    rng = np.random.default_rng(4)
+    x, w = _operands(rng, 128, 784, 256)
+    b = rng.standard_normal(256).astype(np.float32)
+    regions = []
+    real_region = fused.dense_gemms_numba
+    monkeypatch.setattr(fused, "dense_gemms_numba",
+                        lambda *a: regions.append(a[1].copy()) or real_region(*a))
+    together = fused.dense_forward(x, w, b).copy()
+    assert len(regions) == 1 and tuple(regions[0][0, [10, 11]]) == (2, 2)
+    monkeypatch.setattr(fused._BACKOFF, "skip", 1)  # the next call backs off
+    alone = fused.dense_forward(x, w, b)
+    assert len(regions) == 1  # no region: this thread did both shares
+    np.testing.assert_array_equal(alone, together)
+
+
+@needs_kernel
 def test_a_small_weight_splits_the_rows_of_y(two_threads, monkeypatch):
     """Under 65,536 weights the forward product is cut along y's rows, as before."""
     if fused._dense_kernels(np.ones((1, 1), np.float32), np.ones((1, 1), np.float32)) is None:
